@@ -1,0 +1,38 @@
+"""``python -m ecsm_actors <process> [options]``: how every process of the project starts.
+
+The supervisor starts each child as a fresh interpreter through this entry point (never a
+fork that would inherit sockets or an open LMDB environment)::
+
+    python -m ecsm_actors registry    [--conf FILE]
+    python -m ecsm_actors simulator   [--conf FILE] [--port N] [--nodes N] [--state FILE]
+    python -m ecsm_actors controller service|hpa [--conf FILE]
+    python -m ecsm_actors supervisor  [--conf FILE] [--simulate] [--apply DIR]
+
+Each process module exposes ``main(argv: list[str]) -> int``; this module only dispatches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+PROCESSES = {
+    "registry": "ecsm_actors.registry.server",
+    "simulator": "ecsm_actors.ecsm.simulator.server",
+    "controller": "ecsm_actors.controllers.main",
+    "supervisor": "ecsm_actors.supervisor.daemon",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in PROCESSES:
+        names = "|".join(PROCESSES)
+        print(f"usage: python -m ecsm_actors {{{names}}} [options]", file=sys.stderr)
+        return 2
+    module = importlib.import_module(PROCESSES[args[0]])
+    return int(module.main(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""THE wire format of the project: every message between our processes is defined here.
+
+Three channels, all msgpack frames with a protocol version ``v``:
+
+* **Registry REQ/REP** — requests ``{v, id, op, ...fields}`` → replies
+  ``{v, id, ok, epoch, result}`` or ``{v, id, ok: false, epoch, error: {code, message,
+  causes}}``. Ops: :class:`Op`. Error codes are the ``code`` of the classes in
+  :mod:`ecsm_actors.errors` (NotFound, AlreadyExists, Conflict, Invalid, Expired,
+  BadRequest, StoreFull, Unavailable, Internal).
+* **Registry PUB** — events as two frames ``[topic, body]``; topic ``<Kind>.<TYPE>``
+  (e.g. ``ECSMService.MODIFIED``); body ``{v, epoch, seq, type, kind, key,
+  resourceVersion, object}``. ``seq`` equals the event's ``resourceVersion``: the store's
+  counter is global and gap-free and every committed mutation is exactly one event, so a
+  subscriber sees a gap in ``seq`` iff it lost an event. A heartbeat ``[b"HEARTBEAT",
+  {v, epoch, seq}]`` at a fixed period carries the latest ``seq``.
+* **Supervisor** — liveness reports PUSHed by every child (:func:`encode_liveness`) and
+  the control socket's REQ/REP (:class:`ControlOp`), same request/reply envelope.
+
+Decoding never trusts its input: anything malformed, oversized, of an unknown version or
+op, or with fields of the wrong type raises :class:`~ecsm_actors.errors.BadRequest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import msgpack
+
+from ecsm_actors.errors import BadRequest, RegistryError, registry_error_from_wire
+
+VERSION = 1
+
+KINDS = ("ECSMService", "ECSMHpa")
+HEARTBEAT_TOPIC = b"HEARTBEAT"
+
+
+class Op(StrEnum):
+    """Registry operations."""
+
+    PING = "PING"
+    GET = "GET"
+    LIST = "LIST"
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    UPDATE_STATUS = "UPDATE_STATUS"
+    APPLY = "APPLY"
+    DELETE = "DELETE"
+    WATCH_SINCE = "WATCH_SINCE"
+
+
+class EventType(StrEnum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+
+
+class ApplyAction(StrEnum):
+    """What an ``APPLY`` did, as ``kubectl apply`` reports it."""
+
+    CREATED = "created"
+    CONFIGURED = "configured"
+    UNCHANGED = "unchanged"
+
+
+class ControlOp(StrEnum):
+    """Requests to the supervisor's control socket."""
+
+    PS = "ps"
+    KILL = "kill"
+    RESTART = "restart"
+    STOP = "stop"
+    START = "start"
+    STATS = "stats"
+    SHUTDOWN = "shutdown"
+    STATUS = "status"
+
+
+# Fields each registry op requires, with their accepted Python types.
+_STR = (str,)
+_OPT_STR = (str, type(None))
+_OBJ = (dict,)
+_INT = (int,)
+_OPT_INT = (int, type(None))
+OP_FIELDS: dict[Op, dict[str, tuple[type, ...]]] = {
+    Op.PING: {},
+    Op.GET: {"kind": _STR, "namespace": _STR, "name": _STR},
+    Op.LIST: {"kind": _STR, "namespace": _OPT_STR},
+    Op.CREATE: {"object": _OBJ},
+    Op.UPDATE: {"object": _OBJ},
+    Op.UPDATE_STATUS: {"object": _OBJ},
+    Op.APPLY: {"object": _OBJ},
+    Op.DELETE: {"kind": _STR, "namespace": _STR, "name": _STR, "resourceVersion": _OPT_INT},
+    Op.WATCH_SINCE: {"resourceVersion": _INT},
+}
+_OPTIONAL = {(Op.LIST, "namespace"), (Op.DELETE, "resourceVersion")}
+
+
+def object_key(namespace: str, name: str) -> str:
+    """The key of an object inside its kind: ``namespace/name`` (client-go's MetaNamespaceKey)."""
+    return f"{namespace}/{name}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    namespace, _, name = key.partition("/")
+    return namespace, name
+
+
+def event_topic(kind: str, type_: EventType | str) -> bytes:
+    return f"{kind}.{type_}".encode()
+
+
+def kind_topic(kind: str) -> bytes:
+    """Subscription prefix for every event of one kind."""
+    return f"{kind}.".encode()
+
+
+# -- framing ---------------------------------------------------------------------------
+
+
+def pack(doc: Mapping[str, Any]) -> bytes:
+    return msgpack.packb(doc, use_bin_type=True)
+
+
+def unpack(frame: bytes, max_bytes: int | None = None) -> dict[str, Any]:
+    """Decode one frame into a map, or raise BadRequest saying why."""
+    if max_bytes is not None and len(frame) > max_bytes:
+        raise BadRequest(f"frame of {len(frame)} bytes exceeds the limit of {max_bytes}")
+    try:
+        doc = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError, msgpack.UnpackException) as e:
+        raise BadRequest(f"malformed frame: {e}") from e
+    if not isinstance(doc, dict):
+        raise BadRequest("malformed frame: expected a map")
+    v = doc.get("v")
+    if v != VERSION:
+        raise BadRequest(f"unsupported protocol version {v!r} (this side speaks {VERSION})")
+    return doc
+
+
+# -- registry requests and replies -----------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    id: int | str
+    op: Op
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_request(op: Op, request_id: int | str, **fields: Any) -> bytes:
+    return pack({"v": VERSION, "id": request_id, "op": str(op), **fields})
+
+
+def decode_request(frame: bytes, max_bytes: int | None = None) -> Request:
+    """Decode and type-check a registry request. Raises BadRequest."""
+    doc = unpack(frame, max_bytes)
+    request_id = doc.get("id")
+    if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
+        raise BadRequest("request id must be an integer or a string")
+    try:
+        op = Op(doc.get("op"))
+    except ValueError:
+        raise BadRequest(f"unknown op {doc.get('op')!r}") from None
+    fields: dict[str, Any] = {}
+    for name, types in OP_FIELDS[op].items():
+        if name not in doc:
+            if (op, name) in _OPTIONAL:
+                fields[name] = None
+                continue
+            raise BadRequest(f"{op}: missing field {name!r}")
+        value = doc[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise BadRequest(f"{op}: field {name!r} has the wrong type")
+        fields[name] = value
+    return Request(id=request_id, op=op, fields=fields)
+
+
+def request_id_of(frame: bytes) -> int | str | None:
+    """Best effort: the id of a request that failed to decode, to echo it in the error."""
+    try:
+        doc = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except Exception:  # noqa: BLE001 - hostile input; any failure means "no id"
+        return None
+    if isinstance(doc, dict):
+        rid = doc.get("id")
+        if isinstance(rid, (int, str)) and not isinstance(rid, bool):
+            return rid
+    return None
+
+
+def encode_reply(request_id: int | str | None, epoch: str, result: Any) -> bytes:
+    return pack({"v": VERSION, "id": request_id, "ok": True, "epoch": epoch, "result": result})
+
+
+def encode_error(request_id: int | str | None, epoch: str, error: RegistryError) -> bytes:
+    return pack(
+        {"v": VERSION, "id": request_id, "ok": False, "epoch": epoch, "error": error.to_wire()}
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reply:
+    id: int | str | None
+    epoch: str
+    result: Any
+
+
+def decode_reply(frame: bytes) -> Reply:
+    """Decode a reply; an error reply raises the typed RegistryError it carries."""
+    doc = unpack(frame)
+    if not doc.get("ok"):
+        error = doc.get("error")
+        raise registry_error_from_wire(error if isinstance(error, dict) else {})
+    return Reply(id=doc.get("id"), epoch=str(doc.get("epoch", "")), result=doc.get("result"))
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One committed change. ``seq == resource_version``; ``object`` is the full object
+    (for DELETED: its last state)."""
+
+    epoch: str
+    seq: int
+    type: EventType
+    kind: str
+    key: str
+    resource_version: int
+    object: dict[str, Any] | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "v": VERSION,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "type": str(self.type),
+            "kind": self.kind,
+            "key": self.key,
+            "resourceVersion": self.resource_version,
+            "object": self.object,
+        }
+
+    @classmethod
+    def from_wire(cls, doc: Mapping[str, Any]) -> Event:
+        try:
+            return cls(
+                epoch=str(doc["epoch"]),
+                seq=int(doc["seq"]),
+                type=EventType(doc["type"]),
+                kind=str(doc["kind"]),
+                key=str(doc["key"]),
+                resource_version=int(doc["resourceVersion"]),
+                object=doc.get("object"),
+            )
+        except (KeyError, ValueError, TypeError) as e:
+            raise BadRequest(f"malformed event: {e}") from e
+
+
+@dataclass(frozen=True, kw_only=True)
+class Heartbeat:
+    epoch: str
+    seq: int
+
+
+def encode_event(event: Event) -> list[bytes]:
+    return [event_topic(event.kind, event.type), pack(event.to_wire())]
+
+
+def encode_heartbeat(epoch: str, seq: int) -> list[bytes]:
+    return [HEARTBEAT_TOPIC, pack({"v": VERSION, "epoch": epoch, "seq": seq})]
+
+
+def decode_published(frames: list[bytes]) -> Event | Heartbeat:
+    """Decode a PUB message (event or heartbeat). Raises BadRequest."""
+    if len(frames) != 2:
+        raise BadRequest(f"expected 2 frames, got {len(frames)}")
+    doc = unpack(frames[1])
+    if frames[0] == HEARTBEAT_TOPIC:
+        try:
+            return Heartbeat(epoch=str(doc["epoch"]), seq=int(doc["seq"]))
+        except (KeyError, ValueError, TypeError) as e:
+            raise BadRequest(f"malformed heartbeat: {e}") from e
+    return Event.from_wire(doc)
+
+
+# -- supervisor: liveness and control --------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Liveness:
+    """A child's periodic report to the supervisor.
+
+    ``oldest_inflight_age`` is the age in seconds of the oldest reconcile in progress
+    (0 when idle); ``last_completed`` is the wall time of the last finished reconcile (0
+    when none yet); ``stats`` carries the controller's counters for ``ecsm-operator stats``.
+    """
+
+    name: str
+    pid: int
+    ts: float
+    queue_depth: int = 0
+    oldest_inflight_age: float = 0.0
+    last_completed: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_liveness(report: Liveness) -> bytes:
+    return pack(
+        {
+            "v": VERSION,
+            "name": report.name,
+            "pid": report.pid,
+            "ts": report.ts,
+            "queueDepth": report.queue_depth,
+            "oldestInflightAge": report.oldest_inflight_age,
+            "lastCompleted": report.last_completed,
+            "stats": report.stats,
+        }
+    )
+
+
+def decode_liveness(frame: bytes, max_bytes: int = 1 << 20) -> Liveness:
+    doc = unpack(frame, max_bytes)
+    try:
+        return Liveness(
+            name=str(doc["name"]),
+            pid=int(doc["pid"]),
+            ts=float(doc["ts"]),
+            queue_depth=int(doc.get("queueDepth", 0)),
+            oldest_inflight_age=float(doc.get("oldestInflightAge", 0.0)),
+            last_completed=float(doc.get("lastCompleted", 0.0)),
+            stats=dict(doc.get("stats") or {}),
+        )
+    except (KeyError, ValueError, TypeError) as e:
+        raise BadRequest(f"malformed liveness report: {e}") from e
+
+
+def encode_control(op: ControlOp, request_id: int | str, **fields: Any) -> bytes:
+    return pack({"v": VERSION, "id": request_id, "op": str(op), **fields})
+
+
+def decode_control(frame: bytes, max_bytes: int = 1 << 20) -> tuple[int | str, ControlOp, dict]:
+    doc = unpack(frame, max_bytes)
+    request_id = doc.get("id")
+    if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
+        raise BadRequest("request id must be an integer or a string")
+    try:
+        op = ControlOp(doc.get("op"))
+    except ValueError:
+        raise BadRequest(f"unknown control op {doc.get('op')!r}") from None
+    rest = {k: v for k, v in doc.items() if k not in ("v", "id", "op")}
+    return request_id, op, rest
