@@ -15,6 +15,7 @@ quantities (``512Mi``, ``1Gi``); durations are seconds (floats).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -393,6 +394,9 @@ def load_config(
             raise ConfigError(f"unknown config key {key}")
         values[key] = _coerce(key, known[key], value)
 
+    if "ecsm.host" not in values and "ecsm.port" not in values:
+        values.update(_simulator_address(values))
+
     sections: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
         section, name = key.split(".")
@@ -401,6 +405,18 @@ def load_config(
     cfg = Config(**{s: hints[s](**kv) for s, kv in sections.items()})
     _check(cfg)
     return cfg
+
+
+def _simulator_address(values: Mapping[str, Any]) -> dict[str, Any]:
+    """ECSM address recorded by a simulator in the run dir, used when none is configured:
+    every process and ``ecsm-cli`` of one run dir then reach the same ECSM without flags."""
+    run_dir = values.get("run.dir")
+    probe = Config(run=RunSettings(dir=run_dir)) if run_dir else Config()
+    try:
+        doc = json.loads(probe.ecsm_address_file.read_text())
+        return {"ecsm.host": str(doc["host"]), "ecsm.port": int(doc["port"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _env_key(var: str, known: Mapping[str, type]) -> str | None:
@@ -419,3 +435,51 @@ def child_environment(cfg: Config) -> dict[str, str]:
         value = getattr(getattr(cfg, section), name)
         env[ENV_PREFIX + key.replace(".", "_").upper()] = str(value)
     return env
+
+
+def render_toml(cfg: Config | None = None) -> str:
+    """The conf file of ``cfg`` (defaults when None), every key with its ``#:`` comment.
+
+    ``conf/ecsm-actors.toml`` is this output; a unit test keeps the two in step.
+    """
+    import inspect
+
+    cfg = cfg or Config()
+    lines = ["# ecsm-actors configuration. Every key is optional; shown with its default.",
+             "# Precedence: defaults < this file < ECSM_ACTORS_SECTION_KEY env < flags.",
+             "# Durations are seconds; sizes accept quantities such as 512Mi or 1Gi.", ""]
+    hints = get_type_hints(Config)
+    for section in dataclasses.fields(Config):
+        cls = hints[section.name]
+        docs: dict[str, list[str]] = {}
+        pending: list[str] = []
+        for raw in inspect.getsource(cls).splitlines():
+            text = raw.strip()
+            if text.startswith("#:"):
+                pending.append(text[2:].strip())
+            elif ":" in text and not text.startswith(("class", "@", '"')):
+                docs[text.split(":")[0].strip()] = pending
+                pending = []
+        lines.append(f"[{section.name}]")
+        for name, typ in get_type_hints(cls).items():
+            for doc in docs.get(name, []):
+                lines.append(f"# {doc}")
+            value = getattr(getattr(cfg, section.name), name)
+            if typ is str:
+                rendered = json.dumps(value)
+            elif typ is ByteSize:
+                rendered = json.dumps(_format_bytes(int(value)))
+            elif typ is bool:
+                rendered = "true" if value else "false"
+            else:
+                rendered = repr(value)
+            lines.append(f"{name} = {rendered}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _format_bytes(n: int) -> str:
+    for suffix, factor in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if n and n % factor == 0:
+            return f"{n // factor}{suffix}"
+    return str(n)

@@ -1,0 +1,102 @@
+"""Configuration: precedence, key naming, refusal of bad values, the shipped conf file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecsm_actors.config import Config, child_environment, keys, load_config, render_toml
+from ecsm_actors.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_work_without_any_file_or_environment() -> None:
+    cfg = load_config(environ={})
+    assert cfg == Config()
+    assert cfg.registry_endpoint.startswith("ipc://")
+    assert cfg.ecsm.port == 3001
+
+
+def test_conf_file_beats_defaults_env_beats_file_and_flags_beat_env(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('[controller]\nworkers = 3\n[hpa]\nsync_period = 7.5\n[ecsm]\nport = 4000\n')
+    env = {"ECSM_ACTORS_CONTROLLER_WORKERS": "5", "ECSM_ACTORS_ECSM_PORT": "4001"}
+    cfg = load_config(conf, environ=env, overrides={"ecsm.port": "4002", "run.dir": None})
+    assert cfg.hpa.sync_period == 7.5  # file
+    assert cfg.controller.workers == 5  # env over file
+    assert cfg.ecsm.port == 4002  # flag over env
+
+
+def test_every_key_can_be_set_from_the_environment() -> None:
+    for key, typ in keys().items():
+        section, name = key.split(".")
+        var = f"ECSM_ACTORS_{section}_{name}".upper()
+        value = getattr(getattr(Config(), section), name)
+        cfg = load_config(environ={var: str(value)})
+        assert getattr(getattr(cfg, section), name) == value, key
+
+
+def test_one_run_dir_variable_places_every_socket_and_the_data(tmp_path: Path) -> None:
+    cfg = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(tmp_path)})
+    for endpoint in (cfg.registry_endpoint, cfg.events_endpoint, cfg.control_endpoint,
+                     cfg.heartbeat_endpoint):
+        assert endpoint.startswith(f"ipc://{tmp_path}/")
+    assert cfg.data_dir == tmp_path / "data"
+    assert cfg.log_dir.parent == tmp_path
+
+
+def test_registry_alias_variable_sets_the_registry_endpoint() -> None:
+    cfg = load_config(environ={"ECSM_ACTORS_REGISTRY": "tcp://127.0.0.1:7000"})
+    assert cfg.registry_endpoint == "tcp://127.0.0.1:7000"
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "key"),
+    [
+        ("ECSM_ACTORS_CONTROLLER_WORKERS", "many", "controller.workers"),
+        ("ECSM_ACTORS_CONTROLLER_WORKERS", "0", "controller.workers"),
+        ("ECSM_ACTORS_ECSM_PORT", "70000", "ecsm.port"),
+        ("ECSM_ACTORS_REGISTRY_MAP_SIZE", "lots", "registry.map_size"),
+        ("ECSM_ACTORS_LOG_LEVEL", "LOUD", "log.level"),
+        ("ECSM_ACTORS_HPA_SYNC_PERIOD", "-1", "hpa.sync_period"),
+        ("ECSM_ACTORS_REGISTRY_ENDPOINT", "http://x", "registry.endpoint"),
+    ],
+)
+def test_a_bad_value_is_refused_with_the_key_named(var: str, value: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(environ={var: value})
+
+
+def test_an_unknown_key_in_the_conf_file_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("[controller]\nwokers = 3\n")
+    with pytest.raises(ConfigError, match="controller.wokers"):
+        load_config(conf, environ={})
+
+
+def test_sizes_accept_quantities() -> None:
+    cfg = load_config(environ={"ECSM_ACTORS_REGISTRY_MAP_SIZE": "64Mi"})
+    assert cfg.registry.map_size == 64 << 20
+
+
+def test_a_simulator_recorded_in_the_run_dir_is_found_without_flags(tmp_path: Path) -> None:
+    (tmp_path / "ecsm-simulator.json").write_text(json.dumps({"host": "127.0.0.1", "port": 4555}))
+    env = {"ECSM_ACTORS_RUN_DIR": str(tmp_path)}
+    assert load_config(environ=env).ecsm_url == "http://127.0.0.1:4555"
+    explicit = load_config(environ={**env, "ECSM_ACTORS_ECSM_PORT": "3001"})
+    assert explicit.ecsm_url == "http://127.0.0.1:3001"
+
+
+def test_the_child_environment_reproduces_the_configuration(tmp_path: Path) -> None:
+    cfg = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(tmp_path)},
+                      overrides={"controller.workers": 4, "registry.map_size": "32Mi"})
+    assert load_config(environ=child_environment(cfg)) == cfg
+
+
+def test_the_shipped_conf_file_lists_every_key_with_its_default() -> None:
+    shipped = (ROOT / "conf" / "ecsm-actors.toml").read_text()
+    assert shipped == render_toml() + "\n" or shipped == render_toml()
+    assert load_config(ROOT / "conf" / "ecsm-actors.toml", environ={}) == Config()
