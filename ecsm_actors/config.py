@@ -120,6 +120,13 @@ class ControllerSettings:
     backoff_base: float = 0.05
     #: Longest retry delay of a failing key, seconds.
     backoff_cap: float = 30.0
+    #: Jitter of a retry delay, as a fraction: each delay is scaled by 1 ± jitter.
+    backoff_jitter: float = 0.1
+    #: Longest wait between two attempts to reach a registry that is down, seconds.
+    watch_retry_cap: float = 2.0
+    #: Events the informer's subscriber buffers before ZeroMQ drops some (a loss is
+    #: detected and replayed); 0 means ``registry.pub_hwm``.
+    event_buffer: int = 0
     #: Consecutive failures after which the object's status gets a condition saying why.
     failure_threshold: int = 5
     #: Period of liveness reports to the supervisor, seconds.
@@ -136,6 +143,10 @@ class ServiceControllerSettings:
     drift_interval: float = 10.0
     #: Consecutive ECSM failures before the condition Degraded/EcsmUnavailable is set.
     unavailable_threshold: int = 3
+    #: While a rollout, a repair or a dependency wait is in progress, re-check this often, s.
+    poll_interval: float = 1.0
+    #: Node states (up/down) are re-read from ECSM at most this often, seconds.
+    node_refresh_interval: float = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +189,12 @@ class SupervisorSettings:
     memory_limit: ByteSize = ByteSize(256 << 20)
     #: TERM, then KILL after this long, seconds.
     stop_grace: float = 5.0
+    #: A child not ready this long after its start is killed and restarted, seconds.
+    ready_timeout: float = 60.0
+    #: How often each child's RSS is compared with ``memory_limit``, seconds.
+    memory_interval: float = 5.0
+    #: Child table (TOML or JSON) replacing the built-in one; empty means the built-in one.
+    children_file: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -202,6 +202,24 @@ def encode_error(request_id: int | str | None, epoch: str, error: RegistryError)
     )
 
 
+def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,
+                               fields: Mapping[str, Any], list_key: str, count: int,
+                               data: bytes) -> bytes:
+    """A success reply whose result is ``{**fields, list_key: [...]}``, the list given as
+    ``count`` already-encoded msgpack documents concatenated in ``data``: LIST and
+    WATCH_SINCE ship stored objects and events without decoding and re-encoding them."""
+    packer = msgpack.Packer(use_bin_type=True)
+    head = {"v": VERSION, "id": request_id, "ok": True, "epoch": epoch}
+    parts = [packer.pack_map_header(len(head) + 1)]
+    for k, v in head.items():
+        parts += (packer.pack(k), packer.pack(v))
+    parts += (packer.pack("result"), packer.pack_map_header(len(fields) + 1))
+    for k, v in fields.items():
+        parts += (packer.pack(k), packer.pack(v))
+    parts += (packer.pack(list_key), packer.pack_array_header(count), data)
+    return b"".join(parts)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Reply:
     id: int | str | None

@@ -16,16 +16,41 @@ Contract used by the rest of the project (stable names):
   Server-owned metadata (uid, resourceVersion, generation, creationTimestamp,
   deletionTimestamp) is passed through untouched; the store owns it.
 * ``prepare_status(kind: str, status: dict) -> dict``: validates a status block.
-* ``template_hash(template: dict) -> str``: stable 10-hex-char revision of a service
-  template (canonical JSON of the defaulted template).
+* ``template_hash(template: dict, *, name=None) -> str``: stable 10-hex-char revision of a
+  service template (canonical JSON of the defaulted template).
 * typed views: ``ECSMService.from_dict(d)`` / ``.to_dict()``, ``ECSMHpa`` likewise.
+* quantities: ``parse_quantity``, ``to_bytes``, ``to_mib``; timestamps:
+  ``format_timestamp``, ``parse_timestamp``, ``now_timestamp``; conditions:
+  ``Condition``, ``set_condition``, ``find_condition``.
+
+Module map: schema (the strict walker), names (name/timestamp syntax), quantity, image,
+enums, meta (metadata, conditions), wire (typed view ⇄ dict), service_schema/hpa_schema
+(rules and defaults), validation (prepare), revision (template_hash), service/hpa (views).
 """
 
 from __future__ import annotations
 
+from ecsm_actors.api.enums import (
+    ConditionStatus,
+    ImageAction,
+    MetricSourceType,
+    MetricTargetType,
+    PolicyType,
+    PullPolicy,
+    ResourceName,
+    SelectPolicy,
+    StrategyType,
+    UpgradeType,
+)
+from ecsm_actors.api.hpa import ECSMHpa, HpaSpec, HpaStatus
+from ecsm_actors.api.image import ImageRef, parse_image
 from ecsm_actors.api.kinds import API_VERSION, KINDS, KindInfo, resolve_kind
-from ecsm_actors.api.validation import prepare, prepare_status
+from ecsm_actors.api.meta import Condition, ObjectMeta, find_condition, set_condition
+from ecsm_actors.api.names import format_timestamp, now_timestamp, parse_timestamp
+from ecsm_actors.api.quantity import parse_quantity, to_bytes, to_mib
 from ecsm_actors.api.revision import template_hash
+from ecsm_actors.api.service import ECSMService, ServiceSpec, ServiceStatus, Template
+from ecsm_actors.api.validation import prepare, prepare_status
 
 __all__ = [
     "API_VERSION",
@@ -35,4 +60,33 @@ __all__ = [
     "prepare",
     "prepare_status",
     "template_hash",
+    "ECSMService",
+    "ServiceSpec",
+    "ServiceStatus",
+    "Template",
+    "ECSMHpa",
+    "HpaSpec",
+    "HpaStatus",
+    "ObjectMeta",
+    "Condition",
+    "ConditionStatus",
+    "find_condition",
+    "set_condition",
+    "ImageRef",
+    "parse_image",
+    "parse_quantity",
+    "to_bytes",
+    "to_mib",
+    "format_timestamp",
+    "parse_timestamp",
+    "now_timestamp",
+    "StrategyType",
+    "UpgradeType",
+    "PullPolicy",
+    "ImageAction",
+    "MetricSourceType",
+    "MetricTargetType",
+    "ResourceName",
+    "SelectPolicy",
+    "PolicyType",
 ]

@@ -1,32 +1,87 @@
-"""Defaulting and validation entry points (placeholder: the full schema is being written).
+"""Entry points of defaulting and validation: :func:`prepare` and :func:`prepare_status`.
 
-TEMPORARY minimal implementation so other layers can run; replaced by the full schema.
+Owns the shape of a whole object (``apiVersion``, ``kind``, ``metadata``, ``spec``,
+``status``) and dispatches ``spec``/``status`` to the schema of the kind. Runs in every
+process; the registry calls it on every write. Invariants: a bad object raises
+:class:`~ecsm_actors.errors.Invalid` carrying every cause with its field path, and nothing
+is returned half-checked; the result is a new dict (the input is never mutated);
+``prepare(prepare(x)) == prepare(x)``; ``status`` given to ``prepare`` is passed through
+as is (the registry decides what to keep; :func:`prepare_status` checks it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from ecsm_actors.api import hpa_schema, service_schema
 from ecsm_actors.api.kinds import API_VERSION, KINDS
+from ecsm_actors.api.meta import METADATA
+from ecsm_actors.api.names import dns_label
+from ecsm_actors.api.scalars import Enum
+from ecsm_actors.api.schema import Obj, Prop, Raw, Walk, describe
 from ecsm_actors.errors import Cause, Invalid
 
+_SPECS: dict[str, Obj] = {"ECSMService": service_schema.SPEC, "ECSMHpa": hpa_schema.SPEC}
+_STATUSES: dict[str, Obj] = {"ECSMService": service_schema.STATUS, "ECSMHpa": hpa_schema.STATUS}
 
-def prepare(obj: dict[str, Any]) -> dict[str, Any]:
-    causes = []
-    if obj.get("apiVersion") != API_VERSION:
-        causes.append(Cause(field="apiVersion", message=f"expected {API_VERSION}"))
-    if obj.get("kind") not in KINDS:
-        causes.append(Cause(field="kind", message="expected ECSMService or ECSMHpa"))
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict) or not meta.get("name"):
-        causes.append(Cause(field="metadata.name", message="required"))
-    if causes:
-        raise Invalid("object is invalid", causes)
-    out = dict(obj)
-    out["metadata"] = {"namespace": "default", **meta}
-    out.setdefault("spec", {})
+
+def _object_schema(spec: Obj | Raw) -> Obj:
+    return Obj(
+        {
+            "apiVersion": Prop(node=Enum([API_VERSION]), required=True),
+            "kind": Prop(node=Enum(KINDS), required=True),
+            "metadata": Prop(node=METADATA, required=True),
+            "spec": Prop(node=spec, required=True),
+            "status": Prop(node=Raw()),
+        }
+    )
+
+
+_OBJECTS: dict[str, Obj] = {kind: _object_schema(spec) for kind, spec in _SPECS.items()}
+_UNKNOWN_KIND = _object_schema(Raw())
+
+
+def prepare(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Default and validate a whole object; return its normalised wire dict.
+
+    Raises ``Invalid`` listing every cause with its field path (``spec.template.image``)."""
+    if not isinstance(obj, Mapping):
+        cause = Cause(field="", message=f"expected map, got {describe(obj)}")
+        raise Invalid("object is invalid", [cause])
+    kind = obj.get("kind")
+    walk = Walk(context={"name": _name_of(obj)})
+    schema = _OBJECTS.get(kind, _UNKNOWN_KIND) if isinstance(kind, str) else _UNKNOWN_KIND
+    out = schema.walk(obj, "", walk)
+    if walk.causes:
+        raise Invalid(_title(obj), walk.causes)
     return out
 
 
-def prepare_status(kind: str, status: dict[str, Any]) -> dict[str, Any]:
-    return dict(status)
+def prepare_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate (and default the counters of) a ``status`` block of ``kind``."""
+    schema = _STATUSES.get(kind)
+    if schema is None:
+        cause = Cause(field="kind", message="expected one of " + ", ".join(KINDS))
+        raise Invalid(f"unknown kind {kind!r}", [cause])
+    walk = Walk()
+    out = schema.walk(status, "status", walk)
+    if walk.causes:
+        raise Invalid(f"{kind} status is invalid", walk.causes)
+    return out
+
+
+def _name_of(obj: Mapping[str, Any]) -> str | None:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return name if isinstance(name, str) and dns_label(name) is None else None
+
+
+def _title(obj: Mapping[str, Any]) -> str:
+    kind = obj.get("kind") if isinstance(obj.get("kind"), str) else "object"
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    name, namespace = meta.get("name"), meta.get("namespace") or "default"
+    if not isinstance(name, str):
+        return f"{kind} is invalid"
+    return f'{kind} "{namespace}/{name}" is invalid'

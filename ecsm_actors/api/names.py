@@ -1,0 +1,84 @@
+"""Name and timestamp rules shared by every kind: DNS-1123 labels, label keys, RFC 3339.
+
+Owns the syntax checks used by the schemas (each returns an error message or ``None``)
+and the one timestamp format of the API (``2026-11-26T08:51:49Z``, UTC, whole seconds).
+Pure functions; run in every process.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from ecsm_actors.errors import Cause, Invalid
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def dns_label(value: str) -> str | None:
+    """RFC 1123 label: at most 63 of ``[a-z0-9-]``, starting and ending alphanumeric."""
+    if len(value) > 63:
+        return f"must be no more than 63 characters, got {len(value)}"
+    if not _DNS_LABEL.match(value):
+        return (
+            "must be a DNS-1123 label: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return None
+
+
+def qualified_name(value: str) -> str | None:
+    """Label/annotation key or finalizer: ``[prefix/]name`` with a DNS subdomain prefix."""
+    prefix, slash, name = value.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return "prefix must be a DNS-1123 subdomain (e.g. ecsm.sh)"
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        return (
+            "name part must be at most 63 of [A-Za-z0-9-_.], starting and ending "
+            "alphanumeric"
+        )
+    return None
+
+
+def label_value(value: str) -> str | None:
+    if value and (len(value) > 63 or not _QUALIFIED_NAME.match(value)):
+        return "must be empty or at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric"
+    return None
+
+
+def absolute_path(value: str) -> str | None:
+    return None if value.startswith("/") else "must be an absolute path"
+
+
+def timestamp_check(value: str) -> str | None:
+    try:
+        parse_timestamp(value)
+    except Invalid:
+        return 'must be an RFC 3339 timestamp such as "2026-11-26T08:51:49Z"'
+    return None
+
+
+def format_timestamp(epoch: float) -> str:
+    """RFC 3339 in UTC with whole seconds: ``2026-11-26T08:51:49Z``."""
+    return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp (any offset, optional fraction)."""
+    if not isinstance(text, str) or not _RFC3339.match(text):
+        raise Invalid(f"invalid timestamp {text!r}", [Cause(field="", message="not RFC 3339")])
+    try:
+        return datetime.fromisoformat(text.upper().replace("Z", "+00:00")).timestamp()
+    except ValueError as e:
+        raise Invalid(f"invalid timestamp {text!r}", [Cause(field="", message=str(e))]) from e
+
+
+def now_timestamp() -> str:
+    """The current time in the API's timestamp format."""
+    return format_timestamp(time.time())

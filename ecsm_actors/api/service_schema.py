@@ -1,0 +1,253 @@
+"""Schema of ECSMService: defaults and validation of ``spec`` and ``status``.
+
+Owns the rules an ECSMService must satisfy (field paths as in ``spec.deploymentStrategy.
+replicas``) and its defaults: upgradeStrategy.type ``Never``, imagePullPolicy
+``IfNotPresent``, prepull ``false``, hostname = metadata.name, platformSpecific.action
+``Run``, Dynamic replicas ``1``, rollout maxSurge ``1`` / maxUnavailable ``0`` /
+revisionHistoryLimit ``2``, dependsOn ``[]``, priority ``0``. Runs in every process (the
+registry on every write). The walk context carries ``name`` (metadata.name) for the
+hostname default and the dependsOn self-reference check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecsm_actors.api.enums import ImageAction, PullPolicy, StrategyType, UpgradeType
+from ecsm_actors.api.image import image_check, parse_image
+from ecsm_actors.api.meta import CONDITIONS
+from ecsm_actors.api.names import absolute_path, dns_label
+from ecsm_actors.api.scalars import INT32_MAX, Bool, Enum, Int, IntOrPercent, Quantity, Str
+from ecsm_actors.api.schema import ListOf, Obj, Prop, Walk, join
+
+
+def _is_zero(value: Any) -> bool:
+    return value == 0 or value == "0%"
+
+
+def _check_strategy(out: dict[str, Any], path: str, w: Walk) -> None:
+    kind = out.get("type")
+    if kind == StrategyType.STATIC:
+        if "nodes" not in out and not w.failed(join(path, "nodes")):
+            w.error(join(path, "nodes"), "required for type Static (one instance per node)")
+        if "nodePool" in out:
+            w.error(join(path, "nodePool"), "forbidden for type Static (use nodes)")
+        if "replicas" in out:
+            w.error(
+                join(path, "replicas"),
+                "forbidden for type Static (one instance per listed node); use type Dynamic",
+            )
+    elif kind == StrategyType.DYNAMIC:
+        if "nodePool" not in out and not w.failed(join(path, "nodePool")):
+            w.error(join(path, "nodePool"), "required for type Dynamic (candidate nodes)")
+        if "nodes" in out:
+            w.error(join(path, "nodes"), "forbidden for type Dynamic (use nodePool)")
+        if "replicas" not in out and not w.failed(join(path, "replicas")):
+            out["replicas"] = 1
+
+
+def _check_cpu(out: dict[str, Any], path: str, w: Walk) -> None:
+    high, low = out.get("highestPrio"), out.get("lowestPrio")
+    if high is not None and low is not None and high > low:
+        w.error(
+            join(path, "highestPrio"),
+            f"must not be numerically greater than lowestPrio ({low}); "
+            "on SylixOS a lower number is a higher priority",
+        )
+
+
+def _check_template(out: dict[str, Any], path: str, w: Walk) -> None:
+    image, platform = out.get("image"), out.get("platformSpecific", {}).get("platform", {})
+    if image is None or "os" not in platform:
+        return
+    image_os = parse_image(image).os
+    if image_os is not None and image_os != platform["os"]:
+        w.error(
+            join(path, "platformSpecific.platform.os"),
+            f'"{platform["os"]}" contradicts the os "{image_os}" of image "{image}"',
+        )
+
+
+def _check_rollout(out: dict[str, Any], path: str, w: Walk) -> None:
+    if _is_zero(out.get("maxSurge")) and _is_zero(out.get("maxUnavailable")):
+        w.error(join(path, "maxUnavailable"), "may not be 0 when maxSurge is 0")
+
+
+def _check_spec(out: dict[str, Any], path: str, w: Walk) -> None:
+    name = w.context.get("name")
+    for i, dep in enumerate(out.get("dependsOn", ())):
+        if dep == name:
+            w.error(f"{join(path, 'dependsOn')}[{i}]", "a service may not depend on itself")
+
+
+def _hostname_default(w: Walk) -> str | None:
+    name = w.context.get("name")
+    return name if isinstance(name, str) and dns_label(name) is None else None
+
+
+def _str_list(*, check: Any = None) -> ListOf:
+    return ListOf(Str(nonempty=True, check=check), unique=True)
+
+
+def _env_name(value: str) -> str | None:
+    return "must not contain '='" if "=" in value else None
+
+
+ENV_VAR = Obj(
+    {
+        "name": Prop(node=Str(nonempty=True, check=_env_name), required=True),
+        "value": Prop(node=Str(), default=""),
+    }
+)
+
+VOLUME_MOUNT = Obj(
+    {
+        "name": Prop(node=Str(nonempty=True), required=True),
+        "hostPath": Prop(node=Str(check=absolute_path), required=True),
+        "containerPath": Prop(node=Str(check=absolute_path), required=True),
+        "readOnly": Prop(node=Bool(), default=False),
+    }
+)
+
+VSOA = Obj(
+    {
+        "password": Prop(node=Str()),
+        "port": Prop(node=Int(minimum=0, maximum=65535)),
+        "healthCheck": Prop(
+            node=Obj(
+                {
+                    "timeoutSeconds": Prop(node=Int(minimum=1)),
+                    "failureThreshold": Prop(node=Int(minimum=1)),
+                    "initialDelaySeconds": Prop(node=Int(minimum=0)),
+                    "periodSeconds": Prop(node=Int(minimum=1)),
+                }
+            )
+        ),
+    }
+)
+
+SYLIXOS = Obj(
+    {
+        "devices": Prop(
+            node=ListOf(
+                Obj(
+                    {
+                        "path": Prop(node=Str(check=absolute_path), required=True),
+                        "access": Prop(node=Str(nonempty=True)),
+                    }
+                ),
+                unique_by=lambda d: d.get("path"),
+                unique_field="path",
+            )
+        ),
+        "network": Prop(node=Obj({"ftpd": Prop(node=Bool()), "telnetd": Prop(node=Bool())})),
+        "cpu": Prop(
+            node=Obj(
+                {
+                    "highestPrio": Prop(node=Int(minimum=0, maximum=255)),
+                    "lowestPrio": Prop(node=Int(minimum=0, maximum=255)),
+                },
+                post=_check_cpu,
+            )
+        ),
+        "memory": Prop(node=Obj({"kheapLimit": Prop(node=Int(minimum=0))})),
+    }
+)
+
+PLATFORM_SPECIFIC = Obj(
+    {
+        "action": Prop(node=Enum(ImageAction), default=ImageAction.RUN.value),
+        "root": Prop(
+            node=Obj(
+                {
+                    "path": Prop(node=Str(check=absolute_path), required=True),
+                    "readOnly": Prop(node=Bool(), default=False),
+                }
+            )
+        ),
+        "platform": Prop(
+            node=Obj({"os": Prop(node=Str(nonempty=True)), "arch": Prop(node=Str(nonempty=True))})
+        ),
+        "sylixos": Prop(node=SYLIXOS),
+    }
+)
+
+TEMPLATE = Obj(
+    {
+        "image": Prop(node=Str(check=image_check), required=True),
+        "imagePullPolicy": Prop(node=Enum(PullPolicy), default=PullPolicy.IF_NOT_PRESENT.value),
+        "prepull": Prop(node=Bool(), default=False),
+        "hostname": Prop(node=Str(nonempty=True), default=_hostname_default),
+        "command": Prop(node=ListOf(Str())),
+        "env": Prop(node=ListOf(ENV_VAR, unique_by=lambda e: e.get("name"), unique_field="name")),
+        "resources": Prop(
+            node=Obj(
+                {
+                    "limits": Prop(
+                        node=Obj({"memory": Prop(node=Quantity()), "disk": Prop(node=Quantity())})
+                    )
+                }
+            )
+        ),
+        "volumeMounts": Prop(
+            node=ListOf(
+                VOLUME_MOUNT,
+                unique_by=lambda m: m.get("containerPath"),
+                unique_field="containerPath",
+            )
+        ),
+        "vsoa": Prop(node=VSOA),
+        "platformSpecific": Prop(node=PLATFORM_SPECIFIC, default={}),
+    },
+    post=_check_template,
+)
+
+DEPLOYMENT_STRATEGY = Obj(
+    {
+        "type": Prop(node=Enum(StrategyType), required=True),
+        "nodes": Prop(node=_str_list()),
+        "nodePool": Prop(node=_str_list()),
+        "replicas": Prop(node=Int(minimum=0, maximum=INT32_MAX)),
+    },
+    post=_check_strategy,
+)
+
+SPEC = Obj(
+    {
+        "deploymentStrategy": Prop(node=DEPLOYMENT_STRATEGY, required=True),
+        "upgradeStrategy": Prop(
+            node=Obj({"type": Prop(node=Enum(UpgradeType), default=UpgradeType.NEVER.value)}),
+            default={},
+        ),
+        "template": Prop(node=TEMPLATE, required=True),
+        "rollout": Prop(
+            node=Obj(
+                {
+                    "maxSurge": Prop(node=IntOrPercent(), default=1),
+                    "maxUnavailable": Prop(node=IntOrPercent(max_percent=100), default=0),
+                    "revisionHistoryLimit": Prop(node=Int(minimum=0), default=2),
+                },
+                post=_check_rollout,
+            ),
+            default={},
+        ),
+        "dependsOn": Prop(node=_str_list(check=dns_label), default=[]),
+        "priority": Prop(node=Int(minimum=-INT32_MAX - 1, maximum=INT32_MAX), default=0),
+    },
+    post=_check_spec,
+)
+
+_COUNT = Int(minimum=0)
+
+STATUS = Obj(
+    {
+        "replicas": Prop(node=_COUNT, default=0),
+        "readyReplicas": Prop(node=_COUNT, default=0),
+        "updatedReplicas": Prop(node=_COUNT, default=0),
+        "availableReplicas": Prop(node=_COUNT, default=0),
+        "observedGeneration": Prop(node=_COUNT, default=0),
+        "underlyingServiceIDs": Prop(node=_str_list()),
+        "currentRevision": Prop(node=Str(nonempty=True)),
+        "conditions": Prop(node=CONDITIONS),
+    }
+)

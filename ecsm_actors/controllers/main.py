@@ -1,0 +1,74 @@
+"""Process main of ``python -m ecsm_actors controller <name> [--conf FILE]``.
+
+Runs one controller process: loads ``ecsm_actors.controllers.<name>:build(cfg)`` (imported
+lazily, so a controller's dependencies load only in its own process), runs the
+:class:`~ecsm_actors.runtime.Controller` until SIGTERM/SIGINT, then drains in-flight
+reconciles within ``controller.drain_grace`` and exits 0. Exits 2 on a bad name or
+configuration, 1 if a runtime thread died (the supervisor restarts the process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import re
+import sys
+
+from ecsm_actors import lifecycle, logs
+from ecsm_actors.config import Config, load_config
+from ecsm_actors.errors import ConfigError, EcsmActorsError
+from ecsm_actors.runtime import Controller, ControllerSpec
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def load_spec(name: str, cfg: Config) -> ControllerSpec:
+    """``ecsm_actors.controllers.<name>:build(cfg)``; ConfigError if there is none."""
+    if not _NAME.match(name) or name == "main":
+        raise ConfigError(f"unknown controller {name!r}")
+    try:
+        module = importlib.import_module(f"ecsm_actors.controllers.{name}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith(f"ecsm_actors.controllers.{name}"):
+            raise ConfigError(f"unknown controller {name!r}") from e
+        raise
+    build = getattr(module, "build", None)
+    if build is None:
+        raise ConfigError(f"ecsm_actors.controllers.{name} has no build(cfg)")
+    spec = build(cfg)
+    if not isinstance(spec, ControllerSpec):
+        raise ConfigError(f"ecsm_actors.controllers.{name}.build returned {type(spec).__name__}")
+    return spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    lifecycle.die_with_parent()
+    parser = argparse.ArgumentParser(prog="python -m ecsm_actors controller")
+    parser.add_argument("name", help="service, hpa or noop")
+    parser.add_argument("--conf", help="config file (TOML)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.conf)
+    except EcsmActorsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    logs.setup(cfg.log, f"{args.name}-controller")
+    stop = lifecycle.StopFlag().install()
+    try:
+        cfg.ensure_run_dir()
+        spec = load_spec(args.name, cfg)
+    except (EcsmActorsError, OSError) as e:
+        logger.error("controller %s cannot start: %s", args.name, e)
+        return 2
+    controller = Controller(spec, cfg).start()
+    healthy = True
+    while not stop.wait(1.0):
+        if not controller.alive():
+            logger.error("%s: the informer thread died; exiting for a restart", spec.name)
+            healthy = False
+            break
+    controller.stop(cfg.controller.drain_grace)
+    return 0 if healthy else 1

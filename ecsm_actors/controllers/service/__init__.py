@@ -1,0 +1,24 @@
+"""The service controller: ECSMService → ECSM services, one per template revision.
+
+Runs as ``python -m ecsm_actors controller service`` on the controller runtime.
+Submodules, bottom up: :mod:`.naming` (ownership by name), :mod:`.mapping` (spec → ECSM
+bodies), :mod:`.rollout` (maxSurge/maxUnavailable), :mod:`.plan` (the pure planner),
+:mod:`.observe` (ECSM answers → planner views, node states), :mod:`.dependencies`
+(dependsOn), :mod:`.history` (revision annotations), :mod:`.status` (status and
+conditions), :mod:`.controller` (the Reconciler that ties them together).
+"""
+
+from __future__ import annotations
+
+from ecsm_actors.config import Config
+from ecsm_actors.runtime import ControllerSpec
+
+
+def build(cfg: Config) -> ControllerSpec:
+    """The controller's spec for the runtime (``controllers.main`` calls this)."""
+    from ecsm_actors.controllers.service.controller import ServiceReconciler
+    from ecsm_actors.ecsm.clientset import Clientset
+
+    return ControllerSpec(name="service-controller", kind="ECSMService",
+                          reconciler=ServiceReconciler(cfg, Clientset.from_config(cfg)),
+                          workers=cfg.controller.workers)

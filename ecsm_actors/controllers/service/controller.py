@@ -1,0 +1,361 @@
+"""The service Reconciler: one ECSMService key → ECSM converged one step, status written.
+
+Runs in the service-controller process, on the runtime's worker threads (one key is never
+reconciled by two workers at once; different keys run concurrently, sharing the thread-safe
+ECSM clientset and the node-state cache).
+
+One pass: read the object fresh; on deletion delete every owned ECSM service, then drop
+the finalizer; otherwise list the owned ECSM services by name (one call), record the
+finalizer and the revision annotation (a registry UPDATE, only when missing), hold back a
+first deployment until every ``dependsOn`` is Available, list containers only when
+something is unhealthy or rolling (a second call), run the pure planner, apply its actions,
+write the status when it changed, and ask to be looked at again: soon while converging,
+after ``service.drift_interval`` when settled — ECSM has no watch, so that is how drift
+(deleted, scaled or stopped behind our back, crashed containers, dead nodes) is repaired.
+
+Errors: ECSM unreachable / 5xx / undecodable → requeue with backoff, and after
+``service.unavailable_threshold`` consecutive ones, Degraded/EcsmUnavailable; ECSM 4xx
+(unknown image or node…) → TerminalError with ECSM's message (the runtime records it as
+Degraded); an ECSM "name exists" on create means the service is already there (adopted on
+the next pass). Nothing here is remembered between passes except the failure counter and
+the node cache, so a controller killed at any line is replaced without loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ecsm_actors.api import template_hash
+from ecsm_actors.api.names import format_timestamp
+from ecsm_actors.config import Config
+from ecsm_actors.controllers.service import dependencies, history, mapping, observe
+from ecsm_actors.controllers.service import status as status_mod
+from ecsm_actors.controllers.service.naming import owned_prefix, service_name, split_key
+from ecsm_actors.controllers.service.plan import (
+    Action,
+    Create,
+    Delete,
+    Desired,
+    Plan,
+    Policy,
+    Restart,
+    RevisionView,
+    Scale,
+    needs_containers,
+    plan,
+)
+from ecsm_actors.controllers.service.rollout import resolve
+from ecsm_actors.errors import (
+    Conflict,
+    EcsmApiError,
+    EcsmDecodeError,
+    EcsmNotFound,
+    EcsmUnavailable,
+    Invalid,
+    NotFound,
+    RegistryError,
+    TerminalError,
+)
+from ecsm_actors.runtime import ReconcileContext, Result
+
+logger = logging.getLogger(__name__)
+
+FINALIZER = "ecsm.sh/service-cleanup"
+
+
+def _name_exists(e: EcsmApiError) -> bool:
+    text = f"{e.message} {e.field_errors or ''}".lower()
+    return e.is_client_error and ("exist" in text or "duplicate" in text)
+
+
+def _rejected(what: str, e: EcsmApiError) -> TerminalError:
+    detail = e.message + (f" ({e.field_errors})" if e.field_errors else "")
+    return TerminalError(f"ECSM rejected {what}: {detail}", reason="EcsmRejected")
+
+
+class ServiceReconciler:
+    """See the module docstring. ``clientset`` is the ECSM Clientset (or a fake)."""
+
+    def __init__(self, cfg: Config, clientset: Any,
+                 *, wall_clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._cfg = cfg
+        self._settings = cfg.service
+        self._ecsm = clientset
+        self._wall = wall_clock
+        self._nodes = observe.NodeStates(lambda: self._ecsm.nodes.list_all(), monotonic)
+        self._lock = threading.Lock()
+        self._ecsm_failures: dict[str, int] = {}
+
+    # -- entry point ------------------------------------------------------------------
+
+    def reconcile(self, ctx: ReconcileContext, key: str) -> Result:
+        namespace, name = split_key(key)
+        obj = ctx.registry.get(ctx.kind, namespace, name)  # NotFound: the runtime is done
+        try:
+            result = self._reconcile(ctx, namespace, name, obj)
+        except EcsmApiError as e:
+            if e.is_client_error:
+                raise _rejected("a request", e) from e
+            return self._ecsm_trouble(ctx, key, e)
+        except (EcsmUnavailable, EcsmDecodeError) as e:
+            return self._ecsm_trouble(ctx, key, e)
+        with self._lock:
+            self._ecsm_failures.pop(key, None)
+        return result
+
+    def _reconcile(self, ctx: ReconcileContext, namespace: str, name: str,
+                   obj: dict[str, Any]) -> Result:
+        meta = obj.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return self._finalize(ctx, namespace, name, obj)
+        spec = obj.get("spec") or {}
+        template = spec.get("template") or {}
+        try:
+            revision = template_hash(template, name=name)
+        except Invalid as e:
+            raise TerminalError(f"spec.template: {e}", reason="InvalidSpec") from e
+
+        observed = self._list(namespace, name)
+        for extra in observe.duplicates(observed):
+            logger.warning("key=%s/%s deleting duplicate ECSM service %s (%s)", namespace,
+                           name, extra.service_id, extra.revision)
+            self._delete(extra.service_id)
+        extra_ids = {v.service_id for v in observe.duplicates(observed)}
+        observed = [v for v in observed if v.service_id not in extra_ids]
+
+        desired = self._desired(spec, revision)
+        obj = self._ensure_metadata(ctx, obj, revision, template, desired.history_limit,
+                                    {v.revision for v in observed})
+
+        if not observed and dependencies.depends_on(obj):
+            verdict = dependencies.check(name, obj, self._getter(ctx, namespace))
+            if not verdict.ready:
+                return self._hold_back(ctx, obj, revision, desired, verdict)
+
+        views = observed
+        fresh = self._settings.node_refresh_interval
+        if needs_containers(desired, views) and views:
+            ids = [v.service_id for v in views]
+            views = observe.attach(views, self._ecsm.containers.list_all_by_service(ids))
+            fresh = min(fresh, self._settings.poll_interval)
+        _, down = self._nodes.get(fresh)
+        result = plan(desired, views, down)
+        self._apply(namespace, name, spec, result.actions)
+        self._write_status(ctx, obj, revision, result)
+        settled = result.idle and result.summary.complete
+        return Result(requeue_after=self._settings.drift_interval if settled
+                      else self._settings.poll_interval)
+
+    # -- observation ------------------------------------------------------------------
+
+    def _list(self, namespace: str, name: str) -> list[RevisionView]:
+        rows = self._ecsm.services.list_all(name=owned_prefix(namespace, name))
+        return observe.revisions(rows, namespace, name)
+
+    def _desired(self, spec: dict[str, Any], revision: str) -> Desired:
+        strategy = spec.get("deploymentStrategy") or {}
+        policy = Policy(mapping.policy_of(spec))
+        if policy is Policy.STATIC:
+            nodes = tuple(str(n) for n in strategy.get("nodes") or ())
+            replicas = len(nodes)
+        else:
+            nodes = tuple(str(n) for n in strategy.get("nodePool") or ())
+            if not nodes:  # an empty pool means every node ECSM knows
+                nodes, _ = self._nodes.get(self._settings.node_refresh_interval)
+            replicas = int(strategy.get("replicas") or 0)
+        bounds = resolve(spec.get("rollout"), replicas)
+        template = spec.get("template") or {}
+        return Desired(revision=revision, policy=policy, replicas=replicas, nodes=nodes,
+                       max_surge=bounds.max_surge, max_unavailable=bounds.max_unavailable,
+                       history_limit=bounds.history_limit,
+                       load=mapping.action_of(template) == "load")
+
+    def _getter(self, ctx: ReconcileContext,
+                namespace: str) -> Callable[[str], dict[str, Any] | None]:
+        def get(dep: str) -> dict[str, Any] | None:
+            try:
+                return ctx.registry.get(ctx.kind, namespace, dep)  # type: ignore[no-any-return]
+            except NotFound:
+                return None
+        return get
+
+    # -- registry writes ---------------------------------------------------------------
+
+    def _ensure_metadata(self, ctx: ReconcileContext, obj: dict[str, Any], revision: str,
+                         template: dict[str, Any], history_limit: int,
+                         on_ecsm: set[str]) -> dict[str, Any]:
+        meta = dict(obj.get("metadata") or {})
+        finalizers = list(meta.get("finalizers") or [])
+        annotations = history.updated_annotations(meta.get("annotations"), current=revision,
+                                                  template=template,
+                                                  history_limit=history_limit,
+                                                  on_ecsm=on_ecsm)
+        if FINALIZER in finalizers and annotations is None:
+            return obj
+        if FINALIZER not in finalizers:
+            meta["finalizers"] = [*finalizers, FINALIZER]
+        if annotations is not None:
+            meta["annotations"] = annotations
+        updated = ctx.registry.update({**obj, "metadata": meta})  # Conflict → retried
+        return updated  # type: ignore[no-any-return]
+
+    def _write_status(self, ctx: ReconcileContext, obj: dict[str, Any], revision: str,
+                      result: Plan, *, waiting: tuple[str, ...] = (),
+                      cycle: tuple[str, ...] = ()) -> None:
+        conditions = status_mod.conditions_for(result.summary, revision=revision,
+                                               waiting=waiting, cycle=cycle)
+        new = status_mod.build(obj.get("status"),
+                               generation=int((obj.get("metadata") or {}).get("generation")
+                                              or 0),
+                               revision=revision, summary=result.summary,
+                               conditions=conditions, now=format_timestamp(self._wall()))
+        if status_mod.same(obj.get("status"), new):
+            return
+        ctx.update_status({**obj, "status": new})
+
+    def _hold_back(self, ctx: ReconcileContext, obj: dict[str, Any], revision: str,
+                   desired: Desired, verdict: dependencies.DependencyVerdict) -> Result:
+        result = plan(desired, [], ())
+        nothing = Plan(actions=(), summary=result.summary)
+        self._write_status(ctx, obj, revision, nothing, waiting=verdict.waiting,
+                           cycle=verdict.cycle)
+        if verdict.cycle:
+            # Held back until someone breaks the cycle: look again at the drift pace,
+            # so breaking it anywhere frees every member (no retries meanwhile).
+            logger.error("key=%s/%s dependency cycle: %s",
+                         (obj.get("metadata") or {}).get("namespace"),
+                         (obj.get("metadata") or {}).get("name"), " -> ".join(verdict.cycle))
+            return Result(requeue_after=self._settings.drift_interval)
+        return Result(requeue_after=self._settings.poll_interval)
+
+    def _ecsm_trouble(self, ctx: ReconcileContext, key: str, e: Exception) -> Result:
+        with self._lock:
+            failures = self._ecsm_failures.get(key, 0) + 1
+            self._ecsm_failures[key] = failures
+        logger.warning("key=%s ECSM unavailable (%d in a row): %s", key, failures, e)
+        if failures >= self._settings.unavailable_threshold:
+            self._mark_unavailable(ctx, key, f"{failures} consecutive ECSM failures: {e}")
+        return Result(requeue=True)
+
+    def _mark_unavailable(self, ctx: ReconcileContext, key: str, message: str) -> None:
+        namespace, name = split_key(key)
+        value = status_mod.ConditionValue(status="True", reason="EcsmUnavailable",
+                                          message=message[:500])
+        try:
+            obj = ctx.registry.get(ctx.kind, namespace, name)
+            current = next((c for c in (obj.get("status") or {}).get("conditions") or ()
+                            if c.get("type") == status_mod.DEGRADED), None)
+            if current and current.get("reason") == "EcsmUnavailable" \
+                    and current.get("status") == "True":
+                return  # already said; do not rewrite it on every failure
+            new = status_mod.with_condition(obj.get("status"), status_mod.DEGRADED, value,
+                                            format_timestamp(self._wall()))
+            ctx.update_status({**obj, "status": new})
+        except (Conflict, NotFound) as err:
+            logger.info("key=%s Degraded/EcsmUnavailable not written: %s", key, err)
+        except RegistryError as err:
+            logger.warning("key=%s Degraded/EcsmUnavailable not written: %s", key, err)
+
+    # -- deletion ----------------------------------------------------------------------
+
+    def _finalize(self, ctx: ReconcileContext, namespace: str, name: str,
+                  obj: dict[str, Any]) -> Result:
+        meta = obj.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return Result()
+        owned = self._list(namespace, name)
+        for view in owned:
+            logger.info("key=%s/%s deleting ECSM service %s (revision %s)", namespace, name,
+                        view.service_id, view.revision)
+            self._delete(view.service_id)
+        if owned and self._list(namespace, name):
+            return Result(requeue_after=self._settings.poll_interval)  # ECSM still busy
+        ctx.registry.update({**obj, "metadata": {
+            **meta, "finalizers": [f for f in finalizers if f != FINALIZER]}})
+        logger.info("key=%s/%s ECSM cleaned up, finalizer removed", namespace, name)
+        return Result()
+
+    # -- actions -----------------------------------------------------------------------
+
+    def _apply(self, namespace: str, name: str, spec: dict[str, Any],
+               actions: Sequence[Action]) -> None:
+        key = f"{namespace}/{name}"
+        for action in actions:
+            if isinstance(action, Create):
+                self._create(namespace, name, spec, action)
+            elif isinstance(action, Scale):
+                self._scale(namespace, name, action)
+            elif isinstance(action, Delete):
+                logger.info("key=%s delete revision %s (%s)", key, action.revision,
+                            action.service_id)
+                self._delete(action.service_id)
+            elif isinstance(action, Restart):
+                logger.info("key=%s container %s: %s", key, action.container_name,
+                            action.action)
+                try:
+                    self._ecsm.containers.action_by_name(action.container_name, action.action)
+                except EcsmNotFound:
+                    pass  # gone meanwhile; the next pass sees what replaced it
+
+    def _create(self, namespace: str, name: str, spec: dict[str, Any], action: Create) -> None:
+        key = f"{namespace}/{name}"
+        template = spec.get("template") or {}
+        ref = mapping.image_ref(template)
+        try:
+            base = self._ecsm.images.config(ref)
+        except EcsmApiError as e:
+            if e.is_client_error:
+                raise _rejected(f"image {ref}", e) from e
+            raise
+        ecsm_name = service_name(namespace, name, action.revision)
+        body = mapping.create_body(spec, ecsm_name=ecsm_name, default_hostname=name,
+                                   factor=action.factor, node_names=action.node_names,
+                                   base_config=base)
+        try:
+            created = self._ecsm.services.create(body)
+        except EcsmApiError as e:
+            if _name_exists(e):
+                logger.info("key=%s ECSM service %s already exists: adopting it", key,
+                            ecsm_name)
+                return
+            if e.is_client_error:
+                raise _rejected(f"service {ecsm_name}", e) from e
+            raise
+        logger.info("key=%s created ECSM service %s id=%s factor=%d nodes=%s", key, ecsm_name,
+                    created.get("id"), action.factor, ",".join(action.node_names))
+
+    def _scale(self, namespace: str, name: str, action: Scale) -> None:
+        key = f"{namespace}/{name}"
+        try:
+            detail = self._ecsm.services.get(action.service_id)
+        except EcsmNotFound:
+            return  # deleted behind our back: the next pass recreates what is missing
+        image = detail.raw.get("image")
+        if not isinstance(image, dict):
+            raise TerminalError(f"ECSM service {detail.name} has no image spec",
+                                reason="EcsmRejected")
+        body = mapping.update_body(service_id=action.service_id, ecsm_name=detail.name,
+                                   image=image, factor=action.factor,
+                                   node_names=action.node_names, policy=action.policy)
+        try:
+            self._ecsm.services.update(action.service_id, body)
+        except EcsmNotFound:
+            return
+        except EcsmApiError as e:
+            if e.is_client_error:
+                raise _rejected(f"service {detail.name}", e) from e
+            raise
+        logger.info("key=%s scaled revision %s to factor=%d nodes=%s policy=%s", key,
+                    action.revision, action.factor, ",".join(action.node_names), action.policy)
+
+    def _delete(self, service_id: str) -> None:
+        try:
+            self._ecsm.services.delete(service_id)
+        except EcsmNotFound:
+            pass

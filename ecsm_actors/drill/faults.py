@@ -1,0 +1,299 @@
+"""Fault injection: turns a fault :class:`~.schedule.Action` into signals and admin calls.
+
+Runs in the drill's main thread. Processes are signalled by the pid the supervisor's
+``ps`` reports (never by name); ECSM faults go through the simulator's admin API; a write
+burst pauses a controller (SIGSTOP) while the writer floods the registry with more events
+than the controller's subscription can buffer, then resumes it. Each injected fault
+registers a recovery probe (see :mod:`.recovery`); a fault that cannot be injected at that
+moment (its victim does not exist yet, ECSM is unreachable) is recorded as skipped.
+
+:meth:`FaultInjector.heal_all` ends every open window (SIGCONT, faults reset, nodes up) and
+keeps trying until it succeeded: the drill never judges a system it left broken.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from ecsm_actors.drill.context import DrillContext
+from ecsm_actors.drill.recovery import (
+    Observation,
+    Probe,
+    canary_reconciled,
+    child_healthy,
+    ecsm_service_whole,
+    ecsm_services_whole,
+)
+from ecsm_actors.drill.schedule import Action, ActionKind
+from ecsm_actors.drill.snapshot import EcsmServiceView, ProcessRecord, ecsm_name, revision_of
+from ecsm_actors.drill.workload import ANNOTATION_PREFIX, NAMESPACE, NODES
+from ecsm_actors.drill.writer import Write
+from ecsm_actors.errors import ControlError, EcsmActorsError, NotFound
+
+logger = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 60.0
+_BURST_KEY = ANNOTATION_PREFIX + "burst"
+
+
+class Skipped(Exception):
+    """The fault could not be injected now (the reason is the message)."""
+
+
+class FaultInjector:
+    def __init__(self, ctx: DrillContext) -> None:
+        self.ctx = ctx
+        self.frozen: dict[str, ProcessRecord] = {}
+        self.nodes_down: set[str] = set()
+        self.ecsm_faulty = False
+        self.injected = 0
+        self.skipped: list[str] = []
+        self._burst_counter = 0
+
+    # -- dispatch --------------------------------------------------------------------
+
+    def inject(self, action: Action) -> None:
+        handler = {
+            ActionKind.KILL: self._kill, ActionKind.FREEZE: self._freeze,
+            ActionKind.THAW: self._thaw, ActionKind.ECSM_LATENCY: self._ecsm_window,
+            ActionKind.ECSM_ERRORS: self._ecsm_window,
+            ActionKind.ECSM_PARTITION: self._ecsm_window, ActionKind.ECSM_HEAL: self._ecsm_heal,
+            ActionKind.NODE_DOWN: self._node_down, ActionKind.NODE_UP: self._node_up,
+            ActionKind.CONTAINER_CRASH: self._container_crash,
+            ActionKind.ECSM_SERVICE_DELETE: self._ecsm_service_delete,
+            ActionKind.WRITE_BURST: self._write_burst,
+        }[action.kind]
+        try:
+            handler(action)
+            if action.is_fault:
+                self.injected += 1
+        except (Skipped, EcsmActorsError) as e:
+            logger.info("fault %s skipped: %s", action.label, e)
+            self.skipped.append(f"{action.label} at {action.at:.1f}s: {e}")
+
+    def _probe(self, action: Action, check: Any, measured_by: str, *, window: str = "",
+               needs_ecsm: bool = False, detail: str = "", on_done: list[Any] | None = None,
+               measure_now: bool = False) -> None:
+        now = time.monotonic()
+        callbacks = list(on_done or [])
+        self.ctx.tracker.add(Probe(
+            label=action.label, at=action.at, injected=now, check=check,
+            measured_by=measured_by, deadline=now + PROBE_TIMEOUT, window=window,
+            measure_from=now if measure_now else None, needs_ecsm=needs_ecsm, detail=detail,
+            on_done=(lambda: [cb() for cb in callbacks]) if callbacks else None))
+
+    def _canary_or(self, action: Action, fallback: Any, fallback_by: str, **kw: Any) -> None:
+        """Probe through a canary change made now; ``fallback`` when none is free."""
+        on_done: list[Any] = []
+        got = self.ctx.canary_change(on_done)
+        if got is None:
+            if fallback is None:
+                self.ctx.tracker.note(action.label, action.at, "no canary free to time it")
+                return
+            self._probe(action, fallback, fallback_by, **kw)
+            return
+        key, generation = got
+        self._probe(action, canary_reconciled(key, generation), "canary",
+                    detail=f"canary {key}", on_done=on_done, **kw)
+
+    # -- processes -------------------------------------------------------------------
+
+    def _pid_of(self, name: str) -> ProcessRecord:
+        try:
+            row = self.ctx.system.child(name)
+        except ControlError as e:
+            raise Skipped(f"supervisor did not answer ps: {e}") from e
+        pid = row.get("pid") if row else None
+        if not isinstance(pid, int) or pid <= 0:
+            raise Skipped(f"{name} is not running ({row.get('state') if row else 'absent'})")
+        record = self.ctx.system.record_of(pid)
+        if record is None:
+            raise Skipped(f"{name} pid {pid} vanished")
+        return record
+
+    def _signal(self, record: ProcessRecord, sig: int) -> None:
+        if not self.ctx.system.same_process(record):
+            raise Skipped(f"pid {record.pid} is no longer {record.name}")
+        try:
+            os.kill(record.pid, sig)
+        except ProcessLookupError as e:
+            raise Skipped(f"pid {record.pid} exited") from e
+
+    def _kill(self, action: Action) -> None:
+        record = self._pid_of(action.target)
+        self._signal(record, signal.SIGKILL)
+        ps_check = child_healthy(action.target, record.pid, need_new_pid=True)
+        if action.target == "hpa-controller":
+            self._probe(action, ps_check, "ps")
+        else:
+            self._canary_or(action, ps_check, "ps")
+
+    def _freeze(self, action: Action) -> None:
+        record = self._pid_of(action.target)
+        self._signal(record, signal.SIGSTOP)
+        self.frozen[action.target] = record
+        ps_check = child_healthy(action.target, None, need_new_pid=False)
+        if action.target == "hpa-controller":
+            self._probe(action, ps_check, "ps", window="freeze")
+        else:
+            self._canary_or(action, ps_check, "ps", window="freeze")
+
+    def _thaw(self, action: Action) -> None:
+        record = self.frozen.pop(action.target, None)
+        self.ctx.tracker.end_window("freeze", time.monotonic())
+        if record is not None and self.ctx.system.same_process(record):
+            os.kill(record.pid, signal.SIGCONT)
+
+    # -- ECSM ------------------------------------------------------------------------
+
+    def _ecsm_window(self, action: Action) -> None:
+        p = action.p
+        if action.kind is ActionKind.ECSM_LATENCY:
+            self.ctx.admin.faults(latency=p["latency"])
+        elif action.kind is ActionKind.ECSM_ERRORS:
+            self.ctx.admin.faults(error_rate=p["error_rate"], error_kind="http5xx")
+        else:
+            self.ctx.admin.faults(partition=True)
+        self.ecsm_faulty = True
+        self._canary_or(action, None, "", window="ecsm")
+
+    def _ecsm_heal(self, action: Action) -> None:
+        self.ctx.tracker.end_window("ecsm", time.monotonic())
+        self.ctx.admin.reset_faults()
+        self.ecsm_faulty = False
+
+    def _node_down(self, action: Action) -> None:
+        rows = self._our_rows()
+        self.ctx.admin.node_down(action.target)
+        self.nodes_down.add(action.target)
+        hit = tuple(r.name for r in rows if action.target in r.nodes and r.factor > 0)
+        if not hit:
+            self.ctx.tracker.note(action.label, action.at, "no service had instances there")
+            return
+        self._probe(action, ecsm_services_whole(hit), "ecsm", window="node", needs_ecsm=True,
+                    detail=f"{len(hit)} services on {action.target}")
+
+    def _node_up(self, action: Action) -> None:
+        self.ctx.tracker.end_window("node", time.monotonic())
+        self.ctx.admin.node_up(action.target)
+        self.nodes_down.discard(action.target)
+
+    def _our_rows(self) -> list[EcsmServiceView]:
+        rows = self.ctx.ecsm.services.list_all(page_size=1000)
+        return [EcsmServiceView.from_wire(r.raw) for r in rows]
+
+    def _victim(self, action: Action) -> tuple[EcsmServiceView, str]:
+        """The current ECSM service of the target (or, if it has none yet, of another
+        service chosen from the target's name) and its owner key."""
+        rows = {r.name: r for r in self._our_rows() if r.instance_online > 0}
+        candidates = []
+        for name in [action.target] + sorted(self.ctx.workload.by_name):
+            try:
+                obj = self.ctx.registry.get("ECSMService", NAMESPACE, name)
+            except NotFound:
+                continue
+            row = rows.get(ecsm_name(NAMESPACE, name, revision_of(obj)))
+            if row is not None and not self.ctx.workload.by_name[name].canary:
+                candidates.append((row, f"{NAMESPACE}/{name}"))
+                break
+        if not candidates:
+            raise Skipped("no ECSM service with running instances")
+        return candidates[0]
+
+    def _container_crash(self, action: Action) -> None:
+        row, key = self._victim(action)
+        containers = self.ctx.ecsm.containers.list_all_by_service([row.id])
+        running = sorted(c.name for c in containers if c.status == "running")
+        if not running:
+            raise Skipped(f"{row.name} has no running container")
+        self.ctx.admin.crash_container(running[0])
+        self._probe(action, _while_current(key, row.name, ecsm_service_whole(row.name)), "ecsm",
+                    needs_ecsm=True, detail=f"container {running[0]} of {row.name}")
+
+    def _ecsm_service_delete(self, action: Action) -> None:
+        row, key = self._victim(action)
+        self.ctx.ecsm.services.delete(row.id)
+        self._probe(action, _while_current(key, row.name, ecsm_service_whole(row.name, row.id)),
+                    "ecsm", needs_ecsm=True, detail=f"ECSM service {row.name} (id {row.id})")
+
+    # -- write burst -----------------------------------------------------------------
+
+    def _write_burst(self, action: Action) -> None:
+        record = self._pid_of(action.target)
+        kind = "ECSMHpa" if action.target == "hpa-controller" else "ECSMService"
+        keys = sorted(key for key in self.ctx.registry_keys(kind))
+        if not keys:
+            raise Skipped(f"no {kind} to write to")
+        self._signal(record, signal.SIGSTOP)
+        self.frozen[action.target] = record
+        try:
+            writes = int(action.p["writes"])
+            for i in range(writes):
+                self._burst_counter += 1
+                value = str(self._burst_counter)
+
+                def mutate(obj: dict[str, Any], value: str = value) -> None:
+                    obj["metadata"].setdefault("annotations", {})[_BURST_KEY] = value
+
+                self.ctx.writer.submit(Write(
+                    op="modify", kind=kind, key=keys[i % len(keys)], mutate=mutate,
+                    hpa_owned=self.ctx.hpa_owned(kind, keys[i % len(keys)]), label="burst"))
+            deadline = time.monotonic() + max(float(action.p["seconds"]), 0.5)
+            while self.ctx.writer.pending() and time.monotonic() < deadline + 3.0:
+                time.sleep(0.05)
+        finally:
+            self.frozen.pop(action.target, None)
+            if self.ctx.system.same_process(record):
+                os.kill(record.pid, signal.SIGCONT)
+        check = child_healthy(action.target, None, need_new_pid=False)
+        if action.target == "hpa-controller":
+            self._probe(action, check, "ps", measure_now=True)
+        else:
+            self._canary_or(action, check, "ps", measure_now=True)
+
+    # -- the end ---------------------------------------------------------------------
+
+    def heal_all(self, timeout: float = 60.0) -> list[str]:
+        """End every open fault; retried until done or ``timeout``. Returns problems."""
+        deadline = time.monotonic() + timeout
+        problems: list[str] = []
+        now = time.monotonic()
+        for window in ("freeze", "ecsm", "node"):
+            self.ctx.tracker.end_window(window, now)
+        for name, record in list(self.frozen.items()):
+            if self.ctx.system.same_process(record):
+                os.kill(record.pid, signal.SIGCONT)
+            self.frozen.pop(name, None)
+        while time.monotonic() < deadline:
+            try:
+                self.ctx.admin.reset_faults()
+                for node in NODES:
+                    self.ctx.admin.node_up(node)
+                self.nodes_down.clear()
+                self.ecsm_faulty = False
+                return problems
+            except EcsmActorsError as e:
+                problems = [f"could not heal ECSM faults yet: {e}"]
+                time.sleep(0.5)
+        return problems
+
+
+def _while_current(key: str, ecsm_service: str, inner: Any) -> Any:
+    """``inner``, unless the owner's current revision moved away from ``ecsm_service`` or
+    the owner was deleted (then the probe is moot)."""
+
+    def check(obs: Observation) -> bool | None:
+        if obs.services is not None:
+            obj = obs.services.get(key)
+            if obj is None:
+                return None
+            namespace, name = key.split("/", 1)
+            if ecsm_name(namespace, name, revision_of(obj)) != ecsm_service:
+                return None
+        return inner(obs)
+
+    return check

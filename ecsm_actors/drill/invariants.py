@@ -1,0 +1,303 @@
+"""The drill's invariants: pure checks over a :class:`~.snapshot.Snapshot` and the ledger.
+
+Runs in the drill process; no I/O. Each checker returns a :class:`CheckResult` listing
+every violation it found (empty = the invariant holds):
+
+* ``acknowledged-writes`` — every write the registry acknowledged is what it stores now
+  (a write still in doubt may have landed or not; either is accepted);
+* ``ecsm-matches-spec`` — each ECSMService has exactly one ECSM service for its current
+  revision, with the desired factor, node list and image, and its old revisions are
+  scaled to zero and within the history limit;
+* ``no-orphans`` — every ECSM service whose name says it is ours has an owner, and no
+  name appears twice on ECSM;
+* ``status-matches-reality`` — status.observedGeneration == metadata.generation,
+  replicas/readyReplicas/updatedReplicas agree with ECSM, the current revision and
+  service ids are the live ones, condition Available is True;
+* ``hpa-within-bounds`` — every HPA target's replicas lie in [minReplicas, maxReplicas];
+* ``no-leftover-processes`` — no process recorded during the drill survives its stop.
+
+:func:`quiescent` is the convergence test the drill waits for before judging.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ecsm_actors.drill.ledger import Expectation, LedgerEntry, drill_annotations
+from ecsm_actors.drill.snapshot import (
+    EcsmServiceView,
+    ProcessRecord,
+    Snapshot,
+    desired_replicas,
+    ecsm_name,
+    revision_of,
+)
+
+_DEFAULT_HISTORY = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    name: str
+    violations: tuple[str, ...] = ()
+    checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "checked": self.checked,
+                "violations": list(self.violations)}
+
+
+def _result(name: str, violations: Iterable[str], checked: int) -> CheckResult:
+    return CheckResult(name=name, violations=tuple(violations), checked=checked)
+
+
+# -- acknowledged writes ---------------------------------------------------------------
+
+
+def contains(expected: Any, observed: Any) -> bool:
+    """``observed`` has every field of ``expected`` with the same value (maps recurse)."""
+    if isinstance(expected, Mapping):
+        return isinstance(observed, Mapping) and all(
+            k in observed and contains(v, observed[k]) for k, v in expected.items())
+    return bool(expected == observed)
+
+
+def _satisfies(exp: Expectation, obj: dict[str, Any] | None, hpa_owned: bool) -> bool:
+    if not exp.present:
+        return obj is None
+    if obj is None:
+        return False
+    spec = dict(obj.get("spec") or {})
+    if hpa_owned and obj.get("kind") == "ECSMService":
+        strategy = dict(spec.get("deploymentStrategy") or {})
+        strategy.pop("replicas", None)
+        spec["deploymentStrategy"] = strategy
+    generation = int((obj.get("metadata") or {}).get("generation") or 0)
+    if exp.exact:
+        return (spec == exp.spec and generation >= exp.generation
+                and drill_annotations(obj) == exp.annotations)
+    return contains(exp.spec or {}, spec) and contains(exp.annotations, drill_annotations(obj))
+
+
+def check_acknowledged_writes(entries: Iterable[LedgerEntry], snap: Snapshot,
+                              hpa_targets: Iterable[str] = ()) -> CheckResult:
+    """``hpa_targets``: keys of ECSMServices whose replicas their HPA owns."""
+    owned = set(hpa_targets)
+    violations, checked = [], 0
+    for entry in entries:
+        checked += 1
+        obj = snap.objects.get((entry.kind, entry.key))
+        hpa_owned = entry.kind == "ECSMService" and entry.key in owned
+        if any(_satisfies(e, obj, hpa_owned) for e in entry.acceptable()):
+            continue
+        wanted = " or ".join(e.describe() for e in entry.acceptable())
+        if obj is None:
+            seen = "absent"
+        elif (obj.get("metadata") or {}).get("deletionTimestamp"):
+            seen = "still terminating"
+        else:
+            gen = (obj.get("metadata") or {}).get("generation")
+            seen = f"present with another spec/annotations (generation {gen})"
+        violations.append(f"{entry.kind} {entry.key}: acknowledged {wanted}, registry has "
+                          f"it {seen}")
+    return _result("acknowledged-writes", violations, checked)
+
+
+# -- ECSM against spec -----------------------------------------------------------------
+
+
+def _image_matches(template_image: str, ecsm_image: str) -> bool:
+    return not ecsm_image or template_image.split("#", 1)[0] == ecsm_image
+
+
+def _node_violation(obj: dict[str, Any], svc: EcsmServiceView) -> str | None:
+    strategy = (obj.get("spec") or {}).get("deploymentStrategy") or {}
+    if strategy.get("type") == "Static":
+        want = tuple(sorted(strategy.get("nodes") or []))
+        if svc.nodes != want:
+            return f"nodes {list(svc.nodes)} != spec nodes {list(want)}"
+    else:
+        pool = set(strategy.get("nodePool") or [])
+        if pool and not set(svc.nodes) <= pool:
+            return f"nodes {list(svc.nodes)} outside nodePool {sorted(pool)}"
+    return None
+
+
+def check_ecsm_matches_spec(snap: Snapshot) -> CheckResult:
+    by_owner = snap.ecsm_by_owner()
+    violations, checked = [], 0
+    for key, obj in snap.of_kind("ECSMService"):
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        checked += 1
+        namespace, name = key.split("/", 1)
+        revision = revision_of(obj)
+        current_name = ecsm_name(namespace, name, revision)
+        mine = by_owner.get(key, [])
+        current = [s for s in mine if s.name == current_name]
+        old = [s for s in mine if s.name != current_name]
+        spec = obj.get("spec") or {}
+        if not current:
+            violations.append(f"{key}: no ECSM service {current_name} for revision {revision}")
+        elif len(current) > 1:
+            violations.append(f"{key}: {len(current)} ECSM services named {current_name} "
+                              f"(ids {[s.id for s in current]})")
+        else:
+            svc, want = current[0], desired_replicas(obj)
+            if svc.factor != want:
+                violations.append(f"{key}: ECSM {current_name} factor {svc.factor} != "
+                                  f"desired {want}")
+            bad_nodes = _node_violation(obj, svc)
+            if bad_nodes:
+                violations.append(f"{key}: ECSM {current_name} {bad_nodes}")
+            image = str((spec.get("template") or {}).get("image", ""))
+            if not _image_matches(image, svc.image):
+                violations.append(f"{key}: ECSM {current_name} runs {svc.image}, template "
+                                  f"says {image}")
+        for svc in old:
+            if svc.factor > 0:
+                violations.append(f"{key}: stale revision {svc.name} still at factor "
+                                  f"{svc.factor}")
+        limit = (spec.get("rollout") or {}).get("revisionHistoryLimit", _DEFAULT_HISTORY)
+        if len(old) > int(limit):
+            violations.append(f"{key}: {len(old)} old revisions kept, history limit {limit}")
+    return _result("ecsm-matches-spec", violations, checked)
+
+
+def check_no_orphans(snap: Snapshot) -> CheckResult:
+    live = {key for key, _ in snap.of_kind("ECSMService")}
+    violations = [f"ECSM service {s.name} (id {s.id}) has no ECSMService {owner}"
+                  for owner, rows in sorted(snap.ecsm_by_owner().items()) if owner not in live
+                  for s in rows]
+    names = Counter(s.name for s in snap.ecsm)
+    violations += [f"ECSM service name {n} appears {c} times" for n, c in sorted(names.items())
+                   if c > 1]
+    return _result("no-orphans", violations, len(snap.ecsm))
+
+
+# -- status ----------------------------------------------------------------------------
+
+
+def _condition(obj: dict[str, Any], type_: str) -> str | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return str(c.get("status"))
+    return None
+
+
+def check_statuses(snap: Snapshot) -> CheckResult:
+    by_owner = snap.ecsm_by_owner()
+    violations, checked = [], 0
+    for key, obj in snap.of_kind("ECSMService"):
+        meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        checked += 1
+        generation, observed = meta.get("generation"), status.get("observedGeneration")
+        if observed != generation:
+            violations.append(f"{key}: status.observedGeneration {observed} != generation "
+                              f"{generation}")
+        mine = by_owner.get(key, [])
+        namespace, name = key.split("/", 1)
+        revision = revision_of(obj)
+        current = [s for s in mine if s.name == ecsm_name(namespace, name, revision)]
+        want = desired_replicas(obj)
+        online = sum(s.instance_online for s in mine)
+        checks = [("replicas", want), ("readyReplicas", online)]
+        if current and "updatedReplicas" in status:
+            checks.append(("updatedReplicas", current[0].factor))
+        for field_name, expected in checks:
+            if int(status.get(field_name) or 0) != expected:
+                violations.append(f"{key}: status.{field_name} {status.get(field_name)} != "
+                                  f"{expected} on ECSM")
+        rev = str(status.get("currentRevision") or "")
+        if not rev.endswith(revision):
+            violations.append(f"{key}: status.currentRevision {rev!r} is not {revision}")
+        ids = set(status.get("underlyingServiceIDs") or [])
+        real = {s.id for s in mine}
+        if current and current[0].id not in ids:
+            violations.append(f"{key}: status.underlyingServiceIDs lacks {current[0].id}")
+        if ids - real:
+            violations.append(f"{key}: status.underlyingServiceIDs names gone services "
+                              f"{sorted(ids - real)}")
+        if _condition(obj, "Available") != "True":
+            violations.append(f"{key}: condition Available is {_condition(obj, 'Available')}")
+    return _result("status-matches-reality", violations, checked)
+
+
+# -- HPA -------------------------------------------------------------------------------
+
+
+def check_hpa_bounds(snap: Snapshot) -> CheckResult:
+    violations, checked = [], 0
+    for key, hpa in snap.of_kind("ECSMHpa"):
+        spec = hpa.get("spec") or {}
+        if spec.get("paused"):
+            continue
+        namespace = key.split("/", 1)[0]
+        target_name = (spec.get("scaleTargetRef") or {}).get("name")
+        target = snap.objects.get(("ECSMService", f"{namespace}/{target_name}"))
+        if target is None:
+            continue
+        checked += 1
+        low, high = int(spec.get("minReplicas") or 1), int(spec.get("maxReplicas") or 0)
+        replicas = desired_replicas(target)
+        if not low <= replicas <= high:
+            violations.append(f"{key}: target {target_name} has {replicas} replicas, outside "
+                              f"[{low}, {high}]")
+        desired = (hpa.get("status") or {}).get("desiredReplicas")
+        if desired is not None and not low <= int(desired) <= high:
+            violations.append(f"{key}: status.desiredReplicas {desired} outside [{low}, {high}]")
+    return _result("hpa-within-bounds", violations, checked)
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+def check_no_leftover_processes(recorded: Iterable[ProcessRecord],
+                                running: Mapping[int, float]) -> CheckResult:
+    """``running``: pid → create_time of the processes alive after the stop (the recorded
+    pids and anything still in the system's process group)."""
+    records = list(recorded)
+    known = {(r.pid, round(r.create_time, 2)) for r in records}
+    violations = [f"{r.name or 'process'} pid {r.pid} still running" for r in records
+                  if r.pid in running and round(running[r.pid], 2) == round(r.create_time, 2)]
+    violations += [f"unrecorded process pid {pid} still running in the system's group"
+                   for pid, ctime in sorted(running.items()) if (pid, round(ctime, 2)) not in known]
+    return _result("no-leftover-processes", violations, len(records))
+
+
+# -- together --------------------------------------------------------------------------
+
+
+def convergence_checks(snap: Snapshot) -> list[CheckResult]:
+    return [check_ecsm_matches_spec(snap), check_no_orphans(snap), check_statuses(snap),
+            check_hpa_bounds(snap)]
+
+
+def quiescent(snap: Snapshot) -> tuple[bool, str]:
+    """Converged: nothing terminating, and every convergence check passes. Returns the
+    first reason when not."""
+    for key, obj in snap.of_kind("ECSMService") + snap.of_kind("ECSMHpa"):
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            return False, f"{key} is still terminating"
+    for result in convergence_checks(snap):
+        if not result.ok:
+            return False, f"{result.name}: {result.violations[0]}" + (
+                f" (+{len(result.violations) - 1} more)" if len(result.violations) > 1 else "")
+    return True, ""
+
+
+def lag(snap: Snapshot) -> int:
+    """ECSMServices whose latest spec is not observed yet or that are not Available."""
+    return sum(1 for _, obj in snap.of_kind("ECSMService")
+               if (obj.get("status") or {}).get("observedGeneration")
+               != (obj.get("metadata") or {}).get("generation")
+               or _condition(obj, "Available") != "True")

@@ -1,0 +1,1 @@
+"""Per-resource ECSM clients (services, containers, nodes, images) of the Clientset."""

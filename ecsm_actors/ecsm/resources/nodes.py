@@ -1,0 +1,130 @@
+"""ECSM nodes: register, checks, update, types, list, details, status, delete, view,
+metrics (ecsm-api.md §5).
+
+Runs in the caller's thread over a shared RestClient. Node delete and the checks decode
+their ``data`` themselves (a string, an array or a bool; §5.2, §5.11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ecsm_actors.ecsm import wire
+from ecsm_actors.ecsm.resources.paging import DEFAULT_PAGE_SIZE, list_all
+from ecsm_actors.ecsm.rest import RestClient, build_path, query
+from ecsm_actors.ecsm.types import (
+    NameCheck,
+    NodeDeleteConflict,
+    NodeDetailsById,
+    NodeDetailsByName,
+    NodeInfo,
+    NodeMetrics,
+    NodeStatus,
+    NodeTypeUpdateInfo,
+    NodeView,
+    Page,
+    decode_page,
+)
+from ecsm_actors.errors import EcsmDecodeError
+
+
+@dataclass(frozen=True, kw_only=True)
+class _StatusList:
+    nodes: tuple[NodeStatus, ...]
+
+
+def _exists(data: Any) -> bool:
+    if data is None:
+        return False
+    if isinstance(data, bool):
+        return data
+    raise wire.mismatch("data", "bool", data)
+
+
+class NodeClient:
+    def __init__(self, rest: RestClient) -> None:
+        self.rest = rest
+
+    def register(self, address: str, name: str, password: str, tls: bool | None = None) -> None:
+        """POST ``node``; any ``data`` is accepted."""
+        body: dict[str, Any] = {"address": address, "name": name, "password": password}
+        if tls is not None:
+            body["tls"] = tls
+        self.rest.post(build_path("node"), body)
+
+    def validate_name(self, name: str, exclude_id: str | None = None) -> NameCheck:
+        """GET ``node/name/check``: ``data`` true means the name exists already."""
+        data = self.rest.get(build_path("node/name/check"), query({"name": name,
+                                                                    "id": exclude_id}))
+        if _exists(data):
+            return NameCheck(is_valid=False, message=f"node name '{name}' already exists")
+        return NameCheck(is_valid=True, message="")
+
+    def validate_address(self, address: str, exclude_id: str | None = None,
+                         tls: bool | None = None) -> NameCheck:
+        """GET ``node/address/check``."""
+        params = query({"address": address, "id": exclude_id, "tls": tls})
+        if _exists(self.rest.get(build_path("node/address/check"), params)):
+            return NameCheck(is_valid=False,
+                             message=f"node address '{address}' already exists")
+        return NameCheck(is_valid=True, message="")
+
+    def update(self, node_id: str, body: dict[str, Any]) -> None:
+        """PUT ``node`` (id in the body only, A-5)."""
+        if body.get("id") != node_id:
+            raise ValueError(f"node id {node_id!r} does not match body id {body.get('id')!r}")
+        self.rest.put(build_path("node"), body)
+
+    def refresh_types(self) -> None:
+        """PUT ``node/type`` with no body (the headers are still sent)."""
+        self.rest.put(build_path("node/type"), send_body=False)
+
+    def check_type_updates(self) -> list[NodeTypeUpdateInfo]:
+        return wire.decode_list(NodeTypeUpdateInfo, self.rest.get(build_path("node/type/check")))
+
+    def list(self, page_num: int, page_size: int, name: str | None = None,
+             basic_info: bool = False) -> Page[NodeInfo]:
+        """GET ``node``; ``basicInfo=true`` only when asked, never ``false``."""
+        params = query({"pageNum": page_num, "pageSize": page_size, "name": name,
+                        "basicInfo": True if basic_info else None})
+        return decode_page(NodeInfo, self.rest.get(build_path("node"), params))
+
+    def list_all(self, name: str | None = None, basic_info: bool = False,
+                 page_size: int = DEFAULT_PAGE_SIZE) -> list[NodeInfo]:
+        return list_all(lambda n, s: self.list(n, s, name, basic_info), page_size)
+
+    def get_by_id(self, node_id: str) -> NodeDetailsById:
+        return wire.decode(NodeDetailsById,
+                           self.rest.get(build_path("node", ("node id", node_id))))
+
+    def get_by_name(self, name: str) -> NodeDetailsByName:
+        return wire.decode(NodeDetailsByName,
+                           self.rest.get(build_path("node/name", ("node name", name))))
+
+    def list_status(self, ids: Sequence[str]) -> list[NodeStatus]:
+        """GET ``node/status?ids[]=…``; returns the inner ``nodes`` array."""
+        data = self.rest.get(build_path("node/status"), query(ids=list(ids)))
+        return list(wire.decode(_StatusList, data).nodes)
+
+    def delete(self, ids: Sequence[str]) -> list[NodeDeleteConflict]:
+        """DELETE ``node`` ``{"ids": [...]}``: ``"success"`` → no conflicts; an array →
+        the nodes refused because services use them; anything else is an error (§5.11)."""
+        data = self.rest.delete(build_path("node"), {"ids": list(ids)})
+        if data == "success":
+            return []
+        if isinstance(data, list) and data:
+            return wire.decode_list(NodeDeleteConflict, data)
+        if data is None or data == "" or data == []:
+            raise EcsmDecodeError("delete response data is empty or null, which is unexpected")
+        raise EcsmDecodeError(f"unexpected data format in delete response: {data!r:.200}")
+
+    def node_view(self, node_id: str) -> NodeView:
+        path = build_path("overview/platform/node-view", ("node id", node_id))
+        return wire.decode(NodeView, self.rest.get(path))
+
+    def metrics(self, node_id: str, instant: bool = True) -> list[NodeMetrics]:
+        """GET ``overview/node?instant=…&nodeId=…`` (both always sent)."""
+        params = [("nodeId", node_id), ("instant", "true" if instant else "false")]
+        return wire.decode_list(NodeMetrics, self.rest.get(build_path("overview/node"), params))

@@ -1,0 +1,121 @@
+"""The simulator's admin API under ``/_sim/`` (server side of :mod:`.admin`).
+
+Runs inside the simulator process; handlers get the :class:`~.app.Simulator` and run
+under ``State.lock``. Never subject to injected faults. Routes::
+
+    GET    /_sim/health                      {pid, version}
+    GET    /_sim/state                       everything, for tests
+    POST   /_sim/faults                      {latency, error_rate, error_kind, drop_rate, partition}
+    DELETE /_sim/faults                      reset
+    POST   /_sim/nodes/{name}/down|up
+    POST   /_sim/containers/{name}/crash     {message}
+    DELETE /_sim/containers/{name}           deleted behind the operator's back
+    POST   /_sim/services/{idOrName}/load    {cpu: percent total, memory: bytes total}
+    POST   /_sim/start-delay                 {seconds}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from ecsm_actors.ecsm.simulator import actions, views
+from ecsm_actors.ecsm.simulator.errors import bad_request
+from ecsm_actors.ecsm.simulator.faults import Faults
+from ecsm_actors.ecsm.simulator.request import Request, Router
+
+if TYPE_CHECKING:
+    from ecsm_actors.ecsm.simulator.app import Simulator
+
+
+def _number(body: Any, key: str, required: bool = False) -> float | None:
+    value = body.get(key) if isinstance(body, dict) else None
+    if value is None:
+        if required:
+            raise bad_request(f"{key}: required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise bad_request(f"{key}: expected a non-negative number")
+    return float(value)
+
+
+def health(sim: Simulator, req: Request) -> dict[str, Any]:
+    return {"pid": os.getpid(), "version": sim.state.version}
+
+
+def state(sim: Simulator, req: Request) -> dict[str, Any]:
+    st = sim.state
+    now = st.clock()
+    services = []
+    for svc in st.services.values():
+        detail = views.service_detail(st, svc, now)
+        detail["load"] = {"cpu": svc.load_cpu, "memory": svc.load_memory}
+        detail["containers"] = [c.id for c in st.containers_of(svc.id)]
+        services.append(detail)
+    return {
+        "nodes": [views.node_info(st, n, now) for n in st.nodes.values()],
+        "services": services,
+        "containers": views.containers(st, list(st.containers.values()), now),
+        "images": [views.image_item(i) for i in st.images.values()],
+        "faults": sim.faults.to_dict(), "startDelay": st.start_delay,
+        "version": st.version, "stats": sim.stats(),
+    }
+
+
+def set_faults(sim: Simulator, req: Request) -> dict[str, Any]:
+    sim.faults = Faults.from_body(req.body)
+    return sim.faults.to_dict()
+
+
+def reset_faults(sim: Simulator, req: Request) -> dict[str, Any]:
+    sim.faults = Faults()
+    return sim.faults.to_dict()
+
+
+def node_down(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+    node = actions.node_down(sim.state, name)
+    return views.node_info(sim.state, node, sim.state.clock())
+
+
+def node_up(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+    node = actions.node_up(sim.state, name)
+    return views.node_info(sim.state, node, sim.state.clock())
+
+
+def crash(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+    message = "container exited unexpectedly (code 139)"
+    if isinstance(req.body, dict) and isinstance(req.body.get("message"), str):
+        message = req.body["message"]
+    c = actions.crash_container(sim.state, name, message)
+    return views.container(sim.state, c, sim.state.clock())
+
+
+def delete_container(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+    c = actions.delete_container(sim.state, name)
+    return {"id": c.id, "name": c.name}
+
+
+def set_load(sim: Simulator, req: Request, service: str) -> None:
+    cpu = _number(req.body, "cpu")
+    memory = _number(req.body, "memory")
+    actions.set_load(sim.state, service, cpu, None if memory is None else int(memory))
+
+
+def set_start_delay(sim: Simulator, req: Request) -> dict[str, float]:
+    seconds = _number(req.body, "seconds", required=True)
+    sim.state.start_delay = float(seconds or 0.0)
+    return {"seconds": sim.state.start_delay}
+
+
+ADMIN_ROUTER = Router((
+    ("GET", "health", health),
+    ("GET", "state", state),
+    ("POST", "faults", set_faults),
+    ("DELETE", "faults", reset_faults),
+    ("POST", "nodes/{name}/down", node_down),
+    ("POST", "nodes/{name}/up", node_up),
+    ("POST", "containers/{name}/crash", crash),
+    ("DELETE", "containers/{name}", delete_container),
+    ("POST", "services/{service}/load", set_load),
+    ("POST", "start-delay", set_start_delay),
+))

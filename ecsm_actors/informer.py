@@ -1,0 +1,389 @@
+"""The informer: keeps a controller's view of one kind in step with the registry.
+
+Runs in its own thread inside a controller process. It subscribes to the registry's event
+stream BEFORE it lists, keeps only ``key → resourceVersion`` for its kind (no object cache:
+workers read objects fresh), and calls handlers that only enqueue keys.
+
+Invariants:
+
+* ``seq`` is the registry's global ``resourceVersion`` and every committed mutation of any
+  kind is one event, so the informer subscribes to every kind and advances its watermark
+  on all of them; an event of another kind is otherwise ignored.
+* Never blind. A gap in ``seq`` (or a heartbeat ahead of the watermark) → replay with
+  ``WATCH_SINCE(watermark)``; ``Expired`` → relist. No event and no heartbeat within
+  ``controller.watch_deadline`` → reconnect the subscriber and replay. A new store
+  ``epoch`` in an event, heartbeat or reply → relist from scratch (every listed key is
+  re-announced, vanished keys get ``on_delete``). A registry that is down → retried with
+  capped exponential backoff until it answers, without restarting the process. Each
+  recovery is logged once at WARNING with its cause.
+* The periodic resync (``controller.resync_period``) lists, catches the watermark up to
+  the list's ``resourceVersion`` exactly, compares versions only and counts differences
+  as drift (an event lost that gap detection missed: logged at ERROR). Then every key is
+  announced with :meth:`EventHandler.on_resync` (low priority in the workqueue).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from ecsm_actors import protocol
+from ecsm_actors.clock import Clock, RealClock
+from ecsm_actors.config import ControllerSettings
+from ecsm_actors.errors import BadRequest, Expired, RegistryError
+
+logger = logging.getLogger(__name__)
+
+
+class EventHandler(Protocol):
+    """Receives the changes of one kind. Implementations only enqueue keys."""
+
+    def on_add(self, key: str, resource_version: int) -> None: ...
+    def on_update(self, key: str, resource_version: int) -> None: ...
+    def on_delete(self, key: str, resource_version: int) -> None: ...
+    def on_resync(self, key: str, resource_version: int) -> None: ...
+
+
+class ListLike(Protocol):
+    items: list[dict[str, Any]]
+    resource_version: int
+    epoch: str
+
+
+class WatchLike(Protocol):
+    events: list[protocol.Event]
+    resource_version: int
+    epoch: str
+
+
+class RegistryReader(Protocol):
+    """The part of ``RegistryClient`` the informer uses."""
+
+    def list(self, kind: str, namespace: str | None = None) -> Any: ...
+    def watch_since(self, resource_version: int) -> Any: ...
+    def close(self) -> None: ...
+
+
+class EventSource(Protocol):
+    """The part of ``Subscriber`` the informer uses."""
+
+    def recv(self, timeout: float | None) -> protocol.Event | protocol.Heartbeat | None: ...
+    def close(self) -> None: ...
+
+
+class _Relist(Exception):
+    """Internal: abandon the current step and relist (cause in the message)."""
+
+
+def object_key_of(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return protocol.object_key(str(meta.get("namespace", "default")), str(meta.get("name", "")))
+
+
+def resource_version_of(obj: dict[str, Any]) -> int:
+    return int((obj.get("metadata") or {}).get("resourceVersion", 0))
+
+
+class Informer:
+    """Watches one kind; see the module docstring. Drive it with :meth:`start` (its own
+    thread) or, in tests, call :meth:`step` directly."""
+
+    #: Longest single wait on the subscriber, so that :meth:`stop` is noticed promptly.
+    MAX_WAIT = 1.0
+
+    def __init__(
+        self,
+        kind: str,
+        handler: EventHandler,
+        *,
+        registry_factory: Callable[[], RegistryReader],
+        subscriber_factory: Callable[[], EventSource],
+        settings: ControllerSettings,
+        clock: Clock | None = None,
+    ) -> None:
+        self.kind = kind
+        self._handler = handler
+        self._registry_factory = registry_factory
+        self._subscriber_factory = subscriber_factory
+        self._settings = settings
+        self._clock: Clock = clock or RealClock()
+        self._registry: RegistryReader | None = None
+        self._subscriber: EventSource | None = None
+        self._cache: dict[str, int] = {}
+        self._seq = 0
+        self._epoch: str | None = None
+        self._pending: str | None = "initial list"  # why the next step must relist
+        self._replay_cause: str | None = None
+        self._synced = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        now = self._clock.now()
+        self._last_heard = now
+        self._next_resync = now + settings.resync_period
+        self._outage: str | None = None
+        self._outage_attempts = 0
+        self._counters = {"events": 0, "relists": 0, "replays": 0, "reconnects": 0,
+                          "resyncs": 0, "drift": 0, "outages": 0}
+
+    # -- public -------------------------------------------------------------------------
+
+    def has_synced(self) -> bool:
+        """True once the first list has been delivered to the handlers."""
+        return self._synced.is_set()
+
+    def wait_for_sync(self, timeout: float | None = None) -> bool:
+        return self._synced.wait(timeout)
+
+    def resource_version(self, key: str) -> int | None:
+        return self._cache.get(key)
+
+    def keys(self) -> list[str]:
+        return list(self._cache)
+
+    @property
+    def watermark(self) -> int:
+        """The highest ``seq`` delivered (events of every kind count)."""
+        return self._seq
+
+    def stats(self) -> dict[str, Any]:
+        return {**self._counters, "synced": self.has_synced(), "cached": len(self._cache),
+                "resource_version": self._seq}
+
+    def start(self) -> Informer:
+        self._thread = threading.Thread(target=self.run, name=f"informer-{self.kind}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.MAX_WAIT + 1.0 if timeout is None else timeout)
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.step()
+        finally:
+            self._close_registry()
+            self._close_subscriber()
+
+    # -- one iteration ------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Recover if needed, then wait for and handle one message (or a deadline)."""
+        try:
+            if self._subscriber is None:
+                self._subscriber = self._subscriber_factory()
+                self._last_heard = self._clock.now()
+            self._recover()
+            if self._settings.resync_period > 0 and self._clock.now() >= self._next_resync:
+                self._resync()
+            self._recovered()
+            self._receive()
+        except _Relist as e:
+            self._pending = str(e)
+        except RegistryError as e:
+            self._on_outage(e)
+
+    def _receive(self) -> None:
+        assert self._subscriber is not None
+        now = self._clock.now()
+        wait = min(self.MAX_WAIT, max(0.0, self._last_heard + self._settings.watch_deadline - now))
+        if self._settings.resync_period > 0:
+            wait = min(wait, max(0.0, self._next_resync - now))
+        try:
+            message = self._subscriber.recv(wait)
+        except BadRequest as e:  # a garbled message is a lost message
+            self._replay_cause = f"undecodable event ({e})"
+            return
+        now = self._clock.now()
+        if message is None:
+            silent = now - self._last_heard
+            if silent >= self._settings.watch_deadline:
+                logger.warning("%s informer: no event or heartbeat for %.1fs; reconnecting and "
+                               "replaying from resourceVersion %d", self.kind, silent, self._seq)
+                self._counters["reconnects"] += 1
+                self._close_subscriber()
+                self._replay_cause = "reconnect"
+            return
+        self._last_heard = now
+        if message.epoch != self._epoch:
+            raise _Relist(f"new registry epoch {message.epoch} (was {self._epoch})")
+        if isinstance(message, protocol.Heartbeat):
+            if message.seq > self._seq:
+                self._replay_cause = (f"heartbeat at resourceVersion {message.seq}, last event "
+                                      f"seen {self._seq}")
+            return
+        if message.seq <= self._seq:
+            return  # already delivered by a list or replay
+        if message.seq != self._seq + 1:
+            self._replay_cause = f"gap in events: got seq {message.seq} after {self._seq}"
+            return
+        self._apply(message)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def _client(self) -> RegistryReader:
+        if self._registry is None:
+            self._registry = self._registry_factory()
+        return self._registry
+
+    def _recover(self) -> None:
+        if self._pending is None and self._replay_cause is not None:
+            try:
+                self._replay(self._replay_cause)
+            except _Relist as e:
+                self._pending = str(e)
+        if self._pending is not None:
+            self._relist(self._pending)
+
+    def _relist(self, cause: str) -> None:
+        if self._synced.is_set():
+            logger.warning("%s informer: relisting: %s", self.kind, cause)
+        result = self._client().list(self.kind)
+        epoch_changed = self._epoch is not None and result.epoch != self._epoch
+        fresh = {object_key_of(o): resource_version_of(o) for o in result.items}
+        for key in [k for k in self._cache if k not in fresh]:
+            self._handler.on_delete(key, self._cache.pop(key))
+        for key, rv in fresh.items():
+            old = self._cache.get(key)
+            self._cache[key] = rv
+            if old is None:
+                self._handler.on_add(key, rv)
+            elif old != rv or epoch_changed:
+                self._handler.on_update(key, rv)
+        self._epoch = result.epoch
+        self._seq = int(result.resource_version)
+        self._pending = None
+        self._replay_cause = None
+        self._last_heard = self._clock.now()
+        self._counters["relists"] += 1
+        self._synced.set()
+
+    def _replay(self, cause: str) -> None:
+        if cause != "reconnect":  # the reconnect was logged when it happened
+            logger.warning("%s informer: replaying from resourceVersion %d: %s",
+                           self.kind, self._seq, cause)
+        for event in self._fetch_since(self._seq):
+            self._apply(event)
+        self._replay_cause = None
+        self._last_heard = self._clock.now()
+        self._counters["replays"] += 1
+
+    def _fetch_since(self, seq: int) -> list[protocol.Event]:
+        """Every event after ``seq`` in order (raises _Relist on Expired or a new epoch)."""
+        try:
+            result = self._client().watch_since(seq)
+        except Expired as e:
+            raise _Relist(f"resourceVersion {seq} expired from the event log ({e})") from e
+        if result.epoch != self._epoch:
+            raise _Relist(f"new registry epoch {result.epoch} (was {self._epoch})")
+        events = [e for e in result.events if e.seq > seq]
+        expected = seq
+        for event in events:
+            if event.seq != expected + 1:
+                raise _Relist(f"replay has a gap at seq {expected + 1}")
+            expected = event.seq
+        return events
+
+    def _on_outage(self, error: RegistryError) -> None:
+        if self._outage is None:
+            logger.warning("%s informer: registry unavailable (%s); retrying with backoff",
+                           self.kind, error)
+            self._counters["outages"] += 1
+        self._outage = str(error)
+        self._close_registry()  # a REQ socket that timed out is unusable
+        if self._pending is None and self._replay_cause is None:
+            self._replay_cause = "registry was unavailable"
+        delay = min(self._settings.watch_retry_cap,
+                    self._settings.backoff_base * 2.0 ** min(self._outage_attempts, 32))
+        self._outage_attempts += 1
+        self._clock.sleep(self._stop, delay)
+
+    def _recovered(self) -> None:
+        if self._outage is not None:
+            logger.info("%s informer: registry reachable again after %d attempts",
+                        self.kind, self._outage_attempts)
+        self._outage = None
+        self._outage_attempts = 0
+
+    # -- resync -------------------------------------------------------------------------
+
+    def _resync(self) -> None:
+        self._next_resync = self._clock.now() + self._settings.resync_period
+        result = self._client().list(self.kind)
+        if result.epoch != self._epoch:
+            raise _Relist(f"new registry epoch {result.epoch} (was {self._epoch})")
+        listed_at = int(result.resource_version)
+        later: list[protocol.Event] = []
+        if listed_at > self._seq:
+            # Catch up exactly to the list's point in time, so the comparison is exact.
+            events = self._fetch_since(self._seq)
+            for event in events:
+                if event.seq <= listed_at:
+                    self._apply(event)
+                else:
+                    later.append(event)
+            self._seq = max(self._seq, listed_at)
+        if listed_at == self._seq or later:
+            self._compare(result.items)
+        self._counters["resyncs"] += 1
+        for key, rv in list(self._cache.items()):
+            self._handler.on_resync(key, rv)
+        for event in later:
+            self._apply(event)
+
+    def _compare(self, items: Iterable[dict[str, Any]]) -> None:
+        fresh = {object_key_of(o): resource_version_of(o) for o in items}
+        drift = 0
+        for key in [k for k in self._cache if k not in fresh]:
+            drift += 1
+            self._handler.on_delete(key, self._cache.pop(key))
+        for key, rv in fresh.items():
+            old = self._cache.get(key)
+            if old != rv:
+                drift += 1
+                self._cache[key] = rv
+                if old is None:
+                    self._handler.on_add(key, rv)
+                else:
+                    self._handler.on_update(key, rv)
+        if drift:
+            self._counters["drift"] += drift
+            logger.error("%s informer: resync found %d object(s) whose version differs from "
+                         "the event stream: events were lost undetected", self.kind, drift)
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def _apply(self, event: protocol.Event) -> None:
+        self._seq = event.seq
+        self._counters["events"] += 1
+        if event.kind != self.kind:
+            return
+        if event.type == protocol.EventType.DELETED:
+            self._cache.pop(event.key, None)
+            self._handler.on_delete(event.key, event.resource_version)
+            return
+        old = self._cache.get(event.key)
+        self._cache[event.key] = event.resource_version
+        if old is None:
+            self._handler.on_add(event.key, event.resource_version)
+        else:
+            self._handler.on_update(event.key, event.resource_version)
+
+    def _close_registry(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+    def _close_subscriber(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.close()
+            self._subscriber = None

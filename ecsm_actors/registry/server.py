@@ -1,0 +1,271 @@
+"""The registry process: the store behind a ROUTER socket, its events on a PUB socket.
+
+Runs as ``python -m ecsm_actors registry [--conf FILE]``; the only process that opens
+LMDB. One thread owns the store and both sockets; a daemon thread sends liveness reports.
+
+Loop: wait for requests (or the next heartbeat), drain every request already queued,
+answer reads from committed state, then apply all the writes in ONE durable transaction
+(group commit: a refused write does not affect the others), publish their events, and
+only then acknowledge them. So an acknowledged write is on disk, and every event is
+published after its commit, in ``seq`` order, without gaps.
+
+Hostile input — malformed msgpack, wrong types, unknown op or version, an oversized frame,
+a wrong frame count — is answered ``BadRequest``; any unexpected failure while serving a
+request is answered ``Internal`` (the one catch-all of this process). Neither stops the
+registry. SIGTERM/SIGINT end the loop and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from ecsm_actors import api, lifecycle, logs, protocol
+from ecsm_actors.config import Config, load_config
+from ecsm_actors.errors import (
+    BadRequest,
+    EcsmActorsError,
+    Internal,
+    Invalid,
+    RegistryError,
+)
+from ecsm_actors.liveness import LivenessReporter
+from ecsm_actors.protocol import Op, Request
+from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
+
+logger = logging.getLogger(__name__)
+
+#: Requests taken from the socket per turn of the loop (one transaction for their writes).
+MAX_BATCH = 512
+#: How long the loop sleeps at most between checks of the stop flag, seconds.
+POLL_CAP = 0.1
+
+Frames = list[bytes]
+
+
+def split_envelope(frames: Frames) -> tuple[Frames, Frames]:
+    """ROUTER frames → (routing envelope, body frames). A REQ peer sends an empty
+    delimiter after its identity; a DEALER peer may not."""
+    try:
+        i = frames.index(b"", 1)
+    except ValueError:
+        return frames[:1], frames[1:]
+    return frames[: i + 1], frames[i + 1:]
+
+
+def bind(sock: zmq.Socket[Any], endpoint: str) -> None:
+    """Bind ``endpoint``; for ipc, create the directory (0700) and remove a stale socket
+    file (safe: we hold the store lock, so no other registry of this store is alive)."""
+    if endpoint.startswith("ipc://"):
+        path = Path(endpoint[len("ipc://"):])
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700)
+        if path.exists() or path.is_symlink():
+            logger.info("removing stale socket %s", path)
+            path.unlink()
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as e:
+        raise Internal(f"cannot bind {endpoint}: {e}") from e
+
+
+class RegistryServer:
+    """The store served over ZeroMQ. Create, then :meth:`serve` until the stop flag."""
+
+    def __init__(self, cfg: Config, store: Store | None = None) -> None:
+        self.cfg = cfg
+        self.store = store or Store.from_config(cfg)
+        self.max_frame = int(cfg.registry.max_frame_bytes)
+        self.context: zmq.Context[Any] = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 200)
+        # Frames a little past the limit still get a BadRequest; huge ones cost the
+        # sender its connection instead of our memory.
+        self.router.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_frame + (64 << 10))
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.pub = self.context.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.setsockopt(zmq.SNDHWM, cfg.registry.pub_hwm)
+        bind(self.router, cfg.registry_endpoint)
+        bind(self.pub, cfg.events_endpoint)
+        self.stats: dict[str, Any] = {"requests": 0, "writes": 0, "commits": 0,
+                                      "maxBatch": 0, "badRequests": 0, "internalErrors": 0}
+        self._refresh_stats()
+        self.liveness = LivenessReporter(self.context, cfg.heartbeat_endpoint, "registry",
+                                         cfg.registry.heartbeat_interval,
+                                         report=lambda: {"stats": dict(self.stats)})
+        logger.info("registry serving %s, events on %s, epoch %s, resourceVersion %d",
+                    cfg.registry_endpoint, cfg.events_endpoint, self.store.epoch,
+                    self.store.resource_version)
+
+    def serve(self, stop: lifecycle.StopFlag) -> None:
+        self.liveness.start()
+        interval = self.cfg.registry.heartbeat_interval
+        next_beat = time.monotonic()
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = now + interval
+            timeout = max(0.0, min(next_beat - now, POLL_CAP))
+            if self.router.poll(int(timeout * 1000), zmq.POLLIN):
+                self.serve_batch()
+        logger.info("registry stopping (signal %s)", stop.signum)
+
+    def close(self) -> None:
+        self.liveness.close()
+        self.router.close()
+        self.pub.close()
+        self.context.term()
+        self.store.close()
+
+    # -- one turn of the loop ------------------------------------------------------------
+
+    def serve_batch(self) -> None:
+        writes: list[tuple[Frames, Request]] = []
+        for _ in range(MAX_BATCH):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self.stats["requests"] += 1
+            envelope, body = split_envelope(frames)
+            try:
+                if len(body) != 1:
+                    raise BadRequest(f"expected 1 body frame, got {len(body)}")
+                request = protocol.decode_request(body[0], self.max_frame)
+            except BadRequest as e:
+                self.stats["badRequests"] += 1
+                logger.warning("bad request: %s", e)
+                rid = protocol.request_id_of(body[0]) if len(body) == 1 and len(
+                    body[0]) <= self.max_frame else None
+                self._send(envelope, protocol.encode_error(rid, self.store.epoch, e))
+                continue
+            if request.op in WRITE_OPS:
+                writes.append((envelope, request))
+            else:
+                self._send(envelope, self._read(request))
+        if writes:
+            self._write(writes)
+
+    def _read(self, request: Request) -> bytes:
+        epoch = self.store.epoch
+        try:
+            return self._dispatch_read(request)
+        except RegistryError as e:
+            return protocol.encode_error(request.id, epoch, e)
+        except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
+            self.stats["internalErrors"] += 1
+            logger.exception("internal error serving %s", request.op)
+            return protocol.encode_error(request.id, epoch, Internal(f"internal error: {e}"))
+
+    def _dispatch_read(self, request: Request) -> bytes:
+        f, rid, epoch = request.fields, request.id, self.store.epoch
+        if request.op is Op.PING:
+            return protocol.encode_reply(rid, epoch, {
+                "epoch": epoch, "resourceVersion": self.store.resource_version,
+                "pid": os.getpid()})
+        if request.op is Op.WATCH_SINCE:
+            raw = self.store.watch_since_raw(f["resourceVersion"])
+            return protocol.encode_reply_with_raw_list(
+                rid, epoch, {"resourceVersion": raw.resource_version}, "events",
+                raw.count, raw.data)
+        if f["kind"] not in api.KINDS:
+            raise Invalid(f"unknown kind {f['kind']!r}")
+        if request.op is Op.GET:
+            obj = self.store.get(f["kind"], f["namespace"], f["name"])
+            return protocol.encode_reply(rid, epoch, obj)
+        if request.op is Op.LIST:
+            raw = self.store.list_raw(f["kind"], f["namespace"])
+            return protocol.encode_reply_with_raw_list(
+                rid, epoch, {"resourceVersion": raw.resource_version}, "items",
+                raw.count, raw.data)
+        raise BadRequest(f"op {request.op} is not a read")
+
+    def _write(self, writes: list[tuple[Frames, Request]]) -> None:
+        batch = [Write(op=r.op, fields=r.fields) for _, r in writes]
+        try:
+            results = self.store.execute(batch)
+        except Exception:  # noqa: BLE001 - the process boundary: isolate the failing write
+            logger.exception("batch of %d writes failed; retrying one by one", len(batch))
+            results = [self._write_alone(w) for w in batch]
+        self.stats["writes"] += len(batch)
+        self.stats["commits"] += 1
+        self.stats["maxBatch"] = max(self.stats["maxBatch"], len(batch))
+        # Published before the acknowledgements: both follow the commit, and a watcher
+        # then never lags the writer it races with.
+        for result in results:
+            if isinstance(result, Outcome):
+                for stored in result.events:
+                    self._publish([stored.topic, stored.body])
+        epoch = self.store.epoch
+        for (envelope, request), result in zip(writes, results, strict=True):
+            if isinstance(result, RegistryError):
+                reply = protocol.encode_error(request.id, epoch, result)
+            else:
+                reply = protocol.encode_reply(request.id, epoch, result.result)
+            self._send(envelope, reply)
+
+    def _write_alone(self, write: Write) -> Outcome | RegistryError:
+        try:
+            return self.store.execute([write])[0]
+        except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
+            self.stats["internalErrors"] += 1
+            logger.exception("internal error serving %s", write.op)
+            return Internal(f"internal error: {e}")
+
+    # -- sockets -------------------------------------------------------------------------
+
+    def _send(self, envelope: Frames, reply: bytes) -> None:
+        try:
+            self.router.send_multipart([*envelope, reply], zmq.NOBLOCK)
+        except zmq.ZMQError as e:  # the peer is gone or not reading: its loss
+            logger.debug("reply not sent: %s", e)
+
+    def _publish(self, frames: Frames) -> None:
+        try:
+            self.pub.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.ZMQError as e:  # PUB drops at HWM; a subscriber repairs by replay
+            logger.debug("event not published: %s", e)
+
+    def _heartbeat(self) -> None:
+        self._publish(protocol.encode_heartbeat(self.store.epoch, self.store.resource_version))
+        self._refresh_stats()
+
+    def _refresh_stats(self) -> None:
+        self.stats.update(resourceVersion=self.store.resource_version, epoch=self.store.epoch,
+                          usage=round(self.store.usage(), 4))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Process main of ``python -m ecsm_actors registry``."""
+    lifecycle.die_with_parent()
+    parser = argparse.ArgumentParser(prog="python -m ecsm_actors registry")
+    parser.add_argument("--conf", help="config file (TOML)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.conf)
+    except EcsmActorsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    logs.setup(cfg.log, "registry")
+    stop = lifecycle.StopFlag().install()
+    try:
+        cfg.ensure_run_dir()
+        server = RegistryServer(cfg)
+    except (EcsmActorsError, OSError) as e:
+        logger.error("registry cannot start: %s", e)
+        return 1
+    try:
+        server.serve(stop)
+    finally:
+        server.close()
+    logger.info("registry stopped")
+    return 0

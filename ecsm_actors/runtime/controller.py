@@ -1,0 +1,278 @@
+"""The controller: an informer feeding a workqueue drained by N reconcile workers.
+
+Runs in a controller process (``python -m ecsm_actors controller <name>``). Threads: one
+informer, ``spec.workers`` workers (each with its own registry client; they start only
+after the informer's first list), one liveness reporter.
+
+Invariants:
+
+* A key is reconciled by one worker at a time; events arriving meanwhile cause exactly
+  one more reconcile afterwards; a burst of updates collapses into few reconciles.
+* Outcomes: done → ``forget``; ``Result(requeue_after=t)`` → ``forget`` + ``add_after``;
+  ``Result(requeue=True)`` → ``add_rate_limited``; an exception → ``add_rate_limited``
+  and WARNING; ``NotFound`` → done (the object is gone); :class:`TerminalError` →
+  ``forget``, ERROR and a ``Degraded`` condition, no retry. After
+  ``controller.failure_threshold`` consecutive failures the key keeps retrying at its
+  capped backoff and a ``Degraded/ReconcileFailing`` condition says why; the first
+  success afterwards turns it to False. Nothing is ever dropped silently.
+* The worker loop is this process's one catch-all: a reconciler bug is a retried error,
+  never a dead worker.
+* One outcome line per reconcile: ``key=ns/name result=... duration=..ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from ecsm_actors.clock import Clock, RealClock
+from ecsm_actors.config import Config
+from ecsm_actors.errors import EcsmActorsError, NotFound, TerminalError
+from ecsm_actors.informer import EventSource, Informer, RegistryReader
+from ecsm_actors.liveness import LivenessReporter
+from ecsm_actors.runtime import conditions
+from ecsm_actors.runtime.echo import EchoFilter
+from ecsm_actors.runtime.metrics import ControllerMetrics
+from ecsm_actors.runtime.types import ControllerSpec, ReconcileContext, Result
+from ecsm_actors.workqueue import ItemExponentialBackoff, WorkQueue
+
+logger = logging.getLogger(__name__)
+
+
+def _default_registry_factory(cfg: Config) -> Callable[[], Any]:
+    from ecsm_actors.registry.client import RegistryClient
+
+    return lambda: RegistryClient.from_config(cfg)
+
+
+def _default_subscriber_factory(cfg: Config) -> Callable[[], EventSource]:
+    from ecsm_actors.registry.client import Subscriber
+
+    # Every kind: seq counts the mutations of all kinds, so gap detection needs them all.
+    hwm = cfg.controller.event_buffer or cfg.registry.pub_hwm
+    return lambda: Subscriber(cfg.events_endpoint, kinds=(), rcvhwm=hwm)
+
+
+class _Enqueuer:
+    """The informer's handler: enqueue keys, minus the echoes of our own status writes."""
+
+    def __init__(self, queue: WorkQueue, echo: EchoFilter) -> None:
+        self._queue = queue
+        self._echo = echo
+
+    def on_add(self, key: str, resource_version: int) -> None:
+        if self._echo.admit(key, resource_version):
+            self._queue.add(key)
+
+    on_update = on_add
+
+    def on_delete(self, key: str, resource_version: int) -> None:
+        self._echo.forget(key)
+        self._queue.add(key)
+
+    def on_resync(self, key: str, resource_version: int) -> None:
+        self._queue.add(key, resync=True)
+
+
+class Controller:
+    """Runs ``spec.reconciler`` over every object of ``spec.kind``; see the module doc."""
+
+    def __init__(
+        self,
+        spec: ControllerSpec,
+        cfg: Config,
+        registry_factory: Callable[[], Any] | None = None,
+        *,
+        subscriber_factory: Callable[[], EventSource] | None = None,
+        clock: Clock | None = None,
+        report_liveness: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.cfg = cfg
+        settings = cfg.controller
+        self._registry_factory = registry_factory or _default_registry_factory(cfg)
+        self._clock: Clock = clock or RealClock()
+        self.queue = WorkQueue(clock=self._clock, backoff=ItemExponentialBackoff(
+            settings.backoff_base, settings.backoff_cap, settings.backoff_jitter))
+        self.echo = EchoFilter()
+        self.metrics = ControllerMetrics()
+        self.informer = Informer(
+            spec.kind, _Enqueuer(self.queue, self.echo),
+            registry_factory=self._reader_factory,
+            subscriber_factory=subscriber_factory or _default_subscriber_factory(cfg),
+            settings=settings, clock=self._clock)
+        self._report_liveness = report_liveness
+        self._liveness: LivenessReporter | None = None
+        self._context: zmq.Context[Any] | None = None
+        self._stopping = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._failures: dict[str, int] = {}  # consecutive failures per key
+        self._flagged: set[str] = set()  # keys carrying our Degraded/ReconcileFailing
+        self._lock = threading.Lock()
+
+    def _reader_factory(self) -> RegistryReader:
+        return self._registry_factory()  # type: ignore[no-any-return]
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> Controller:
+        logger.info("%s: starting (%s, %d workers)", self.spec.name, self.spec.kind,
+                    self.spec.workers)
+        self.informer.start()
+        for i in range(self.spec.workers):
+            t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
+        if self._report_liveness:
+            self._context = zmq.Context()
+            self._liveness = LivenessReporter(
+                self._context, self.cfg.heartbeat_endpoint, self.spec.name,
+                self.cfg.controller.heartbeat_interval, self.liveness_report).start()
+        return self
+
+    def alive(self) -> bool:
+        """False when a thread that must run died (a bug): the process should exit."""
+        return self.informer.is_alive()
+
+    def stop(self, grace: float | None = None) -> bool:
+        """Stop taking keys, let in-flight reconciles finish within ``grace`` seconds,
+        stop the informer. Return whether every in-flight reconcile finished."""
+        grace = self.cfg.controller.drain_grace if grace is None else grace
+        self._stopping.set()
+        drained = self.queue.shut_down_with_drain(grace)
+        if not drained:
+            logger.warning("%s: %d reconcile(s) still running after the %.1fs drain grace",
+                           self.spec.name, self.queue.processing_len(), grace)
+        self.informer.stop()
+        for t in self._workers:
+            t.join(timeout=0.5)
+        if self._liveness is not None:
+            self._liveness.close()
+        if self._context is not None:
+            self._context.term()
+        logger.info("%s: stopped", self.spec.name)
+        return drained
+
+    # -- observability -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        informer = self.informer.stats()
+        return {
+            **self.metrics.snapshot(),
+            "synced": self.informer.has_synced(),
+            "drift": informer["drift"],
+            "queue_depth": len(self.queue),
+            "delayed": self.queue.delayed_len(),
+            "in_flight": self.queue.processing_len(),
+            "workers": self.spec.workers,
+            "informer": informer,
+        }
+
+    def liveness_report(self) -> dict[str, Any]:
+        return {"queue_depth": len(self.queue),
+                "oldest_inflight_age": self.queue.oldest_processing_age(),
+                "last_completed": self.metrics.last_completed,
+                "stats": self.stats()}
+
+    # -- workers ------------------------------------------------------------------------
+
+    def _worker(self, index: int) -> None:
+        while not self.informer.wait_for_sync(0.5):
+            if self._stopping.is_set():
+                return
+        registry = self._registry_factory()
+        ctx = ReconcileContext(registry=registry, kind=self.spec.kind, config=self.cfg,
+                               echo=self.echo, queue=self.queue, worker=index)
+        try:
+            while True:
+                key, shutdown = self.queue.get()
+                if shutdown or key is None:
+                    return
+                try:
+                    self._process(ctx, key)
+                finally:
+                    self.queue.done(key)
+        finally:
+            registry.close()
+
+    def _process(self, ctx: ReconcileContext, key: str) -> None:
+        start = time.perf_counter()
+        try:
+            result = self.spec.reconciler.reconcile(ctx, key)
+        except NotFound:
+            self._finish(key, start, "done (not found)", not_found=1)
+        except TerminalError as e:
+            self._terminal(ctx, key, start, e)
+        except Exception as e:  # noqa: BLE001 - the worker loop is the catch-all
+            self._failed(ctx, key, start, e)
+        else:
+            self._succeeded(ctx, key, start, result)
+
+    def _ms(self, start: float) -> float:
+        return (time.perf_counter() - start) * 1000.0
+
+    def _finish(self, key: str, start: float, outcome: str, **counts: int) -> None:
+        self.queue.forget(key)
+        with self._lock:
+            self._failures.pop(key, None)
+            self._flagged.discard(key)
+        self.metrics.observe((time.perf_counter() - start), **counts)
+        logger.info("key=%s result=%s duration=%.1fms", key, outcome, self._ms(start))
+
+    def _succeeded(self, ctx: ReconcileContext, key: str, start: float, result: Result) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+            flagged = key in self._flagged
+            self._flagged.discard(key)
+        if result.requeue_after is not None:
+            self.queue.forget(key)
+            self.queue.add_after(key, result.requeue_after)
+            outcome = f"requeue_after={result.requeue_after:.3f}s"
+        elif result.requeue:
+            self.queue.add_rate_limited(key)
+            outcome = "requeue"
+        else:
+            self.queue.forget(key)
+            outcome = "done"
+        if flagged:
+            conditions.write_condition(ctx, key, status="False",
+                                       reason=conditions.REASON_RECOVERED,
+                                       message="reconciling succeeded again",
+                                       only_if_reason=conditions.REASON_FAILING)
+        requeued = 1 if outcome != "done" else 0
+        self.metrics.observe(time.perf_counter() - start, requeues=requeued)
+        logger.info("key=%s result=%s duration=%.1fms", key, outcome, self._ms(start))
+
+    def _terminal(self, ctx: ReconcileContext, key: str, start: float, e: TerminalError) -> None:
+        self.queue.forget(key)
+        with self._lock:
+            self._failures.pop(key, None)
+            self._flagged.discard(key)
+        self.metrics.observe(time.perf_counter() - start, terminal=1)
+        logger.error("key=%s result=terminal reason=%s error=%s duration=%.1fms (not retried)",
+                     key, e.reason, e, self._ms(start))
+        conditions.write_condition(ctx, key, status="True", reason=e.reason, message=str(e))
+
+    def _failed(self, ctx: ReconcileContext, key: str, start: float, e: Exception) -> None:
+        with self._lock:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+        self.queue.add_rate_limited(key)
+        self.metrics.observe(time.perf_counter() - start, errors=1)
+        ours = isinstance(e, EcsmActorsError)
+        logger.warning("key=%s result=error error=%s: %s failures=%d duration=%.1fms", key,
+                       type(e).__name__, e, failures, self._ms(start), exc_info=not ours)
+        threshold = self.cfg.controller.failure_threshold
+        if threshold > 0 and failures >= threshold and key not in self._flagged:
+            message = (f"{failures} consecutive reconcile failures, still retrying: "
+                       f"{type(e).__name__}: {e}")
+            if conditions.write_condition(ctx, key, status="True",
+                                          reason=conditions.REASON_FAILING, message=message):
+                with self._lock:
+                    self._flagged.add(key)
+                self.metrics.count("failure_conditions")

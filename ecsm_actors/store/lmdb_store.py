@@ -1,0 +1,380 @@
+"""The registry's durable state in LMDB: objects, the resourceVersion counter, the event log.
+
+Runs only in the registry process (never opened before a fork, never by two processes: a
+``flock`` on ``<data dir>/registry.lock`` refuses a second registry on the same store).
+
+Layout, three sub-databases of one environment with an explicit map size:
+
+* ``objects`` — key ``Kind/namespace/name``, value the msgpack object.
+* ``events``  — key the resourceVersion (8 bytes big-endian), value the msgpack event body
+  exactly as published (``{v, epoch, seq, type, kind, key, resourceVersion, object}``).
+* ``meta``    — ``epoch`` (random hex, created with the store), ``rv`` (current
+  resourceVersion), ``compacted`` (the log holds every event with rv > compacted).
+
+Invariants: the counter is global and gap-free and is bumped in the same transaction as
+the write; every committed mutation is exactly one event with ``seq == resourceVersion``;
+the log holds exactly the events ``(compacted, rv]``, at most ``event_log_limit`` of them.
+:meth:`Store.execute` applies a batch of writes in ONE durable transaction (group commit),
+each write checked before its first ``put`` so a refused write leaves no trace; a full map
+(``MapFullError``) aborts the transaction and the batch is retried write by write, so only
+the writes that do not fit are refused with ``StoreFull`` and the store stays intact.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+
+from ecsm_actors.errors import Expired, Internal, Invalid, NotFound, RegistryError, StoreFull
+from ecsm_actors.protocol import ApplyAction, Event, EventType, Op, event_topic, pack
+from ecsm_actors.store import semantics
+from ecsm_actors.store.semantics import Change, Target
+
+logger = logging.getLogger(__name__)
+
+WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Write:
+    """One write request: its op and its decoded fields (as in :class:`protocol.Request`)."""
+
+    op: Op
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvent:
+    """A committed event and its wire frames (the body is the bytes kept in the log)."""
+
+    event: Event
+    topic: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """A write that succeeded: the reply payload and the events to publish after commit."""
+
+    result: Any
+    events: tuple[StoredEvent, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RawList:
+    """``count`` msgpack documents concatenated in ``data``, read at ``resource_version``."""
+
+    count: int
+    data: bytes
+    resource_version: int
+
+    def decode(self) -> list[Any]:
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(self.data)
+        return list(unpacker)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Staged:
+    """A write validated outside the transaction, ready to be applied."""
+
+    op: Op
+    target: Target
+    wanted: int | None = None
+    prepared: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None
+    keep_absent: frozenset[str] = field(default_factory=frozenset)
+
+
+def _be(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _unpack(raw: bytes | memoryview) -> Any:
+    return msgpack.unpackb(raw, raw=False)
+
+
+class Store:
+    """The LMDB store. Not thread-safe: the registry's single loop thread owns it."""
+
+    def __init__(self, path: str | os.PathLike[str], *, map_size: int, full_ratio: float = 0.95,
+                 event_log_limit: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.map_size = int(map_size)
+        self.full_ratio = full_ratio
+        self.event_log_limit = event_log_limit
+        self._clock = clock
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_fd = self._lock(self.path / "registry.lock")
+        try:
+            self._env = lmdb.open(str(self.path), map_size=self.map_size, max_dbs=3,
+                                  subdir=True, readahead=False, meminit=False)
+            self._objects = self._env.open_db(b"objects")
+            self._events = self._env.open_db(b"events")
+            self._meta = self._env.open_db(b"meta")
+            self._page_size = self._env.stat()["psize"]
+            self.epoch, self._rv, self.compacted = self._load_meta()
+        except lmdb.Error as e:
+            os.close(self._lock_fd)
+            raise Internal(f"cannot open the store at {self.path}: {e}") from e
+        logger.info("store %s opened: epoch=%s resourceVersion=%d compacted=%d", self.path,
+                    self.epoch, self._rv, self.compacted)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Store:
+        r = cfg.registry
+        return cls(cfg.data_dir, map_size=r.map_size, full_ratio=r.full_ratio,
+                   event_log_limit=r.event_log_limit)
+
+    @staticmethod
+    def _lock(path: Path) -> int:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            raise Internal(f"the store at {path.parent} is in use by another registry") from e
+        return fd
+
+    def _load_meta(self) -> tuple[str, int, int]:
+        with self._env.begin(write=True, db=self._meta) as txn:
+            epoch = txn.get(b"epoch")
+            if epoch is None:
+                epoch = secrets.token_hex(8).encode()
+                txn.put(b"epoch", epoch)
+                txn.put(b"rv", _be(0))
+                txn.put(b"compacted", _be(0))
+                logger.info("new store: epoch %s", epoch.decode())
+            rv = int.from_bytes(txn.get(b"rv"), "big")
+            compacted = int.from_bytes(txn.get(b"compacted"), "big")
+        return epoch.decode(), rv, compacted
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def close(self) -> None:
+        self._env.close()
+        os.close(self._lock_fd)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        target = Target(kind=kind, namespace=namespace, name=name)
+        with self._env.begin(db=self._objects) as txn:
+            raw = txn.get(target.store_key)
+        if raw is None:
+            raise NotFound(f"{target} not found")
+        return _unpack(raw)
+
+    def list_raw(self, kind: str, namespace: str | None = None) -> RawList:
+        """Every object of a kind (in one namespace, or all), undecoded, with the version
+        of the snapshot they were read at."""
+        prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
+        with self._env.begin(db=self._objects, buffers=True) as txn:
+            rv = int.from_bytes(txn.get(b"rv", db=self._meta), "big")
+            values = list(self._scan(txn.cursor(), prefix))
+            return RawList(count=len(values), data=b"".join(values), resource_version=rv)
+
+    @staticmethod
+    def _scan(cursor: lmdb.Cursor, prefix: bytes) -> Iterator[memoryview]:
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor:
+            if bytes(key[: len(prefix)]) != prefix:
+                return
+            yield value
+
+    def list(self, kind: str, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        raw = self.list_raw(kind, namespace)
+        return raw.decode(), raw.resource_version
+
+    def watch_since_raw(self, resource_version: int) -> RawList:
+        """Every event with rv > ``resource_version`` (bodies undecoded). Raises Expired
+        when they are no longer all in the log (or the version is from the future)."""
+        with self._env.begin(db=self._events, buffers=True) as txn:
+            rv = int.from_bytes(txn.get(b"rv", db=self._meta), "big")
+            floor = int.from_bytes(txn.get(b"compacted", db=self._meta), "big")
+            if resource_version < floor or resource_version > rv:
+                raise Expired(f"resourceVersion {resource_version} is not in the event log "
+                              f"(it holds {floor + 1}..{rv}, epoch {self.epoch}); relist")
+            cursor = txn.cursor()
+            values: list[memoryview] = []
+            if cursor.set_range(_be(resource_version + 1)):
+                values = [value for _, value in cursor]
+            return RawList(count=len(values), data=b"".join(values), resource_version=rv)
+
+    def watch_since(self, resource_version: int) -> tuple[list[Event], int]:
+        raw = self.watch_since_raw(resource_version)
+        return [Event.from_wire(doc) for doc in raw.decode()], raw.resource_version
+
+    def usage(self) -> float:
+        """Fraction of the map held by live pages (freed pages are reusable)."""
+        with self._env.begin() as txn:
+            return self._usage(txn)
+
+    def _usage(self, txn: lmdb.Transaction) -> float:
+        pages = 0
+        for db in (self._objects, self._events, self._meta):
+            st = txn.stat(db)
+            pages += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+        return pages * self._page_size / self.map_size
+
+    # -- writes --------------------------------------------------------------------------
+
+    def execute(self, writes: Sequence[Write]) -> list[Outcome | RegistryError]:
+        """Apply ``writes`` in order in one durable transaction; one result per write."""
+        now = self._clock()
+        staged = [self._stage(w) for w in writes]
+        try:
+            return self._commit(staged, now)
+        except lmdb.MapFullError:
+            if len(staged) == 1:
+                return [self._full_error()]
+        logger.warning("store map full in a batch of %d writes; retrying them one by one",
+                       len(staged))
+        results: list[Outcome | RegistryError] = []
+        for one in staged:
+            try:
+                results.extend(self._commit([one], now))
+            except lmdb.MapFullError:
+                results.append(self._full_error())
+        return results
+
+    def write(self, op: Op, **fields: Any) -> Any:
+        """One write; returns its reply payload or raises its error (tests, tools)."""
+        result = self.execute([Write(op=op, fields=fields)])[0]
+        if isinstance(result, RegistryError):
+            raise result
+        return result.result
+
+    def _full_error(self) -> StoreFull:
+        return StoreFull(f"the registry store is full (map size {self.map_size} bytes, "
+                         f"{self.usage():.0%} used); write refused — delete objects or raise "
+                         f"registry.map_size")
+
+    def _stage(self, write: Write) -> _Staged | RegistryError:
+        """Validate a write outside the transaction (api.prepare is the costly part)."""
+        op, f = write.op, write.fields
+        try:
+            if op is Op.DELETE:
+                kind = f.get("kind")
+                if kind not in semantics.api.KINDS:
+                    raise Invalid(f"unknown kind {kind!r}")
+                target = Target(kind=kind, namespace=f["namespace"], name=f["name"])
+                return _Staged(op=op, target=target, wanted=f.get("resourceVersion"))
+            obj = f["object"]
+            if op is Op.UPDATE_STATUS:
+                target = semantics.target_of(obj)
+                return _Staged(op=op, target=target, wanted=semantics.requested_version(obj),
+                               status=semantics.prepare_status(target.kind, obj))
+            wanted = semantics.requested_version(obj)
+            prepared = semantics.prepare_object(obj)
+            raw_meta = obj.get("metadata") or {}
+            keep = frozenset(k for k in semantics.USER_METADATA if k not in raw_meta)
+            return _Staged(op=op, target=semantics.target_of(prepared), wanted=wanted,
+                           prepared=prepared, keep_absent=keep if op is Op.APPLY else frozenset())
+        except RegistryError as e:
+            return e
+
+    def _commit(self, staged: Sequence[_Staged | RegistryError],
+                now: float) -> list[Outcome | RegistryError]:
+        results: list[Outcome | RegistryError] = []
+        txn = self._env.begin(write=True)
+        try:
+            rv = self._rv
+            full = self._usage(txn) >= self.full_ratio
+            for s in staged:
+                if isinstance(s, RegistryError):
+                    results.append(s)
+                    continue
+                try:
+                    outcome = self._apply(txn, s, rv, now, full)
+                except RegistryError as e:
+                    results.append(e)
+                    continue
+                rv += len(outcome.events)
+                results.append(outcome)
+            compacted = self.compacted
+            if rv != self._rv:
+                txn.put(b"rv", _be(rv), db=self._meta)
+                compacted = self._compact(txn, rv)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        self._rv, self.compacted = rv, compacted
+        return results
+
+    def _apply(self, txn: lmdb.Transaction, s: _Staged, rv: int, now: float,
+               full: bool) -> Outcome:
+        key = s.target.store_key
+        raw = txn.get(key, db=self._objects)
+        current = _unpack(raw) if raw is not None else None
+        action: ApplyAction | None = None
+        assert s.prepared is not None or s.op in (Op.DELETE, Op.UPDATE_STATUS)
+        if s.op is Op.CREATE or (s.op is Op.APPLY and current is None):
+            change = semantics.create(s.target, current, s.prepared, now)  # type: ignore[arg-type]
+            action = ApplyAction.CREATED
+        elif s.op in (Op.UPDATE, Op.APPLY):
+            change = semantics.update(s.target, current, s.prepared, s.wanted,  # type: ignore[arg-type]
+                                      keep_absent=s.keep_absent)
+            action = ApplyAction.UNCHANGED if change.type is None else ApplyAction.CONFIGURED
+        elif s.op is Op.UPDATE_STATUS:
+            change = semantics.update_status(s.target, current, s.status or {}, s.wanted)
+        else:
+            change = semantics.delete(s.target, current, s.wanted, now)
+        events: tuple[StoredEvent, ...] = ()
+        obj = change.object
+        if change.type is not None:
+            exempt = s.op is Op.DELETE or bool(
+                current and current["metadata"].get("deletionTimestamp"))
+            if full and not exempt:
+                raise self._full_error()
+            rv += 1
+            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}}
+            if change.remove:
+                txn.delete(key, db=self._objects)
+            else:
+                txn.put(key, pack(obj), db=self._objects)
+            events = (self._log_event(txn, s.target, change, obj, rv),)
+        return Outcome(result=self._result(s.op, change, obj, action), events=events)
+
+    @staticmethod
+    def _result(op: Op, change: Change, obj: dict[str, Any],
+                action: ApplyAction | None) -> Any:
+        if op is Op.APPLY:
+            return {"object": obj, "action": str(action)}
+        if op is Op.DELETE and change.remove:
+            return None
+        return obj
+
+    def _log_event(self, txn: lmdb.Transaction, target: Target, change: Change,
+                   obj: dict[str, Any], rv: int) -> StoredEvent:
+        assert change.type is not None
+        event = Event(epoch=self.epoch, seq=rv, type=change.type, kind=target.kind,
+                      key=target.key, resource_version=rv, object=obj)
+        body = pack(event.to_wire())
+        txn.put(_be(rv), body, db=self._events, append=True)
+        return StoredEvent(event=event, topic=event_topic(target.kind, change.type), body=body)
+
+    def _compact(self, txn: lmdb.Transaction, rv: int) -> int:
+        """Drop the oldest events beyond the limit; return the new floor."""
+        floor = self.compacted
+        new_floor = rv - self.event_log_limit
+        if new_floor <= floor:
+            return floor
+        for seq in range(floor + 1, new_floor + 1):
+            txn.delete(_be(seq), db=self._events)
+        txn.put(b"compacted", _be(new_floor), db=self._meta)
+        return new_floor

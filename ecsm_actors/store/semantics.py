@@ -1,0 +1,206 @@
+"""What each write does to an object: the pure rules of DESIGN §4, without any storage.
+
+Runs inside the registry process (called by :mod:`ecsm_actors.store.lmdb_store` within a
+write transaction). Every function takes the current object (or ``None``) and the request,
+raises a :class:`~ecsm_actors.errors.RegistryError` when the write is refused, and
+otherwise returns a :class:`Change` saying what to store. A refused write never touches
+storage: all checks happen here, before the first ``put``.
+
+Invariants kept here:
+
+* ``generation`` increases only when ``spec`` changes; ``UPDATE`` ignores ``status``,
+  ``UPDATE_STATUS`` touches only ``status``.
+* Server-owned metadata (uid, creationTimestamp, generation, resourceVersion,
+  deletionTimestamp) is never taken from a request.
+* A stale ``metadata.resourceVersion`` is a ``Conflict``; an absent one is unconditional.
+* A write that changes nothing is a no-op (``Change.type is None``): no version, no event.
+* An object being deleted cannot gain finalizers; it disappears when its last one goes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ecsm_actors import api
+from ecsm_actors.errors import AlreadyExists, Cause, Conflict, Invalid, NotFound
+from ecsm_actors.protocol import EventType, object_key
+
+#: Metadata fields the store owns; a request cannot set them.
+SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
+                   "deletionTimestamp")
+#: Metadata fields users and controllers own besides the name.
+USER_METADATA = ("labels", "annotations", "finalizers")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """The outcome of a write. ``type is None``: nothing changed (no event, no version).
+    ``remove``: the object leaves the store (``object`` is its last state)."""
+
+    type: EventType | None
+    object: dict[str, Any]
+    remove: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where a write lands: kind, namespace, name."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        return object_key(self.namespace, self.name)
+
+    @property
+    def store_key(self) -> bytes:
+        return f"{self.kind}/{self.namespace}/{self.name}".encode()
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+def rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def target_of(obj: dict[str, Any]) -> Target:
+    """Kind, namespace and name of a prepared object (or a raw one, for status writes)."""
+    kind = obj.get("kind")
+    meta = obj.get("metadata")
+    causes = []
+    if not isinstance(kind, str) or kind not in api.KINDS:
+        causes.append(Cause(field="kind", message=f"expected one of {', '.join(api.KINDS)}"))
+    if not isinstance(meta, dict):
+        causes.append(Cause(field="metadata", message="required"))
+        meta = {}
+    name, namespace = meta.get("name"), meta.get("namespace", "default")
+    if not isinstance(name, str) or not name:
+        causes.append(Cause(field="metadata.name", message="required"))
+    if not isinstance(namespace, str) or not namespace:
+        causes.append(Cause(field="metadata.namespace", message="must be a non-empty string"))
+    if causes:
+        raise Invalid("object is invalid", causes)
+    return Target(kind=str(kind), namespace=str(namespace), name=str(name))
+
+
+def requested_version(obj: dict[str, Any]) -> int | None:
+    """``metadata.resourceVersion`` of a request as an int (digit strings accepted)."""
+    meta = obj.get("metadata")
+    value = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise Invalid("object is invalid", [Cause(field="metadata.resourceVersion",
+                                              message="must be an integer")])
+
+
+def check_version(target: Target, current: dict[str, Any], wanted: int | None) -> None:
+    """Optimistic concurrency: a stale resourceVersion is a Conflict."""
+    have = current["metadata"]["resourceVersion"]
+    if wanted is not None and wanted != have:
+        raise Conflict(f"{target}: the object has been modified (resourceVersion {wanted} is "
+                       f"stale, current is {have}); read it again and retry")
+
+
+def prepare_object(obj: dict[str, Any]) -> dict[str, Any]:
+    """Default and validate spec and metadata with :func:`ecsm_actors.api.prepare`; the
+    status of a spec write is ignored, so it is not validated here."""
+    if not isinstance(obj, dict):
+        raise Invalid("object is invalid", [Cause(field="", message="expected a map")])
+    body = {k: v for k, v in obj.items() if k != "status"}
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        body["metadata"] = {k: v for k, v in meta.items() if k not in SERVER_METADATA}
+    prepared = api.prepare(body)
+    prepared.pop("status", None)
+    return prepared
+
+
+def create(target: Target, current: dict[str, Any] | None, prepared: dict[str, Any],
+           now: float) -> Change:
+    if current is not None:
+        raise AlreadyExists(f"{target} already exists")
+    meta = dict(prepared["metadata"])
+    meta.update(uid=str(uuid.uuid4()), creationTimestamp=rfc3339(now), generation=1)
+    meta.pop("deletionTimestamp", None)
+    obj = {**prepared, "metadata": meta, "status": api.prepare_status(target.kind, {})}
+    return Change(type=EventType.ADDED, object=obj)
+
+
+def update(target: Target, current: dict[str, Any] | None, prepared: dict[str, Any],
+           wanted: int | None, *, keep_absent: frozenset[str] = frozenset()) -> Change:
+    """Spec and user metadata from ``prepared``; status and server metadata kept.
+    ``keep_absent`` names user metadata fields the raw request omitted and whose current
+    value is kept (APPLY: a manifest without ``finalizers`` keeps the controllers' ones)."""
+    if current is None:
+        raise NotFound(f"{target} not found")
+    check_version(target, current, wanted)
+    old_meta = current["metadata"]
+    new_meta = dict(old_meta)
+    incoming = prepared["metadata"]
+    for field in USER_METADATA:
+        if field in keep_absent and field in old_meta:
+            continue
+        if field in incoming:
+            new_meta[field] = incoming[field]
+        else:
+            new_meta.pop(field, None)
+    deleting = bool(old_meta.get("deletionTimestamp"))
+    if deleting:
+        added = set(new_meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
+        if added:
+            raise Invalid(f"{target} is being deleted", [Cause(
+                field="metadata.finalizers",
+                message=f"cannot add finalizers to an object being deleted: {sorted(added)}")])
+    spec = prepared.get("spec")
+    if spec != current.get("spec"):
+        new_meta["generation"] = int(old_meta.get("generation", 0)) + 1
+    obj = {**prepared, "metadata": new_meta, "status": current.get("status", {})}
+    if obj == current:
+        return Change(type=None, object=current)
+    if deleting and not new_meta.get("finalizers"):
+        return Change(type=EventType.DELETED, object=obj, remove=True)
+    return Change(type=EventType.MODIFIED, object=obj)
+
+
+def update_status(target: Target, current: dict[str, Any] | None, status: dict[str, Any],
+                  wanted: int | None) -> Change:
+    if current is None:
+        raise NotFound(f"{target} not found")
+    check_version(target, current, wanted)
+    if status == current.get("status"):
+        return Change(type=None, object=current)
+    return Change(type=EventType.MODIFIED, object={**current, "status": status})
+
+
+def prepare_status(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    status = obj.get("status", {})
+    if status is None:
+        status = {}
+    if not isinstance(status, dict):
+        raise Invalid("status is invalid", [Cause(field="status", message="expected a map")])
+    return api.prepare_status(kind, status)
+
+
+def delete(target: Target, current: dict[str, Any] | None, wanted: int | None,
+           now: float) -> Change:
+    """With finalizers: mark (deletionTimestamp, once); without: remove at once."""
+    if current is None:
+        raise NotFound(f"{target} not found")
+    check_version(target, current, wanted)
+    meta = current["metadata"]
+    if meta.get("finalizers"):
+        if meta.get("deletionTimestamp"):
+            return Change(type=None, object=current)
+        marked = {**meta, "deletionTimestamp": rfc3339(now)}
+        return Change(type=EventType.MODIFIED, object={**current, "metadata": marked})
+    return Change(type=EventType.DELETED, object=current, remove=True)

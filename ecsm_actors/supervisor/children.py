@@ -1,0 +1,95 @@
+"""The child table: the built-in one (the product) or one read from a file (tests, custom).
+
+Runs in the supervisor process. Built-in children, in start order::
+
+    simulator            (only with --simulate)  ready: address file written + TCP connect
+    registry                                     ready: answers PING (with its own pid)
+    service-controller   depends on registry     ready: liveness report with stats.synced
+    hpa-controller       depends on registry     ready: liveness report with stats.synced
+
+Every child is a fresh interpreter ``python -m ecsm_actors <process>``. Restart, backoff
+and watchdog settings come from the ``[supervisor]`` section. A file table is a TOML
+(``[[child]]`` entries) or JSON (a list) of :class:`~.spec.ChildSpec` fields.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ecsm_actors.config import Config
+from ecsm_actors.errors import ConfigError
+from ecsm_actors.supervisor.spec import (
+    ChildSpec,
+    Readiness,
+    ReadinessKind,
+    settings_defaults,
+    spec_from_mapping,
+)
+
+SIMULATOR = "simulator"
+REGISTRY = "registry"
+SERVICE_CONTROLLER = "service-controller"
+HPA_CONTROLLER = "hpa-controller"
+
+
+def builtin_children(cfg: Config, *, simulate: bool) -> list[ChildSpec]:
+    """The product's children, in start order."""
+    python = (sys.executable, "-m", "ecsm_actors")
+    defaults = settings_defaults(cfg.supervisor)
+    specs: list[ChildSpec] = []
+    before: tuple[str, ...] = ()
+    if simulate:
+        specs.append(ChildSpec(
+            name=SIMULATOR, argv=(*python, "simulator"),
+            readiness=Readiness(kind=ReadinessKind.ADDRESS_FILE,
+                                path=str(cfg.ecsm_address_file)),
+            **defaults))
+        before = (SIMULATOR,)
+    specs.append(ChildSpec(
+        name=REGISTRY, argv=(*python, "registry"), depends_on=before,
+        readiness=Readiness(kind=ReadinessKind.REGISTRY_PING, endpoint=cfg.registry_endpoint),
+        **defaults))
+    synced = Readiness(kind=ReadinessKind.LIVENESS, stat="synced")
+    for name, which in ((SERVICE_CONTROLLER, "service"), (HPA_CONTROLLER, "hpa")):
+        specs.append(ChildSpec(
+            name=name, argv=(*python, "controller", which), depends_on=(*before, REGISTRY),
+            readiness=synced, **defaults))
+    return specs
+
+
+def load_children(path: str | Path, cfg: Config) -> list[ChildSpec]:
+    """Read a child table file; raises ConfigError naming the file and the problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read child table {path}: {e.strerror}") from e
+    try:
+        if path.suffix == ".json":
+            entries: Any = json.loads(raw)
+        else:
+            entries = tomllib.loads(raw.decode()).get("child", [])
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"child table {path}: {e}") from e
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"child table {path}: expected a list of children")
+    specs = [spec_from_mapping(entry, cfg.supervisor) for entry in entries]
+    check_table(specs)
+    return specs
+
+
+def check_table(specs: list[ChildSpec]) -> None:
+    """Names unique; dependencies name earlier children (so the order is a valid start order)."""
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(f"child table: duplicate child {spec.name!r}")
+        for dep in spec.depends_on:
+            if dep not in seen:
+                raise ConfigError(f"child {spec.name}: depends on {dep!r}, which is not "
+                                  "an earlier child")
+        seen.add(spec.name)

@@ -1,0 +1,261 @@
+"""The supervisor's event loop: one ``zmq.Poller`` over every source of work.
+
+Runs in the supervisor process, main thread. Sources:
+
+* the control socket (REP, ``cfg.control_endpoint``; an ipc socket is made mode 0600),
+* the liveness socket (PULL, ``cfg.heartbeat_endpoint``) children PUSH reports to,
+* one pidfd per live child (readable once it died: death is noticed in about a
+  millisecond, never by polling ``psutil.wait_procs``),
+* the probe pipe (readiness probe results) and the signal pipe (``signal.set_wakeup_fd``).
+
+The poll timeout is the time to the next timer (restart backoff, hold-down, stop grace,
+readiness timeout, heartbeat deadline, memory sample); with nothing due the loop sleeps in
+the kernel — idle means idle. SIGTERM/SIGINT (or the ``shutdown`` op) stop every child in
+reverse dependency order, then the loop returns; a second signal SIGKILLs them all.
+
+This loop is the supervisor's process boundary: its body is wrapped in the one catch-all
+of the process, so a bug in handling one event is logged and the children stay supervised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import zmq
+
+from ecsm_actors import protocol
+from ecsm_actors.config import Config
+from ecsm_actors.errors import BadRequest, ControlError
+from ecsm_actors.supervisor import control
+from ecsm_actors.supervisor.machine import ChildState
+from ecsm_actors.supervisor.probes import Prober
+from ecsm_actors.supervisor.process import ChildProcess
+from ecsm_actors.supervisor.rundir import HeldChildren
+from ecsm_actors.supervisor.spec import ChildSpec, ReadinessKind
+from ecsm_actors.supervisor.tree import Child, Tree
+
+logger = logging.getLogger(__name__)
+
+#: The loop gives up (exit 70, so systemd restarts it) after this many failing iterations
+#: in a row: a persistent bug must not turn into a busy loop.
+MAX_CONSECUTIVE_FAILURES = 100
+
+
+class Supervisor:
+    """Owns the sockets, the poller and the tree; answers the control socket."""
+
+    def __init__(self, cfg: Config, specs: list[ChildSpec], *,
+                 on_registry_ready: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self._clock = clock
+        self._on_registry_ready = on_registry_ready
+        self._prober = Prober()
+        self.tree = Tree(cfg, specs, held=HeldChildren(cfg), prober=self._prober, clock=clock,
+                         on_ready=self._child_ready, on_process=self._track_process)
+        self._poller = zmq.Poller()
+        self._pidfds: dict[int, Child] = {}
+        self._signals: list[int] = []
+        self._started = clock()
+
+    # -- loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        context: zmq.Context[Any] = zmq.Context()
+        control_sock = context.socket(zmq.REP)
+        beats = context.socket(zmq.PULL)
+        sig_read, sig_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_handlers = self._install_signals(sig_write)
+        try:
+            for sock in (control_sock, beats):
+                sock.setsockopt(zmq.LINGER, 0)
+            _bind(control_sock, self.cfg.control_endpoint, private=True)
+            _bind(beats, self.cfg.heartbeat_endpoint, private=True)
+            for source in (sig_read, self._prober.fd, control_sock, beats):
+                self._poller.register(source, zmq.POLLIN)
+            logger.info("supervisor pid %d: %d children, control %s", os.getpid(),
+                        len(self.tree.children), self.cfg.control_endpoint)
+            return self._loop(control_sock, beats, sig_read)
+        finally:
+            signal.set_wakeup_fd(-1)
+            for signum, handler in old_handlers.items():
+                signal.signal(signum, handler)
+            os.close(sig_read)
+            os.close(sig_write)
+            control_sock.close(linger=0)
+            beats.close(linger=0)
+            context.term()
+            self._prober.close()
+            for endpoint in (self.cfg.control_endpoint, self.cfg.heartbeat_endpoint):
+                if endpoint.startswith("ipc://"):
+                    Path(endpoint[len("ipc://"):]).unlink(missing_ok=True)
+            logger.info("supervisor stopped")
+
+    def _loop(self, control_sock: zmq.Socket[Any], beats: zmq.Socket[Any],
+              sig_read: int) -> int:
+        memory_interval = self.cfg.supervisor.memory_interval or None
+        next_memory = self._clock() + memory_interval if memory_interval else None
+        failures = 0
+        self.tree.tick()
+        while not (self.tree.shutting_down and self.tree.all_down()):
+            deadline = self.tree.next_deadline()
+            if next_memory is not None and any(c.process for c in self.tree.children.values()):
+                deadline = next_memory if deadline is None else min(deadline, next_memory)
+            timeout = None if deadline is None else max(
+                0, math.ceil((deadline - self._clock()) * 1000))
+            events = dict(self._poller.poll(timeout))
+            try:
+                if sig_read in events:
+                    self._handle_signals(sig_read)
+                for fd, child in list(self._pidfds.items()):
+                    if fd in events:
+                        self.tree.on_exit(child)
+                if self._prober.fd in events:
+                    for result in self._prober.drain():
+                        self.tree.on_probe(result)
+                if beats in events:
+                    self._receive_reports(beats)
+                if control_sock in events:
+                    self._answer(control_sock)
+                if next_memory is not None and self._clock() >= next_memory:
+                    self.tree.sample_memory()
+                    next_memory = self._clock() + (memory_interval or 0)
+                self.tree.tick()
+                failures = 0
+            except Exception:  # noqa: BLE001 - the supervisor's one catch-all (see module doc)
+                failures += 1
+                logger.exception("supervisor: unexpected error (%d in a row)", failures)
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    self.tree.kill_everything()
+                    return 70
+        return 0
+
+    # -- sources ---------------------------------------------------------------------
+
+    def _install_signals(self, wakeup_fd: int) -> dict[int, Any]:
+        old = {}
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            old[signum] = signal.signal(signum, self._on_signal)
+        signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
+        return old
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals.append(signum)  # handled in the loop, woken by the wakeup fd
+
+    def _handle_signals(self, sig_read: int) -> None:
+        try:
+            while os.read(sig_read, 512):
+                pass
+        except BlockingIOError:
+            pass
+        signals, self._signals = self._signals, []
+        for signum in signals:
+            if signum == signal.SIGHUP:
+                logger.info("SIGHUP ignored (the configuration is read at start)")
+            elif self.tree.shutting_down:
+                logger.warning("second %s: killing every child now", signal.Signals(signum).name)
+                self.tree.kill_everything()
+            else:
+                logger.info("%s received: shutting down", signal.Signals(signum).name)
+                self.tree.begin_shutdown()
+
+    def _track_process(self, proc: ChildProcess | None, fd: int) -> None:
+        if proc is not None:
+            self._pidfds[fd] = self.tree.children[proc.name]
+            self._poller.register(fd, zmq.POLLIN)
+        else:
+            self._pidfds.pop(fd, None)
+            self._poller.unregister(fd)
+
+    def _receive_reports(self, beats: zmq.Socket[Any]) -> None:
+        while True:
+            try:
+                frame = beats.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                report = protocol.decode_liveness(frame)
+            except BadRequest as e:
+                logger.debug("dropping a malformed liveness report: %s", e)
+                continue
+            self.tree.on_liveness(report)
+
+    def _answer(self, control_sock: zmq.Socket[Any]) -> None:
+        while True:
+            try:
+                frame = control_sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            control_sock.send(control.handle(frame, self))
+
+    def _child_ready(self, name: str) -> None:
+        child = self.tree.children[name]
+        if (child.spec.readiness.kind == ReadinessKind.REGISTRY_PING
+                and self._on_registry_ready is not None):
+            callback, self._on_registry_ready = self._on_registry_ready, None
+            threading.Thread(target=callback, name="apply", daemon=True).start()
+
+    # -- control verbs (control.Controlled) --------------------------------------------
+
+    def ps(self) -> list[dict[str, Any]]:
+        return [self.tree.row(self.tree.children[n]) for n in self.tree.order]
+
+    def kill_child(self, name: str, signum: int) -> dict[str, Any]:
+        self.tree.kill(name, signum)
+        return self.tree.row(self.tree.child(name))
+
+    def restart_child(self, name: str) -> dict[str, Any]:
+        self.tree.restart(name)
+        return self.tree.row(self.tree.child(name))
+
+    def stop_child(self, name: str) -> dict[str, Any]:
+        self.tree.stop(name)
+        return self.tree.row(self.tree.child(name))
+
+    def start_child(self, name: str) -> dict[str, Any]:
+        self.tree.start(name)
+        return self.tree.row(self.tree.child(name))
+
+    def stats(self, name: str | None) -> dict[str, Any]:
+        names = [name] if name is not None else self.tree.order
+        return {n: self.tree.stats(self.tree.child(n)) for n in names}
+
+    def status(self) -> dict[str, Any]:
+        children = self.tree.children.values()
+        failed = [{"name": c.spec.name, "state": str(c.machine.state),
+                   "reason": c.machine.reason}
+                  for c in children
+                  if c.machine.state in (ChildState.HOLD_DOWN, ChildState.EXITED)]
+        return {
+            "pid": os.getpid(),
+            "runDir": str(self.cfg.run_dir),
+            "uptime": self._clock() - self._started,
+            "shuttingDown": self.tree.shutting_down,
+            "ready": all(c.machine.state == ChildState.RUNNING or c.machine.held
+                         for c in children),
+            "failed": failed,
+            "children": self.ps(),
+        }
+
+    def shutdown(self) -> dict[str, Any]:
+        logger.info("shutdown requested through the control socket")
+        self.tree.begin_shutdown()
+        return {"stopping": True, "pid": os.getpid()}
+
+
+def _bind(sock: zmq.Socket[Any], endpoint: str, *, private: bool) -> None:
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as e:
+        raise ControlError(f"cannot bind {endpoint}: {e}") from e
+    if private and endpoint.startswith("ipc://"):
+        os.chmod(endpoint[len("ipc://"):], 0o600)

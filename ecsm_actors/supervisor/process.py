@@ -1,0 +1,94 @@
+"""Child processes as the supervisor sees them: spawn, pidfd, signal, reap, pidfile, log.
+
+Runs in the supervisor process. A child is a fresh interpreter started with
+``subprocess.Popen`` (close_fds, stdin from /dev/null, stdout+stderr appended to
+``<log dir>/<name>.log``), in the supervisor's process group so that killing the group
+kills everything. Its death is noticed through a pidfd (``os.pidfd_open``) that the event
+loop polls; the pidfd only becomes readable once the process is a zombie, so reaping
+after it never blocks and never races. Children's pidfiles live in the pid dir while
+they run.
+
+Invariants: one :class:`ChildProcess` per incarnation; :meth:`ChildProcess.reap` is called
+exactly once, after the pidfd became readable, and closes the pidfd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ecsm_actors.supervisor.machine import ExitStatus
+
+logger = logging.getLogger(__name__)
+
+#: A child's log is rotated (to ``.1``) at its next start once it is larger than this.
+LOG_ROTATE_BYTES = 16 << 20
+
+
+class ChildProcess:
+    """One running incarnation of a child."""
+
+    def __init__(self, name: str, popen: subprocess.Popen[bytes], pidfile: Path) -> None:
+        self.name = name
+        self.popen = popen
+        self.pid = popen.pid
+        self.pidfile = pidfile
+        self.pidfd = os.pidfd_open(popen.pid)
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the process if it has not been reaped yet (a zombie ignores it)."""
+        if self.popen.returncode is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def reap(self) -> ExitStatus:
+        """Collect the exit status (the pidfd said it ended) and release the pidfd."""
+        returncode = self.popen.wait()
+        os.close(self.pidfd)
+        self.pidfd = -1
+        try:
+            self.pidfile.unlink()
+        except FileNotFoundError:
+            pass
+        return ExitStatus.from_returncode(returncode)
+
+
+def log_path(log_dir: Path, name: str) -> Path:
+    return log_dir / f"{name}.log"
+
+
+def pidfile_path(pid_dir: Path, name: str) -> Path:
+    return pid_dir / f"{name}.pid"
+
+
+def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], *, log_dir: Path,
+          pid_dir: Path) -> ChildProcess:
+    """Start ``argv`` with ``env``; raises OSError when the process cannot be created."""
+    log = log_path(log_dir, name)
+    _rotate(log)
+    with open(log, "ab", buffering=0) as out:
+        popen = subprocess.Popen(
+            list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, close_fds=True,
+        )
+    pidfile = pidfile_path(pid_dir, name)
+    try:
+        pidfile.write_text(f"{popen.pid}\n")
+        return ChildProcess(name, popen, pidfile)
+    except OSError:
+        popen.kill()
+        popen.wait()
+        raise
+
+
+def _rotate(log: Path) -> None:
+    try:
+        if log.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(log, log.with_name(log.name + ".1"))
+    except FileNotFoundError:
+        pass

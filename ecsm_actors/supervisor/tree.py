@@ -1,0 +1,356 @@
+"""The supervision tree: every child's machine, process and probe, and the operator's verbs.
+
+Runs in the supervisor process, driven by the event loop (:mod:`.loop`), single-threaded:
+the loop calls ``on_exit`` / ``on_liveness`` / ``on_probe`` / ``tick`` and the control
+verbs; this module performs the actions the machines decide (spawn, signal).
+
+Ordering: a child starts for the first time once every child it ``depends_on`` has settled
+(is ready, or failed once, or is held by the operator) — so the start order is
+simulator → registry → controllers, without waiting forever on a broken dependency.
+Afterwards children are independent (one-for-one): a controller death never touches the
+registry, and controllers keep running while the registry restarts. Shutdown stops a
+child only once every child depending on it has stopped (controllers, then registry,
+then simulator), each with TERM then KILL after its grace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from ecsm_actors.config import Config, child_environment
+from ecsm_actors.errors import BadRequest, NotFound
+from ecsm_actors.lifecycle import PARENT_PID_ENV
+from ecsm_actors.protocol import Liveness
+from ecsm_actors.supervisor import process
+from ecsm_actors.supervisor.machine import ALIVE, Action, ChildMachine, ChildState, Spawn
+from ecsm_actors.supervisor.probes import Prober, ProbeResult
+from ecsm_actors.supervisor.rundir import HeldChildren
+from ecsm_actors.supervisor.spec import ChildSpec, ReadinessKind
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+_SETTLED = frozenset({ChildState.RUNNING, ChildState.BACKOFF, ChildState.HOLD_DOWN,
+                      ChildState.EXITED, ChildState.STOPPED})
+_DROPPED_ENV = ("ECSM_ACTORS_CONF", "ECSM_ACTORS_REGISTRY")
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    machine: ChildMachine
+    process: process.ChildProcess | None = None
+    pin_args: tuple[str, ...] = ()
+    ps_handle: psutil.Process | None = None
+    cpu: float | None = None
+    first_start_pending: bool = True
+
+
+class Tree:
+    """All children of one supervisor."""
+
+    def __init__(self, cfg: Config, specs: list[ChildSpec], *, held: HeldChildren,
+                 prober: Prober, clock: Clock = time.monotonic,
+                 on_ready: Callable[[str], None] | None = None,
+                 on_process: Callable[[process.ChildProcess | None, int], None] | None = None,
+                 ) -> None:
+        self.cfg = cfg
+        self.children = {s.name: Child(s, ChildMachine(s, clock=clock)) for s in specs}
+        self.order = [s.name for s in specs]
+        self._held = held
+        self._prober = prober
+        self._clock = clock
+        self._on_ready = on_ready or (lambda name: None)
+        #: Tells the loop a pidfd appeared (process) or went away (None, fd).
+        self._on_process = on_process or (lambda proc, fd: None)
+        self.exports: dict[str, str] = {}
+        self.shutting_down = False
+        self.started_at = clock()
+        for name in held.load() & set(self.children):
+            child = self.children[name]
+            child.machine.held = True
+            child.machine.reason = "stopped by the operator"
+            child.first_start_pending = False
+
+    # -- environment ---------------------------------------------------------------
+
+    def environment(self, spec: ChildSpec) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+        env.update(child_environment(self.cfg))
+        env["ECSM_ACTORS_RUN_DIR"] = str(self.cfg.run_dir)
+        env[PARENT_PID_ENV] = str(os.getpid())
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(self.exports)
+        env.update(dict(spec.env))
+        return env
+
+    # -- performing actions ----------------------------------------------------------
+
+    def perform(self, child: Child, actions: list[Action]) -> None:
+        pending = list(actions)
+        while pending:
+            action = pending.pop(0)
+            if isinstance(action, Spawn):
+                if self.shutting_down:
+                    child.machine.abandon()
+                    continue
+                pending.extend(self._spawn(child))
+            else:
+                proc = child.process
+                if proc is not None:
+                    logger.info("%s: sending %s to pid %d%s", child.spec.name,
+                                _signame(action.signum), proc.pid,
+                                f" ({action.reason})" if action.reason else "")
+                    proc.send_signal(action.signum)
+
+    def _spawn(self, child: Child) -> list[Action]:
+        spec = child.spec
+        argv = (*spec.argv, *child.pin_args)
+        try:
+            proc = process.spawn(spec.name, argv, self.environment(spec),
+                                 log_dir=self.cfg.log_dir, pid_dir=self.cfg.pid_dir)
+        except OSError as e:
+            logger.error("%s: cannot start %s: %s", spec.name, argv[0], e)
+            return child.machine.spawn_failed(f"cannot start: {e}")
+        child.process = proc
+        child.ps_handle = None
+        child.cpu = None
+        child.machine.spawned(proc.pid)
+        self._on_process(proc, proc.pidfd)
+        logger.info("%s: started pid %d", spec.name, proc.pid)
+        if spec.readiness.kind == ReadinessKind.SPAWNED:
+            self._became_ready(child)
+        elif self._prober.needs_thread(spec.readiness):
+            self._prober.start(spec.name, proc.pid, spec.readiness)
+        return []
+
+    def _became_ready(self, child: Child) -> None:
+        if child.machine.ready():
+            started = child.machine.started_at or self._clock()
+            logger.info("%s: ready (pid %s, %.0f ms after start)", child.spec.name,
+                        child.machine.pid, (self._clock() - started) * 1000)
+            self._on_ready(child.spec.name)
+
+    # -- events from the loop ----------------------------------------------------------
+
+    def on_exit(self, child: Child) -> None:
+        """The pidfd of ``child``'s process became readable: reap and decide."""
+        proc = child.process
+        if proc is None:
+            return
+        fd = proc.pidfd
+        status = proc.reap()
+        self._on_process(None, fd)
+        child.process = None
+        self._prober.cancel(child.spec.name)
+        was = child.machine.state
+        level = logging.INFO if was == ChildState.STOPPING else logging.WARNING
+        logger.log(level, "%s: pid %d exited with %s (was %s)", child.spec.name, proc.pid,
+                   status, was)
+        self.perform(child, child.machine.exited(status))
+        self._log_state(child)
+
+    def on_liveness(self, report: Liveness) -> None:
+        child = self.children.get(report.name)
+        if child is None or child.machine.pid != report.pid:
+            return  # unknown, or a previous incarnation's report still in the socket
+        child.machine.observe(report)
+        readiness = child.spec.readiness
+        if (child.machine.state == ChildState.STARTING
+                and readiness.kind == ReadinessKind.LIVENESS
+                and (not readiness.stat or report.stats.get(readiness.stat))):
+            self._became_ready(child)
+
+    def on_probe(self, result: ProbeResult) -> None:
+        child = self.children.get(result.name)
+        if child is None or child.machine.pid != result.pid:
+            return
+        self.exports.update(result.exports)
+        child.pin_args = result.pin_args or child.pin_args
+        self._became_ready(child)
+
+    def tick(self) -> None:
+        """Run what is due: timers and watchdog verdicts, first starts, shutdown steps."""
+        for name in self.order:
+            child = self.children[name]
+            before = child.machine.state
+            self.perform(child, child.machine.tick())
+            if child.machine.state != before:
+                self._log_state(child)
+        if self.shutting_down:
+            self._advance_shutdown()
+        else:
+            self._start_pending()
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for c in self.children.values()
+                     if (d := c.machine.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def sample_memory(self) -> None:
+        """Feed each live child's RSS (and CPU time, for stats) to its watchdog."""
+        for child in self.children.values():
+            pid = child.machine.pid
+            if pid is None or child.process is None:
+                continue
+            try:
+                if child.ps_handle is None or child.ps_handle.pid != pid:
+                    child.ps_handle = psutil.Process(pid)
+                with child.ps_handle.oneshot():
+                    rss = child.ps_handle.memory_info().rss
+                    times = child.ps_handle.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            child.cpu = times.user + times.system
+            child.machine.watchdog.observe_rss(rss)
+
+    def _start_pending(self) -> None:
+        for name in self.order:
+            child = self.children[name]
+            if not child.first_start_pending:
+                continue
+            if all(self._settled(dep) for dep in child.spec.depends_on):
+                child.first_start_pending = False
+                self.perform(child, child.machine.start())
+
+    def _settled(self, name: str) -> bool:
+        dep = self.children.get(name)
+        return dep is None or (not dep.first_start_pending and dep.machine.state in _SETTLED)
+
+    # -- shutdown ------------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        if not self.shutting_down:
+            logger.info("stopping every child (dependents first)")
+            self.shutting_down = True
+        self._advance_shutdown()
+
+    def _advance_shutdown(self) -> None:
+        for name in reversed(self.order):
+            child = self.children[name]
+            child.first_start_pending = False
+            state = child.machine.state
+            if state in (ChildState.STOPPED, ChildState.EXITED, ChildState.STOPPING):
+                continue
+            dependents_alive = any(
+                name in other.spec.depends_on and other.machine.state in ALIVE
+                for other in self.children.values())
+            if state in (ChildState.BACKOFF, ChildState.HOLD_DOWN) or not dependents_alive:
+                self.perform(child, child.machine.stop())
+
+    def all_down(self) -> bool:
+        return all(c.process is None and c.machine.state not in ALIVE
+                   for c in self.children.values())
+
+    def kill_everything(self) -> None:
+        """Second interrupt: SIGKILL every live child now."""
+        for child in self.children.values():
+            if child.process is not None:
+                child.process.send_signal(signal.SIGKILL)
+
+    # -- operator verbs --------------------------------------------------------------
+
+    def child(self, name: str) -> Child:
+        try:
+            return self.children[name]
+        except KeyError:
+            names = ", ".join(self.order)
+            raise NotFound(f"no child named {name!r} (children: {names})") from None
+
+    def kill(self, name: str, signum: int) -> None:
+        child = self.child(name)
+        if child.process is None:
+            raise BadRequest(f"{name} is not running ({child.machine.state})")
+        logger.warning("%s: operator sends %s to pid %d", name, _signame(signum),
+                       child.process.pid)
+        child.process.send_signal(signum)
+
+    def restart(self, name: str) -> None:
+        child = self.child(name)
+        self._refuse_while_shutting_down()
+        child.first_start_pending = False
+        logger.info("%s: restart requested by the operator", name)
+        self.perform(child, child.machine.restart())
+        self._persist_held()
+
+    def stop(self, name: str) -> None:
+        child = self.child(name)
+        child.first_start_pending = False
+        logger.info("%s: stop requested by the operator", name)
+        self.perform(child, child.machine.stop(hold=True))
+        self._persist_held()
+
+    def start(self, name: str) -> None:
+        child = self.child(name)
+        self._refuse_while_shutting_down()
+        child.first_start_pending = False
+        logger.info("%s: start requested by the operator", name)
+        self.perform(child, child.machine.start())
+        self._persist_held()
+
+    def _refuse_while_shutting_down(self) -> None:
+        if self.shutting_down:
+            raise BadRequest("the supervisor is shutting down")
+
+    def _persist_held(self) -> None:
+        self._held.save({n for n, c in self.children.items() if c.machine.held})
+
+    def _log_state(self, child: Child) -> None:
+        m = child.machine
+        if m.state in (ChildState.BACKOFF, ChildState.HOLD_DOWN, ChildState.EXITED):
+            retry = m.timer_remaining()
+            logger.warning("%s: %s%s: %s", child.spec.name, m.state,
+                           f" (retry in {retry:.2f}s)" if retry is not None else "", m.reason)
+
+    # -- views -----------------------------------------------------------------------
+
+    def row(self, child: Child) -> dict[str, Any]:
+        m = child.machine
+        report = m.watchdog.report if m.pid is not None else None
+        return {
+            "name": child.spec.name,
+            "state": str(m.state),
+            "pid": m.pid,
+            "uptime": m.uptime(),
+            "restarts": m.restarts,
+            "lastExit": str(m.last_exit) if m.last_exit is not None else None,
+            "heartbeatAge": m.watchdog.heartbeat_age() if m.pid is not None else None,
+            "queue": report.queue_depth if report is not None else None,
+            "ready": m.state == ChildState.RUNNING,
+            "held": m.held,
+            "retryIn": m.timer_remaining() if m.state in (
+                ChildState.BACKOFF, ChildState.HOLD_DOWN) else None,
+            "reason": m.reason,
+        }
+
+    def stats(self, child: Child) -> dict[str, Any]:
+        m = child.machine
+        report = m.watchdog.report if m.pid is not None else None
+        return {
+            "state": str(m.state),
+            "pid": m.pid,
+            "rss": m.watchdog.rss if m.pid is not None else None,
+            "cpuSeconds": child.cpu,
+            "liveness": None if report is None else {
+                "ts": report.ts,
+                "queueDepth": report.queue_depth,
+                "oldestInflightAge": report.oldest_inflight_age,
+                "lastCompleted": report.last_completed,
+                "stats": report.stats,
+            },
+        }
+
+
+def _signame(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)

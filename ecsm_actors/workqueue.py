@@ -1,0 +1,259 @@
+"""The controller workqueue: client-go semantics, plus event-before-resync priority.
+
+Runs inside every controller process, shared by the informer thread (producer) and the
+worker threads (consumers). Invariants, as in client-go's ``workqueue``:
+
+* A key is never handed to two workers at once (``processing`` set).
+* A key added while it is processing is not handed out again until :meth:`WorkQueue.done`;
+  then it runs exactly once more (``dirty`` set).
+* Duplicates collapse while waiting: N adds of a waiting key → one get.
+* :meth:`WorkQueue.add_after` parks a key in a delay heap; a second delayed add of the same
+  key keeps the earlier deadline. :meth:`WorkQueue.add_rate_limited` delays by a per-key
+  exponential backoff (:class:`ItemExponentialBackoff`); :meth:`WorkQueue.forget` resets
+  it. A plain :meth:`WorkQueue.add` is never throttled.
+* Two FIFO levels: keys added by events are served before keys that only came from a
+  periodic resync; a waiting resync key is promoted when an event adds it.
+* :meth:`WorkQueue.shut_down`: waiting keys are abandoned (a successor relists them), every
+  ``get`` returns ``shutdown``; :meth:`WorkQueue.shut_down_with_drain` also waits, up to a
+  grace period, for the keys in flight to be ``done``.
+
+No timer thread and no polling: delayed keys become ready lazily inside ``get``/``len``,
+and a blocked ``get`` sleeps on a condition variable exactly until the next deadline,
+through the injectable :class:`~ecsm_actors.clock.Clock`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import threading
+from collections import deque
+from enum import IntEnum
+
+from ecsm_actors.clock import Clock, RealClock
+
+
+class Priority(IntEnum):
+    """Served in ascending order."""
+
+    EVENT = 0
+    RESYNC = 1
+
+
+class ItemExponentialBackoff:
+    """Per-key exponential backoff: ``base * 2**failures`` scaled by ``1 ± jitter``, capped.
+
+    The first failure of a key waits about ``base``; :meth:`forget` starts it over. Not
+    thread-safe on its own: :class:`WorkQueue` calls it under its lock.
+    """
+
+    def __init__(self, base: float, cap: float, jitter: float = 0.0,
+                 rng: random.Random | None = None) -> None:
+        if base < 0 or cap < base or not 0 <= jitter <= 1:
+            raise ValueError("need 0 <= base <= cap and 0 <= jitter <= 1")
+        self.base = base
+        self.cap = cap
+        self.jitter = jitter
+        self._rng = rng or random.Random()
+        self._failures: dict[str, int] = {}
+
+    def when(self, key: str) -> float:
+        """The delay of the next retry of ``key``; counts one more failure."""
+        n = self._failures.get(key, 0)
+        self._failures[key] = n + 1
+        delay = min(self.cap, self.base * 2.0 ** min(n, 64))
+        if self.jitter:
+            delay *= self._rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+        return min(self.cap, delay)
+
+    def forget(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def num_requeues(self, key: str) -> int:
+        return self._failures.get(key, 0)
+
+
+class WorkQueue:
+    """A rate-limiting, delaying, deduplicating work queue of string keys."""
+
+    def __init__(self, *, clock: Clock | None = None,
+                 backoff: ItemExponentialBackoff | None = None) -> None:
+        self._clock: Clock = clock or RealClock()
+        self._backoff = backoff or ItemExponentialBackoff(0.005, 1000.0)
+        lock = threading.RLock()  # re-entrant: FakeClock callbacks run inside waits
+        self._ready = threading.Condition(lock)
+        self._drained = threading.Condition(lock)
+        self._tokens = itertools.count()
+        # dirty: key → (priority, token) of its one valid entry in a FIFO level. Stale
+        # entries (promoted keys) stay in the deques and are skipped when popped.
+        self._dirty: dict[str, tuple[Priority, int]] = {}
+        self._levels: dict[Priority, deque[tuple[str, int]]] = {p: deque() for p in Priority}
+        self._waiting = 0  # dirty keys not processing: what get() can hand out now
+        self._processing: dict[str, float] = {}  # key → when it was handed out
+        self._delayed: list[tuple[float, int, str]] = []
+        self._ready_at: dict[str, float] = {}  # key → its one valid deadline in _delayed
+        self._shutting_down = False
+
+    # -- adding -------------------------------------------------------------------------
+
+    def add(self, key: str, *, resync: bool = False) -> None:
+        """Mark ``key`` as needing processing (``resync=True``: low priority)."""
+        with self._ready:
+            self._add_locked(key, Priority.RESYNC if resync else Priority.EVENT)
+
+    def _add_locked(self, key: str, priority: Priority) -> None:
+        if self._shutting_down:
+            return
+        current = self._dirty.get(key)
+        if current is not None:
+            if priority < current[0]:  # an event promotes a waiting resync key
+                token = next(self._tokens)
+                self._dirty[key] = (priority, token)
+                if key not in self._processing:
+                    self._levels[priority].append((key, token))
+            return
+        token = next(self._tokens)
+        self._dirty[key] = (priority, token)
+        if key in self._processing:
+            return  # re-queued by done()
+        self._levels[priority].append((key, token))
+        self._waiting += 1
+        self._ready.notify()
+
+    def add_after(self, key: str, delay: float) -> None:
+        """Add ``key`` once ``delay`` seconds have passed; an earlier deadline wins."""
+        with self._ready:
+            if self._shutting_down:
+                return
+            if delay <= 0:
+                self._add_locked(key, Priority.EVENT)
+                return
+            at = self._clock.now() + delay
+            current = self._ready_at.get(key)
+            if current is not None and current <= at:
+                return
+            self._ready_at[key] = at
+            heapq.heappush(self._delayed, (at, next(self._tokens), key))
+            if self._delayed[0][2] == key:
+                self._ready.notify_all()  # blocked getters recompute their wake-up time
+
+    def add_rate_limited(self, key: str) -> None:
+        """Add ``key`` after its backoff delay, and count one more failure."""
+        with self._ready:
+            delay = self._backoff.when(key)
+        self.add_after(key, delay)
+
+    def forget(self, key: str) -> None:
+        """Reset the backoff of ``key`` (call it when processing succeeded)."""
+        with self._ready:
+            self._backoff.forget(key)
+
+    def num_requeues(self, key: str) -> int:
+        with self._ready:
+            return self._backoff.num_requeues(key)
+
+    # -- consuming ----------------------------------------------------------------------
+
+    def get(self, timeout: float | None = None) -> tuple[str | None, bool]:
+        """Block until a key is ready: ``(key, False)``; ``(None, True)`` once shut down;
+        ``(None, False)`` when ``timeout`` seconds passed first. The caller must call
+        :meth:`done` with the key."""
+        with self._ready:
+            deadline = None if timeout is None else self._clock.now() + timeout
+            while True:
+                if self._shutting_down:
+                    return None, True
+                now = self._clock.now()
+                self._promote_due(now)
+                key = self._pop_locked()
+                if key is not None:
+                    self._processing[key] = now
+                    return key, False
+                wait = self._delayed[0][0] - now if self._delayed else None
+                if deadline is not None:
+                    remaining = deadline - now
+                    if remaining <= 0:
+                        return None, False
+                    wait = remaining if wait is None else min(wait, remaining)
+                self._clock.wait(self._ready, wait)
+
+    def _pop_locked(self) -> str | None:
+        for priority, level in self._levels.items():
+            while level:
+                key, token = level.popleft()
+                if self._dirty.get(key) == (priority, token):
+                    del self._dirty[key]
+                    self._waiting -= 1
+                    return key
+        return None
+
+    def _promote_due(self, now: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now:
+            at, _, key = heapq.heappop(self._delayed)
+            if self._ready_at.get(key) == at:
+                del self._ready_at[key]
+                self._add_locked(key, Priority.EVENT)
+
+    def done(self, key: str) -> None:
+        """Processing of ``key`` finished; if it was added meanwhile, it is queued again."""
+        with self._ready:
+            if self._processing.pop(key, None) is None:
+                return  # not handed out (or done twice): nothing to re-queue
+            entry = self._dirty.get(key)
+            if entry is not None and not self._shutting_down:
+                self._levels[entry[0]].append((key, entry[1]))
+                self._waiting += 1
+                self._ready.notify()
+            if not self._processing:
+                self._drained.notify_all()
+
+    # -- introspection ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Keys ready to be handed out now (not counting delayed or in-flight keys)."""
+        with self._ready:
+            self._promote_due(self._clock.now())
+            return self._waiting
+
+    def delayed_len(self) -> int:
+        with self._ready:
+            return len(self._ready_at)
+
+    def processing_len(self) -> int:
+        with self._ready:
+            return len(self._processing)
+
+    def oldest_processing_age(self) -> float:
+        """Seconds since the oldest in-flight key was handed out (0 when idle)."""
+        with self._ready:
+            if not self._processing:
+                return 0.0
+            return max(0.0, self._clock.now() - min(self._processing.values()))
+
+    def shutting_down(self) -> bool:
+        with self._ready:
+            return self._shutting_down
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    def shut_down(self) -> None:
+        """Stop handing out keys and ignore new adds; in-flight keys may still be done."""
+        with self._ready:
+            self._shutting_down = True
+            self._delayed.clear()
+            self._ready_at.clear()
+            self._ready.notify_all()
+
+    def shut_down_with_drain(self, grace: float) -> bool:
+        """Shut down, then wait up to ``grace`` seconds for in-flight keys to be done.
+        Return whether everything in flight finished."""
+        with self._ready:
+            self.shut_down()
+            deadline = self._clock.now() + grace
+            while self._processing:
+                remaining = deadline - self._clock.now()
+                if remaining <= 0:
+                    return False
+                self._clock.wait(self._drained, remaining)
+            return True

@@ -1,0 +1,128 @@
+"""Store limits and identity: event-log compaction and Expired, a full map, the epoch,
+one registry per store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecsm_actors.errors import Expired, Internal, StoreFull
+from ecsm_actors.protocol import Op
+from ecsm_actors.store import Store, Write
+from tests.registry_samples import service
+
+MiB = 1 << 20
+
+
+def big_service(name: str, kib: int) -> dict:
+    return service(name, annotations={"blob": "x" * (kib << 10)})
+
+
+def open_store(path: Path, **kw: object) -> Store:
+    options: dict = {"map_size": 16 * MiB, "clock": lambda: 1_700_000_000.0, **kw}
+    return Store(path, **options)
+
+
+def test_the_event_log_is_bounded_and_older_versions_are_expired(tmp_path: Path) -> None:
+    store = open_store(tmp_path, event_log_limit=3)
+    for i in range(5):
+        store.write(Op.CREATE, object=service(f"s{i}"))
+    assert store.compacted == 2
+    events, rv = store.watch_since(2)
+    assert [e.seq for e in events] == [3, 4, 5] and rv == 5
+    assert store.watch_since(5) == ([], 5)
+    with pytest.raises(Expired):
+        store.watch_since(1)
+    store.close()
+
+
+def test_a_version_from_the_future_is_expired(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.write(Op.CREATE, object=service("a"))
+    with pytest.raises(Expired):
+        store.watch_since(2)
+    store.close()
+
+
+def test_versions_log_and_floor_survive_a_reopen(tmp_path: Path) -> None:
+    store = open_store(tmp_path, event_log_limit=2)
+    for i in range(4):
+        store.write(Op.CREATE, object=service(f"s{i}"))
+    epoch = store.epoch
+    store.close()
+    again = open_store(tmp_path, event_log_limit=2)
+    assert (again.epoch, again.resource_version, again.compacted) == (epoch, 4, 2)
+    assert again.write(Op.CREATE, object=service("next"))["metadata"]["resourceVersion"] == 5
+    assert [e.seq for e in again.watch_since(3)[0]] == [4, 5]
+    again.close()
+
+
+def test_a_wiped_store_gets_a_new_epoch(tmp_path: Path) -> None:
+    first = open_store(tmp_path / "a")
+    second = open_store(tmp_path / "b")
+    assert first.epoch != second.epoch and len(first.epoch) == 16
+    first.close()
+    second.close()
+
+
+def test_a_second_registry_cannot_open_the_same_store(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    with pytest.raises(Internal, match="in use"):
+        open_store(tmp_path)
+    store.close()
+    open_store(tmp_path).close()
+
+
+def test_a_nearly_full_store_refuses_writes_but_stays_readable_and_deletable(
+        tmp_path: Path) -> None:
+    store = open_store(tmp_path, map_size=1 * MiB, full_ratio=0.5, event_log_limit=4)
+    created = []
+    with pytest.raises(StoreFull, match="map_size"):
+        for i in range(100):
+            store.write(Op.CREATE, object=big_service(f"s{i}", 20))
+            created.append(f"s{i}")
+    rv = store.resource_version
+    assert rv == len(created) > 5
+    assert len(store.list("ECSMService")[0]) == len(created)
+    with pytest.raises(StoreFull):
+        store.write(Op.UPDATE, object=big_service("s0", 21))
+    assert store.resource_version == rv
+    for name in created[:-2]:
+        store.write(Op.DELETE, kind="ECSMService", namespace="default", name=name)
+    assert store.write(Op.CREATE, object=service("fits-again"))["metadata"]["name"]
+    store.close()
+
+
+def test_a_map_full_error_refuses_the_write_and_leaves_the_store_intact(tmp_path: Path) -> None:
+    store = open_store(tmp_path, map_size=1 * MiB, full_ratio=1.0, event_log_limit=1000)
+    names = []
+    with pytest.raises(StoreFull):
+        for i in range(200):
+            store.write(Op.CREATE, object=big_service(f"s{i}", 20))
+            names.append(f"s{i}")
+    rv, epoch = store.resource_version, store.epoch
+    assert rv == len(names)
+    assert store.get("ECSMService", "default", names[-1])["metadata"]["resourceVersion"] == rv
+    store.close()
+    again = open_store(tmp_path, map_size=1 * MiB, full_ratio=1.0, event_log_limit=1000)
+    assert (again.resource_version, again.epoch) == (rv, epoch)
+    assert sorted(o["metadata"]["name"] for o in again.list("ECSMService")[0]) == sorted(names)
+    assert [e.seq for e in again.watch_since(0)[0]] == list(range(1, rv + 1))
+    again.close()
+
+
+def test_in_a_batch_only_the_write_that_does_not_fit_is_refused(tmp_path: Path) -> None:
+    store = open_store(tmp_path, map_size=1 * MiB, full_ratio=1.0, event_log_limit=1000)
+    for i in range(10):
+        store.write(Op.CREATE, object=big_service(f"fill{i}", 20))
+    results = store.execute([
+        Write(op=Op.CREATE, fields={"object": service("small-1")}),
+        Write(op=Op.CREATE, fields={"object": big_service("huge", 900)}),
+        Write(op=Op.CREATE, fields={"object": service("small-2")}),
+    ])
+    assert isinstance(results[1], StoreFull)
+    assert [r.result["metadata"]["resourceVersion"] for r in (results[0], results[2])] == [
+        11, 12]  # type: ignore[union-attr]
+    assert [e.seq for e in store.watch_since(10)[0]] == [11, 12]
+    store.close()
