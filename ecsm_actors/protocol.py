@@ -202,22 +202,46 @@ def encode_error(request_id: int | str | None, epoch: str, error: RegistryError)
     )
 
 
+def pack_map(fields: Mapping[str, Any], encoded: Mapping[str, bytes] | None = None) -> bytes:
+    """A msgpack map of ``fields`` plus ``encoded`` values that are already msgpack bytes:
+    stored objects and events travel without being decoded and re-encoded."""
+    encoded = encoded or {}
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [packer.pack_map_header(len(fields) + len(encoded))]
+    for k, v in fields.items():
+        parts += (packer.pack(k), packer.pack(v))
+    for k, raw in encoded.items():
+        parts += (packer.pack(k), raw)
+    return b"".join(parts)
+
+
+def encode_array(count: int, data: bytes) -> bytes:
+    """A msgpack array of ``count`` documents already encoded back to back in ``data``."""
+    return msgpack.Packer().pack_array_header(count) + data
+
+
+def encode_reply_encoded(request_id: int | str | None, epoch: str, result: bytes) -> bytes:
+    """A success reply whose ``result`` is already msgpack bytes."""
+    return pack_map({"v": VERSION, "id": request_id, "ok": True, "epoch": epoch},
+                    {"result": result})
+
+
 def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,
                                fields: Mapping[str, Any], list_key: str, count: int,
                                data: bytes) -> bytes:
     """A success reply whose result is ``{**fields, list_key: [...]}``, the list given as
-    ``count`` already-encoded msgpack documents concatenated in ``data``: LIST and
-    WATCH_SINCE ship stored objects and events without decoding and re-encoding them."""
-    packer = msgpack.Packer(use_bin_type=True)
-    head = {"v": VERSION, "id": request_id, "ok": True, "epoch": epoch}
-    parts = [packer.pack_map_header(len(head) + 1)]
-    for k, v in head.items():
-        parts += (packer.pack(k), packer.pack(v))
-    parts += (packer.pack("result"), packer.pack_map_header(len(fields) + 1))
-    for k, v in fields.items():
-        parts += (packer.pack(k), packer.pack(v))
-    parts += (packer.pack(list_key), packer.pack_array_header(count), data)
-    return b"".join(parts)
+    ``count`` already-encoded msgpack documents concatenated in ``data`` (LIST and
+    WATCH_SINCE ship stored objects and events as they are stored)."""
+    return encode_reply_encoded(request_id, epoch,
+                                pack_map(fields, {list_key: encode_array(count, data)}))
+
+
+def encode_event_body(epoch: str, type_: EventType | str, kind: str, key: str, seq: int,
+                      object_frame: bytes) -> bytes:
+    """The body of an event (see :meth:`Event.to_wire`) around an already-encoded object."""
+    return pack_map({"v": VERSION, "epoch": epoch, "seq": seq, "type": str(type_),
+                     "kind": kind, "key": key, "resourceVersion": seq},
+                    {"object": object_frame})
 
 
 @dataclass(frozen=True, kw_only=True)

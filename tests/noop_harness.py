@@ -49,15 +49,30 @@ def start_noop(processes: Processes, **env: str) -> subprocess.Popen[bytes]:
     return processes.spawn("controller", "noop", env=full)
 
 
+def wait_reconciling(run_dir: Path, timeout: float = 20.0) -> None:
+    """Block until the controller has synced and reconciles: a sentinel object created
+    now must show up in its record."""
+    with client(run_dir) as c:
+        c.create(service_probe())
+    wait_until(lambda: records(run_dir).get("default/probe"), timeout=timeout,
+               what="the noop controller reconciling")
+
+
+def service_probe() -> dict[str, Any]:
+    from tests.registry_samples import service
+
+    return service("probe", replicas=1)
+
+
 def records(run_dir: Path) -> dict[str, list[int]]:
     """key → every resourceVersion the controller reconciled, in order (0: gone)."""
     out: dict[str, list[int]] = defaultdict(list)
     path = record_path(run_dir)
     if path.exists():
         for line in path.read_text().splitlines():
-            key, _, rv = line.partition(" ")
-            if rv:
-                out[key].append(int(rv))
+            fields = line.split()
+            if len(fields) >= 2:
+                out[fields[0]].append(int(fields[1]))
     return out
 
 
@@ -74,21 +89,45 @@ def spec_key(obj: dict[str, Any]) -> str:
     return f"{meta['namespace']}/{meta['name']}"
 
 
-def converged(c: RegistryClient, run_dir: Path, final: dict[str, int | None]) -> bool:
-    """Every live key's status records exactly its final spec version; every deleted key
-    (final None) was last reconciled as gone."""
+def mismatches(c: RegistryClient, run_dir: Path, final: dict[str, int | None]) -> list[str]:
+    """Keys not yet reconciled to their final version: a live key's status must record
+    exactly its final spec version; a deleted key (final None) must have been last
+    reconciled as gone."""
     listed = {spec_key(o): o for o in c.list(KIND).items}
     seen = records(run_dir)
+    out = []
     for key, rv in final.items():
         if rv is None:
             if key in listed or not seen.get(key) or seen[key][-1] != 0:
-                return False
+                out.append(f"{key}: deleted, reconciled {seen.get(key, [])[-3:]}")
         elif key not in listed or observed(listed[key]) != rv:
-            return False
-    return True
+            status = observed(listed[key]) if key in listed else "absent"
+            out.append(f"{key}: final {rv}, status says {status}, "
+                       f"reconciled {seen.get(key, [])[-3:]}")
+    return out
 
 
 def wait_converged(c: RegistryClient, run_dir: Path, final: dict[str, int | None],
                    timeout: float = 30.0) -> None:
-    wait_until(lambda: converged(c, run_dir, final), timeout=timeout, interval=0.2,
-               what=f"{len(final)} objects reconciled to their final version")
+    last: list[str] = []
+
+    def done() -> bool:
+        last[:] = mismatches(c, run_dir, final)
+        return not last
+
+    try:
+        wait_until(done, timeout=timeout, interval=0.2,
+                   what=f"{len(final)} objects reconciled to their final version")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; {len(last)} behind, e.g. {last[:5]}") from None
+
+
+def starts(run_dir: Path) -> dict[tuple[str, int], float]:
+    """(key, resourceVersion seen) → monotonic time the first such reconcile started."""
+    out: dict[tuple[str, int], float] = {}
+    path = record_path(run_dir)
+    for line in path.read_text().splitlines() if path.exists() else ():
+        fields = line.split()
+        if len(fields) == 3:
+            out.setdefault((fields[0], int(fields[1])), float(fields[2]))
+    return out

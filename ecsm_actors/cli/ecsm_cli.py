@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ecsm-cli``: the CLI's only catch-all."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="ecsm-cli", standalone_mode=False)
+        # Without standalone mode click *returns* the code of ``ctx.exit(n)``.
+        code = cli.main(args=argv, prog_name="ecsm-cli", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1

@@ -282,5 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+try:  # `ecsm-operator drill` is owned by the drill package (ecsm_actors/drill/cli.py)
+    from ecsm_actors.drill.cli import drill as _drill
+    cli.add_command(_drill)
+except ModuleNotFoundError as _e:
+    if not (_e.name or "").startswith("ecsm_actors.drill"):
+        raise
+
 if __name__ == "__main__":
     sys.exit(main())

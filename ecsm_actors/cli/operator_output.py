@@ -84,6 +84,8 @@ def print_log(log_dir: Path, name: str, *, lines: int, follow: bool) -> None:
         raise ControlError(f"no log for {name!r} in {log_dir} "
                            f"(logs: {', '.join(known) or 'none'})")
     with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - max(lines, 0) * 512))  # enough for the tail, not the whole file
         tail = f.read().decode(errors="replace").splitlines()[-lines:] if lines > 0 else []
         for line in tail:
             click.echo(line)

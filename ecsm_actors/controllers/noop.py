@@ -9,8 +9,9 @@ status condition ``NoopReconciled`` whose message is
 Environment knobs (tests only):
 
 * ``ECSM_ACTORS_NOOP_DELAY`` — seconds each reconcile sleeps first (a slow reconciler);
-* ``ECSM_ACTORS_NOOP_RECORD`` — a file that gets one line ``<key> <rv>`` per reconcile
-  (rv 0: the object was gone), appended atomically (one short ``write`` per line);
+* ``ECSM_ACTORS_NOOP_RECORD`` — a file that gets one line ``<key> <rv> <start>`` per
+  reconcile (rv 0: the object was gone; start: ``time.monotonic()`` when the reconcile
+  began, comparable across processes on Linux), appended atomically (one ``write``);
 * ``ECSM_ACTORS_NOOP_KIND`` — the kind watched (default ECSMService);
 * ``ECSM_ACTORS_NOOP_STATUS`` — ``0`` to skip the status write (pure no-op reconciles).
 """
@@ -50,23 +51,24 @@ class NoopReconciler:
         self._reconciles: dict[str, int] = {}
         self._written: dict[str, int] = {}  # key → rv our last status write produced
 
-    def _record(self, key: str, rv: int) -> None:
+    def _record(self, key: str, rv: int, start: float) -> None:
         if self._record_fd is not None:
-            os.write(self._record_fd, f"{key} {rv}\n".encode())
+            os.write(self._record_fd, f"{key} {rv} {start:.6f}\n".encode())
 
     def reconcile(self, ctx: ReconcileContext, key: str) -> Result:
+        start = time.monotonic()
         if self.delay:
             time.sleep(self.delay)
         namespace, name = protocol.split_key(key)
         try:
             obj = ctx.registry.get(ctx.kind, namespace, name)
         except NotFound:
-            self._record(key, 0)
+            self._record(key, 0, start)
             with self._lock:
                 self._written.pop(key, None)
             return Result()
         rv = resource_version_of(obj)
-        self._record(key, rv)
+        self._record(key, rv, start)
         with self._lock:
             count = self._reconciles.get(key, 0) + 1
             self._reconciles[key] = count

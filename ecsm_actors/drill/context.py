@@ -72,6 +72,7 @@ class DrillContext:
     workload: Workload
     canaries: CanaryPool
     loads: LoadBook = field(default_factory=LoadBook)
+    monitor: Any = None               # Monitor, once started (for the progress line)
     t0: float = field(default_factory=time.monotonic)
 
     def offset(self) -> float:

@@ -183,31 +183,32 @@ class FaultInjector:
         self.nodes_down.discard(action.target)
 
     def _our_rows(self) -> list[EcsmServiceView]:
-        rows = self.ctx.ecsm.services.list_all(page_size=1000)
-        return [EcsmServiceView.from_wire(r.raw) for r in rows]
+        return reality(self.ctx.admin)[0]
 
-    def _victim(self, action: Action) -> tuple[EcsmServiceView, str]:
-        """The current ECSM service of the target (or, if it has none yet, of another
-        service chosen from the target's name) and its owner key."""
-        rows = {r.name: r for r in self._our_rows() if r.instance_online > 0}
-        candidates = []
-        for name in [action.target] + sorted(self.ctx.workload.by_name):
+    def _victim(self, action: Action) -> tuple[EcsmServiceView, str, list[dict[str, Any]]]:
+        """The current ECSM service of the target (or, if it has none with a running
+        instance, of the first other service that has one), its owner key and its
+        containers. Read through the admin API: ECSM faults do not blind the drill."""
+        rows, containers = reality(self.ctx.admin)
+        by_name = {r.name: r for r in rows if r.instance_online > 0}
+        names = [action.target] + [n for n in sorted(self.ctx.workload.by_name)
+                                   if n != action.target]
+        for name in names:
+            if self.ctx.workload.by_name[name].canary:
+                continue
             try:
                 obj = self.ctx.registry.get("ECSMService", NAMESPACE, name)
             except NotFound:
                 continue
-            row = rows.get(ecsm_name(NAMESPACE, name, revision_of(obj)))
-            if row is not None and not self.ctx.workload.by_name[name].canary:
-                candidates.append((row, f"{NAMESPACE}/{name}"))
-                break
-        if not candidates:
-            raise Skipped("no ECSM service with running instances")
-        return candidates[0]
+            row = by_name.get(ecsm_name(NAMESPACE, name, revision_of(obj)))
+            if row is not None:
+                mine = [c for c in containers if c.get("serviceId") == row.id]
+                return row, f"{NAMESPACE}/{name}", mine
+        raise Skipped("no ECSM service with running instances")
 
     def _container_crash(self, action: Action) -> None:
-        row, key = self._victim(action)
-        containers = self.ctx.ecsm.containers.list_all_by_service([row.id])
-        running = sorted(c.name for c in containers if c.status == "running")
+        row, key, containers = self._victim(action)
+        running = sorted(str(c.get("name")) for c in containers if c.get("status") == "running")
         if not running:
             raise Skipped(f"{row.name} has no running container")
         self.ctx.admin.crash_container(running[0])
@@ -215,8 +216,15 @@ class FaultInjector:
                     needs_ecsm=True, detail=f"container {running[0]} of {row.name}")
 
     def _ecsm_service_delete(self, action: Action) -> None:
-        row, key = self._victim(action)
-        self.ctx.ecsm.services.delete(row.id)
+        row, key, _ = self._victim(action)
+        for attempt in range(5):    # through the real API, which an ECSM fault may fail
+            try:
+                self.ctx.ecsm.services.delete(row.id)
+                break
+            except EcsmActorsError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
         self._probe(action, _while_current(key, row.name, ecsm_service_whole(row.name, row.id)),
                     "ecsm", needs_ecsm=True, detail=f"ECSM service {row.name} (id {row.id})")
 
@@ -280,6 +288,14 @@ class FaultInjector:
                 problems = [f"could not heal ECSM faults yet: {e}"]
                 time.sleep(0.5)
         return problems
+
+
+def reality(admin: Any) -> tuple[list[EcsmServiceView], list[dict[str, Any]]]:
+    """ECSM services and containers as the simulator holds them (its admin API is never
+    subject to injected faults)."""
+    state = admin.state()
+    rows = [EcsmServiceView.from_wire(s) for s in state.get("services") or []]
+    return rows, list(state.get("containers") or [])
 
 
 def _while_current(key: str, ecsm_service: str, inner: Any) -> Any:

@@ -115,6 +115,15 @@ class Ledger:
             self._entries[(kind, key)] = LedgerEntry(kind=kind, key=key, acked=expectation)
             self.acknowledged += 1
 
+    def refused(self, kind: str, key: str) -> None:
+        """The registry refused the pending write (e.g. Invalid): nothing changed."""
+        with self._lock:
+            old = self._entries.get((kind, key))
+            if old is None or old.acked is None:
+                self._entries.pop((kind, key), None)
+            else:
+                self._entries[(kind, key)] = LedgerEntry(kind=kind, key=key, acked=old.acked)
+
     def entries(self) -> list[LedgerEntry]:
         with self._lock:
             return list(self._entries.values())

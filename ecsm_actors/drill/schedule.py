@@ -165,8 +165,14 @@ def _faults(rng: random.Random, duration: float, profile: Profile,
     rng.shuffle(cycle)
     t = rng.uniform(0.5, profile.fault_interval)
     while t < last:
-        wanted = cycle.pop(0) if cycle else rng.choice(FAULT_KINDS)
-        kind = _available(wanted, t, busy_until)
+        if cycle:
+            # The next kind of the cycle whose resource is free now (a busy one waits).
+            kind = next((k for k in cycle if _available(k, t, busy_until) is k),
+                        ActionKind.KILL)
+            if kind in cycle:
+                cycle.remove(kind)
+        else:
+            kind = _available(rng.choice(FAULT_KINDS), t, busy_until)
         room = last - t
         if kind is ActionKind.KILL:
             out.append(action(t, kind, rng.choice(CHILDREN)))
@@ -199,7 +205,10 @@ def _faults(rng: random.Random, duration: float, profile: Profile,
             out.append(action(t, kind, rng.choice(CONTROLLERS),
                               writes=profile.burst_writes, seconds=pause))
             busy_until["freeze"] = t + pause
-        t += rng.expovariate(1.0 / profile.fault_interval)
+        step = rng.expovariate(1.0 / profile.fault_interval)
+        if cycle:   # keep the first round dense enough to fit into a short drill
+            step = min(step, max(0.2, (last - 0.5) / (len(FAULT_KINDS) + 1)))
+        t += step
     return out
 
 

@@ -177,7 +177,7 @@ def generate_workload(rng: random.Random, services: int, *, canaries: int = 3,
                               static_fraction=static_fraction, hpa_fraction=hpa_fraction))
     for c in range(canaries):
         plans.append(ServicePlan(name=f"{CANARY_PREFIX}{c}", static=False, replicas=1,
-                                 nodes=(), image=IMAGES[0], canary=True))
+                                 nodes=NODES, image=IMAGES[0], canary=True))
     return Workload(services=tuple(plans))
 
 
@@ -190,7 +190,7 @@ def _service(rng: random.Random, name: str, *, allow_hpa: bool, static_fraction:
     if static:
         return ServicePlan(name=name, static=True, replicas=0, nodes=_node_subset(rng),
                            image=image, priority=priority, max_unavailable=max_unavailable)
-    pool = _node_subset(rng, least=2) if rng.random() < 0.5 else ()
+    pool = _node_subset(rng, least=2)
     hpa = None
     if allow_hpa and rng.random() < hpa_fraction:
         low = rng.randint(1, 2)

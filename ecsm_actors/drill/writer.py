@@ -68,6 +68,10 @@ class Write:
     not_before: float = 0.0
     first_try: float = field(default_factory=time.monotonic)
 
+    @property
+    def cache_key(self) -> str:
+        return f"{self.kind}/{self.key}"
+
 
 class DesiredStateWriter:
     def __init__(self, client: Any, ledger: Ledger, *, give_up_after: float = 120.0) -> None:
@@ -140,12 +144,12 @@ class DesiredStateWriter:
                 except Unavailable as e:
                     self.registry_down_since = self.registry_down_since or time.monotonic()
                     logger.debug("registry unavailable (%s); %s retried later", e, write.label)
-                    self._cache.pop(write.key, None)
+                    self._cache.pop(write.cache_key, None)
                     write.not_before = time.monotonic() + 0.1
                     break           # the registry is down: no point trying other keys now
                 except RegistryError as e:
                     logger.warning("%s %s: %s; retried", write.op, write.key, e)
-                    self._cache.pop(write.key, None)
+                    self._cache.pop(write.cache_key, None)
                     finished = False
                     write.not_before = time.monotonic() + 0.2
                 self.registry_down_since = None
@@ -167,11 +171,11 @@ class DesiredStateWriter:
     def _ack(self, write: Write, obj: dict[str, Any] | None) -> bool:
         if obj is None:
             self.ledger.acknowledge(write.kind, write.key, DELETED)
-            self._cache.pop(write.key, None)
+            self._cache.pop(write.cache_key, None)
         else:
             self.ledger.acknowledge(write.kind, write.key,
                                     expectation_from_object(obj, hpa_owned=write.hpa_owned))
-            self._cache[write.key] = obj
+            self._cache[write.cache_key] = obj
         self.acknowledged += 1
         if write.on_ack is not None:
             write.on_ack(obj)
@@ -206,6 +210,7 @@ class DesiredStateWriter:
             return self._ack(write, self.client.update(desired))
         except Invalid as e:
             logger.error("create %s refused: %s", write.key, e)
+            self.ledger.refused(write.kind, write.key)
             self.abandoned.append(f"create {write.kind} {write.key}: {e}")
             return True
 
@@ -220,7 +225,7 @@ class DesiredStateWriter:
 
     def _modify(self, write: Write) -> bool:
         for _ in range(8):
-            current = self._cache.get(write.key) or self._get(write)
+            current = self._cache.get(write.cache_key) or self._get(write)
             if current is None:
                 self.abandoned.append(f"{write.label or 'modify'} {write.key}: object gone")
                 return True
@@ -237,10 +242,15 @@ class DesiredStateWriter:
             meta.pop("deletionTimestamp", None)
             try:
                 return self._ack(write, self.client.update(desired))
+            except Invalid as e:
+                logger.error("%s %s refused: %s", write.label or "modify", write.key, e)
+                self.ledger.refused(write.kind, write.key)
+                self.abandoned.append(f"{write.label or 'modify'} {write.kind} {write.key}: {e}")
+                return True
             except Conflict:
-                self._cache.pop(write.key, None)
+                self._cache.pop(write.cache_key, None)
             except NotFound:
-                self._cache.pop(write.key, None)
+                self._cache.pop(write.cache_key, None)
                 self.abandoned.append(f"{write.label or 'modify'} {write.key}: object gone")
                 return True
         write.not_before = time.monotonic() + 0.1

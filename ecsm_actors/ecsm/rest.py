@@ -59,6 +59,9 @@ class RequestsTransport:
 
     def __init__(self, session: requests.Session | None = None) -> None:
         self.session = session or requests.Session()
+        # No proxy/netrc lookups from the environment on every call: ECSM is on the local
+        # network, and those lookups cost more than the request itself.
+        self.session.trust_env = False
         self.session.headers.clear()  # exactly the headers of §1.2 (+ requests' own)
         self.session.headers.update(HEADERS)
 

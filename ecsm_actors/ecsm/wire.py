@@ -27,9 +27,22 @@ from typing import Any, TypeVar
 from ecsm_actors.errors import EcsmDecodeError
 
 T = TypeVar("T")
-Converter = Callable[[Any, str], Any]
+Converter = Callable[[Any], Any]
 
 _PREFIX = "failed to unmarshal data into object"
+
+
+class _Mismatch(Exception):
+    """A type mismatch on the way up: ``where`` collects the path, innermost first."""
+
+    def __init__(self, expected: str, value: Any) -> None:
+        self.expected = expected
+        self.value = value
+        self.where: list[str] = []
+
+    def error(self, root: str) -> EcsmDecodeError:
+        path = root + "".join(reversed(self.where))
+        return mismatch(path, self.expected, self.value)
 
 
 def wire(name: str, **kwargs: Any) -> Any:
@@ -70,48 +83,52 @@ def mismatch(path: str, expected: str, value: Any) -> EcsmDecodeError:
     return EcsmDecodeError(f"{_PREFIX}: {path}: expected {expected}, got {kind_of(value)}")
 
 
-def _str(value: Any, path: str) -> str:
+def _str(value: Any) -> str:
+    if value.__class__ is str:
+        return value  # type: ignore[no-any-return]
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
-    raise mismatch(path, "string", value)
+        return str(value)
+    raise _Mismatch("string", value)
 
 
-def _int(value: Any, path: str) -> int:
+def _int(value: Any) -> int:
+    if value.__class__ is int:
+        return value  # type: ignore[no-any-return]
     if value is None:
         return 0
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise mismatch(path, "int", value)
+        return int(value)
+    raise _Mismatch("int", value)
 
 
-def _float(value: Any, path: str) -> float:
+def _float(value: Any) -> float:
     if value is None:
         return 0.0
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    raise mismatch(path, "number", value)
+    raise _Mismatch("number", value)
 
 
-def _bool(value: Any, path: str) -> bool:
+def _bool(value: Any) -> bool:
     if value is None:
         return False
     if isinstance(value, bool):
         return value
-    raise mismatch(path, "bool", value)
+    raise _Mismatch("bool", value)
 
 
-def _any(value: Any, path: str) -> Any:
+def _any(value: Any) -> Any:
     return value
 
 
-def _object(value: Any, path: str) -> dict[str, Any]:
+def _object(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, dict):
         return value
-    raise mismatch(path, "object", value)
+    raise _Mismatch("object", value)
 
 
 _SCALARS: dict[Any, Converter] = {str: _str, int: _int, float: _float, bool: _bool, Any: _any}
@@ -120,8 +137,8 @@ _SCALAR_TYPES: dict[Any, tuple[type, ...]] = {str: (str,), int: (int,), float: (
 
 
 def _optional(inner: Converter) -> Converter:
-    def convert(value: Any, path: str) -> Any:
-        return None if value is None else inner(value, path)
+    def convert(value: Any) -> Any:
+        return None if value is None else inner(value)
     return convert
 
 
@@ -129,31 +146,41 @@ def _either(options: tuple[Any, ...]) -> Converter:
     """A field the server sends with more than one scalar type (e.g. bool or string, A-6)."""
     accepted = tuple(t for o in options for t in _SCALAR_TYPES[o])
     names = " or ".join(o.__name__ for o in options)
+    zero = _SCALARS[options[0]]
 
-    def convert(value: Any, path: str) -> Any:
+    def convert(value: Any) -> Any:
         if value is None:
-            return _SCALARS[options[0]](None, path)
+            return zero(None)
         if isinstance(value, bool) and bool not in options:
-            raise mismatch(path, names, value)
+            raise _Mismatch(names, value)
         if isinstance(value, accepted):
             return value
-        raise mismatch(path, names, value)
+        raise _Mismatch(names, value)
     return convert
 
 
 def _sequence(inner: Converter) -> Converter:
-    def convert(value: Any, path: str) -> tuple[Any, ...]:
+    def convert(value: Any) -> tuple[Any, ...]:
         if value is None:
             return ()
         if not isinstance(value, list):
-            raise mismatch(path, "array", value)
-        return tuple(inner(v, f"{path}[{i}]") for i, v in enumerate(value))
+            raise _Mismatch("array", value)
+        if inner is _any:
+            return tuple(value)
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(inner(v))
+            except _Mismatch as e:
+                e.where.append(f"[{i}]")
+                raise
+        return tuple(out)
     return convert
 
 
 def _nested(cls: type[Any]) -> Converter:
-    def convert(value: Any, path: str) -> Any:
-        return decode(cls, value, path)
+    def convert(value: Any) -> Any:
+        return _decode(cls, value)
     return convert
 
 
@@ -208,20 +235,31 @@ def lookup(value: dict[str, Any], key: str) -> Any:
     return None
 
 
-def decode(cls: type[T], value: Any, path: str = "data") -> T:
-    """Decode a JSON value (``None`` → all zero values) into the dataclass ``cls``."""
+def _decode(cls: type[T], value: Any) -> T:
     if value is None:
         value = {}
     elif not isinstance(value, dict):
-        raise mismatch(path, "object", value)
+        raise _Mismatch("object", value)
     fields, has_raw = _plan(cls)
     kwargs: dict[str, Any] = {}
     for attr, key, convert in fields:
         v = value[key] if key in value else lookup(value, key)
-        kwargs[attr] = convert(v, f"{path}.{key}")
+        try:
+            kwargs[attr] = convert(v)
+        except _Mismatch as e:
+            e.where.append(f".{key}")
+            raise
     if has_raw:
         kwargs["raw"] = value
     return cls(**kwargs)
+
+
+def decode(cls: type[T], value: Any, path: str = "data") -> T:
+    """Decode a JSON value (``None`` → all zero values) into the dataclass ``cls``."""
+    try:
+        return _decode(cls, value)
+    except _Mismatch as e:
+        raise e.error(path) from None
 
 
 def decode_list(cls: type[T], value: Any, path: str = "data") -> list[T]:

@@ -210,7 +210,7 @@ class RegistryServer:
             if isinstance(result, RegistryError):
                 reply = protocol.encode_error(request.id, epoch, result)
             else:
-                reply = protocol.encode_reply(request.id, epoch, result.result)
+                reply = protocol.encode_reply_encoded(request.id, epoch, result.encoded)
             self._send(envelope, reply)
 
     def _write_alone(self, write: Write) -> Outcome | RegistryError:

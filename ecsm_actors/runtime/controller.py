@@ -101,8 +101,10 @@ class Controller:
             settings.backoff_base, settings.backoff_cap, settings.backoff_jitter))
         self.echo = EchoFilter()
         self.metrics = ControllerMetrics()
+        #: The informer's handler (enqueues keys, minus our own status echoes).
+        self.handler = _Enqueuer(self.queue, self.echo)
         self.informer = Informer(
-            spec.kind, _Enqueuer(self.queue, self.echo),
+            spec.kind, self.handler,
             registry_factory=self._reader_factory,
             subscriber_factory=subscriber_factory or _default_subscriber_factory(cfg),
             settings=settings, clock=self._clock)
@@ -186,21 +188,27 @@ class Controller:
             if self._stopping.is_set():
                 return
         registry = self._registry_factory()
-        ctx = ReconcileContext(registry=registry, kind=self.spec.kind, config=self.cfg,
-                               echo=self.echo, queue=self.queue, worker=index)
+        ctx = self.context(registry, index)
         try:
             while True:
                 key, shutdown = self.queue.get()
                 if shutdown or key is None:
                     return
                 try:
-                    self._process(ctx, key)
+                    self.process(ctx, key)
                 finally:
                     self.queue.done(key)
         finally:
             registry.close()
 
-    def _process(self, ctx: ReconcileContext, key: str) -> None:
+    def context(self, registry: Any, worker: int = 0) -> ReconcileContext:
+        """The context a worker passes to every reconcile (its own registry client)."""
+        return ReconcileContext(registry=registry, kind=self.spec.kind, config=self.cfg,
+                                echo=self.echo, queue=self.queue, worker=worker)
+
+    def process(self, ctx: ReconcileContext, key: str) -> None:
+        """One reconcile of ``key`` and its outcome (what a worker does between ``get``
+        and ``done``)."""
         start = time.perf_counter()
         try:
             result = self.spec.reconciler.reconcile(ctx, key)

@@ -36,7 +36,15 @@ import lmdb
 import msgpack
 
 from ecsm_actors.errors import Expired, Internal, Invalid, NotFound, RegistryError, StoreFull
-from ecsm_actors.protocol import ApplyAction, Event, EventType, Op, event_topic, pack
+from ecsm_actors.protocol import (
+    ApplyAction,
+    Event,
+    Op,
+    encode_event_body,
+    event_topic,
+    pack,
+    pack_map,
+)
 from ecsm_actors.store import semantics
 from ecsm_actors.store.semantics import Change, Target
 
@@ -64,9 +72,11 @@ class StoredEvent:
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
-    """A write that succeeded: the reply payload and the events to publish after commit."""
+    """A write that succeeded: the reply payload (also msgpack-encoded, as it was stored)
+    and the events to publish after commit."""
 
     result: Any
+    encoded: bytes
     events: tuple[StoredEvent, ...] = ()
 
 
@@ -334,37 +344,41 @@ class Store:
             change = semantics.update_status(s.target, current, s.status or {}, s.wanted)
         else:
             change = semantics.delete(s.target, current, s.wanted, now)
-        events: tuple[StoredEvent, ...] = ()
+        if change.type is None:
+            assert raw is not None
+            return self._outcome(s.op, change, current, bytes(raw), action, ())
+        exempt = s.op is Op.DELETE or bool(
+            current and current["metadata"].get("deletionTimestamp"))
+        if full and not exempt:
+            raise self._full_error()
+        rv += 1
         obj = change.object
-        if change.type is not None:
-            exempt = s.op is Op.DELETE or bool(
-                current and current["metadata"].get("deletionTimestamp"))
-            if full and not exempt:
-                raise self._full_error()
-            rv += 1
-            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}}
-            if change.remove:
-                txn.delete(key, db=self._objects)
-            else:
-                txn.put(key, pack(obj), db=self._objects)
-            events = (self._log_event(txn, s.target, change, obj, rv),)
-        return Outcome(result=self._result(s.op, change, obj, action), events=events)
+        obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}}
+        frame = pack(obj)
+        if change.remove:
+            txn.delete(key, db=self._objects)
+        else:
+            txn.put(key, frame, db=self._objects)
+        event = self._log_event(txn, s.target, change, obj, frame, rv)
+        return self._outcome(s.op, change, obj, frame, action, (event,))
 
     @staticmethod
-    def _result(op: Op, change: Change, obj: dict[str, Any],
-                action: ApplyAction | None) -> Any:
+    def _outcome(op: Op, change: Change, obj: dict[str, Any], frame: bytes,
+                 action: ApplyAction | None, events: tuple[StoredEvent, ...]) -> Outcome:
         if op is Op.APPLY:
-            return {"object": obj, "action": str(action)}
+            return Outcome(result={"object": obj, "action": str(action)},
+                           encoded=pack_map({"action": str(action)}, {"object": frame}),
+                           events=events)
         if op is Op.DELETE and change.remove:
-            return None
-        return obj
+            return Outcome(result=None, encoded=pack(None), events=events)
+        return Outcome(result=obj, encoded=frame, events=events)
 
     def _log_event(self, txn: lmdb.Transaction, target: Target, change: Change,
-                   obj: dict[str, Any], rv: int) -> StoredEvent:
+                   obj: dict[str, Any], frame: bytes, rv: int) -> StoredEvent:
         assert change.type is not None
         event = Event(epoch=self.epoch, seq=rv, type=change.type, kind=target.kind,
                       key=target.key, resource_version=rv, object=obj)
-        body = pack(event.to_wire())
+        body = encode_event_body(self.epoch, change.type, target.kind, target.key, rv, frame)
         txn.put(_be(rv), body, db=self._events, append=True)
         return StoredEvent(event=event, topic=event_topic(target.kind, change.type), body=body)
 

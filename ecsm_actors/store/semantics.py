@@ -19,10 +19,13 @@ Invariants kept here:
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import msgpack
 
 from ecsm_actors import api
 from ecsm_actors.errors import AlreadyExists, Cause, Conflict, Invalid, NotFound
@@ -125,6 +128,17 @@ def prepare_object(obj: dict[str, Any]) -> dict[str, Any]:
     return prepared
 
 
+@functools.lru_cache(maxsize=None)
+def _initial_status_frame(kind: str) -> bytes:
+    return msgpack.packb(api.prepare_status(kind, {}), use_bin_type=True)
+
+
+def initial_status(kind: str) -> dict[str, Any]:
+    """The defaulted empty status of a new object (computed once per kind: validation is
+    the costliest step of a write)."""
+    return msgpack.unpackb(_initial_status_frame(kind), raw=False)
+
+
 def create(target: Target, current: dict[str, Any] | None, prepared: dict[str, Any],
            now: float) -> Change:
     if current is not None:
@@ -132,7 +146,7 @@ def create(target: Target, current: dict[str, Any] | None, prepared: dict[str, A
     meta = dict(prepared["metadata"])
     meta.update(uid=str(uuid.uuid4()), creationTimestamp=rfc3339(now), generation=1)
     meta.pop("deletionTimestamp", None)
-    obj = {**prepared, "metadata": meta, "status": api.prepare_status(target.kind, {})}
+    obj = {**prepared, "metadata": meta, "status": initial_status(target.kind)}
     return Change(type=EventType.ADDED, object=obj)
 
 

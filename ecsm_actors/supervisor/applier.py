@@ -3,9 +3,10 @@
 Runs in the supervisor process, in a one-shot thread started when the registry first
 becomes ready (so the event loop never blocks on it). Manifests are read with
 :mod:`ecsm_actors.cli.manifests` (the same loader as ``ecsm-cli apply -f``) and applied
-through ``RegistryClient.apply``, as ``kubectl apply`` would. A bad manifest or a refused
-object is logged with its file and reason; the others are still applied, the supervisor
-keeps running.
+through ``RegistryClient.apply``, as ``kubectl apply`` would. The directory is read at
+start (an unreadable manifest stops the supervisor from starting, with the file and line);
+an object the registry refuses is logged with its reason, the others are still applied
+and the supervisor keeps running.
 """
 
 from __future__ import annotations
@@ -19,71 +20,32 @@ from ecsm_actors.errors import EcsmActorsError, ManifestError
 
 logger = logging.getLogger(__name__)
 
-_SUFFIXES = (".yaml", ".yml", ".json")
-
 
 def load_directory(directory: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Every object of every manifest file in ``directory`` (sorted by file name)."""
+    """``(label, object)`` of every manifest in ``directory`` (files sorted by name)."""
+    from ecsm_actors.cli import manifests  # the loader of ``ecsm-cli apply -f``
+
     if not directory.is_dir():
-        raise ManifestError(f"{directory}: not a directory")
-    try:
-        from ecsm_actors.cli import manifests  # the registry engineer's loader
-    except ModuleNotFoundError as e:
-        if e.name != "ecsm_actors.cli.manifests":
-            raise
-        return _load_yaml(directory)
-    return [(str(source), obj) for source, obj in _from_loader(manifests, directory)]
+        raise ManifestError(f"--apply {directory}: not a directory")
+    return [(m.label, m.object) for m in manifests.load([str(directory)])]
 
 
-def _from_loader(manifests: Any, directory: Path) -> list[tuple[str, dict[str, Any]]]:
-    out: list[tuple[str, dict[str, Any]]] = []
-    for path in sorted(p for p in directory.iterdir() if p.suffix in _SUFFIXES):
-        for obj in manifests.load_manifests([str(path)]):
-            out.append((str(path), dict(getattr(obj, "object", obj))))
-    return out
-
-
-def _load_yaml(directory: Path) -> list[tuple[str, dict[str, Any]]]:
-    import yaml
-
-    out: list[tuple[str, dict[str, Any]]] = []
-    for path in sorted(p for p in directory.iterdir() if p.suffix in _SUFFIXES):
-        try:
-            docs = list(yaml.safe_load_all(path.read_text()))
-        except (OSError, yaml.YAMLError) as e:
-            raise ManifestError(f"{path}: {e}") from e
-        for doc in docs:
-            if doc is None:
-                continue
-            if not isinstance(doc, dict):
-                raise ManifestError(f"{path}: expected an object, got {type(doc).__name__}")
-            out.append((str(path), doc))
-    return out
-
-
-def apply_directory(cfg: Config, directory: Path) -> int:
-    """Apply the manifests; returns how many objects failed (logged one by one)."""
+def apply_objects(cfg: Config, objects: list[tuple[str, dict[str, Any]]]) -> int:
+    """Apply ``(label, object)`` pairs; returns how many failed (each logged)."""
     from ecsm_actors.registry.client import RegistryClient
 
-    try:
-        objects = load_directory(directory)
-    except EcsmActorsError as e:
-        logger.error("--apply %s: %s", directory, e)
-        return 1
     failed = 0
     client = RegistryClient.from_config(cfg)
     try:
-        for source, obj in objects:
-            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-            what = f"{obj.get('kind', '?')}/{meta.get('name', '?')}"
+        for label, obj in objects:
             try:
                 result = client.apply(obj)
             except EcsmActorsError as e:
                 failed += 1
-                logger.error("apply %s (%s): %s", what, source, e)
+                logger.error("apply %s: %s", label, e)
                 continue
-            logger.info("apply %s: %s", what, result.action)
+            logger.info("apply %s: %s", label, result.action)
     finally:
         client.close()
-    logger.info("--apply %s: %d object(s), %d failed", directory, len(objects), failed)
+    logger.info("--apply: %d object(s) applied, %d failed", len(objects) - failed, failed)
     return failed

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ecsm_actors import logs
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.errors import EcsmActorsError
-from ecsm_actors.supervisor.applier import apply_directory
+from ecsm_actors.supervisor.applier import apply_objects, load_directory
 from ecsm_actors.supervisor.children import builtin_children, load_children
 from ecsm_actors.supervisor.loop import Supervisor
 from ecsm_actors.supervisor.rundir import InstanceLock, clean_stale, pidfile
@@ -44,6 +45,16 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.conf, overrides={"supervisor.children_file": args.children})
 
 
+def _applier(cfg: Config, directory: Path) -> Callable[[], None]:
+    """Read the manifests now (a bad one stops the start); apply them when called."""
+    objects = load_directory(directory)
+
+    def apply() -> None:
+        apply_objects(cfg, objects)
+
+    return apply
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -66,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             specs = load_children(cfg.supervisor.children_file, cfg)
         else:
             specs = builtin_children(cfg, simulate=args.simulate)
-        apply_dir = Path(args.apply) if args.apply else None
-        on_registry_ready = (lambda: apply_directory(cfg, apply_dir)) if apply_dir else None
+        on_registry_ready = _applier(cfg, Path(args.apply)) if args.apply else None
         return Supervisor(cfg, specs, on_registry_ready=on_registry_ready).run()
     except EcsmActorsError as e:
         logger.error("cannot start: %s", e)

@@ -142,7 +142,7 @@ class Supervisor:
     # -- sources ---------------------------------------------------------------------
 
     def _install_signals(self, wakeup_fd: int) -> dict[int, Any]:
-        old = {}
+        old: dict[int, Any] = {}
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             old[signum] = signal.signal(signum, self._on_signal)
         signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
@@ -227,6 +227,7 @@ class Supervisor:
 
     def stats(self, name: str | None) -> dict[str, Any]:
         names = [name] if name is not None else self.tree.order
+        self.tree.sample_memory()  # fresh RSS and CPU for the operator
         return {n: self.tree.stats(self.tree.child(n)) for n in names}
 
     def status(self) -> dict[str, Any]:

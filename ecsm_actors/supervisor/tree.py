@@ -325,11 +325,17 @@ class Tree:
             "heartbeatAge": m.watchdog.heartbeat_age() if m.pid is not None else None,
             "queue": report.queue_depth if report is not None else None,
             "ready": m.state == ChildState.RUNNING,
+            #: Wall-clock times the current incarnation was started / became ready.
+            "startedAt": self._wall(m.started_at) if m.pid is not None else None,
+            "readyAt": self._wall(m.ready_at) if m.state == ChildState.RUNNING else None,
             "held": m.held,
             "retryIn": m.timer_remaining() if m.state in (
                 ChildState.BACKOFF, ChildState.HOLD_DOWN) else None,
             "reason": m.reason,
         }
+
+    def _wall(self, monotonic: float | None) -> float | None:
+        return None if monotonic is None else time.time() - (self._clock() - monotonic)
 
     def stats(self, child: Child) -> dict[str, Any]:
         m = child.machine

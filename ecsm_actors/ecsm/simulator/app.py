@@ -5,6 +5,8 @@ HTTP so tests can drive it in-process. ``/api/v1/...`` goes through the faults a
 ECSM routes (handlers run under ``State.lock``); ``/_sim/...`` is the admin API and is
 never subject to faults. Every answer is an envelope ``{status, message, data,
 fieldErrors}``; the HTTP code equals the envelope status (the client ignores it, §1.7).
+:meth:`Simulator._dispatch` holds the process's one catch-all: an unexpected exception in
+a handler is logged and answered with status 500.
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ class Simulator:
                     data = handler(self.state, req, self.state.clock(), *params)
         except SimError as e:
             return e.status, envelope(e.status, e.message, None, e.field_errors)
+        except Exception:  # the simulator's one catch-all: a bug answers 500, never kills it
+            logger.exception("%s %s failed", method, path)
+            return 500, envelope(500, "Internal Server Error", None, "simulator bug")
         if data is None:
             return 200, _OK
         return 200, envelope(200, "success", data)

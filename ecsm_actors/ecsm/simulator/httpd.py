@@ -32,6 +32,8 @@ class SimServer(ThreadingHTTPServer):
 
 class SimHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    #: An idle keep-alive connection is closed after this long (no leaked threads).
+    timeout = 300
     server: SimServer
 
     def _serve(self) -> None:

@@ -10,6 +10,7 @@ persistence format (plain JSON).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,11 @@ def stable_id(kind: str, key: str) -> str:
 
 def fmt_time(ts: float) -> str:
     """ECSM's ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    return _fmt_second(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _fmt_second(ts: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 

@@ -54,6 +54,7 @@ class State:
         self.by_service: dict[str, dict[str, None]] = {}
         self.by_node: dict[str, dict[str, None]] = {n.id: {} for n in nodes}
         self.by_name: dict[str, str] = {}
+        self._node_names: dict[str, str] = {}  # a cache, revalidated on every lookup
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.transactions: deque[dict[str, Any]] = deque(maxlen=TRANSACTIONS_KEPT)
         self.seq = 0
@@ -81,10 +82,11 @@ class State:
         return node
 
     def node_named(self, name: str) -> NodeRec | None:
-        for node in self.nodes.values():
-            if node.name == name:
-                return node
-        return None
+        node_id = self._node_names.get(name)
+        if node_id is None or node_id not in self.nodes or self.nodes[node_id].name != name:
+            self._node_names = {n.name: n.id for n in self.nodes.values()}
+            node_id = self._node_names.get(name)
+        return self.nodes[node_id] if node_id is not None else None
 
     def service(self, service_id: str) -> ServiceRec:
         svc = self.services.get(service_id)

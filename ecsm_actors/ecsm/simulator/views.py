@@ -116,12 +116,13 @@ def _image_list(svc: ServiceRec) -> list[dict[str, str]]:
 
 
 def _node_list(state: State, svc: ServiceRec) -> list[dict[str, str]]:
-    names = svc.node_names or ([] if svc.policy == "static" else
-                               [state.nodes[c.node_id].name for c in
-                                state.containers_of(svc.id)])
+    """The named nodes (a dynamic service without names: the nodes it runs on)."""
+    if svc.node_names:
+        nodes = [state.node_named(name) for name in svc.node_names]
+    else:
+        nodes = [state.nodes[c.node_id] for c in state.containers_of(svc.id)]
     out, seen = [], set()
-    for name in names:
-        node = state.node_named(name)
+    for node in nodes:
         if node is not None and node.id not in seen:
             seen.add(node.id)
             out.append({"nodeId": node.id, "nodeName": node.name, "address": node.address})

@@ -1,89 +1,31 @@
-"""The informer: keeps a controller's view of one kind in step with the registry.
-
-Runs in its own thread inside a controller process. It subscribes to the registry's event
-stream BEFORE it lists, keeps only ``key → resourceVersion`` for its kind (no object cache:
-workers read objects fresh), and calls handlers that only enqueue keys.
-
-Invariants:
-
-* ``seq`` is the registry's global ``resourceVersion`` and every committed mutation of any
-  kind is one event, so the informer subscribes to every kind and advances its watermark
-  on all of them; an event of another kind is otherwise ignored.
-* Never blind. A gap in ``seq`` (or a heartbeat ahead of the watermark) → replay with
-  ``WATCH_SINCE(watermark)``; ``Expired`` → relist. No event and no heartbeat within
-  ``controller.watch_deadline`` → reconnect the subscriber and replay. A new store
-  ``epoch`` in an event, heartbeat or reply → relist from scratch (every listed key is
-  re-announced, vanished keys get ``on_delete``). A registry that is down → retried with
-  capped exponential backoff until it answers, without restarting the process. Each
-  recovery is logged once at WARNING with its cause.
-* The periodic resync (``controller.resync_period``) lists, catches the watermark up to
-  the list's ``resourceVersion`` exactly, compares versions only and counts differences
-  as drift (an event lost that gap detection missed: logged at ERROR). Then every key is
-  announced with :meth:`EventHandler.on_resync` (low priority in the workqueue).
-"""
+"""The informer's sync state machine and version cache (see the package docstring for
+the invariants). Runs in its own thread inside a controller process; every method but
+:meth:`Informer.stop` and the read-only accessors is called from that thread only."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from ecsm_actors import protocol
 from ecsm_actors.clock import Clock, RealClock
 from ecsm_actors.config import ControllerSettings
 from ecsm_actors.errors import BadRequest, Expired, RegistryError
+from ecsm_actors.informer.sources import (
+    EventHandler,
+    EventSource,
+    RegistryReader,
+    object_key_of,
+    resource_version_of,
+)
 
 logger = logging.getLogger(__name__)
 
 
-class EventHandler(Protocol):
-    """Receives the changes of one kind. Implementations only enqueue keys."""
-
-    def on_add(self, key: str, resource_version: int) -> None: ...
-    def on_update(self, key: str, resource_version: int) -> None: ...
-    def on_delete(self, key: str, resource_version: int) -> None: ...
-    def on_resync(self, key: str, resource_version: int) -> None: ...
-
-
-class ListLike(Protocol):
-    items: list[dict[str, Any]]
-    resource_version: int
-    epoch: str
-
-
-class WatchLike(Protocol):
-    events: list[protocol.Event]
-    resource_version: int
-    epoch: str
-
-
-class RegistryReader(Protocol):
-    """The part of ``RegistryClient`` the informer uses."""
-
-    def list(self, kind: str, namespace: str | None = None) -> Any: ...
-    def watch_since(self, resource_version: int) -> Any: ...
-    def close(self) -> None: ...
-
-
-class EventSource(Protocol):
-    """The part of ``Subscriber`` the informer uses."""
-
-    def recv(self, timeout: float | None) -> protocol.Event | protocol.Heartbeat | None: ...
-    def close(self) -> None: ...
-
-
 class _Relist(Exception):
     """Internal: abandon the current step and relist (cause in the message)."""
-
-
-def object_key_of(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return protocol.object_key(str(meta.get("namespace", "default")), str(meta.get("name", "")))
-
-
-def resource_version_of(obj: dict[str, Any]) -> int:
-    return int((obj.get("metadata") or {}).get("resourceVersion", 0))
 
 
 class Informer:

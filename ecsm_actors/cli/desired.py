@@ -1,0 +1,318 @@
+"""``ecsm-cli`` verbs on desired state (the registry): apply, create, get, describe, delete,
+edit, watch for ECSMService (``esvc``) and ECSMHpa (``hpa``).
+
+Runs in the CLI process; attaches commands to the root group and the shared ``get`` /
+``describe`` groups of :mod:`ecsm_actors.cli.ecsm_cli`. Errors are raised as
+:class:`~ecsm_actors.errors.EcsmActorsError` and printed by the CLI's one catch-all
+(``error: …``, exit 1); a verb working through several objects reports each failure on
+its own line, goes on with the others and exits 1 at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ecsm_actors import api
+from ecsm_actors.cli import desired_views, manifests
+from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
+from ecsm_actors.cli.editing import edit_object
+from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, print_table
+from ecsm_actors.errors import EcsmActorsError, NotFound, Unavailable
+from ecsm_actors.protocol import Event, Heartbeat
+from ecsm_actors.registry.client import RegistryClient, Subscriber
+
+KIND_WORDS = {
+    "ECSMService": ("ecsmservices", "ecsmservice", "esvc"),
+    "ECSMHpa": ("ecsmhpas", "ecsmhpa", "hpa"),
+}
+
+
+def registry_client(ctx: CliContext) -> RegistryClient:
+    """A client of the configured registry, closed when the command ends. A missing ipc
+    socket fails at once instead of after the request timeout."""
+    cfg = ctx.config
+    endpoint = cfg.registry_endpoint
+    if endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists():
+        raise Unavailable(f"no registry is running at {endpoint} "
+                          f"(start it with ecsm-operator, or pass --registry/--run-dir)")
+    client = RegistryClient.from_config(cfg)
+    click.get_current_context().call_on_close(client.close)
+    return client
+
+
+def label(kind: str, name: str) -> str:
+    return f"{kind.lower()}/{name}"
+
+
+def _fail_at_end(failures: int) -> None:
+    if failures:
+        click.get_current_context().exit(1)
+
+
+def _report(item: str, error: EcsmActorsError) -> None:
+    click.echo(f"error: {item}: {error}", err=True)
+
+
+# -- apply / create / delete -f --------------------------------------------------------
+
+FILE_OPTION = click.option("-f", "--filename", "sources", multiple=True, required=True,
+                           help="Manifest file, directory, or - for stdin (repeatable).")
+NAMESPACE_OPTION = click.option("-n", "--namespace", default=None,
+                                help="Namespace (default: default).")
+
+
+def _with_namespace(obj: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if namespace and isinstance(meta, dict) and not meta.get("namespace"):
+        return {**obj, "metadata": {**meta, "namespace": namespace}}
+    return obj
+
+
+@cli.command("apply")
+@FILE_OPTION
+@NAMESPACE_OPTION
+@pass_cli
+def apply_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None) -> None:
+    """Create or update objects from manifests (prints created|configured|unchanged)."""
+    items = manifests.load(sources)
+    client = registry_client(ctx)
+    failures = 0
+    for m in items:
+        try:
+            result = client.apply(_with_namespace(m.object, namespace))
+        except Unavailable:
+            raise
+        except EcsmActorsError as e:
+            failures += 1
+            _report(m.label, e)
+            continue
+        click.echo(f"{m.label} {result.action}")
+    _fail_at_end(failures)
+
+
+@cli.command("create")
+@FILE_OPTION
+@NAMESPACE_OPTION
+@pass_cli
+def create_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None) -> None:
+    """Create objects from manifests (an existing object is an error)."""
+    items = manifests.load(sources)
+    client = registry_client(ctx)
+    failures = 0
+    for m in items:
+        try:
+            client.create(_with_namespace(m.object, namespace))
+        except Unavailable:
+            raise
+        except EcsmActorsError as e:
+            failures += 1
+            _report(m.label, e)
+            continue
+        click.echo(f"{m.label} created")
+    _fail_at_end(failures)
+
+
+@cli.command("delete")
+@click.argument("kind", required=False)
+@click.argument("names", nargs=-1)
+@click.option("-f", "--filename", "sources", multiple=True,
+              help="Delete the objects named in these manifests.")
+@NAMESPACE_OPTION
+@click.option("--ignore-not-found", is_flag=True, help="A missing object is not an error.")
+@pass_cli
+def delete_cmd(ctx: CliContext, kind: str | None, names: tuple[str, ...],
+               sources: tuple[str, ...], namespace: str | None,
+               ignore_not_found: bool) -> None:
+    """Delete objects: KIND NAME... or -f FILE. With finalizers, deletion is requested and
+    completes once the controllers have cleaned up."""
+    targets: list[tuple[str, str, str]] = []
+    if sources:
+        if kind or names:
+            raise click.UsageError("give either KIND NAME... or -f FILE, not both")
+        for m in manifests.load(sources):
+            obj = _with_namespace(m.object, namespace)
+            meta = obj.get("metadata") or {}
+            targets.append((api.resolve_kind(str(obj.get("kind", ""))),
+                            meta.get("namespace") or "default", str(meta.get("name", ""))))
+    else:
+        if not kind or not names:
+            raise click.UsageError("expected KIND NAME... (e.g. delete esvc web) or -f FILE")
+        resolved = api.resolve_kind(kind)
+        targets = [(resolved, namespace or "default", n) for n in names]
+    client = registry_client(ctx)
+    failures = 0
+    for k, ns, name in targets:
+        try:
+            left = client.delete(k, ns, name)
+        except NotFound as e:
+            if not ignore_not_found:
+                failures += 1
+                _report(label(k, name), e)
+            continue
+        except Unavailable:
+            raise
+        except EcsmActorsError as e:
+            failures += 1
+            _report(label(k, name), e)
+            continue
+        if left is None:
+            click.echo(f"{label(k, name)} deleted")
+        else:
+            waiting = ", ".join(left["metadata"].get("finalizers") or ())
+            click.echo(f"{label(k, name)} deletion requested (waiting for finalizers: "
+                       f"{waiting})")
+    _fail_at_end(failures)
+
+
+# -- get / describe --------------------------------------------------------------------
+
+
+def _get_command(kind: str) -> click.Command:
+    @click.command(help=f"List {kind} objects, or show one by NAME.")
+    @click.argument("name", required=False)
+    @NAMESPACE_OPTION
+    @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
+    @click.option("-o", "--output", type=click.Choice(OUTPUT_FORMATS), default="table",
+                  show_default=True)
+    @pass_cli
+    def command(ctx: CliContext, name: str | None, namespace: str | None,
+                all_namespaces: bool, output: str) -> None:
+        client = registry_client(ctx)
+        if name:
+            items = [client.get(kind, namespace or "default", name)]
+        else:
+            ns = None if all_namespaces else (namespace or "default")
+            items = client.list(kind, ns).items
+            items.sort(key=lambda o: (o["metadata"].get("namespace", ""),
+                                      o["metadata"]["name"]))
+        if output in ("json", "yaml"):
+            click.echo(dump(items[0] if name else as_list(items), output))
+            return
+        if not items:
+            where = "any namespace" if all_namespaces else f"namespace {namespace or 'default'}"
+            click.echo(f"No {KIND_WORDS[kind][0]} found in {where}.", err=True)
+            return
+        headers, rows = desired_views.table(kind, items, wide=output == "wide",
+                                            all_namespaces=all_namespaces and not name)
+        print_table(headers, rows)
+
+    return command
+
+
+def _describe_command(kind: str) -> click.Command:
+    @click.command(help=f"Show one {kind} in detail: spec, status, conditions.")
+    @click.argument("name")
+    @NAMESPACE_OPTION
+    @pass_cli
+    def command(ctx: CliContext, name: str, namespace: str | None) -> None:
+        obj = registry_client(ctx).get(kind, namespace or "default", name)
+        click.echo(desired_views.DESCRIBERS[kind](obj, None))
+
+    return command
+
+
+for _kind, _words in KIND_WORDS.items():
+    for _i, _word in enumerate(_words):
+        _g = _get_command(_kind)
+        _g.hidden = _i > 0
+        get.add_command(_g, name=_word)
+        _d = _describe_command(_kind)
+        _d.hidden = _i != 1
+        describe.add_command(_d, name=_word)
+
+
+# -- edit ------------------------------------------------------------------------------
+
+
+@cli.command("edit")
+@click.argument("kind")
+@click.argument("name")
+@NAMESPACE_OPTION
+@pass_cli
+def edit_cmd(ctx: CliContext, kind: str, name: str, namespace: str | None) -> None:
+    """Edit an object in $EDITOR; saved changes are written (re-opened on an error)."""
+    resolved = api.resolve_kind(kind)
+    client = registry_client(ctx)
+    edit_object(client, resolved, namespace or "default", name)
+
+
+# -- watch -----------------------------------------------------------------------------
+
+
+def _event_line(event: Event, output: str) -> str:
+    if output in ("json", "yaml"):
+        doc = {"type": str(event.type), "resourceVersion": event.resource_version,
+               "object": event.object}
+        return dump(doc, "json").replace("\n", "") if output == "json" else \
+            dump(doc, "yaml") + "\n---"
+    meta = (event.object or {}).get("metadata") or {}
+    return (f"{event.seq:<8} {str(event.type):<9} {label(event.kind, meta.get('name', '?'))}"
+            f"  namespace={meta.get('namespace', '?')} generation={meta.get('generation')}")
+
+
+@cli.command("watch")
+@click.argument("kind")
+@click.option("--since", type=int, default=None,
+              help="Replay every change after this resourceVersion first.")
+@NAMESPACE_OPTION
+@click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
+@click.option("-o", "--output", type=click.Choice(("line", "json", "yaml")), default="line",
+              show_default=True)
+@click.option("--count", type=int, default=None, help="Exit after this many events.")
+@click.option("--timeout", type=float, default=None,
+              help="Exit after this many seconds without an event.")
+@pass_cli
+def watch_cmd(ctx: CliContext, kind: str, since: int | None, namespace: str | None,
+              all_namespaces: bool, output: str, count: int | None,
+              timeout: float | None) -> None:
+    """Print changes of a kind as they are committed (Ctrl-C to stop)."""
+    resolved = api.resolve_kind(kind)
+    client = registry_client(ctx)
+    wanted_ns = None if all_namespaces else (namespace or "default")
+    with Subscriber.from_config(ctx.config, kinds=[resolved]) as sub:
+        last = client.ping()["resourceVersion"] if since is None else since
+        epoch = client.epoch
+        printed = 0
+
+        def show(events: list[Event]) -> bool:
+            nonlocal last, printed
+            for e in events:
+                if e.seq <= last:
+                    continue
+                last = e.seq
+                if e.kind != resolved or (wanted_ns and not e.key.startswith(f"{wanted_ns}/")):
+                    continue
+                click.echo(_event_line(e, output))
+                printed += 1
+                if count is not None and printed >= count:
+                    return False
+            return True
+
+        def catch_up() -> bool:
+            return show(client.watch_since(last).events)
+
+        if not catch_up():
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            msg = sub.recv(wait)
+            if msg is None:
+                if deadline is not None:
+                    return
+                continue
+            if msg.epoch != epoch:
+                raise Unavailable("the registry store was replaced (new epoch); watch again")
+            if isinstance(msg, Heartbeat):
+                if msg.seq > last and not catch_up():
+                    return
+                continue
+            # A gap may only be events of other kinds, or lost ones: the log tells.
+            if not (catch_up() if msg.seq > last + 1 else show([msg])):
+                return
+            if deadline is not None:
+                deadline = time.monotonic() + timeout  # type: ignore[operator]

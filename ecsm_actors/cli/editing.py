@@ -1,0 +1,79 @@
+"""``ecsm-cli edit``: an object in ``$EDITOR`` (``$VISUAL`` first), written back on save.
+
+Runs in the CLI process. The saved text is sent as an ``UPDATE`` carrying the
+resourceVersion it was read at, so a concurrent change is never overwritten silently: a
+conflict, an invalid object or a YAML error re-opens the editor with the user's text and
+the error as ``#`` comments on top. For a conflict the text gets the current
+resourceVersion, and saving again then deliberately overwrites the other change. Saving
+an unchanged or empty file cancels the edit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ecsm_actors.cli import manifests
+from ecsm_actors.cli.printers import dump
+from ecsm_actors.errors import Conflict, Invalid, ManifestError, RegistryError, Unavailable
+from ecsm_actors.registry.client import RegistryClient
+
+HEADER = (
+    "# Please edit the object below. Lines beginning with a '#' will be ignored,\n"
+    "# and an empty file will abort the edit. If an error occurs while saving this file\n"
+    "# will be reopened with the relevant failures.\n"
+    "#\n"
+)
+
+
+def strip_comments(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not line.lstrip().startswith("#"))
+
+
+def _identity(obj: dict[str, Any]) -> tuple[Any, Any, Any]:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    return obj.get("kind"), meta.get("namespace") or "default", meta.get("name")
+
+
+def edit_object(client: RegistryClient, kind: str, namespace: str, name: str) -> None:
+    obj = client.get(kind, namespace, name)
+    label = f"{kind.lower()}/{name}"
+    original = dump(obj, "yaml") + "\n"
+    text, errors = original, []
+    while True:
+        buffer = HEADER + "".join(f"# {line}\n" for line in errors) + text
+        edited = click.edit(buffer, extension=".yaml", require_save=True)
+        body = strip_comments(edited) if edited is not None else ""
+        if not body.strip() or body.strip() == original.strip():
+            click.echo("Edit cancelled, no changes made.")
+            return
+        text = body
+        try:
+            docs = manifests.parse(body, "the edited object")
+            if len(docs) != 1:
+                raise ManifestError(f"expected exactly one object, found {len(docs)}")
+            new = docs[0].object
+            if _identity(new) != _identity(obj):
+                raise Invalid("kind, namespace and name cannot be changed by edit")
+            saved = client.update(new)
+        except Conflict as e:
+            current = client.get(kind, namespace, name)
+            rv = current["metadata"]["resourceVersion"]
+            new["metadata"]["resourceVersion"] = rv
+            text = dump(new, "yaml") + "\n"
+            errors = [f"error: {e}",
+                      f"The object changed while you edited it (now resourceVersion {rv}).",
+                      "Your edits are kept below; saving again overwrites that change."]
+            continue
+        except Unavailable:
+            raise
+        except (ManifestError, RegistryError) as e:
+            errors = [f"error: {line}" for line in str(e).split("; ")]
+            continue
+        if saved["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]:
+            click.echo(f"{label} unchanged")
+        else:
+            click.echo(f"{label} edited")
+        return

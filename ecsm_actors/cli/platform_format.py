@@ -1,0 +1,54 @@
+"""Cell and value formats of ecsm-cli's platform verbs, as the Go CLI printed them (§10).
+
+Runs in the ecsm-cli process; pure functions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def go_duration(seconds: float) -> str:
+    """Go ``time.Duration`` text truncated to seconds: ``49h3m20s``, ``3m5s``, ``7s``."""
+    s = max(0, int(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    if m:
+        return f"{m}m{sec}s"
+    return f"{sec}s"
+
+
+def short_uptime(seconds: float) -> str:
+    """Node table UPTIME: ``<d>d<h>h<m>m`` (e.g. ``1d2h3m``)."""
+    s = max(0, int(seconds))
+    d, rest = divmod(s, 86400)
+    h, rest = divmod(rest, 3600)
+    return f"{d}d{h}h{rest // 60}m"
+
+
+def rfc3339_date(text: str) -> str:
+    """``YYYY-MM-DD`` of an RFC 3339 timestamp, or ``N/A``."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).strftime("%Y-%m-%d")
+    except ValueError:
+        return "N/A"
+
+
+def bytes_size(n: float) -> str:
+    """``x.xx GiB | MiB | KiB`` or ``N B``."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor:
+            return f"{n / factor:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def mb_size(mb: float) -> str:
+    """Disk size given in MB: ``x.xx GiB`` from 1024 MB, else ``x.xx MiB``."""
+    return f"{mb / 1024:.2f} GiB" if mb >= 1024 else f"{mb:.2f} MiB"
+
+
+def field(label: str, value: object, width: int = 14, indent: int = 0) -> str:
+    """A describe line: ``label`` padded so values start at column ``width``."""
+    return f"{' ' * indent}{label:<{width - indent}}{value}"

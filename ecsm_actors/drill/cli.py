@@ -1,0 +1,80 @@
+"""``ecsm-operator drill``: the click command (attached to the ecsm-operator group).
+
+Runs in the operator's shell. Parses the options, runs :func:`~.runner.run_drill`,
+prints the report (and writes it as JSON with ``--report``), and returns the exit code:
+0 only when every invariant held.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+
+import click
+
+from ecsm_actors.drill.runner import DrillOptions, run_drill
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``45s``, ``5m``, ``1.5h`` → seconds."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise ValueError(f"invalid duration {text!r} (expected e.g. 45s, 5m, 1h)")
+    return float(m[1]) * _UNITS[m[2]]
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        if seconds <= 0:
+            self.fail("the duration must be positive", param, ctx)
+        return seconds
+
+
+@click.command("drill")
+@click.option("--duration", type=Duration(), default="5m", show_default=True,
+              help="How long to inject faults (e.g. 45s, 5m).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the workload and fault schedule (default: random, printed).")
+@click.option("--services", type=click.IntRange(1, 5000), default=200, show_default=True,
+              help="ECSMServices in the generated workload.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False),
+              help="Also write the report as JSON to FILE.")
+@click.option("--run-dir", "drill_run_dir", help="Run the drilled instance here (kept) "
+              "instead of a temporary directory.")
+@click.option("--keep", is_flag=True, help="Keep the temporary run dir even if the drill "
+              "passes (it is always kept when it fails).")
+def drill(duration: float, seed: int | None, services: int, report_file: str | None,
+          drill_run_dir: str | None, keep: bool) -> int:
+    """Run a whole system through random faults; exit 0 only if every invariant holds.
+
+    Starts supervisor, registry, both controllers and an ECSM simulator in a temporary
+    run dir, applies a generated workload, changes it and injects faults for DURATION,
+    then waits for quiescence and checks: acknowledged writes present, ECSM matching every
+    spec with no duplicates or orphans, statuses matching reality, HPAs within bounds,
+    no process left running. The same --seed gives the same schedule.
+    """
+    chosen = seed if seed is not None else secrets.randbelow(2**31)
+    opts = DrillOptions(seed=chosen, duration=duration, services=services,
+                        run_dir=drill_run_dir, keep=keep)
+    report = run_drill(opts, sys.stdout, tty=sys.stdout.isatty())
+    click.echo("")
+    click.echo(report.render())
+    if report_file:
+        report.write_json(report_file)
+        click.echo(f"report written to {report_file}")
+    if not report.ok:
+        click.echo(f"run dir kept for its logs: {report.run_dir}", err=True)
+    return 0 if report.ok else 1

@@ -1,0 +1,64 @@
+"""What the informer talks to and calls: the registry reader, the event source, the
+handler (all Protocols, so unit tests plug in fakes), and the key/version of an object.
+
+Runs in controller processes. ``RegistryClient`` and ``Subscriber`` of
+:mod:`ecsm_actors.registry.client` satisfy the reader and the source.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ecsm_actors import protocol
+
+
+class EventHandler(Protocol):
+    """Receives the changes of one kind. Implementations only enqueue keys."""
+
+    def on_add(self, key: str, resource_version: int) -> None: ...
+    def on_update(self, key: str, resource_version: int) -> None: ...
+    def on_delete(self, key: str, resource_version: int) -> None: ...
+    def on_resync(self, key: str, resource_version: int) -> None: ...
+
+
+class ListLike(Protocol):
+    @property
+    def items(self) -> list[dict[str, Any]]: ...
+    @property
+    def resource_version(self) -> int: ...
+    @property
+    def epoch(self) -> str: ...
+
+
+class WatchLike(Protocol):
+    @property
+    def events(self) -> list[protocol.Event]: ...
+    @property
+    def resource_version(self) -> int: ...
+    @property
+    def epoch(self) -> str: ...
+
+
+class RegistryReader(Protocol):
+    """The part of ``RegistryClient`` the informer uses."""
+
+    def list(self, kind: str, namespace: str | None = None) -> ListLike: ...
+    def watch_since(self, resource_version: int) -> WatchLike: ...
+    def close(self) -> None: ...
+
+
+class EventSource(Protocol):
+    """The part of ``Subscriber`` the informer uses."""
+
+    def recv(self, timeout: float | None) -> protocol.Event | protocol.Heartbeat | None: ...
+    def close(self) -> None: ...
+
+
+def object_key_of(obj: dict[str, Any]) -> str:
+    """``namespace/name`` of an object (the workqueue key)."""
+    meta = obj.get("metadata") or {}
+    return protocol.object_key(str(meta.get("namespace", "default")), str(meta.get("name", "")))
+
+
+def resource_version_of(obj: dict[str, Any]) -> int:
+    return int((obj.get("metadata") or {}).get("resourceVersion", 0))
