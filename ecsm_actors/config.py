@@ -185,7 +185,7 @@ class SupervisorSettings:
     heartbeat_deadline: float = 10.0
     #: A reconcile in flight longer than this marks the child stuck, seconds.
     reconcile_deadline: float = 120.0
-    #: A child above this RSS is restarted.
+    #: A child whose RSS (less file-backed pages, e.g. the LMDB map) is above this is restarted.
     memory_limit: ByteSize = ByteSize(256 << 20)
     #: TERM, then KILL after this long, seconds.
     stop_grace: float = 5.0

@@ -232,8 +232,11 @@ def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,
     """A success reply whose result is ``{**fields, list_key: [...]}``, the list given as
     ``count`` already-encoded msgpack documents concatenated in ``data`` (LIST and
     WATCH_SINCE ship stored objects and events as they are stored)."""
-    return encode_reply_encoded(request_id, epoch,
-                                pack_map(fields, {list_key: encode_array(count, data)}))
+    packer = msgpack.Packer(use_bin_type=True)
+    head = pack_map({"v": VERSION, "id": request_id, "ok": True, "epoch": epoch,
+                     "result": None})[:-1]  # the map minus the value of "result"
+    inner = pack_map({**fields, list_key: None})[:-1]  # likewise minus the list
+    return b"".join((head, inner, packer.pack_array_header(count), data))
 
 
 def encode_event_body(epoch: str, type_: EventType | str, kind: str, key: str, seq: int,

@@ -13,7 +13,7 @@ from typing import Any
 
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.ecsm.simulator.admin import SimulatorAdmin
-from ecsm_actors.errors import NotFound, RegistryError
+from ecsm_actors.errors import RegistryError
 from ecsm_actors.registry.client import RegistryClient
 from tests.helpers import Processes, wait_until
 
@@ -146,10 +146,3 @@ def hold(predicate: Any, seconds: float, interval: float = 0.05) -> None:
         assert predicate(), "the condition stopped holding"
         time.sleep(interval)
 
-
-def gone(c: RegistryClient, kind: str, name: str) -> bool:
-    try:
-        c.get(kind, "default", name)
-    except NotFound:
-        return True
-    return False

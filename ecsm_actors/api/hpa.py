@@ -63,7 +63,7 @@ class ScalingPolicy(WireObject):
 
 @dataclass(frozen=True, kw_only=True)
 class ScalingRules(WireObject):
-    stabilization_window_seconds: int
+    stabilization_window_seconds: int | None = None
     select_policy: SelectPolicy = SelectPolicy.MAX
     policies: tuple[ScalingPolicy, ...] = ()
 

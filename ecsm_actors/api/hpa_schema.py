@@ -3,7 +3,8 @@
 Owns the rules of an ECSMHpa and its defaults, those of Kubernetes' autoscaling/v2:
 minReplicas ``1``, metrics ``[cpu Utilization 80]``, paused ``false``, tolerance absent
 (the controller's default applies), behavior.scaleUp = stabilization 0, policies
-Pods 4/15s + Percent 100/15s, select Max; behavior.scaleDown = stabilization 300,
+Pods 4/15s + Percent 100/15s, select Max; behavior.scaleDown = stabilization unset (the controller's
+default, 300 s),
 Percent 100/15s, select Max. Runs in every process (the registry on every write).
 """
 
@@ -22,7 +23,7 @@ from ecsm_actors.api.kinds import API_VERSION
 from ecsm_actors.api.meta import CONDITIONS, TIMESTAMP
 from ecsm_actors.api.names import dns_label
 from ecsm_actors.api.scalars import INT32_MAX, Bool, Enum, Float, Int, Number, Str
-from ecsm_actors.api.schema import ListOf, Obj, Prop, Walk, join
+from ecsm_actors.api.schema import MISSING, ListOf, Obj, Prop, Walk, join
 
 DEFAULT_METRICS: list[dict[str, Any]] = [
     {
@@ -38,8 +39,10 @@ DEFAULT_SCALE_UP: dict[str, Any] = {
         {"type": "Percent", "value": 100, "periodSeconds": 15},
     ],
 }
+# scaleDown's window is left unset when the user gives none: the controller then applies
+# cfg.hpa.downscale_stabilization (300 s by default, as in Kubernetes).
 DEFAULT_SCALE_DOWN: dict[str, Any] = {
-    "stabilizationWindowSeconds": 300,
+    "stabilizationWindowSeconds": None,
     "selectPolicy": "Max",
     "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
 }
@@ -82,7 +85,8 @@ def _rules(defaults: dict[str, Any]) -> Obj:
         {
             "stabilizationWindowSeconds": Prop(
                 node=Int(minimum=0, maximum=3600),
-                default=defaults["stabilizationWindowSeconds"],
+                default=(MISSING if defaults["stabilizationWindowSeconds"] is None
+                         else defaults["stabilizationWindowSeconds"]),
             ),
             "selectPolicy": Prop(node=Enum(SelectPolicy), default=defaults["selectPolicy"]),
             "policies": Prop(node=ListOf(POLICY), default=defaults["policies"]),

@@ -7,6 +7,7 @@ log directory (``<name>.log``, rotated to ``<name>.log.1`` by the supervisor).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import click
 
 from ecsm_actors.errors import ControlError
+
+_LOG_LINE = re.compile(r"^\S+ +[A-Z]+ +\S+ +\S+: (.*)$")
 
 COLUMNS = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT", "HEARTBEAT-AGE", "QUEUE")
 
@@ -74,7 +77,11 @@ def last_line(path: os.PathLike[str]) -> str:
             lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return "(no log)"
-    return lines[-1].strip() if lines else "(empty log)"
+    if not lines:
+        return "(empty log)"
+    # "<time> <LEVEL> <process> <logger>: <message>" (the text log format) → the message
+    match = _LOG_LINE.match(lines[-1].strip())
+    return match.group(1) if match else lines[-1].strip()
 
 
 def print_log(log_dir: Path, name: str, *, lines: int, follow: bool) -> None:

@@ -175,6 +175,13 @@ def generate_workload(rng: random.Random, services: int, *, canaries: int = 3,
         i += 1
         plans.append(_service(rng, f"svc-{i:04d}", allow_hpa=True,
                               static_fraction=static_fraction, hpa_fraction=hpa_fraction))
+    if not any(p.hpa for p in plans):
+        # Every drill exercises the HPA controller: give one Dynamic service an HPA.
+        eligible = [i for i, p in enumerate(plans) if not p.static and not p.chain]
+        if eligible:
+            i = rng.choice(eligible)
+            hpa = HpaPlan(min_replicas=1, max_replicas=3, cpu_target=60)
+            plans[i] = dataclasses.replace(plans[i], hpa=hpa, replicas=1)
     for c in range(canaries):
         plans.append(ServicePlan(name=f"{CANARY_PREFIX}{c}", static=False, replicas=1,
                                  nodes=NODES, image=IMAGES[0], canary=True))

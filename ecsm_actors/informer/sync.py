@@ -266,16 +266,18 @@ class Informer:
         listed_at = int(result.resource_version)
         later: list[protocol.Event] = []
         if listed_at > self._seq:
-            # Catch up exactly to the list's point in time, so the comparison is exact.
-            events = self._fetch_since(self._seq)
-            for event in events:
+            # Catch up exactly to the list's point in time, so the comparison is exact;
+            # what happened after it is delivered once the comparison is done.
+            for event in self._fetch_since(self._seq):
                 if event.seq <= listed_at:
                     self._apply(event)
                 else:
                     later.append(event)
-            self._seq = max(self._seq, listed_at)
-        if listed_at == self._seq or later:
+        if listed_at == self._seq:
             self._compare(result.items)
+        else:  # the list is older than what we saw: a registry answering out of order
+            logger.warning("%s informer: resync list at resourceVersion %d is behind the "
+                           "watermark %d; comparison skipped", self.kind, listed_at, self._seq)
         self._counters["resyncs"] += 1
         for key, rv in list(self._cache.items()):
             self._handler.on_resync(key, rv)

@@ -118,7 +118,7 @@ class Controller:
         self._lock = threading.Lock()
 
     def _reader_factory(self) -> RegistryReader:
-        return self._registry_factory()  # type: ignore[no-any-return]
+        return self._registry_factory()
 
     # -- lifecycle ----------------------------------------------------------------------
 

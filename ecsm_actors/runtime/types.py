@@ -29,13 +29,6 @@ class Result:
     requeue_after: float | None = None
 
 
-class StatusWriter(Protocol):
-    """The registry calls a reconciler may make (``RegistryClient`` satisfies it)."""
-
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]: ...
-    def update_status(self, obj: dict[str, Any]) -> dict[str, Any]: ...
-
-
 class ReconcileContext:
     """What a reconciler gets besides the key: this worker's registry client, the kind,
     the configuration, and the status writer that suppresses its own echo."""
@@ -54,7 +47,7 @@ class ReconcileContext:
         this write produced does not enqueue the key again. Raises what the registry
         raises (Conflict on a stale ``metadata.resourceVersion``, NotFound, ...)."""
         if obj.get("kind", self.kind) != self.kind:
-            return self.registry.update_status(obj)  # type: ignore[no-any-return]
+            return self.registry.update_status(obj)
         key = object_key_of(obj)
         self._echo.begin(key)
         written: int | None = None

@@ -8,8 +8,11 @@ Layout, three sub-databases of one environment with an explicit map size:
 * ``objects`` — key ``Kind/namespace/name``, value the msgpack object.
 * ``events``  — key the resourceVersion (8 bytes big-endian), value the msgpack event body
   exactly as published (``{v, epoch, seq, type, kind, key, resourceVersion, object}``).
-* ``meta``    — ``epoch`` (random hex, created with the store), ``rv`` (current
-  resourceVersion), ``compacted`` (the log holds every event with rv > compacted).
+* ``meta``    — ``epoch`` (random hex, written once when the store is created).
+
+The log is the counter: the current resourceVersion is the last key of ``events`` and
+the compaction floor is its first key minus one (compaction always keeps at least one
+event), so a write touches no meta record.
 
 Invariants: the counter is global and gap-free and is bumped in the same transaction as
 the write; every committed mutation is exactly one event with ``seq == resourceVersion``;
@@ -46,6 +49,7 @@ from ecsm_actors.protocol import (
     pack_map,
 )
 from ecsm_actors.store import semantics
+from ecsm_actors.store.residency import MapPages
 from ecsm_actors.store.semantics import Change, Target
 
 logger = logging.getLogger(__name__)
@@ -134,6 +138,7 @@ class Store:
             self._meta = self._env.open_db(b"meta")
             self._page_size = self._env.stat()["psize"]
             self.epoch, self._rv, self.compacted = self._load_meta()
+            self._pages = MapPages(self.path / "data.mdb")
         except lmdb.Error as e:
             os.close(self._lock_fd)
             raise Internal(f"cannot open the store at {self.path}: {e}") from e
@@ -162,16 +167,27 @@ class Store:
             if epoch is None:
                 epoch = secrets.token_hex(8).encode()
                 txn.put(b"epoch", epoch)
-                txn.put(b"rv", _be(0))
-                txn.put(b"compacted", _be(0))
                 logger.info("new store: epoch %s", epoch.decode())
-            rv = int.from_bytes(txn.get(b"rv"), "big")
-            compacted = int.from_bytes(txn.get(b"compacted"), "big")
+            rv, compacted = self._log_bounds(txn)
         return epoch.decode(), rv, compacted
+
+    def _log_bounds(self, txn: lmdb.Transaction) -> tuple[int, int]:
+        """(current resourceVersion, compaction floor) as recorded by the event log."""
+        cursor = txn.cursor(db=self._events)
+        if not cursor.last():
+            return 0, 0
+        rv = int.from_bytes(cursor.key(), "big")
+        cursor.first()
+        return rv, int.from_bytes(cursor.key(), "big") - 1
 
     @property
     def resource_version(self) -> int:
         return self._rv
+
+    def release_pages(self) -> None:
+        """Let go of map pages read so far (see :mod:`.residency`); call when idle."""
+        info = self._env.info()
+        self._pages.release((info["last_pgno"] + 1) * self._page_size)
 
     def close(self) -> None:
         self._env.close()
@@ -192,7 +208,7 @@ class Store:
         of the snapshot they were read at."""
         prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
         with self._env.begin(db=self._objects, buffers=True) as txn:
-            rv = int.from_bytes(txn.get(b"rv", db=self._meta), "big")
+            rv, _ = self._log_bounds(txn)
             values = list(self._scan(txn.cursor(), prefix))
             return RawList(count=len(values), data=b"".join(values), resource_version=rv)
 
@@ -213,8 +229,7 @@ class Store:
         """Every event with rv > ``resource_version`` (bodies undecoded). Raises Expired
         when they are no longer all in the log (or the version is from the future)."""
         with self._env.begin(db=self._events, buffers=True) as txn:
-            rv = int.from_bytes(txn.get(b"rv", db=self._meta), "big")
-            floor = int.from_bytes(txn.get(b"compacted", db=self._meta), "big")
+            rv, floor = self._log_bounds(txn)
             if resource_version < floor or resource_version > rv:
                 raise Expired(f"resourceVersion {resource_version} is not in the event log "
                               f"(it holds {floor + 1}..{rv}, epoch {self.epoch}); relist")
@@ -315,10 +330,7 @@ class Store:
                     continue
                 rv += len(outcome.events)
                 results.append(outcome)
-            compacted = self.compacted
-            if rv != self._rv:
-                txn.put(b"rv", _be(rv), db=self._meta)
-                compacted = self._compact(txn, rv)
+            compacted = self._compact(txn, rv) if rv != self._rv else self.compacted
             txn.commit()
         except BaseException:
             txn.abort()
@@ -370,7 +382,7 @@ class Store:
                            encoded=pack_map({"action": str(action)}, {"object": frame}),
                            events=events)
         if op is Op.DELETE and change.remove:
-            return Outcome(result=None, encoded=pack(None), events=events)
+            return Outcome(result=None, encoded=msgpack.packb(None), events=events)
         return Outcome(result=obj, encoded=frame, events=events)
 
     def _log_event(self, txn: lmdb.Transaction, target: Target, change: Change,
@@ -390,5 +402,4 @@ class Store:
             return floor
         for seq in range(floor + 1, new_floor + 1):
             txn.delete(_be(seq), db=self._events)
-        txn.put(b"compacted", _be(new_floor), db=self._meta)
         return new_floor

@@ -51,6 +51,7 @@ class Child:
     pin_args: tuple[str, ...] = ()
     ps_handle: psutil.Process | None = None
     cpu: float | None = None
+    rss: int | None = None
     first_start_pending: bool = True
 
 
@@ -123,6 +124,7 @@ class Tree:
         child.process = proc
         child.ps_handle = None
         child.cpu = None
+        child.rss = None
         child.machine.spawned(proc.pid)
         self._on_process(proc, proc.pidfd)
         logger.info("%s: started pid %d", spec.name, proc.pid)
@@ -205,12 +207,15 @@ class Tree:
                 if child.ps_handle is None or child.ps_handle.pid != pid:
                     child.ps_handle = psutil.Process(pid)
                 with child.ps_handle.oneshot():
-                    rss = child.ps_handle.memory_info().rss
+                    memory = child.ps_handle.memory_info()
                     times = child.ps_handle.cpu_times()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             child.cpu = times.user + times.system
-            child.machine.watchdog.observe_rss(rss)
+            child.rss = memory.rss
+            # File-backed pages (the LMDB map, shared libraries) are reclaimable by the
+            # kernel: the limit applies to the anonymous part of the RSS.
+            child.machine.watchdog.observe_rss(memory.rss - getattr(memory, "shared", 0))
 
     def _start_pending(self) -> None:
         for name in self.order:
@@ -343,7 +348,8 @@ class Tree:
         return {
             "state": str(m.state),
             "pid": m.pid,
-            "rss": m.watchdog.rss if m.pid is not None else None,
+            "rss": child.rss if m.pid is not None else None,
+            "anonymousRss": m.watchdog.rss if m.pid is not None else None,
             "cpuSeconds": child.cpu,
             "liveness": None if report is None else {
                 "ts": report.ts,

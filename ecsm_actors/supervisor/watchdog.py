@@ -9,7 +9,8 @@ A child is judged unhealthy when, per its :class:`~.spec.ChildSpec`:
   ``heartbeat_deadline`` — this also catches a SIGSTOPped child: its reports stop;
 * the oldest reconcile it has in flight, as last reported, is older than
   ``reconcile_deadline``;
-* its RSS, as last sampled, is above ``memory_limit``.
+* its anonymous RSS (RSS less file-backed pages such as the LMDB map, which the kernel
+  can reclaim), as last sampled, is above ``memory_limit``.
 
 A limit of 0 disables that check. Reports of another pid (a previous incarnation) are
 ignored by the caller before they get here.
@@ -79,5 +80,6 @@ class Watchdog:
                     f"(limit {limit:g}s)")
         memory = self.spec.memory_limit
         if memory and self.rss is not None and self.rss > memory:
-            return f"RSS {self.rss / _MIB:.1f} MiB above the limit of {memory / _MIB:.1f} MiB"
+            return (f"RSS (anonymous) {self.rss / _MIB:.1f} MiB above the limit of "
+                    f"{memory / _MIB:.1f} MiB")
         return None

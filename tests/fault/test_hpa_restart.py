@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from ecsm_actors.registry.client import RegistryClient
 from tests import hpa_harness as h
 from tests.helpers import Processes, wait_until
 
@@ -23,7 +24,7 @@ def test_a_killed_hpa_controller_still_honours_the_stabilization_window(
     h.start_registry(processes)
     h.start_service_controller(processes)
     hpa_proc = h.start_hpa_controller(processes)
-    c = h.RegistryClient(h.config(processes.run_dir).registry_endpoint, timeout=5.0)
+    c = RegistryClient(h.config(processes.run_dir).registry_endpoint, timeout=5.0)
     request.addfinalizer(c.close)
     request.addfinalizer(admin.close)
     sid = h.declare(c, admin, "api", target=50, max_replicas=4, down_window=int(WINDOW))

@@ -72,7 +72,10 @@ def test_a_paused_hpa_does_nothing(stack: tuple[RegistryClient, SimulatorAdmin])
     admin.set_load(sid, cpu=400.0)
     wait_until(lambda: h.condition(c, "idle", "ScalingActive") == ("False", "ScalingPaused"),
                timeout=10, what="ScalingPaused condition")
+    rv = c.get("ECSMHpa", "default", "idle")["metadata"]["resourceVersion"]
     h.hold(lambda: h.replicas(c, "idle") == 1, 6 * h.SYNC)
+    # Nothing changes, so nothing is written: a paused HPA does not churn the registry.
+    assert c.get("ECSMHpa", "default", "idle")["metadata"]["resourceVersion"] == rv
 
     # Unpausing lets it act at once.
     obj = c.get("ECSMHpa", "default", "idle")

@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from ecsm_actors.errors import AlreadyExists, Conflict, Expired, Invalid, NotFound, Unavailable
-from ecsm_actors.protocol import EventType, Heartbeat
+from ecsm_actors.protocol import EventType, Heartbeat, encode_heartbeat
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 from tests.helpers import Processes, wait_until
 from tests.registry_fixtures import StartRegistry, registry, registry_config  # noqa: F401
@@ -179,3 +179,25 @@ def test_sigterm_stops_the_registry_cleanly_and_a_restart_reuses_stale_sockets(
     _, again = registry()
     assert again.ping() == {"epoch": epoch, "resourceVersion": 1, "pid": again.ping()["pid"]}
     assert again.get("ECSMService", "default", "web")["metadata"]["name"] == "web"
+
+
+def test_a_subscriber_skips_malformed_messages(run_dir: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = f"ipc://{run_dir}/fake-events.sock"
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind(endpoint)
+    with Subscriber(endpoint) as sub:
+        def connected() -> bool:
+            pub.send_multipart(encode_heartbeat("e", 0))
+            return sub.recv(0.1) is not None
+
+        wait_until(connected, timeout=10, what="the subscription")
+        while sub.recv(0.05) is not None:
+            pass
+        pub.send_multipart([b"ECSMService.ADDED", b"\xc1 not msgpack"])
+        pub.send_multipart([b"one frame only"])
+        pub.send_multipart(encode_heartbeat("e", 7))
+        assert sub.recv(5.0) == Heartbeat(epoch="e", seq=7)
+    pub.close()
+    assert sum("skipping a malformed message" in r.message for r in caplog.records) == 2

@@ -48,9 +48,9 @@ def test_dependencies_point_backwards_so_there_is_never_a_cycle() -> None:
 
 
 def test_a_short_drill_injects_every_kind_of_fault() -> None:
-    s = make_schedule(seed=5, duration=45, services=20)
-    kinds = {a.kind for a in s.faults()}
-    assert kinds == set(FAULT_KINDS)
+    for seed in range(50):
+        s = make_schedule(seed=seed, duration=30, services=20)
+        assert {a.kind for a in s.faults()} == set(FAULT_KINDS), seed
 
 
 def test_every_fault_window_closes_before_the_end() -> None:
@@ -111,3 +111,11 @@ def test_the_timeline_is_ordered_and_serialisable() -> None:
     for a in s.actions:
         d = a.to_dict()
         assert d["kind"] == str(a.kind) and d["at"] == a.at
+
+
+def test_even_a_small_workload_has_an_hpa_and_a_dependency_chain() -> None:
+    for seed in range(30):
+        workload = make_schedule(seed=seed, duration=45, services=20).workload
+        assert workload.hpa_targets, seed
+        assert any(p.depends_on for p in workload.services), seed
+        assert len(workload.canaries) == 3

@@ -187,6 +187,7 @@ def test_a_scale_up_is_immediate_by_default() -> None:
     assert (d.code, d.desired_replicas, d.rescale) == (DecisionCode.SCALE_UP, 4, True)
     assert conditions(d)["AbleToScale"] == (True, "SucceededRescale")
     assert conditions(d)["ScalingActive"] == (True, "ValidMetricFound")
+    assert len(d.conditions) == len(conditions(d))  # one per type
     assert [e.change for e in d.scale_events] == [2]
     assert d.scale_events[0].reason.startswith("2 -> 4: cpu resource utilization")
     assert d.scaled_at == NOW

@@ -300,8 +300,8 @@ def test_a_newer_event_forgets_a_write_whose_echo_was_lost() -> None:
 
 
 def test_a_controller_is_loaded_by_name_and_an_unknown_name_is_refused() -> None:
-    from ecsm_actors.errors import ConfigError
     from ecsm_actors.controllers.main import load_spec
+    from ecsm_actors.errors import ConfigError
 
     spec = load_spec("noop", Config())
     assert spec.kind == "ECSMService" and spec.name == "noop-controller"

@@ -7,10 +7,11 @@ import copy
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from ecsm_actors.errors import AlreadyExists, Conflict, Invalid, NotFound
-from ecsm_actors.protocol import EventType, Op
+from ecsm_actors.protocol import Event, EventType, Op
 from ecsm_actors.store import Store, Write
 from tests.registry_samples import hpa, service, with_changes
 
@@ -239,6 +240,10 @@ def test_a_batch_applies_good_writes_and_refuses_bad_ones_individually(store: St
     ])
     assert isinstance(results[1], AlreadyExists)
     assert isinstance(results[2], Invalid)
+    for ok in (results[0], results[3]):
+        assert msgpack.unpackb(ok.encoded) == ok.result  # type: ignore[union-attr]
+        event = ok.events[0]  # type: ignore[union-attr]
+        assert Event.from_wire(msgpack.unpackb(event.body)) == event.event
     assert results[3].result["spec"]["deploymentStrategy"]["replicas"] == 7  # type: ignore[union-attr]
     assert [seq for _, _, seq in events_of(store)] == [1, 2]
 

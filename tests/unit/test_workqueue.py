@@ -259,7 +259,7 @@ def test_a_key_promoted_while_processing_is_requeued_as_an_event() -> None:
     assert drain_order(q) == ["a", "r"]
 
 
-# -- shutdown ---------------------------------------------------------------------------------------
+# -- shutdown ------------------------------------------------------------------------------------
 
 
 def test_after_shut_down_get_reports_shutdown_and_adds_are_ignored() -> None:

@@ -125,6 +125,7 @@ def decide(
             new_events.append(ScaleEvent(timestamp=now, change=desired - current,
                                          reason=f"{current} -> {desired}: {reason}"))
             scaled_at = now
+            conditions = [c for c in conditions if c.type is not ConditionType.ABLE_TO_SCALE]
             conditions.append(_cond(ConditionType.ABLE_TO_SCALE, True, "SucceededRescale",
                                     f"the HPA controller was able to update the target "
                                     f"scale to {desired}"))

@@ -304,3 +304,25 @@ def test_an_unchanged_condition_keeps_its_transition_time():
     after = w.condition("web", "Available")
     assert after["message"] != before["message"]  # rewritten, but not a transition
     assert after["lastTransitionTime"] == before["lastTransitionTime"]
+
+
+def test_a_static_rollout_replaces_node_by_node_and_drops_the_old_revision():
+    w = World(nodes=4)
+    nodes = ["node-1", "node-2", "node-3", "node-4"]
+    rollout = {"maxSurge": 0, "maxUnavailable": 1}
+    w.apply(esvc("web", nodes=nodes, rollout=rollout))
+    w.settle("web")
+    old = revision(w, "web")
+    w.apply(esvc("web", nodes=nodes, image="app@1.1", rollout=rollout))
+    new = revision(w, "web")
+    drift = w.cfg.service.drift_interval
+    for _ in range(60):
+        result = w.reconcile("web")
+        total, running = w.totals("default.web.")
+        assert total <= 4 and running >= 3
+        if result.requeue_after == drift:
+            break
+        w.advance(result.requeue_after or 0.5)
+    assert w.ecsm_services() == {f"default.web.{new}": (4, nodes, 4)}
+    # the old template survives in the annotations: undo re-creates it
+    assert old in history.records(w.get("web")["metadata"]["annotations"])
