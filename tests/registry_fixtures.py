@@ -6,8 +6,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
-
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.registry.client import RegistryClient
 from tests.helpers import Processes, wait_until
@@ -41,10 +39,15 @@ def start_registry(processes: Processes, env: dict[str, str] | None = None,
 StartRegistry = Callable[..., tuple[subprocess.Popen[Any], RegistryClient]]
 
 
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    """``registry(env=None)`` starts a registry (see :func:`start_registry`); its clients
-    are closed at teardown, the process is killed by the ``processes`` fixture."""
+def registry_starter(processes: Processes) -> Iterator[StartRegistry]:
+    """Body of a ``registry`` fixture: ``registry(env=None)`` starts a registry (see
+    :func:`start_registry`); its clients are closed at teardown, the process is killed by
+    the ``processes`` fixture. Use as::
+
+        @pytest.fixture
+        def registry(processes):
+            yield from registry_starter(processes)
+    """
     clients: list[RegistryClient] = []
 
     def start(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[Any], RegistryClient]:

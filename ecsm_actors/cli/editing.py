@@ -33,7 +33,9 @@ def strip_comments(text: str) -> str:
 
 
 def _identity(obj: dict[str, Any]) -> tuple[Any, Any, Any]:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     return obj.get("kind"), meta.get("namespace") or "default", meta.get("name")
 
 
@@ -41,7 +43,7 @@ def edit_object(client: RegistryClient, kind: str, namespace: str, name: str) ->
     obj = client.get(kind, namespace, name)
     label = f"{kind.lower()}/{name}"
     original = dump(obj, "yaml") + "\n"
-    text, errors = original, []
+    text, errors = original, list[str]()
     while True:
         buffer = HEADER + "".join(f"# {line}\n" for line in errors) + text
         edited = click.edit(buffer, extension=".yaml", require_save=True)

@@ -138,7 +138,7 @@ class RegistryServer:
     def serve_batch(self) -> None:
         writes: list[tuple[Frames, Request]] = []
         for _ in range(MAX_BATCH):
-            if not self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not int(self.router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 break  # cheaper than a failing non-blocking recv
             frames = self.router.recv_multipart(zmq.NOBLOCK)
             self.stats["requests"] += 1

@@ -213,7 +213,7 @@ class Store:
             return RawList(count=len(values), data=b"".join(values), resource_version=rv)
 
     @staticmethod
-    def _scan(cursor: lmdb.Cursor, prefix: bytes) -> Iterator[memoryview]:
+    def _scan(cursor: lmdb.Cursor, prefix: bytes) -> Iterator[bytes | memoryview]:
         if not cursor.set_range(prefix):
             return
         for key, value in cursor:
@@ -221,7 +221,8 @@ class Store:
                 return
             yield value
 
-    def list(self, kind: str, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list_objects(self, kind: str,
+                     namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
         raw = self.list_raw(kind, namespace)
         return raw.decode(), raw.resource_version
 
@@ -234,7 +235,7 @@ class Store:
                 raise Expired(f"resourceVersion {resource_version} is not in the event log "
                               f"(it holds {floor + 1}..{rv}, epoch {self.epoch}); relist")
             cursor = txn.cursor()
-            values: list[memoryview] = []
+            values: list[bytes | memoryview] = []
             if cursor.set_range(_be(resource_version + 1)):
                 values = [value for _, value in cursor]
             return RawList(count=len(values), data=b"".join(values), resource_version=rv)
@@ -357,7 +358,7 @@ class Store:
         else:
             change = semantics.delete(s.target, current, s.wanted, now)
         if change.type is None:
-            assert raw is not None
+            assert raw is not None and current is not None
             return self._outcome(s.op, change, current, bytes(raw), action, ())
         exempt = s.op is Op.DELETE or bool(
             current and current["metadata"].get("deletionTimestamp"))

@@ -128,7 +128,7 @@ def prepare_object(obj: dict[str, Any]) -> dict[str, Any]:
     return prepared
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _initial_status_frame(kind: str) -> bytes:
     return msgpack.packb(api.prepare_status(kind, {}), use_bin_type=True)
 

@@ -13,8 +13,13 @@ import pytest
 from ecsm_actors.errors import AlreadyExists, Unavailable
 from ecsm_actors.registry.client import RegistryClient
 from tests.helpers import Processes, wait_until
-from tests.registry_fixtures import StartRegistry, registry, registry_config  # noqa: F401
+from tests.registry_fixtures import StartRegistry, registry_config, registry_starter
 from tests.registry_samples import service
+
+
+@pytest.fixture
+def registry(processes: Processes) -> Iterator[StartRegistry]:
+    yield from registry_starter(processes)
 
 
 class Writer(threading.Thread):
@@ -57,7 +62,7 @@ class Writer(threading.Thread):
 
 @pytest.mark.timeout(60)
 def test_a_killed_registry_keeps_every_acknowledged_write(
-        processes: Processes, registry: StartRegistry) -> None:  # noqa: F811
+        processes: Processes, registry: StartRegistry) -> None:
     proc, client = registry()
     epoch = client.ping()["epoch"]
     writer = Writer(registry_config(processes).registry_endpoint)
@@ -89,7 +94,7 @@ def test_a_killed_registry_keeps_every_acknowledged_write(
 
 
 def test_a_wiped_store_comes_back_empty_with_a_new_epoch(
-        processes: Processes, registry: StartRegistry) -> None:  # noqa: F811
+        processes: Processes, registry: StartRegistry) -> None:
     proc, client = registry()
     client.create(service("web"))
     old_epoch = client.epoch

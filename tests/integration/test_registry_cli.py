@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,19 @@ import yaml
 
 from ecsm_actors.cli.ecsm_cli import main
 from tests.helpers import Processes
-from tests.registry_fixtures import StartRegistry, registry  # noqa: F401
+from tests.registry_fixtures import StartRegistry, registry_starter
 from tests.registry_samples import hpa, service
+
+
+@pytest.fixture
+def registry(processes: Processes) -> Iterator[StartRegistry]:
+    yield from registry_starter(processes)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def cli(processes: Processes, registry: StartRegistry,  # noqa: F811
+def cli(processes: Processes, registry: StartRegistry,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     for var in [v for v in __import__("os").environ if v.startswith("ECSM_ACTORS_")]:
         monkeypatch.delenv(var)

@@ -164,7 +164,7 @@ def test_an_invalid_object_is_refused_with_causes_and_nothing_is_written(store: 
         store.write(Op.CREATE, object=bad)
     assert any("deploymentStrategy" in c.field for c in err.value.causes)
     assert store.resource_version == 0
-    assert store.list("ECSMService") == ([], 0)
+    assert store.list_objects("ECSMService") == ([], 0)
 
 
 def test_delete_without_finalizers_removes_at_once(store: Store) -> None:
@@ -225,10 +225,10 @@ def test_list_filters_by_kind_and_namespace(store: Store) -> None:
     store.write(Op.CREATE, object=service("b", namespace="prod"))
     store.write(Op.CREATE, object=hpa("a"))
     names = lambda items: sorted(o["metadata"]["name"] for o in items)  # noqa: E731
-    assert names(store.list("ECSMService")[0]) == ["a", "b"]
-    assert names(store.list("ECSMService", "prod")[0]) == ["b"]
-    assert names(store.list("ECSMHpa", "default")[0]) == ["a"]
-    assert store.list("ECSMService", "nope") == ([], 3)
+    assert names(store.list_objects("ECSMService")[0]) == ["a", "b"]
+    assert names(store.list_objects("ECSMService", "prod")[0]) == ["b"]
+    assert names(store.list_objects("ECSMHpa", "default")[0]) == ["a"]
+    assert store.list_objects("ECSMService", "nope") == ([], 3)
 
 
 def test_a_batch_applies_good_writes_and_refuses_bad_ones_individually(store: Store) -> None:

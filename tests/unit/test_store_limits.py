@@ -84,7 +84,7 @@ def test_a_nearly_full_store_refuses_writes_but_stays_readable_and_deletable(
             created.append(f"s{i}")
     rv = store.resource_version
     assert rv == len(created) > 5
-    assert len(store.list("ECSMService")[0]) == len(created)
+    assert len(store.list_objects("ECSMService")[0]) == len(created)
     with pytest.raises(StoreFull):
         store.write(Op.UPDATE, object=big_service("s0", 21))
     assert store.resource_version == rv
@@ -107,7 +107,7 @@ def test_a_map_full_error_refuses_the_write_and_leaves_the_store_intact(tmp_path
     store.close()
     again = open_store(tmp_path, map_size=1 * MiB, full_ratio=1.0, event_log_limit=1000)
     assert (again.resource_version, again.epoch) == (rv, epoch)
-    assert sorted(o["metadata"]["name"] for o in again.list("ECSMService")[0]) == sorted(names)
+    assert sorted(o["metadata"]["name"] for o in again.list_objects("ECSMService")[0]) == sorted(names)
     assert [e.seq for e in again.watch_since(0)[0]] == list(range(1, rv + 1))
     again.close()
 

@@ -2,10 +2,11 @@
 
 Runs as ``python -m ecsm_actors controller service`` on the controller runtime.
 Submodules, bottom up: :mod:`.naming` (ownership by name), :mod:`.mapping` (spec → ECSM
-bodies), :mod:`.rollout` (maxSurge/maxUnavailable), :mod:`.plan` (the pure planner),
-:mod:`.observe` (ECSM answers → planner views, node states), :mod:`.dependencies`
-(dependsOn), :mod:`.history` (revision annotations), :mod:`.status` (status and
-conditions), :mod:`.controller` (the Reconciler that ties them together).
+bodies), :mod:`.rollout` (maxSurge/maxUnavailable), :mod:`.model` and :mod:`.plan` (the pure
+planner), :mod:`.observe` (ECSM answers → planner views, node states),
+:mod:`.dependencies` (dependsOn), :mod:`.history` (revision annotations), :mod:`.status`
+(status and conditions), :mod:`.actuator` (actions → ECSM calls), :mod:`.controller`
+(the Reconciler that ties them together).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from ecsm_actors.api import template_hash
@@ -34,26 +34,15 @@ from ecsm_actors.api.names import format_timestamp
 from ecsm_actors.config import Config
 from ecsm_actors.controllers.service import dependencies, history, mapping, observe
 from ecsm_actors.controllers.service import status as status_mod
-from ecsm_actors.controllers.service.naming import owned_prefix, service_name, split_key
-from ecsm_actors.controllers.service.plan import (
-    Action,
-    Create,
-    Delete,
-    Desired,
-    Plan,
-    Policy,
-    Restart,
-    RevisionView,
-    Scale,
-    needs_containers,
-    plan,
-)
+from ecsm_actors.controllers.service.actuator import Actuator, rejected
+from ecsm_actors.controllers.service.model import Desired, Plan, Policy, RevisionView
+from ecsm_actors.controllers.service.naming import owned_prefix, split_key
+from ecsm_actors.controllers.service.plan import needs_containers, plan
 from ecsm_actors.controllers.service.rollout import resolve
 from ecsm_actors.errors import (
     Conflict,
     EcsmApiError,
     EcsmDecodeError,
-    EcsmNotFound,
     EcsmUnavailable,
     Invalid,
     NotFound,
@@ -67,16 +56,6 @@ logger = logging.getLogger(__name__)
 FINALIZER = "ecsm.sh/service-cleanup"
 
 
-def _name_exists(e: EcsmApiError) -> bool:
-    text = f"{e.message} {e.field_errors or ''}".lower()
-    return e.is_client_error and ("exist" in text or "duplicate" in text)
-
-
-def _rejected(what: str, e: EcsmApiError) -> TerminalError:
-    detail = e.message + (f" ({e.field_errors})" if e.field_errors else "")
-    return TerminalError(f"ECSM rejected {what}: {detail}", reason="EcsmRejected")
-
-
 class ServiceReconciler:
     """See the module docstring. ``clientset`` is the ECSM Clientset (or a fake)."""
 
@@ -86,6 +65,7 @@ class ServiceReconciler:
         self._cfg = cfg
         self._settings = cfg.service
         self._ecsm = clientset
+        self._actuator = Actuator(clientset)
         self._wall = wall_clock
         self._nodes = observe.NodeStates(lambda: self._ecsm.nodes.list_all(), monotonic)
         self._lock = threading.Lock()
@@ -100,7 +80,7 @@ class ServiceReconciler:
             result = self._reconcile(ctx, namespace, name, obj)
         except EcsmApiError as e:
             if e.is_client_error:
-                raise _rejected("a request", e) from e
+                raise rejected("a request", e) from e
             return self._ecsm_trouble(ctx, key, e)
         except (EcsmUnavailable, EcsmDecodeError) as e:
             return self._ecsm_trouble(ctx, key, e)
@@ -124,7 +104,7 @@ class ServiceReconciler:
         for extra in observe.duplicates(observed):
             logger.warning("key=%s/%s deleting duplicate ECSM service %s (%s)", namespace,
                            name, extra.service_id, extra.revision)
-            self._delete(extra.service_id)
+            self._actuator.delete(extra.service_id)
         extra_ids = {v.service_id for v in observe.duplicates(observed)}
         observed = [v for v in observed if v.service_id not in extra_ids]
 
@@ -145,7 +125,7 @@ class ServiceReconciler:
             fresh = min(fresh, self._settings.poll_interval)
         _, down = self._nodes.get(fresh)
         result = plan(desired, views, down)
-        self._apply(namespace, name, spec, result.actions)
+        self._actuator.apply(namespace, name, spec, result.actions)
         self._write_status(ctx, obj, revision, result)
         settled = result.idle and result.summary.complete
         return Result(requeue_after=self._settings.drift_interval if settled
@@ -273,89 +253,10 @@ class ServiceReconciler:
         for view in owned:
             logger.info("key=%s/%s deleting ECSM service %s (revision %s)", namespace, name,
                         view.service_id, view.revision)
-            self._delete(view.service_id)
+            self._actuator.delete(view.service_id)
         if owned and self._list(namespace, name):
             return Result(requeue_after=self._settings.poll_interval)  # ECSM still busy
         ctx.registry.update({**obj, "metadata": {
             **meta, "finalizers": [f for f in finalizers if f != FINALIZER]}})
         logger.info("key=%s/%s ECSM cleaned up, finalizer removed", namespace, name)
         return Result()
-
-    # -- actions -----------------------------------------------------------------------
-
-    def _apply(self, namespace: str, name: str, spec: dict[str, Any],
-               actions: Sequence[Action]) -> None:
-        key = f"{namespace}/{name}"
-        for action in actions:
-            if isinstance(action, Create):
-                self._create(namespace, name, spec, action)
-            elif isinstance(action, Scale):
-                self._scale(namespace, name, action)
-            elif isinstance(action, Delete):
-                logger.info("key=%s delete revision %s (%s)", key, action.revision,
-                            action.service_id)
-                self._delete(action.service_id)
-            elif isinstance(action, Restart):
-                logger.info("key=%s container %s: %s", key, action.container_name,
-                            action.action)
-                try:
-                    self._ecsm.containers.action_by_name(action.container_name, action.action)
-                except EcsmNotFound:
-                    pass  # gone meanwhile; the next pass sees what replaced it
-
-    def _create(self, namespace: str, name: str, spec: dict[str, Any], action: Create) -> None:
-        key = f"{namespace}/{name}"
-        template = spec.get("template") or {}
-        ref = mapping.image_ref(template)
-        try:
-            base = self._ecsm.images.config(ref)
-        except EcsmApiError as e:
-            if e.is_client_error:
-                raise _rejected(f"image {ref}", e) from e
-            raise
-        ecsm_name = service_name(namespace, name, action.revision)
-        body = mapping.create_body(spec, ecsm_name=ecsm_name, default_hostname=name,
-                                   factor=action.factor, node_names=action.node_names,
-                                   base_config=base)
-        try:
-            created = self._ecsm.services.create(body)
-        except EcsmApiError as e:
-            if _name_exists(e):
-                logger.info("key=%s ECSM service %s already exists: adopting it", key,
-                            ecsm_name)
-                return
-            if e.is_client_error:
-                raise _rejected(f"service {ecsm_name}", e) from e
-            raise
-        logger.info("key=%s created ECSM service %s id=%s factor=%d nodes=%s", key, ecsm_name,
-                    created.get("id"), action.factor, ",".join(action.node_names))
-
-    def _scale(self, namespace: str, name: str, action: Scale) -> None:
-        key = f"{namespace}/{name}"
-        try:
-            detail = self._ecsm.services.get(action.service_id)
-        except EcsmNotFound:
-            return  # deleted behind our back: the next pass recreates what is missing
-        image = detail.raw.get("image")
-        if not isinstance(image, dict):
-            raise TerminalError(f"ECSM service {detail.name} has no image spec",
-                                reason="EcsmRejected")
-        body = mapping.update_body(service_id=action.service_id, ecsm_name=detail.name,
-                                   image=image, factor=action.factor,
-                                   node_names=action.node_names, policy=action.policy)
-        try:
-            self._ecsm.services.update(action.service_id, body)
-        except EcsmNotFound:
-            return
-        except EcsmApiError as e:
-            if e.is_client_error:
-                raise _rejected(f"service {detail.name}", e) from e
-            raise
-        logger.info("key=%s scaled revision %s to factor=%d nodes=%s policy=%s", key,
-                    action.revision, action.factor, ",".join(action.node_names), action.policy)
-
-    def _delete(self, service_id: str) -> None:
-        try:
-            self._ecsm.services.delete(service_id)
-        except EcsmNotFound:
-            pass

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from ecsm_actors.controllers.service.naming import parse_owned
-from ecsm_actors.controllers.service.plan import ContainerView, RevisionView
+from ecsm_actors.controllers.service.model import ContainerView, RevisionView
 
 #: Node statuses that mean "cannot run containers now".
 DOWN_STATUSES = frozenset({"offline", "down", "unreachable", "notready", "not_ready", "error",

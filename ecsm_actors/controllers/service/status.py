@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ecsm_actors.controllers.service.plan import Summary
+from ecsm_actors.controllers.service.model import Summary
 
 AVAILABLE, PROGRESSING, DEGRADED = "Available", "Progressing", "Degraded"
 
