@@ -109,7 +109,8 @@ def settled(c: RegistryClient, name: str, namespace: str = "default") -> bool:
     conds = {x["type"]: (x["status"], x["reason"]) for x in status.get("conditions") or ()}
     return (status.get("observedGeneration") == obj["metadata"]["generation"]
             and conds.get("Available", ("",))[0] == "True"
-            and conds.get("Progressing") == ("True", "NewRevisionAvailable"))
+            and conds.get("Progressing") == ("True", "NewRevisionAvailable")
+            and conds.get("Degraded", ("False",))[0] != "True")
 
 
 def ecsm(admin: SimulatorAdmin, prefix: str = "") -> dict[str, dict[str, Any]]:

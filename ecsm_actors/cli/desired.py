@@ -293,7 +293,12 @@ def watch_cmd(ctx: CliContext, kind: str, since: int | None, namespace: str | No
             return True
 
         def catch_up() -> bool:
-            return show(client.watch_since(last).events)
+            while True:  # a long replay comes in pages
+                events = client.watch_since(last).events
+                if not events:
+                    return True
+                if not show(events):
+                    return False
 
         if not catch_up():
             return

@@ -32,11 +32,13 @@ from ecsm_actors.drill.schedule import Action, ActionKind
 from ecsm_actors.drill.snapshot import EcsmServiceView, ProcessRecord, ecsm_name, revision_of
 from ecsm_actors.drill.workload import ANNOTATION_PREFIX, NAMESPACE, NODES
 from ecsm_actors.drill.writer import Write
-from ecsm_actors.errors import ControlError, EcsmActorsError, NotFound
+from ecsm_actors.errors import ControlError, EcsmActorsError, EcsmUnavailable, NotFound
 
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 60.0
+#: How long a fault waits for a restarting simulator's admin API, seconds.
+ADMIN_PATIENCE = 10.0
 _BURST_KEY = ANNOTATION_PREFIX + "burst"
 
 
@@ -100,6 +102,20 @@ class FaultInjector:
         self._probe(action, canary_reconciled(key, generation), "canary",
                     detail=f"canary {key}", on_done=on_done, **kw)
 
+    def _admin(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A simulator admin call, retried while the simulator restarts (it may have just
+        been killed, or frozen and killed by the watchdog)."""
+        deadline = time.monotonic() + ADMIN_PATIENCE
+        while True:
+            try:
+                if method == "reality":
+                    return reality(self.ctx.admin)
+                return getattr(self.ctx.admin, method)(*args, **kwargs)
+            except EcsmUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     # -- processes -------------------------------------------------------------------
 
     def _pid_of(self, name: str) -> ProcessRecord:
@@ -153,22 +169,22 @@ class FaultInjector:
     def _ecsm_window(self, action: Action) -> None:
         p = action.p
         if action.kind is ActionKind.ECSM_LATENCY:
-            self.ctx.admin.faults(latency=p["latency"])
+            self._admin("faults", latency=p["latency"])
         elif action.kind is ActionKind.ECSM_ERRORS:
-            self.ctx.admin.faults(error_rate=p["error_rate"], error_kind="http5xx")
+            self._admin("faults", error_rate=p["error_rate"], error_kind="http5xx")
         else:
-            self.ctx.admin.faults(partition=True)
+            self._admin("faults", partition=True)
         self.ecsm_faulty = True
         self._canary_or(action, None, "", window="ecsm")
 
     def _ecsm_heal(self, action: Action) -> None:
         self.ctx.tracker.end_window("ecsm", time.monotonic())
-        self.ctx.admin.reset_faults()
+        self._admin("reset_faults")
         self.ecsm_faulty = False
 
     def _node_down(self, action: Action) -> None:
         rows = self._our_rows()
-        self.ctx.admin.node_down(action.target)
+        self._admin("node_down", action.target)
         self.nodes_down.add(action.target)
         hit = tuple(r.name for r in rows if action.target in r.nodes and r.factor > 0)
         if not hit:
@@ -179,17 +195,17 @@ class FaultInjector:
 
     def _node_up(self, action: Action) -> None:
         self.ctx.tracker.end_window("node", time.monotonic())
-        self.ctx.admin.node_up(action.target)
+        self._admin("node_up", action.target)
         self.nodes_down.discard(action.target)
 
     def _our_rows(self) -> list[EcsmServiceView]:
-        return reality(self.ctx.admin)[0]
+        return self._admin("reality")[0]
 
     def _victim(self, action: Action) -> tuple[EcsmServiceView, str, list[dict[str, Any]]]:
         """The current ECSM service of the target (or, if it has none with a running
         instance, of the first other service that has one), its owner key and its
         containers. Read through the admin API: ECSM faults do not blind the drill."""
-        rows, containers = reality(self.ctx.admin)
+        rows, containers = self._admin("reality")
         by_name = {r.name: r for r in rows if r.instance_online > 0}
         names = [action.target] + [n for n in sorted(self.ctx.workload.by_name)
                                    if n != action.target]
@@ -211,7 +227,7 @@ class FaultInjector:
         running = sorted(str(c.get("name")) for c in containers if c.get("status") == "running")
         if not running:
             raise Skipped(f"{row.name} has no running container")
-        self.ctx.admin.crash_container(running[0])
+        self._admin("crash_container", running[0])
         self._probe(action, _while_current(key, row.name, ecsm_service_whole(row.name)), "ecsm",
                     needs_ecsm=True, detail=f"container {running[0]} of {row.name}")
 
@@ -278,9 +294,9 @@ class FaultInjector:
             self.frozen.pop(name, None)
         while time.monotonic() < deadline:
             try:
-                self.ctx.admin.reset_faults()
+                self._admin("reset_faults")
                 for node in NODES:
-                    self.ctx.admin.node_up(node)
+                    self._admin("node_up", node)
                 self.nodes_down.clear()
                 self.ecsm_faulty = False
                 return problems

@@ -167,10 +167,10 @@ def _drive(system: DrillSystem, schedule: Schedule, opts: DrillOptions, progress
     state.writer = DesiredStateWriter(registry(), state.ledger).start()
     workload = schedule.workload
     ctx = DrillContext(system=system, registry=registry(), ecsm=ecsm(),
-                       admin=SimulatorAdmin(cfg.ecsm_url), writer=state.writer,
+                       admin=SimulatorAdmin(cfg.ecsm_url, timeout=3.0), writer=state.writer,
                        ledger=state.ledger, tracker=state.tracker, workload=workload,
                        canaries=CanaryPool([c.name for c in workload.canaries]))
-    state.monitor = Monitor(registry=registry(), admin=SimulatorAdmin(cfg.ecsm_url),
+    state.monitor = Monitor(registry=registry(), admin=SimulatorAdmin(cfg.ecsm_url, timeout=3.0),
                             ps=system.ps, tracker=state.tracker, loads=ctx.loads).start()
     ctx.monitor = state.monitor
 

@@ -50,6 +50,10 @@ class ApplyResult:
 
 @dataclass(frozen=True, kw_only=True)
 class WatchResult:
+    """Events after the asked version, in order. ``resource_version``: the events are
+    complete up to it — the registry's current version, or, when the reply was cut at a
+    page (10,000 events), the last event's; ask again from there."""
+
     events: list[Event]
     resource_version: int
     epoch: str

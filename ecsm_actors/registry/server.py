@@ -49,6 +49,10 @@ MAX_BATCH = 512
 POLL_CAP = 0.1
 #: A read returning this many documents releases the map pages it touched at once.
 BULK = 1000
+#: WATCH_SINCE answers at most this many events (about this many bytes) per reply; its
+#: resourceVersion then says how far the page goes, and the caller asks again from there.
+WATCH_PAGE = 10_000
+WATCH_PAGE_BYTES = 32 << 20
 
 Frames = list[bytes]
 
@@ -179,7 +183,8 @@ class RegistryServer:
                 "epoch": epoch, "resourceVersion": self.store.resource_version,
                 "pid": os.getpid()})
         if request.op is Op.WATCH_SINCE:
-            raw = self.store.watch_since_raw(f["resourceVersion"])
+            raw = self.store.watch_since_raw(f["resourceVersion"], max_events=WATCH_PAGE,
+                                             max_bytes=WATCH_PAGE_BYTES)
             if raw.count >= BULK:
                 self.store.release_pages()
             return protocol.encode_reply_with_raw_list(

@@ -31,14 +31,13 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lmdb
 import msgpack
 
-from ecsm_actors.errors import Expired, Internal, Invalid, NotFound, RegistryError, StoreFull
+from ecsm_actors.errors import Expired, Internal, NotFound, RegistryError, StoreFull
 from ecsm_actors.protocol import (
     ApplyAction,
     Event,
@@ -49,73 +48,23 @@ from ecsm_actors.protocol import (
     pack_map,
 )
 from ecsm_actors.store import semantics
+from ecsm_actors.store.records import (
+    Outcome,
+    RawList,
+    Staged,
+    StoredEvent,
+    Write,
+    stage,
+    unpack_stored,
+)
 from ecsm_actors.store.residency import MapPages
 from ecsm_actors.store.semantics import Change, Target
 
 logger = logging.getLogger(__name__)
 
-WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE})
-
-
-@dataclass(frozen=True, kw_only=True)
-class Write:
-    """One write request: its op and its decoded fields (as in :class:`protocol.Request`)."""
-
-    op: Op
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoredEvent:
-    """A committed event and its wire frames (the body is the bytes kept in the log)."""
-
-    event: Event
-    topic: bytes
-    body: bytes
-
-
-@dataclass(frozen=True, kw_only=True)
-class Outcome:
-    """A write that succeeded: the reply payload (also msgpack-encoded, as it was stored)
-    and the events to publish after commit."""
-
-    result: Any
-    encoded: bytes
-    events: tuple[StoredEvent, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class RawList:
-    """``count`` msgpack documents concatenated in ``data``, read at ``resource_version``."""
-
-    count: int
-    data: bytes
-    resource_version: int
-
-    def decode(self) -> list[Any]:
-        unpacker = msgpack.Unpacker(raw=False)
-        unpacker.feed(self.data)
-        return list(unpacker)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Staged:
-    """A write validated outside the transaction, ready to be applied."""
-
-    op: Op
-    target: Target
-    wanted: int | None = None
-    prepared: dict[str, Any] | None = None
-    status: dict[str, Any] | None = None
-    keep_absent: frozenset[str] = field(default_factory=frozenset)
-
 
 def _be(n: int) -> bytes:
     return n.to_bytes(8, "big")
-
-
-def _unpack(raw: bytes | memoryview) -> Any:
-    return msgpack.unpackb(raw, raw=False)
 
 
 class Store:
@@ -201,7 +150,7 @@ class Store:
             raw = txn.get(target.store_key)
         if raw is None:
             raise NotFound(f"{target} not found")
-        return _unpack(raw)
+        return unpack_stored(raw)
 
     def list_raw(self, kind: str, namespace: str | None = None) -> RawList:
         """Every object of a kind (in one namespace, or all), undecoded, with the version
@@ -226,9 +175,13 @@ class Store:
         raw = self.list_raw(kind, namespace)
         return raw.decode(), raw.resource_version
 
-    def watch_since_raw(self, resource_version: int) -> RawList:
-        """Every event with rv > ``resource_version`` (bodies undecoded). Raises Expired
-        when they are no longer all in the log (or the version is from the future)."""
+    def watch_since_raw(self, resource_version: int, *, max_events: int | None = None,
+                        max_bytes: int | None = None) -> RawList:
+        """The events with rv > ``resource_version`` (bodies undecoded), at most
+        ``max_events`` / about ``max_bytes`` of them (always at least one). The result's
+        ``resource_version`` is the version the events are complete up to: the current
+        one, or the last event's when the page was cut short. Raises Expired when the
+        events are no longer all in the log (or the version is from the future)."""
         with self._env.begin(db=self._events, buffers=True) as txn:
             rv, floor = self._log_bounds(txn)
             if resource_version < floor or resource_version > rv:
@@ -236,12 +189,19 @@ class Store:
                               f"(it holds {floor + 1}..{rv}, epoch {self.epoch}); relist")
             cursor = txn.cursor()
             values: list[bytes | memoryview] = []
+            upto, size = rv, 0
             if cursor.set_range(_be(resource_version + 1)):
-                values = [value for _, value in cursor]
-            return RawList(count=len(values), data=b"".join(values), resource_version=rv)
+                for key, value in cursor:
+                    if values and ((max_events is not None and len(values) >= max_events)
+                                   or (max_bytes is not None and size >= max_bytes)):
+                        upto = int.from_bytes(bytes(key), "big") - 1
+                        break
+                    values.append(value)
+                    size += len(value)
+            return RawList(count=len(values), data=b"".join(values), resource_version=upto)
 
-    def watch_since(self, resource_version: int) -> tuple[list[Event], int]:
-        raw = self.watch_since_raw(resource_version)
+    def watch_since(self, resource_version: int, **limits: int) -> tuple[list[Event], int]:
+        raw = self.watch_since_raw(resource_version, **limits)
         return [Event.from_wire(doc) for doc in raw.decode()], raw.resource_version
 
     def usage(self) -> float:
@@ -261,7 +221,7 @@ class Store:
     def execute(self, writes: Sequence[Write]) -> list[Outcome | RegistryError]:
         """Apply ``writes`` in order in one durable transaction; one result per write."""
         now = self._clock()
-        staged = [self._stage(w) for w in writes]
+        staged = [stage(w) for w in writes]
         try:
             return self._commit(staged, now)
         except lmdb.MapFullError:
@@ -289,31 +249,7 @@ class Store:
                          f"{self.usage():.0%} used); write refused — delete objects or raise "
                          f"registry.map_size")
 
-    def _stage(self, write: Write) -> _Staged | RegistryError:
-        """Validate a write outside the transaction (api.prepare is the costly part)."""
-        op, f = write.op, write.fields
-        try:
-            if op is Op.DELETE:
-                kind = f.get("kind")
-                if kind not in semantics.api.KINDS:
-                    raise Invalid(f"unknown kind {kind!r}")
-                target = Target(kind=kind, namespace=f["namespace"], name=f["name"])
-                return _Staged(op=op, target=target, wanted=f.get("resourceVersion"))
-            obj = f["object"]
-            if op is Op.UPDATE_STATUS:
-                target = semantics.target_of(obj)
-                return _Staged(op=op, target=target, wanted=semantics.requested_version(obj),
-                               status=semantics.prepare_status(target.kind, obj))
-            wanted = semantics.requested_version(obj)
-            prepared = semantics.prepare_object(obj)
-            raw_meta = obj.get("metadata") or {}
-            keep = frozenset(k for k in semantics.USER_METADATA if k not in raw_meta)
-            return _Staged(op=op, target=semantics.target_of(prepared), wanted=wanted,
-                           prepared=prepared, keep_absent=keep if op is Op.APPLY else frozenset())
-        except RegistryError as e:
-            return e
-
-    def _commit(self, staged: Sequence[_Staged | RegistryError],
+    def _commit(self, staged: Sequence[Staged | RegistryError],
                 now: float) -> list[Outcome | RegistryError]:
         results: list[Outcome | RegistryError] = []
         txn = self._env.begin(write=True)
@@ -339,11 +275,11 @@ class Store:
         self._rv, self.compacted = rv, compacted
         return results
 
-    def _apply(self, txn: lmdb.Transaction, s: _Staged, rv: int, now: float,
+    def _apply(self, txn: lmdb.Transaction, s: Staged, rv: int, now: float,
                full: bool) -> Outcome:
         key = s.target.store_key
         raw = txn.get(key, db=self._objects)
-        current = _unpack(raw) if raw is not None else None
+        current = unpack_stored(raw) if raw is not None else None
         action: ApplyAction | None = None
         assert s.prepared is not None or s.op in (Op.DELETE, Op.UPDATE_STATUS)
         if s.op is Op.CREATE or (s.op is Op.APPLY and current is None):
@@ -372,7 +308,7 @@ class Store:
             txn.delete(key, db=self._objects)
         else:
             txn.put(key, frame, db=self._objects)
-        event = self._log_event(txn, s.target, change, obj, frame, rv)
+        event = self._log_event(txn, s.target, change, frame, rv)
         return self._outcome(s.op, change, obj, frame, action, (event,))
 
     @staticmethod
@@ -387,13 +323,11 @@ class Store:
         return Outcome(result=obj, encoded=frame, events=events)
 
     def _log_event(self, txn: lmdb.Transaction, target: Target, change: Change,
-                   obj: dict[str, Any], frame: bytes, rv: int) -> StoredEvent:
+                   frame: bytes, rv: int) -> StoredEvent:
         assert change.type is not None
-        event = Event(epoch=self.epoch, seq=rv, type=change.type, kind=target.kind,
-                      key=target.key, resource_version=rv, object=obj)
         body = encode_event_body(self.epoch, change.type, target.kind, target.key, rv, frame)
         txn.put(_be(rv), body, db=self._events, append=True)
-        return StoredEvent(event=event, topic=event_topic(target.kind, change.type), body=body)
+        return StoredEvent(topic=event_topic(target.kind, change.type), body=body)
 
     def _compact(self, txn: lmdb.Transaction, rv: int) -> int:
         """Drop the oldest events beyond the limit; return the new floor."""

@@ -42,6 +42,7 @@ from ecsm_actors.supervisor.process import ChildProcess
 from ecsm_actors.supervisor.rundir import HeldChildren
 from ecsm_actors.supervisor.spec import ChildSpec, ReadinessKind
 from ecsm_actors.supervisor.tree import Child, Tree
+from ecsm_actors.supervisor.views import child_row, child_stats
 
 logger = logging.getLogger(__name__)
 
@@ -207,28 +208,28 @@ class Supervisor:
     # -- control verbs (control.Controlled) --------------------------------------------
 
     def ps(self) -> list[dict[str, Any]]:
-        return [self.tree.row(self.tree.children[n]) for n in self.tree.order]
+        return [child_row(self.tree.children[n], self._clock) for n in self.tree.order]
 
     def kill_child(self, name: str, signum: int) -> dict[str, Any]:
         self.tree.kill(name, signum)
-        return self.tree.row(self.tree.child(name))
+        return child_row(self.tree.child(name), self._clock)
 
     def restart_child(self, name: str) -> dict[str, Any]:
         self.tree.restart(name)
-        return self.tree.row(self.tree.child(name))
+        return child_row(self.tree.child(name), self._clock)
 
     def stop_child(self, name: str) -> dict[str, Any]:
         self.tree.stop(name)
-        return self.tree.row(self.tree.child(name))
+        return child_row(self.tree.child(name), self._clock)
 
     def start_child(self, name: str) -> dict[str, Any]:
         self.tree.start(name)
-        return self.tree.row(self.tree.child(name))
+        return child_row(self.tree.child(name), self._clock)
 
     def stats(self, name: str | None) -> dict[str, Any]:
         names = [name] if name is not None else self.tree.order
         self.tree.sample_memory()  # fresh RSS and CPU for the operator
-        return {n: self.tree.stats(self.tree.child(n)) for n in names}
+        return {n: child_stats(self.tree.child(n)) for n in names}
 
     def status(self) -> dict[str, Any]:
         children = self.tree.children.values()

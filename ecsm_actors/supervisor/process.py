@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ecsm_actors.supervisor.machine import ExitStatus
+from ecsm_actors.supervisor.states import ExitStatus
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import psutil
 
@@ -314,51 +313,6 @@ class Tree:
             retry = m.timer_remaining()
             logger.warning("%s: %s%s: %s", child.spec.name, m.state,
                            f" (retry in {retry:.2f}s)" if retry is not None else "", m.reason)
-
-    # -- views -----------------------------------------------------------------------
-
-    def row(self, child: Child) -> dict[str, Any]:
-        m = child.machine
-        report = m.watchdog.report if m.pid is not None else None
-        return {
-            "name": child.spec.name,
-            "state": str(m.state),
-            "pid": m.pid,
-            "uptime": m.uptime(),
-            "restarts": m.restarts,
-            "lastExit": str(m.last_exit) if m.last_exit is not None else None,
-            "heartbeatAge": m.watchdog.heartbeat_age() if m.pid is not None else None,
-            "queue": report.queue_depth if report is not None else None,
-            "ready": m.state == ChildState.RUNNING,
-            #: Wall-clock times the current incarnation was started / became ready.
-            "startedAt": self._wall(m.started_at) if m.pid is not None else None,
-            "readyAt": self._wall(m.ready_at) if m.state == ChildState.RUNNING else None,
-            "held": m.held,
-            "retryIn": m.timer_remaining() if m.state in (
-                ChildState.BACKOFF, ChildState.HOLD_DOWN) else None,
-            "reason": m.reason,
-        }
-
-    def _wall(self, monotonic: float | None) -> float | None:
-        return None if monotonic is None else time.time() - (self._clock() - monotonic)
-
-    def stats(self, child: Child) -> dict[str, Any]:
-        m = child.machine
-        report = m.watchdog.report if m.pid is not None else None
-        return {
-            "state": str(m.state),
-            "pid": m.pid,
-            "rss": child.rss if m.pid is not None else None,
-            "anonymousRss": m.watchdog.rss if m.pid is not None else None,
-            "cpuSeconds": child.cpu,
-            "liveness": None if report is None else {
-                "ts": report.ts,
-                "queueDepth": report.queue_depth,
-                "oldestInflightAge": report.oldest_inflight_age,
-                "lastCompleted": report.last_completed,
-                "stats": report.stats,
-            },
-        }
 
 
 def _signame(signum: int) -> str:

@@ -37,6 +37,19 @@ def test_the_event_log_is_bounded_and_older_versions_are_expired(tmp_path: Path)
     store.close()
 
 
+def test_a_replay_page_cut_short_says_how_far_it_goes(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for i in range(5):
+        store.write(Op.CREATE, object=service(f"s{i}"))
+    events, upto = store.watch_since(1, max_events=2)
+    assert ([e.seq for e in events], upto) == ([2, 3], 3)
+    events, upto = store.watch_since(3, max_bytes=1)
+    assert ([e.seq for e in events], upto) == ([4], 4)
+    assert [e.seq for e in store.watch_since(4, max_events=2)[0]] == [5]
+    assert store.watch_since(4, max_events=2)[1] == 5
+    store.close()
+
+
 def test_a_version_from_the_future_is_expired(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     store.write(Op.CREATE, object=service("a"))

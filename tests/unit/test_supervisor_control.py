@@ -102,7 +102,7 @@ def test_garbage_on_the_control_socket_gets_an_error_reply_not_a_crash() -> None
 
 
 def test_the_ps_table_shows_every_column_and_why_a_child_is_not_running() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": "registry", "state": "RUNNING", "pid": 41, "uptime": 125.0, "restarts": 2,
          "lastExit": "SIGKILL", "heartbeatAge": 0.42, "queue": None, "retryIn": None,
          "reason": ""},

@@ -1,0 +1,109 @@
+r"""The values that travel through the store's write path, and the validation step.
+
+Runs in the registry process. A :class:`Write` (op + decoded request fields) is first
+:func:`stage`\ d — defaulted and validated with :mod:`ecsm_actors.api`, outside any
+transaction, since validation is the costliest part of a write — then applied inside the
+group-commit transaction, giving an :class:`Outcome` (the reply, already encoded) and the
+:class:`StoredEvent`\ s to publish once the transaction is durable.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from ecsm_actors.errors import Invalid, RegistryError
+from ecsm_actors.protocol import Event, Op
+from ecsm_actors.store import semantics
+from ecsm_actors.store.semantics import Target
+
+WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE})
+
+
+def unpack_stored(raw: bytes | memoryview) -> Any:
+    return msgpack.unpackb(raw, raw=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Write:
+    """One write request: its op and its decoded fields (as in :class:`protocol.Request`)."""
+
+    op: Op
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvent:
+    """A committed event as its wire frames (the body is the bytes kept in the log)."""
+
+    topic: bytes
+    body: bytes
+
+    @functools.cached_property
+    def event(self) -> Event:
+        """The decoded event (the registry itself only forwards the frames)."""
+        return Event.from_wire(unpack_stored(self.body))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """A write that succeeded: the reply payload (also msgpack-encoded, as it was stored)
+    and the events to publish after commit."""
+
+    result: Any
+    encoded: bytes
+    events: tuple[StoredEvent, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RawList:
+    """``count`` msgpack documents concatenated in ``data``, read at ``resource_version``."""
+
+    count: int
+    data: bytes
+    resource_version: int
+
+    def decode(self) -> list[Any]:
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(self.data)
+        return list(unpacker)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Staged:
+    """A write validated outside the transaction, ready to be applied."""
+
+    op: Op
+    target: Target
+    wanted: int | None = None
+    prepared: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None
+    keep_absent: frozenset[str] = field(default_factory=frozenset)
+
+
+def stage(write: Write) -> Staged | RegistryError:
+    """Validate a write outside the transaction; a refusal is returned, not raised."""
+    op, f = write.op, write.fields
+    try:
+        if op is Op.DELETE:
+            kind = f.get("kind")
+            if kind not in semantics.api.KINDS:
+                raise Invalid(f"unknown kind {kind!r}")
+            target = Target(kind=kind, namespace=f["namespace"], name=f["name"])
+            return Staged(op=op, target=target, wanted=f.get("resourceVersion"))
+        obj = f["object"]
+        if op is Op.UPDATE_STATUS:
+            target = semantics.target_of(obj)
+            return Staged(op=op, target=target, wanted=semantics.requested_version(obj),
+                          status=semantics.prepare_status(target.kind, obj))
+        wanted = semantics.requested_version(obj)
+        prepared = semantics.prepare_object(obj)
+        raw_meta = obj.get("metadata") or {}
+        keep = frozenset(k for k in semantics.USER_METADATA if k not in raw_meta)
+        return Staged(op=op, target=semantics.target_of(prepared), wanted=wanted,
+                      prepared=prepared, keep_absent=keep if op is Op.APPLY else frozenset())
+    except RegistryError as e:
+        return e
