@@ -125,16 +125,16 @@ class Controller:
     def start(self) -> Controller:
         logger.info("%s: starting (%s, %d workers)", self.spec.name, self.spec.kind,
                     self.spec.workers)
-        self.informer.start()
-        for i in range(self.spec.workers):
-            t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}", daemon=True)
-            t.start()
-            self._workers.append(t)
         if self._report_liveness:
             self._context = zmq.Context()
             self._liveness = LivenessReporter(
                 self._context, self.cfg.heartbeat_endpoint, self.spec.name,
                 self.cfg.controller.heartbeat_interval, self.liveness_report).start()
+        self.informer.start()
+        for i in range(self.spec.workers):
+            t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
         return self
 
     def alive(self) -> bool:
@@ -187,6 +187,10 @@ class Controller:
         while not self.informer.wait_for_sync(0.5):
             if self._stopping.is_set():
                 return
+        if index == 0 and self._liveness is not None:
+            # Report "synced" at once: the supervisor counts a restarted controller as
+            # ready from this report, so waiting for the next period would delay it.
+            self._liveness.beat()
         registry = self._registry_factory()
         ctx = self.context(registry, index)
         try:
