@@ -146,9 +146,9 @@ def history_cmd(ctx: CliContext, name: str, namespace: str, number: int | None) 
         rows.append((rec.number, rec.revision, rec.template.get("image", ""),
                      "-" if row is None else row.factor,
                      "-" if row is None else row.instance_online,
-                     "current" if rec.revision == current else ""))
+                     "yes" if rec.revision == current else "-"))
     click.echo(f"ecsmservice/{name}")
-    print_table(["REVISION", "HASH", "IMAGE", "FACTOR", "READY", ""], rows)
+    print_table(["REVISION", "HASH", "IMAGE", "FACTOR", "READY", "CURRENT"], rows)
     if isinstance(ecsm, str):
         click.echo(f"({ecsm})", err=True)
 

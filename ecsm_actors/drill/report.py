@@ -63,10 +63,13 @@ class Report:
     invariants: tuple[CheckResult, ...] = ()
     notes: tuple[str, ...] = ()
     elapsed: float = 0.0
+    #: Why the drill stopped before judging (the system did not start, …); empty if not.
+    aborted: str = ""
 
     @property
     def ok(self) -> bool:
-        return bool(self.invariants) and all(r.ok for r in self.invariants)
+        return (not self.aborted and bool(self.invariants)
+                and all(r.ok for r in self.invariants))
 
     def by_kind(self) -> dict[str, dict[str, Any]]:
         """Per fault kind: count, recoveries observed, recovery p50/p99 (seconds)."""
@@ -83,6 +86,7 @@ class Report:
         times = [f.recovery for f in self.faults if f.recovery is not None]
         return {
             "ok": self.ok,
+            "aborted": self.aborted,
             "seed": self.seed,
             "duration": self.duration,
             "services": self.services,
@@ -141,6 +145,8 @@ class Report:
         for note in self.notes:
             lines.append(f"note: {note}")
         lines.append("")
+        if self.aborted:
+            lines.append(f"drill ABORTED: {self.aborted}")
         lines.append("RESULT: " + ("PASS — every invariant holds" if self.ok
                                    else "FAIL — see the violations above"))
         return "\n".join(lines)

@@ -99,7 +99,7 @@ def run_drill(opts: DrillOptions, out: TextIO, *, tty: bool = False) -> Report:
     try:
         _drive(system, schedule, opts, progress, state)
     except (EcsmActorsError, OSError) as e:
-        state.notes.append(f"drill aborted: {e}")
+        state.aborted = str(e)
         progress.line(f"drill: aborted: {e}")
     finally:
         state.shutdown()
@@ -118,7 +118,7 @@ def run_drill(opts: DrillOptions, out: TextIO, *, tty: bool = False) -> Report:
         initial_convergence=state.initial, quiesced=state.quiesced,
         time_to_quiescence=state.quiescence, quiescence_blocker=state.blocker,
         invariants=tuple(state.results), notes=tuple(state.notes),
-        elapsed=time.monotonic() - begin)
+        elapsed=time.monotonic() - begin, aborted=state.aborted)
     if report.ok and not opts.keep and not opts.run_dir:
         shutil.rmtree(run_dir, ignore_errors=True)
     return report
@@ -139,6 +139,7 @@ class _State:
         self.quiesced = False
         self.quiescence: float | None = None
         self.blocker = ""
+        self.aborted = ""
 
     def shutdown(self) -> None:
         if self.monitor is not None:
@@ -184,7 +185,7 @@ def _drive(system: DrillSystem, schedule: Schedule, opts: DrillOptions, progress
     if not state.writer.wait_idle(60.0):
         state.notes.append("the workload was not fully written within 60s")
     settle = opts.settle_timeout or max(45.0, opts.services * 0.4)
-    state.initial, reason = _wait_quiescent(ctx, settle, progress, "converging")
+    state.initial, reason, _ = _wait_quiescent(ctx, settle, progress, "converging")
     if state.initial is None:
         state.notes.append(f"the workload did not converge within {settle:g}s before the "
                            f"timeline started ({reason})")
@@ -215,11 +216,12 @@ def _drive(system: DrillSystem, schedule: Schedule, opts: DrillOptions, progress
         state.notes.append(f"{state.writer.pending()} writes still pending after 60s")
     state.notes += [f"write abandoned: {w}" for w in state.writer.abandoned]
     quiesce = opts.quiesce_timeout or max(60.0, opts.services * 0.5)
-    state.quiescence, state.blocker = _wait_quiescent(ctx, quiesce, progress, "quiescing")
+    state.quiescence, state.blocker, snap = _wait_quiescent(ctx, quiesce, progress, "quiescing")
     state.quiesced = state.quiescence is not None
     progress.line("drill: " + (f"quiescent after {_fmt(state.quiescence)}" if state.quiesced
                                else f"NOT quiescent after {quiesce:g}s: {state.blocker}"))
-    snap = _snapshot(ctx, attempts=10)
+    if snap is None:
+        snap = _snapshot(ctx, attempts=10)
     if snap is None:
         state.notes.append("no final snapshot could be taken")
         snap = Snapshot()
@@ -257,28 +259,32 @@ def _snapshot(ctx: DrillContext, attempts: int = 1) -> Snapshot | None:
 
 
 def _wait_quiescent(ctx: DrillContext, timeout: float, progress: Progress,
-                    what: str) -> tuple[float | None, str]:
-    """Seconds until two consecutive snapshots a second apart are quiescent; None (and
-    the last reason) when ``timeout`` passes first."""
+                    what: str) -> tuple[float | None, str, Snapshot | None]:
+    """Seconds until two consecutive snapshots a second apart are quiescent, with the
+    last of them (the one to judge: taking another could catch an HPA mid-scale); None,
+    the last reason and the last snapshot when ``timeout`` passes first."""
     start = time.monotonic()
     reason, streak_since = "no snapshot yet", None
+    last: Snapshot | None = None
     while time.monotonic() - start < timeout:
         snap = _snapshot(ctx)
         if snap is None:
             reason, streak_since = "registry or ECSM unreachable", None
         else:
+            last = snap
             ok, why = invariants.quiescent(snap)
             if ok:
+                reason = "converged; confirming"
                 if streak_since is None:
                     streak_since = time.monotonic()
                 elif time.monotonic() - streak_since >= 1.0:
-                    return streak_since - start, ""
+                    return streak_since - start, "", snap
             else:
                 reason, streak_since = why, None
         progress(f"drill: {what} for {time.monotonic() - start:5.1f}s "
                  f"(lag {invariants.lag(snap) if snap else '?'}): {reason[:100]}")
         time.sleep(0.5)
-    return None, reason
+    return None, reason, last
 
 
 def _fmt(x: float | None) -> str:

@@ -140,11 +140,10 @@ class DesiredStateWriter:
                 if self._stop.is_set():
                     return
                 try:
-                    finished = self._attempt(write)
+                    finished = self.attempt(write)
                 except Unavailable as e:
                     self.registry_down_since = self.registry_down_since or time.monotonic()
                     logger.debug("registry unavailable (%s); %s retried later", e, write.label)
-                    self._cache.pop(write.cache_key, None)
                     write.not_before = time.monotonic() + 0.1
                     break           # the registry is down: no point trying other keys now
                 except RegistryError as e:
@@ -159,14 +158,19 @@ class DesiredStateWriter:
                 if finished:
                     self._done(write)
 
-    def _attempt(self, write: Write) -> bool:
+    def attempt(self, write: Write) -> bool:
         """One try; True when the write is settled (acknowledged or moot)."""
         write.attempts += 1
-        if write.op == "create":
-            return self._create(write)
-        if write.op == "delete":
-            return self._delete(write)
-        return self._modify(write)
+        try:
+            if write.op == "create":
+                return self._create(write)
+            if write.op == "delete":
+                return self._delete(write)
+            return self._modify(write)
+        except Unavailable:
+            # The write may have landed: the next attempt must read the object afresh.
+            self._cache.pop(write.cache_key, None)
+            raise
 
     def _ack(self, write: Write, obj: dict[str, Any] | None) -> bool:
         if obj is None:

@@ -128,7 +128,11 @@ class RegistryServer:
             timeout = max(0.0, min(next_beat - now, POLL_CAP))
             if self.router.poll(int(timeout * 1000), zmq.POLLIN):
                 self.serve_batch()
-        logger.info("registry stopping (signal %s)", stop.signum)
+        st = self.stats
+        logger.info("registry stopping (signal %s): %d requests, %d writes in %d commits "
+                    "(largest batch %d), %d bad requests, %d internal errors", stop.signum,
+                    st["requests"], st["writes"], st["commits"], st["maxBatch"],
+                    st["badRequests"], st["internalErrors"])
 
     def close(self) -> None:
         self.liveness.close()

@@ -105,8 +105,11 @@ def test_a_rollout_respects_surge_and_unavailable_at_every_instant_and_undo_goes
     services = h.ecsm(stack.admin, "default.roll.")
     assert services[second]["factor"] == 4 and services[first]["factor"] == 0
 
-    history = cli_run(stack, "rollout", "history", "roll")
-    assert "app@1.0" in history and "app@1.1" in history and "current" in history
+    history = cli_run(stack, "rollout", "history", "roll").splitlines()
+    assert history[1].split() == ["REVISION", "HASH", "IMAGE", "FACTOR", "READY", "CURRENT"]
+    rows = [row.split() for row in history[2:]]
+    assert [[r[0], r[2], r[3], r[5]] for r in rows] == [["1", "app@1.0", "0", "-"],
+                                                       ["2", "app@1.1", "4", "yes"]]
     assert "successfully rolled out" in cli_run(stack, "rollout", "status", "roll",
                                                 "--timeout", "20")
     assert "rolled back to revision 1" in cli_run(stack, "rollout", "undo", "roll")

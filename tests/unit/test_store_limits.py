@@ -120,7 +120,8 @@ def test_a_map_full_error_refuses_the_write_and_leaves_the_store_intact(tmp_path
     store.close()
     again = open_store(tmp_path, map_size=1 * MiB, full_ratio=1.0, event_log_limit=1000)
     assert (again.resource_version, again.epoch) == (rv, epoch)
-    assert sorted(o["metadata"]["name"] for o in again.list_objects("ECSMService")[0]) == sorted(names)
+    stored = again.list_objects("ECSMService")[0]
+    assert sorted(o["metadata"]["name"] for o in stored) == sorted(names)
     assert [e.seq for e in again.watch_since(0)[0]] == list(range(1, rv + 1))
     again.close()
 
