@@ -150,10 +150,13 @@ def _node_subset(rng: random.Random, least: int = 1) -> tuple[str, ...]:
     return tuple(sorted(rng.sample(NODES, size)))
 
 
-def generate_workload(rng: random.Random, services: int, *, canaries: int = 3,
+def generate_workload(rng: random.Random, services: int, *, canaries: int | None = None,
                       static_fraction: float = 0.4, hpa_fraction: float = 0.15,
                       chain_fraction: float = 0.15) -> Workload:
-    """``services`` random ECSMServices plus ``canaries`` canary services."""
+    """``services`` random ECSMServices plus ``canaries`` canary services (by default
+    3, and one more per 100 services: each times one fault at a time)."""
+    if canaries is None:
+        canaries = 3 + services // 100
     plans: list[ServicePlan] = []
     chain_budget = int(services * chain_fraction)
     i = 0

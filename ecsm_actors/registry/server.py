@@ -157,7 +157,8 @@ class RegistryServer:
                 request = protocol.decode_request(body[0], self.max_frame)
             except BadRequest as e:
                 self.stats["badRequests"] += 1
-                logger.warning("bad request: %s", e)
+                if self.stats["badRequests"] <= 10 or self.stats["badRequests"] % 1000 == 0:
+                    logger.warning("bad request (%d so far): %s", self.stats["badRequests"], e)
                 rid = protocol.request_id_of(body[0]) if len(body) == 1 and len(
                     body[0]) <= self.max_frame else None
                 self._send(envelope, protocol.encode_error(rid, self.store.epoch, e))
