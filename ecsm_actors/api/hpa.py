@@ -8,9 +8,8 @@ HPA controller and the CLI. Invariants: ``from_dict`` runs ``prepare`` (and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import ClassVar
 
 from ecsm_actors.api.enums import (
     MetricSourceType,
@@ -22,9 +21,8 @@ from ecsm_actors.api.enums import (
 from ecsm_actors.api.hpa_schema import DEFAULT_METRICS, DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP
 from ecsm_actors.api.kinds import API_VERSION
 from ecsm_actors.api.meta import Condition, ObjectMeta, find_condition
-from ecsm_actors.api.validation import prepare, prepare_status
+from ecsm_actors.api.toplevel import TopLevelObject
 from ecsm_actors.api.wire import WireObject, wire
-from ecsm_actors.errors import Cause, Invalid
 
 KIND = "ECSMHpa"
 
@@ -155,37 +153,14 @@ class HpaStatus(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ECSMHpa(WireObject):
+class ECSMHpa(TopLevelObject):
+    KIND: ClassVar[str] = KIND
+
     api_version: str = API_VERSION
     kind: str = KIND
     metadata: ObjectMeta
     spec: HpaSpec
     status: HpaStatus | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Prepare (default + validate) ``data`` and build the view. Raises ``Invalid``."""
-        if not isinstance(data, Mapping) or data.get("kind") != KIND:
-            raise Invalid(f"not an {KIND}", [Cause(field="kind", message=f"expected {KIND}")])
-        obj = prepare(data)
-        if "status" in obj:
-            obj["status"] = prepare_status(KIND, obj["status"])
-        return cls.from_wire(obj)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.to_wire()
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
 
     @property
     def target_key(self) -> str:

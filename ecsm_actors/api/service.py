@@ -10,17 +10,15 @@ controllers and the CLI to read specs and build statuses. Invariants: ``from_dic
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import ClassVar
 
 from ecsm_actors.api.enums import StrategyType, UpgradeType
 from ecsm_actors.api.kinds import API_VERSION
 from ecsm_actors.api.meta import Condition, ObjectMeta, find_condition
 from ecsm_actors.api.template import Template
-from ecsm_actors.api.validation import prepare, prepare_status
+from ecsm_actors.api.toplevel import TopLevelObject
 from ecsm_actors.api.wire import WireObject, wire
-from ecsm_actors.errors import Cause, Invalid
 
 KIND = "ECSMService"
 
@@ -103,37 +101,14 @@ class ServiceStatus(WireObject):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ECSMService(WireObject):
+class ECSMService(TopLevelObject):
+    KIND: ClassVar[str] = KIND
+
     api_version: str = API_VERSION
     kind: str = KIND
     metadata: ObjectMeta
     spec: ServiceSpec
     status: ServiceStatus | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Prepare (default + validate) ``data`` and build the view. Raises ``Invalid``."""
-        if not isinstance(data, Mapping) or data.get("kind") != KIND:
-            raise Invalid(f"not an {KIND}", [Cause(field="kind", message=f"expected {KIND}")])
-        obj = prepare(data)
-        if "status" in obj:
-            obj["status"] = prepare_status(KIND, obj["status"])
-        return cls.from_wire(obj)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.to_wire()
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
 
     @property
     def desired_replicas(self) -> int:

@@ -7,20 +7,18 @@ containers|images``, ``describe node|…``, ``container …``) goes straight to 
 This module owns the root group, the shared ``get``/``describe`` groups, the global
 options and the one catch-all of the CLI process: an :class:`EcsmActorsError` prints one
 line ``error: …`` on stderr and exits 1 (a traceback only with ``-v``); usage errors exit 2.
-The verbs themselves live in :mod:`.desired` and :mod:`.platform` (and ``.rollout``).
+The verbs themselves live in :mod:`.desired`, :mod:`.platform` and :mod:`.rollout`.
 """
 
 from __future__ import annotations
 
-import sys
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
+from ecsm_actors.cli.entry import run
 from ecsm_actors.config import Config, load_config
-from ecsm_actors.errors import EcsmActorsError
 
 
 @dataclass
@@ -71,42 +69,10 @@ def describe() -> None:
     """Show one object in detail."""
 
 
-def _load_verbs() -> None:
-    # The verb modules attach their commands to the groups above.
-    import importlib
-
-    for module in ("desired", "platform", "rollout"):
-        try:
-            importlib.import_module(f"ecsm_actors.cli.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"ecsm_actors.cli.{module}":
-                raise
-
-
-_load_verbs()
+# The verb modules attach their commands to the groups above.
+from ecsm_actors.cli import desired, platform, rollout  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``ecsm-cli``: the CLI's only catch-all."""
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
-    try:
-        # Without standalone mode click *returns* the code of ``ctx.exit(n)``.
-        code = cli.main(args=argv, prog_name="ecsm-cli", standalone_mode=False)
-        if isinstance(code, int) and not isinstance(code, bool):
-            return code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 1
-    except click.exceptions.Exit as e:
-        return int(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except EcsmActorsError as e:
-        if verbose:
-            traceback.print_exc()
-        click.echo(f"error: {e}", err=True)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    """Entry point of ``ecsm-cli``."""
+    return run(cli, "ecsm-cli", argv)

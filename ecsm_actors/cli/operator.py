@@ -17,16 +17,17 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 import click
 import yaml
 
+from ecsm_actors.cli import entry
 from ecsm_actors.cli import operator_output as out
 from ecsm_actors.config import Config, load_config
-from ecsm_actors.errors import ControlError, EcsmActorsError
+from ecsm_actors.drill.cli import drill as drill_command
+from ecsm_actors.errors import ControlError
 from ecsm_actors.supervisor.client import SupervisorClient
 from ecsm_actors.supervisor.rundir import running_supervisor
 
@@ -259,35 +260,9 @@ def _wait_child(op: OperatorContext, name: str, done: Callable[[dict[str, Any]],
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``ecsm-operator``: the CLI's only catch-all."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    verbose = "-v" in args or "--verbose" in args
-    try:
-        result = cli.main(args=args, prog_name="ecsm-operator", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 1
-    except click.exceptions.Exit as e:
-        return int(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except EcsmActorsError as e:
-        if verbose:
-            traceback.print_exc()
-        click.echo(f"error: {e}", err=True)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return result if isinstance(result, int) else 0
+    """Entry point of ``ecsm-operator``."""
+    return entry.run(cli, "ecsm-operator", argv)
 
 
-try:  # `ecsm-operator drill` is owned by the drill package (ecsm_actors/drill/cli.py)
-    from ecsm_actors.drill.cli import drill as _drill
-    cli.add_command(_drill)
-except ModuleNotFoundError as _e:
-    if not (_e.name or "").startswith("ecsm_actors.drill"):
-        raise
-
-if __name__ == "__main__":
-    sys.exit(main())
+# `ecsm-operator drill` is owned by the drill package.
+cli.add_command(drill_command)

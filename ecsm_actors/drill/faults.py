@@ -233,12 +233,13 @@ class FaultInjector:
 
     def _ecsm_service_delete(self, action: Action) -> None:
         row, key, _ = self._victim(action)
-        for attempt in range(5):    # through the real API, which an ECSM fault may fail
+        deadline = time.monotonic() + ADMIN_PATIENCE
+        while True:     # through ECSM's real API, which a restarting simulator may refuse
             try:
                 self.ctx.ecsm.services.delete(row.id)
                 break
             except EcsmActorsError:
-                if attempt == 4:
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
         self._probe(action, _while_current(key, row.name, ecsm_service_whole(row.name, row.id)),

@@ -214,9 +214,10 @@ def _faults(rng: random.Random, duration: float, profile: Profile,
 
 def _available(kind: ActionKind, t: float, busy_until: dict[str, float]) -> ActionKind:
     """``kind`` unless its resource is busy at ``t``; then an instantaneous fault."""
+    # Deleting an ECSM service goes through ECSM's own API: not inside an ECSM window.
     resource = {ActionKind.FREEZE: "freeze", ActionKind.WRITE_BURST: "freeze",
-                ActionKind.NODE_DOWN: "node"}.get(kind, "ecsm" if kind in _ECSM_WINDOWS
-                                                  else None)
+                ActionKind.NODE_DOWN: "node", ActionKind.ECSM_SERVICE_DELETE: "ecsm"}.get(
+        kind, "ecsm" if kind in _ECSM_WINDOWS else None)
     if resource is None or busy_until[resource] <= t:
         return kind
     return ActionKind.KILL

@@ -31,7 +31,7 @@ def test_conf_file_beats_defaults_env_beats_file_and_flags_beat_env(tmp_path: Pa
 
 
 def test_every_key_can_be_set_from_the_environment() -> None:
-    for key, typ in keys().items():
+    for key in keys():
         section, name = key.split(".")
         var = f"ECSM_ACTORS_{section}_{name}".upper()
         value = getattr(getattr(Config(), section), name)

@@ -72,6 +72,8 @@ def _assert_windows_close(s: Schedule) -> None:
                 a.kind, "ecsm")
             assert resource not in open_windows, f"overlapping {resource} windows at {a.at}"
             open_windows[resource] = a.target
+        elif a.kind is ActionKind.ECSM_SERVICE_DELETE:
+            assert "ecsm" not in open_windows, "ECSM's API is needed to delete behind its back"
         elif a.kind in (ActionKind.THAW, ActionKind.NODE_UP, ActionKind.ECSM_HEAL):
             resource = {ActionKind.THAW: "freeze", ActionKind.NODE_UP: "node"}.get(
                 a.kind, "ecsm")

@@ -271,7 +271,6 @@ def roll(d_old: Desired, d_new: Desired, *, max_passes: int = 200) -> tuple[Mode
     assert ecsm.totals() == (d_old.replicas if d_old.policy is Policy.DYNAMIC
                              else len(d_old.nodes),) * 2
     seen = []
-    target = d_new.replicas if d_new.policy is Policy.DYNAMIC else len(d_new.nodes)
     for _ in range(max_passes):
         p = plan(d_new, ecsm.observe())
         ecsm.apply(p.actions)

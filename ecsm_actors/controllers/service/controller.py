@@ -18,8 +18,8 @@ Errors: ECSM unreachable / 5xx / undecodable → requeue with backoff, and after
 (unknown image or node…) → TerminalError with ECSM's message (the runtime records it as
 Degraded); an ECSM "name exists" on create means the service is already there (adopted on
 the next pass). A dependency cycle holds every member back with Degraded/DependencyCycle
-and is re-checked at the drift pace (no retries), so breaking it anywhere frees them all. Nothing here is remembered between passes except the failure counter and
-the node cache, so a controller killed at any line is replaced without loss.
+and is re-checked at the drift pace (no retries), so breaking it anywhere frees them all.
+Nothing here is remembered between passes except the failure counter and the node cache, so a controller killed at any line is replaced without loss.
 """
 
 from __future__ import annotations

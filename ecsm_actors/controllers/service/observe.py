@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ecsm_actors.controllers.service.naming import parse_owned
 from ecsm_actors.controllers.service.model import ContainerView, RevisionView
+from ecsm_actors.controllers.service.naming import parse_owned
 
 #: Node statuses that mean "cannot run containers now".
 DOWN_STATUSES = frozenset({"offline", "down", "unreachable", "notready", "not_ready", "error",

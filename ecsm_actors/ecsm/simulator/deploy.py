@@ -16,6 +16,7 @@ Runs inside the simulator process, always under ``State.lock``. Rules:
 from __future__ import annotations
 
 from collections import Counter
+
 from ecsm_actors.ecsm.simulator.bodies import ServiceBody
 from ecsm_actors.ecsm.simulator.errors import SimError, bad_request
 from ecsm_actors.ecsm.simulator.model import CREATED, STOP, ContainerRec, NodeRec, ServiceRec
