@@ -162,7 +162,7 @@ def decode_request(frame: bytes, max_bytes: int | None = None) -> Request:
     if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
         raise BadRequest("request id must be an integer or a string")
     try:
-        op = Op(doc.get("op"))
+        op = Op(doc.get("op", ""))
     except ValueError:
         raise BadRequest(f"unknown op {doc.get('op')!r}") from None
     fields: dict[str, Any] = {}
@@ -396,7 +396,7 @@ def decode_control(frame: bytes, max_bytes: int = 1 << 20) -> tuple[int | str, C
     if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
         raise BadRequest("request id must be an integer or a string")
     try:
-        op = ControlOp(doc.get("op"))
+        op = ControlOp(doc.get("op", ""))
     except ValueError:
         raise BadRequest(f"unknown control op {doc.get('op')!r}") from None
     rest = {k: v for k, v in doc.items() if k not in ("v", "id", "op")}

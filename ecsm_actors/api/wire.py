@@ -18,7 +18,7 @@ import enum
 import functools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import field, fields
 from typing import Any, Self
 
@@ -33,14 +33,21 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-@functools.cache
-def _plan(cls: type) -> tuple[tuple[str, str, Any, bool], ...]:
+_Plan = tuple[tuple[str, str, Any, bool], ...]
+
+
+def _build_plan(cls: type) -> _Plan:
     hints = typing.get_type_hints(cls)
     return tuple(
         (f.name, f.metadata.get("wire") or camel(f.name), hints[f.name],
          bool(f.metadata.get("omit_empty")))
         for f in fields(cls)
     )
+
+
+# Typed as a plain callable: functools.cache's wrapper wants Hashable arguments and mypy
+# does not see a class object (whose ``__hash__`` is the instances') as one.
+_plan: Callable[[type], _Plan] = functools.cache(_build_plan)
 
 
 class WireObject:

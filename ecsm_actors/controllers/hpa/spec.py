@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 from ecsm_actors.errors import TerminalError
 
@@ -157,7 +157,7 @@ def _metrics(raw: Any) -> tuple[MetricTarget, ...]:
             raise _invalid(f"{path}.type", "only Resource metrics are supported")
         res = _mapping(m, "resource", path)
         try:
-            resource = ResourceName(res.get("name"))
+            resource = ResourceName(res.get("name", ""))
         except ValueError as e:
             raise _invalid(f"{path}.resource.name", "expected cpu or memory") from e
         target = _mapping(res, "target", f"{path}.resource")
@@ -198,7 +198,7 @@ def _policy(raw: Any, path: str) -> ScalingPolicy:
     if not isinstance(raw, dict):
         raise _invalid(path, "expected a mapping")
     try:
-        ptype = PolicyType(raw.get("type"))
+        ptype = PolicyType(raw.get("type", ""))
     except ValueError as e:
         raise _invalid(f"{path}.type", "expected Pods or Percent") from e
     value = raw.get("value")
@@ -226,7 +226,7 @@ def _int(parent: dict[str, Any], key: str, default: int | None) -> int:
     return value
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value
 
 
