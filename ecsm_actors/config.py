@@ -399,10 +399,10 @@ def load_config(
     for var, value in env.items():
         if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONF":
             continue
-        key = _ALIASES.get(var) or _env_key(var, known)
-        if key is None:
+        env_key = _ALIASES.get(var) or _env_key(var, known)
+        if env_key is None:
             continue  # not ours to judge: other tools may share the prefix
-        values[key] = _coerce(f"{key} (from {var})", known[key], value)
+        values[env_key] = _coerce(f"{env_key} (from {var})", known[env_key], value)
 
     for key, value in (overrides or {}).items():
         if value is None:

@@ -4,7 +4,9 @@ Three channels, all msgpack frames with a protocol version ``v``:
 
 * **Registry REQ/REP** — requests ``{v, id, op, ...fields}`` → replies
   ``{v, id, ok, epoch, result}`` or ``{v, id, ok: false, epoch, error: {code, message,
-  causes}}``. Ops: :class:`Op`. Error codes are the ``code`` of the classes in
+  causes}}``. Ops: :class:`Op`. ``LIST`` answers ``{resourceVersion, items: [object...]}``,
+  or with ``view: "versions"`` (:class:`ListView`) ``{resourceVersion, versions: [[key,
+  resourceVersion]...]}``: all an informer needs, a few bytes per object. Error codes are the ``code`` of the classes in
   :mod:`ecsm_actors.errors` (NotFound, AlreadyExists, Conflict, Invalid, Expired,
   BadRequest, StoreFull, Unavailable, Internal).
 * **Registry PUB** — events as two frames ``[topic, body]``; topic ``<Kind>.<TYPE>``
@@ -51,6 +53,13 @@ class Op(StrEnum):
     WATCH_SINCE = "WATCH_SINCE"
 
 
+class ListView(StrEnum):
+    """What a ``LIST`` returns per object: the whole object, or only ``[key, rv]``."""
+
+    FULL = "full"
+    VERSIONS = "versions"
+
+
 class EventType(StrEnum):
     ADDED = "ADDED"
     MODIFIED = "MODIFIED"
@@ -87,7 +96,7 @@ _OPT_INT = (int, type(None))
 OP_FIELDS: dict[Op, dict[str, tuple[type, ...]]] = {
     Op.PING: {},
     Op.GET: {"kind": _STR, "namespace": _STR, "name": _STR},
-    Op.LIST: {"kind": _STR, "namespace": _OPT_STR},
+    Op.LIST: {"kind": _STR, "namespace": _OPT_STR, "view": _OPT_STR},
     Op.CREATE: {"object": _OBJ},
     Op.UPDATE: {"object": _OBJ},
     Op.UPDATE_STATUS: {"object": _OBJ},
@@ -95,7 +104,7 @@ OP_FIELDS: dict[Op, dict[str, tuple[type, ...]]] = {
     Op.DELETE: {"kind": _STR, "namespace": _STR, "name": _STR, "resourceVersion": _OPT_INT},
     Op.WATCH_SINCE: {"resourceVersion": _INT},
 }
-_OPTIONAL = {(Op.LIST, "namespace"), (Op.DELETE, "resourceVersion")}
+_OPTIONAL = {(Op.LIST, "namespace"), (Op.LIST, "view"), (Op.DELETE, "resourceVersion")}
 
 
 def object_key(namespace: str, name: str) -> str:
@@ -237,6 +246,30 @@ def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,
                      "result": None})[:-1]  # the map minus the value of "result"
     inner = pack_map({**fields, list_key: None})[:-1]  # likewise minus the list
     return b"".join((head, inner, packer.pack_array_header(count), data))
+
+
+def peek_resource_version(frame: bytes | memoryview) -> int:
+    """``metadata.resourceVersion`` of an encoded object, read without decoding the rest
+    of it (the versions-only LIST serves thousands of objects this way). Raises
+    BadRequest when the frame is not an object carrying an integer version."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(frame)
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() != "metadata":
+                unpacker.skip()
+                continue
+            for _ in range(unpacker.read_map_header()):
+                if unpacker.unpack() == "resourceVersion":
+                    rv = unpacker.unpack()
+                    if isinstance(rv, int) and not isinstance(rv, bool):
+                        return rv
+                    break
+                unpacker.skip()
+            break
+    except (ValueError, TypeError, msgpack.OutOfData, msgpack.UnpackException) as e:
+        raise BadRequest(f"malformed object frame: {e}") from e
+    raise BadRequest("object frame without an integer metadata.resourceVersion")
 
 
 def encode_event_body(epoch: str, type_: EventType | str, kind: str, key: str, seq: int,

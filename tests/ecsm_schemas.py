@@ -15,7 +15,7 @@ def NULL(schema: Any) -> tuple[str, Any]:  # noqa: N802 - reads like the notatio
     return ("null", schema)
 
 
-S, I, N, B, ANY = "str", "int", "num", "bool", "any"
+S, I, N, B, ANY = "str", "int", "num", "bool", "any"  # noqa: E741 - reads like the notation
 
 ENVELOPE = {"status": I, "message": S, "data": ANY, "fieldErrors": NULL(S)}
 

@@ -7,6 +7,9 @@ process; the registry calls it on every write. Invariants: a bad object raises
 is returned half-checked; the result is a new dict (the input is never mutated);
 ``prepare(prepare(x)) == prepare(x)``; ``status`` given to ``prepare`` is passed through
 as is (the registry decides what to keep; :func:`prepare_status` checks it).
+Both take the compiled fast path (:mod:`ecsm_actors.api.compiled`) first and walk again
+with the generic walker only when it declines, so results and errors are the generic
+walker's.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ecsm_actors.api import hpa_schema, service_schema
+from ecsm_actors.api.compiled import Fallback, compiled
 from ecsm_actors.api.kinds import API_VERSION, KINDS
 from ecsm_actors.api.meta import METADATA
 from ecsm_actors.api.names import dns_label
@@ -50,8 +54,13 @@ def prepare(obj: Mapping[str, Any]) -> dict[str, Any]:
         cause = Cause(field="", message=f"expected map, got {describe(obj)}")
         raise Invalid("object is invalid", [cause])
     kind = obj.get("kind")
-    walk = Walk(context={"name": _name_of(obj)})
+    context = {"name": _name_of(obj)}
     schema = _OBJECTS.get(kind, _UNKNOWN_KIND) if isinstance(kind, str) else _UNKNOWN_KIND
+    try:
+        return compiled(schema)(obj, Walk(context=context))
+    except Fallback:
+        pass
+    walk = Walk(context=context)
     out = schema.walk(obj, "", walk)
     if walk.causes:
         raise Invalid(_title(obj), walk.causes)
@@ -64,6 +73,10 @@ def prepare_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
     if schema is None:
         cause = Cause(field="kind", message="expected one of " + ", ".join(KINDS))
         raise Invalid(f"unknown kind {kind!r}", [cause])
+    try:
+        return compiled(schema)(status, Walk())
+    except Fallback:
+        pass
     walk = Walk()
     out = schema.walk(status, "status", walk)
     if walk.causes:

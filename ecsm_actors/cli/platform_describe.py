@@ -63,8 +63,8 @@ def describe_node(obj: CliContext, name_or_id: str) -> None:
              ("Disk Usage:", f"{m.rom.percent}% ({mb_size(m.rom.size)})"),
              ("Containers:", f"{m.running} running / {m.stop} stopped"),
              ("Processes:", m.process_count)]
-    for label, value in lines:
-        click.echo(field(label, value, 16, 2))
+    for label, metric in lines:
+        click.echo(field(label, metric, 16, 2))
     if not view.children:
         click.echo("\nNo containers found on this node.")
         return
@@ -141,9 +141,9 @@ def describe_container(obj: CliContext, name: str) -> None:
     click.echo(field("Node:", f"{c.node_name} ({c.address})", 16))
     click.echo(field("Image:", f"{c.image_name}:{c.image_version}", 16))
     click.echo("\nRuntime Info:")
-    for label, value in (("Started At:", c.started_time), ("Created At:", c.created_time),
-                         ("Uptime:", go_duration(c.uptime)), ("Restarts:", c.restart_cnt)):
-        click.echo(field(label, value, 16, 2))
+    for label, runtime in (("Started At:", c.started_time), ("Created At:", c.created_time),
+                           ("Uptime:", go_duration(c.uptime)), ("Restarts:", c.restart_cnt)):
+        click.echo(field(label, runtime, 16, 2))
     mib, gib = 1 << 20, 1 << 30
     click.echo("\nResource Usage:")
     click.echo(field("CPU:", f"{c.cpu_usage.total:.2f}%", 16, 2))

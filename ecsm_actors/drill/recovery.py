@@ -53,7 +53,7 @@ class Probe:
     measure_from: float | None = None
     needs_ecsm: bool = False
     detail: str = ""
-    on_done: Callable[[], None] | None = None
+    on_done: Callable[[], object] | None = None
     recovery: float | None = None
     done: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -16,6 +16,7 @@ passing drill and kept (its path printed) after a failing one, for its logs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -89,7 +90,7 @@ def run_drill(opts: DrillOptions, out: TextIO, *, tty: bool = False) -> Report:
     schedule = make_schedule(opts.seed, opts.duration, opts.services)
     run_dir = Path(opts.run_dir) if opts.run_dir else Path(
         tempfile.mkdtemp(prefix="ea-drill-", dir="/tmp"))
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     progress.line(f"drill: seed {opts.seed}, {opts.services} services, {opts.duration:g}s, "
                   f"{len(schedule.faults())} faults and {len(schedule.changes())} changes "
                   f"scheduled; run dir {run_dir}")
@@ -197,7 +198,8 @@ def _drive(system: DrillSystem, schedule: Schedule, opts: DrillOptions, progress
     ctx.t0 = time.monotonic()
     faults = 0
     for action in schedule.actions:
-        _wait_until(ctx.t0 + action.at, lambda: _tick(ctx, schedule, progress, faults))
+        _wait_until(ctx.t0 + action.at,
+                    functools.partial(_tick, ctx, schedule, progress, faults))
         if action.kind in CHANGE_KINDS:
             apply_change(ctx, action)
             state.changes[str(action.kind)] += 1

@@ -85,7 +85,7 @@ def mismatch(path: str, expected: str, value: Any) -> EcsmDecodeError:
 
 def _str(value: Any) -> str:
     if value.__class__ is str:
-        return value  # type: ignore[no-any-return]
+        return value
     if value is None:
         return ""
     if isinstance(value, str):
@@ -95,7 +95,7 @@ def _str(value: Any) -> str:
 
 def _int(value: Any) -> int:
     if value.__class__ is int:
-        return value  # type: ignore[no-any-return]
+        return value
     if value is None:
         return 0
     if isinstance(value, int) and not isinstance(value, bool):

@@ -38,7 +38,7 @@ from ecsm_actors.errors import (
     RegistryError,
 )
 from ecsm_actors.liveness import LivenessReporter
-from ecsm_actors.protocol import Op, Request
+from ecsm_actors.protocol import ListView, Op, Request
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,12 @@ class RegistryServer:
             obj = self.store.get(f["kind"], f["namespace"], f["name"])
             return protocol.encode_reply(rid, epoch, obj)
         if request.op is Op.LIST:
+            if f.get("view") == ListView.VERSIONS:
+                versions, rv = self.store.list_versions(f["kind"], f["namespace"])
+                return protocol.encode_reply(rid, epoch, {"resourceVersion": rv,
+                                                          "versions": versions})
+            if f.get("view") not in (None, ListView.FULL):
+                raise BadRequest(f"LIST: unknown view {f['view']!r} (full or versions)")
             raw = self.store.list_raw(f["kind"], f["namespace"])
             if raw.count >= BULK:
                 self.store.release_pages()

@@ -46,6 +46,7 @@ from ecsm_actors.protocol import (
     event_topic,
     pack,
     pack_map,
+    peek_resource_version,
 )
 from ecsm_actors.store import semantics
 from ecsm_actors.store.records import (
@@ -169,6 +170,29 @@ class Store:
             if bytes(key[: len(prefix)]) != prefix:
                 return
             yield value
+
+    def list_versions(self, kind: str,
+                      namespace: str | None = None) -> tuple[list[tuple[str, int]], int]:
+        """``[(namespace/name, resourceVersion)...]`` of every object of a kind (in one
+        namespace, or all) and the version of the snapshot, without decoding objects:
+        the key comes from the store key, the version is peeked from the frame."""
+        prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
+        skip = len(kind) + 1
+        versions: list[tuple[str, int]] = []
+        with self._env.begin(db=self._objects, buffers=True) as txn:
+            rv, _ = self._log_bounds(txn)
+            cursor = txn.cursor()
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    key = bytes(key)
+                    if not key.startswith(prefix):
+                        break
+                    try:
+                        version = peek_resource_version(value)
+                    except RegistryError as e:
+                        raise Internal(f"stored object {key!r} is unreadable: {e}") from e
+                    versions.append((key[skip:].decode(), version))
+        return versions, rv
 
     def list_objects(self, kind: str,
                      namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:

@@ -67,7 +67,7 @@ class HpaReconciler:
     def _default_containers(self) -> ContainerLister:
         from ecsm_actors.ecsm.clientset import Clientset
 
-        return Clientset.from_config(self._cfg).containers  # type: ignore[return-value]
+        return Clientset.from_config(self._cfg).containers
 
     def _lister(self) -> ContainerLister:
         with self._lock:

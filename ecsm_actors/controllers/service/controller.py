@@ -19,7 +19,8 @@ Errors: ECSM unreachable / 5xx / undecodable → requeue with backoff, and after
 Degraded); an ECSM "name exists" on create means the service is already there (adopted on
 the next pass). A dependency cycle holds every member back with Degraded/DependencyCycle
 and is re-checked at the drift pace (no retries), so breaking it anywhere frees them all.
-Nothing here is remembered between passes except the failure counter and the node cache, so a controller killed at any line is replaced without loss.
+Nothing here is remembered between passes except the failure counter and the node cache, so a
+controller killed at any line is replaced without loss.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ class ServiceReconciler:
                 namespace: str) -> Callable[[str], dict[str, Any] | None]:
         def get(dep: str) -> dict[str, Any] | None:
             try:
-                return ctx.registry.get(ctx.kind, namespace, dep)  # type: ignore[no-any-return]
+                return ctx.registry.get(ctx.kind, namespace, dep)
             except NotFound:
                 return None
         return get
@@ -183,7 +184,7 @@ class ServiceReconciler:
         if annotations is not None:
             meta["annotations"] = annotations
         updated = ctx.registry.update({**obj, "metadata": meta})  # Conflict → retried
-        return updated  # type: ignore[no-any-return]
+        return updated
 
     def _write_status(self, ctx: ReconcileContext, obj: dict[str, Any], revision: str,
                       result: Plan, *, waiting: tuple[str, ...] = (),

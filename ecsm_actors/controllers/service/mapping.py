@@ -103,7 +103,8 @@ def _sylixos_block(config: Json) -> Json:
 def container_config(template: Json, base: Json | None, *, default_hostname: str) -> Json:
     """The ``image.config`` to send: ``base`` (the image's config) overlaid by ``template``."""
     config: Json = copy.deepcopy(base) if isinstance(base, dict) else {}
-    process = config.get("process") if isinstance(config.get("process"), dict) else {}
+    base_process = config.get("process")
+    process = base_process if isinstance(base_process, dict) else {}
     process = {"args": process.get("args"), "env": process.get("env"),
                "cwd": process.get("cwd") or "/"}
     if template.get("command"):

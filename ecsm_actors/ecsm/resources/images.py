@@ -7,6 +7,7 @@ error, as in the Go client (A-16).
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from ecsm_actors.ecsm import wire
@@ -40,7 +41,7 @@ class ImageClient:
 
     def list_all(self, registry_id: str = LOCAL_REGISTRY, name: str | None = None,
                  os: str | None = None, author: str | None = None,
-                 page_size: int = DEFAULT_PAGE_SIZE) -> list[ImageListItem]:
+                 page_size: int = DEFAULT_PAGE_SIZE) -> builtins.list[ImageListItem]:
         return list_all(lambda n, s: self.list(n, s, registry_id, name, os, author),
                         page_size)
 
@@ -76,6 +77,6 @@ class ImageClient:
         raise EcsmNotFound(404, f"image with ref '{ref}' not found in registry '{registry_id}'")
 
     def repositories(self, name: str | None = None, os: str | None = None,
-                     author: str | None = None) -> list[RepositoryInfo]:
+                     author: str | None = None) -> builtins.list[RepositoryInfo]:
         params = query({"name": name, "os": os, "author": author})
         return wire.decode_list(RepositoryInfo, self.rest.get(build_path("image/count"), params))

@@ -7,6 +7,7 @@ their ``data`` themselves (a string, an array or a bool; §5.2, §5.11).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +93,7 @@ class NodeClient:
         return decode_page(NodeInfo, self.rest.get(build_path("node"), params))
 
     def list_all(self, name: str | None = None, basic_info: bool = False,
-                 page_size: int = DEFAULT_PAGE_SIZE) -> list[NodeInfo]:
+                 page_size: int = DEFAULT_PAGE_SIZE) -> builtins.list[NodeInfo]:
         return list_all(lambda n, s: self.list(n, s, name, basic_info), page_size)
 
     def get_by_id(self, node_id: str) -> NodeDetailsById:
@@ -103,12 +104,12 @@ class NodeClient:
         return wire.decode(NodeDetailsByName,
                            self.rest.get(build_path("node/name", ("node name", name))))
 
-    def list_status(self, ids: Sequence[str]) -> list[NodeStatus]:
+    def list_status(self, ids: Sequence[str]) -> builtins.list[NodeStatus]:
         """GET ``node/status?ids[]=…``; returns the inner ``nodes`` array."""
         data = self.rest.get(build_path("node/status"), query(ids=list(ids)))
         return list(wire.decode(_StatusList, data).nodes)
 
-    def delete(self, ids: Sequence[str]) -> list[NodeDeleteConflict]:
+    def delete(self, ids: Sequence[str]) -> builtins.list[NodeDeleteConflict]:
         """DELETE ``node`` ``{"ids": [...]}``: ``"success"`` → no conflicts; an array →
         the nodes refused because services use them; anything else is an error (§5.11)."""
         data = self.rest.delete(build_path("node"), {"ids": list(ids)})
@@ -124,7 +125,7 @@ class NodeClient:
         path = build_path("overview/platform/node-view", ("node id", node_id))
         return wire.decode(NodeView, self.rest.get(path))
 
-    def metrics(self, node_id: str, instant: bool = True) -> list[NodeMetrics]:
+    def metrics(self, node_id: str, instant: bool = True) -> builtins.list[NodeMetrics]:
         """GET ``overview/node?instant=…&nodeId=…`` (both always sent)."""
         params = [("nodeId", node_id), ("instant", "true" if instant else "false")]
         return wire.decode_list(NodeMetrics, self.rest.get(build_path("overview/node"), params))

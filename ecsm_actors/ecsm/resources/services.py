@@ -7,6 +7,7 @@ the id argument equals ``body["id"]`` (A-5).
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ class ServiceClient:
 
     def list_all(self, name: str | None = None, image_id: str | None = None,
                  node_id: str | None = None, label: str | None = None,
-                 page_size: int = DEFAULT_PAGE_SIZE) -> list[ServiceRow]:
+                 page_size: int = DEFAULT_PAGE_SIZE) -> builtins.list[ServiceRow]:
         return list_all(lambda n, s: self.list(n, s, name, image_id, node_id, label),
                         page_size)
 
