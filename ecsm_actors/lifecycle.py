@@ -3,9 +3,13 @@
 Runs in every process started by the supervisor. When ``ECSM_ACTORS_PARENT_PID`` is set,
 the process asks the kernel for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``) and,
 as a fallback for the race where the parent died before that call, checks the parent pid
-once right after. So a supervisor killed by ``kill -9`` leaves no orphan behind.
+once right after (and :func:`exit_if_orphaned` again at every liveness report). So a
+supervisor killed by ``kill -9`` leaves no orphan behind.
 
-:class:`StopFlag` turns SIGTERM/SIGINT into an event the process main loop waits on.
+:class:`StopFlag` turns SIGTERM/SIGINT into an event the process main loop waits on. A
+SIGTERM that comes from the parent's death is different: the whole instance is going
+away, nobody waits for a graceful drain (and the registry a drain would wait on is dying
+too), so the process exits at once — every process is built to survive ``kill -9``.
 """
 
 from __future__ import annotations
@@ -33,8 +37,15 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the parent watch below still works
         logger.debug("prctl(PR_SET_PDEATHSIG) unavailable")
-    if os.getppid() != int(expected):
+    exit_if_orphaned()
+
+
+def exit_if_orphaned() -> None:
+    """Exit at once if the supervisor that started this process is gone."""
+    expected = os.environ.get(PARENT_PID_ENV)
+    if expected and os.getppid() != int(expected):
         logger.warning("parent %s is gone; exiting", expected)
+        logging.shutdown()
         os._exit(0)
 
 
@@ -51,6 +62,7 @@ class StopFlag:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        exit_if_orphaned()
         self.signum = signum
         self.event.set()
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import zmq
 
-from ecsm_actors import protocol
+from ecsm_actors import lifecycle, protocol
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class LivenessReporter:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
+            lifecycle.exit_if_orphaned()  # backstop of the parent-death signal
             self.beat()
 
     def close(self) -> None:
