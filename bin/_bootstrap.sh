@@ -10,5 +10,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; 
     PY="${PYTHON:-python3}"
     [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]" >&2
+    # Bytecode once, validated by hash (never stale): every process start skips compiling.
+    "$VENV/bin/python" -m compileall -q --invalidation-mode checked-hash "$ROOT/ecsm_actors" >&2
     echo "$want" > "$STAMP"
 fi

@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         names = "|".join(PROCESSES)
         print(f"usage: python -m ecsm_actors {{{names}}} [options]", file=sys.stderr)
         return 2
-    module = importlib.import_module(PROCESSES[args[0]])
+    from ecsm_actors import lifecycle
+
+    with lifecycle.startup():
+        module = importlib.import_module(PROCESSES[args[0]])
     return int(module.main(args[1:]) or 0)
 
 

@@ -15,9 +15,9 @@ quantities (``512Mi``, ``1Gi``); durations are seconds (floats).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,10 +285,16 @@ _ALIASES = {"ECSM_ACTORS_REGISTRY": "registry.endpoint"}
 
 def keys() -> dict[str, type]:
     """Every ``section.key`` with its type."""
+    return dict(_keys())
+
+
+@functools.cache
+def _keys() -> dict[str, type]:
+    # Evaluating the annotations costs milliseconds; the tree never changes at run time.
     out: dict[str, type] = {}
+    hints = get_type_hints(Config)
     for section in dataclasses.fields(Config):
-        cls = get_type_hints(Config)[section.name]
-        for name, typ in get_type_hints(cls).items():
+        for name, typ in get_type_hints(hints[section.name]).items():
             out[f"{section.name}.{name}"] = typ
     return out
 
@@ -380,6 +386,8 @@ def load_config(
 
     path = conf_file or env.get(ENV_PREFIX + "CONF") or None
     if path:
+        import tomllib  # only with a conf file: every process starts faster without it
+
         try:
             with open(path, "rb") as f:
                 doc = tomllib.load(f)

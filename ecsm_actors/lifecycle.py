@@ -10,15 +10,22 @@ supervisor killed by ``kill -9`` leaves no orphan behind.
 SIGTERM that comes from the parent's death is different: the whole instance is going
 away, nobody waits for a graceful drain (and the registry a drain would wait on is dying
 too), so the process exits at once — every process is built to survive ``kill -9``.
+
+:func:`startup` wraps a process's imports and setup: they allocate only long-lived objects
+(modules, classes, settings), so the cyclic GC is paused meanwhile (a few percent of a
+controller's start) and what they built is then frozen out of every later collection.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 logger = logging.getLogger(__name__)
@@ -38,6 +45,19 @@ def die_with_parent() -> None:
     except (OSError, AttributeError):  # not Linux: the parent watch below still works
         logger.debug("prctl(PR_SET_PDEATHSIG) unavailable")
     exit_if_orphaned()
+
+
+@contextmanager
+def startup() -> Iterator[None]:
+    """Run imports and setup without the cyclic GC, then freeze what they allocated."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.freeze()
 
 
 def exit_if_orphaned() -> None:

@@ -6,9 +6,9 @@ Three channels, all msgpack frames with a protocol version ``v``:
   ``{v, id, ok, epoch, result}`` or ``{v, id, ok: false, epoch, error: {code, message,
   causes}}``. Ops: :class:`Op`. ``LIST`` answers ``{resourceVersion, items: [object...]}``,
   or with ``view: "versions"`` (:class:`ListView`) ``{resourceVersion, versions: [[key,
-  resourceVersion]...]}``: all an informer needs, a few bytes per object. Error codes are the ``code`` of the classes in
-  :mod:`ecsm_actors.errors` (NotFound, AlreadyExists, Conflict, Invalid, Expired,
-  BadRequest, StoreFull, Unavailable, Internal).
+  resourceVersion]...]}``: all an informer needs, a few bytes per object. Error codes are
+  the ``code`` of the classes in :mod:`ecsm_actors.errors` (NotFound, AlreadyExists,
+  Conflict, Invalid, Expired, BadRequest, StoreFull, Unavailable, Internal).
 * **Registry PUB** — events as two frames ``[topic, body]``; topic ``<Kind>.<TYPE>``
   (e.g. ``ECSMService.MODIFIED``); body ``{v, epoch, seq, type, kind, key,
   resourceVersion, object}``. ``seq`` equals the event's ``resourceVersion``: the store's
@@ -66,6 +66,9 @@ class EventType(StrEnum):
     DELETED = "DELETED"
 
 
+_EVENT_TYPES: dict[str, EventType] = {t.value: t for t in EventType}
+
+
 class ApplyAction(StrEnum):
     """What an ``APPLY`` did, as ``kubectl apply`` reports it."""
 
@@ -105,6 +108,7 @@ OP_FIELDS: dict[Op, dict[str, tuple[type, ...]]] = {
     Op.WATCH_SINCE: {"resourceVersion": _INT},
 }
 _OPTIONAL = {(Op.LIST, "namespace"), (Op.LIST, "view"), (Op.DELETE, "resourceVersion")}
+_OPS: dict[str, Op] = {op.value: op for op in Op}  # a dict lookup: Op(x) runs Python code
 
 
 def object_key(namespace: str, name: str) -> str:
@@ -170,10 +174,10 @@ def decode_request(frame: bytes, max_bytes: int | None = None) -> Request:
     request_id = doc.get("id")
     if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
         raise BadRequest("request id must be an integer or a string")
-    try:
-        op = Op(doc.get("op", ""))
-    except ValueError:
-        raise BadRequest(f"unknown op {doc.get('op')!r}") from None
+    raw_op = doc.get("op", "")
+    op = _OPS.get(raw_op) if isinstance(raw_op, str) else None
+    if op is None:
+        raise BadRequest(f"unknown op {doc.get('op')!r}")
     fields: dict[str, Any] = {}
     for name, types in OP_FIELDS[op].items():
         if name not in doc:
@@ -229,10 +233,16 @@ def encode_array(count: int, data: bytes) -> bytes:
     return msgpack.Packer().pack_array_header(count) + data
 
 
+def _ending_with(doc: dict[str, Any], encoded: bytes) -> bytes:
+    """``doc`` packed, its last value (``None``, packed as the one byte ``0xc0``) replaced
+    by ``encoded``, which is already msgpack bytes: as :func:`pack_map`, in one packb."""
+    return pack(doc)[:-1] + encoded
+
+
 def encode_reply_encoded(request_id: int | str | None, epoch: str, result: bytes) -> bytes:
     """A success reply whose ``result`` is already msgpack bytes."""
-    return pack_map({"v": VERSION, "id": request_id, "ok": True, "epoch": epoch},
-                    {"result": result})
+    return _ending_with({"v": VERSION, "id": request_id, "ok": True, "epoch": epoch,
+                         "result": None}, result)
 
 
 def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,
@@ -275,9 +285,9 @@ def peek_resource_version(frame: bytes | memoryview) -> int:
 def encode_event_body(epoch: str, type_: EventType | str, kind: str, key: str, seq: int,
                       object_frame: bytes) -> bytes:
     """The body of an event (see :meth:`Event.to_wire`) around an already-encoded object."""
-    return pack_map({"v": VERSION, "epoch": epoch, "seq": seq, "type": str(type_),
-                     "kind": kind, "key": key, "resourceVersion": seq},
-                    {"object": object_frame})
+    return _ending_with({"v": VERSION, "epoch": epoch, "seq": seq, "type": str(type_),
+                         "kind": kind, "key": key, "resourceVersion": seq, "object": None},
+                        object_frame)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,7 +340,7 @@ class Event:
             return cls(
                 epoch=str(doc["epoch"]),
                 seq=int(doc["seq"]),
-                type=EventType(doc["type"]),
+                type=_EVENT_TYPES[doc["type"]],
                 kind=str(doc["kind"]),
                 key=str(doc["key"]),
                 resource_version=int(doc["resourceVersion"]),

@@ -30,27 +30,87 @@ enums, meta (metadata, conditions), wire (typed view ⇄ dict), service_schema/h
 
 from __future__ import annotations
 
-from ecsm_actors.api.enums import (
-    ConditionStatus,
-    ImageAction,
-    MetricSourceType,
-    MetricTargetType,
-    PolicyType,
-    PullPolicy,
-    ResourceName,
-    SelectPolicy,
-    StrategyType,
-    UpgradeType,
-)
-from ecsm_actors.api.hpa import ECSMHpa, HpaSpec, HpaStatus
-from ecsm_actors.api.image import ImageRef, parse_image
-from ecsm_actors.api.kinds import API_VERSION, KINDS, KindInfo, resolve_kind
-from ecsm_actors.api.meta import Condition, ObjectMeta, find_condition, set_condition
-from ecsm_actors.api.names import format_timestamp, now_timestamp, parse_timestamp
-from ecsm_actors.api.quantity import parse_quantity, to_bytes, to_mib
-from ecsm_actors.api.revision import template_hash
-from ecsm_actors.api.service import ECSMService, ServiceSpec, ServiceStatus, Template
-from ecsm_actors.api.validation import prepare, prepare_status
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ecsm_actors.api.enums import (
+        ConditionStatus,
+        ImageAction,
+        MetricSourceType,
+        MetricTargetType,
+        PolicyType,
+        PullPolicy,
+        ResourceName,
+        SelectPolicy,
+        StrategyType,
+        UpgradeType,
+    )
+    from ecsm_actors.api.hpa import ECSMHpa, HpaSpec, HpaStatus
+    from ecsm_actors.api.image import ImageRef, parse_image
+    from ecsm_actors.api.kinds import API_VERSION, KINDS, KindInfo, resolve_kind
+    from ecsm_actors.api.meta import Condition, ObjectMeta, find_condition, set_condition
+    from ecsm_actors.api.names import format_timestamp, now_timestamp, parse_timestamp
+    from ecsm_actors.api.quantity import parse_quantity, to_bytes, to_mib
+    from ecsm_actors.api.revision import template_hash
+    from ecsm_actors.api.service import ECSMService, ServiceSpec, ServiceStatus, Template
+    from ecsm_actors.api.validation import prepare, prepare_status
+
+# The names below are imported on first use (PEP 562), so a process pays only for the
+# parts it touches: the service controller needs template_hash, not validation or the
+# HPA types (every dataclass costs about a millisecond to create at import).
+_EXPORTS = {
+    "ConditionStatus": "enums",
+    "ImageAction": "enums",
+    "MetricSourceType": "enums",
+    "MetricTargetType": "enums",
+    "PolicyType": "enums",
+    "PullPolicy": "enums",
+    "ResourceName": "enums",
+    "SelectPolicy": "enums",
+    "StrategyType": "enums",
+    "UpgradeType": "enums",
+    "ECSMHpa": "hpa",
+    "HpaSpec": "hpa",
+    "HpaStatus": "hpa",
+    "ImageRef": "image",
+    "parse_image": "image",
+    "API_VERSION": "kinds",
+    "KINDS": "kinds",
+    "KindInfo": "kinds",
+    "resolve_kind": "kinds",
+    "Condition": "meta",
+    "ObjectMeta": "meta",
+    "find_condition": "meta",
+    "set_condition": "meta",
+    "format_timestamp": "names",
+    "now_timestamp": "names",
+    "parse_timestamp": "names",
+    "parse_quantity": "quantity",
+    "to_bytes": "quantity",
+    "to_mib": "quantity",
+    "template_hash": "revision",
+    "ECSMService": "service",
+    "ServiceSpec": "service",
+    "ServiceStatus": "service",
+    "Template": "service",
+    "prepare": "validation",
+    "prepare_status": "validation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "API_VERSION",

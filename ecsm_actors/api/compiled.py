@@ -1,4 +1,4 @@
-"""The fast path of the strict walker: schema nodes compiled into plain closures.
+"""The fast path of the strict walker: schema nodes compiled into plain Python functions.
 
 Owns :func:`compiled` (a node → its :data:`FastWalk`) and :class:`Fallback`. Runs in every
 process; the registry's :func:`~ecsm_actors.api.prepare` and
@@ -17,6 +17,12 @@ Cross-field rules (``Obj.post``) and context-dependent defaults run unchanged, o
 cause also means fall back. No path is built on this path, so rules get ``""`` as theirs.
 Defaults are walked without the generic walker's deep copy: no walker mutates its input,
 and every container a walker returns is new.
+
+How: an :class:`~ecsm_actors.api.schema.Obj` (and a list of scalars) becomes the source
+text of one function — its fields in schema order, the checks of its scalar fields written
+out inline — compiled once with :func:`exec` (as :mod:`dataclasses` builds ``__init__``);
+every other node is a closure. The generated code only reads names bound in its own
+namespace; nothing of the input ever reaches the source text.
 """
 
 from __future__ import annotations
@@ -66,10 +72,8 @@ def compiled(node: Node) -> FastWalk:
 
 def _compile(node: Node) -> FastWalk:
     # Exact types: a subclass may walk differently, so it gets the generic adapter.
-    for kind, build in _BUILDERS:
-        if type(node) is kind:
-            return build(node)
-    return _generic(node)
+    build = _BUILDERS.get(type(node))
+    return build(node) if build is not None else _generic(node)
 
 
 def _generic(node: Node) -> FastWalk:
@@ -85,62 +89,119 @@ def _generic(node: Node) -> FastWalk:
     return walk
 
 
+# -- generated functions --------------------------------------------------------------
+
+
+class _Source:
+    """The text of one generated function and the names it reads."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {"Fallback": Fallback}
+
+    def bind(self, value: Any) -> str:
+        name = f"n{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def add(self, depth: int, *lines: str) -> None:
+        self.lines += ("    " * depth + line for line in lines)
+
+    def build(self) -> FastWalk:
+        exec("\n".join(self.lines), self.names)  # the text is made from the schema alone
+        return self.names["walk"]
+
+
+def _literal(value: Any, src: _Source) -> str:
+    """``value`` in the source text: an int or str as a literal, anything else by name."""
+    return repr(value) if type(value) in (int, str) else src.bind(value)
+
+
+def _invalid_when(node: Node, src: _Source) -> str | None:
+    """An expression, True when ``v`` is invalid for a scalar node that returns its input
+    unchanged; None for any other node (exact types only, as in :func:`_compile`)."""
+    kind = type(node)
+    if kind is Str and isinstance(node, Str):
+        cond = "type(v) is not str"
+        if node.nonempty:
+            cond += " or not v"
+        if node.check is not None:
+            cond += f" or {src.bind(node.check)}(v)"
+        return cond
+    if kind is Enum and isinstance(node, Enum):
+        return f"type(v) is not str or v not in {src.bind(frozenset(node.values))}"
+    if kind is Int and isinstance(node, Int):
+        cond = "type(v) is not int"
+        if node.minimum is not None:
+            cond += f" or v < {_literal(node.minimum, src)}"
+        if node.maximum is not None:
+            cond += f" or v > {_literal(node.maximum, src)}"
+        return cond
+    if kind is Bool:
+        return "type(v) is not bool"
+    return None
+
+
+def _value(node: Node, src: _Source, depth: int) -> None:
+    """Lines that check ``v`` (a scalar) or replace it by its walked value."""
+    cond = _invalid_when(node, src)
+    if cond is not None:
+        src.add(depth, f"if {cond}:", "    raise Fallback")
+    else:
+        src.add(depth, f"v = {src.bind(compiled(node))}(v, w)")
+
+
 def _obj(node: Obj) -> FastWalk:
-    props = node.props
-    plan = tuple(
-        (key, compiled(p.node), p.required, p.default, callable(p.default),
-         p.default is MISSING and not p.required)
-        for key, p in props.items()
-    )
-    post = node.post
-
-    def walk(value: Any, w: Walk) -> Any:
-        if type(value) is not dict:
-            raise Fallback
-        for key in value:
-            if key not in props:
-                raise Fallback
-        out: dict[str, Any] = {}
-        for key, sub, required, default, dynamic, omit_empty in plan:
-            raw = value.get(key)
-            if raw is None:
-                if required:
-                    raise Fallback
-                if default is MISSING:
-                    continue
-                raw = default(w) if dynamic else default
-                if raw is None:
-                    continue
-            item = sub(raw, w)
-            if omit_empty and not item and isinstance(item, dict | list):
-                continue
-            out[key] = item
-        if post is not None:
-            post(out, "", w)
-            if w.causes:
-                raise Fallback
-        return out
-
-    return walk
+    src = _Source()
+    keys = src.bind(frozenset(node.props))
+    src.add(0, "def walk(value, w):")
+    src.add(1, f"if type(value) is not dict or not value.keys() <= {keys}:",
+            "    raise Fallback", "get = value.get", "out = {}")
+    for key, prop in node.props.items():
+        field = _literal(key, src)
+        src.add(1, f"v = get({field})")
+        if prop.required:
+            src.add(1, "if v is None:", "    raise Fallback")
+            _value(prop.node, src, 1)
+            src.add(1, f"out[{field}] = v")
+        elif prop.default is MISSING:  # optional: an empty map or list is left out
+            src.add(1, "if v is not None:")
+            _value(prop.node, src, 2)
+            src.add(2, "if v or not isinstance(v, (dict, list)):", f"    out[{field}] = v")
+        else:
+            default = src.bind(prop.default)
+            fill = f"{default}(w)" if callable(prop.default) else default
+            src.add(1, "if v is None:", f"    v = {fill}", "if v is not None:")
+            _value(prop.node, src, 2)
+            src.add(2, f"out[{field}] = v")
+    if node.post is not None:
+        src.add(1, f"{src.bind(node.post)}(out, '', w)", "if w.causes:", "    raise Fallback")
+    src.add(1, "return out")
+    return src.build()
 
 
 def _list(node: ListOf) -> FastWalk:
-    sub, unique_by, min_items = compiled(node.item), node.unique_by, node.min_items
+    src = _Source()
+    src.add(0, "def walk(value, w):")
+    src.add(1, f"if type(value) is not list or len(value) < {_literal(node.min_items, src)}:",
+            "    raise Fallback")
+    cond = _invalid_when(node.item, src)
+    if cond is not None:  # scalars pass through unchanged: check them, copy the list
+        src.add(1, "for v in value:", f"    if {cond}:", "        raise Fallback",
+                "out = value[:]")
+    else:
+        src.add(1, f"out = [{src.bind(compiled(node.item))}(v, w) for v in value]")
+    if node.unique_items and cond is not None:
+        src.add(1, "if len(set(out)) != len(out):", "    raise Fallback")
+    elif node.unique_by is not None:
+        src.add(1, "seen = set()", "for v in out:", f"    k = {src.bind(node.unique_by)}(v)",
+                "    if k is not None and k in seen:", "        raise Fallback",
+                "    seen.add(k)")
+    src.add(1, "return out")
+    return src.build()
 
-    def walk(value: Any, w: Walk) -> Any:
-        if type(value) is not list or len(value) < min_items:
-            raise Fallback
-        out = [sub(item, w) for item in value]
-        if unique_by is not None:
-            seen: set[Any] = set()
-            for item in out:
-                key = unique_by(item)
-                if key is not None and key in seen:
-                    raise Fallback
-                seen.add(key)
-        return out
 
-    return walk
+# -- closures -------------------------------------------------------------------------
 
 
 def _map(node: MapOf) -> FastWalk:
@@ -159,43 +220,19 @@ def _map(node: MapOf) -> FastWalk:
     return walk
 
 
-def _str(node: Str) -> FastWalk:
-    check, nonempty = node.check, node.nonempty
-
-    def walk(value: Any, w: Walk) -> Any:
-        if type(value) is not str or (nonempty and not value) or (check and check(value)):
-            raise Fallback
-        return value
-
-    return walk
-
-
-def _enum(node: Enum) -> FastWalk:
-    values = frozenset(node.values)
-
-    def walk(value: Any, w: Walk) -> Any:
-        if type(value) is not str or value not in values:
-            raise Fallback
-        return value
-
-    return walk
+def _scalar(node: Node) -> FastWalk:
+    """A scalar on its own (a list item, a map value): its inline check as a function."""
+    src = _Source()
+    src.add(0, "def walk(v, w):")
+    _value(node, src, 1)
+    src.add(1, "return v")
+    return src.build()
 
 
 def _within(minimum: float | None, maximum: float | None) -> Callable[[Any], bool]:
     low = -math.inf if minimum is None else minimum
     high = math.inf if maximum is None else maximum
     return lambda v: low <= v <= high
-
-
-def _int(node: Int) -> FastWalk:
-    within = _within(node.minimum, node.maximum)
-
-    def walk(value: Any, w: Walk) -> Any:
-        if type(value) is not int or not within(value):
-            raise Fallback
-        return value
-
-    return walk
 
 
 def _float(node: Float) -> FastWalk:
@@ -209,15 +246,6 @@ def _float(node: Float) -> FastWalk:
         if not within(number):
             raise Fallback
         return value if keep else number
-
-    return walk
-
-
-def _bool(node: Bool) -> FastWalk:
-    def walk(value: Any, w: Walk) -> Any:
-        if type(value) is not bool:
-            raise Fallback
-        return value
 
     return walk
 
@@ -268,16 +296,16 @@ def _int_or_percent(node: IntOrPercent) -> FastWalk:
     return walk
 
 
-_BUILDERS: tuple[tuple[type, Callable[[Any], FastWalk]], ...] = (
-    (Obj, _obj),
-    (ListOf, _list),
-    (MapOf, _map),
-    (Str, _str),
-    (Enum, _enum),
-    (Int, _int),
-    (Number, _float),
-    (Float, _float),
-    (Bool, _bool),
-    (Quantity, _quantity),
-    (IntOrPercent, _int_or_percent),
-)
+_BUILDERS: dict[type, Callable[[Any], FastWalk]] = {
+    Obj: _obj,
+    ListOf: _list,
+    MapOf: _map,
+    Str: _scalar,
+    Enum: _scalar,
+    Int: _scalar,
+    Bool: _scalar,
+    Number: _float,
+    Float: _float,
+    Quantity: _quantity,
+    IntOrPercent: _int_or_percent,
+}

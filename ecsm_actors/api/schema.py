@@ -114,6 +114,8 @@ class ListOf(Node):
     ) -> None:
         self.item = item
         self.unique_by = unique_by if unique_by else (lambda v: v) if unique else None
+        #: The items themselves must be unique (not a key of them).
+        self.unique_items = unique and not unique_by
         self.unique_field = unique_field
         self.min_items = min_items
 

@@ -1,8 +1,10 @@
 """The ECSM REST layer: URLs, query strings, headers, the envelope rule, typed errors.
 
 Runs in every process that talks to ECSM. One :class:`RestClient` per process (or per
-thread pool): a ``requests.Session`` keeps connections alive and is thread-safe for the
-plain requests made here.
+thread pool); its transport keeps connections alive and is thread-safe:
+:class:`~ecsm_actors.ecsm.plainhttp.PlainHttpTransport` for ``http://`` (the lean one,
+no ``requests`` imported), :class:`RequestsTransport` (a ``requests.Session``) for
+``https://`` — see :func:`default_transport`.
 
 Invariants (ecsm-api.md §1):
 
@@ -27,13 +29,14 @@ import json
 import logging
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, quote_plus
-
-import requests
 
 from ecsm_actors.config import EcsmSettings
 from ecsm_actors.errors import EcsmApiError, EcsmDecodeError, EcsmNotFound, EcsmUnavailable
+
+if TYPE_CHECKING:
+    import requests
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +57,21 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def default_transport(base_url: str) -> Transport:
+    """The lean plain-HTTP transport for ``http://``, ``requests`` for anything else (TLS)."""
+    if base_url.startswith("http://"):
+        from ecsm_actors.ecsm.plainhttp import PlainHttpTransport
+
+        return PlainHttpTransport()
+    return RequestsTransport()
+
+
 class RequestsTransport:
-    """The production transport: a keep-alive ``requests.Session``."""
+    """A keep-alive ``requests.Session`` (imported on first use: it is heavy)."""
 
     def __init__(self, session: requests.Session | None = None) -> None:
+        import requests
+
         self.session = session or requests.Session()
         # No proxy/netrc lookups from the environment on every call: ECSM is on the local
         # network, and those lookups cost more than the request itself.
@@ -67,6 +81,8 @@ class RequestsTransport:
 
     def send(self, method: str, url: str, body: bytes | None,
              timeout: tuple[float | None, float | None]) -> tuple[int, bytes]:
+        import requests
+
         try:
             response = self.session.request(method, url, data=body, timeout=timeout,
                                             allow_redirects=False)
@@ -183,7 +199,7 @@ class RestClient:
                  read_timeout: float | None = 10.0, transport: Transport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
-        self.transport: Transport = transport or RequestsTransport()
+        self.transport: Transport = transport or default_transport(self.base_url)
 
     @classmethod
     def from_settings(cls, settings: EcsmSettings, *,

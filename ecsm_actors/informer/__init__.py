@@ -2,7 +2,8 @@
 
 Runs in its own thread inside a controller process. It subscribes to the registry's event
 stream BEFORE it lists, keeps only ``key → resourceVersion`` for its kind (no object cache:
-workers read objects fresh), and calls handlers that only enqueue keys.
+workers read objects fresh), and calls handlers that only enqueue keys. Its lists (the
+first one, relists, resyncs) are versions-only LISTs: no object is sent or decoded.
 
 Invariants:
 
@@ -29,6 +30,7 @@ from ecsm_actors.informer.sources import (
     EventSource,
     ListLike,
     RegistryReader,
+    VersionsLike,
     WatchLike,
     object_key_of,
     resource_version_of,
@@ -41,6 +43,7 @@ __all__ = [
     "Informer",
     "ListLike",
     "RegistryReader",
+    "VersionsLike",
     "WatchLike",
     "object_key_of",
     "resource_version_of",

@@ -30,6 +30,17 @@ class ListLike(Protocol):
     def epoch(self) -> str: ...
 
 
+class VersionsLike(Protocol):
+    """A versions-only list: ``(namespace/name, resourceVersion)`` per object."""
+
+    @property
+    def versions(self) -> list[tuple[str, int]]: ...
+    @property
+    def resource_version(self) -> int: ...
+    @property
+    def epoch(self) -> str: ...
+
+
 class WatchLike(Protocol):
     @property
     def events(self) -> list[protocol.Event]: ...
@@ -40,9 +51,10 @@ class WatchLike(Protocol):
 
 
 class RegistryReader(Protocol):
-    """The part of ``RegistryClient`` the informer uses."""
+    """The part of ``RegistryClient`` the informer uses (it lists versions only: it
+    keeps no objects, so it never pays for decoding them)."""
 
-    def list(self, kind: str, namespace: str | None = None) -> ListLike: ...
+    def list_versions(self, kind: str, namespace: str | None = None) -> VersionsLike: ...
     def watch_since(self, resource_version: int) -> WatchLike: ...
     def close(self) -> None: ...
 

@@ -6,20 +6,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from ecsm_actors import protocol
 from ecsm_actors.clock import Clock, RealClock
 from ecsm_actors.config import ControllerSettings
 from ecsm_actors.errors import BadRequest, Expired, RegistryError
-from ecsm_actors.informer.sources import (
-    EventHandler,
-    EventSource,
-    RegistryReader,
-    object_key_of,
-    resource_version_of,
-)
+from ecsm_actors.informer.sources import EventHandler, EventSource, RegistryReader
 
 logger = logging.getLogger(__name__)
 
@@ -189,9 +183,9 @@ class Informer:
     def _relist(self, cause: str) -> None:
         if self._synced.is_set():
             logger.warning("%s informer: relisting: %s", self.kind, cause)
-        result = self._client().list(self.kind)
+        result = self._client().list_versions(self.kind)
         epoch_changed = self._epoch is not None and result.epoch != self._epoch
-        fresh = {object_key_of(o): resource_version_of(o) for o in result.items}
+        fresh = dict(result.versions)
         for key in [k for k in self._cache if k not in fresh]:
             self._handler.on_delete(key, self._cache.pop(key))
         for key, rv in fresh.items():
@@ -260,7 +254,7 @@ class Informer:
 
     def _resync(self) -> None:
         self._next_resync = self._clock.now() + self._settings.resync_period
-        result = self._client().list(self.kind)
+        result = self._client().list_versions(self.kind)
         if result.epoch != self._epoch:
             raise _Relist(f"new registry epoch {result.epoch} (was {self._epoch})")
         listed_at = int(result.resource_version)
@@ -274,7 +268,7 @@ class Informer:
                 else:
                     later.append(event)
         if listed_at == self._seq:
-            self._compare(result.items)
+            self._compare(dict(result.versions))
         else:  # the list is older than what we saw: a registry answering out of order
             logger.warning("%s informer: resync list at resourceVersion %d is behind the "
                            "watermark %d; comparison skipped", self.kind, listed_at, self._seq)
@@ -284,8 +278,7 @@ class Informer:
         for event in later:
             self._apply(event)
 
-    def _compare(self, items: Iterable[dict[str, Any]]) -> None:
-        fresh = {object_key_of(o): resource_version_of(o) for o in items}
+    def _compare(self, fresh: dict[str, int]) -> None:
         drift = 0
         for key in [k for k in self._cache if k not in fresh]:
             drift += 1

@@ -30,7 +30,7 @@ import zmq
 
 from ecsm_actors import protocol
 from ecsm_actors.errors import BadRequest, Internal, Unavailable
-from ecsm_actors.protocol import ApplyAction, Event, Heartbeat, Op
+from ecsm_actors.protocol import ApplyAction, Event, Heartbeat, ListView, Op
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,16 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class ListResult:
     items: list[dict[str, Any]]
+    resource_version: int
+    epoch: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionList:
+    """``(namespace/name, resourceVersion)`` of every listed object (a versions-only
+    LIST: what an informer keeps), read at ``resource_version``."""
+
+    versions: list[tuple[str, int]]
     resource_version: int
     epoch: str
 
@@ -57,6 +67,10 @@ class WatchResult:
     events: list[Event]
     resource_version: int
     epoch: str
+
+
+#: Replies this large (a LIST, a replay) are decoded with the cyclic GC paused.
+GC_PAUSE_BYTES = 64 << 10
 
 
 @contextmanager
@@ -94,6 +108,8 @@ class RegistryClient:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 10)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        # The deadline is the socket's own: one blocking recv per request, no poller.
+        sock.setsockopt(zmq.RCVTIMEO, max(0, int(self.timeout * 1000)))
         sock.connect(self.endpoint)
         return sock
 
@@ -112,19 +128,22 @@ class RegistryClient:
             sock = self._socket
             try:
                 sock.send(frame)
-                if not sock.poll(int(self.timeout * 1000), zmq.POLLIN):
-                    self._discard()
-                    raise Unavailable(f"registry at {self.endpoint} did not answer {op} "
-                                      f"within {self.timeout:g}s")
                 answer = sock.recv()
+            except zmq.Again:
+                self._discard()
+                raise Unavailable(f"registry at {self.endpoint} did not answer {op} "
+                                  f"within {self.timeout:g}s") from None
             except zmq.ZMQError as e:
                 self._discard()
                 raise Unavailable(f"registry at {self.endpoint}: {e}") from e
-        with gc_paused():
-            try:
+        try:
+            if len(answer) < GC_PAUSE_BYTES:
                 reply = protocol.decode_reply(answer)
-            except BadRequest as e:
-                raise Internal(f"undecodable reply from the registry: {e}") from e
+            else:
+                with gc_paused():
+                    reply = protocol.decode_reply(answer)
+        except BadRequest as e:
+            raise Internal(f"undecodable reply from the registry: {e}") from e
         self.epoch = reply.epoch or self.epoch
         if reply.id != rid:
             raise Internal(f"reply id {reply.id!r} does not match request id {rid}")
@@ -142,6 +161,13 @@ class RegistryClient:
         result = self.request(Op.LIST, kind=kind, namespace=namespace)
         return ListResult(items=result["items"], resource_version=result["resourceVersion"],
                           epoch=self.epoch)
+
+    def list_versions(self, kind: str, namespace: str | None = None) -> VersionList:
+        """Keys and resourceVersions only (``LIST`` with ``view: versions``)."""
+        result = self.request(Op.LIST, kind=kind, namespace=namespace,
+                              view=str(ListView.VERSIONS))
+        return VersionList(versions=[(str(k), int(rv)) for k, rv in result["versions"]],
+                           resource_version=result["resourceVersion"], epoch=self.epoch)
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.request(Op.CREATE, object=obj)
@@ -196,6 +222,8 @@ class Subscriber:
         else:
             self._socket.setsockopt(zmq.SUBSCRIBE, b"")
         self._socket.connect(endpoint)
+        self._poller = zmq.Poller()  # made once: Socket.poll makes one per call
+        self._poller.register(self._socket, zmq.POLLIN)
 
     @classmethod
     def from_config(cls, cfg: Any, kinds: Iterable[str] = ()) -> Subscriber:
@@ -206,13 +234,23 @@ class Subscriber:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._socket.poll(wait, zmq.POLLIN):
+            if not self._poller.poll(wait):
                 return None
-            frames = self._socket.recv_multipart()
+            frames = self._recv_frames()
             try:
                 return protocol.decode_published(frames)
             except BadRequest as e:
                 logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
+
+    def _recv_frames(self) -> list[bytes]:
+        """One message; its frames carry their "more" flag (recv_multipart asks the socket
+        for it, a Python enum lookup per frame in pyzmq)."""
+        frame = self._socket.recv(copy=False)
+        frames = [frame.bytes]
+        while frame.more:
+            frame = self._socket.recv(copy=False)
+            frames.append(frame.bytes)
+        return frames
 
     def close(self) -> None:
         self._socket.close(linger=0)

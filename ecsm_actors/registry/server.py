@@ -55,6 +55,7 @@ WATCH_PAGE = 10_000
 WATCH_PAGE_BYTES = 32 << 20
 
 Frames = list[bytes]
+_MORE = zmq.NOBLOCK | zmq.SNDMORE
 
 
 def split_envelope(frames: Frames) -> tuple[Frames, Frames]:
@@ -120,13 +121,15 @@ class RegistryServer:
         gc.freeze()
         interval = self.cfg.registry.heartbeat_interval
         next_beat = time.monotonic()
+        poller = zmq.Poller()  # made once: Socket.poll makes one per call
+        poller.register(self.router, zmq.POLLIN)
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_beat:
                 self._heartbeat()
                 next_beat = now + interval
             timeout = max(0.0, min(next_beat - now, POLL_CAP))
-            if self.router.poll(int(timeout * 1000), zmq.POLLIN):
+            if poller.poll(int(timeout * 1000)):
                 self.serve_batch()
         st = self.stats
         logger.info("registry stopping (signal %s): %d requests, %d writes in %d commits "
@@ -146,9 +149,9 @@ class RegistryServer:
     def serve_batch(self) -> None:
         writes: list[tuple[Frames, Request]] = []
         for _ in range(MAX_BATCH):
-            if not int(self.router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                break  # cheaper than a failing non-blocking recv
-            frames = self.router.recv_multipart(zmq.NOBLOCK)
+            frames = self._recv()
+            if frames is None:
+                break
             self.stats["requests"] += 1
             envelope, body = split_envelope(frames)
             try:
@@ -203,6 +206,8 @@ class RegistryServer:
         if request.op is Op.LIST:
             if f.get("view") == ListView.VERSIONS:
                 versions, rv = self.store.list_versions(f["kind"], f["namespace"])
+                if len(versions) >= BULK:
+                    self.store.release_pages()
                 return protocol.encode_reply(rid, epoch, {"resourceVersion": rv,
                                                           "versions": versions})
             if f.get("view") not in (None, ListView.FULL):
@@ -249,15 +254,39 @@ class RegistryServer:
 
     # -- sockets -------------------------------------------------------------------------
 
-    def _send(self, envelope: Frames, reply: bytes) -> None:
+    def _recv(self) -> Frames | None:
+        """The next queued request's frames, or None. Frames carry their own "more" flag:
+        recv_multipart (and a check of EVENTS before it) asks for socket options, each one
+        a Python enum lookup in pyzmq, which cost more than the receive itself."""
+        recv = self.router.recv
         try:
-            self.router.send_multipart([*envelope, reply], zmq.NOBLOCK)
+            frame = recv(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return None
+        frames = [frame.bytes]
+        while frame.more:
+            frame = recv(zmq.NOBLOCK, copy=False)
+            frames.append(frame.bytes)
+        return frames
+
+    # Frame by frame rather than send_multipart, which checks each frame's type in Python:
+    # these run for every request and every event.
+
+    def _send(self, envelope: Frames, reply: bytes) -> None:
+        send = self.router.send
+        try:
+            for frame in envelope:
+                send(frame, _MORE)
+            send(reply, zmq.NOBLOCK)
         except zmq.ZMQError as e:  # the peer is gone or not reading: its loss
             logger.debug("reply not sent: %s", e)
 
     def _publish(self, frames: Frames) -> None:
+        send = self.pub.send
         try:
-            self.pub.send_multipart(frames, zmq.NOBLOCK)
+            for frame in frames[:-1]:
+                send(frame, _MORE)
+            send(frames[-1], zmq.NOBLOCK)
         except zmq.ZMQError as e:  # PUB drops at HWM; a subscriber repairs by replay
             logger.debug("event not published: %s", e)
 

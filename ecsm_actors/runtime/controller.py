@@ -110,7 +110,6 @@ class Controller:
             settings=settings, clock=self._clock)
         self._report_liveness = report_liveness
         self._liveness: LivenessReporter | None = None
-        self._context: zmq.Context[Any] | None = None
         self._stopping = threading.Event()
         self._workers: list[threading.Thread] = []
         self._failures: dict[str, int] = {}  # consecutive failures per key
@@ -126,9 +125,9 @@ class Controller:
         logger.info("%s: starting (%s, %d workers)", self.spec.name, self.spec.kind,
                     self.spec.workers)
         if self._report_liveness:
-            self._context = zmq.Context()
+            # The process's one context (the registry clients' too): one I/O thread.
             self._liveness = LivenessReporter(
-                self._context, self.cfg.heartbeat_endpoint, self.spec.name,
+                zmq.Context.instance(), self.cfg.heartbeat_endpoint, self.spec.name,
                 self.cfg.controller.heartbeat_interval, self.liveness_report).start()
         self.informer.start()
         for i in range(self.spec.workers):
@@ -155,8 +154,6 @@ class Controller:
             t.join(timeout=0.5)
         if self._liveness is not None:
             self._liveness.close()
-        if self._context is not None:
-            self._context.term()
         logger.info("%s: stopped", self.spec.name)
         return drained
 

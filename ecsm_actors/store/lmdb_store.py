@@ -28,7 +28,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -115,7 +114,7 @@ class Store:
         with self._env.begin(write=True, db=self._meta) as txn:
             epoch = txn.get(b"epoch")
             if epoch is None:
-                epoch = secrets.token_hex(8).encode()
+                epoch = os.urandom(8).hex().encode()  # not secrets: it maps libcrypto (3.8 MiB)
                 txn.put(b"epoch", epoch)
                 logger.info("new store: epoch %s", epoch.decode())
             rv, compacted = self._log_bounds(txn)
@@ -273,13 +272,21 @@ class Store:
                          f"{self.usage():.0%} used); write refused — delete objects or raise "
                          f"registry.map_size")
 
+    def _nearly_full(self, txn: lmdb.Transaction) -> bool:
+        """Usage past ``full_ratio``? Live pages never lie beyond the file's high-water
+        mark, so they are counted only once that mark is past it."""
+        high_water = (self._env.info()["last_pgno"] + 1) * self._page_size
+        if high_water < self.full_ratio * self.map_size:
+            return False
+        return self._usage(txn) >= self.full_ratio
+
     def _commit(self, staged: Sequence[Staged | RegistryError],
                 now: float) -> list[Outcome | RegistryError]:
         results: list[Outcome | RegistryError] = []
         txn = self._env.begin(write=True)
         try:
             rv = self._rv
-            full = self._usage(txn) >= self.full_ratio
+            full = self._nearly_full(txn)
             for s in staged:
                 if isinstance(s, RegistryError):
                     results.append(s)

@@ -101,9 +101,13 @@ def stage(write: Write) -> Staged | RegistryError:
                           status=semantics.prepare_status(target.kind, obj))
         wanted = semantics.requested_version(obj)
         prepared = semantics.prepare_object(obj)
-        raw_meta = obj.get("metadata") or {}
-        keep = frozenset(k for k in semantics.USER_METADATA if k not in raw_meta)
-        return Staged(op=op, target=semantics.target_of(prepared), wanted=wanted,
-                      prepared=prepared, keep_absent=keep if op is Op.APPLY else frozenset())
+        keep: frozenset[str] = frozenset()
+        if op is Op.APPLY:
+            raw_meta = obj.get("metadata") or {}
+            keep = frozenset(k for k in semantics.USER_METADATA if k not in raw_meta)
+        meta = prepared["metadata"]  # validated: kind, name and namespace are there
+        target = Target(kind=prepared["kind"], namespace=meta["namespace"], name=meta["name"])
+        return Staged(op=op, target=target, wanted=wanted, prepared=prepared,
+                      keep_absent=keep)
     except RegistryError as e:
         return e

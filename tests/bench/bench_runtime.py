@@ -198,6 +198,8 @@ def bench_throughput(n: int) -> None:
 class ListOf:
     def __init__(self, items: list[dict[str, Any]], rv: int) -> None:
         self.items, self.resource_version, self.epoch = items, rv, "e"
+        self.versions = [(f"{o['metadata']['namespace']}/{o['metadata']['name']}",
+                          o["metadata"]["resourceVersion"]) for o in items]
 
 
 class OneList:
@@ -205,6 +207,9 @@ class OneList:
         self.result = result
 
     def list(self, kind: str, namespace: str | None = None) -> ListOf:
+        return self.result
+
+    def list_versions(self, kind: str, namespace: str | None = None) -> ListOf:
         return self.result
 
     def watch_since(self, rv: int) -> Any:

@@ -7,9 +7,18 @@ are all available, then:
 
 1. kills each controller with SIGKILL ``--kills`` times and measures kill → replacement
    ready (the supervisor's readiness for a controller is its first liveness report with
-   ``synced``: the informer listed every object) — p50/p99/max;
+   ``synced``: the informer listed every object) — p50/p99/max; first it times a fresh
+   interpreter importing the libraries and exiting, the floor under any restart, measured
+   at the same moment with the load average (on a shared machine both move together);
 2. lets everything rest for ``--idle`` seconds and reports each process's RSS and the CPU
-   seconds each used meanwhile, and the totals of the whole daemon.
+   seconds each used meanwhile, and the totals of the whole daemon (also without the
+   simulator, a test double that a device does not run).
+
+Bytecode: an installed package has its modules compiled (``pip install`` does it), but this
+checkout may run with ``PYTHONDONTWRITEBYTECODE=1``, where every process start would compile
+every module of the project from source (≈ 30 ms per controller start). So the benchmark
+compiles ``ecsm_actors`` first, with hash-checked ``.pyc`` files (a source edited since is
+recompiled in memory, never served stale); ``--no-compile`` measures without.
 
 Prints the figures; exits non-zero only when the daemon cannot be brought up.
 """
@@ -17,7 +26,9 @@ Prints the figures; exits non-zero only when the daemon cannot be brought up.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import py_compile
 import shutil
 import signal
 import statistics
@@ -95,6 +106,17 @@ def measure_kills(client: SupervisorClient, name: str, kills: int,
     return latencies, respawns
 
 
+def interpreter_floor(runs: int) -> list[float]:
+    """ms for a fresh interpreter to import the libraries every process needs and exit:
+    the floor under a restart, measured at the same moment (the machine may be shared)."""
+    out = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import zmq, msgpack, logging, json"], check=True)
+        out.append((time.monotonic() - t0) * 1000)
+    return out
+
+
 def processes(client: SupervisorClient, daemon_pid: int) -> dict[str, psutil.Process]:
     procs = {"supervisor": psutil.Process(daemon_pid)}
     for r in client.ps():
@@ -115,7 +137,13 @@ def main() -> int:
     p.add_argument("--idle", type=float, default=60.0)
     p.add_argument("--heartbeat-interval", type=float, default=None,
                    help="controllers' liveness period (default: the configured one)")
+    p.add_argument("--no-compile", action="store_true",
+                   help="do not compile the project's bytecode first (see the module doc)")
     args = p.parse_args()
+    if not args.no_compile:
+        package = Path(__file__).resolve().parents[2] / "ecsm_actors"
+        compileall.compile_dir(package, quiet=1,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
 
     run_dir = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
     startsecs = 0.5
@@ -152,6 +180,10 @@ def main() -> int:
             load_config(environ={}).controller.heartbeat_interval)
         print(f"\nkill -9 → replacement ready and synced ({args.kills} kills each, "
               f"liveness period {hb:g}s)")
+        floor = interpreter_floor(args.kills)
+        print(f"  {'(floor: python + libs)':20s} ready    p50 {statistics.median(floor):7.1f} ms   "
+              f"p99 {percentile(floor, 99):7.1f} ms   max {max(floor):7.1f} ms   "
+              f"(load average {os.getloadavg()[0]:.2f})")
         for name in CONTROLLERS:
             lat, respawn = measure_kills(client, name, args.kills, startsecs)
             print(f"  {name:20s} ready    p50 {statistics.median(lat):7.1f} ms   "
@@ -165,14 +197,15 @@ def main() -> int:
         start = {n: cpu(pr) for n, pr in procs.items()}
         time.sleep(args.idle)
         print(f"\nat rest with {args.objects} objects, over {args.idle:g}s")
-        total_rss = total_cpu = 0.0
-        for n, pr in procs.items():
-            rss = pr.memory_info().rss
-            used = cpu(pr) - start[n]
-            total_rss += rss
-            total_cpu += used
-            print(f"  {n:20s} RSS {rss / MIB:6.1f} MiB   CPU {used:6.2f} s")
-        print(f"  {'whole daemon':20s} RSS {total_rss / MIB:6.1f} MiB   CPU {total_cpu:6.2f} s")
+        rss = {n: pr.memory_info().rss for n, pr in procs.items()}
+        used = {n: cpu(pr) - start[n] for n, pr in procs.items()}
+        for n in procs:
+            print(f"  {n:20s} RSS {rss[n] / MIB:6.1f} MiB   CPU {used[n]:6.2f} s")
+        print(f"  {'whole daemon':20s} RSS {sum(rss.values()) / MIB:6.1f} MiB   "
+              f"CPU {sum(used.values()):6.2f} s")
+        device = [n for n in procs if n != "simulator"]
+        print(f"  {'without simulator':20s} RSS {sum(rss[n] for n in device) / MIB:6.1f} MiB   "
+              f"CPU {sum(used[n] for n in device):6.2f} s")
         registry.close()
     finally:
         try:

@@ -49,6 +49,9 @@ def test_the_registry_serves_typed_requests_and_typed_errors(registry: StartRegi
     listed = client.list("ECSMService")
     assert [o["metadata"]["name"] for o in listed.items] == ["web"]
     assert listed.resource_version == 5 and listed.epoch == client.epoch
+    versions = client.list_versions("ECSMService")
+    assert versions.versions == [("default/web", 4)]
+    assert versions.resource_version == 5 and versions.epoch == client.epoch
     assert client.get("ECSMHpa", "default", "web")["spec"]["maxReplicas"] == 5
     assert client.delete("ECSMHpa", "default", "web") is None
     with pytest.raises(NotFound):
@@ -147,6 +150,8 @@ def test_hostile_frames_get_bad_request_and_the_registry_keeps_serving(
                         "name": "x"}),),
         (msgpack.packb({"v": 1, "id": 4, "op": "CREATE", "object": "x" * (70 << 10)}),),
         (msgpack.packb({"v": 1, "id": 5, "op": "PING"}), b"second frame"),
+        (msgpack.packb({"v": 1, "id": 8, "op": "LIST", "kind": "ECSMService",
+                        "view": "everything"}),),
     ]
     for frames in hostile:
         reply = ask(*frames)

@@ -24,7 +24,7 @@ OTHER = "ECSMHpa"
 
 @dataclass
 class Listed:
-    items: list[dict[str, Any]]
+    versions: list[tuple[str, int]]
     resource_version: int
     epoch: str
 
@@ -76,14 +76,12 @@ class FakeRegistry:
         self.epoch, self.rv, self.objects, self.log, self.compacted = "epoch-2", 0, {}, [], 0
 
     # -- RegistryReader --
-    def list(self, kind: str, namespace: str | None = None) -> Listed:
+    def list_versions(self, kind: str, namespace: str | None = None) -> Listed:
         self.calls.append("list")
         if self.down:
             raise Unavailable("registry did not answer")
-        items = [{"metadata": {"namespace": "default", "name": k.split("/")[1],
-                               "resourceVersion": rv}}
-                 for (kd, k), rv in self.objects.items() if kd == kind]
-        return Listed(items=items, resource_version=self.rv, epoch=self.epoch)
+        versions = [(k, rv) for (kd, k), rv in self.objects.items() if kd == kind]
+        return Listed(versions=versions, resource_version=self.rv, epoch=self.epoch)
 
     def watch_since(self, resource_version: int) -> Replayed:
         self.calls.append(f"watch_since {resource_version}")

@@ -17,7 +17,8 @@ def frame(**doc: object) -> bytes:
 @pytest.mark.parametrize("op, fields", [
     (Op.PING, {}),
     (Op.GET, {"kind": "ECSMService", "namespace": "default", "name": "web"}),
-    (Op.LIST, {"kind": "ECSMHpa", "namespace": None}),
+    (Op.LIST, {"kind": "ECSMHpa", "namespace": None, "view": None}),
+    (Op.LIST, {"kind": "ECSMHpa", "namespace": "d", "view": "versions"}),
     (Op.CREATE, {"object": {"kind": "ECSMService"}}),
     (Op.UPDATE, {"object": {"spec": {}}}),
     (Op.UPDATE_STATUS, {"object": {"status": {}}}),
@@ -32,9 +33,28 @@ def test_every_request_round_trips(op: Op, fields: dict) -> None:
 
 def test_optional_fields_default_to_none() -> None:
     request = protocol.decode_request(frame(op="LIST", kind="ECSMService"))
-    assert request.fields == {"kind": "ECSMService", "namespace": None}
+    assert request.fields == {"kind": "ECSMService", "namespace": None, "view": None}
     delete = protocol.decode_request(frame(op="DELETE", kind="K", namespace="d", name="n"))
     assert delete.fields["resourceVersion"] is None
+
+
+def test_the_version_of_an_encoded_object_is_read_without_decoding_the_rest() -> None:
+    obj = {"apiVersion": "ecsm.sh/v1", "kind": "ECSMService",
+           "metadata": {"name": "a", "labels": {"resourceVersion": "x"}, "resourceVersion": 42},
+           "spec": {"template": {"image": "app@1.0"}}}
+    assert protocol.peek_resource_version(protocol.pack(obj)) == 42
+    assert protocol.peek_resource_version(memoryview(protocol.pack(obj))) == 42
+
+
+@pytest.mark.parametrize("data", [
+    b"\xc1", b"\x82", msgpack.packb([1]), msgpack.packb({"spec": {}}),
+    msgpack.packb({"metadata": {"name": "a"}}), msgpack.packb({"metadata": "x"}),
+    msgpack.packb({"metadata": {"resourceVersion": "3"}}),
+    msgpack.packb({"metadata": {"resourceVersion": True}}),
+])
+def test_an_object_frame_without_an_integer_version_is_bad_request(data: bytes) -> None:
+    with pytest.raises(BadRequest):
+        protocol.peek_resource_version(data)
 
 
 @pytest.mark.parametrize("data, why", [
@@ -50,6 +70,7 @@ def test_optional_fields_default_to_none() -> None:
     (msgpack.packb({"v": "1", "id": 1, "op": "PING"}), "version"),
     (frame(op="DROP_TABLES"), "unknown op"),
     (frame(op=None), "unknown op"),
+    (frame(op=["PING"]), "unknown op"),
     (msgpack.packb({"v": 1, "op": "PING"}), "id"),
     (msgpack.packb({"v": 1, "id": True, "op": "PING"}), "id"),
     (msgpack.packb({"v": 1, "id": 1.5, "op": "PING"}), "id"),
@@ -109,6 +130,17 @@ def test_a_reply_with_a_raw_list_decodes_like_a_plain_reply() -> None:
     assert protocol.decode_reply(data).result == {"resourceVersion": 4, "items": items}
     empty = protocol.encode_reply_with_raw_list(9, "e", {"resourceVersion": 0}, "items", 0, b"")
     assert protocol.decode_reply(empty).result == {"resourceVersion": 0, "items": []}
+
+
+def test_an_already_encoded_object_travels_as_if_packed_with_its_envelope() -> None:
+    obj = {"metadata": {"name": "a", "resourceVersion": 7}, "spec": {"x": [1, None]}}
+    frame_ = protocol.pack(obj)
+    assert protocol.encode_reply_encoded(3, "e1", frame_) == protocol.pack(
+        {"v": 1, "id": 3, "ok": True, "epoch": "e1", "result": obj})
+    body = protocol.encode_event_body("e1", EventType.ADDED, "ECSMService", "d/a", 7, frame_)
+    assert body == protocol.pack(Event(epoch="e1", seq=7, type=EventType.ADDED,
+                                       kind="ECSMService", key="d/a", resource_version=7,
+                                       object=obj).to_wire())
 
 
 def test_events_and_heartbeats_round_trip_on_their_topics() -> None:

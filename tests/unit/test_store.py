@@ -231,6 +231,20 @@ def test_list_filters_by_kind_and_namespace(store: Store) -> None:
     assert store.list_objects("ECSMService", "nope") == ([], 3)
 
 
+def test_a_versions_list_gives_each_key_and_version_of_the_same_snapshot(store: Store) -> None:
+    store.write(Op.CREATE, object=service("a"))
+    store.write(Op.CREATE, object=service("b", namespace="prod"))
+    store.write(Op.CREATE, object=hpa("a"))
+    store.write(Op.UPDATE_STATUS, object={**service("a"), "status": {"replicas": 1}})
+    assert store.list_versions("ECSMService") == ([("default/a", 4), ("prod/b", 2)], 4)
+    assert store.list_versions("ECSMService", "prod") == ([("prod/b", 2)], 4)
+    assert store.list_versions("ECSMHpa") == ([("default/a", 3)], 4)
+    full, rv = store.list_objects("ECSMService")
+    assert [(f"{o['metadata']['namespace']}/{o['metadata']['name']}",
+             o["metadata"]["resourceVersion"]) for o in full] == \
+        store.list_versions("ECSMService")[0] and rv == 4
+
+
 def test_a_batch_applies_good_writes_and_refuses_bad_ones_individually(store: Store) -> None:
     results = store.execute([
         Write(op=Op.CREATE, fields={"object": service("a")}),

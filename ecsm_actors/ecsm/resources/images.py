@@ -8,21 +8,23 @@ error, as in the Go client (A-16).
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecsm_actors.ecsm import wire
 from ecsm_actors.ecsm.resources.paging import DEFAULT_PAGE_SIZE, list_all
 from ecsm_actors.ecsm.rest import RestClient, build_path, query
-from ecsm_actors.ecsm.types import (
-    ImageDetails,
-    ImageListItem,
-    ImageStatistics,
-    Page,
-    RepositoryInfo,
-    decode_page,
-    parse_ref,
-)
+from ecsm_actors.ecsm.types.common import Page, decode_page
 from ecsm_actors.errors import EcsmDecodeError, EcsmNotFound
+
+# The image types are imported by the methods that return them: the service controller
+# only asks for image configs (plain dicts), and need not create them at its start.
+if TYPE_CHECKING:
+    from ecsm_actors.ecsm.types.images import (
+        ImageDetails,
+        ImageListItem,
+        ImageStatistics,
+        RepositoryInfo,
+    )
 
 LOCAL_REGISTRY = "local"
 
@@ -34,6 +36,8 @@ class ImageClient:
     def list(self, page_num: int, page_size: int, registry_id: str = LOCAL_REGISTRY,
              name: str | None = None, os: str | None = None,
              author: str | None = None) -> Page[ImageListItem]:
+        from ecsm_actors.ecsm.types.images import ImageListItem
+
         params = [("registryId", registry_id)] + query(
             {"pageNum": page_num, "pageSize": page_size, "name": name, "os": os,
              "author": author})
@@ -46,6 +50,8 @@ class ImageClient:
                         page_size)
 
     def summary(self) -> ImageStatistics:
+        from ecsm_actors.ecsm.types.images import ImageStatistics
+
         return wire.decode(ImageStatistics, self.rest.get(build_path("image/summary")))
 
     def config(self, ref: str) -> dict[str, Any]:
@@ -62,6 +68,8 @@ class ImageClient:
         return config
 
     def details(self, registry_id: str, image_id: str) -> ImageDetails:
+        from ecsm_actors.ecsm.types.images import ImageDetails
+
         path = build_path("registry", ("registry id", registry_id), "image",
                           ("image id", image_id))
         return wire.decode(ImageDetails, self.rest.get(path))
@@ -69,6 +77,8 @@ class ImageClient:
     def details_by_ref(self, registry_id: str, ref: str) -> ImageDetails:
         """Find ``name@tag[#os]`` in the registry's list, then fetch its details (a helper;
         ValueError for a malformed ref, EcsmNotFound when absent)."""
+        from ecsm_actors.ecsm.types.images import parse_ref
+
         parsed = parse_ref(ref)
         for item in self.list_all(registry_id, name=parsed.name):
             if item.name == parsed.name and item.tag == parsed.tag and (
@@ -78,5 +88,7 @@ class ImageClient:
 
     def repositories(self, name: str | None = None, os: str | None = None,
                      author: str | None = None) -> builtins.list[RepositoryInfo]:
+        from ecsm_actors.ecsm.types.images import RepositoryInfo
+
         params = query({"name": name, "os": os, "author": author})
         return wire.decode_list(RepositoryInfo, self.rest.get(build_path("image/count"), params))

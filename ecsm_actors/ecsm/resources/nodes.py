@@ -9,31 +9,28 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecsm_actors.ecsm import wire
 from ecsm_actors.ecsm.resources.paging import DEFAULT_PAGE_SIZE, list_all
 from ecsm_actors.ecsm.rest import RestClient, build_path, query
-from ecsm_actors.ecsm.types import (
-    NameCheck,
-    NodeDeleteConflict,
-    NodeDetailsById,
-    NodeDetailsByName,
-    NodeInfo,
-    NodeMetrics,
-    NodeStatus,
-    NodeTypeUpdateInfo,
-    NodeView,
-    Page,
-    decode_page,
-)
+from ecsm_actors.ecsm.types.common import Page, decode_page
+from ecsm_actors.ecsm.types.node_info import NodeInfo
 from ecsm_actors.errors import EcsmDecodeError
 
-
-@dataclass(frozen=True, kw_only=True)
-class _StatusList:
-    nodes: tuple[NodeStatus, ...]
+# The other node types are imported by the methods that return them: the service
+# controller lists nodes only, and need not create those dataclasses at its start.
+if TYPE_CHECKING:
+    from ecsm_actors.ecsm.types.nodes import (
+        NameCheck,
+        NodeDeleteConflict,
+        NodeDetailsById,
+        NodeDetailsByName,
+        NodeMetrics,
+        NodeStatus,
+        NodeTypeUpdateInfo,
+        NodeView,
+    )
 
 
 def _exists(data: Any) -> bool:
@@ -57,6 +54,8 @@ class NodeClient:
 
     def validate_name(self, name: str, exclude_id: str | None = None) -> NameCheck:
         """GET ``node/name/check``: ``data`` true means the name exists already."""
+        from ecsm_actors.ecsm.types.nodes import NameCheck
+
         data = self.rest.get(build_path("node/name/check"), query({"name": name,
                                                                     "id": exclude_id}))
         if _exists(data):
@@ -66,6 +65,8 @@ class NodeClient:
     def validate_address(self, address: str, exclude_id: str | None = None,
                          tls: bool | None = None) -> NameCheck:
         """GET ``node/address/check``."""
+        from ecsm_actors.ecsm.types.nodes import NameCheck
+
         params = query({"address": address, "id": exclude_id, "tls": tls})
         if _exists(self.rest.get(build_path("node/address/check"), params)):
             return NameCheck(is_valid=False,
@@ -83,6 +84,8 @@ class NodeClient:
         self.rest.put(build_path("node/type"), send_body=False)
 
     def check_type_updates(self) -> list[NodeTypeUpdateInfo]:
+        from ecsm_actors.ecsm.types.nodes import NodeTypeUpdateInfo
+
         return wire.decode_list(NodeTypeUpdateInfo, self.rest.get(build_path("node/type/check")))
 
     def list(self, page_num: int, page_size: int, name: str | None = None,
@@ -97,21 +100,29 @@ class NodeClient:
         return list_all(lambda n, s: self.list(n, s, name, basic_info), page_size)
 
     def get_by_id(self, node_id: str) -> NodeDetailsById:
+        from ecsm_actors.ecsm.types.nodes import NodeDetailsById
+
         return wire.decode(NodeDetailsById,
                            self.rest.get(build_path("node", ("node id", node_id))))
 
     def get_by_name(self, name: str) -> NodeDetailsByName:
+        from ecsm_actors.ecsm.types.nodes import NodeDetailsByName
+
         return wire.decode(NodeDetailsByName,
                            self.rest.get(build_path("node/name", ("node name", name))))
 
     def list_status(self, ids: Sequence[str]) -> builtins.list[NodeStatus]:
         """GET ``node/status?ids[]=…``; returns the inner ``nodes`` array."""
+        from ecsm_actors.ecsm.types.nodes import NodeStatusList
+
         data = self.rest.get(build_path("node/status"), query(ids=list(ids)))
-        return list(wire.decode(_StatusList, data).nodes)
+        return list(wire.decode(NodeStatusList, data).nodes)
 
     def delete(self, ids: Sequence[str]) -> builtins.list[NodeDeleteConflict]:
         """DELETE ``node`` ``{"ids": [...]}``: ``"success"`` → no conflicts; an array →
         the nodes refused because services use them; anything else is an error (§5.11)."""
+        from ecsm_actors.ecsm.types.nodes import NodeDeleteConflict
+
         data = self.rest.delete(build_path("node"), {"ids": list(ids)})
         if data == "success":
             return []
@@ -122,10 +133,14 @@ class NodeClient:
         raise EcsmDecodeError(f"unexpected data format in delete response: {data!r:.200}")
 
     def node_view(self, node_id: str) -> NodeView:
+        from ecsm_actors.ecsm.types.nodes import NodeView
+
         path = build_path("overview/platform/node-view", ("node id", node_id))
         return wire.decode(NodeView, self.rest.get(path))
 
     def metrics(self, node_id: str, instant: bool = True) -> builtins.list[NodeMetrics]:
         """GET ``overview/node?instant=…&nodeId=…`` (both always sent)."""
+        from ecsm_actors.ecsm.types.nodes import NodeMetrics
+
         params = [("nodeId", node_id), ("instant", "true" if instant else "false")]
         return wire.decode_list(NodeMetrics, self.rest.get(build_path("overview/node"), params))

@@ -1,4 +1,5 @@
-"""Wire types of ECSM nodes (ecsm-api.md §5): list rows, details, status, view, metrics.
+"""Wire types of ECSM nodes (ecsm-api.md §5): details, status, view, metrics (the list
+row, :class:`NodeInfo`, lives in :mod:`.node_info` and is re-exported here).
 
 Pure data, no I/O. Irregularities kept as on the wire: get-by-name has ``ip``/``port``/
 ``tls`` as int (A-11), node-view children use snake_case ``node_id``/``pro_id`` (A-10),
@@ -11,27 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecsm_actors.ecsm import wire
-
-
-@dataclass(frozen=True, kw_only=True)
-class NodeInfo:
-    """A ``GET node`` row."""
-
-    id: str
-    address: str
-    name: str
-    password: str
-    status: str
-    type: str
-    tls: bool
-    container_total: int
-    container_running: int
-    container_ecsm_total: int
-    container_ecsm_running: int
-    up_time: float
-    created_time: str
-    arch: str
-    raw: dict[str, Any] = wire.raw_field()
+from ecsm_actors.ecsm.types.node_info import NodeInfo as NodeInfo  # re-exported
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +90,13 @@ class NodeStatus:
     net: tuple[NetStat, ...]
     time: NodeTime
     raw: dict[str, Any] = wire.raw_field()
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeStatusList:
+    """The ``data`` of ``GET node/status``: ``{nodes: [...]}``."""
+
+    nodes: tuple[NodeStatus, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
