@@ -86,6 +86,9 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_SLICE_MS = 200
+
+
 class RegistryClient:
     """Typed requests to the registry (see module docstring)."""
 
@@ -98,6 +101,7 @@ class RegistryClient:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._socket: zmq.Socket[Any] | None = None
+        self._monitor: zmq.Socket[Any] | None = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> RegistryClient:
@@ -108,15 +112,45 @@ class RegistryClient:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 10)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
-        # The deadline is the socket's own: one blocking recv per request, no poller.
-        sock.setsockopt(zmq.RCVTIMEO, max(0, int(self.timeout * 1000)))
+        # The deadline is the socket's own (a blocking recv, no poller), cut in slices so
+        # that a registry dying with our request in flight is noticed in a slice, not
+        # after the whole timeout: its reply can no longer come.
+        sock.setsockopt(zmq.RCVTIMEO, max(0, min(int(self.timeout * 1000), _SLICE_MS)))
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(self.endpoint)
         return sock
 
     def _discard(self) -> None:
         if self._socket is not None:
+            self._socket.disable_monitor()
             self._socket.close(linger=0)
             self._socket = None
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
+
+    def _peer_lost(self) -> bool:
+        """Whether the registry connection dropped since the last call (drains the
+        monitor's queue; only DISCONNECTED events are subscribed)."""
+        lost = False
+        monitor = self._monitor
+        while monitor is not None and monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            monitor.recv_multipart()
+            lost = True
+        return lost
+
+    def _await_reply(self, sock: zmq.Socket[Any], op: Op) -> bytes:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return sock.recv()
+            except zmq.Again:
+                if self._peer_lost():
+                    raise Unavailable(f"registry at {self.endpoint}: connection lost while "
+                                      f"waiting for the answer to {op}") from None
+                if time.monotonic() >= deadline:
+                    raise Unavailable(f"registry at {self.endpoint} did not answer {op} "
+                                      f"within {self.timeout:g}s") from None
 
     def request(self, op: Op, **fields: Any) -> Any:
         """Send one request and return the reply's ``result`` (raises its error)."""
@@ -126,13 +160,13 @@ class RegistryClient:
             if self._socket is None:
                 self._socket = self._connect()
             sock = self._socket
+            self._peer_lost()  # forget drops that happened between calls
             try:
                 sock.send(frame)
-                answer = sock.recv()
-            except zmq.Again:
+                answer = self._await_reply(sock, op)
+            except Unavailable:
                 self._discard()
-                raise Unavailable(f"registry at {self.endpoint} did not answer {op} "
-                                  f"within {self.timeout:g}s") from None
+                raise
             except zmq.ZMQError as e:
                 self._discard()
                 raise Unavailable(f"registry at {self.endpoint}: {e}") from e

@@ -3,8 +3,11 @@ half-written; a wiped store comes back with a new epoch."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +110,21 @@ def test_a_wiped_store_comes_back_empty_with_a_new_epoch(
     assert again.list("ECSMService").items == []
     client.ping()
     assert client.epoch == again.epoch
+
+
+def test_a_request_in_flight_when_the_registry_dies_fails_at_once_not_at_its_timeout(
+        processes: Processes, registry: StartRegistry) -> None:
+    proc, _ = registry()
+    cfg = registry_config(processes)
+    client = RegistryClient(cfg.registry_endpoint, timeout=30.0)
+    client.ping()
+    os.kill(proc.pid, signal.SIGSTOP)  # the request below is delivered but never answered
+    threading.Timer(0.3, lambda: os.kill(proc.pid, signal.SIGKILL)).start()
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="connection lost"):
+        client.ping()
+    assert time.monotonic() - started < 5.0  # far below the 30 s timeout
+    proc.wait(timeout=10)
+    registry()
+    assert client.ping()["epoch"]  # the same client works against the new registry
+    client.close()
