@@ -1,0 +1,208 @@
+"""Building a :class:`~ecsm_actors.config.settings.Config`: defaults < conf file <
+environment < flags, every value coerced to its key's type and checked.
+
+Every key ``section.key`` can be set in the environment as ``ECSM_ACTORS_SECTION_KEY``
+(``ECSM_ACTORS_REGISTRY`` is a short alias of ``registry.endpoint``, ``ECSM_ACTORS_CONF``
+names the conf file). A bad value raises a ``ConfigError`` that names the key. When no
+ECSM address is configured anywhere, the one a simulator recorded in the run directory
+is used, so every process and ``ecsm-cli`` of one run dir reach the same ECSM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, get_type_hints
+
+from ecsm_actors.config.settings import (
+    ENV_PREFIX,
+    ByteSize,
+    Config,
+    RunSettings,
+    parse_bytes,
+)
+from ecsm_actors.errors import ConfigError
+
+_ALIASES = {"ECSM_ACTORS_REGISTRY": "registry.endpoint"}
+
+
+def keys() -> dict[str, type]:
+    """Every ``section.key`` with its type."""
+    return dict(_keys())
+
+
+@functools.cache
+def _keys() -> dict[str, type]:
+    # Evaluating the annotations costs milliseconds; the tree never changes at run time.
+    out: dict[str, type] = {}
+    hints = get_type_hints(Config)
+    for section in dataclasses.fields(Config):
+        for name, typ in get_type_hints(hints[section.name]).items():
+            out[f"{section.name}.{name}"] = typ
+    return out
+
+
+def _coerce(key: str, typ: type, value: Any) -> Any:
+    try:
+        if typ is ByteSize:
+            return ByteSize(parse_bytes(value))
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected an integer")
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            result = float(value)
+            if result != result:
+                raise ValueError("expected a number")
+            return result
+        if typ is str:
+            if not isinstance(value, str):
+                raise ValueError("expected a string")
+            return value
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config key {key}: invalid value {value!r}: {e}") from e
+    raise ConfigError(f"config key {key}: unsupported type {typ}")
+
+
+def _check(cfg: Config) -> None:
+    """Cross-field and range checks; the message names the key."""
+    checks: list[tuple[str, bool, str]] = [
+        ("log.level", cfg.log.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
+         "expected DEBUG, INFO, WARNING or ERROR"),
+        ("log.format", cfg.log.format in ("text", "json"), "expected text or json"),
+        ("ecsm.protocol", cfg.ecsm.protocol in ("http", "https"), "expected http or https"),
+        ("ecsm.port", 0 < cfg.ecsm.port < 65536, "expected a port 1-65535"),
+        ("simulator.port", 0 <= cfg.simulator.port < 65536, "expected a port 0-65535"),
+        ("simulator.nodes", cfg.simulator.nodes >= 1, "expected at least 1"),
+        ("registry.map_size", cfg.registry.map_size >= 1 << 20, "expected at least 1Mi"),
+        ("registry.full_ratio", 0 < cfg.registry.full_ratio <= 1, "expected 0 < ratio <= 1"),
+        ("registry.event_log_limit", cfg.registry.event_log_limit >= 1, "expected >= 1"),
+        ("controller.workers", cfg.controller.workers >= 1, "expected at least 1"),
+        ("controller.backoff_cap", cfg.controller.backoff_cap >= cfg.controller.backoff_base,
+         "must be >= controller.backoff_base"),
+        ("supervisor.backoff_cap", cfg.supervisor.backoff_cap >= cfg.supervisor.backoff_base,
+         "must be >= supervisor.backoff_base"),
+    ]
+    for key, value in keys().items():
+        section, name = key.split(".")
+        v = getattr(getattr(cfg, section), name)
+        if value is float and v < 0:
+            checks.append((key, False, "cannot be negative"))
+    for endpoint_key in ("registry.endpoint", "registry.events_endpoint",
+                         "supervisor.control_endpoint", "supervisor.heartbeat_endpoint"):
+        section, name = endpoint_key.split(".")
+        ep = getattr(getattr(cfg, section), name)
+        checks.append((endpoint_key, ep == "" or ep.startswith(("ipc://", "tcp://")),
+                       "expected ipc://PATH or tcp://HOST:PORT"))
+    for key, ok, why in checks:
+        if not ok:
+            section, name = key.split(".")
+            value = getattr(getattr(cfg, section), name)
+            raise ConfigError(f"config key {key}: invalid value {value!r}: {why}")
+
+
+def load_config(
+    conf_file: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the configuration: defaults < conf file < environment < ``overrides`` (flags).
+
+    ``conf_file`` defaults to ``$ECSM_ACTORS_CONF`` when set. ``overrides`` maps
+    ``section.key`` to a value; ``None`` values are ignored (an unset flag).
+    """
+    env = os.environ if environ is None else environ
+    known = keys()
+    values: dict[str, Any] = {}
+
+    path = conf_file or env.get(ENV_PREFIX + "CONF") or None
+    if path:
+        import tomllib  # only with a conf file: every process starts faster without it
+
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path}: {e}") from e
+        for section, table in doc.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"config file {path}: [{section}] must be a table")
+            for name, value in table.items():
+                key = f"{section}.{name}"
+                if key not in known:
+                    raise ConfigError(f"config file {path}: unknown key {key}")
+                values[key] = _coerce(key, known[key], value)
+
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONF":
+            continue
+        env_key = _ALIASES.get(var) or _env_key(var, known)
+        if env_key is None:
+            continue  # not ours to judge: other tools may share the prefix
+        values[env_key] = _coerce(f"{env_key} (from {var})", known[env_key], value)
+
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in known:
+            raise ConfigError(f"unknown config key {key}")
+        values[key] = _coerce(key, known[key], value)
+
+    if "ecsm.host" not in values and "ecsm.port" not in values:
+        values.update(_simulator_address(values))
+
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    hints = get_type_hints(Config)
+    cfg = Config(**{s: hints[s](**kv) for s, kv in sections.items()})
+    _check(cfg)
+    return cfg
+
+
+def _simulator_address(values: Mapping[str, Any]) -> dict[str, Any]:
+    """ECSM address recorded by a simulator in the run dir, used when none is configured:
+    every process and ``ecsm-cli`` of one run dir then reach the same ECSM without flags."""
+    run_dir = values.get("run.dir")
+    probe = Config(run=RunSettings(dir=run_dir)) if run_dir else Config()
+    try:
+        doc = json.loads(probe.ecsm_address_file.read_text())
+        return {"ecsm.host": str(doc["host"]), "ecsm.port": int(doc["port"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _env_key(var: str, known: Mapping[str, type]) -> str | None:
+    rest = var[len(ENV_PREFIX):].lower()
+    for key in known:
+        if rest == key.replace(".", "_"):
+            return key
+    return None
+
+
+def child_environment(cfg: Config) -> dict[str, str]:
+    """Environment that makes a child process see exactly ``cfg`` (used by the supervisor)."""
+    env: dict[str, str] = {}
+    for key in keys():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        env[ENV_PREFIX + key.replace(".", "_").upper()] = str(value)
+    return env

@@ -1,0 +1,268 @@
+"""The settings tree: one frozen dataclass per section, :class:`Config` at the root.
+
+Owns every key, its type, its default and its ``#:`` comment (the comment is rendered into
+``conf/ecsm-actors.toml``), plus the locations derived from the run directory. Runs in
+every process. Sizes are :class:`ByteSize` (quantities such as ``512Mi`` accepted);
+durations are seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "ECSM_ACTORS_"
+
+_BINARY = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+_DECIMAL = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_bytes(value: str | int) -> int:
+    """Parse a byte size: an integer or a quantity such as ``512Mi``, ``1Gi``, ``10M``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size, got a boolean")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    text = str(value).strip()
+    for table in (_BINARY, _DECIMAL):
+        for suffix, factor in table.items():
+            if text.endswith(suffix):
+                number = text[: -len(suffix)]
+                return _non_negative(float(number) * factor)
+    return _non_negative(float(text))
+
+
+def _non_negative(x: float) -> int:
+    if x < 0 or x != x:
+        raise ValueError("a size cannot be negative")
+    return int(x)
+
+
+class ByteSize(int):
+    """Marker type: an ``int`` of bytes that accepts quantities in conf/env/flags."""
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    #: Run directory; empty means ``$XDG_STATE_HOME/ecsm-actors`` (or ~/.local/state/...).
+    dir: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogSettings:
+    #: DEBUG, INFO, WARNING or ERROR.
+    level: str = "INFO"
+    #: ``text`` for people, ``json`` for machines.
+    format: str = "text"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistrySettings:
+    #: REQ/REP endpoint; empty means ``ipc://<run dir>/registry.sock``.
+    endpoint: str = ""
+    #: PUB endpoint for events; empty means ``ipc://<run dir>/events.sock``.
+    events_endpoint: str = ""
+    #: LMDB directory; empty means ``<run dir>/data``.
+    data_dir: str = ""
+    #: LMDB map size: the hard ceiling of the store.
+    map_size: ByteSize = ByteSize(1 << 30)
+    #: Refuse writes once the map is this full (fraction), keeping room for deletes.
+    full_ratio: float = 0.95
+    #: Events kept in the replay log before compaction.
+    event_log_limit: int = 100_000
+    #: Period of the heartbeat on the PUB socket, seconds.
+    heartbeat_interval: float = 1.0
+    #: Largest request frame accepted, bytes.
+    max_frame_bytes: ByteSize = ByteSize(4 << 20)
+    #: Client-side timeout of one request, seconds.
+    request_timeout: float = 5.0
+    #: Messages queued per subscriber before PUB drops (gaps are repaired by replay).
+    pub_hwm: int = 100_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class EcsmSettings:
+    #: ``http`` or ``https``.
+    protocol: str = "http"
+    #: ECSM host. With ``--simulate`` the supervisor points every child at its simulator.
+    host: str = "127.0.0.1"
+    #: ECSM port (the platform default is 3001).
+    port: int = 3001
+    #: TCP connect timeout, seconds.
+    connect_timeout: float = 3.0
+    #: Read timeout of one call, seconds.
+    read_timeout: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControllerSettings:
+    #: Reconcile workers per controller process.
+    workers: int = 2
+    #: Period of the informer's version-only resync, seconds.
+    resync_period: float = 300.0
+    #: First retry delay of a failing key, seconds (doubles per failure, with jitter).
+    backoff_base: float = 0.05
+    #: Longest retry delay of a failing key, seconds.
+    backoff_cap: float = 30.0
+    #: Jitter of a retry delay, as a fraction: each delay is scaled by 1 ± jitter.
+    backoff_jitter: float = 0.1
+    #: Longest wait between two attempts to reach a registry that is down, seconds.
+    watch_retry_cap: float = 2.0
+    #: Events the informer's subscriber buffers before ZeroMQ drops some (a loss is
+    #: detected and replayed); 0 means ``registry.pub_hwm``.
+    event_buffer: int = 0
+    #: Consecutive failures after which the object's status gets a condition saying why.
+    failure_threshold: int = 5
+    #: Period of liveness reports to the supervisor, seconds.
+    heartbeat_interval: float = 1.0
+    #: No event and no registry heartbeat for this long → reconnect and replay, seconds.
+    watch_deadline: float = 5.0
+    #: On shutdown, in-flight reconciles get this long to finish, seconds.
+    drain_grace: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceControllerSettings:
+    #: Every ECSMService is re-checked against ECSM this often (ECSM has no watch), seconds.
+    drift_interval: float = 10.0
+    #: Consecutive ECSM failures before the condition Degraded/EcsmUnavailable is set.
+    unavailable_threshold: int = 3
+    #: While a rollout, a repair or a dependency wait is in progress, re-check this often, s.
+    poll_interval: float = 1.0
+    #: Node states (up/down) are re-read from ECSM at most this often, seconds.
+    node_refresh_interval: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class HpaSettings:
+    #: How often each HPA reads metrics and decides, seconds.
+    sync_period: float = 15.0
+    #: Default tolerance around the target ratio (per-object ``tolerance`` overrides it).
+    tolerance: float = 0.1
+    #: Default scale-down stabilization window, seconds.
+    downscale_stabilization: float = 300.0
+    #: Metrics older than this are treated as missing, seconds.
+    metric_max_age: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupervisorSettings:
+    #: Control socket (REQ/REP); empty means ``ipc://<run dir>/control.sock``.
+    control_endpoint: str = ""
+    #: Where children PUSH liveness reports; empty means ``ipc://<run dir>/heartbeat.sock``.
+    heartbeat_endpoint: str = ""
+    #: A child counts as started after staying up this long, seconds.
+    startsecs: float = 1.0
+    #: First restart delay, seconds (doubles per quick failure, with jitter).
+    backoff_base: float = 0.2
+    #: Longest restart delay, seconds.
+    backoff_cap: float = 30.0
+    #: This many restarts within ``flap_window`` seconds put the child in HOLD-DOWN.
+    flap_restarts: int = 5
+    #: Window of the flapping detector, seconds.
+    flap_window: float = 60.0
+    #: Time spent in HOLD-DOWN before trying again, seconds.
+    hold_down: float = 30.0
+    #: Give up after this many hold-downs in a row (0 = never give up).
+    max_hold_downs: int = 0
+    #: A child whose last heartbeat is older than this is killed and restarted, seconds.
+    heartbeat_deadline: float = 10.0
+    #: A reconcile in flight longer than this marks the child stuck, seconds.
+    reconcile_deadline: float = 120.0
+    #: A child whose RSS (less file-backed pages, e.g. the LMDB map) is above this is restarted.
+    memory_limit: ByteSize = ByteSize(256 << 20)
+    #: TERM, then KILL after this long, seconds.
+    stop_grace: float = 5.0
+    #: A child not ready this long after its start is killed and restarted, seconds.
+    ready_timeout: float = 60.0
+    #: How often each child's RSS is compared with ``memory_limit``, seconds.
+    memory_interval: float = 5.0
+    #: Child table (TOML or JSON) replacing the built-in one; empty means the built-in one.
+    children_file: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatorSettings:
+    #: HTTP port on 127.0.0.1; 0 picks a free port (recorded in the run dir).
+    port: int = 0
+    #: Number of seeded nodes.
+    nodes: int = 3
+    #: Seconds a container stays ``created`` before it is ``running``.
+    start_delay: float = 0.5
+    #: Persist state to this JSON file (survives a restart); empty means in memory.
+    state_file: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration. Build it with :func:`load_config`."""
+
+    run: RunSettings = field(default_factory=RunSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    ecsm: EcsmSettings = field(default_factory=EcsmSettings)
+    controller: ControllerSettings = field(default_factory=ControllerSettings)
+    service: ServiceControllerSettings = field(default_factory=ServiceControllerSettings)
+    hpa: HpaSettings = field(default_factory=HpaSettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+
+    # -- derived locations: everything defaults into the run directory --------------
+
+    @property
+    def run_dir(self) -> Path:
+        if self.run.dir:
+            return Path(self.run.dir).expanduser()
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(state) / "ecsm-actors"
+
+    def _ipc(self, configured: str, name: str) -> str:
+        return configured or f"ipc://{self.run_dir / name}"
+
+    @property
+    def registry_endpoint(self) -> str:
+        return self._ipc(self.registry.endpoint, "registry.sock")
+
+    @property
+    def events_endpoint(self) -> str:
+        return self._ipc(self.registry.events_endpoint, "events.sock")
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.registry.data_dir) if self.registry.data_dir else self.run_dir / "data"
+
+    @property
+    def control_endpoint(self) -> str:
+        return self._ipc(self.supervisor.control_endpoint, "control.sock")
+
+    @property
+    def heartbeat_endpoint(self) -> str:
+        return self._ipc(self.supervisor.heartbeat_endpoint, "heartbeat.sock")
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.run_dir / "pids"
+
+    @property
+    def ecsm_address_file(self) -> Path:
+        """Where a simulator started in this run dir records its address (JSON)."""
+        return self.run_dir / "ecsm-simulator.json"
+
+    @property
+    def ecsm_url(self) -> str:
+        return f"{self.ecsm.protocol}://{self.ecsm.host}:{self.ecsm.port}"
+
+    def ensure_run_dir(self) -> Path:
+        """Create the run directory (mode 0700) and its subfolders; return it."""
+        for path in (self.run_dir, self.log_dir, self.pid_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
+        return self.run_dir
