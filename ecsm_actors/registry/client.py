@@ -134,7 +134,7 @@ class RegistryClient:
         monitor's queue; only DISCONNECTED events are subscribed)."""
         lost = False
         monitor = self._monitor
-        while monitor is not None and monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while monitor is not None and int(monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             monitor.recv_multipart()
             lost = True
         return lost

@@ -182,8 +182,8 @@ class Store:
             rv, _ = self._log_bounds(txn)
             cursor = txn.cursor()
             if cursor.set_range(prefix):
-                for key, value in cursor:
-                    key = bytes(key)
+                for raw_key, value in cursor:
+                    key = bytes(raw_key)
                     if not key.startswith(prefix):
                         break
                     try:
