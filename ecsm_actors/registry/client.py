@@ -16,13 +16,11 @@ receiving heartbeats; frames that do not decode are logged and skipped.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +28,7 @@ import zmq
 
 from ecsm_actors import protocol
 from ecsm_actors.errors import BadRequest, Internal, Unavailable
+from ecsm_actors.lifecycle import gc_paused
 from ecsm_actors.protocol import ApplyAction, Event, Heartbeat, ListView, Op
 
 logger = logging.getLogger(__name__)
@@ -71,19 +70,6 @@ class WatchResult:
 
 #: Replies this large (a LIST, a replay) are decoded with the cyclic GC paused.
 GC_PAUSE_BYTES = 64 << 10
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Decoding thousands of objects is several times faster without the cyclic GC
-    scanning every new dict; none of them forms a cycle."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 _SLICE_MS = 200
