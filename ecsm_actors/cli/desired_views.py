@@ -112,10 +112,17 @@ def _field(label: str, value: Any, indent: int = 0) -> str:
     return f"{' ' * indent}{label + ':':<22}{shown}"
 
 
+_LONG_VALUE = 60
+
+
 def _mapping(value: Any) -> str:
+    """``k=v, …``; long values (the revision templates kept in annotations) are cut, as
+    ``-o yaml`` shows them whole."""
     if not value:
         return "<none>"
-    return ", ".join(f"{k}={v}" for k, v in value.items())
+    return ", ".join(
+        f"{k}={v if len(str(v)) <= _LONG_VALUE else str(v)[:_LONG_VALUE] + '…'}"
+        for k, v in value.items())
 
 
 def _conditions(obj: Obj, now: float | None) -> list[str]:
