@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,8 @@ from ecsm_actors.supervisor.states import ExitStatus
 
 logger = logging.getLogger(__name__)
 
-#: A child's log is rotated (to ``.1``) at its next start once it is larger than this.
+#: A child's log is rotated (to ``.1``) once it is larger than this: at the child's next
+#: start, and while it runs at every memory sample (see :func:`rotate_running_log`).
 LOG_ROTATE_BYTES = 16 << 20
 
 
@@ -92,3 +94,24 @@ def _rotate(log: Path) -> None:
             os.replace(log, log.with_name(log.name + ".1"))
     except FileNotFoundError:
         pass
+
+
+def rotate_running_log(log: Path, limit: int = LOG_ROTATE_BYTES) -> bool:
+    """Copy-and-truncate the log of a running child once it passes ``limit``.
+
+    The child holds the file open (O_APPEND, inherited), so it cannot be renamed away:
+    its content goes to ``.1`` and the file is truncated; the child's next write lands at
+    the new end. Lines written between the copy and the truncation are lost — the price
+    of rotating without the child's help, as logrotate's ``copytruncate`` pays it.
+    """
+    try:
+        if log.stat().st_size <= limit:
+            return False
+        shutil.copyfile(log, log.with_name(log.name + ".1"))
+        os.truncate(log, 0)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        logger.warning("cannot rotate %s: %s", log, e)
+        return False
+    return True

@@ -197,11 +197,13 @@ class Tree:
         return min(deadlines) if deadlines else None
 
     def sample_memory(self) -> None:
-        """Feed each live child's RSS (and CPU time, for stats) to its watchdog."""
-        for child in self.children.values():
+        """Feed each live child's RSS (and CPU time, for stats) to its watchdog, and keep
+        its log file bounded while it runs."""
+        for name, child in self.children.items():
             pid = child.machine.pid
             if pid is None or child.process is None:
                 continue
+            process.rotate_running_log(process.log_path(self.cfg.log_dir, name))
             try:
                 if child.ps_handle is None or child.ps_handle.pid != pid:
                     child.ps_handle = psutil.Process(pid)
