@@ -11,6 +11,7 @@ its own line, goes on with the others and exits 1 at the end.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,26 +73,34 @@ def _with_namespace(obj: dict[str, Any], namespace: str | None) -> dict[str, Any
     return obj
 
 
-@cli.command("apply")
-@FILE_OPTION
-@NAMESPACE_OPTION
-@pass_cli
-def apply_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None) -> None:
-    """Create or update objects from manifests (prints created|configured|unchanged)."""
+def _write_each(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
+                write: Callable[[RegistryClient, dict[str, Any]], str]) -> None:
+    """Write every manifest with ``write`` (which returns what was done), printing one
+    line per object; keep going past a refused object, exit 1 at the end if any was.
+    An unreachable registry stops at once: every other write would fail the same way."""
     items = manifests.load(sources)
     client = registry_client(ctx)
     failures = 0
     for m in items:
         try:
-            result = client.apply(_with_namespace(m.object, namespace))
+            outcome = write(client, _with_namespace(m.object, namespace))
         except Unavailable:
             raise
         except EcsmActorsError as e:
             failures += 1
             _report(m.label, e)
             continue
-        click.echo(f"{m.label} {result.action}")
+        click.echo(f"{m.label} {outcome}")
     _fail_at_end(failures)
+
+
+@cli.command("apply")
+@FILE_OPTION
+@NAMESPACE_OPTION
+@pass_cli
+def apply_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None) -> None:
+    """Create or update objects from manifests (prints created|configured|unchanged)."""
+    _write_each(ctx, sources, namespace, lambda client, obj: str(client.apply(obj).action))
 
 
 @cli.command("create")
@@ -100,20 +109,12 @@ def apply_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None) 
 @pass_cli
 def create_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None) -> None:
     """Create objects from manifests (an existing object is an error)."""
-    items = manifests.load(sources)
-    client = registry_client(ctx)
-    failures = 0
-    for m in items:
-        try:
-            client.create(_with_namespace(m.object, namespace))
-        except Unavailable:
-            raise
-        except EcsmActorsError as e:
-            failures += 1
-            _report(m.label, e)
-            continue
-        click.echo(f"{m.label} created")
-    _fail_at_end(failures)
+
+    def create(client: RegistryClient, obj: dict[str, Any]) -> str:
+        client.create(obj)
+        return "created"
+
+    _write_each(ctx, sources, namespace, create)
 
 
 @cli.command("delete")
