@@ -52,6 +52,7 @@ def start_simulator(procs: Processes, *args: str, timeout: float = 15.0) -> Runn
         return doc if doc.get("pid") == proc.pid else None
 
     doc = wait_until(ready, timeout, what="the simulator address file")
+    assert doc is not None  # wait_until returns only a truthy value
     return RunningSimulator(procs=procs, proc=proc, run_dir=procs.run_dir, url=doc["url"],
                             port=int(doc["port"]), admin=SimulatorAdmin(doc["url"]))
 

@@ -116,7 +116,9 @@ def ecsm_service_id(c: RegistryClient, name: str, timeout: float = 20.0) -> str:
         ids = (c.get("ECSMService", "default", name).get("status") or {}).get(
             "underlyingServiceIDs") or []
         return ids[0] if ids else None
-    return wait_until(first_id, timeout=timeout, what=f"ECSM service of {name}")
+    service_id = wait_until(first_id, timeout=timeout, what=f"ECSM service of {name}")
+    assert service_id is not None  # wait_until returns only a truthy value
+    return service_id
 
 
 def running_usage(admin: SimulatorAdmin, service_id: str) -> list[float]:

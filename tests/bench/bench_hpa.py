@@ -65,7 +65,9 @@ def step(c: RegistryClient, admin: SimulatorAdmin, name: str, load: float,
     admin.set_load(sid, cpu=load)
     out: dict[str, float] = {}
     for want in marks:
-        wait_until(lambda w=want: h.replicas(c, name) == w, timeout=60, interval=0.02)
+        def at_spec(w: int = want) -> bool:
+            return h.replicas(c, name) == w
+        wait_until(at_spec, timeout=60, interval=0.02)
         out[f"spec={want}"] = time.monotonic() - t0
     want = marks[-1]
     wait_until(lambda: h.running_count(admin, sid) == want, timeout=60, interval=0.05)

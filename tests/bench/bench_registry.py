@@ -374,9 +374,14 @@ def main() -> int:
                    "target >= 0.55x")
             report(f"  1 client {op} p50", ms(statistics.median(p50s)))
         workers = Workers(endpoint, 4, tmp)
+
+        def four(w: Workers, op: str) -> Callable[[int], float]:
+            def run(r: int) -> float:
+                return w.run(op, r * n4, n4)
+            return run
+
         for op in ("create", "update"):
-            rate, fl, ratio = paired(rounds, floor, n1,
-                                     lambda r, op=op: workers.run(op, r * n4, n4))
+            rate, fl, ratio = paired(rounds, floor, n1, four(workers, op))
             report(f"4 clients {op}s/s", f"{rate:,.0f}/s", f"{ratio}, raw {fl:,.0f}/s",
                    "target >= 2.2x")
         workers.close()

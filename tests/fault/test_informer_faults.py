@@ -63,7 +63,7 @@ class Writer:
     def write(self, c: Any, fn: Any) -> dict[str, Any]:
         while True:
             try:
-                return fn()  # type: ignore[no-any-return]
+                return fn()
             except AlreadyExists:
                 raise
             except RegistryError:

@@ -103,9 +103,9 @@ def test_an_ecsm_partition_is_reported_and_healed(processes: Processes, run_dir:
         stack.registry.apply(h.service("web", image="app@1.1", replicas=3, rollout=ROLLOUT))
         stack.registry.apply(h.service("new", replicas=1))
         for name in ("web", "db", "new"):
-            wait_until(lambda n=name: h.condition(stack.registry, n, "Degraded")
-                       == ("True", "EcsmUnavailable"), timeout=20,
-                       what=f"{name} Degraded/EcsmUnavailable")
+            def unavailable(n: str = name) -> bool:
+                return h.condition(stack.registry, n, "Degraded") == ("True", "EcsmUnavailable")
+            wait_until(unavailable, timeout=20, what=f"{name} Degraded/EcsmUnavailable")
         assert h.ecsm(stack.admin, "default.new.") == {}
     finally:
         stack.admin.reset_faults()

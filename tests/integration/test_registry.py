@@ -10,6 +10,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -129,7 +130,7 @@ def test_hostile_frames_get_bad_request_and_the_registry_keeps_serving(
         processes: Processes, registry: StartRegistry) -> None:
     _, client = registry(env={"ECSM_ACTORS_REGISTRY_MAX_FRAME_BYTES": "64Ki"})
     endpoint = registry_config(processes).registry_endpoint
-    context = zmq.Context.instance()
+    context: zmq.Context[Any] = zmq.Context.instance()
 
     def ask(*frames: bytes, dealer: bool = False) -> dict:
         sock = context.socket(zmq.DEALER if dealer else zmq.REQ)
@@ -195,7 +196,7 @@ def test_sigterm_stops_the_registry_cleanly_and_a_restart_reuses_stale_sockets(
 def test_a_subscriber_skips_malformed_messages(run_dir: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     endpoint = f"ipc://{run_dir}/fake-events.sock"
-    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     pub.bind(endpoint)
     with Subscriber(endpoint) as sub:

@@ -70,8 +70,9 @@ def test_a_service_is_created_then_scaled_up_and_down(stack: h.Stack) -> None:
     assert status["readyReplicas"] == 2
     for replicas in (4, 1):
         apply(stack, h.service("scale", replicas=replicas))
-        wait_until(lambda r=replicas: h.totals(stack.admin, "default.scale.") == (r, r),
-                   timeout=15, what=f"{replicas} running")
+        def running(r: int = replicas) -> bool:
+            return h.totals(stack.admin, "default.scale.") == (r, r)
+        wait_until(running, timeout=15, what=f"{replicas} running")
         wait_settled(stack, "scale")
         assert list(h.ecsm(stack.admin, "default.scale.")) == [name]  # no new revision
 

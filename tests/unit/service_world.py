@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.controllers.service.controller import ServiceReconciler
@@ -23,7 +23,7 @@ from ecsm_actors.ecsm.rest import RestClient
 from ecsm_actors.ecsm.simulator.app import Simulator
 from ecsm_actors.ecsm.simulator.state import State
 from ecsm_actors.errors import EcsmUnavailable, NotFound
-from ecsm_actors.runtime import Result
+from ecsm_actors.runtime import ReconcileContext, Result
 from ecsm_actors.store import semantics
 
 BASE = "http://sim.invalid"
@@ -180,7 +180,8 @@ class World:
     # -- controller ----------------------------------------------------------------------
 
     def reconcile(self, name: str) -> Result:
-        return self.reconciler.reconcile(self.ctx, f"default/{name}")
+        # FakeContext provides the part of ReconcileContext the reconciler uses.
+        return self.reconciler.reconcile(cast(ReconcileContext, self.ctx), f"default/{name}")
 
     def settle(self, *names: str, max_passes: int = 60) -> int:
         """Reconcile until every name's pass asks for the drift interval; returns passes."""

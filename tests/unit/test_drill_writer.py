@@ -108,7 +108,8 @@ def test_a_write_whose_reply_was_lost_is_recognised_not_redone() -> None:
     _settle(writer, write)
     assert registry.updates == updates               # recognised as landed
     entry = ledger.get("ECSMService", "default/web")
-    assert entry is not None and entry.pending is None and entry.acked.generation == 2
+    assert entry is not None and entry.pending is None
+    assert entry.acked is not None and entry.acked.generation == 2
     assert _consistent(registry, ledger).ok
 
 

@@ -152,6 +152,7 @@ def test_node_delete_returns_the_conflicts_or_nothing() -> None:
 
 
 def test_types_are_strict_per_field() -> None:
+    bad: dict[str, Any]
     for bad in ({"factor": 1.5}, {"factor": "1"}, {"factor": True}, {"name": 5},
                 {"imageList": {}}, {"nodeList": [1]}):
         with pytest.raises(EcsmDecodeError, match="failed to unmarshal"):

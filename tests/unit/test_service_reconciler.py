@@ -156,9 +156,9 @@ def test_an_ecsm_name_exists_answer_adopts_the_service_instead_of_duplicating_it
     w.apply(esvc("web", replicas=1))
     w.reconcile("web")  # created; now pretend the next controller's list missed it
     original = w.reconciler._list
-    w.reconciler._list = lambda ns, n: []  # type: ignore[method-assign]
+    w.reconciler._list = lambda ns, n: []
     w.reconcile("web")
-    w.reconciler._list = original  # type: ignore[method-assign]
+    w.reconciler._list = original
     w.settle("web")
     assert len(w.state.services) == 1
 

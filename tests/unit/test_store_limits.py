@@ -9,7 +9,7 @@ import pytest
 
 from ecsm_actors.errors import Expired, Internal, StoreFull
 from ecsm_actors.protocol import Op
-from ecsm_actors.store import Store, Write
+from ecsm_actors.store import Outcome, Store, Write
 from tests.registry_samples import service
 
 MiB = 1 << 20
@@ -136,7 +136,8 @@ def test_in_a_batch_only_the_write_that_does_not_fit_is_refused(tmp_path: Path) 
         Write(op=Op.CREATE, fields={"object": service("small-2")}),
     ])
     assert isinstance(results[1], StoreFull)
-    assert [r.result["metadata"]["resourceVersion"] for r in (results[0], results[2])] == [
-        11, 12]  # type: ignore[union-attr]
+    first, third = results[0], results[2]
+    assert isinstance(first, Outcome) and isinstance(third, Outcome)
+    assert [r.result["metadata"]["resourceVersion"] for r in (first, third)] == [11, 12]
     assert [e.seq for e in store.watch_since(10)[0]] == [11, 12]
     store.close()

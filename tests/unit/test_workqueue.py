@@ -292,6 +292,7 @@ def test_drain_waits_for_in_flight_keys_to_be_done() -> None:
     q.add("a")
     q.add("b")
     a, b = ready_now(q), ready_now(q)
+    assert a is not None and b is not None
     clock.call_later(1.0, lambda: q.done(a))
     clock.call_later(2.0, lambda: q.done(b))
     start = clock.now()
@@ -313,7 +314,12 @@ def test_a_key_added_during_drain_is_not_run_again() -> None:
     q, clock = make()
     q.add("a")
     ready_now(q)
-    clock.call_later(1.0, lambda: (q.add("a"), q.done("a")))
+
+    def add_again_then_done() -> None:
+        q.add("a")
+        q.done("a")
+
+    clock.call_later(1.0, add_again_then_done)
     assert q.shut_down_with_drain(5.0) is True
     assert q.get(timeout=0) == (None, True)
 
