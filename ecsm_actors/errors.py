@@ -182,7 +182,12 @@ class EcsmUnavailable(EcsmError):
 
 
 class EcsmDecodeError(EcsmError):
-    """The body is not the JSON the ECSM contract promises."""
+    """The body is not the JSON the ECSM contract promises. ``cause`` names the kind of
+    fault in a few stable words (no ids, no excerpts): rate-limited warnings count by it."""
+
+    def __init__(self, message: str, *, cause: str = "") -> None:
+        self.cause = cause or message.split(":", 1)[0][:80]
+        super().__init__(message)
 
 
 class TerminalError(EcsmActorsError):

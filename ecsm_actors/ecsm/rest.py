@@ -15,10 +15,16 @@ Invariants (ecsm-api.md §1):
 * Every request sends ``Content-Type`` and ``Accept: application/json`` (§1.2).
 * Queries are encoded like Go's ``url.Values.Encode``: keys sorted, values of a repeated
   key in order, form escaping (``serviceIds%5B%5D=a``) (§1.4).
-* Success is exactly envelope ``status == 200``; the HTTP code is ignored; an empty body is
-  success without data; a body that is not the envelope is an :class:`EcsmDecodeError`
-  with an excerpt of the raw body (§1.7). ``fieldErrors`` may be a string, an object or an
-  array (stringified, A-2).
+* Success is an HTTP ``2xx`` status line AND envelope ``status == 200`` (§1.7, made
+  strict: the Go client ignored the HTTP code, A-1). A non-2xx reply is always an error,
+  whatever its body: an ECSM error envelope keeps its typed error (404 →
+  :class:`EcsmNotFound`); anything else — an empty body, an HTML page from a proxy, or a
+  "success" envelope under an error status — is :class:`EcsmUnavailable` ("HTTP 503 with
+  an empty body"), never a success without data. On ``2xx`` an empty body is success
+  without data (the callers that need data refuse it, see :mod:`.wire`); a body that is
+  not the envelope is an :class:`EcsmDecodeError` with an excerpt of the raw body.
+  ``fieldErrors`` may be a string, an object or an array (stringified, A-2); the message
+  and field errors are clipped to :data:`MAX_TEXT` characters.
 * Transport failures (refused, timeout, reset, connection dropped) raise
   :class:`EcsmUnavailable` naming the URL. The client never retries.
 """
@@ -44,6 +50,8 @@ API_PREFIX = "api/v1"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 _PATH_SAFE = "$&+,/:;=@"
 _EXCERPT = 200
+#: Longest ECSM message or field-error text kept in an error (it may reach a status).
+MAX_TEXT = 500
 
 Query = Iterable[tuple[str, str]]
 
@@ -152,14 +160,44 @@ def query(pairs: Mapping[str, Any] | None = None, **arrays: Sequence[str]) -> li
 
 def field_errors_text(value: Any) -> str | None:
     """``fieldErrors`` as text: a string as is, an object or array as compact JSON (A-2)."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _clip(value)
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    except (ValueError, TypeError, RecursionError):
+        return "(unprintable field errors)"
+    return _clip(text)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 
 
 def _excerpt(body: bytes) -> str:
-    text = body.decode("utf-8", errors="replace")
-    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "…"
+    text = body[:_EXCERPT * 4].decode("utf-8", errors="replace")
+    if len(text) > _EXCERPT or len(body) > _EXCERPT * 4:
+        return text[:_EXCERPT] + "…"
+    return text
+
+
+def decode_reply(http_status: int, body: bytes, url: str) -> Any:
+    """The HTTP status line and the envelope rule together (see the module doc); return
+    ``data`` (or None for a ``2xx`` with an empty body or ``data: null``)."""
+    if 200 <= http_status < 300:
+        return decode_envelope(body)
+    if not body.strip():
+        raise EcsmUnavailable(url, f"HTTP {http_status} with an empty body")
+    try:
+        decode_envelope(body)  # an ECSM error envelope raises its typed error here
+    except EcsmApiError:
+        raise
+    except EcsmDecodeError:
+        what = f"a body that is not an ECSM envelope ({_excerpt(body)!r})"
+    else:
+        what = "a success envelope (not trusted under an error status)"
+    raise EcsmUnavailable(url, f"HTTP {http_status} with {what}")
 
 
 def decode_envelope(body: bytes) -> Any:
@@ -188,7 +226,7 @@ def decode_envelope(body: bytes) -> Any:
                               f"(raw response: {_excerpt(body)!r})")
     if status != 200:
         cls = EcsmNotFound if status == 404 else EcsmApiError
-        raise cls(status, message or "", field_errors_text(doc.get("fieldErrors")))
+        raise cls(status, _clip(message or ""), field_errors_text(doc.get("fieldErrors")))
     return doc.get("data")
 
 
@@ -222,8 +260,8 @@ class RestClient:
             payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("ecsm %s %s", method, url)
-        _, content = self.transport.send(method, url, payload, self.timeout)
-        return decode_envelope(content)
+        status, content = self.transport.send(method, url, payload, self.timeout)
+        return decode_reply(status, content, url)
 
     def get(self, path: str, params: Query = ()) -> Any:
         return self.request("GET", path, params=params)

@@ -262,6 +262,15 @@ def decode(cls: type[T], value: Any, path: str = "data") -> T:
         raise e.error(path) from None
 
 
+def decode_required(cls: type[T], value: Any, path: str = "data") -> T:
+    """:func:`decode` for answers whose zero value would pass for a real one (an object
+    fetched by id, a page): ``null`` (or an empty body) is an EcsmDecodeError here."""
+    if value is None:
+        raise EcsmDecodeError(f"{_PREFIX}: {path}: expected object, got null",
+                              cause="null where an object is required")
+    return decode(cls, value, path)
+
+
 def decode_list(cls: type[T], value: Any, path: str = "data") -> list[T]:
     """Decode a JSON array (``None`` → empty) of ``cls`` objects."""
     if value is None:

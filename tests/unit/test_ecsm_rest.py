@@ -13,7 +13,7 @@ from ecsm_actors.ecsm.clientset import Clientset
 from ecsm_actors.ecsm.resources.paging import list_all
 from ecsm_actors.ecsm.rest import HEADERS, RequestsTransport, RestClient, build_path
 from ecsm_actors.ecsm.types import ContainerInfo, NodeInfo, NodeStatus, Page, ServiceRow
-from ecsm_actors.errors import EcsmApiError, EcsmDecodeError, EcsmNotFound
+from ecsm_actors.errors import EcsmApiError, EcsmDecodeError, EcsmNotFound, EcsmUnavailable
 
 
 class FakeTransport:
@@ -82,14 +82,33 @@ def test_every_request_carries_the_json_headers() -> None:
     transport.close()
 
 
-def test_only_envelope_status_200_is_success_whatever_the_http_code() -> None:
-    cs, _ = client((500, {"status": 200, "message": "success", "data": {"local": 3,
-                                                                          "remote": 0}}))
+def test_success_needs_a_2xx_status_line_and_envelope_status_200() -> None:
+    summary = {"status": 200, "message": "success", "data": {"local": 3, "remote": 0}}
+    cs, _ = client((201, summary), (500, summary))
     assert cs.images.summary().local == 3
+    with pytest.raises(EcsmUnavailable, match="HTTP 500 with a success envelope"):
+        cs.images.summary()
     cs, _ = client((200, {"status": 404, "message": "service not found", "data": None}))
     with pytest.raises(EcsmNotFound) as e:
         cs.services.get("x")
     assert e.value.status == 404 and "service not found" in str(e.value)
+
+
+def test_a_non_2xx_reply_is_an_error_whatever_its_body() -> None:
+    cs, _ = client((503, b""), (502, b"<html>Bad Gateway</html>"),
+                   (404, {"status": 404, "message": "service not found", "data": None}),
+                   (500, {"status": 500, "message": "boom", "data": None}))
+    with pytest.raises(EcsmUnavailable, match="HTTP 503 with an empty body") as un:
+        cs.services.list_all()
+    assert un.value.url.startswith("http://ecsm:3001/api/v1/service?")
+    with pytest.raises(EcsmUnavailable, match="HTTP 502 with a body that is not an ECSM "
+                                              "envelope .*Bad Gateway"):
+        cs.services.delete("s1")
+    with pytest.raises(EcsmNotFound):
+        cs.services.delete("s1")
+    with pytest.raises(EcsmApiError) as api:
+        cs.services.list_all()
+    assert api.value.status == 500 and not api.value.is_client_error
 
 
 def test_an_error_envelope_carries_status_message_and_field_errors() -> None:
@@ -115,24 +134,50 @@ def test_field_errors_sent_as_object_or_array_are_stringified_not_fatal() -> Non
     assert e.value.field_errors == '["a","b"]'
 
 
-def test_an_empty_body_is_success_without_data() -> None:
-    cs, _ = client((200, b""), (200, b""))
-    assert cs.services.get("x").id == ""
-    assert cs.nodes.list_all() == []
+def test_an_empty_2xx_body_is_no_data_which_reads_of_an_object_or_a_list_refuse() -> None:
+    cs, _ = client((200, b""), (200, b""), (204, b""))
+    with pytest.raises(EcsmDecodeError, match="expected object, got null"):
+        cs.services.get("x")
+    with pytest.raises(EcsmDecodeError, match="expected object, got null"):
+        cs.nodes.list_all()
+    cs.nodes.refresh_types()  # a write whose answer carries nothing
+
+
+@pytest.mark.parametrize("data", [
+    None, {}, {"total": 2}, {"total": 2, "list": None}, {"list": [{"id": "a"}]},
+    {"total": -1, "list": []}, {"total": 1, "list": [None]}, {"total": 1, "list": {}},
+    {"total": "1", "list": []}, [], "success"])
+def test_a_list_answer_that_cannot_be_complete_is_an_error_never_an_empty_list(
+        data: Any) -> None:
+    cs, _ = client(ok(data))
+    with pytest.raises(EcsmDecodeError):
+        cs.services.list_all()
+
+
+def test_an_empty_page_may_carry_a_null_list_when_its_total_is_zero() -> None:
+    cs, _ = client(ok({"total": 0, "pageNum": 1, "pageSize": 100, "list": None}))
+    assert cs.services.list_all() == []
+
+
+def test_get_service_refuses_an_answer_about_another_service() -> None:
+    cs, _ = client(ok({"id": "other", "name": "n"}), ok({"id": "s1", "name": "n"}))
+    with pytest.raises(EcsmDecodeError, match="answered with service id 'other'"):
+        cs.services.get("s1")
+    assert cs.services.get("s1").name == "n"
 
 
 def test_a_body_that_is_not_the_envelope_is_a_decode_error_quoting_the_body() -> None:
     for body in (b"<html>502 Bad Gateway</html>", b'{"status":"200"}', b'{"status":200,'
                  b'"message":5}', b"[1,2]", b'{"status":200,"data":{"total":'):
-        cs, _ = client((502, body))
+        cs, _ = client((200, body))
         with pytest.raises(EcsmDecodeError) as e:
             cs.images.summary()
         assert "raw response" in str(e.value) and body[:5].decode() in str(e.value)
 
 
-def test_null_data_gives_zero_values_except_where_the_contract_says_error() -> None:
-    cs, _ = client(ok(None), ok(None), ok({"config": None}), ok(None), ok("weird"))
-    assert cs.services.get("x").factor == 0
+def test_null_data_of_a_write_or_check_gives_zero_values_unless_the_contract_says_error(
+) -> None:
+    cs, _ = client(ok(None), ok({"config": None}), ok(None), ok("weird"))
     assert cs.nodes.validate_name("n").is_valid
     with pytest.raises(EcsmDecodeError, match="'config' field is null"):
         cs.images.config("a@1")

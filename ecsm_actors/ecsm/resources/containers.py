@@ -37,7 +37,7 @@ class ContainerClient:
     def get_by_task_id(self, task_id: str) -> ContainerInfo:
         """GET ``container/{taskId}``; the answer's ``id`` is the container id."""
         data = self.rest.get(build_path("container", ("task id", task_id)))
-        return wire.decode(ContainerInfo, data)
+        return wire.decode_required(ContainerInfo, data)
 
     def list_by_service(self, service_ids: Sequence[str], page_num: int, page_size: int,
                         key: str | None = None) -> Page[ContainerInfo]:

@@ -52,7 +52,7 @@ class ImageClient:
     def summary(self) -> ImageStatistics:
         from ecsm_actors.ecsm.types.images import ImageStatistics
 
-        return wire.decode(ImageStatistics, self.rest.get(build_path("image/summary")))
+        return wire.decode_required(ImageStatistics, self.rest.get(build_path("image/summary")))
 
     def config(self, ref: str) -> dict[str, Any]:
         """GET ``image/config?ref=name@tag#os``: the unwrapped EcsImageConfig wire dict."""
@@ -72,7 +72,7 @@ class ImageClient:
 
         path = build_path("registry", ("registry id", registry_id), "image",
                           ("image id", image_id))
-        return wire.decode(ImageDetails, self.rest.get(path))
+        return wire.decode_required(ImageDetails, self.rest.get(path))
 
     def details_by_ref(self, registry_id: str, ref: str) -> ImageDetails:
         """Find ``name@tag[#os]`` in the registry's list, then fetch its details (a helper;

@@ -102,21 +102,21 @@ class NodeClient:
     def get_by_id(self, node_id: str) -> NodeDetailsById:
         from ecsm_actors.ecsm.types.nodes import NodeDetailsById
 
-        return wire.decode(NodeDetailsById,
-                           self.rest.get(build_path("node", ("node id", node_id))))
+        return wire.decode_required(NodeDetailsById,
+                                    self.rest.get(build_path("node", ("node id", node_id))))
 
     def get_by_name(self, name: str) -> NodeDetailsByName:
         from ecsm_actors.ecsm.types.nodes import NodeDetailsByName
 
-        return wire.decode(NodeDetailsByName,
-                           self.rest.get(build_path("node/name", ("node name", name))))
+        return wire.decode_required(NodeDetailsByName,
+                                    self.rest.get(build_path("node/name", ("node name", name))))
 
     def list_status(self, ids: Sequence[str]) -> builtins.list[NodeStatus]:
         """GET ``node/status?ids[]=…``; returns the inner ``nodes`` array."""
         from ecsm_actors.ecsm.types.nodes import NodeStatusList
 
         data = self.rest.get(build_path("node/status"), query(ids=list(ids)))
-        return list(wire.decode(NodeStatusList, data).nodes)
+        return list(wire.decode_required(NodeStatusList, data).nodes)
 
     def delete(self, ids: Sequence[str]) -> builtins.list[NodeDeleteConflict]:
         """DELETE ``node`` ``{"ids": [...]}``: ``"success"`` → no conflicts; an array →
@@ -136,7 +136,7 @@ class NodeClient:
         from ecsm_actors.ecsm.types.nodes import NodeView
 
         path = build_path("overview/platform/node-view", ("node id", node_id))
-        return wire.decode(NodeView, self.rest.get(path))
+        return wire.decode_required(NodeView, self.rest.get(path))
 
     def metrics(self, node_id: str, instant: bool = True) -> builtins.list[NodeMetrics]:
         """GET ``overview/node?instant=…&nodeId=…`` (both always sent)."""

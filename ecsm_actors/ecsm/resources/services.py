@@ -15,6 +15,7 @@ from ecsm_actors.ecsm import wire
 from ecsm_actors.ecsm.resources.paging import DEFAULT_PAGE_SIZE, list_all
 from ecsm_actors.ecsm.rest import RestClient, build_path, query
 from ecsm_actors.ecsm.types import Page, ServiceDetail, ServiceRow, decode_page
+from ecsm_actors.errors import EcsmDecodeError
 
 
 def _create_result(data: Any) -> dict[str, Any]:
@@ -46,9 +47,15 @@ class ServiceClient:
                         page_size)
 
     def get(self, service_id: str) -> ServiceDetail:
-        """GET ``service/{id}``; an unknown id raises EcsmNotFound."""
+        """GET ``service/{id}``; an unknown id raises EcsmNotFound. An answer without the
+        service (``data: null``) or about another id is an EcsmDecodeError: callers
+        confirm that a listed service exists with this call."""
         data = self.rest.get(build_path("service", ("service id", service_id)))
-        return wire.decode(ServiceDetail, data)
+        detail = wire.decode_required(ServiceDetail, data)
+        if detail.id != service_id:
+            raise EcsmDecodeError(f"GET service/{service_id} answered with service id "
+                                  f"{detail.id[:80]!r}", cause="an answer about another id")
+        return detail
 
     def update(self, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """PUT ``service`` (id in the body only); returns ``{"id", "containers"}``."""

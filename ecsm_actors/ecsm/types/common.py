@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from ecsm_actors.ecsm import wire
+from ecsm_actors.errors import EcsmDecodeError
 
 T = TypeVar("T")
 
@@ -45,11 +46,30 @@ class _PageHead:
 
 
 def decode_page(item: type[T], value: Any, path: str = "data") -> Page[T]:
-    """Decode a paged ``data`` whose ``list`` holds ``item`` objects."""
-    head = wire.decode(_PageHead, value, path)
-    items = tuple(wire.decode(item, v, f"{path}.list[{i}]") for i, v in enumerate(head.list))
+    """Decode a paged ``data`` whose ``list`` holds ``item`` objects.
+
+    Stricter than the Go client (which reads ``data: null`` as an empty page): a page must
+    be an object with an integer ``total`` ≥ 0 and a ``list`` of objects (``null`` only when
+    ``total`` is 0). Anything else cannot be a complete list, so it is an
+    :class:`~ecsm_actors.errors.EcsmDecodeError`, never an empty page.
+    """
+    head = wire.decode_required(_PageHead, value, path)
+    total = wire.lookup(value, "total")
+    rows = wire.lookup(value, "list")
+    why = None
+    if total is None:
+        why = "the page has no total"
+    elif head.total < 0:
+        why = f"the page's total is negative ({head.total})"
+    elif rows is None and head.total > 0:
+        why = f"the page's list is missing or null but its total is {head.total}"
+    if why:
+        raise EcsmDecodeError(f"{path}: {why}: not a complete list",
+                              cause="a page that cannot be a complete list")
+    items = tuple(wire.decode_required(item, v, f"{path}.list[{i}]")
+                  for i, v in enumerate(head.list))
     return Page(total=head.total, page_num=head.page_num, page_size=head.page_size,
-                items=items, raw=value or {})
+                items=items, raw=value)
 
 
 @dataclass(frozen=True, kw_only=True)
