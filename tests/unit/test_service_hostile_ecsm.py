@@ -21,16 +21,15 @@ from tests.unit.service_world import World, esvc
 pytestmark = pytest.mark.timeout(30)
 
 #: How a hostile ECSM answers (``honest`` forwards everything unchanged).
-MODES = ("honest", "empty503", "null_list", "repeat_pages", "phantom")
-
-
 class HostileTransport:
-    """Forwards to the world's transport, then lies in the way ``mode`` says."""
+    """Forwards to the world's transport, then lies in the way ``mode`` says: ``honest``,
+    ``empty503``, ``null_list``, ``repeat_pages`` or ``phantom``."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.mode = "honest"
         self.sent: list[tuple[str, str]] = []
+        self.phantoms: dict[str, dict[str, Any]] = {}
 
     def send(self, method: str, url: str, body: bytes | None,
              timeout: tuple[float | None, float | None]) -> tuple[int, bytes]:
@@ -52,10 +51,16 @@ class HostileTransport:
             return status, json.dumps(doc).encode()
         status, reply = self.inner.send(method, url, body, timeout)
         if self.mode == "phantom" and is_list and parts.path.endswith("/service"):
+            # A row with another id and an older createdTime for every row ever listed;
+            # it stays listed after the real service is gone.
             doc = json.loads(reply)
             page = doc["data"]
-            phantoms = [{**row, "id": f"phantom{row['id'][7:]}",
-                         "createdTime": "2000-01-01 00:00:00"} for row in page["list"]]
+            for row in page["list"]:
+                self.phantoms.setdefault(row["name"], {
+                    **row, "id": f"phantom{row['id'][7:]}",
+                    "createdTime": "2000-01-01 00:00:00"})
+            name = dict(parse_qsl(parts.query)).get("name", "")
+            phantoms = [row for key, row in self.phantoms.items() if name in key]
             page["list"] = phantoms + page["list"]
             page["total"] += len(phantoms)
             return status, json.dumps(doc).encode()
@@ -75,6 +80,17 @@ def hostile_world() -> tuple[World, HostileTransport]:
     return w, hostile
 
 
+def settled_web(replicas: int = 2) -> tuple[World, HostileTransport, str]:
+    """A world with ``web`` settled on one ECSM service (its id returned), and the
+    hostile transport's record of requests cleared."""
+    w, hostile = hostile_world()
+    w.apply(esvc("web", replicas=replicas))
+    w.settle("web")
+    [sid] = w.state.services
+    hostile.sent.clear()
+    return w, hostile, sid
+
+
 def reconcile_a_few_times(w: World, name: str, passes: int = 5) -> None:
     for _ in range(passes):
         w.reconcile(name)
@@ -84,10 +100,7 @@ def reconcile_a_few_times(w: World, name: str, passes: int = 5) -> None:
 @pytest.mark.parametrize("mode", ["empty503", "null_list"])
 def test_a_deletion_keeps_its_finalizer_while_ecsm_answers_garbage_then_completes(
         mode: str) -> None:
-    w, hostile = hostile_world()
-    w.apply(esvc("web", replicas=2))
-    w.settle("web")
-    [sid] = w.state.services
+    w, hostile, sid = settled_web()
     hostile.mode = mode
     w.registry.delete("ECSMService", "default", "web")
     reconcile_a_few_times(w, "web")
@@ -96,5 +109,60 @@ def test_a_deletion_keeps_its_finalizer_while_ecsm_answers_garbage_then_complete
     hostile.mode = "honest"
     w.reconcile("web")
     assert w.state.services == {}  # no orphan left on ECSM
+    with pytest.raises(Exception, match="not found"):
+        w.get("web")
+
+
+# -- duplicates are judged by id and by certainty ------------------------------------------
+
+@pytest.mark.parametrize("mode", ["repeat_pages", "phantom"])
+def test_repeated_pages_or_a_phantom_row_never_delete_the_live_service(mode: str) -> None:
+    w, hostile, sid = settled_web()
+    hostile.mode = mode
+    reconcile_a_few_times(w, "web", passes=8)
+    assert hostile.deletes() == []
+    assert list(w.state.services) == [sid]
+    assert not [m for m, path in hostile.sent if m in ("POST", "PUT")]  # none re-created
+    hostile.mode = "honest"
+    w.settle("web")
+    assert list(w.state.services) == [sid]
+    assert w.get("web")["status"]["underlyingServiceIDs"] == [sid]
+
+
+def test_a_phantom_row_is_ignored_with_a_warning_and_the_pass_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    w, hostile, sid = settled_web()
+    hostile.mode = "phantom"
+    with caplog.at_level(logging.WARNING, logger="ecsm_actors.controllers.service"):
+        result = w.reconcile("web")
+    assert result.requeue_after == w.cfg.service.drift_interval  # settled, not in trouble
+    assert [r.getMessage() for r in caplog.records if "phantom row ignored" in r.getMessage()]
+    assert f"phantom{sid[7:]}" in caplog.text
+    assert hostile.deletes() == []
+
+
+def test_two_services_of_one_revision_confirmed_by_id_keep_the_oldest() -> None:
+    w, hostile = hostile_world()
+    w.apply(esvc("web", replicas=1))
+    w.apply(esvc("twin", replicas=1))
+    w.settle("web", "twin")
+    web = next(s for s in w.state.services.values() if s.name.startswith("default.web."))
+    twin = next(s for s in w.state.services.values() if s.name.startswith("default.twin."))
+    twin.name, twin.created_at = web.name, web.created_at + 60  # a real, newer duplicate
+    calls = len(hostile.sent)
+    w.reconcile("web")
+    assert hostile.deletes() == [twin.id]
+    assert [(m, p.rsplit("/", 1)[1]) for m, p in hostile.sent[calls:calls + 3]] == \
+        [("GET", "service"), ("GET", web.id), ("GET", twin.id)]
+    assert web.id in w.state.services and twin.id not in w.state.services
+
+
+def test_a_deletion_completes_when_ecsm_keeps_listing_a_phantom_row() -> None:
+    w, hostile, sid = settled_web()
+    hostile.mode = "phantom"
+    w.registry.delete("ECSMService", "default", "web")
+    w.reconcile("web")
+    assert w.state.services == {}
+    assert sid in hostile.deletes()
     with pytest.raises(Exception, match="not found"):
         w.get("web")

@@ -5,7 +5,10 @@ reconciled by two workers at once; different keys run concurrently, sharing the 
 ECSM clientset and the node-state cache).
 
 One pass: read the object fresh; on deletion delete every owned ECSM service, then drop
-the finalizer; otherwise list the owned ECSM services by name (one call), record the
+the finalizer — only after a listing that is certainly complete (its pages agreed, every
+answer checked) shows no owned service that ECSM confirms by id; otherwise list the owned
+ECSM services by name (one call; suspected duplicates are judged by the rule of
+:mod:`.observe`, with a GET by id only then), record the
 finalizer and the revision annotation (a registry UPDATE, only when missing), hold back a
 first deployment until every ``dependsOn`` is Available, list containers only when
 something is unhealthy or rolling (a second call), run the pure planner, apply its actions,
@@ -13,7 +16,8 @@ write the status when it changed, and ask to be looked at again: soon while conv
 after ``service.drift_interval`` when settled — ECSM has no watch, so that is how drift
 (deleted, scaled or stopped behind our back, crashed containers, dead nodes) is repaired.
 
-Errors: ECSM unreachable / 5xx / undecodable → requeue with backoff, and after
+Errors: ECSM unreachable / 5xx / undecodable / an inconsistent listing → requeue with
+backoff (no action taken on it), and after
 ``service.unavailable_threshold`` consecutive ones, Degraded/EcsmUnavailable; ECSM 4xx
 (unknown image or node…) → TerminalError with ECSM's message (the runtime records it as
 Degraded); an ECSM "name exists" on create means the service is already there (adopted on
@@ -45,6 +49,7 @@ from ecsm_actors.errors import (
     Conflict,
     EcsmApiError,
     EcsmDecodeError,
+    EcsmNotFound,
     EcsmUnavailable,
     Invalid,
     NotFound,
@@ -103,12 +108,8 @@ class ServiceReconciler:
             raise TerminalError(f"spec.template: {e}", reason="InvalidSpec") from e
 
         observed = self._list(namespace, name)
-        for extra in observe.duplicates(observed):
-            logger.warning("key=%s/%s deleting duplicate ECSM service %s (%s)", namespace,
-                           name, extra.service_id, extra.revision)
-            self._actuator.delete(extra.service_id)
-        extra_ids = {v.service_id for v in observe.duplicates(observed)}
-        observed = [v for v in observed if v.service_id not in extra_ids]
+        if observe.suspects(observed):
+            observed = self._without_duplicates(namespace, name, observed)
 
         desired = self._desired(spec, revision)
         obj = self._ensure_metadata(ctx, obj, revision, template, desired.history_limit,
@@ -136,8 +137,29 @@ class ServiceReconciler:
     # -- observation ------------------------------------------------------------------
 
     def _list(self, namespace: str, name: str) -> list[RevisionView]:
-        rows = self._ecsm.services.list_all(name=owned_prefix(namespace, name))
-        return observe.revisions(rows, namespace, name)
+        """The owned revisions, from a listing whose pages agreed (else EcsmDecodeError:
+        nothing is decided on a list that could have been misread)."""
+        listing = self._ecsm.services.collect(name=owned_prefix(namespace, name))
+        if not listing.certain:
+            raise EcsmDecodeError(f"ECSM's list of {owned_prefix(namespace, name)}* is "
+                                  f"inconsistent: {'; '.join(listing.doubts)[:300]}",
+                                  cause="an inconsistent service list")
+        return observe.revisions(listing.items, namespace, name)
+
+    def _without_duplicates(self, namespace: str, name: str,
+                            observed: list[RevisionView]) -> list[RevisionView]:
+        """Suspected duplicates, judged by the rule of :mod:`.observe`: phantoms ignored,
+        confirmed extras deleted; returns what the planner should see."""
+        found = observe.confirm(observed, self._ecsm.services.get, namespace, name)
+        for v in found.phantoms:
+            logger.warning("key=%s/%s ECSM lists service %s (revision %s) but has no such "
+                           "service: phantom row ignored", namespace, name, v.service_id,
+                           v.revision)
+        for v in found.extras:
+            logger.warning("key=%s/%s deleting duplicate ECSM service %s (revision %s), "
+                           "confirmed by id", namespace, name, v.service_id, v.revision)
+            self._actuator.delete(v.service_id)
+        return list(found.views)
 
     def _desired(self, spec: dict[str, Any], revision: str) -> Desired:
         strategy = spec.get("deploymentStrategy") or {}
@@ -256,9 +278,24 @@ class ServiceReconciler:
             logger.info("key=%s/%s deleting ECSM service %s (revision %s)", namespace, name,
                         view.service_id, view.revision)
             self._actuator.delete(view.service_id)
-        if owned and self._list(namespace, name):
+        if owned and self._still_listed(namespace, name):
             return Result(requeue_after=self._settings.poll_interval)  # ECSM still busy
         ctx.registry.update({**obj, "metadata": {
             **meta, "finalizers": [f for f in finalizers if f != FINALIZER]}})
         logger.info("key=%s/%s ECSM cleaned up, finalizer removed", namespace, name)
         return Result()
+
+    def _still_listed(self, namespace: str, name: str) -> bool:
+        """After the deletes: does a certain listing still show an owned service that a
+        GET by id confirms? (A listed row ECSM denies by id is a phantom, not an orphan.)"""
+        remaining = self._list(namespace, name)
+        for view in remaining:
+            try:
+                self._ecsm.services.get(view.service_id)
+            except EcsmNotFound:
+                logger.warning("key=%s/%s ECSM still lists service %s (revision %s) but has "
+                               "no such service: phantom row ignored", namespace, name,
+                               view.service_id, view.revision)
+                continue
+            return True
+        return False

@@ -8,6 +8,24 @@ refresh interval for the whole process, not one per reconcile).
 Invariants: only rows whose name parses as a revision of the object are returned
 (:mod:`.naming`); a node counts as down only when ECSM says so in words (``offline``…),
 so an unknown vocabulary never triggers a re-placement.
+
+Duplicates — the rule (deleting a live service on misread evidence is the worst outcome,
+so an extra service is deleted only when ECSM has said twice, in two different ways, that
+it exists):
+
+1. Rows are judged by ECSM service id. The listing is one row per id (a row seen twice
+   with the same id is one service, :mod:`ecsm_actors.ecsm.resources.paging`), and a
+   listing whose pages disagree is not used at all (the controller treats it as ECSM
+   unavailable: no action, retried with backoff).
+2. Two or more *different* ids carrying the same revision name are only *suspected*
+   duplicates (:func:`suspects`): the list alone is not enough. Each suspect is fetched by
+   id (``GET service/{id}``, :func:`confirm`); this extra call happens only then, so a
+   settled pass still costs one ECSM call.
+3. A suspect that the GET says does not exist (404) is a phantom row: ignored (WARNING),
+   never deleted. An answer that disagrees with the row (another name) is an
+   :class:`~ecsm_actors.errors.EcsmDecodeError`: nothing is done this pass.
+4. Among the suspects confirmed to exist, the oldest (by the GET's ``createdTime``, then
+   id) is kept and the others are returned as extras, to be deleted.
 """
 
 from __future__ import annotations
@@ -15,11 +33,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ecsm_actors.controllers.service.model import ContainerView, RevisionView
-from ecsm_actors.controllers.service.naming import parse_owned
+from ecsm_actors.controllers.service.naming import parse_owned, service_name
+from ecsm_actors.errors import EcsmDecodeError, EcsmNotFound
 
 #: Node statuses that mean "cannot run containers now".
 DOWN_STATUSES = frozenset({"offline", "down", "unreachable", "notready", "not_ready", "error",
@@ -51,16 +70,59 @@ def attach(views: Sequence[RevisionView], containers: Iterable[Any]) -> list[Rev
     return [replace(v, containers=tuple(by_service[v.service_id])) for v in views]
 
 
-def duplicates(views: Sequence[RevisionView]) -> list[RevisionView]:
-    """Extra ECSM services carrying the same revision name (keep the oldest of each)."""
-    seen: dict[str, RevisionView] = {}
-    extra = []
-    for v in sorted(views, key=lambda v: (v.created, v.service_id)):
-        if v.revision in seen:
-            extra.append(v)
+def suspects(views: Sequence[RevisionView]) -> list[RevisionView]:
+    """The views whose revision is carried by more than one ECSM service id."""
+    ids: dict[str, set[str]] = {}
+    for v in views:
+        ids.setdefault(v.revision, set()).add(v.service_id)
+    return [v for v in views if len(ids[v.revision]) > 1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Confirmed:
+    """The outcome of :func:`confirm`: what the planner sees, and what to do about the rest."""
+
+    #: The views to plan with: the unsuspected ones and, per revision, the kept one.
+    views: tuple[RevisionView, ...]
+    #: Listed, but ECSM says by id that they do not exist: ignore them.
+    phantoms: tuple[RevisionView, ...] = ()
+    #: Confirmed duplicates (each exists; an older one of its revision is kept): delete.
+    extras: tuple[RevisionView, ...] = ()
+
+
+def confirm(views: Sequence[RevisionView], get: Callable[[str], Any], namespace: str,
+            name: str) -> Confirmed:
+    """Apply the duplicate rule of the module doc; ``get`` is ``services.get`` (raises
+    EcsmNotFound for an unknown id). Without suspects, no call is made."""
+    suspected = suspects(views)
+    if not suspected:
+        return Confirmed(views=tuple(views))
+    phantoms: list[RevisionView] = []
+    created: dict[str, tuple[str, str]] = {}
+    for v in suspected:
+        try:
+            detail = get(v.service_id)
+        except EcsmNotFound:
+            phantoms.append(v)
+            continue
+        expected = service_name(namespace, name, v.revision)
+        if detail.name != expected:
+            raise EcsmDecodeError(
+                f"ECSM lists service {v.service_id} as {expected} but GET service/"
+                f"{v.service_id} names it {detail.name[:80]!r}",
+                cause="a list and a get that disagree")
+        created[v.service_id] = (str(detail.created_time), v.service_id)
+    kept: dict[str, RevisionView] = {}
+    extras: list[RevisionView] = []
+    for v in sorted((v for v in suspected if v.service_id in created),
+                    key=lambda v: created[v.service_id]):
+        if v.revision in kept:
+            extras.append(v)
         else:
-            seen[v.revision] = v
-    return extra
+            kept[v.revision] = v
+    gone = {v.service_id for v in (*phantoms, *extras)}
+    return Confirmed(views=tuple(v for v in views if v.service_id not in gone),
+                     phantoms=tuple(phantoms), extras=tuple(extras))
 
 
 class NodeStates:

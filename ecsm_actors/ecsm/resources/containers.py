@@ -30,6 +30,10 @@ def _action(action: str | ContainerAction) -> str:
         raise ValueError(f"unknown container action {action!r} (expected {names})") from e
 
 
+def _container_id(c: ContainerInfo) -> str:
+    return c.id
+
+
 class ContainerClient:
     def __init__(self, rest: RestClient) -> None:
         self.rest = rest
@@ -49,7 +53,8 @@ class ContainerClient:
 
     def list_all_by_service(self, service_ids: Sequence[str], key: str | None = None,
                             page_size: int = DEFAULT_PAGE_SIZE) -> list[ContainerInfo]:
-        return list_all(lambda n, s: self.list_by_service(service_ids, n, s, key), page_size)
+        return list_all(lambda n, s: self.list_by_service(service_ids, n, s, key), page_size,
+                        key=_container_id)
 
     def list_by_node(self, node_ids: Sequence[str], page_num: int, page_size: int,
                      key: str | None = None) -> Page[ContainerInfo]:
@@ -60,7 +65,8 @@ class ContainerClient:
 
     def list_all_by_node(self, node_ids: Sequence[str], key: str | None = None,
                          page_size: int = DEFAULT_PAGE_SIZE) -> list[ContainerInfo]:
-        return list_all(lambda n, s: self.list_by_node(node_ids, n, s, key), page_size)
+        return list_all(lambda n, s: self.list_by_node(node_ids, n, s, key), page_size,
+                        key=_container_id)
 
     def get_by_name(self, container_name: str, service_ids: Sequence[str]) -> ContainerInfo:
         """The container with exactly this name among the services' containers (a helper,

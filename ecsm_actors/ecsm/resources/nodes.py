@@ -41,6 +41,10 @@ def _exists(data: Any) -> bool:
     raise wire.mismatch("data", "bool", data)
 
 
+def _node_id(node: NodeInfo) -> str:
+    return node.id
+
+
 class NodeClient:
     def __init__(self, rest: RestClient) -> None:
         self.rest = rest
@@ -97,7 +101,8 @@ class NodeClient:
 
     def list_all(self, name: str | None = None, basic_info: bool = False,
                  page_size: int = DEFAULT_PAGE_SIZE) -> builtins.list[NodeInfo]:
-        return list_all(lambda n, s: self.list(n, s, name, basic_info), page_size)
+        return list_all(lambda n, s: self.list(n, s, name, basic_info), page_size,
+                        key=_node_id)
 
     def get_by_id(self, node_id: str) -> NodeDetailsById:
         from ecsm_actors.ecsm.types.nodes import NodeDetailsById

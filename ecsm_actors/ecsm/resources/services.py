@@ -2,7 +2,8 @@
 
 Runs in the caller's thread over a shared :class:`~ecsm_actors.ecsm.rest.RestClient`.
 Bodies are plain wire dicts, sent as given; answers are typed. Update checks locally that
-the id argument equals ``body["id"]`` (A-5).
+the id argument equals ``body["id"]`` (A-5). Lists are one row per service id;
+:meth:`ServiceClient.collect` also says whether ECSM's pages agreed (:mod:`.paging`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecsm_actors.ecsm import wire
-from ecsm_actors.ecsm.resources.paging import DEFAULT_PAGE_SIZE, list_all
+from ecsm_actors.ecsm.resources.paging import DEFAULT_PAGE_SIZE, Listing, collect
 from ecsm_actors.ecsm.rest import RestClient, build_path, query
 from ecsm_actors.ecsm.types import Page, ServiceDetail, ServiceRow, decode_page
 from ecsm_actors.errors import EcsmDecodeError
@@ -43,8 +44,15 @@ class ServiceClient:
     def list_all(self, name: str | None = None, image_id: str | None = None,
                  node_id: str | None = None, label: str | None = None,
                  page_size: int = DEFAULT_PAGE_SIZE) -> builtins.list[ServiceRow]:
-        return list_all(lambda n, s: self.list(n, s, name, image_id, node_id, label),
-                        page_size)
+        """Every matching service, one row per id (see :mod:`.paging`)."""
+        return list(self.collect(name, image_id, node_id, label, page_size).items)
+
+    def collect(self, name: str | None = None, image_id: str | None = None,
+                node_id: str | None = None, label: str | None = None,
+                page_size: int = DEFAULT_PAGE_SIZE) -> Listing[ServiceRow]:
+        """Every matching service, one row per id, and whether the pages agreed."""
+        return collect(lambda n, s: self.list(n, s, name, image_id, node_id, label),
+                       page_size, key=_row_id)
 
     def get(self, service_id: str) -> ServiceDetail:
         """GET ``service/{id}``; an unknown id raises EcsmNotFound. An answer without the
@@ -68,6 +76,10 @@ class ServiceClient:
         """DELETE ``service/{id}``; returns ``{"transactionId": str}``."""
         data = self.rest.delete(build_path("service", ("service id", service_id)))
         return {"transactionId": wire.decode(_DeleteResult, data).transaction_id}
+
+
+def _row_id(row: ServiceRow) -> str:
+    return row.id
 
 
 @dataclass(frozen=True, kw_only=True)
