@@ -25,6 +25,7 @@ Invariants (the :class:`~ecsm_actors.ecsm.rest.Transport` contract):
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import threading
@@ -176,11 +177,11 @@ class PlainHttpTransport:
             return status, self._chunked(reader), keep_alive
         length = headers.get("content-length")
         if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                raise EcsmDecodeError(f"bad Content-Length {length!r}") from None
-            if size < 0 or size > self.max_body:
+            if not _DIGITS.fullmatch(length.encode("latin-1")):
+                raise EcsmDecodeError(f"bad Content-Length {length[:40]!r}",
+                                      cause="a bad Content-Length")
+            size = int(length)
+            if size > self.max_body:
                 raise EcsmDecodeError(f"reply body of {size} bytes refused "
                                       f"(limit {self.max_body})")
             data = reader.read(size)
@@ -199,15 +200,16 @@ class PlainHttpTransport:
             line = reader.readline(MAX_LINE + 1)
             if not line:
                 raise _Closed("connection closed in the middle of the response")
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise EcsmDecodeError(f"bad chunk size line {line[:40]!r}") from None
+            digits = line.split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(digits):
+                raise EcsmDecodeError(f"bad chunk size line {line[:40]!r}",
+                                      cause="a bad chunk size")
+            size = int(digits, 16)
             if size == 0:
                 _headers(reader)  # trailers
                 return b"".join(parts)
             total += size
-            if size < 0 or total > self.max_body:
+            if total > self.max_body:
                 raise EcsmDecodeError(f"reply body above the limit of {self.max_body} bytes")
             data = reader.read(size + 2)
             if len(data) != size + 2:
@@ -241,13 +243,20 @@ def _host(hostname: str) -> bytes:
         return hostname.encode("idna")
 
 
+_STATUS_LINE = re.compile(rb"(HTTP/1\.[0-9]) ([0-9]{3})(?:[ \t][^\r\n]*)?\r?\n?")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
 def _status_line(line: bytes) -> tuple[str, int]:
+    """``HTTP/1.x NNN reason``, in ASCII: anything else (a non-ASCII or non-decimal code,
+    which ``int()`` would mis-read or choke on) is not an HTTP reply."""
     if len(line) > MAX_LINE:
-        raise EcsmDecodeError("reply status line too long")
-    fields = line.decode("latin-1").split(None, 2)
-    if len(fields) < 2 or not fields[0].startswith("HTTP/1.") or not fields[1].isdigit():
-        raise EcsmDecodeError(f"not an HTTP reply: {line[:80]!r}")
-    return fields[0], int(fields[1])
+        raise EcsmDecodeError("reply status line too long", cause="not an HTTP reply")
+    match = _STATUS_LINE.fullmatch(line)
+    if match is None:
+        raise EcsmDecodeError(f"not an HTTP reply: {line[:80]!r}", cause="not an HTTP reply")
+    return match.group(1).decode("ascii"), int(match.group(2))
 
 
 def _headers(reader: BufferedReader) -> dict[str, str]:

@@ -22,7 +22,9 @@ Invariants (ecsm-api.md §1):
   "success" envelope under an error status — is :class:`EcsmUnavailable` ("HTTP 503 with
   an empty body"), never a success without data. On ``2xx`` an empty body is success
   without data (the callers that need data refuse it, see :mod:`.wire`); a body that is
-  not the envelope is an :class:`EcsmDecodeError` with an excerpt of the raw body.
+  not the envelope is an :class:`EcsmDecodeError` with an excerpt of the raw body —
+  including JSON nested too deep for the parser, and ``NaN``/``Infinity`` or a number
+  beyond the range of a double, which are not JSON (Go's decoder refuses them too).
   ``fieldErrors`` may be a string, an object or an array (stringified, A-2); the message
   and field errors are clipped to :data:`MAX_TEXT` characters.
 * Transport failures (refused, timeout, reset, connection dropped) raise
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -182,6 +185,17 @@ def _excerpt(body: bytes) -> str:
     return text
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"number {text[:40]} out of range")
+    return value
+
+
 def decode_reply(http_status: int, body: bytes, url: str) -> Any:
     """The HTTP status line and the envelope rule together (see the module doc); return
     ``data`` (or None for a ``2xx`` with an empty body or ``data: null``)."""
@@ -205,10 +219,15 @@ def decode_envelope(body: bytes) -> Any:
     if not body.strip():
         return None
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as e:
+        raise EcsmDecodeError(f"failed to decode generic response: JSON nested too deep "
+                              f"(raw response: {_excerpt(body)!r})",
+                              cause="JSON nested too deep") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise EcsmDecodeError(f"failed to decode generic response: {e} "
-                              f"(raw response: {_excerpt(body)!r})") from e
+                              f"(raw response: {_excerpt(body)!r})",
+                              cause="not JSON") from e
     why = None
     if not isinstance(doc, dict):
         why = "the body is not a JSON object"
@@ -257,7 +276,12 @@ class RestClient:
         url = self.url(path, params)
         payload = None
         if body is not None or send_body:
-            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            try:
+                payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                                     allow_nan=False).encode()
+            except (ValueError, RecursionError) as e:  # e.g. a spec echoed back from ECSM
+                raise EcsmDecodeError(f"cannot encode the body of {method} {path}: {e}",
+                                      cause="a request body that cannot be encoded") from e
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("ecsm %s %s", method, url)
         status, content = self.transport.send(method, url, payload, self.timeout)

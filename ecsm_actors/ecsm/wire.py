@@ -5,8 +5,9 @@ decoding rules of the original Go client (ecsm-api.md §1.8):
 
 * unknown keys are ignored, missing keys and ``null`` become zero values;
 * keys are matched exactly first, then case-insensitively (``upTime``/``uptime``, A-9);
-* types are strict: an int field rejects ``1.5``, ``"1"`` and booleans, a bool field rejects
-  ``0``/``"true"``, a string field rejects numbers; float fields accept any JSON number.
+* types are strict: an int field rejects ``1.5``, ``"1"``, booleans and values beyond int64,
+  a bool field rejects ``0``/``"true"``, a string field rejects numbers; float fields
+  accept any finite JSON number (Go's float64).
 
 A type mismatch raises :class:`~ecsm_actors.errors.EcsmDecodeError` naming the JSON path.
 Each dataclass is described once (a cached plan built from its type hints), so decoding a
@@ -19,6 +20,7 @@ Wire names default to the camelCase of the attribute; irregular ones are declare
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -30,6 +32,7 @@ T = TypeVar("T")
 Converter = Callable[[Any], Any]
 
 _PREFIX = "failed to unmarshal data into object"
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class _Mismatch(Exception):
@@ -80,7 +83,8 @@ def kind_of(value: Any) -> str:
 
 
 def mismatch(path: str, expected: str, value: Any) -> EcsmDecodeError:
-    return EcsmDecodeError(f"{_PREFIX}: {path}: expected {expected}, got {kind_of(value)}")
+    return EcsmDecodeError(f"{_PREFIX}: {path}: expected {expected}, got {kind_of(value)}",
+                           cause=f"a type mismatch (expected {expected})")
 
 
 def _str(value: Any) -> str:
@@ -94,12 +98,14 @@ def _str(value: Any) -> str:
 
 
 def _int(value: Any) -> int:
-    if value.__class__ is int:
+    if value.__class__ is int and _INT64_MIN <= value <= _INT64_MAX:
         return value
     if value is None:
         return 0
     if isinstance(value, int) and not isinstance(value, bool):
-        return int(value)
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return int(value)
+        raise _Mismatch("int64", value)
     raise _Mismatch("int", value)
 
 
@@ -107,7 +113,13 @@ def _float(value: Any) -> float:
     if value is None:
         return 0.0
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _Mismatch("float64", value) from None
+        if math.isfinite(number):
+            return number
+        raise _Mismatch("finite number", value)
     raise _Mismatch("number", value)
 
 

@@ -6,7 +6,8 @@ an informer, a workqueue and reconcile workers together. Runs in controller proc
 
 Submodules: ``types`` (the contract), ``controller`` (workers, outcomes, liveness),
 ``echo`` (ignoring the echo of our own status writes), ``conditions`` (the Degraded
-condition the runtime writes), ``metrics`` (counters and the latency histogram).
+condition the runtime writes), ``metrics`` (counters and the latency histogram),
+``ratelimit`` (one WARNING per cause and interval for garbage a peer keeps sending).
 """
 
 from __future__ import annotations

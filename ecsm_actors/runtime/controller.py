@@ -14,7 +14,10 @@ Invariants:
   ``forget``, ERROR and a ``Degraded`` condition, no retry. After
   ``controller.failure_threshold`` consecutive failures the key keeps retrying at its
   capped backoff and a ``Degraded/ReconcileFailing`` condition says why; the first
-  success afterwards turns it to False. Nothing is ever dropped silently.
+  success afterwards turns it to False. Nothing is ever dropped silently. An undecodable
+  peer answer (:class:`~ecsm_actors.errors.EcsmDecodeError`) is the same retried error,
+  but its WARNING is rate-limited per cause (:mod:`.ratelimit`); the other retries of it
+  are logged at DEBUG.
 * The worker loop is this process's one catch-all: a reconciler bug is a retried error,
   never a dead worker.
 * One outcome line per reconcile: ``key=ns/name result=... duration=..ms``.
@@ -32,12 +35,13 @@ import zmq
 
 from ecsm_actors.clock import Clock, RealClock
 from ecsm_actors.config import Config
-from ecsm_actors.errors import EcsmActorsError, NotFound, TerminalError
+from ecsm_actors.errors import EcsmActorsError, EcsmDecodeError, NotFound, TerminalError
 from ecsm_actors.informer import EventSource, Informer, RegistryReader
 from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.runtime import conditions
 from ecsm_actors.runtime.echo import EchoFilter
 from ecsm_actors.runtime.metrics import ControllerMetrics
+from ecsm_actors.runtime.ratelimit import WarningLimiter
 from ecsm_actors.runtime.types import ControllerSpec, ReconcileContext, Result
 from ecsm_actors.workqueue import ItemExponentialBackoff, WorkQueue
 
@@ -115,6 +119,8 @@ class Controller:
         self._failures: dict[str, int] = {}  # consecutive failures per key
         self._flagged: set[str] = set()  # keys carrying our Degraded/ReconcileFailing
         self._lock = threading.Lock()
+        #: Undecodable peer answers: one WARNING per cause and minute, not per retry.
+        self._decode_warnings = WarningLimiter(clock=self._clock.now)
 
     def _reader_factory(self) -> RegistryReader:
         return self._registry_factory()
@@ -273,9 +279,12 @@ class Controller:
             self._failures[key] = failures
         self.queue.add_rate_limited(key)
         self.metrics.observe(time.perf_counter() - start, errors=1)
-        ours = isinstance(e, EcsmActorsError)
-        logger.warning("key=%s result=error error=%s: %s failures=%d duration=%.1fms", key,
-                       type(e).__name__, e, failures, self._ms(start), exc_info=not ours)
+        line = "key=%s result=error error=%s: %s failures=%d duration=%.1fms"
+        args = (key, type(e).__name__, e, failures, self._ms(start))
+        if isinstance(e, EcsmDecodeError):
+            self._decode_warnings.warn(logger, e.cause, line, *args)
+        else:
+            logger.warning(line, *args, exc_info=not isinstance(e, EcsmActorsError))
         threshold = self.cfg.controller.failure_threshold
         if threshold > 0 and failures >= threshold and key not in self._flagged:
             message = (f"{failures} consecutive reconcile failures, still retrying: "

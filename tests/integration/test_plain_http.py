@@ -182,3 +182,25 @@ def test_a_reply_that_is_not_http_or_too_big_is_a_decode_error() -> None:
         small.send("GET", f"{server.url}/b", None, TIMEOUT)
     small.close()
     server.close()
+
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 \xb2\xb2\xb2 OK\r\n",  # superscript digits: str.isdigit() says yes
+    b"HTTP/1.1 2\xd9\xa00 OK\r\n", b"HTTP/1.1 1_00 OK\r\n", b"HTTP/1.1 2000 OK\r\n"])
+def test_a_status_line_whose_code_is_not_three_ascii_digits_is_a_decode_error(
+        transport: PlainHttpTransport, head: bytes) -> None:
+    server = serve(reply(head + b"Content-Length: 2\r\n\r\n{}"))
+    with pytest.raises(EcsmDecodeError, match="not an HTTP reply"):
+        transport.send("GET", f"{server.url}/a", None, TIMEOUT)
+    server.close()
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: 1_0\r\n", b"Content-Length: \xb2\r\n",
+                                     b"Transfer-Encoding: chunked\r\n"])
+def test_lengths_that_are_not_plain_ascii_numbers_are_decode_errors(
+        transport: PlainHttpTransport, framing: bytes) -> None:
+    body = b"0x_a\r\n0123456789\r\n0\r\n\r\n" if b"chunked" in framing else b"0123456789"
+    server = serve(reply(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n" + body))
+    with pytest.raises(EcsmDecodeError, match="bad"):
+        transport.send("GET", f"{server.url}/a", None, TIMEOUT)
+    server.close()

@@ -280,3 +280,29 @@ def test_refresh_node_types_sends_no_body() -> None:
     cs, transport = client(ok(None))
     cs.nodes.refresh_types()
     assert transport.sent[0] == ("PUT", "http://ecsm:3001/api/v1/node/type", None)
+
+
+def test_json_nested_too_deep_is_a_decode_error_not_a_crash() -> None:
+    deep = b'{"status":200,"message":"success","data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    cs, _ = client((200, deep), (200, b'{"status":400,"message":"x","fieldErrors":'
+                                      + b"[" * 100_000 + b"]" * 100_000 + b"}"))
+    for _ in range(2):
+        with pytest.raises(EcsmDecodeError, match="nested too deep") as e:
+            cs.services.list_all()
+        assert e.value.cause == "JSON nested too deep" and len(str(e.value)) < 400
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999"])
+def test_numbers_that_are_not_json_or_not_a_double_are_decode_errors(number: bytes) -> None:
+    body = (b'{"status":200,"message":"success","data":{"total":1,"list":[{"id":"c1",'
+            b'"cpuUsage":{"total":' + number + b',"cores":[]}}]}}')
+    cs, _ = client((200, body))
+    with pytest.raises(EcsmDecodeError, match="raw response"):
+        cs.containers.list_all_by_service(["s1"])
+
+
+def test_integers_beyond_int64_are_type_mismatches() -> None:
+    for factor in (1 << 63, -(1 << 63) - 1, 10 ** 40):
+        with pytest.raises(EcsmDecodeError, match="factor: expected int64"):
+            wire.decode(ServiceRow, {"factor": factor})
+    assert wire.decode(ServiceRow, {"factor": (1 << 63) - 1}).factor == (1 << 63) - 1

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(30)
 #: How a hostile ECSM answers (``honest`` forwards everything unchanged).
 class HostileTransport:
     """Forwards to the world's transport, then lies in the way ``mode`` says: ``honest``,
-    ``empty503``, ``null_list``, ``repeat_pages`` or ``phantom``."""
+    ``empty503``, ``null_list``, ``deep_json``, ``repeat_pages`` or ``phantom``."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -38,6 +38,8 @@ class HostileTransport:
         is_list = method == "GET" and "pageNum=" in parts.query
         if self.mode == "empty503":
             return 503, b""
+        if self.mode == "deep_json":
+            return 200, b'{"status":200,"data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
         if self.mode == "null_list" and is_list:
             return 200, b'{"status":200,"message":"success","data":null,"fieldErrors":null}'
         if self.mode == "repeat_pages" and is_list:
@@ -73,17 +75,17 @@ class HostileTransport:
         return [path.rsplit("/", 1)[1] for method, path in self.sent if method == "DELETE"]
 
 
-def hostile_world() -> tuple[World, HostileTransport]:
-    w = World()
+def hostile_world(**overrides: Any) -> tuple[World, HostileTransport]:
+    w = World(overrides=overrides)
     hostile = HostileTransport(w.transport)
     w.ecsm.rest.transport = hostile
     return w, hostile
 
 
-def settled_web(replicas: int = 2) -> tuple[World, HostileTransport, str]:
+def settled_web(replicas: int = 2, **overrides: Any) -> tuple[World, HostileTransport, str]:
     """A world with ``web`` settled on one ECSM service (its id returned), and the
     hostile transport's record of requests cleared."""
-    w, hostile = hostile_world()
+    w, hostile = hostile_world(**overrides)
     w.apply(esvc("web", replicas=replicas))
     w.settle("web")
     [sid] = w.state.services
@@ -97,7 +99,7 @@ def reconcile_a_few_times(w: World, name: str, passes: int = 5) -> None:
         w.advance(1.0)
 
 
-@pytest.mark.parametrize("mode", ["empty503", "null_list"])
+@pytest.mark.parametrize("mode", ["empty503", "null_list", "deep_json"])
 def test_a_deletion_keeps_its_finalizer_while_ecsm_answers_garbage_then_completes(
         mode: str) -> None:
     w, hostile, sid = settled_web()
@@ -166,3 +168,22 @@ def test_a_deletion_completes_when_ecsm_keeps_listing_a_phantom_row() -> None:
     assert sid in hostile.deletes()
     with pytest.raises(Exception, match="not found"):
         w.get("web")
+
+
+# -- garbage is a rate-limited warning, then the unavailable path --------------------------
+
+def test_deep_json_is_one_warning_then_degraded_ecsm_unavailable_then_recovers(
+        caplog: pytest.LogCaptureFixture) -> None:
+    w, hostile, sid = settled_web(**{"service.unavailable_threshold": 3})
+    hostile.mode = "deep_json"
+    with caplog.at_level(logging.DEBUG, logger="ecsm_actors.controllers.service"):
+        results = [w.reconcile("web") for _ in range(6)]
+    assert all(r.requeue for r in results)  # retried with backoff, never raised
+    unusable = [r for r in caplog.records if "ECSM answer unusable" in r.getMessage()]
+    assert [r.levelno for r in unusable] == [logging.WARNING] + [logging.DEBUG] * 5
+    assert "nested too deep" in unusable[0].getMessage()
+    assert w.condition("web", "Degraded")["reason"] == "EcsmUnavailable"
+    hostile.mode = "honest"
+    w.settle("web")
+    assert w.condition("web", "Degraded")["status"] == "False"
+    assert list(w.state.services) == [sid]

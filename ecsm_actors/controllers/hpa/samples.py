@@ -5,10 +5,12 @@ from ECSM (``GET /container/service``) and the time it read them.
 
 An instance is *ready* when its container ``status`` is ``running`` (the only value the
 ECSM contract evidences as "up"). A ready instance whose figure is absent, not a number,
-or older than ``metric_max_age`` has a *missing* metric for that resource; the algorithm
-then treats it the way Kubernetes treats a Pod without metrics. Utilization is in
-percent: CPU is ``cpuUsage.total`` as ECSM reports it; memory is
-``memoryUsage / memoryLimit × 100`` (no limit → missing).
+not finite, negative, absurd (a CPU above :data:`MAX_CPU_PERCENT`, bytes above
+:data:`MAX_BYTES`, a utilization above :data:`MAX_UTILIZATION`) or older than
+``metric_max_age`` has a *missing* metric for that resource; the algorithm then treats it
+the way Kubernetes treats a Pod without metrics — conservatively, never as a reason to
+scale by itself. Utilization is in percent: CPU is ``cpuUsage.total`` as ECSM reports it;
+memory is ``memoryUsage / memoryLimit × 100`` (no limit → missing).
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from typing import Any
 from ecsm_actors.controllers.hpa.spec import ResourceName
 
 READY_STATUS = "running"
+#: CPU figures above this (percent; 100 per core) are not believed: 10,000 cores.
+MAX_CPU_PERCENT = 1e6
+#: Memory figures above this (bytes) are not believed: 8 EiB.
+MAX_BYTES = float(1 << 63)
+#: A utilization above this (percent) is not believed (a limit of a few bytes...).
+MAX_UTILIZATION = 1e6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +49,8 @@ class InstanceSample:
             return self.cpu_percent
         if self.memory_usage is None or not self.memory_limit:
             return None
-        return 100.0 * self.memory_usage / self.memory_limit
+        value = 100.0 * self.memory_usage / self.memory_limit
+        return value if value <= MAX_UTILIZATION else None
 
 
 def samples_from_containers(containers: Iterable[Any], *, timestamp: float) -> list[InstanceSample]:
@@ -59,9 +68,9 @@ def _sample(container: Any, timestamp: float) -> InstanceSample:
     return InstanceSample(
         name=str(_attr(container, raw, "name", "name") or ""),
         ready=status == READY_STATUS,
-        cpu_percent=_number(cpu_total),
-        memory_usage=_number(_attr(container, raw, "memory_usage", "memoryUsage")),
-        memory_limit=_number(_attr(container, raw, "memory_limit", "memoryLimit")),
+        cpu_percent=_number(cpu_total, MAX_CPU_PERCENT),
+        memory_usage=_number(_attr(container, raw, "memory_usage", "memoryUsage"), MAX_BYTES),
+        memory_limit=_number(_attr(container, raw, "memory_limit", "memoryLimit"), MAX_BYTES),
         timestamp=timestamp,
     )
 
@@ -72,9 +81,10 @@ def _attr(obj: Any, raw: dict[str, Any], attr: str, wire: str) -> Any:
     return getattr(obj, attr, None)
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any, most: float) -> float | None:
+    """A believable figure, or None (missing): finite, between 0 and ``most``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if value != value or value < 0:
+    if not 0 <= value <= most:  # False for NaN too; compared before float(): no overflow
         return None
     return float(value)

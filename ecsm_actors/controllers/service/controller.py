@@ -57,6 +57,7 @@ from ecsm_actors.errors import (
     TerminalError,
 )
 from ecsm_actors.runtime import ReconcileContext, Result
+from ecsm_actors.runtime.ratelimit import WarningLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class ServiceReconciler:
         self._nodes = observe.NodeStates(lambda: self._ecsm.nodes.list_all(), monotonic)
         self._lock = threading.Lock()
         self._ecsm_failures: dict[str, int] = {}
+        #: Garbage ECSM keeps sending: one WARNING per cause and minute, not per pass.
+        self._garbage = WarningLimiter(clock=monotonic)
 
     # -- entry point ------------------------------------------------------------------
 
@@ -152,9 +155,9 @@ class ServiceReconciler:
         confirmed extras deleted; returns what the planner should see."""
         found = observe.confirm(observed, self._ecsm.services.get, namespace, name)
         for v in found.phantoms:
-            logger.warning("key=%s/%s ECSM lists service %s (revision %s) but has no such "
-                           "service: phantom row ignored", namespace, name, v.service_id,
-                           v.revision)
+            self._garbage.warn(logger, "phantom row", "key=%s/%s ECSM lists service %s "
+                               "(revision %s) but has no such service: phantom row ignored",
+                               namespace, name, v.service_id, v.revision)
         for v in found.extras:
             logger.warning("key=%s/%s deleting duplicate ECSM service %s (revision %s), "
                            "confirmed by id", namespace, name, v.service_id, v.revision)
@@ -241,7 +244,11 @@ class ServiceReconciler:
         with self._lock:
             failures = self._ecsm_failures.get(key, 0) + 1
             self._ecsm_failures[key] = failures
-        logger.warning("key=%s ECSM unavailable (%d in a row): %s", key, failures, e)
+        if isinstance(e, EcsmDecodeError):
+            self._garbage.warn(logger, e.cause, "key=%s ECSM answer unusable (%d in a row): "
+                               "%s", key, failures, e)
+        else:
+            logger.warning("key=%s ECSM unavailable (%d in a row): %s", key, failures, e)
         if failures >= self._settings.unavailable_threshold:
             self._mark_unavailable(ctx, key, f"{failures} consecutive ECSM failures: {e}")
         return Result(requeue=True)
@@ -293,9 +300,10 @@ class ServiceReconciler:
             try:
                 self._ecsm.services.get(view.service_id)
             except EcsmNotFound:
-                logger.warning("key=%s/%s ECSM still lists service %s (revision %s) but has "
-                               "no such service: phantom row ignored", namespace, name,
-                               view.service_id, view.revision)
+                self._garbage.warn(logger, "phantom row", "key=%s/%s ECSM still lists "
+                                   "service %s (revision %s) but has no such service: "
+                                   "phantom row ignored", namespace, name, view.service_id,
+                                   view.revision)
                 continue
             return True
         return False
