@@ -1,5 +1,6 @@
 """The workqueue contract, ported from client-go's queue, delaying queue and rate limiter
-tests, plus event-before-resync priority and draining shutdown. Fake clock, no threads."""
+tests (``default_rate_limiters_test.go``: the item exponential, bucket and max-of limiters),
+plus event-before-resync priority and draining shutdown. Fake clock, no threads."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ import random
 import pytest
 
 from ecsm_actors.clock import FakeClock
-from ecsm_actors.workqueue import ItemExponentialBackoff, WorkQueue
+from ecsm_actors.workqueue import (
+    BucketRateLimiter,
+    ItemExponentialBackoff,
+    MaxOfRateLimiter,
+    WorkQueue,
+    controller_rate_limiter,
+)
 
 
 def make(base: float = 1.0, cap: float = 60.0, jitter: float = 0.0) -> tuple[WorkQueue, FakeClock]:
     clock = FakeClock()
     backoff = ItemExponentialBackoff(base, cap, jitter, rng=random.Random(7))
-    return WorkQueue(clock=clock, backoff=backoff), clock
+    return WorkQueue(clock=clock, rate_limiter=backoff), clock
 
 
 def ready_now(q: WorkQueue) -> str | None:
@@ -218,6 +225,103 @@ def test_a_failing_key_does_not_delay_the_others() -> None:
     assert ready_now(q) == "healthy"
 
 
+# -- the shared retry budget (client-go's BucketRateLimiter and MaxOfRateLimiter) -----------------
+
+
+def test_the_bucket_lets_its_burst_through_then_one_retry_per_1_over_qps() -> None:
+    clock = FakeClock()
+    bucket = BucketRateLimiter(10, 3, clock=clock)
+    delays = [bucket.when(f"k{i}") for i in range(6)]
+    assert delays == pytest.approx([0, 0, 0, 0.1, 0.2, 0.3])
+
+
+def test_the_bucket_refills_at_qps_up_to_its_burst() -> None:
+    clock = FakeClock()
+    bucket = BucketRateLimiter(10, 3, clock=clock)
+    for i in range(3):
+        bucket.when(f"k{i}")
+    clock.advance(0.2)  # two tokens back
+    assert [bucket.when("a"), bucket.when("b"), bucket.when("c")] == pytest.approx([0, 0, 0.1])
+    clock.advance(3600)  # never more than the burst saved up
+    assert [bucket.when(f"x{i}") for i in range(4)] == pytest.approx([0, 0, 0, 0.1])
+
+
+def test_a_bucket_reservation_is_kept_even_when_the_key_is_forgotten() -> None:
+    clock = FakeClock()
+    bucket = BucketRateLimiter(1, 1, clock=clock)
+    assert bucket.when("a") == 0
+    bucket.forget("a")
+    assert bucket.when("a") == pytest.approx(1.0)
+    assert bucket.num_requeues("a") == 0
+
+
+def test_a_bucket_with_qps_0_never_delays() -> None:
+    bucket = BucketRateLimiter(0, 1, clock=FakeClock())
+    assert {bucket.when(f"k{i}") for i in range(1000)} == {0.0}
+
+
+def test_max_of_takes_the_longer_delay_and_asks_every_limiter() -> None:
+    clock = FakeClock()
+    backoff = ItemExponentialBackoff(1.0, 60.0)
+    bucket = BucketRateLimiter(10, 1, clock=clock)
+    limiter = MaxOfRateLimiter(backoff, bucket)
+    assert limiter.when("a") == pytest.approx(1.0)  # backoff 1 s, bucket 0
+    assert limiter.when("a") == pytest.approx(2.0)  # backoff 2 s, bucket 0.1 s
+    assert bucket.when("b") == pytest.approx(0.2)  # both calls above reserved a token
+    assert limiter.num_requeues("a") == 2
+    limiter.forget("a")
+    assert limiter.num_requeues("a") == 0
+    assert limiter.when("a") == pytest.approx(1.0)
+
+
+def test_the_bucket_delay_wins_when_many_keys_fail_at_once() -> None:
+    clock = FakeClock()
+    limiter, _ = controller_rate_limiter(base=0.05, cap=30, jitter=0, qps=10, burst=100,
+                                         clock=clock)
+    delays = [limiter.when(f"k{i}") for i in range(150)]
+    assert delays[:100] == pytest.approx([0.05] * 100)  # the burst: the key's own backoff
+    assert delays[100] == pytest.approx(0.1)
+    assert delays[149] == pytest.approx(5.0)
+
+
+def test_a_mass_failure_is_retried_at_no_more_than_qps_after_the_burst() -> None:
+    clock = FakeClock()
+    limiter, bucket = controller_rate_limiter(base=0.05, cap=30, jitter=0.1, qps=10,
+                                              burst=100, clock=clock,
+                                              rng=random.Random(3))
+    q = WorkQueue(clock=clock, rate_limiter=limiter)
+    start = clock.now()
+    for i in range(1000):
+        q.add_rate_limited(f"k{i}")
+    handed_out: dict[int, int] = {}
+    while True:  # every retry fails again: each key is re-added rate-limited
+        key, _ = q.get(timeout=60)
+        if key is None:
+            break
+        second = int(clock.now() - start)
+        handed_out[second] = handed_out.get(second, 0) + 1
+        q.done(key)
+        if clock.now() - start < 120:
+            q.add_rate_limited(key)
+    assert handed_out[0] <= 100 + 10
+    assert max(handed_out.values()) <= 100 + 10
+    assert max(n for s, n in handed_out.items() if s >= 1) <= 10 + 1
+    assert bucket.stats()["delayed"] > 0
+
+
+def test_the_retry_budget_reports_its_tokens_and_the_wait_of_the_next_retry() -> None:
+    clock = FakeClock()
+    bucket = BucketRateLimiter(10, 5, clock=clock)
+    assert bucket.stats() == {"qps": 10, "burst": 5, "tokens": 5, "wait": 0,
+                              "reservations": 0, "delayed": 0}
+    for i in range(7):
+        bucket.when(f"k{i}")
+    stats = bucket.stats()
+    assert stats["tokens"] == pytest.approx(-2)
+    assert stats["wait"] == pytest.approx(0.3)
+    assert (stats["reservations"], stats["delayed"]) == (7, 2)
+
+
 # -- priority -------------------------------------------------------------------------------------
 
 
@@ -271,6 +375,43 @@ def test_after_shut_down_get_reports_shutdown_and_adds_are_ignored() -> None:
     assert q.get(timeout=1) == (None, True)
     assert q.get() == (None, True)
     assert q.shutting_down()
+
+
+def test_a_shut_down_queue_has_length_0_and_keeps_nothing_to_hand_out() -> None:
+    q, _ = make()
+    q.add("a")
+    q.add("b")
+    q.add_after("c", 1)
+    in_flight = ready_now(q)
+    assert in_flight is not None
+    q.add(in_flight)  # dirty while processing
+    q.shut_down()
+    assert len(q) == 0 and q.delayed_len() == 0
+    q.done(in_flight)
+    assert len(q) == 0 and q.processing_len() == 0
+
+
+def test_a_drained_queue_has_length_0() -> None:
+    q, clock = make()
+    q.add("a")
+    q.add("waiting")
+    a = ready_now(q)
+    clock.call_later(1.0, lambda: q.done(a))  # type: ignore[arg-type]
+    assert q.shut_down_with_drain(5.0) is True
+    assert len(q) == 0
+
+
+def test_a_plain_shut_down_cuts_a_draining_shutdown_short() -> None:
+    q, clock = make()
+    q.add("stuck")
+    ready_now(q)
+    start = clock.now()
+    clock.call_later(1.0, q.shut_down)
+    assert q.shut_down_with_drain(10.0) is False
+    assert clock.now() - start == pytest.approx(1.0)
+    assert q.processing_len() == 1  # still in flight: done() stays allowed
+    q.done("stuck")
+    assert q.get(timeout=0) == (None, True)
 
 
 def test_a_blocked_get_returns_when_the_queue_shuts_down() -> None:

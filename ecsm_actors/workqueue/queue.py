@@ -1,4 +1,4 @@
-"""The controller workqueue: client-go semantics, plus event-before-resync priority.
+"""The work queue itself: client-go semantics, plus event-before-resync priority.
 
 Runs inside every controller process, shared by the informer thread (producer) and the
 worker threads (consumers). Invariants, as in client-go's ``workqueue``:
@@ -8,14 +8,16 @@ worker threads (consumers). Invariants, as in client-go's ``workqueue``:
   then it runs exactly once more (``dirty`` set).
 * Duplicates collapse while waiting: N adds of a waiting key → one get.
 * :meth:`WorkQueue.add_after` parks a key in a delay heap; a second delayed add of the same
-  key keeps the earlier deadline. :meth:`WorkQueue.add_rate_limited` delays by a per-key
-  exponential backoff (:class:`ItemExponentialBackoff`); :meth:`WorkQueue.forget` resets
-  it. A plain :meth:`WorkQueue.add` is never throttled.
+  key keeps the earlier deadline. :meth:`WorkQueue.add_rate_limited` delays a key by what
+  its rate limiter (:mod:`.rate_limiters`) says; :meth:`WorkQueue.forget` resets the
+  key's backoff. A plain :meth:`WorkQueue.add` is never throttled.
 * Two FIFO levels: keys added by events are served before keys that only came from a
   periodic resync; a waiting resync key is promoted when an event adds it.
-* :meth:`WorkQueue.shut_down`: waiting keys are abandoned (a successor relists them), every
-  ``get`` returns ``shutdown``; :meth:`WorkQueue.shut_down_with_drain` also waits, up to a
-  grace period, for the keys in flight to be ``done``.
+* :meth:`WorkQueue.shut_down`: waiting and delayed keys are dropped (a successor relists
+  them), so ``len`` is 0 from then on; every ``get`` returns ``shutdown`` and adds are
+  ignored. :meth:`WorkQueue.shut_down_with_drain` also waits, up to a grace period, for
+  the keys in flight to be ``done``; as in client-go, a plain :meth:`WorkQueue.shut_down`
+  called meanwhile (from another thread) cuts that wait short.
 
 No timer thread and no polling: delayed keys become ready lazily inside ``get``/``len``,
 and a blocked ``get`` sleeps on a condition variable exactly until the next deadline,
@@ -26,12 +28,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import random
 import threading
 from collections import deque
 from enum import IntEnum
 
 from ecsm_actors.clock import Clock, RealClock
+from ecsm_actors.workqueue.rate_limiters import ItemExponentialBackoff, RateLimiter
 
 
 class Priority(IntEnum):
@@ -41,46 +43,13 @@ class Priority(IntEnum):
     RESYNC = 1
 
 
-class ItemExponentialBackoff:
-    """Per-key exponential backoff: ``base * 2**failures`` scaled by ``1 ± jitter``, capped.
-
-    The first failure of a key waits about ``base``; :meth:`forget` starts it over. Not
-    thread-safe on its own: :class:`WorkQueue` calls it under its lock.
-    """
-
-    def __init__(self, base: float, cap: float, jitter: float = 0.0,
-                 rng: random.Random | None = None) -> None:
-        if base < 0 or cap < base or not 0 <= jitter <= 1:
-            raise ValueError("need 0 <= base <= cap and 0 <= jitter <= 1")
-        self.base = base
-        self.cap = cap
-        self.jitter = jitter
-        self._rng = rng or random.Random()
-        self._failures: dict[str, int] = {}
-
-    def when(self, key: str) -> float:
-        """The delay of the next retry of ``key``; counts one more failure."""
-        n = self._failures.get(key, 0)
-        self._failures[key] = n + 1
-        delay = min(self.cap, self.base * 2.0 ** min(n, 64))
-        if self.jitter:
-            delay *= self._rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
-        return min(self.cap, delay)
-
-    def forget(self, key: str) -> None:
-        self._failures.pop(key, None)
-
-    def num_requeues(self, key: str) -> int:
-        return self._failures.get(key, 0)
-
-
 class WorkQueue:
     """A rate-limiting, delaying, deduplicating work queue of string keys."""
 
     def __init__(self, *, clock: Clock | None = None,
-                 backoff: ItemExponentialBackoff | None = None) -> None:
+                 rate_limiter: RateLimiter | None = None) -> None:
         self._clock: Clock = clock or RealClock()
-        self._backoff = backoff or ItemExponentialBackoff(0.005, 1000.0)
+        self._rate_limiter: RateLimiter = rate_limiter or ItemExponentialBackoff(0.005, 1000.0)
         lock = threading.RLock()  # re-entrant: FakeClock callbacks run inside waits
         self._ready = threading.Condition(lock)
         self._drained = threading.Condition(lock)
@@ -94,6 +63,7 @@ class WorkQueue:
         self._delayed: list[tuple[float, int, str]] = []
         self._ready_at: dict[str, float] = {}  # key → its one valid deadline in _delayed
         self._shutting_down = False
+        self._drain = False  # a shut_down_with_drain is waiting (a shut_down clears it)
 
     # -- adding -------------------------------------------------------------------------
 
@@ -139,19 +109,19 @@ class WorkQueue:
                 self._ready.notify_all()  # blocked getters recompute their wake-up time
 
     def add_rate_limited(self, key: str) -> None:
-        """Add ``key`` after its backoff delay, and count one more failure."""
+        """Add ``key`` after its rate limiter's delay, and count one more failure."""
         with self._ready:
-            delay = self._backoff.when(key)
+            delay = self._rate_limiter.when(key)
         self.add_after(key, delay)
 
     def forget(self, key: str) -> None:
         """Reset the backoff of ``key`` (call it when processing succeeded)."""
         with self._ready:
-            self._backoff.forget(key)
+            self._rate_limiter.forget(key)
 
     def num_requeues(self, key: str) -> int:
         with self._ready:
-            return self._backoff.num_requeues(key)
+            return self._rate_limiter.num_requeues(key)
 
     # -- consuming ----------------------------------------------------------------------
 
@@ -238,22 +208,35 @@ class WorkQueue:
     # -- shutdown -----------------------------------------------------------------------
 
     def shut_down(self) -> None:
-        """Stop handing out keys and ignore new adds; in-flight keys may still be done."""
+        """Stop handing out keys, drop the waiting and delayed ones, ignore new adds; in-flight
+        keys may still be done. Cuts short a :meth:`shut_down_with_drain` in progress."""
         with self._ready:
-            self._shutting_down = True
-            self._delayed.clear()
-            self._ready_at.clear()
-            self._ready.notify_all()
+            self._drain = False
+            self._shut_down_locked()
+
+    def _shut_down_locked(self) -> None:
+        self._shutting_down = True
+        self._dirty.clear()
+        for level in self._levels.values():
+            level.clear()
+        self._waiting = 0
+        self._delayed.clear()
+        self._ready_at.clear()
+        self._ready.notify_all()
+        self._drained.notify_all()
 
     def shut_down_with_drain(self, grace: float) -> bool:
-        """Shut down, then wait up to ``grace`` seconds for in-flight keys to be done.
-        Return whether everything in flight finished."""
+        """Shut down, then wait up to ``grace`` seconds for in-flight keys to be done, or
+        until a plain :meth:`shut_down` ends the wait. Return whether everything in flight
+        finished."""
         with self._ready:
-            self.shut_down()
+            self._drain = True
+            self._shut_down_locked()
             deadline = self._clock.now() + grace
-            while self._processing:
+            while self._processing and self._drain:
                 remaining = deadline - self._clock.now()
                 if remaining <= 0:
-                    return False
+                    break
                 self._clock.wait(self._drained, remaining)
-            return True
+            self._drain = False
+            return not self._processing
