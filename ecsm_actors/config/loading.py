@@ -94,6 +94,7 @@ def _check(cfg: Config) -> None:
         ("controller.workers", cfg.controller.workers >= 1, "expected at least 1"),
         ("controller.backoff_cap", cfg.controller.backoff_cap >= cfg.controller.backoff_base,
          "must be >= controller.backoff_base"),
+        ("controller.retry_burst", cfg.controller.retry_burst >= 1, "expected at least 1"),
         ("supervisor.backoff_cap", cfg.supervisor.backoff_cap >= cfg.supervisor.backoff_base,
          "must be >= supervisor.backoff_base"),
     ]

@@ -110,6 +110,11 @@ class ControllerSettings:
     backoff_cap: float = 30.0
     #: Jitter of a retry delay, as a fraction: each delay is scaled by 1 ± jitter.
     backoff_jitter: float = 0.1
+    #: Retries per second shared by all keys of a controller (client-go's default bucket):
+    #: a retry waits the larger of its key's backoff and its turn in this budget; 0 = off.
+    retry_qps: float = 10.0
+    #: Retries the shared budget lets through at once before ``retry_qps`` applies.
+    retry_burst: int = 100
     #: Longest wait between two attempts to reach a registry that is down, seconds.
     watch_retry_cap: float = 2.0
     #: Events the informer's subscriber buffers before ZeroMQ drops some (a loss is

@@ -8,6 +8,10 @@ Invariants:
 
 * A key is reconciled by one worker at a time; events arriving meanwhile cause exactly
   one more reconcile afterwards; a burst of updates collapses into few reconciles.
+* Retries (``add_rate_limited``) wait the larger of the key's exponential backoff and a
+  turn in a token bucket shared by all keys (``controller.retry_qps`` /
+  ``retry_burst``, client-go's default controller rate limiter); ``stats`` shows the
+  bucket as ``retry_budget``.
 * Outcomes: done → ``forget``; ``Result(requeue_after=t)`` → ``forget`` + ``add_after``;
   ``Result(requeue=True)`` → ``add_rate_limited``; an exception → ``add_rate_limited``
   and WARNING; ``NotFound`` → done (the object is gone); :class:`TerminalError` →
@@ -43,7 +47,7 @@ from ecsm_actors.runtime.echo import EchoFilter
 from ecsm_actors.runtime.metrics import ControllerMetrics
 from ecsm_actors.runtime.ratelimit import WarningLimiter
 from ecsm_actors.runtime.types import ControllerSpec, ReconcileContext, Result
-from ecsm_actors.workqueue import ItemExponentialBackoff, WorkQueue
+from ecsm_actors.workqueue import WorkQueue, controller_rate_limiter
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +105,14 @@ class Controller:
         settings = cfg.controller
         self._registry_factory = registry_factory or _default_registry_factory(cfg)
         self._clock: Clock = clock or RealClock()
-        self.queue = WorkQueue(clock=self._clock, backoff=ItemExponentialBackoff(
-            settings.backoff_base, settings.backoff_cap, settings.backoff_jitter))
+        # client-go's default controller rate limiter: a retry waits the larger of its
+        # key's backoff and its turn in a budget shared by all keys, so a mass failure
+        # reaches ECSM at a bounded rate instead of all at once.
+        limiter, self.retry_budget = controller_rate_limiter(
+            base=settings.backoff_base, cap=settings.backoff_cap,
+            jitter=settings.backoff_jitter, qps=settings.retry_qps,
+            burst=settings.retry_burst, clock=self._clock)
+        self.queue = WorkQueue(clock=self._clock, rate_limiter=limiter)
         self.echo = EchoFilter()
         self.metrics = ControllerMetrics()
         #: The informer's handler (enqueues keys, minus our own status echoes).
@@ -174,6 +184,7 @@ class Controller:
             "queue_depth": len(self.queue),
             "delayed": self.queue.delayed_len(),
             "in_flight": self.queue.processing_len(),
+            "retry_budget": self.retry_budget.stats(),
             "workers": self.spec.workers,
             "informer": informer,
         }

@@ -257,6 +257,20 @@ def test_liveness_reports_queue_depth_and_the_oldest_in_flight_age() -> None:
     assert report["stats"]["in_flight"] == 1
 
 
+def test_failing_keys_share_one_retry_budget_shown_in_stats() -> None:
+    rig = Rig()
+    budget = rig.controller.stats()["retry_budget"]
+    assert (budget["qps"], budget["burst"], budget["tokens"]) == (10.0, 100, 100)
+    for i in range(120):  # 120 keys fail at the same moment
+        rig.registry.put(f"k{i}")
+        rig.reconciler.script.append(raise_(RuntimeError("ECSM down")))
+        rig.controller.process(rig.ctx, f"default/k{i}")
+    budget = rig.controller.stats()["retry_budget"]
+    assert (budget["reservations"], budget["delayed"]) == (120, 20)
+    assert budget["wait"] == pytest.approx(2.1)  # 20 retries queued ahead at 10/s
+    assert rig.controller.liveness_report()["stats"]["retry_budget"] == budget
+
+
 # -- the echo filter on its own ---------------------------------------------------------------
 
 
