@@ -163,9 +163,8 @@ def rules(window: float = 0, select: str = "Max", *policies: tuple[str, int, int
 
 def run(spec: Any, current: int, samples: list[InstanceSample], *,
         recs: tuple[Recommendation, ...] = (), events: tuple[ScaleEvent, ...] = (),
-        now: float = NOW, previous_desired: int | None = None) -> Any:
-    history = History(recommendations=recs, scale_events=events,
-                      previous_desired=previous_desired)
+        now: float = NOW) -> Any:
+    history = History(recommendations=recs, scale_events=events)
     samples = [dataclasses.replace(s, timestamp=now) for s in samples]  # read just now
     return decide(spec, current=current, samples=samples, history=history, now=now,
                   metric_max_age=60.0)
@@ -376,9 +375,42 @@ def test_a_configured_downscale_default_is_used_when_the_spec_sets_none() -> Non
     assert spec.metrics == (cpu(80),)
 
 
-def test_an_empty_history_is_seeded_with_the_last_desired_count() -> None:
-    d = run(hpa(), 5, at(10, 5), previous_desired=5)
-    assert d.desired_replicas == 5
+def test_a_new_hpa_cannot_scale_down_before_the_window_has_passed() -> None:
+    # Kubernetes seeds the history of an HPA it sees for the first time with the target's
+    # current count: with the default 300 s window a new HPA holds 5 replicas for 300 s
+    # however low the load.
+    spec = hpa()
+    first = run(spec, 5, at(10, 5))
+    assert (first.code, first.desired_replicas) == (DecisionCode.NO_CHANGE, 5)
+    assert conditions(first)["AbleToScale"] == (True, "ScaleDownStabilized")
+    assert Recommendation(timestamp=NOW, replicas=5) in first.recommendations
+    held = run(spec, 5, at(10, 5), recs=first.recommendations, now=NOW + 299)
+    assert held.desired_replicas == 5
+    later = run(spec, 5, at(10, 5), recs=held.recommendations, now=NOW + 301)
+    assert later.desired_replicas == 1
+
+
+def test_the_first_sight_seed_is_kept_when_the_first_sync_has_no_metrics() -> None:
+    spec = hpa()
+    first = run(spec, 4, [unready()] * 4)
+    assert first.code is DecisionCode.NO_METRICS
+    assert first.recommendations == (Recommendation(timestamp=NOW, replicas=4),)
+    d = run(spec, 4, at(10, 4), recs=first.recommendations, now=NOW + 200)
+    assert d.desired_replicas == 4  # the window counts from the first sight, not from metrics
+
+
+def test_a_new_hpa_with_no_scale_down_window_scales_down_at_once() -> None:
+    d = run(hpa(behavior=NO_WINDOWS), 5, at(10, 5))
+    assert d.desired_replicas == 1
+
+
+def test_a_new_hpa_still_scales_up_at_once() -> None:
+    d = run(hpa(), 2, at(100, 2))
+    assert d.desired_replicas == 4
+
+
+def test_a_paused_hpa_is_not_seeded() -> None:
+    assert run(hpa(paused=True), 5, at(10, 5)).recommendations == ()
 
 
 def test_the_history_survives_a_round_trip_through_the_status() -> None:

@@ -280,5 +280,18 @@ def test_a_restarted_controller_honours_the_stabilization_window(h: Harness) -> 
     assert h.target()["spec"]["deploymentStrategy"]["replicas"] == 1
 
 
+def test_a_new_hpa_does_not_scale_its_target_down_before_the_window(h: Harness) -> None:
+    h.registry.put(service(replicas=4))
+    h.registry.put(hpa())  # the default 300 s scale-down window
+    h.containers.set("svc-1", [5] * 4)
+    h.sync()
+    assert h.target()["spec"]["deploymentStrategy"]["replicas"] == 4
+    assert h.condition("AbleToScale") == ("True", "ScaleDownStabilized")
+    assert h.status()["recommendations"][0]["replicas"] == 4
+    h.now += 301
+    h.sync()
+    assert h.target()["spec"]["deploymentStrategy"]["replicas"] == 1
+
+
 def test_a_gone_hpa_is_done(h: Harness) -> None:
     assert h.sync().requeue_after is None

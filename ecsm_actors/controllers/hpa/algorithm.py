@@ -9,13 +9,17 @@ Order, as in the Kubernetes HPA controller:
 
 1. ``paused`` → freeze: no proposal, no history change, condition ScalingActive=False
    (ScalingPaused).
-2. The target at 0 replicas with minReplicas > 0 → scaling disabled (ScalingDisabled).
-3. The target outside [minReplicas, maxReplicas] → brought to the nearest bound at once.
-4. Otherwise each metric proposes a count (:mod:`.replicas`); the largest wins. No valid
+2. An HPA seen for the first time (no recommendation in its status) gets its history
+   seeded with the target's current count, now (Kubernetes' first-sight
+   ``recommendations[key] = {currentReplicas, now}``): a new HPA cannot scale down before
+   its scale-down stabilization window has passed.
+3. The target at 0 replicas with minReplicas > 0 → scaling disabled (ScalingDisabled).
+4. The target outside [minReplicas, maxReplicas] → brought to the nearest bound at once.
+5. Otherwise each metric proposes a count (:mod:`.replicas`); the largest wins. No valid
    metric → no scaling (ScalingActive=False, FailedGetResourceMetric, with the reason).
    Some invalid metrics and the valid ones want a scale-down → no scaling either (a
    missing metric never causes a scale-down).
-5. The proposal is recorded in the recommendation history, stabilized, then bounded by
+6. The proposal is recorded in the recommendation history, stabilized, then bounded by
    the rate policies and min/maxReplicas (:mod:`.behavior`). A change of count records
    a scale event.
 """
@@ -88,7 +92,6 @@ class History:
 
     recommendations: tuple[Recommendation, ...] = ()
     scale_events: tuple[ScaleEvent, ...] = ()
-    previous_desired: int | None = None
 
 
 def decide(
@@ -110,6 +113,8 @@ def decide(
                               "spec.paused is true: the HPA neither reads metrics nor "
                               "scales the target"),),
             recommendations=recs, scale_events=events)
+    if not recs:
+        recs = (Recommendation(timestamp=now, replicas=current),)
 
     proposals = tuple(
         propose(m, current=current, samples=samples, tolerance=spec.tolerance, now=now,
@@ -179,8 +184,6 @@ def decide(
     conditions = [_cond(ConditionType.SCALING_ACTIVE, True, "ValidMetricFound",
                         f"the HPA was able to successfully calculate a replica count from "
                         f"{winner.label}")]
-    if not recs and history.previous_desired is not None:
-        recs = (Recommendation(timestamp=now, replicas=history.previous_desired),)
     stab = stabilize(recs, desired=metric_replicas, current=current,
                      scale_up=spec.scale_up, scale_down=spec.scale_down, now=now)
     if stab.replicas != metric_replicas:

@@ -38,11 +38,9 @@ def history_of(status: Any, *, now: float) -> History:
     """The history a previous sync left in ``status`` (garbage tolerated)."""
     if not isinstance(status, dict):
         return History()
-    previous = status.get("desiredReplicas")
     return History(
         recommendations=tuple(load_recommendations(status.get("recommendations"), now=now)),
         scale_events=tuple(load_scale_events(status.get("scaleEvents"), now=now)),
-        previous_desired=previous if isinstance(previous, int) and previous > 0 else None,
     )
 
 
