@@ -64,6 +64,7 @@ class ScalingRules(WireObject):
     stabilization_window_seconds: int | None = None
     select_policy: SelectPolicy = SelectPolicy.MAX
     policies: tuple[ScalingPolicy, ...] = ()
+    tolerance: float | None = None  # None: spec.tolerance, then the controller's default
 
 
 def _scale_up() -> ScalingRules:

@@ -5,7 +5,9 @@ minReplicas ``1``, metrics ``[cpu Utilization 80]``, paused ``false``, tolerance
 (the controller's default applies), behavior.scaleUp = stabilization 0, policies
 Pods 4/15s + Percent 100/15s, select Max; behavior.scaleDown = stabilization unset (the controller's
 default, 300 s),
-Percent 100/15s, select Max. Runs in every process (the registry on every write).
+Percent 100/15s, select Max. ``behavior.scaleUp/scaleDown.tolerance`` absent (then
+``spec.tolerance``, then the controller's). Runs in every process (the registry on every
+write).
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def _rules(defaults: dict[str, Any]) -> Obj:
             ),
             "selectPolicy": Prop(node=Enum(SelectPolicy), default=defaults["selectPolicy"]),
             "policies": Prop(node=ListOf(POLICY), default=defaults["policies"]),
+            # Kubernetes' per-direction tolerance; absent: spec.tolerance, then hpa.tolerance.
+            "tolerance": Prop(node=Float(minimum=0.0, maximum=1.0)),
         },
         post=_check_rules,
     )

@@ -30,11 +30,12 @@ from ecsm_actors.controllers.hpa.history import (
 )
 from ecsm_actors.controllers.hpa.replicas import propose
 from ecsm_actors.controllers.hpa.samples import InstanceSample, samples_from_containers
-from ecsm_actors.controllers.hpa.spec import MetricTarget, ResourceName, parse_spec
+from ecsm_actors.controllers.hpa.spec import MetricTarget, ResourceName, Tolerances, parse_spec
 from ecsm_actors.errors import TerminalError
 
 NOW = 1_700_000_000.0
 MIB = 1 << 20
+TOLERANCE = Tolerances(scale_up=0.1, scale_down=0.1)
 
 
 def cpu(target: float) -> MetricTarget:
@@ -55,7 +56,8 @@ def unready() -> InstanceSample:
 
 def calc(target: float, current: int, samples: list[InstanceSample],
          tolerance: float = 0.1) -> int | None:
-    return propose(cpu(target), current=current, samples=samples, tolerance=tolerance,
+    return propose(cpu(target), current=current, samples=samples,
+                   tolerances=Tolerances(scale_up=tolerance, scale_down=tolerance),
                    now=NOW, max_age=60.0).replicas
 
 
@@ -109,7 +111,7 @@ def test_memory_utilization_is_usage_over_limit() -> None:
     samples = [InstanceSample(name=f"c{i}", ready=True, memory_usage=400 * MIB,
                               memory_limit=512 * MIB, timestamp=NOW) for i in range(2)]
     p = propose(MetricTarget(resource=ResourceName.MEMORY, average_utilization=50),
-                current=2, samples=samples, tolerance=0.1, now=NOW, max_age=60)
+                current=2, samples=samples, tolerances=TOLERANCE, now=NOW, max_age=60)
     assert p.utilization == pytest.approx(78.125)
     assert p.replicas == 4
 

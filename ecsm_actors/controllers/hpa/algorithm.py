@@ -117,7 +117,7 @@ def decide(
         recs = (Recommendation(timestamp=now, replicas=current),)
 
     proposals = tuple(
-        propose(m, current=current, samples=samples, tolerance=spec.tolerance, now=now,
+        propose(m, current=current, samples=samples, tolerances=spec.tolerances, now=now,
                 max_age=metric_max_age)
         for m in spec.metrics)
 

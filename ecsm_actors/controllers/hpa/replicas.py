@@ -10,8 +10,9 @@ For a utilization target ``T`` and the instances of the target:
    Pod.
 2. ``ratio = average utilization of the ready-with-metric instances / T``. Without a
    single such instance the metric is invalid: no proposal.
-3. With nothing missing and nothing unready on a scale-up: inside the tolerance
-   (``|1 - ratio| <= tolerance``) the proposal is the current count; otherwise
+3. With nothing missing and nothing unready on a scale-up: inside the tolerances
+   (``1 - scaleDown.tolerance <= ratio <= 1 + scaleUp.tolerance``) the proposal is the
+   current count; otherwise
    ``ceil(ratio × ready-with-metric count)`` (= ``ceil(current × actual / target)`` when
    every instance reports).
 4. Otherwise the average is recomputed conservatively: missing instances count as
@@ -30,10 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ecsm_actors.controllers.hpa.samples import InstanceSample
-from ecsm_actors.controllers.hpa.spec import MetricTarget, ResourceName
+from ecsm_actors.controllers.hpa.spec import MetricTarget, ResourceName, Tolerances
 
-# Float noise must neither add a replica (ceil(3.0000000000000004) is 3 here) nor push a
-# ratio sitting exactly on the tolerance (55/50 = 1.1000000000000001) outside it.
+# Float noise must not add a replica (ceil(3.0000000000000004) is 3 here).
 _EPSILON = 1e-9
 
 
@@ -65,7 +65,7 @@ def propose(
     *,
     current: int,
     samples: Sequence[InstanceSample],
-    tolerance: float,
+    tolerances: Tolerances,
     now: float,
     max_age: float,
 ) -> MetricProposal:
@@ -100,8 +100,8 @@ def propose(
                               reason=reason, **counts)
 
     if not scale_up_with_unready and missing == 0:
-        if abs(1.0 - ratio) <= tolerance + _EPSILON:
-            return result(current, f"ratio {ratio:.2f} within tolerance {tolerance:g}")
+        if tolerances.within(ratio):
+            return result(current, f"ratio {ratio:.2f} within tolerance {tolerances}")
         return result(_ceil(ratio * len(values)), f"ratio {ratio:.2f}")
 
     adjusted = list(values)
@@ -115,7 +115,7 @@ def propose(
     new_ratio = (sum(adjusted) / len(adjusted)) / target
     note = f"ratio {ratio:.2f}, {new_ratio:.2f} counting {missing} missing and " \
            f"{unready if scale_up_with_unready else 0} unready conservatively"
-    if (abs(1.0 - new_ratio) <= tolerance + _EPSILON or (ratio < 1.0 < new_ratio)
+    if (tolerances.within(new_ratio) or (ratio < 1.0 < new_ratio)
             or (ratio > 1.0 > new_ratio)):
         return result(current, f"{note}: within tolerance or direction reversed")
     replicas = _ceil(new_ratio * len(adjusted))

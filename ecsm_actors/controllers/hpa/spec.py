@@ -13,18 +13,25 @@ Defaults are those of ``autoscaling/v2``:
 * ``behavior.scaleUp``: window 0 s, policies Percent 100 / 15 s and Pods 4 / 15 s, Max;
 * ``behavior.scaleDown``: window ``cfg.hpa.downscale_stabilization`` (300 s), policy
   Percent 100 / 15 s, Max;
-* ``tolerance``: ``cfg.hpa.tolerance`` (0.1).
+* ``tolerance``: ``cfg.hpa.tolerance`` (0.1); ``behavior.scaleUp.tolerance`` /
+  ``behavior.scaleDown.tolerance`` (Kubernetes' per-direction tolerance) fall back to
+  ``spec.tolerance`` and then to it. A usage ratio ``r`` is within the tolerances when
+  ``1 - scaleDown.tolerance <= r <= 1 + scaleUp.tolerance``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeGuard
 
 from ecsm_actors.errors import TerminalError
 
 DEFAULT_CPU_UTILIZATION = 80
+DEFAULT_TOLERANCE = 0.1
+# Float noise must not push a ratio sitting exactly on a tolerance (55/50 =
+# 1.1000000000000001) outside it.
+_EPSILON = 1e-9
 
 
 class ResourceName(StrEnum):
@@ -59,10 +66,30 @@ class ScalingRules:
     stabilization_window_seconds: float
     select_policy: SelectPolicy
     policies: tuple[ScalingPolicy, ...]
+    #: Resolved: the rule's own, else ``spec.tolerance``, else ``hpa.tolerance``.
+    tolerance: float = DEFAULT_TOLERANCE
 
     @property
     def longest_period(self) -> float:
         return max((p.period_seconds for p in self.policies), default=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tolerances:
+    """How far a usage ratio may sit from 1.0, per direction, before a metric proposes a
+    change (Kubernetes ``Tolerances.isWithin``)."""
+
+    scale_up: float
+    scale_down: float
+
+    def within(self, ratio: float) -> bool:
+        return (1.0 - self.scale_down - _EPSILON <= ratio
+                <= 1.0 + self.scale_up + _EPSILON)
+
+    def __str__(self) -> str:
+        if self.scale_up == self.scale_down:
+            return f"{self.scale_up:g}"
+        return f"-{self.scale_down:g}/+{self.scale_up:g}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +111,11 @@ class HpaSpec:
     scale_down: ScalingRules
     tolerance: float
     paused: bool
+
+    @property
+    def tolerances(self) -> Tolerances:
+        return Tolerances(scale_up=self.scale_up.tolerance,
+                          scale_down=self.scale_down.tolerance)
 
 
 def default_scale_up() -> ScalingRules:
@@ -136,9 +168,10 @@ def parse_spec(spec: Any, *, default_tolerance: float, downscale_stabilization: 
         min_replicas=min_replicas,
         max_replicas=max_replicas,
         metrics=_metrics(spec.get("metrics")),
-        scale_up=_rules(behavior.get("scaleUp"), "spec.behavior.scaleUp", default_scale_up()),
+        scale_up=_rules(behavior.get("scaleUp"), "spec.behavior.scaleUp", default_scale_up(),
+                        float(tolerance)),
         scale_down=_rules(behavior.get("scaleDown"), "spec.behavior.scaleDown",
-                          default_scale_down(downscale_stabilization)),
+                          default_scale_down(downscale_stabilization), float(tolerance)),
         tolerance=float(tolerance),
         paused=bool(spec.get("paused", False)),
     )
@@ -170,11 +203,16 @@ def _metrics(raw: Any) -> tuple[MetricTarget, ...]:
     return tuple(out)
 
 
-def _rules(raw: Any, path: str, default: ScalingRules) -> ScalingRules:
+def _rules(raw: Any, path: str, default: ScalingRules, tolerance: float) -> ScalingRules:
     if raw is None:
-        return default
+        return replace(default, tolerance=tolerance)
     if not isinstance(raw, dict):
         raise _invalid(path, "expected a mapping")
+    own = raw.get("tolerance")
+    if own is not None:
+        if not _is_number(own) or own < 0:
+            raise _invalid(f"{path}.tolerance", "must be a number >= 0")
+        tolerance = float(own)
     window = raw.get("stabilizationWindowSeconds")
     if window is None:
         window = default.stabilization_window_seconds
@@ -191,7 +229,7 @@ def _rules(raw: Any, path: str, default: ScalingRules) -> ScalingRules:
         policies = tuple(_policy(p, f"{path}.policies[{i}]")
                          for i, p in enumerate(raw["policies"]))
     return ScalingRules(stabilization_window_seconds=float(window), select_policy=select,
-                        policies=policies)
+                        policies=policies, tolerance=tolerance)
 
 
 def _policy(raw: Any, path: str) -> ScalingPolicy:
