@@ -11,6 +11,12 @@ not finite, negative, absurd (a CPU above :data:`MAX_CPU_PERCENT`, bytes above
 the way Kubernetes treats a Pod without metrics — conservatively, never as a reason to
 scale by itself. Utilization is in percent: CPU is ``cpuUsage.total`` as ECSM reports it;
 memory is ``memoryUsage / memoryLimit × 100`` (no limit → missing).
+
+For the replica calculator an instance gives its figures as whole numbers, usage and
+limit (:meth:`InstanceSample.usage`), so that utilization is Σ usage / Σ limit as in
+Kubernetes: memory in bytes over ``memoryLimit``; CPU in hundredths of a percent over
+:data:`CPU_LIMIT` (one core: ECSM sets no CPU limit, a CPU target is a percentage of one
+core, so every instance weighs the same).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ MAX_CPU_PERCENT = 1e6
 MAX_BYTES = float(1 << 63)
 #: A utilization above this (percent) is not believed (a limit of a few bytes...).
 MAX_UTILIZATION = 1e6
+#: The CPU "limit" of every instance: one core, in hundredths of a percent.
+CPU_LIMIT = 10_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +59,30 @@ class InstanceSample:
             return None
         value = 100.0 * self.memory_usage / self.memory_limit
         return value if value <= MAX_UTILIZATION else None
+
+    def limit(self, resource: ResourceName) -> int | None:
+        """The weight of this instance: its limit in the units of :meth:`usage`, or None
+        when ECSM reports none (memory without a limit)."""
+        if resource is ResourceName.CPU:
+            return CPU_LIMIT
+        if self.memory_limit is None or self.memory_limit < 1:
+            return None
+        return int(self.memory_limit)
+
+    def usage(self, resource: ResourceName, *, now: float, max_age: float
+              ) -> tuple[int, int] | None:
+        """``(usage, limit)`` as whole numbers (see the module docstring), or None when the
+        metric is missing, stale or unbelievable."""
+        if self.utilization(resource, now=now, max_age=max_age) is None:
+            return None
+        limit = self.limit(resource)
+        if limit is None:
+            return None
+        if resource is ResourceName.CPU:
+            assert self.cpu_percent is not None
+            return round(self.cpu_percent * 100), limit
+        assert self.memory_usage is not None
+        return int(self.memory_usage), limit
 
 
 def samples_from_containers(containers: Iterable[Any], *, timestamp: float) -> list[InstanceSample]:

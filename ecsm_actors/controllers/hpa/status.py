@@ -8,7 +8,8 @@ Fields written (wire names, all in ``status``; ``ecsm-cli get/describe hpa`` rea
 * ``desiredReplicas`` — the count the HPA wants (written to the target when different);
 * ``observedGeneration`` — the HPA ``metadata.generation`` the decision used;
 * ``currentMetrics`` — ``[{type: Resource, resource: {name, current:
-  {averageUtilization}}}]``, percent (rounded to 0.1), one per metric that has a value;
+  {averageUtilization}}}]``, a whole percent (Σ usage / Σ limit, rounded down as
+  Kubernetes does), one per metric that has a value;
 * ``lastScaleTime`` — RFC 3339, the last time the target's replicas were changed;
 * ``conditions`` — ``AbleToScale``, ``ScalingActive``, ``ScalingLimited`` with reason
   and message; ``lastTransitionTime`` moves only when a condition's status flips;
@@ -94,6 +95,6 @@ def merge_conditions(previous: Any, updates: tuple[Condition, ...], *, now: floa
     return out
 
 
-def _metric_status(resource: str, utilization: float) -> dict[str, Any]:
+def _metric_status(resource: str, utilization: int) -> dict[str, Any]:
     return {"type": "Resource", "resource": {
-        "name": str(resource), "current": {"averageUtilization": round(utilization, 1)}}}
+        "name": str(resource), "current": {"averageUtilization": utilization}}}
