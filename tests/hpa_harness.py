@@ -49,7 +49,10 @@ def start_simulator(processes: Processes) -> SimulatorAdmin:
 
 
 def hpa_env(**extra: str) -> dict[str, str]:
+    # Containers here start a fraction of a second before the load is set: their CPU
+    # counts at once (the start-up rules have their own unit tests).
     return {"ECSM_ACTORS_HPA_SYNC_PERIOD": str(SYNC),
+            "ECSM_ACTORS_HPA_INITIAL_READINESS_DELAY": "0",
             "ECSM_ACTORS_CONTROLLER_HEARTBEAT_INTERVAL": "0.5", **extra}
 
 

@@ -152,6 +152,13 @@ class HpaSettings:
     downscale_stabilization: float = 300.0
     #: Metrics older than this are treated as missing, seconds.
     metric_max_age: float = 60.0
+    #: For this long after an instance's first start, its CPU sample counts only once it
+    #: covers ``initial_readiness_delay`` after its latest start (Kubernetes'
+    #: ``cpu-initialization-period``), seconds.
+    cpu_initialization_period: float = 300.0
+    #: After a start, CPU samples this young are start-up noise and set aside within the
+    #: initialization period (Kubernetes' ``initial-readiness-delay``), seconds.
+    initial_readiness_delay: float = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -42,12 +42,18 @@ def cpu(target: float) -> MetricTarget:
     return MetricTarget(resource=ResourceName.CPU, average_utilization=target)
 
 
+#: Started an hour ago: past Kubernetes' CPU initialization period.
+STARTED = NOW - 3600
+
+
 def ready(value: float) -> InstanceSample:
-    return InstanceSample(name="c", ready=True, cpu_percent=value, timestamp=NOW)
+    return InstanceSample(name="c", ready=True, cpu_percent=value, timestamp=NOW,
+                          started=STARTED)
 
 
 def missing() -> InstanceSample:
-    return InstanceSample(name="m", ready=True, cpu_percent=None, timestamp=NOW)
+    return InstanceSample(name="m", ready=True, cpu_percent=None, timestamp=NOW,
+                          started=STARTED)
 
 
 def unready() -> InstanceSample:
@@ -123,7 +129,8 @@ def test_memory_without_a_limit_is_a_missing_metric() -> None:
 
 
 def test_a_stale_sample_is_a_missing_metric() -> None:
-    old = InstanceSample(name="c", ready=True, cpu_percent=10, timestamp=NOW - 61)
+    old = InstanceSample(name="c", ready=True, cpu_percent=10, timestamp=NOW - 61,
+                         started=STARTED)
     # One fresh instance far below target, one stale: the stale one counts as 100%.
     assert calc(50, 2, [ready(10), old]) == 2
 
@@ -244,7 +251,7 @@ TWO_METRICS = [
 def sample(cpu_pct: float | None, mem_pct: float | None) -> InstanceSample:
     return InstanceSample(name="c", ready=True, cpu_percent=cpu_pct,
                           memory_usage=None if mem_pct is None else mem_pct * MIB,
-                          memory_limit=100 * MIB, timestamp=NOW)
+                          memory_limit=100 * MIB, timestamp=NOW, started=STARTED)
 
 
 def test_with_several_metrics_the_largest_proposal_wins() -> None:

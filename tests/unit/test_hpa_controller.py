@@ -85,9 +85,12 @@ class FakeContainers:
         self.down = False
         self.calls = 0
 
-    def set(self, service_id: str, cpu: list[float], status: str = "running") -> None:
+    def set(self, service_id: str, cpu: list[float], status: str = "running",
+            uptime: int = 3600) -> None:
+        """Containers running for ``uptime`` seconds (past the CPU initialization period
+        by default)."""
         self.by_service[service_id] = [
-            {"name": f"{service_id}-{i}", "status": status,
+            {"name": f"{service_id}-{i}", "status": status, "uptime": uptime,
              "cpuUsage": {"total": c, "cores": [c]}, "memoryUsage": 64 << 20,
              "memoryLimit": 512 << 20} for i, c in enumerate(cpu)]
 

@@ -30,7 +30,7 @@ def spec(**fields: Any) -> HpaSpec:
 
 def desired(hpa: HpaSpec, utilization: float, current: int = 10) -> int:
     samples = [InstanceSample(name=f"c{i}", ready=True, cpu_percent=utilization,
-                              timestamp=NOW) for i in range(current)]
+                              started=NOW - 3600, timestamp=NOW) for i in range(current)]
     return decide(hpa, current=current, samples=samples, history=History(), now=NOW,
                   metric_max_age=60).desired_replicas
 

@@ -27,7 +27,8 @@ def mem(usage: float | None, limit: int | None, *, ready: bool = True) -> Instan
 
 
 def cpu(percent: float | None) -> InstanceSample:
-    return InstanceSample(name="c", ready=True, cpu_percent=percent, timestamp=NOW)
+    return InstanceSample(name="c", ready=True, cpu_percent=percent, timestamp=NOW,
+                          started=NOW - 3600)
 
 
 def memory(target: float, current: int, samples: list[InstanceSample]) -> MetricProposal:

@@ -38,7 +38,7 @@ from ecsm_actors.controllers.hpa.history import (
     prune_scale_events,
 )
 from ecsm_actors.controllers.hpa.replicas import MetricProposal, propose
-from ecsm_actors.controllers.hpa.samples import InstanceSample
+from ecsm_actors.controllers.hpa.samples import CpuStartup, InstanceSample
 from ecsm_actors.controllers.hpa.spec import HpaSpec
 
 
@@ -102,6 +102,7 @@ def decide(
     history: History,
     now: float,
     metric_max_age: float,
+    cpu_startup: CpuStartup = CpuStartup(),
 ) -> Decision:
     """The decision for one sync (see the module docstring for the order)."""
     recs, events = history.recommendations, history.scale_events
@@ -118,7 +119,7 @@ def decide(
 
     proposals = tuple(
         propose(m, current=current, samples=samples, tolerances=spec.tolerances, now=now,
-                max_age=metric_max_age)
+                max_age=metric_max_age, cpu_startup=cpu_startup)
         for m in spec.metrics)
 
     def finish(desired: int, code: DecisionCode, reason: str, conditions: list[Condition],

@@ -32,7 +32,11 @@ from typing import Any, Protocol
 from ecsm_actors import protocol
 from ecsm_actors.config import Config
 from ecsm_actors.controllers.hpa.algorithm import Decision, decide, unable
-from ecsm_actors.controllers.hpa.samples import InstanceSample, samples_from_containers
+from ecsm_actors.controllers.hpa.samples import (
+    CpuStartup,
+    InstanceSample,
+    samples_from_containers,
+)
 from ecsm_actors.controllers.hpa.spec import HpaSpec, parse_spec
 from ecsm_actors.controllers.hpa.status import build_status, history_of
 from ecsm_actors.errors import Conflict, NotFound
@@ -63,6 +67,9 @@ class HpaReconciler:
         self._containers: ContainerLister | None = None
         self._lock = threading.Lock()
         self._now = wall_clock
+        self._cpu_startup = CpuStartup(
+            initialization_period=cfg.hpa.cpu_initialization_period,
+            readiness_delay=cfg.hpa.initial_readiness_delay)
 
     def _default_containers(self) -> ContainerLister:
         from ecsm_actors.ecsm.clientset import Clientset
@@ -123,7 +130,8 @@ class HpaReconciler:
             current = 1
         samples = [] if spec.paused else self._samples(target, now)
         return decide(spec, current=current, samples=samples, history=history, now=now,
-                      metric_max_age=self._cfg.hpa.metric_max_age)
+                      metric_max_age=self._cfg.hpa.metric_max_age,
+                      cpu_startup=self._cpu_startup)
 
     def _samples(self, target: dict[str, Any], now: float) -> list[InstanceSample]:
         ids = (target.get("status") or {}).get("underlyingServiceIDs") or []

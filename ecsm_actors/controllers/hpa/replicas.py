@@ -8,8 +8,10 @@ For a utilization target ``T`` and the instances of the target:
 
 1. Instances are split into *counted* (ready, with a metric), *missing* (ready, the figure
    absent, garbage or stale) and *unready* (container not ``running``, like a Pending
-   Pod). Instances the target's spec asks for but ECSM does not list yet count as
-   unready too.
+   Pod; for CPU also a running instance still starting, see
+   :meth:`~.samples.InstanceSample.cpu_ready` — memory samples of running instances are
+   always used). Instances the target's spec asks for but ECSM does not list yet count
+   as unready too.
 2. The utilization is Σ usage / Σ limit × 100 over the counted instances, rounded down
    to a whole percent before anything else (Kubernetes: ``int32(metricsTotal * 100 /
    requestsTotal)``), in integer units: memory in bytes over ``memoryLimit``; CPU in
@@ -36,7 +38,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ecsm_actors.controllers.hpa.samples import InstanceSample
+from ecsm_actors.controllers.hpa.samples import CpuStartup, InstanceSample
 from ecsm_actors.controllers.hpa.spec import MetricTarget, ResourceName, Tolerances
 
 # Float noise must not add a replica (ceil(3.0000000000000004) is 3 here).
@@ -80,6 +82,7 @@ def propose(
     tolerances: Tolerances,
     now: float,
     max_age: float,
+    cpu_startup: CpuStartup = CpuStartup(),
 ) -> MetricProposal:
     """The replica count this metric asks for (see the module docstring)."""
     resource = metric.resource
@@ -94,13 +97,15 @@ def propose(
         figures = s.usage(resource, now=now, max_age=max_age)
         if figures is None:
             missing.append(s.limit(resource))
+        elif resource is ResourceName.CPU and not s.cpu_ready(now, cpu_startup):
+            unready.append(figures[1])
         else:
             counted.append(figures)
     counts = {"ready": len(counted), "missing": len(missing), "unready": len(unready)}
     if not counted:
         why = ("the target has no instances" if not samples else
                f"no {resource} metrics from the target's instances "
-               f"({len(missing)} without metrics, {len(unready)} not ready)")
+               f"({len(missing)} without metrics, {len(unready)} not ready or starting)")
         return MetricProposal(metric=metric, replicas=None, utilization=None, reason=why,
                               **counts)
 
