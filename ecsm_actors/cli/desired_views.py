@@ -187,6 +187,19 @@ def describe_service(obj: Obj, now: float | None = None) -> str:
     return "\n".join(lines + _conditions(obj, now))
 
 
+def _tolerances(spec: Obj) -> str:
+    """``0.1`` or ``scale up 0.05, scale down 0.1``: per-direction tolerances fall back to
+    ``spec.tolerance``, then to the controller's default."""
+    base = spec.get("tolerance")
+    shown = "<controller default>" if base is None else str(base)
+    up = _get(spec, "behavior", "scaleUp", "tolerance")
+    down = _get(spec, "behavior", "scaleDown", "tolerance")
+    if up is None and down is None:
+        return shown
+    return (f"scale up {shown if up is None else up}, "
+            f"scale down {shown if down is None else down}")
+
+
 def describe_hpa(obj: Obj, now: float | None = None) -> str:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     ref = spec.get("scaleTargetRef") or {}
@@ -196,13 +209,16 @@ def describe_hpa(obj: Obj, now: float | None = None) -> str:
         _field("Min replicas", spec.get("minReplicas"), 2),
         _field("Max replicas", spec.get("maxReplicas"), 2),
         _field("Metrics", hpa_targets(obj), 2),
-        _field("Tolerance", spec.get("tolerance"), 2),
+        _field("Tolerance", _tolerances(spec), 2),
         _field("Paused", spec.get("paused"), 2),
         "Status:",
         _field("Current replicas", status.get("currentReplicas"), 2),
         _field("Desired replicas", status.get("desiredReplicas"), 2),
         _field("Last scale time", status.get("lastScaleTime"), 2),
     ]
+    # Each decision's reason gives every metric's figure and its inputs, e.g.
+    # "cpu: 72%/50% (3 counted, 1 missing, 0 unready)"; the current one is in the
+    # ScalingActive message below.
     events = status.get("scaleEvents") or []
     if events:
         rows = [[format_age(e.get("timestamp"), now), e.get("replicaChange"), e.get("reason")]

@@ -18,7 +18,9 @@ Order, as in the Kubernetes HPA controller:
 5. Otherwise each metric proposes a count (:mod:`.replicas`); the largest wins. No valid
    metric → no scaling (ScalingActive=False, FailedGetResourceMetric, with the reason).
    Some invalid metrics and the valid ones want a scale-down → no scaling either (a
-   missing metric never causes a scale-down).
+   missing metric never causes a scale-down). Every reason and the ScalingActive message
+   give each metric's figure with its inputs (``cpu: 72%/50% (3 counted, 1 missing, 0
+   unready)``), so ``describe hpa`` shows the arithmetic of each decision.
 6. The proposal is recorded in the recommendation history, stabilized, then bounded by
    the rate policies and min/maxReplicas (:mod:`.behavior`). A change of count records
    a scale event.
@@ -182,9 +184,10 @@ def decide(
                              f"invalid metrics ({len(invalid)} invalid out of "
                              f"{len(proposals)}), first error is: {why}")], recs)
 
+    inputs = "; ".join(_metric_text(p) for p in valid)
     conditions = [_cond(ConditionType.SCALING_ACTIVE, True, "ValidMetricFound",
                         f"the HPA was able to successfully calculate a replica count from "
-                        f"{winner.label}")]
+                        f"{winner.label} ({inputs})")]
     stab = stabilize(recs, desired=metric_replicas, current=current,
                      scale_up=spec.scale_up, scale_down=spec.scale_down, now=now)
     if stab.replicas != metric_replicas:
@@ -236,8 +239,10 @@ def _why_no_change(winner: MetricProposal, metric_replicas: int, stab: Outcome,
 
 
 def _metric_text(p: MetricProposal) -> str:
-    current = "<unknown>" if p.utilization is None else f"{round(p.utilization)}%"
-    return f"{p.metric.resource}: {current}/{p.metric.average_utilization:g}%"
+    """``cpu: 72%/50% (3 counted, 1 missing, 0 unready)``: the figure and its inputs."""
+    current = "<unknown>" if p.utilization is None else f"{p.utilization}%"
+    return (f"{p.metric.resource}: {current}/{p.metric.average_utilization:g}% "
+            f"({p.inputs})")
 
 
 def _cond(type_: ConditionType, status: bool, reason: str, message: str) -> Condition:
