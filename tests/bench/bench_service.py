@@ -10,19 +10,38 @@ For each count N it starts a fresh stack (ECSM simulator with 10 nodes, registry
   log, one per reconcile);
 * ECSM calls per steady-state reconcile (the simulator's request counter over a window,
   minus the benchmark's own admin calls, divided by the reconciles in that window).
+
+Then the outage figure (``--outage SECONDS``, 30 by default; ``--outage 0`` skips it;
+``--outage-only`` runs only it): 1,000 ECSMServices at the controller's default settings
+(drift_interval 10 s, backoff 0.05–30 s, retry budget ``controller.retry_qps`` /
+``retry_burst``), then ECSM goes down (a partition: every request is dropped unanswered)
+for SECONDS and comes back. It prints ECSM requests per second before and during the
+outage (the simulator's request counter polled at 10 Hz, the polls themselves
+subtracted) with the peak second, the retry budget the controller reported (liveness
+reports read on the heartbeat socket) when ECSM came back, and the time from ECSM's
+return until every service was reconciled successfully again and is Available without a
+Degraded condition (outcome lines of the controller's log, then the registry). Targets:
+peak ≤ retry_qps + retry_burst per second; recovery ≤ 2 s plus the retry delay pending
+when ECSM came back.
 """
 
 from __future__ import annotations
 
 import argparse
+import calendar
+import re
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import zmq  # noqa: E402
+
+from ecsm_actors import protocol  # noqa: E402
 from tests import service_harness as h  # noqa: E402
 from tests.helpers import Processes, wait_until  # noqa: E402
 
@@ -91,6 +110,188 @@ def run(count: int, workers: int, drift: float, window: float) -> dict[str, floa
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+# -- the outage figure ------------------------------------------------------------------
+
+_OUTCOME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3}) .* "
+                      r"key=(\S+) result=(requeue_after=|done|requeue |error )")
+
+
+class OutcomeLog:
+    """Reads the controller's log as it grows: when each key last reconciled successfully,
+    and every failed reconcile (one ECSM request each: the first call fails)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.paths = sorted((run_dir / "test-logs").glob("controller-service*.log"))
+        self.offsets = {p: 0 for p in self.paths}
+        self.last_success: dict[str, float] = {}
+        self.failures: list[tuple[float, str]] = []
+
+    def read(self) -> None:
+        for path in self.paths:
+            with path.open("rb") as f:
+                f.seek(self.offsets[path])
+                data = f.read()
+            end = data.rfind(b"\n") + 1  # a line being written waits for the next read
+            self.offsets[path] += end
+            for line in data[:end].decode(errors="replace").splitlines():
+                m = _OUTCOME.match(line)
+                if m:
+                    ts = calendar.timegm(time.strptime(m[1], "%Y-%m-%dT%H:%M:%S"))
+                    ts += int(m[2]) / 1000
+                    if m[4] in ("requeue_after=", "done"):
+                        self.last_success[m[3]] = ts
+                    else:
+                        self.failures.append((ts, m[3]))
+
+    def recovered_since(self, t: float) -> int:
+        return sum(1 for ts in self.last_success.values() if ts >= t)
+
+    def failures_per_second(self, start: float, end: float) -> tuple[list[int], list[int]]:
+        """Per whole second of [start, end): (first failures of a key — its periodic
+        re-check coming due —, retries of keys that had already failed)."""
+        seconds = int(end - start)
+        first, retries = [0] * seconds, [0] * seconds
+        seen: set[str] = set()
+        for ts, key in sorted(self.failures):
+            i = int(ts - start)
+            if 0 <= i < seconds:
+                (retries if key in seen else first)[i] += 1
+            if ts >= start:
+                seen.add(key)
+        return first, retries
+
+
+class LivenessListener:
+    """Binds the heartbeat socket the controller reports to (no supervisor here)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.PULL)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(endpoint)
+        self.latest: dict[str, Any] = {}
+
+    def drain(self) -> dict[str, Any]:
+        while self.sock.poll(0):
+            self.latest = protocol.decode_liveness(self.sock.recv()).stats
+        return self.latest
+
+    def close(self) -> None:
+        self.sock.close()
+        self.ctx.term()
+
+
+def healthy(obj: dict[str, Any]) -> bool:
+    conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or ()}
+    return conds.get("Available") == "True" and conds.get("Degraded") != "True"
+
+
+def per_second(samples: list[tuple[float, int]], start: float, end: float) -> list[int]:
+    """ECSM requests in each whole second of [start, end), minus our own polls."""
+    out = []
+    t = start
+    while t + 1.0 <= end + 1e-9:
+        inside = [(ts, n) for ts, n in samples if t <= ts < t + 1.0]
+        before = [(ts, n) for ts, n in samples if ts < t]
+        if inside and before:
+            polls = len(inside)
+            out.append(inside[-1][1] - before[-1][1] - polls)
+        t += 1.0
+    return out
+
+
+def outage(count: int, workers: int, down: float, retry_qps: float | None,
+           retry_burst: int | None) -> dict[str, Any]:
+    run_dir = Path(tempfile.mkdtemp(prefix="ea-bso-", dir="/tmp"))
+    run_dir.chmod(0o700)
+    procs = Processes(run_dir)
+    env = {"ECSM_ACTORS_CONTROLLER_WORKERS": str(workers),
+           # the controller's defaults, over the harness's fast test settings
+           "ECSM_ACTORS_SERVICE_DRIFT_INTERVAL": "10",
+           "ECSM_ACTORS_SERVICE_NODE_REFRESH_INTERVAL": "5",
+           "ECSM_ACTORS_CONTROLLER_BACKOFF_CAP": "30",
+           "ECSM_ACTORS_LOG_LEVEL": "INFO"}
+    if retry_qps is not None:
+        env["ECSM_ACTORS_CONTROLLER_RETRY_QPS"] = str(retry_qps)
+    if retry_burst is not None:
+        env["ECSM_ACTORS_CONTROLLER_RETRY_BURST"] = str(retry_burst)
+    listener = LivenessListener(h.config(run_dir).heartbeat_endpoint)
+    try:
+        stack = h.start_stack(procs, nodes=10, start_delay=0.05, controller=True, **env)
+        pool = [f"node-{i}" for i in range(1, 11)]
+        time.sleep(1.0)  # the controller's informer has listed the empty registry
+        for i in range(count):
+            stack.registry.apply(h.service(f"s{i:04d}", replicas=1, pool=pool))
+        wait_until(lambda: available(stack) == count, timeout=120 + count * 0.5,
+                   interval=0.5, what=f"{count} services Available")
+        time.sleep(12.0)  # one drift interval: the periodic re-checks spread out
+
+        samples: list[tuple[float, int]] = []
+
+        def poll_until(deadline: float) -> None:
+            while time.monotonic() < deadline:
+                samples.append((time.monotonic(), stack.admin.health()["requests"]))
+                time.sleep(0.1)
+
+        t_base = time.monotonic()
+        poll_until(t_base + 5.0)
+        stack.admin.faults(partition=True)
+        t_down = time.monotonic()
+        wall_down = time.time()
+        poll_until(t_down + down)
+        budget_before = listener.drain().get("retry_budget", {})
+        stack.admin.reset_faults()
+        t_up = time.monotonic()
+        wall_up = time.time()
+        time.sleep(0.6)  # one liveness report (0.5 s) after ECSM came back
+        budget = listener.drain().get("retry_budget", {}) or budget_before
+
+        log = OutcomeLog(run_dir)
+
+        def all_recovered() -> bool:
+            log.read()
+            return log.recovered_since(wall_up) == count
+
+        wait_until(all_recovered, timeout=600, interval=0.2,
+                   what="every service reconciled after ECSM came back")
+        reconciled = max(log.last_success.values()) - wall_up
+        wait_until(lambda: sum(1 for o in stack.registry.list(h.KIND, "default").items
+                               if healthy(o)) == count,
+                   timeout=120, interval=0.5, what="every service Available, not Degraded")
+        healthy_after = time.monotonic() - t_up
+        base = per_second(samples, t_base, t_down)
+        during = per_second(samples, t_down, t_up)
+        first, retries = log.failures_per_second(wall_down, wall_up)
+        stack.close()
+        return {"count": count, "down": down, "baseline": sum(base) / max(1, len(base)),
+                "per_second": during, "peak": max(during), "peak_at": during.index(max(during)),
+                "first": first, "retries": retries, "retry_peak": max(retries),
+                "budget": budget, "reconciled_s": reconciled, "healthy_s": healthy_after}
+    finally:
+        listener.close()
+        procs.cleanup()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def print_outage(r: dict[str, Any]) -> None:
+    b = r["budget"]
+    qps, burst = b.get("qps", 0), b.get("burst", 0)
+    wait = b.get("wait", 0.0)
+    print(f"  ECSM down {r['down']:.0f}s with {r['count']} services: "
+          f"{r['baseline']:.0f} requests/s before (periodic re-checks); during the outage "
+          f"peak {r['peak']}/s (second {r['peak_at']}), of which retries peak "
+          f"{r['retry_peak']}/s [target <= retry_qps + burst = {qps:g} + {burst} = "
+          f"{qps + burst:g}/s]")
+    print(f"    ECSM requests per second during the outage: {r['per_second']}")
+    print(f"    of which first failures (re-checks coming due): {r['first']}")
+    print(f"    of which retries: {r['retries']}")
+    print(f"    retry budget when ECSM came back: tokens {b.get('tokens')}, next retry waits "
+          f"{wait:.1f}s, {b.get('reservations')} reservations, {b.get('delayed')} delayed")
+    print(f"    after ECSM came back: every service reconciled in {r['reconciled_s']:.1f}s, "
+          f"all Available and not Degraded in {r['healthy_s']:.1f}s "
+          f"[target <= 2 s + the pending retry delay = {2 + wait:.1f}s]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--counts", default="100,1000")
@@ -99,15 +300,28 @@ def main() -> None:
                         help="service.drift_interval of the controller, seconds")
     parser.add_argument("--window", type=float, default=10.0,
                         help="steady-state measuring window, seconds")
+    parser.add_argument("--outage", type=float, default=30.0,
+                        help="seconds ECSM is down for the outage figure (0: skip it)")
+    parser.add_argument("--outage-only", action="store_true")
+    parser.add_argument("--outage-services", type=int, default=1000)
+    parser.add_argument("--retry-qps", type=float, default=None,
+                        help="controller.retry_qps for the outage figure (default: its default)")
+    parser.add_argument("--retry-burst", type=int, default=None)
     args = parser.parse_args()
-    print(f"service controller: workers={args.workers} drift_interval={args.drift}s "
-          f"(10 simulated nodes, 1 replica per service)")
-    for count in (int(c) for c in args.counts.split(",")):
-        r = run(count, args.workers, args.drift, args.window)
-        print(f"  {count:5d} services: applied in {r['apply_s']:.2f}s, all Available after "
-              f"{r['converge_s']:.2f}s; {r['converge_reconciles_per_s']:.0f} reconciles/s "
-              f"converging, {r['steady_reconciles_per_s']:.0f} reconciles/s steady; "
-              f"{r['ecsm_calls_per_steady_reconcile']:.2f} ECSM calls per steady reconcile")
+    if not args.outage_only:
+        print(f"service controller: workers={args.workers} drift_interval={args.drift}s "
+              f"(10 simulated nodes, 1 replica per service)")
+        for count in (int(c) for c in args.counts.split(",")):
+            r = run(count, args.workers, args.drift, args.window)
+            print(f"  {count:5d} services: applied in {r['apply_s']:.2f}s, all Available "
+                  f"after {r['converge_s']:.2f}s; {r['converge_reconciles_per_s']:.0f} "
+                  f"reconciles/s converging, {r['steady_reconciles_per_s']:.0f} reconciles/s "
+                  f"steady; {r['ecsm_calls_per_steady_reconcile']:.2f} ECSM calls per "
+                  f"steady reconcile")
+    if args.outage > 0:
+        print(f"ECSM outage: workers={args.workers}, controller defaults otherwise")
+        print_outage(outage(args.outage_services, args.workers, args.outage, args.retry_qps,
+                            args.retry_burst))
 
 
 if __name__ == "__main__":

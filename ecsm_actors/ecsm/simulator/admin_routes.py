@@ -3,7 +3,7 @@
 Runs inside the simulator process; handlers get the :class:`~.app.Simulator` and run
 under ``State.lock``. Never subject to injected faults. Routes::
 
-    GET    /_sim/health                      {pid, version}
+    GET    /_sim/health                      {pid, version, requests}
     GET    /_sim/state                       everything, for tests
     POST   /_sim/faults                      {latency, error_rate, error_kind, drop_rate, partition}
     DELETE /_sim/faults                      reset
@@ -40,7 +40,9 @@ def _number(body: Any, key: str, required: bool = False) -> float | None:
 
 
 def health(sim: Simulator, req: Request) -> dict[str, Any]:
-    return {"pid": os.getpid(), "version": sim.state.version}
+    # requests: every request answered or dropped so far (this one included); cheap to
+    # poll, unlike /state, so a benchmark can count ECSM's load per second.
+    return {"pid": os.getpid(), "version": sim.state.version, "requests": sim.requests}
 
 
 def state(sim: Simulator, req: Request) -> dict[str, Any]:
