@@ -119,10 +119,10 @@ class BucketRateLimiter:
         reservations queued ahead; ``wait`` is the delay a retry reserved now would get."""
         with self._lock:
             tokens = self._tokens_at(self._clock.now()) if self.qps > 0 else float(self.burst)
+            reservations, delayed = self._reservations, self._delayed
         wait = max(0.0, (1.0 - tokens) / self.qps) if self.qps > 0 else 0.0
         return {"qps": self.qps, "burst": self.burst, "tokens": round(tokens, 2),
-                "wait": round(wait, 3), "reservations": self._reservations,
-                "delayed": self._delayed}
+                "wait": round(wait, 3), "reservations": reservations, "delayed": delayed}
 
 
 class MaxOfRateLimiter:
