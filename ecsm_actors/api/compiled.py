@@ -35,6 +35,7 @@ from typing import Any
 from ecsm_actors.api.quantity import MIB, normalize_quantity, parse_quantity
 from ecsm_actors.api.scalars import (
     _PERCENT,
+    PERCENT_MAX_DIGITS,
     Bool,
     Enum,
     Float,
@@ -210,9 +211,12 @@ def _map(node: MapOf) -> FastWalk:
     def walk(value: Any, w: Walk) -> Any:
         if type(value) is not dict:
             raise Fallback
+        for key in value:
+            if type(key) is not str:
+                raise Fallback
         out: dict[str, Any] = {}
-        for key in sorted(value, key=str):
-            if type(key) is not str or (key_check is not None and key_check(key)):
+        for key in sorted(value):
+            if key_check is not None and key_check(key):
                 raise Fallback
             out[key] = sub(value[key], w)
         return out
@@ -289,7 +293,8 @@ def _int_or_percent(node: IntOrPercent) -> FastWalk:
                 raise Fallback
             return value
         match = _PERCENT.match(value) if t is str else None
-        if not match or (max_percent is not None and int(match[1]) > max_percent):
+        if not match or (max_percent is not None and (
+                len(match[1]) > PERCENT_MAX_DIGITS or int(match[1]) > max_percent)):
             raise Fallback
         return value
 

@@ -4,7 +4,9 @@ Owns parsing of the quantities used by ``spec.template.resources.limits`` and th
 conversion to the whole mebibytes ECSM wants (``memoryLimitMB``, ``disk.limitMB``). Pure
 functions; runs in every process. Invariants: parsing is exact (``Decimal``), conversions
 to whole units round **up** so a limit is never silently lowered, negative quantities are
-refused, and a plain integer means bytes (as in Kubernetes).
+refused, and a plain integer means bytes (as in Kubernetes); the work is bounded: a
+quantity of more than :data:`MAX_TEXT` characters or an integer beyond :data:`MAX_INT`
+is refused before any arithmetic.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from decimal import Decimal, InvalidOperation
 from ecsm_actors.errors import Cause, Invalid
 
 MIB = 1 << 20
+#: Longest quantity text parsed (``"1.5Gi"`` needs five characters).
+MAX_TEXT = 64
+#: Largest plain integer quantity (bytes) parsed.
+MAX_INT = 2**64
 
 _SUFFIXES: dict[str, int] = {
     "": 1,
@@ -48,7 +54,11 @@ def parse_quantity(quantity: str | int) -> Decimal:
     if isinstance(quantity, int):
         if quantity < 0:
             raise _invalid(quantity, "must not be negative")
+        if quantity > MAX_INT:
+            raise _invalid(quantity, "out of range")
         return Decimal(quantity)
+    if len(quantity) > MAX_TEXT:
+        raise _invalid(quantity, f"must be no more than {MAX_TEXT} characters")
     match = _QUANTITY.match(quantity.strip())
     if not match:
         raise _invalid(quantity, FORMAT_HINT)
@@ -85,4 +95,7 @@ def normalize_quantity(quantity: str | int) -> str:
 
 
 def _invalid(quantity: object, message: str) -> Invalid:
-    return Invalid(f"invalid quantity {quantity!r}", [Cause(field="", message=message)])
+    short = (isinstance(quantity, str) and len(quantity) <= 80) or (
+        isinstance(quantity, int) and quantity.bit_length() <= 64)
+    shown = repr(quantity) if short else f"value of type {type(quantity).__name__}"
+    return Invalid(f"invalid quantity {shown}", [Cause(field="", message=message)])

@@ -13,11 +13,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from ecsm_actors.api import echo
 from ecsm_actors.api.quantity import MIB, normalize_quantity, parse_quantity
 from ecsm_actors.api.schema import INVALID, Check, Node, Walk, describe
 from ecsm_actors.errors import Invalid
 
 _PERCENT = re.compile(r"^(\d+)%$")
+#: Digits of a percentage read as a number at all (int() of thousands of digits raises).
+PERCENT_MAX_DIGITS = 9
 INT32_MAX = 2**31 - 1
 
 
@@ -100,10 +103,14 @@ class Number(Float):
 
 def bounds_message(value: float, minimum: float | None, maximum: float | None) -> str | None:
     if minimum is not None and value < minimum:
-        return f"must be greater than or equal to {minimum}, got {value}"
+        return f"must be greater than or equal to {minimum}, got {_number(value)}"
     if maximum is not None and value > maximum:
-        return f"must be less than or equal to {maximum}, got {value}"
+        return f"must be less than or equal to {maximum}, got {_number(value)}"
     return None
+
+
+def _number(value: float) -> str:
+    return echo.integer_text(value) if isinstance(value, int) else str(value)
 
 
 class Bool(Node):
@@ -140,14 +147,17 @@ class IntOrPercent(Node):
 
     def walk(self, value: Any, path: str, w: Walk) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
-            if value < 0:
-                w.error(path, f"must be greater than or equal to 0, got {value}")
+            message = bounds_message(value, 0, None)
+            if message:
+                w.error(path, message)
                 return INVALID
             return value
         match = _PERCENT.match(value) if isinstance(value, str) else None
         if not match:
             return self.wrong_type(value, path, w)
-        if self.max_percent is not None and int(match[1]) > self.max_percent:
-            w.error(path, f"must not be greater than {self.max_percent}%, got {value}")
+        if self.max_percent is not None and (len(match[1]) > PERCENT_MAX_DIGITS
+                                             or int(match[1]) > self.max_percent):
+            w.error(path, f"must not be greater than {self.max_percent}%, "
+                          f"got {describe(value)}")
             return INVALID
         return value

@@ -11,7 +11,13 @@ process (the registry on every write, clients before sending). Invariants:
 * the output is a new, normalised dict whose keys follow schema order, so walking the
   same input twice (or walking an output again) yields an identical dict;
 * an optional field without a default whose value is ``None``, ``{}`` or ``[]`` is left out;
-  a field with a default always appears.
+  a field with a default always appears;
+* hostile input costs bounded work and a bounded answer: a walk keeps the first
+  :data:`MAX_CAUSES` causes and counts the rest (:meth:`Walk.all_causes` ends with
+  "... and N more"); "did you mean" suggestions are computed for the first
+  :data:`MAX_SUGGESTIONS` unknown fields of a walk only; keys and values quoted in a
+  cause are clipped and escaped (:mod:`ecsm_actors.api.echo`); nothing recurses deeper
+  than the schema (or :data:`RAW_MAX_DEPTH` for a ``Raw`` map).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ecsm_actors.api import echo
 from ecsm_actors.errors import Cause
 
 #: Returned by a node whose value is invalid; the parent leaves the field out.
@@ -32,16 +39,43 @@ MISSING: Any = object()
 Check = Callable[[Any], "str | None"]
 """A value check: returns an error message, or ``None`` when the value is fine."""
 
+#: Causes a walk keeps; the rest are only counted (a reply stays a few KiB).
+MAX_CAUSES = 20
+#: Unknown fields of one walk that get a "did you mean" suggestion (difflib is costly).
+MAX_SUGGESTIONS = 5
+#: Unknown keys longer than this get no suggestion.
+SUGGEST_MAX_LEN = 64
+#: Deepest nesting a ``Raw`` map (a status passed through) may have.
+RAW_MAX_DEPTH = 64
+
 
 class Walk:
     """State of one walk: the causes found so far and a context (e.g. the object name)."""
 
     def __init__(self, context: Mapping[str, Any] | None = None) -> None:
         self.causes: list[Cause] = []
+        #: Causes found beyond :data:`MAX_CAUSES`, counted but not kept.
+        self.dropped = 0
+        #: Suggestions computed so far (at most :data:`MAX_SUGGESTIONS`).
+        self.suggestions = 0
         self.context: dict[str, Any] = dict(context or {})
 
     def error(self, path: str, message: str) -> None:
-        self.causes.append(Cause(field=path, message=message))
+        if len(self.causes) < MAX_CAUSES:
+            self.causes.append(Cause(field=path, message=message))
+        else:
+            self.dropped += 1
+
+    @property
+    def full(self) -> bool:
+        """True once further causes are only counted (callers may skip the message)."""
+        return len(self.causes) >= MAX_CAUSES
+
+    def all_causes(self) -> list[Cause]:
+        """The kept causes, then one saying how many more there were."""
+        if not self.dropped:
+            return list(self.causes)
+        return [*self.causes, Cause(field="", message=f"... and {self.dropped} more")]
 
     def failed(self, path: str) -> bool:
         """True when a cause was recorded at ``path`` or anywhere below it."""
@@ -55,23 +89,9 @@ def join(path: str, key: str) -> str:
 
 
 def describe(value: Any) -> str:
-    """A short description of a value for messages: ``string "abc"``, ``integer 3``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"number {value}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f'string "{shown}"'
-    if isinstance(value, Mapping):
-        return "map"
-    if isinstance(value, list | tuple):
-        return "list"
-    return type(value).__name__
+    """A short description of a value for messages: ``string "abc"``, ``integer 3``
+    (bounded and escaped: see :func:`ecsm_actors.api.echo.describe`)."""
+    return echo.describe(value)
 
 
 class Node:
@@ -87,15 +107,35 @@ class Node:
         return INVALID
 
 
+class _TooDeep(Exception):
+    pass
+
+
+def _copy(value: Any, depth: int) -> Any:
+    """A deep copy of maps and lists, refusing to go deeper than :data:`RAW_MAX_DEPTH`."""
+    if depth > RAW_MAX_DEPTH:
+        raise _TooDeep
+    if isinstance(value, Mapping):
+        return {k: _copy(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(v, depth + 1) for v in value]
+    return copy.copy(value)
+
+
 class Raw(Node):
-    """Any map, passed through as a deep copy (e.g. ``status`` on input to ``prepare``)."""
+    """Any map, passed through as a deep copy (e.g. ``status`` on input to ``prepare``),
+    nested at most :data:`RAW_MAX_DEPTH` deep."""
 
     expected = "map"
 
     def walk(self, value: Any, path: str, w: Walk) -> Any:
         if not isinstance(value, Mapping):
             return self.wrong_type(value, path, w)
-        return copy.deepcopy(dict(value))
+        try:
+            return _copy(value, 0)
+        except _TooDeep:
+            w.error(path, f"must not be nested more than {RAW_MAX_DEPTH} levels deep")
+            return INVALID
 
 
 class ListOf(Node):
@@ -158,8 +198,8 @@ class MapOf(Node):
         if not isinstance(value, Mapping):
             return self.wrong_type(value, path, w)
         out: dict[str, Any] = {}
-        for key in sorted(value, key=str):
-            item_path = f"{path}[{key}]"
+        for key in sorted(value, key=key_order):
+            item_path = f"{path}[{echo.key_text(key)}]"
             if not isinstance(key, str):
                 w.error(item_path, f"key must be a string, got {describe(key)}")
                 continue
@@ -202,7 +242,10 @@ class Obj(Node):
             return self.wrong_type(value, path, w)
         for key in value:
             if key not in self.props:
-                w.error(join(path, str(key)), self._unknown(key))
+                if w.full:
+                    w.dropped += 1
+                    continue
+                w.error(join(path, echo.key_text(key)), self._unknown(key, w))
         out: dict[str, Any] = {}
         for key, prop in self.props.items():
             field_path = join(path, key)
@@ -226,10 +269,21 @@ class Obj(Node):
             self.post(out, path, w)
         return out
 
-    def _unknown(self, key: Any) -> str:
-        message = f'unknown field "{key}"'
-        close = difflib.get_close_matches(str(key), list(self.props), n=1, cutoff=0.6)
+    def _unknown(self, key: Any, w: Walk) -> str:
+        if not isinstance(key, str):
+            return f"unknown field: {echo.describe(key)}"
+        message = f'unknown field "{echo.clip(key)}"'
+        if w.suggestions >= MAX_SUGGESTIONS or len(key) > SUGGEST_MAX_LEN:
+            return message
+        w.suggestions += 1
+        close = difflib.get_close_matches(key, list(self.props), n=1, cutoff=0.6)
         return message + (f' (did you mean "{close[0]}"?)' if close else "")
+
+
+def key_order(key: Any) -> tuple[int, str]:
+    """Sort key of map keys: strings in order, any other key after them (never ``str()``:
+    an integer key of many digits cannot be turned into one)."""
+    return (0, key) if isinstance(key, str) else (1, "")
 
 
 def _is_empty(value: Any) -> bool:

@@ -9,7 +9,8 @@ is returned half-checked; the result is a new dict (the input is never mutated);
 as is (the registry decides what to keep; :func:`prepare_status` checks it).
 Both take the compiled fast path (:mod:`ecsm_actors.api.compiled`) first and walk again
 with the generic walker only when it declines, so results and errors are the generic
-walker's.
+walker's. An error is bounded whatever the input: at most ``MAX_CAUSES`` causes and a
+count of the others, input quoted only clipped and escaped (:mod:`ecsm_actors.api.echo`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ecsm_actors.api import hpa_schema, service_schema
+from ecsm_actors.api import echo, hpa_schema, service_schema
 from ecsm_actors.api.compiled import Fallback, compiled
 from ecsm_actors.api.kinds import API_VERSION, KINDS
 from ecsm_actors.api.meta import METADATA
@@ -63,7 +64,7 @@ def prepare(obj: Mapping[str, Any]) -> dict[str, Any]:
     walk = Walk(context=context)
     out = schema.walk(obj, "", walk)
     if walk.causes:
-        raise Invalid(_title(obj), walk.causes)
+        raise Invalid(_title(obj), walk.all_causes())
     return out
 
 
@@ -72,7 +73,7 @@ def prepare_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
     schema = _STATUSES.get(kind)
     if schema is None:
         cause = Cause(field="kind", message="expected one of " + ", ".join(KINDS))
-        raise Invalid(f"unknown kind {kind!r}", [cause])
+        raise Invalid(f"unknown kind '{echo.key_text(kind)}'", [cause])
     try:
         return compiled(schema)(status, Walk())
     except Fallback:
@@ -80,7 +81,7 @@ def prepare_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
     walk = Walk()
     out = schema.walk(status, "status", walk)
     if walk.causes:
-        raise Invalid(f"{kind} status is invalid", walk.causes)
+        raise Invalid(f"{kind} status is invalid", walk.all_causes())
     return out
 
 
@@ -91,10 +92,11 @@ def _name_of(obj: Mapping[str, Any]) -> str | None:
 
 
 def _title(obj: Mapping[str, Any]) -> str:
-    kind = obj.get("kind") if isinstance(obj.get("kind"), str) else "object"
+    kind = echo.clip(obj["kind"]) if isinstance(obj.get("kind"), str) else "object"
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     name, namespace = meta.get("name"), meta.get("namespace") or "default"
     if not isinstance(name, str):
         return f"{kind} is invalid"
-    return f'{kind} "{namespace}/{name}" is invalid'
+    namespace = echo.clip(namespace) if isinstance(namespace, str) else "?"
+    return f'{kind} "{namespace}/{echo.clip(name)}" is invalid'
