@@ -16,6 +16,8 @@ Contract used by the rest of the project (stable names):
   Server-owned metadata (uid, resourceVersion, generation, creationTimestamp,
   deletionTimestamp) is passed through untouched; the store owns it.
 * ``prepare_status(kind: str, status: dict) -> dict``: validates a status block.
+* ``configure_limits(cfg.api)``: the configurable upper bounds (replicas, nodes, memory,
+  disk) of :mod:`.limits`; the registry applies them at start.
 * ``template_hash(template: dict, *, name=None) -> str``: stable 10-hex-char revision of a
   service template (canonical JSON of the defaulted template).
 * typed views: ``ECSMService.from_dict(d)`` / ``.to_dict()``, ``ECSMHpa`` likewise.
@@ -23,7 +25,8 @@ Contract used by the rest of the project (stable names):
   ``format_timestamp``, ``parse_timestamp``, ``now_timestamp``; conditions:
   ``Condition``, ``set_condition``, ``find_condition``.
 
-Module map: schema (the strict walker), names (name/timestamp syntax), quantity, image,
+Module map: schema (the strict walker), echo (bounded, escaped quotes of input), limits
+(upper bounds), names (name/timestamp syntax), quantity, image,
 enums, meta (metadata, conditions), wire (typed view ⇄ dict), service_schema/hpa_schema
 (rules and defaults), validation (prepare), revision (template_hash), service/hpa (views).
 """
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from ecsm_actors.api.hpa import ECSMHpa, HpaSpec, HpaStatus
     from ecsm_actors.api.image import ImageRef, parse_image
     from ecsm_actors.api.kinds import API_VERSION, KINDS, KindInfo, resolve_kind
+    from ecsm_actors.api.limits import configure_limits
     from ecsm_actors.api.meta import Condition, ObjectMeta, find_condition, set_condition
     from ecsm_actors.api.names import format_timestamp, now_timestamp, parse_timestamp
     from ecsm_actors.api.quantity import parse_quantity, to_bytes, to_mib
@@ -97,6 +101,7 @@ _EXPORTS = {
     "Template": "service",
     "prepare": "validation",
     "prepare_status": "validation",
+    "configure_limits": "limits",
 }
 
 
@@ -110,6 +115,7 @@ __all__ = [
     "resolve_kind",
     "prepare",
     "prepare_status",
+    "configure_limits",
     "template_hash",
     "ECSMService",
     "ServiceSpec",

@@ -62,6 +62,12 @@ class Fallback(Exception):
 _compiled: dict[int, tuple[Node, FastWalk]] = {}
 
 
+def forget_compiled() -> None:
+    """Drop every compiled walker (bounds are compiled in; after a change of
+    :mod:`ecsm_actors.api.limits` the next call compiles again)."""
+    _compiled.clear()
+
+
 def compiled(node: Node) -> FastWalk:
     """The compiled walker of ``node`` (built once per node)."""
     entry = _compiled.get(id(node))
@@ -124,6 +130,8 @@ def _invalid_when(node: Node, src: _Source) -> str | None:
     kind = type(node)
     if kind is Str and isinstance(node, Str):
         cond = "type(v) is not str"
+        if node.max_len is not None:
+            cond += f" or len(v) > {_literal(node.max_len, src)}"
         if node.nonempty:
             cond += " or not v"
         if node.check is not None:
@@ -186,6 +194,8 @@ def _list(node: ListOf) -> FastWalk:
     src.add(0, "def walk(value, w):")
     src.add(1, f"if type(value) is not list or len(value) < {_literal(node.min_items, src)}:",
             "    raise Fallback")
+    if node.max_items is not None:
+        src.add(1, f"if len(value) > {_literal(node.max_items, src)}:", "    raise Fallback")
     cond = _invalid_when(node.item, src)
     if cond is not None:  # scalars pass through unchanged: check them, copy the list
         src.add(1, "for v in value:", f"    if {cond}:", "        raise Fallback",
@@ -206,10 +216,10 @@ def _list(node: ListOf) -> FastWalk:
 
 
 def _map(node: MapOf) -> FastWalk:
-    sub, key_check = compiled(node.value), node.key_check
+    sub, key_check, max_items = compiled(node.value), node.key_check, node.max_items
 
     def walk(value: Any, w: Walk) -> Any:
-        if type(value) is not dict:
+        if type(value) is not dict or (max_items is not None and len(value) > max_items):
             raise Fallback
         for key in value:
             if type(key) is not str:
@@ -255,41 +265,45 @@ def _float(node: Float) -> FastWalk:
 
 
 @functools.lru_cache(maxsize=256, typed=True)
-def _quantity_text(value: str | int) -> str | None:
-    """The wire form of a valid quantity of at least 1Mi, else None (as Quantity.walk)."""
+def _quantity_text(value: str | int) -> tuple[str, Any] | None:
+    """The wire form and size of a valid quantity of at least 1Mi, else None (as
+    Quantity.walk before its maximum)."""
     try:
         text = normalize_quantity(value)
     except Invalid:
         return None
-    return text if parse_quantity(text) >= MIB else None
+    size = parse_quantity(text)
+    return (text, size) if size >= MIB else None
 
 
 def _quantity(node: Quantity) -> FastWalk:
     remember = _quantity_text
     compute = _quantity_text.__wrapped__
+    maximum = math.inf if node.maximum is None else node.maximum
 
     def walk(value: Any, w: Walk) -> Any:
         t = type(value)
         if t is int:
-            text = remember(value)
+            found = remember(value)
         elif t is str:
-            text = remember(value) if len(value) <= _QUANTITY_CACHE_LEN else compute(value)
+            found = remember(value) if len(value) <= _QUANTITY_CACHE_LEN else compute(value)
         else:
             raise Fallback
-        if text is None:
+        if found is None or found[1] > maximum:
             raise Fallback
-        return text
+        return found[0]
 
     return walk
 
 
 def _int_or_percent(node: IntOrPercent) -> FastWalk:
     max_percent = node.max_percent
+    max_int = math.inf if node.max_int is None else node.max_int
 
     def walk(value: Any, w: Walk) -> Any:
         t = type(value)
         if t is int:
-            if value < 0:
+            if value < 0 or value > max_int:
                 raise Fallback
             return value
         match = _PERCENT.match(value) if t is str else None

@@ -7,7 +7,8 @@ Pods 4/15s + Percent 100/15s, select Max; behavior.scaleDown = stabilization uns
 default, 300 s),
 Percent 100/15s, select Max. ``behavior.scaleUp/scaleDown.tolerance`` absent (then
 ``spec.tolerance``, then the controller's). Runs in every process (the registry on every
-write).
+write). Every field has an upper bound (:mod:`ecsm_actors.api.limits`; min/maxReplicas
+follow ``api.max_replicas``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from ecsm_actors.api.enums import (
     ResourceName,
     SelectPolicy,
 )
+from ecsm_actors.api import limits as L
 from ecsm_actors.api.kinds import API_VERSION
+from ecsm_actors.api.limits import bounded
 from ecsm_actors.api.meta import CONDITIONS, TIMESTAMP
 from ecsm_actors.api.names import dns_label
-from ecsm_actors.api.scalars import INT32_MAX, Bool, Enum, Float, Int, Number, Str
+from ecsm_actors.api.scalars import Bool, Enum, Float, Int, Number, Str
 from ecsm_actors.api.schema import MISSING, ListOf, Obj, Prop, Walk, join
 
 DEFAULT_METRICS: list[dict[str, Any]] = [
@@ -73,10 +76,14 @@ def _check_spec(out: dict[str, Any], path: str, w: Walk) -> None:
         w.error(join(path, "minReplicas"), f"must be less than or equal to maxReplicas ({high})")
 
 
+def _replicas() -> Int:
+    return bounded(Int(minimum=1), "maximum", lambda lim: lim.max_replicas)
+
+
 POLICY = Obj(
     {
         "type": Prop(node=Enum(PolicyType), required=True),
-        "value": Prop(node=Int(minimum=1, maximum=INT32_MAX), required=True),
+        "value": Prop(node=Int(minimum=1, maximum=L.MAX_POLICY_VALUE), required=True),
         "periodSeconds": Prop(node=Int(minimum=1, maximum=1800), required=True),
     }
 )
@@ -91,7 +98,8 @@ def _rules(defaults: dict[str, Any]) -> Obj:
                          else defaults["stabilizationWindowSeconds"]),
             ),
             "selectPolicy": Prop(node=Enum(SelectPolicy), default=defaults["selectPolicy"]),
-            "policies": Prop(node=ListOf(POLICY), default=defaults["policies"]),
+            "policies": Prop(node=ListOf(POLICY, max_items=L.MAX_POLICIES),
+                             default=defaults["policies"]),
             # Kubernetes' per-direction tolerance; absent: spec.tolerance, then hpa.tolerance.
             "tolerance": Prop(node=Float(minimum=0.0, maximum=1.0)),
         },
@@ -114,7 +122,8 @@ METRIC = Obj(
                                     default=MetricTargetType.UTILIZATION.value,
                                 ),
                                 "averageUtilization": Prop(
-                                    node=Int(minimum=1, maximum=INT32_MAX), required=True
+                                    node=Int(minimum=1, maximum=L.MAX_CPU_UTILIZATION),
+                                    required=True,
                                 ),
                             }
                         ),
@@ -140,8 +149,8 @@ SPEC = Obj(
             ),
             required=True,
         ),
-        "minReplicas": Prop(node=Int(minimum=1, maximum=INT32_MAX), default=1),
-        "maxReplicas": Prop(node=Int(minimum=1, maximum=INT32_MAX), required=True),
+        "minReplicas": Prop(node=_replicas(), default=1),
+        "maxReplicas": Prop(node=_replicas(), required=True),
         "metrics": Prop(
             node=ListOf(
                 METRIC,

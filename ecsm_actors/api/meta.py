@@ -5,7 +5,8 @@ schema, their typed views :class:`ObjectMeta` and :class:`Condition`, and
 :func:`set_condition` (Kubernetes ``meta.SetStatusCondition`` semantics). Runs in every
 process. Invariants: server-owned metadata (``uid``, ``resourceVersion``, ``generation``,
 ``creationTimestamp``, ``deletionTimestamp``) is type-checked but passed through untouched
-— the store owns it; a condition's ``lastTransitionTime`` changes only when its status does.
+— the store owns it; a condition's ``lastTransitionTime`` changes only when its status does;
+labels, annotations and finalizers are bounded in number (:mod:`ecsm_actors.api.limits`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from ecsm_actors.api import limits as L
 from ecsm_actors.api.enums import ConditionStatus
 from ecsm_actors.api.names import dns_label, label_value, qualified_name, timestamp_check
 from ecsm_actors.api.scalars import Enum, Int, Str
@@ -35,9 +37,12 @@ METADATA = Obj(
         "generation": Prop(node=Int(minimum=0)),
         "creationTimestamp": Prop(node=TIMESTAMP),
         "deletionTimestamp": Prop(node=TIMESTAMP),
-        "labels": Prop(node=MapOf(Str(check=label_value), key_check=qualified_name)),
-        "annotations": Prop(node=MapOf(Str(), key_check=qualified_name)),
-        "finalizers": Prop(node=ListOf(Str(check=qualified_name), unique=True)),
+        "labels": Prop(node=MapOf(Str(check=label_value), key_check=qualified_name,
+                                  max_items=L.MAX_LABELS)),
+        "annotations": Prop(node=MapOf(Str(), key_check=qualified_name,
+                                       max_items=L.MAX_ANNOTATIONS)),
+        "finalizers": Prop(node=ListOf(Str(check=qualified_name), unique=True,
+                                       max_items=L.MAX_FINALIZERS)),
     }
 )
 

@@ -94,6 +94,15 @@ def normalize_quantity(quantity: str | int) -> str:
     return str(quantity).strip()
 
 
+def format_bytes(size: int) -> str:
+    """The shortest exact binary form of a size: ``1Ti``, ``512Mi``, ``1000`` (bytes)."""
+    for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+        factor = _SUFFIXES[suffix]
+        if size and size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)
+
+
 def _invalid(quantity: object, message: str) -> Invalid:
     short = (isinstance(quantity, str) and len(quantity) <= 80) or (
         isinstance(quantity, int) and quantity.bit_length() <= 64)

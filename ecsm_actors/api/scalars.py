@@ -3,7 +3,9 @@
 Owns the leaf checks of the strict walker (``api.schema``): each node type-checks one
 value, normalises it where the wire has one canonical form (int → float for ``Float``,
 int → str for ``Quantity``) and records a cause at the value's path when it is wrong.
-Runs in every process. Booleans are never accepted as numbers.
+Runs in every process. Booleans are never accepted as numbers. Every node may carry an
+upper bound (``maximum``, ``max_len``, ``max_int``/``max_percent``, ``Quantity.maximum``);
+a bound that the configuration may raise is set through :mod:`ecsm_actors.api.limits`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ecsm_actors.api import echo
-from ecsm_actors.api.quantity import MIB, normalize_quantity, parse_quantity
+from ecsm_actors.api.quantity import MIB, format_bytes, normalize_quantity, parse_quantity
 from ecsm_actors.api.schema import INVALID, Check, Node, Walk, describe
 from ecsm_actors.errors import Invalid
 
@@ -35,13 +37,18 @@ def _checked(value: Any, path: str, w: Walk, check: Check | None) -> Any:
 class Str(Node):
     expected = "string"
 
-    def __init__(self, *, check: Check | None = None, nonempty: bool = False) -> None:
+    def __init__(self, *, check: Check | None = None, nonempty: bool = False,
+                 max_len: int | None = None) -> None:
         self.check = check
         self.nonempty = nonempty
+        self.max_len = max_len
 
     def walk(self, value: Any, path: str, w: Walk) -> Any:
         if not isinstance(value, str):
             return self.wrong_type(value, path, w)
+        if self.max_len is not None and len(value) > self.max_len:
+            w.error(path, f"must be no more than {self.max_len} characters, got {len(value)}")
+            return INVALID
         if self.nonempty and not value:
             w.error(path, "must not be empty")
             return INVALID
@@ -121,9 +128,13 @@ class Bool(Node):
 
 
 class Quantity(Node):
-    """A resource quantity of at least 1Mi (ECSM limits are whole MiB); wire form str."""
+    """A resource quantity of at least 1Mi (ECSM limits are whole MiB) and at most
+    ``maximum`` bytes; wire form str."""
 
     expected = 'quantity (e.g. "512Mi")'
+
+    def __init__(self, *, maximum: int | None = None) -> None:
+        self.maximum = maximum
 
     def walk(self, value: Any, path: str, w: Walk) -> Any:
         try:
@@ -131,23 +142,30 @@ class Quantity(Node):
         except Invalid as e:
             w.error(path, f"{e.causes[0].message}, got {describe(value)}")
             return INVALID
-        if parse_quantity(text) < MIB:
+        size = parse_quantity(text)
+        if size < MIB:
             w.error(path, f'must be at least 1Mi (ECSM limits are whole MiB), got "{text}"')
+            return INVALID
+        if self.maximum is not None and size > self.maximum:
+            w.error(path, f'must be less than or equal to {format_bytes(self.maximum)}, '
+                          f'got "{echo.clip(text)}"')
             return INVALID
         return text
 
 
 class IntOrPercent(Node):
-    """An integer ≥ 0 or a percentage string ``"25%"`` (Kubernetes IntOrString)."""
+    """An integer in 0..``max_int`` or a percentage string ``"25%"`` of at most
+    ``max_percent`` (Kubernetes IntOrString)."""
 
     expected = 'integer or percentage (e.g. 1 or "25%")'
 
-    def __init__(self, *, max_percent: int | None = None) -> None:
+    def __init__(self, *, max_percent: int | None = None, max_int: int | None = None) -> None:
         self.max_percent = max_percent
+        self.max_int = max_int
 
     def walk(self, value: Any, path: str, w: Walk) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
-            message = bounds_message(value, 0, None)
+            message = bounds_message(value, 0, self.max_int)
             if message:
                 w.error(path, message)
                 return INVALID

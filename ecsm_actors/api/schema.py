@@ -16,8 +16,9 @@ process (the registry on every write, clients before sending). Invariants:
   :data:`MAX_CAUSES` causes and counts the rest (:meth:`Walk.all_causes` ends with
   "... and N more"); "did you mean" suggestions are computed for the first
   :data:`MAX_SUGGESTIONS` unknown fields of a walk only; keys and values quoted in a
-  cause are clipped and escaped (:mod:`ecsm_actors.api.echo`); nothing recurses deeper
-  than the schema (or :data:`RAW_MAX_DEPTH` for a ``Raw`` map).
+  cause are clipped and escaped (:mod:`ecsm_actors.api.echo`); a list or map longer than
+  its ``max_items`` is refused without walking its items; nothing recurses deeper than
+  the schema (or :data:`RAW_MAX_DEPTH` for a ``Raw`` map).
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class ListOf(Node):
         unique_by: Callable[[Any], Any] | None = None,
         unique_field: str = "",
         min_items: int = 0,
+        max_items: int | None = None,
     ) -> None:
         self.item = item
         self.unique_by = unique_by if unique_by else (lambda v: v) if unique else None
@@ -158,12 +160,16 @@ class ListOf(Node):
         self.unique_items = unique and not unique_by
         self.unique_field = unique_field
         self.min_items = min_items
+        self.max_items = max_items
 
     def walk(self, value: Any, path: str, w: Walk) -> Any:
         if not isinstance(value, list | tuple):
             return self.wrong_type(value, path, w)
         if len(value) < self.min_items:
             w.error(path, f"must have at least {self.min_items} item(s)")
+            return INVALID
+        if self.max_items is not None and len(value) > self.max_items:
+            w.error(path, f"must have at most {self.max_items} items, got {len(value)}")
             return INVALID
         out: list[Any] = []
         seen: set[Any] = set()
@@ -186,17 +192,23 @@ class ListOf(Node):
 
 
 class MapOf(Node):
-    """A map with string keys (checked by ``key_check``) and values walked by ``value``."""
+    """A map with string keys (checked by ``key_check``) and values walked by ``value``,
+    at most ``max_items`` of them."""
 
     expected = "map"
 
-    def __init__(self, value: Node, *, key_check: Check | None = None) -> None:
+    def __init__(self, value: Node, *, key_check: Check | None = None,
+                 max_items: int | None = None) -> None:
         self.value = value
         self.key_check = key_check
+        self.max_items = max_items
 
     def walk(self, value: Any, path: str, w: Walk) -> Any:
         if not isinstance(value, Mapping):
             return self.wrong_type(value, path, w)
+        if self.max_items is not None and len(value) > self.max_items:
+            w.error(path, f"must have at most {self.max_items} entries, got {len(value)}")
+            return INVALID
         out: dict[str, Any] = {}
         for key in sorted(value, key=key_order):
             item_path = f"{path}[{echo.key_text(key)}]"

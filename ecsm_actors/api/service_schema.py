@@ -6,7 +6,8 @@ replicas``) and its defaults: upgradeStrategy.type ``Never``, imagePullPolicy
 ``Run``, Dynamic replicas ``1``, rollout maxSurge ``1`` / maxUnavailable ``0`` /
 revisionHistoryLimit ``2``, dependsOn ``[]``, priority ``0``. Runs in every process (the
 registry on every write). The walk context carries ``name`` (metadata.name) for the
-hostname default and the dependsOn self-reference check.
+hostname default and the dependsOn self-reference check. Every field has an upper bound
+(:mod:`ecsm_actors.api.limits`: replicas, nodes, memory and disk configurable).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from ecsm_actors.api.enums import ImageAction, PullPolicy, StrategyType, UpgradeType
+from ecsm_actors.api import limits as L
 from ecsm_actors.api.image import image_check, parse_image
+from ecsm_actors.api.limits import bounded
 from ecsm_actors.api.meta import CONDITIONS
 from ecsm_actors.api.names import absolute_path, dns_label
-from ecsm_actors.api.scalars import INT32_MAX, Bool, Enum, Int, IntOrPercent, Quantity, Str
+from ecsm_actors.api.scalars import Bool, Enum, Int, IntOrPercent, Quantity, Str
 from ecsm_actors.api.schema import ListOf, Obj, Prop, Walk, join
 
 
@@ -85,8 +88,31 @@ def _hostname_default(w: Walk) -> str | None:
     return name if isinstance(name, str) and dns_label(name) is None else None
 
 
-def _str_list(*, check: Any = None) -> ListOf:
-    return ListOf(Str(nonempty=True, check=check), unique=True)
+def _str_list(*, check: Any = None, max_items: int | None = None,
+              max_len: int = L.MAX_WORD) -> ListOf:
+    return ListOf(Str(nonempty=True, check=check, max_len=max_len), unique=True,
+                  max_items=max_items)
+
+
+def _nodes() -> ListOf:
+    return bounded(_str_list(), "max_items", lambda lim: lim.max_nodes)
+
+
+def _replicas(*, minimum: int) -> Int:
+    return bounded(Int(minimum=minimum), "maximum", lambda lim: lim.max_replicas)
+
+
+def _surge() -> IntOrPercent:
+    """maxSurge/maxUnavailable: more than every replica (100%) has no further effect."""
+    return bounded(IntOrPercent(max_percent=100), "max_int", lambda lim: lim.max_replicas)
+
+
+def _path() -> Str:
+    return Str(check=absolute_path, max_len=L.MAX_PATH)
+
+
+def _word() -> Str:
+    return Str(nonempty=True, max_len=L.MAX_WORD)
 
 
 def _env_name(value: str) -> str | None:
@@ -95,31 +121,34 @@ def _env_name(value: str) -> str | None:
 
 ENV_VAR = Obj(
     {
-        "name": Prop(node=Str(nonempty=True, check=_env_name), required=True),
-        "value": Prop(node=Str(), default=""),
+        "name": Prop(node=Str(nonempty=True, check=_env_name, max_len=L.MAX_ENV_NAME),
+                     required=True),
+        "value": Prop(node=Str(max_len=L.MAX_ENV_VALUE), default=""),
     }
 )
 
 VOLUME_MOUNT = Obj(
     {
-        "name": Prop(node=Str(nonempty=True), required=True),
-        "hostPath": Prop(node=Str(check=absolute_path), required=True),
-        "containerPath": Prop(node=Str(check=absolute_path), required=True),
+        "name": Prop(node=_word(), required=True),
+        "hostPath": Prop(node=_path(), required=True),
+        "containerPath": Prop(node=_path(), required=True),
         "readOnly": Prop(node=Bool(), default=False),
     }
 )
 
 VSOA = Obj(
     {
-        "password": Prop(node=Str()),
+        "password": Prop(node=Str(max_len=L.MAX_PASSWORD)),
         "port": Prop(node=Int(minimum=0, maximum=65535)),
         "healthCheck": Prop(
             node=Obj(
                 {
-                    "timeoutSeconds": Prop(node=Int(minimum=1)),
-                    "failureThreshold": Prop(node=Int(minimum=1)),
-                    "initialDelaySeconds": Prop(node=Int(minimum=0)),
-                    "periodSeconds": Prop(node=Int(minimum=1)),
+                    "timeoutSeconds": Prop(node=Int(minimum=1, maximum=L.MAX_PROBE_TIMEOUT)),
+                    "failureThreshold": Prop(
+                        node=Int(minimum=1, maximum=L.MAX_PROBE_FAILURES)),
+                    "initialDelaySeconds": Prop(
+                        node=Int(minimum=0, maximum=L.MAX_PROBE_SECONDS)),
+                    "periodSeconds": Prop(node=Int(minimum=1, maximum=L.MAX_PROBE_SECONDS)),
                 }
             )
         ),
@@ -132,12 +161,13 @@ SYLIXOS = Obj(
             node=ListOf(
                 Obj(
                     {
-                        "path": Prop(node=Str(check=absolute_path), required=True),
-                        "access": Prop(node=Str(nonempty=True)),
+                        "path": Prop(node=_path(), required=True),
+                        "access": Prop(node=_word()),
                     }
                 ),
                 unique_by=lambda d: d.get("path"),
                 unique_field="path",
+                max_items=L.MAX_DEVICES,
             )
         ),
         "network": Prop(node=Obj({"ftpd": Prop(node=Bool()), "telnetd": Prop(node=Bool())})),
@@ -150,7 +180,8 @@ SYLIXOS = Obj(
                 post=_check_cpu,
             )
         ),
-        "memory": Prop(node=Obj({"kheapLimit": Prop(node=Int(minimum=0))})),
+        "memory": Prop(node=Obj({"kheapLimit": Prop(node=bounded(
+            Int(minimum=0), "maximum", lambda lim: lim.max_memory))})),
     }
 )
 
@@ -160,13 +191,13 @@ PLATFORM_SPECIFIC = Obj(
         "root": Prop(
             node=Obj(
                 {
-                    "path": Prop(node=Str(check=absolute_path), required=True),
+                    "path": Prop(node=_path(), required=True),
                     "readOnly": Prop(node=Bool(), default=False),
                 }
             )
         ),
         "platform": Prop(
-            node=Obj({"os": Prop(node=Str(nonempty=True)), "arch": Prop(node=Str(nonempty=True))})
+            node=Obj({"os": Prop(node=_word()), "arch": Prop(node=_word())})
         ),
         "sylixos": Prop(node=SYLIXOS),
     }
@@ -174,17 +205,24 @@ PLATFORM_SPECIFIC = Obj(
 
 TEMPLATE = Obj(
     {
-        "image": Prop(node=Str(check=image_check), required=True),
+        "image": Prop(node=Str(check=image_check, max_len=L.MAX_IMAGE), required=True),
         "imagePullPolicy": Prop(node=Enum(PullPolicy), default=PullPolicy.IF_NOT_PRESENT.value),
         "prepull": Prop(node=Bool(), default=False),
-        "hostname": Prop(node=Str(nonempty=True), default=_hostname_default),
-        "command": Prop(node=ListOf(Str())),
-        "env": Prop(node=ListOf(ENV_VAR, unique_by=lambda e: e.get("name"), unique_field="name")),
+        "hostname": Prop(node=Str(nonempty=True, max_len=L.MAX_HOSTNAME),
+                         default=_hostname_default),
+        "command": Prop(node=ListOf(Str(max_len=L.MAX_ARG), max_items=L.MAX_COMMAND_ARGS)),
+        "env": Prop(node=ListOf(ENV_VAR, unique_by=lambda e: e.get("name"), unique_field="name",
+                                max_items=L.MAX_ENV)),
         "resources": Prop(
             node=Obj(
                 {
                     "limits": Prop(
-                        node=Obj({"memory": Prop(node=Quantity()), "disk": Prop(node=Quantity())})
+                        node=Obj({
+                            "memory": Prop(node=bounded(
+                                Quantity(), "maximum", lambda lim: lim.max_memory)),
+                            "disk": Prop(node=bounded(
+                                Quantity(), "maximum", lambda lim: lim.max_disk)),
+                        })
                     )
                 }
             )
@@ -194,6 +232,7 @@ TEMPLATE = Obj(
                 VOLUME_MOUNT,
                 unique_by=lambda m: m.get("containerPath"),
                 unique_field="containerPath",
+                max_items=L.MAX_VOLUMES,
             )
         ),
         "vsoa": Prop(node=VSOA),
@@ -205,9 +244,9 @@ TEMPLATE = Obj(
 DEPLOYMENT_STRATEGY = Obj(
     {
         "type": Prop(node=Enum(StrategyType), required=True),
-        "nodes": Prop(node=_str_list()),
-        "nodePool": Prop(node=_str_list()),
-        "replicas": Prop(node=Int(minimum=0, maximum=INT32_MAX)),
+        "nodes": Prop(node=_nodes()),
+        "nodePool": Prop(node=_nodes()),
+        "replicas": Prop(node=_replicas(minimum=0)),
     },
     post=_check_strategy,
 )
@@ -223,16 +262,18 @@ SPEC = Obj(
         "rollout": Prop(
             node=Obj(
                 {
-                    "maxSurge": Prop(node=IntOrPercent(), default=1),
-                    "maxUnavailable": Prop(node=IntOrPercent(max_percent=100), default=0),
-                    "revisionHistoryLimit": Prop(node=Int(minimum=0), default=2),
+                    "maxSurge": Prop(node=_surge(), default=1),
+                    "maxUnavailable": Prop(node=_surge(), default=0),
+                    "revisionHistoryLimit": Prop(
+                        node=Int(minimum=0, maximum=L.MAX_REVISION_HISTORY), default=2),
                 },
                 post=_check_rollout,
             ),
             default={},
         ),
-        "dependsOn": Prop(node=_str_list(check=dns_label), default=[]),
-        "priority": Prop(node=Int(minimum=-INT32_MAX - 1, maximum=INT32_MAX), default=0),
+        "dependsOn": Prop(node=_str_list(check=dns_label, max_items=L.MAX_DEPENDS_ON),
+                          default=[]),
+        "priority": Prop(node=Int(minimum=-L.MAX_PRIORITY, maximum=L.MAX_PRIORITY), default=0),
     },
     post=_check_spec,
 )
@@ -246,7 +287,7 @@ STATUS = Obj(
         "updatedReplicas": Prop(node=_COUNT, default=0),
         "availableReplicas": Prop(node=_COUNT, default=0),
         "observedGeneration": Prop(node=_COUNT, default=0),
-        "underlyingServiceIDs": Prop(node=_str_list()),
+        "underlyingServiceIDs": Prop(node=ListOf(Str(nonempty=True), unique=True)),
         "currentRevision": Prop(node=Str(nonempty=True)),
         "conditions": Prop(node=CONDITIONS),
     }

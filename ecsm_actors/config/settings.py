@@ -198,6 +198,21 @@ class SupervisorSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApiSettings:
+    #: Largest replica count a service may ask for; also bounds an HPA's min/maxReplicas
+    #: and an integer rollout maxSurge/maxUnavailable. Lowering it below a stored object's
+    #: value makes every update of that object fail until its value is lowered too.
+    max_replicas: int = 1000
+    #: Most nodes in a service's ``nodes`` (Static) or ``nodePool`` (Dynamic).
+    max_nodes: int = 1000
+    #: Largest memory limit of a service (``resources.limits.memory``, SylixOS
+    #: ``kheapLimit``).
+    max_memory: ByteSize = ByteSize(1 << 40)
+    #: Largest disk limit of a service (``resources.limits.disk``).
+    max_disk: ByteSize = ByteSize(64 << 40)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SimulatorSettings:
     #: HTTP port on 127.0.0.1; 0 picks a free port (recorded in the run dir).
     port: int = 0
@@ -222,6 +237,7 @@ class Config:
     hpa: HpaSettings = field(default_factory=HpaSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     # -- derived locations: everything defaults into the run directory --------------
 

@@ -89,6 +89,7 @@ class RegistryServer:
 
     def __init__(self, cfg: Config, store: Store | None = None) -> None:
         self.cfg = cfg
+        api.configure_limits(cfg.api)  # the upper bounds every write is validated against
         self.store = store or Store.from_config(cfg)
         self.max_frame = int(cfg.registry.max_frame_bytes)
         self.context: zmq.Context[Any] = zmq.Context()

@@ -144,7 +144,7 @@ CASES = [
     ("spec.dependsOn", ["db", "db"], "spec.dependsOn[1]", "duplicate"),
     ("spec.dependsOn", "db", "spec.dependsOn", "expected list"),
     ("spec.priority", 1.5, "spec.priority", "expected integer"),
-    ("spec.priority", 2**31, "spec.priority", "less than or equal to 2147483647"),
+    ("spec.priority", 10**9 + 1, "spec.priority", "less than or equal to 1000000000"),
     ("spec.template", DELETE, "spec.template", "required"),
     ("spec", DELETE, "spec", "required"),
     ("status", "Ready", "status", "expected map"),
