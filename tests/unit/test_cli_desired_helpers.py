@@ -66,6 +66,26 @@ def test_stdin_is_read_for_dash() -> None:
     assert found[0].source == "<stdin>" and found[0].label == "ecsmhpa/h"
 
 
+def test_stdin_is_read_at_most_8_mib() -> None:
+    endless = io.StringIO("# " * (4 << 20) + "#")
+    with pytest.raises(ManifestError, match="^<stdin>: larger than 8 MiB"):
+        manifests.load(["-"], stdin=endless)
+    assert endless.tell() == (8 << 20) + 1
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: !!binary aGVsbG8=\n", "unsupported YAML tag !!binary"),
+    ("a: !!omap [b: 1]\n", "unsupported YAML tag !!omap"),
+    ("a: {[1]: x}\n", "invalid YAML"),
+    ("a: {null: x}\n", "a mapping key must be a string, got null"),
+])
+def test_yaml_that_no_api_object_can_hold_is_refused_with_its_place(
+        text: str, message: str) -> None:
+    with pytest.raises(ManifestError, match="^m.yaml:1:") as info:
+        manifests.parse(text, "m.yaml")
+    assert message in str(info.value)
+
+
 @pytest.mark.parametrize("seconds, shown", [
     (5, "5s"), (119, "119s"), (150, "2m30s"), (600, "10m"), (3 * 3600 + 60, "3h1m"),
     (20 * 3600, "20h"), (3 * 86400 + 3600, "3d1h"), (40 * 86400, "40d"),
