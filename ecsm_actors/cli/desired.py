@@ -21,7 +21,8 @@ from ecsm_actors import api
 from ecsm_actors.cli import desired_views, manifests
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
 from ecsm_actors.cli.editing import edit_object
-from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, print_table
+from ecsm_actors.api.echo import clip
+from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, escape, print_table
 from ecsm_actors.errors import EcsmActorsError, NotFound, Unavailable
 from ecsm_actors.protocol import Event, Heartbeat
 from ecsm_actors.registry.client import RegistryClient, Subscriber
@@ -46,7 +47,8 @@ def registry_client(ctx: CliContext) -> RegistryClient:
 
 
 def label(kind: str, name: str) -> str:
-    return f"{kind.lower()}/{name}"
+    """``ecsmservice/web``, clipped and escaped as it is printed."""
+    return f"{escape(kind.lower())}/{clip(str(name))}"
 
 
 def _fail_at_end(failures: int) -> None:
@@ -55,7 +57,7 @@ def _fail_at_end(failures: int) -> None:
 
 
 def _report(item: str, error: EcsmActorsError) -> None:
-    click.echo(f"error: {item}: {error}", err=True)
+    click.echo(f"error: {item}: {escape(str(error))}", err=True)
 
 
 # -- apply / create / delete -f --------------------------------------------------------

@@ -2,7 +2,10 @@
 
 Runs in the CLI process only; pure functions of wire dicts (and ``now``), so they are
 unit-testable. Missing fields are shown as ``<none>``/``<unknown>``, never a crash: the
-registry may hold objects written by an older or newer version.
+registry may hold objects written by an older or newer version. Every string shown is
+escaped (:func:`~ecsm_actors.cli.printers.escape`): an annotation or a condition message
+holding a newline, an escape sequence or a right-to-left override shows it as ``\n``,
+``\x1b``, ``\u202e``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ecsm_actors.cli.printers import format_age, render_table
+from ecsm_actors.cli.printers import escape, format_age, render_table
 
 Obj = dict[str, Any]
 
@@ -109,7 +112,7 @@ def table(kind: str, items: Sequence[Obj], *, wide: bool, all_namespaces: bool,
 
 def _field(label: str, value: Any, indent: int = 0) -> str:
     shown = "<none>" if value is None or value == "" or value == [] or value == {} else value
-    return f"{' ' * indent}{label + ':':<22}{shown}"
+    return f"{' ' * indent}{label + ':':<22}{escape(str(shown))}"
 
 
 _LONG_VALUE = 60
@@ -120,9 +123,15 @@ def _mapping(value: Any) -> str:
     ``-o yaml`` shows them whole."""
     if not value:
         return "<none>"
-    return ", ".join(
-        f"{k}={v if len(str(v)) <= _LONG_VALUE else str(v)[:_LONG_VALUE] + '…'}"
-        for k, v in value.items())
+    return ", ".join(f"{escape(str(k))}={_cut(str(v))}" for k, v in value.items())
+
+
+def _cut(text: str) -> str:
+    """``text`` escaped, cut to :data:`_LONG_VALUE` characters (``…`` marks a cut)."""
+    head = escape(text[:_LONG_VALUE + 1])
+    if len(text) <= _LONG_VALUE and len(head) <= _LONG_VALUE:
+        return head
+    return head[:_LONG_VALUE] + "…"
 
 
 def _conditions(obj: Obj, now: float | None) -> list[str]:

@@ -1,8 +1,9 @@
 """The one catch-all of a CLI process, shared by ``ecsm-cli`` and ``ecsm-operator``.
 
 An :class:`~ecsm_actors.errors.EcsmActorsError` prints one line ``error: …`` on stderr
-and exits 1 (with the traceback only under ``-v``); click's usage errors exit 2; the code
-a command passes to ``ctx.exit(n)`` is returned as the process exit code.
+(control characters a peer put in the message escaped, so it stays one line) and exits 1
+(with the traceback only under ``-v``); click's usage errors exit 2; the code a command
+passes to ``ctx.exit(n)`` is returned as the process exit code.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import traceback
 
 import click
 
+from ecsm_actors.api.echo import escape
 from ecsm_actors.errors import EcsmActorsError
 
 
@@ -34,7 +36,7 @@ def run(group: click.Group, prog_name: str, argv: list[str] | None = None) -> in
     except EcsmActorsError as e:
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {escape(str(e))}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -170,13 +170,14 @@ class Manifest:
 
     @property
     def label(self) -> str:
-        """``ecsmservice/web`` (or where it came from, when it has no kind/name)."""
+        """``ecsmservice/web`` (or where it came from, when it has no kind/name); clipped
+        and escaped, as it is printed."""
         kind = self.object.get("kind")
         meta = self.object.get("metadata")
         name = meta.get("name") if isinstance(meta, dict) else None
         if isinstance(kind, str) and isinstance(name, str):
-            return f"{kind.lower()}/{name}"
-        return f"{self.source} (document {self.index})"
+            return f"{echo.clip(kind.lower())}/{echo.clip(name)}"
+        return f"{echo.escape(self.source)} (document {self.index})"
 
 
 def parse(text: str, source: str) -> list[Manifest]:

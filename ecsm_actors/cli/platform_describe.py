@@ -2,7 +2,8 @@
 
 Runs in the ecsm-cli process; registered by :mod:`.platform`. Lookup rules: an exact id
 wins, else an exact name; several name matches list the ids to choose from. Output
-layouts follow the Go CLI (values at column 14 for nodes and images, 16 otherwise).
+layouts follow the Go CLI (values at column 14 for nodes and images, 16 otherwise). Every
+value ECSM sends is shown escaped (:func:`~ecsm_actors.cli.printers.escape`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from typing import Any
 
 import click
 
-from ecsm_actors.cli import printers
+from ecsm_actors.cli import platform_format, printers
 from ecsm_actors.cli.ecsm_cli import CliContext, describe, pass_cli
 from ecsm_actors.cli.platform import alias, connect
 from ecsm_actors.cli.platform_conn import ecsm_options
-from ecsm_actors.cli.platform_format import bytes_size, field, go_duration, mb_size
+from ecsm_actors.cli.platform_format import bytes_size, go_duration, mb_size
 from ecsm_actors.cli.platform_image import config_lines
 from ecsm_actors.ecsm.types import parse_ref
 from ecsm_actors.errors import EcsmError
+
+
+def field(label: str, value: object, width: int = 14, indent: int = 0) -> str:
+    """A describe line (:func:`.platform_format.field`) with its value escaped."""
+    return platform_format.field(label, printers.escape(str(value)), width, indent)
 
 
 def pick(rows: list[Any], key: str, kind: str) -> Any:
@@ -30,7 +36,7 @@ def pick(rows: list[Any], key: str, kind: str) -> Any:
     if not named:
         raise click.ClickException(f"{kind} '{key}' not found")
     if len(named) > 1:
-        ids = " ".join(r.id for r in named)
+        ids = printers.escape(" ".join(str(r.id) for r in named))
         raise click.ClickException(f"multiple {kind}s found with name '{key}', please use "
                                    f"one of the following IDs: [{ids}]")
     return named[0]
@@ -97,7 +103,8 @@ def describe_service(obj: CliContext, name_or_id: str) -> None:
         click.echo(field("Reference:", svc.image.ref, 16, 2))
         click.echo(field("Pull Policy:", svc.image.pull_policy, 16, 2))
         click.echo(field("Auto Upgrade:", svc.image.auto_upgrade, 16, 2))
-        click.echo(f"  (Use 'ecsm-cli describe image {svc.image.ref}' for full details)")
+        click.echo(f"  (Use 'ecsm-cli describe image {printers.escape(str(svc.image.ref))}' "
+                   "for full details)")
     if svc.node_list:
         click.echo(f"\nNodes ({len(svc.node_list)}):")
         table(["NAME", "ADDRESS", "ID"],
@@ -130,7 +137,8 @@ def describe_container(obj: CliContext, name: str) -> None:
         try:
             history = cs.containers.history(c.task_id, 1, 100).items
         except EcsmError as e:
-            click.echo(f"warning: cannot read the action history: {e}", err=True)
+            click.echo(f"warning: cannot read the action history: {printers.escape(str(e))}",
+                       err=True)
     for label, value in (("Name:", c.name), ("ID:", c.id), ("Task ID:", c.task_id),
                          ("Status:", c.status), ("Deploy Status:", c.deploy_status)):
         click.echo(field(label, value, 16))
@@ -184,7 +192,7 @@ def describe_image(obj: CliContext, ref: str, registry_id: str) -> None:
         return
     click.echo("Configuration:")
     for line in config_lines(d.config):
-        click.echo(line)
+        click.echo(printers.escape(line))
 
 
 alias(describe, describe_service, "svc")

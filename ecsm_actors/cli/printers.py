@@ -2,7 +2,11 @@
 
 Runs in the CLI process only. Generic on purpose: no knowledge of any kind lives here —
 the verbs build the rows. Tables look like ``kubectl``'s: upper-case headers, columns
-separated by three spaces, ``<none>`` for empty cells.
+separated by three spaces, ``<none>`` for empty cells. Every human-readable view shows
+strings through :func:`escape` (control, bidi and invisible characters written as
+``\n``, ``\x1b``, ``\u202e``), so a value read from the registry or from ECSM cannot move
+the cursor, recolour the terminal, reorder a line or fake one; ``-o json|yaml`` stay exact
+(both formats escape such characters themselves).
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from typing import Any, TextIO
 import click
 import yaml
 
+from ecsm_actors.api.echo import escape
+
+__all__ = ["escape"]
+
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
 NONE = "<none>"
 
 
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Column-aligned text: headers then rows (cells rendered with ``str``)."""
-    cells = [[str(h).upper() for h in headers]]
-    cells += [[NONE if c is None or c == "" else str(c) for c in row] for row in rows]
+    """Column-aligned text: headers then rows (cells rendered with ``str``, escaped)."""
+    cells = [[escape(str(h).upper()) for h in headers]]
+    cells += [[NONE if c is None or c == "" else escape(str(c)) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in cells]

@@ -20,7 +20,7 @@ import yaml
 from ecsm_actors.api import template_hash
 from ecsm_actors.cli.desired import registry_client
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, pass_cli
-from ecsm_actors.cli.printers import print_table
+from ecsm_actors.cli.printers import escape, print_table
 from ecsm_actors.controllers.service import history
 from ecsm_actors.controllers.service.naming import owned_prefix, parse_owned
 from ecsm_actors.errors import Conflict, EcsmActorsError, Invalid
@@ -94,7 +94,7 @@ def status_cmd(ctx: CliContext, name: str, namespace: str, timeout: float, watch
     while True:
         done, line = rollout_state(client.get(KIND, namespace, name))
         if line != last:
-            click.echo(line)
+            click.echo(escape(line))  # it quotes a condition message
             last = line
         if done or not watch:
             return
