@@ -8,6 +8,7 @@ revisionHistoryLimit ``2``, dependsOn ``[]``, priority ``0``. Runs in every proc
 registry on every write). The walk context carries ``name`` (metadata.name) for the
 hostname default and the dependsOn self-reference check. Every field has an upper bound
 (:mod:`ecsm_actors.api.limits`: replicas, nodes, memory and disk configurable).
+``vsoa.password`` is a :class:`~ecsm_actors.api.secrets.Secret` (never quoted in a cause).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ecsm_actors.api.meta import CONDITIONS
 from ecsm_actors.api.names import absolute_path, dns_label
 from ecsm_actors.api.scalars import Bool, Enum, Int, IntOrPercent, Quantity, Str
 from ecsm_actors.api.schema import ListOf, Obj, Prop, Walk, join
+from ecsm_actors.api.secrets import Secret
 
 
 def _is_zero(value: Any) -> bool:
@@ -138,7 +140,7 @@ VOLUME_MOUNT = Obj(
 
 VSOA = Obj(
     {
-        "password": Prop(node=Str(max_len=L.MAX_PASSWORD)),
+        "password": Prop(node=Secret(max_len=L.MAX_PASSWORD)),
         "port": Prop(node=Int(minimum=0, maximum=65535)),
         "healthCheck": Prop(
             node=Obj(

@@ -9,7 +9,9 @@ Reconciler turns unavailability and 5xx into a backed-off retry).
 
 A scale reuses the image spec ECSM stores for that revision (``GET service/{id}``), so an
 update never changes a revision's image — ECSM would replace every container — and an old
-revision can be scaled without knowing its template.
+revision can be scaled without knowing its template. ``spec`` comes with any
+``passwordFile`` already read (:func:`.secret_file.with_password`); no log line here names
+a body, and ECSM's message about a request carrying a VSOA password has it redacted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from ecsm_actors.api.secrets import scrub
 from ecsm_actors.controllers.service import mapping
 from ecsm_actors.controllers.service.model import Action, Create, Delete, Restart, Scale
 from ecsm_actors.controllers.service.naming import service_name
@@ -32,9 +35,17 @@ def name_exists(e: EcsmApiError) -> bool:
     return e.is_client_error and ("exist" in text or "duplicate" in text)
 
 
-def rejected(what: str, e: EcsmApiError) -> TerminalError:
+def rejected(what: str, e: EcsmApiError, *, password: object = None) -> TerminalError:
+    """The terminal error for an ECSM 4xx; ``password`` (the VSOA password the request
+    carried) is redacted should ECSM's message quote it."""
     detail = e.message + (f" ({e.field_errors})" if e.field_errors else "")
-    return TerminalError(f"ECSM rejected {what}: {detail}", reason="EcsmRejected")
+    return TerminalError(scrub(f"ECSM rejected {what}: {detail}", password),
+                         reason="EcsmRejected")
+
+
+def _password(image: Any) -> object:
+    vsoa = image.get("vsoa") if isinstance(image, dict) else None
+    return vsoa.get("password") if isinstance(vsoa, dict) else None
 
 
 class Actuator:
@@ -83,7 +94,8 @@ class Actuator:
                             ecsm_name)
                 return
             if e.is_client_error:
-                raise rejected(f"service {ecsm_name}", e) from e
+                raise rejected(f"service {ecsm_name}", e,
+                               password=_password(body.get("image"))) from e
             raise
         logger.info("key=%s created ECSM service %s id=%s factor=%d nodes=%s", key, ecsm_name,
                     created.get("id"), action.factor, ",".join(action.node_names))
@@ -106,7 +118,7 @@ class Actuator:
             return
         except EcsmApiError as e:
             if e.is_client_error:
-                raise rejected(f"service {detail.name}", e) from e
+                raise rejected(f"service {detail.name}", e, password=_password(image)) from e
             raise
         logger.info("key=%s scaled revision %s to factor=%d nodes=%s policy=%s", key,
                     action.revision, action.factor, ",".join(action.node_names), action.policy)
