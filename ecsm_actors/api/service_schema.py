@@ -8,7 +8,8 @@ revisionHistoryLimit ``2``, dependsOn ``[]``, priority ``0``. Runs in every proc
 registry on every write). The walk context carries ``name`` (metadata.name) for the
 hostname default and the dependsOn self-reference check. Every field has an upper bound
 (:mod:`ecsm_actors.api.limits`: replicas, nodes, memory and disk configurable).
-``vsoa.password`` is a :class:`~ecsm_actors.api.secrets.Secret` (never quoted in a cause).
+``vsoa.password`` is a :class:`~ecsm_actors.api.secrets.Secret` (never quoted in a cause)
+and excludes ``vsoa.passwordFile`` (an absolute path the service controller reads).
 """
 
 from __future__ import annotations
@@ -138,9 +139,17 @@ VOLUME_MOUNT = Obj(
     }
 )
 
+
+def _check_vsoa(out: dict[str, Any], path: str, w: Walk) -> None:
+    if "password" in out and "passwordFile" in out:
+        w.error(join(path, "passwordFile"), "may not be set together with password "
+                "(give the password inline or in a file, not both)")
+
+
 VSOA = Obj(
     {
         "password": Prop(node=Secret(max_len=L.MAX_PASSWORD)),
+        "passwordFile": Prop(node=_path()),
         "port": Prop(node=Int(minimum=0, maximum=65535)),
         "healthCheck": Prop(
             node=Obj(
@@ -154,7 +163,8 @@ VSOA = Obj(
                 }
             )
         ),
-    }
+    },
+    post=_check_vsoa,
 )
 
 SYLIXOS = Obj(

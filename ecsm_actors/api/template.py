@@ -63,6 +63,7 @@ class HealthCheck(WireObject):
 @dataclass(frozen=True, kw_only=True)
 class Vsoa(WireObject):
     password: str | None = None
+    password_file: str | None = None  # read by the service controller, never stored
     port: int | None = None  # 0: ECSM picks one
     health_check: HealthCheck | None = None
 
@@ -144,5 +145,6 @@ class Template(WireObject):
 
     @property
     def revision(self) -> str:
-        """The template hash naming this revision."""
+        """The template hash naming this revision (with ``vsoa.passwordFile``, the service
+        controller's revision also covers the file's content: ``template_hash(secret=)``)."""
         return template_hash(self.to_wire())

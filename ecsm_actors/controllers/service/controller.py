@@ -20,9 +20,11 @@ Errors: ECSM unreachable / 5xx / undecodable / an inconsistent listing → reque
 backoff (no action taken on it), and after
 ``service.unavailable_threshold`` consecutive ones, Degraded/EcsmUnavailable; ECSM 4xx
 (unknown image or node…) → TerminalError with ECSM's message (the runtime records it as
-Degraded); an ECSM "name exists" on create means the service is already there (adopted on
-the next pass). A dependency cycle holds every member back with Degraded/DependencyCycle
-and is re-checked at the drift pace (no retries), so breaking it anywhere frees them all.
+Degraded), and so is a ``vsoa.passwordFile`` that cannot be used (:mod:`.secret_file`,
+read on every pass, its content part of the revision); an ECSM "name exists" on create
+means the service is already there (adopted on the next pass). A dependency cycle holds
+every member back with Degraded/DependencyCycle and is re-checked at the drift pace (no
+retries), so breaking it anywhere frees them all.
 Nothing here is remembered between passes except the failure counter and the node cache, so a
 controller killed at any line is replaced without loss.
 """
@@ -38,7 +40,13 @@ from typing import Any
 from ecsm_actors.api import template_hash
 from ecsm_actors.api.names import format_timestamp
 from ecsm_actors.config import Config
-from ecsm_actors.controllers.service import dependencies, history, mapping, observe
+from ecsm_actors.controllers.service import (
+    dependencies,
+    history,
+    mapping,
+    observe,
+    secret_file,
+)
 from ecsm_actors.controllers.service import status as status_mod
 from ecsm_actors.controllers.service.actuator import Actuator, rejected
 from ecsm_actors.controllers.service.model import Desired, Plan, Policy, RevisionView
@@ -105,8 +113,9 @@ class ServiceReconciler:
             return self._finalize(ctx, namespace, name, obj)
         spec = obj.get("spec") or {}
         template = spec.get("template") or {}
+        secret = secret_file.password_from_file(spec)  # refused: TerminalError
         try:
-            revision = template_hash(template, name=name)
+            revision = template_hash(template, name=name, secret=secret)
         except Invalid as e:
             raise TerminalError(f"spec.template: {e}", reason="InvalidSpec") from e
 
@@ -131,7 +140,8 @@ class ServiceReconciler:
             fresh = min(fresh, self._settings.poll_interval)
         _, down = self._nodes.get(fresh)
         result = plan(desired, views, down)
-        self._actuator.apply(namespace, name, spec, result.actions)
+        self._actuator.apply(namespace, name, secret_file.with_password(spec, secret),
+                             result.actions)
         self._write_status(ctx, obj, revision, result)
         settled = result.idle and result.summary.complete
         return Result(requeue_after=self._settings.drift_interval if settled
