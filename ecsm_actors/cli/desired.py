@@ -5,7 +5,9 @@ Runs in the CLI process; attaches commands to the root group and the shared ``ge
 ``describe`` groups of :mod:`ecsm_actors.cli.ecsm_cli`. Errors are raised as
 :class:`~ecsm_actors.errors.EcsmActorsError` and printed by the CLI's one catch-all
 (``error: …``, exit 1); a verb working through several objects reports each failure on
-its own line, goes on with the others and exits 1 at the end.
+its own line, goes on with the others and exits 1 at the end. Every view shows a VSOA
+password as ``<redacted>`` (:mod:`.redaction`); ``get -o yaml|json --show-secrets`` alone
+prints it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
 from ecsm_actors.cli.editing import edit_object
 from ecsm_actors.api.echo import clip
 from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, escape, print_table
+from ecsm_actors.cli.redaction import redact
 from ecsm_actors.errors import EcsmActorsError, NotFound, Unavailable
 from ecsm_actors.protocol import Event, Heartbeat
 from ecsm_actors.registry.client import RegistryClient, Subscriber
@@ -181,9 +184,13 @@ def _get_command(kind: str) -> click.Command:
     @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
     @click.option("-o", "--output", type=click.Choice(OUTPUT_FORMATS), default="table",
                   show_default=True)
+    @click.option("--show-secrets", is_flag=True,
+                  help="With -o yaml|json: print passwords instead of <redacted>.")
     @pass_cli
     def command(ctx: CliContext, name: str | None, namespace: str | None,
-                all_namespaces: bool, output: str) -> None:
+                all_namespaces: bool, output: str, show_secrets: bool) -> None:
+        if show_secrets and output not in ("json", "yaml"):
+            raise click.UsageError("--show-secrets goes with -o yaml or -o json")
         client = registry_client(ctx)
         if name:
             items = [client.get(kind, namespace or "default", name)]
@@ -193,6 +200,8 @@ def _get_command(kind: str) -> click.Command:
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""),
                                       o["metadata"]["name"]))
         if output in ("json", "yaml"):
+            if not show_secrets:
+                items = [redact(o) for o in items]
             click.echo(dump(items[0] if name else as_list(items), output))
             return
         if not items:
@@ -213,7 +222,7 @@ def _describe_command(kind: str) -> click.Command:
     @pass_cli
     def command(ctx: CliContext, name: str, namespace: str | None) -> None:
         obj = registry_client(ctx).get(kind, namespace or "default", name)
-        click.echo(desired_views.DESCRIBERS[kind](obj, None))
+        click.echo(desired_views.DESCRIBERS[kind](redact(obj), None))
 
     return command
 
@@ -249,7 +258,7 @@ def edit_cmd(ctx: CliContext, kind: str, name: str, namespace: str | None) -> No
 def _event_line(event: Event, output: str) -> str:
     if output in ("json", "yaml"):
         doc = {"type": str(event.type), "resourceVersion": event.resource_version,
-               "object": event.object}
+               "object": event.object and redact(event.object)}
         return dump(doc, "json").replace("\n", "") if output == "json" else \
             dump(doc, "yaml") + "\n---"
     meta = (event.object or {}).get("metadata") or {}

@@ -5,7 +5,7 @@ unit-testable. Missing fields are shown as ``<none>``/``<unknown>``, never a cra
 registry may hold objects written by an older or newer version. Every string shown is
 escaped (:func:`~ecsm_actors.cli.printers.escape`): an annotation or a condition message
 holding a newline, an escape sequence or a right-to-left override shows it as ``\n``,
-``\x1b``, ``\u202e``.
+``\x1b``, ``\u202e``. A VSOA password is never shown, only whether one is set.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ecsm_actors.api.secrets import REDACTED
 from ecsm_actors.cli.printers import escape, format_age, render_table
 
 Obj = dict[str, Any]
@@ -164,6 +165,14 @@ def _metadata(obj: Obj, now: float | None) -> list[str]:
     return lines
 
 
+def _vsoa_password(template: Obj) -> str | None:
+    """``<redacted>`` when set inline (never the value), ``from file PATH``, or None."""
+    vsoa = template.get("vsoa") or {}
+    if vsoa.get("passwordFile"):
+        return f"from file {vsoa['passwordFile']}"
+    return REDACTED if vsoa.get("password") else None
+
+
 def describe_service(obj: Obj, now: float | None = None) -> str:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     strategy = spec.get("deploymentStrategy") or {}
@@ -179,6 +188,7 @@ def describe_service(obj: Obj, now: float | None = None) -> str:
         _field("Image", template.get("image"), 2),
         _field("Pull policy", template.get("imagePullPolicy"), 2),
         _field("Limits", _mapping(_get(template, "resources", "limits")), 2),
+        _field("VSOA password", _vsoa_password(template), 2),
         _field("Rollout", f"maxSurge={rollout.get('maxSurge')} "
                           f"maxUnavailable={rollout.get('maxUnavailable')}", 2),
         _field("Depends on", ", ".join(spec.get("dependsOn") or ()), 2),

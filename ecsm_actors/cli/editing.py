@@ -6,6 +6,12 @@ conflict, an invalid object or a YAML error re-opens the editor with the user's 
 the error as ``#`` comments on top. For a conflict the text gets the current
 resourceVersion, and saving again then deliberately overwrites the other change. Saving
 an unchanged or empty file cancels the edit.
+
+Secrets: the buffer shows a VSOA password as ``<redacted>`` (:mod:`.redaction`), and a
+password left as ``<redacted>`` is written back as the value stored when the object was
+read (re-read on a conflict); replacing it sets a new password, deleting the line removes
+it. A buffer re-opened after an error shows the user's own text again, never a stored
+password.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import click
 
 from ecsm_actors.cli import manifests
 from ecsm_actors.cli.printers import dump
+from ecsm_actors.cli.redaction import keep_stored, redact
 from ecsm_actors.errors import Conflict, Invalid, ManifestError, RegistryError, Unavailable
 from ecsm_actors.registry.client import RegistryClient
 
@@ -41,8 +48,9 @@ def _identity(obj: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 def edit_object(client: RegistryClient, kind: str, namespace: str, name: str) -> None:
     obj = client.get(kind, namespace, name)
+    stored = obj  # where a password left as <redacted> comes from
     label = f"{kind.lower()}/{name}"
-    original = dump(obj, "yaml") + "\n"
+    original = dump(redact(obj), "yaml") + "\n"
     text, errors = original, list[str]()
     while True:
         buffer = HEADER + "".join(f"# {line}\n" for line in errors) + text
@@ -59,9 +67,9 @@ def edit_object(client: RegistryClient, kind: str, namespace: str, name: str) ->
             new = docs[0].object
             if _identity(new) != _identity(obj):
                 raise Invalid("kind, namespace and name cannot be changed by edit")
-            saved = client.update(new)
+            saved = client.update(keep_stored(new, stored))
         except Conflict as e:
-            current = client.get(kind, namespace, name)
+            current = stored = client.get(kind, namespace, name)
             rv = current["metadata"]["resourceVersion"]
             new["metadata"]["resourceVersion"] = rv
             text = dump(new, "yaml") + "\n"

@@ -7,6 +7,8 @@ asks ECSM for each revision's factor and readiness (and says so when ECSM cannot
 reached instead of failing). The revision templates live in the object's
 ``ecsm.sh/revision-<hash>`` annotations (:mod:`ecsm_actors.controllers.service.history`),
 so ``undo`` is an ordinary registry update of ``spec.template``, with conflict retry.
+A revision's VSOA password is not kept: ``history --revision N`` shows ``<redacted>`` and
+``undo`` keeps the password the object has now (the rules are in that module's docstring).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import click
 import yaml
 
-from ecsm_actors.api import template_hash
+from ecsm_actors.api.secrets import password_file_of, password_of, redact_template
 from ecsm_actors.cli.desired import registry_client
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, pass_cli
 from ecsm_actors.cli.printers import escape, print_table
@@ -130,14 +132,15 @@ def _ecsm_revisions(ctx: CliContext, namespace: str, name: str) -> dict[str, Any
 def history_cmd(ctx: CliContext, name: str, namespace: str, number: int | None) -> None:
     """List the recorded revisions with their image and their ECSM factor."""
     obj = registry_client(ctx).get(KIND, namespace, name)
-    current = template_hash((obj.get("spec") or {}).get("template") or {}, name=name)
+    current = history.current_revision(obj)
     records = history.records((obj.get("metadata") or {}).get("annotations"))
     if number is not None:
         match = [r for r in records.values() if r.number == number]
         if not match:
             raise click.ClickException(f"revision {number} not found")
         click.echo(yaml.safe_dump({"revision": number, "hash": match[0].revision,
-                                   "template": match[0].template}, sort_keys=False), nl=False)
+                                   "template": redact_template(match[0].template)},
+                                  sort_keys=False), nl=False)
         return
     ecsm = _ecsm_revisions(ctx, namespace, name)
     rows = []
@@ -153,6 +156,17 @@ def history_cmd(ctx: CliContext, name: str, namespace: str, number: int | None) 
         click.echo(f"({ecsm})", err=True)
 
 
+def _only_the_secret(number: int, template: dict[str, Any]) -> str:
+    """Why undo cannot return to revision ``number``, whose template is the current one."""
+    path = password_file_of(template)
+    if path is None:
+        return (f"revision {number} differs from the current template only by its VSOA "
+                f"password, which revisions do not keep: re-apply the template with that "
+                f"password (ecsm-cli apply -f)")
+    return (f"revision {number} differs from the current template only by the content of "
+            f"its passwordFile {path}: write that password back into the file")
+
+
 @rollout.command("undo")
 @click.argument("name")
 @NAMESPACE
@@ -165,7 +179,7 @@ def undo_cmd(ctx: CliContext, name: str, namespace: str, to_revision: int | None
     for _ in range(5):
         obj = client.get(KIND, namespace, name)
         spec = dict(obj.get("spec") or {})
-        current = template_hash(spec.get("template") or {}, name=name)
+        current = history.current_revision(obj)
         annotations = (obj.get("metadata") or {}).get("annotations")
         if to_revision is None:
             target = history.previous(annotations, current)
@@ -180,7 +194,16 @@ def undo_cmd(ctx: CliContext, name: str, namespace: str, to_revision: int | None
             click.echo(f"ecsmservice/{name} skipped rollback (current template already "
                        f"matches revision {target.number})")
             return
-        spec["template"] = target.template
+        restored = history.restore(target, spec.get("template") or {})
+        if restored is None:
+            raise click.ClickException(
+                f"revision {target.number} had a VSOA password, which revisions do not keep, "
+                f"and the object has no inline one now: re-apply that template with its "
+                f"password (ecsm-cli apply -f)")
+        same = history.same_revision(target, restored, name)
+        if restored == spec.get("template"):
+            raise click.ClickException(_only_the_secret(target.number, restored))
+        spec["template"] = restored
         try:
             client.update({**obj, "spec": spec})
         except Conflict:
@@ -188,8 +211,13 @@ def undo_cmd(ctx: CliContext, name: str, namespace: str, to_revision: int | None
         except Invalid as e:
             raise click.ClickException(f"revision {target.number} cannot be applied: {e}") \
                 from e
-        click.echo(f"ecsmservice/{name} rolled back to revision {target.number} "
-                   f"({target.revision})")
+        if same is False and password_of(restored) is not None:
+            click.echo(f"ecsmservice/{name} rolled back to the template of revision "
+                       f"{target.number}, keeping the current VSOA password (revision "
+                       f"{target.number} had another one)")
+        else:
+            click.echo(f"ecsmservice/{name} rolled back to revision {target.number} "
+                       f"({target.revision})")
         return
     raise click.ClickException(f'ecsmservice "{name}" keeps changing; try again')
 
