@@ -25,13 +25,75 @@ called (``raise ... from e``), so callers only ever catch these::
     └── ControlError                the supervisor's control socket refused or is absent
 
 Every class carries a message fit for one line on a terminal.
+
+Peer input is never echoed raw: :func:`describe_input` gives a bounded, escaped, non
+recursive description of any value (a list nested a thousand deep, a 4 MiB string), and a
+:class:`RegistryError` keeps at most :data:`MAX_MESSAGE` characters of its message and of
+each cause and at most :data:`MAX_CAUSES` causes (then "... and N more"), so what goes on
+the wire or into a log line stays a few KiB whatever the input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, ClassVar
+
+#: Longest message, cause field or cause message an error keeps, characters.
+MAX_MESSAGE = 1024
+#: Causes an error keeps; beyond them, the last one says how many more there were.
+MAX_CAUSES = 20
+#: Longest preview :func:`describe_input` quotes by default, characters.
+PREVIEW = 80
+
+
+def _escape_char(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{code:02x}")
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def clip_text(text: str, limit: int = MAX_MESSAGE) -> str:
+    """At most ``limit`` characters of ``text`` on one line: non-printable characters
+    (newlines and other controls, bidi overrides, zero-width characters) escaped as
+    ``\\n``, ``\\u202e``; a cut marked ``...``. Idempotent."""
+    head = text[: limit + 1]
+    if not head.isprintable():
+        head = "".join(c if c.isprintable() else _escape_char(c) for c in head)
+    if len(text) <= limit and len(head) <= limit:
+        return head
+    return head[: max(0, limit - 3)] + "..."
+
+
+def describe_input(value: Any, limit: int = PREVIEW) -> str:
+    """A one-line description of an untrusted value, for an error message or a log line:
+    its type and a preview of at most ``limit`` characters (``string "PING"``,
+    ``integer 7``, ``list of 1 item``, ``map of 3 entries``, ``bytes of length 9``).
+
+    Bounded and cheap whatever the value: a container is never walked (only its length
+    is told), nothing recurses, no ``repr`` of peer data is taken, an integer of a million
+    digits is not converted to text."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean true" if value else "boolean false"
+    if isinstance(value, int):
+        if value.bit_length() > 3 * limit:
+            return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+        return f"integer {clip_text(str(value), limit)}"
+    if isinstance(value, float):
+        return f"number {clip_text(repr(value), limit)}"
+    if isinstance(value, str):
+        return f'string "{clip_text(value, limit)}"'
+    if isinstance(value, dict):
+        return f"map of {len(value)} {'entry' if len(value) == 1 else 'entries'}"
+    if isinstance(value, list | tuple):
+        return f"list of {len(value)} {'item' if len(value) == 1 else 'items'}"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"bytes of length {len(value)}"
+    return clip_text(type(value).__name__, limit)
 
 
 class EcsmActorsError(Exception):
@@ -66,8 +128,8 @@ class RegistryError(EcsmActorsError):
     code: ClassVar[str] = "Internal"
 
     def __init__(self, message: str, causes: Sequence[Cause] = ()) -> None:
-        self.message = message
-        self.causes = tuple(causes)
+        self.message = clip_text(message)
+        self.causes = _bounded_causes(causes)
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -81,6 +143,19 @@ class RegistryError(EcsmActorsError):
             "message": self.message,
             "causes": [c.to_wire() for c in self.causes],
         }
+
+
+def _bounded_causes(causes: Sequence[Cause]) -> tuple[Cause, ...]:
+    """At most :data:`MAX_CAUSES` causes, each clipped, then one counting the rest (a
+    list of exactly one more is kept whole: it may already end with such a count)."""
+    if not isinstance(causes, list | tuple):
+        causes = tuple(causes)
+    kept = causes if len(causes) <= MAX_CAUSES + 1 else causes[:MAX_CAUSES]
+    bounded = tuple(Cause(field=clip_text(c.field), message=clip_text(c.message))
+                    for c in kept)
+    if len(kept) < len(causes):
+        bounded += (Cause(field="", message=f"... and {len(causes) - len(kept)} more"),)
+    return bounded
 
 
 class NotFound(RegistryError):
@@ -137,13 +212,25 @@ REGISTRY_ERRORS: dict[str, type[RegistryError]] = {
 
 def registry_error_from_wire(error: dict[str, Any]) -> RegistryError:
     """Rebuild the typed exception from a reply's ``error`` map (unknown codes → Internal)."""
-    cls = REGISTRY_ERRORS.get(str(error.get("code")), Internal)
+    code = error.get("code")
+    cls = REGISTRY_ERRORS.get(code, Internal) if isinstance(code, str) else Internal
+    wire_causes = error.get("causes")
+    if not isinstance(wire_causes, list):
+        wire_causes = []
     causes = [
-        Cause(field=str(c.get("field", "")), message=str(c.get("message", "")))
-        for c in error.get("causes") or ()
+        Cause(field=_wire_text(c.get("field", "")), message=_wire_text(c.get("message", "")))
+        for c in islice(wire_causes, MAX_CAUSES + 1)
         if isinstance(c, dict)
     ]
-    return cls(str(error.get("message", "")), causes)
+    if len(wire_causes) > MAX_CAUSES + 1:
+        causes[MAX_CAUSES:] = [Cause(field="", message=f"... and "
+                                     f"{len(wire_causes) - MAX_CAUSES} more")]
+    return cls(_wire_text(error.get("message", "")), causes)
+
+
+def _wire_text(value: Any) -> str:
+    """A text field of an error reply: the string clipped, anything else described."""
+    return clip_text(value) if isinstance(value, str) else describe_input(value)
 
 
 class EcsmError(EcsmActorsError):

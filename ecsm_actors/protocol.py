@@ -18,8 +18,11 @@ Three channels, all msgpack frames with a protocol version ``v``:
 * **Supervisor** — liveness reports PUSHed by every child (:func:`encode_liveness`) and
   the control socket's REQ/REP (:class:`ControlOp`), same request/reply envelope.
 
-Decoding never trusts its input: anything malformed, oversized, of an unknown version or
-op, or with fields of the wrong type raises :class:`~ecsm_actors.errors.BadRequest`.
+Decoding never trusts its input: anything malformed, oversized, nested deeper than
+:data:`MAX_DEPTH`, of an unknown version or op, or with fields of the wrong type raises
+:class:`~ecsm_actors.errors.BadRequest`, and nothing else. Its message quotes peer input
+only through :func:`~ecsm_actors.errors.describe_input` (bounded, escaped, never
+recursive), so a hostile frame costs its decode and one short line, never the process.
 """
 
 from __future__ import annotations
@@ -27,13 +30,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 
-from ecsm_actors.errors import BadRequest, RegistryError, registry_error_from_wire
+from ecsm_actors.errors import (
+    BadRequest,
+    RegistryError,
+    clip_text,
+    describe_input,
+    registry_error_from_wire,
+)
+
+T = TypeVar("T")
 
 VERSION = 1
+#: Deepest nesting of maps and lists a frame may have (the frame's own map is level 1).
+#: Manifests may nest 64 levels (``ecsm-cli``'s limit, and the api's for a ``status`` it
+#: passes through); the deepest envelope around an object (a WATCH_SINCE reply) adds 4.
+MAX_DEPTH = 100
 
 KINDS = ("ECSMService", "ECSMHpa")
 HEARTBEAT_TOPIC = b"HEARTBEAT"
@@ -109,6 +124,8 @@ OP_FIELDS: dict[Op, dict[str, tuple[type, ...]]] = {
 }
 _OPTIONAL = {(Op.LIST, "namespace"), (Op.LIST, "view"), (Op.DELETE, "resourceVersion")}
 _OPS: dict[str, Op] = {op.value: op for op in Op}  # a dict lookup: Op(x) runs Python code
+# ControlOp(x) of an unknown x also formats repr(x) into its ValueError: never of peer input.
+_CONTROL_OPS: dict[str, ControlOp] = {op.value: op for op in ControlOp}
 
 
 def object_key(namespace: str, name: str) -> str:
@@ -137,21 +154,65 @@ def pack(doc: Mapping[str, Any]) -> bytes:
     return msgpack.packb(doc, use_bin_type=True)
 
 
+# Every map or list starts with one byte of these (fixmap, fixarray, array 16/32, map
+# 16/32); all other bytes are deleted by ``bytes.translate`` to count them.
+_CONTAINER_HEADS = bytes([*range(0x80, 0xA0), *range(0xDC, 0xE0)])
+_NOT_CONTAINER_HEADS = bytes(b for b in range(256) if b not in _CONTAINER_HEADS)
+
+
+def _check_depth(frame: bytes, doc: Any, limit: int = MAX_DEPTH) -> None:
+    """Raise BadRequest when ``doc`` nests maps and lists deeper than ``limit``.
+
+    A chain of n nested containers needs n container header bytes, so a frame with at
+    most ``limit`` bytes of those values (every ordinary request: about 1 µs for a 1 KiB
+    frame) is shallow enough without a look at ``doc``; any other is walked level by
+    level, without recursion, stopping at ``limit``."""
+    if len(frame) <= limit or len(frame.translate(None, _NOT_CONTAINER_HEADS)) <= limit:
+        return
+    level = [doc]
+    for _ in range(limit):
+        below: list[Any] = []
+        for container in level:
+            for value in container.values() if type(container) is dict else container:
+                if type(value) is dict or type(value) is list:
+                    below.append(value)
+        if not below:
+            return
+        level = below
+    raise BadRequest(f"malformed frame: nested more than {limit} levels deep")
+
+
 def unpack(frame: bytes, max_bytes: int | None = None) -> dict[str, Any]:
     """Decode one frame into a map, or raise BadRequest saying why."""
     if max_bytes is not None and len(frame) > max_bytes:
         raise BadRequest(f"frame of {len(frame)} bytes exceeds the limit of {max_bytes}")
+    if not isinstance(frame, bytes):
+        frame = bytes(frame)
     try:
         doc = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except msgpack.StackError as e:
+        raise BadRequest(f"malformed frame: nested more than {MAX_DEPTH} levels deep") from e
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError, msgpack.UnpackException) as e:
-        raise BadRequest(f"malformed frame: {e}") from e
+            msgpack.UnpackException) as e:
+        raise BadRequest(f"malformed frame: {describe_error(e)}") from e
     if not isinstance(doc, dict):
         raise BadRequest("malformed frame: expected a map")
+    _check_depth(frame, doc)
     v = doc.get("v")
     if v != VERSION:
-        raise BadRequest(f"unsupported protocol version {v!r} (this side speaks {VERSION})")
+        raise BadRequest(f"unsupported protocol version {describe_input(v)} "
+                         f"(this side speaks {VERSION})")
     return doc
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception as one bounded line, whatever its text (``str`` of a third-party
+    exception may quote the input that caused it)."""
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - a broken __str__ still gets a line
+        text = ""
+    return clip_text(text, 200) if text else type(error).__name__
 
 
 # -- registry requests and replies -----------------------------------------------------
@@ -177,7 +238,7 @@ def decode_request(frame: bytes, max_bytes: int | None = None) -> Request:
     raw_op = doc.get("op", "")
     op = _OPS.get(raw_op) if isinstance(raw_op, str) else None
     if op is None:
-        raise BadRequest(f"unknown op {doc.get('op')!r}")
+        raise BadRequest(f"unknown op {describe_input(raw_op)}")
     fields: dict[str, Any] = {}
     for name, types in OP_FIELDS[op].items():
         if name not in doc:
@@ -187,7 +248,8 @@ def decode_request(frame: bytes, max_bytes: int | None = None) -> Request:
             raise BadRequest(f"{op}: missing field {name!r}")
         value = doc[name]
         if not isinstance(value, types) or isinstance(value, bool):
-            raise BadRequest(f"{op}: field {name!r} has the wrong type")
+            raise BadRequest(f"{op}: field {name!r} has the wrong type "
+                             f"({describe_input(value)})")
         fields[name] = value
     return Request(id=request_id, op=op, fields=fields)
 
@@ -298,12 +360,17 @@ class Reply:
 
 
 def decode_reply(frame: bytes) -> Reply:
-    """Decode a reply; an error reply raises the typed RegistryError it carries."""
+    """Decode a reply; an error reply raises the typed RegistryError it carries. A frame
+    that is not a reply raises BadRequest."""
     doc = unpack(frame)
-    if not doc.get("ok"):
+    request_id, epoch = doc.get("id"), doc.get("epoch", "")
+    if (not isinstance(request_id, int | str | None) or isinstance(request_id, bool)
+            or not isinstance(epoch, str)):
+        raise BadRequest("malformed reply: id or epoch of the wrong type")
+    if doc.get("ok") is not True:
         error = doc.get("error")
         raise registry_error_from_wire(error if isinstance(error, dict) else {})
-    return Reply(id=doc.get("id"), epoch=str(doc.get("epoch", "")), result=doc.get("result"))
+    return Reply(id=request_id, epoch=epoch, result=doc.get("result"))
 
 
 # -- events ----------------------------------------------------------------------------
@@ -336,18 +403,34 @@ class Event:
 
     @classmethod
     def from_wire(cls, doc: Mapping[str, Any]) -> Event:
-        try:
-            return cls(
-                epoch=str(doc["epoch"]),
-                seq=int(doc["seq"]),
-                type=_EVENT_TYPES[doc["type"]],
-                kind=str(doc["kind"]),
-                key=str(doc["key"]),
-                resource_version=int(doc["resourceVersion"]),
-                object=doc.get("object"),
-            )
-        except (KeyError, ValueError, TypeError) as e:
-            raise BadRequest(f"malformed event: {e}") from e
+        """The event of a decoded body (see :meth:`to_wire`). Raises BadRequest."""
+        if not isinstance(doc, Mapping):
+            raise BadRequest(f"malformed event: expected a map, got {describe_input(doc)}")
+        type_ = doc.get("type")
+        event_type = _EVENT_TYPES.get(type_) if isinstance(type_, str) else None
+        if event_type is None:
+            raise BadRequest(f"malformed event: unknown type {describe_input(type_)}")
+        obj = doc.get("object")
+        if obj is not None and not isinstance(obj, dict):
+            raise BadRequest(f"malformed event: object is {describe_input(obj)}")
+        return cls(epoch=_typed(doc, "epoch", str, "event"), seq=_typed(doc, "seq", int, "event"),
+                   type=event_type, kind=_typed(doc, "kind", str, "event"),
+                   key=_typed(doc, "key", str, "event"),
+                   resource_version=_typed(doc, "resourceVersion", int, "event"), object=obj)
+
+
+def _typed(doc: Mapping[str, Any], name: str, type_: type[T], what: str,
+           default: T | None = None) -> T:
+    """``doc[name]`` when it is a ``type_`` (a bool is no int; an int is taken for a
+    float), else ``default`` when given and the field is absent; otherwise BadRequest."""
+    value = doc.get(name, default)
+    if value is None:
+        raise BadRequest(f"malformed {what}: missing field {name!r}")
+    if isinstance(value, type_) and type(value) is not bool:
+        return value
+    if type_ is float and type(value) is int and value.bit_length() <= 1000:
+        return float(value)  # type: ignore[return-value]
+    raise BadRequest(f"malformed {what}: field {name!r} is {describe_input(value)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -370,10 +453,8 @@ def decode_published(frames: list[bytes]) -> Event | Heartbeat:
         raise BadRequest(f"expected 2 frames, got {len(frames)}")
     doc = unpack(frames[1])
     if frames[0] == HEARTBEAT_TOPIC:
-        try:
-            return Heartbeat(epoch=str(doc["epoch"]), seq=int(doc["seq"]))
-        except (KeyError, ValueError, TypeError) as e:
-            raise BadRequest(f"malformed heartbeat: {e}") from e
+        return Heartbeat(epoch=_typed(doc, "epoch", str, "heartbeat"),
+                         seq=_typed(doc, "seq", int, "heartbeat"))
     return Event.from_wire(doc)
 
 
@@ -414,19 +495,21 @@ def encode_liveness(report: Liveness) -> bytes:
 
 
 def decode_liveness(frame: bytes, max_bytes: int = 1 << 20) -> Liveness:
+    """Decode a child's liveness report. Raises BadRequest."""
     doc = unpack(frame, max_bytes)
-    try:
-        return Liveness(
-            name=str(doc["name"]),
-            pid=int(doc["pid"]),
-            ts=float(doc["ts"]),
-            queue_depth=int(doc.get("queueDepth", 0)),
-            oldest_inflight_age=float(doc.get("oldestInflightAge", 0.0)),
-            last_completed=float(doc.get("lastCompleted", 0.0)),
-            stats=dict(doc.get("stats") or {}),
-        )
-    except (KeyError, ValueError, TypeError) as e:
-        raise BadRequest(f"malformed liveness report: {e}") from e
+    what = "liveness report"
+    stats = doc.get("stats")
+    if stats is not None and not isinstance(stats, dict):
+        raise BadRequest(f"malformed {what}: field 'stats' is {describe_input(stats)}")
+    return Liveness(
+        name=_typed(doc, "name", str, what),
+        pid=_typed(doc, "pid", int, what),
+        ts=_typed(doc, "ts", float, what),
+        queue_depth=_typed(doc, "queueDepth", int, what, 0),
+        oldest_inflight_age=_typed(doc, "oldestInflightAge", float, what, 0.0),
+        last_completed=_typed(doc, "lastCompleted", float, what, 0.0),
+        stats=dict(stats or {}),
+    )
 
 
 def encode_control(op: ControlOp, request_id: int | str, **fields: Any) -> bytes:
@@ -438,9 +521,9 @@ def decode_control(frame: bytes, max_bytes: int = 1 << 20) -> tuple[int | str, C
     request_id = doc.get("id")
     if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
         raise BadRequest("request id must be an integer or a string")
-    try:
-        op = ControlOp(doc.get("op", ""))
-    except ValueError:
-        raise BadRequest(f"unknown control op {doc.get('op')!r}") from None
+    raw_op = doc.get("op", "")
+    op = _CONTROL_OPS.get(raw_op) if isinstance(raw_op, str) else None
+    if op is None:
+        raise BadRequest(f"unknown control op {describe_input(raw_op)}")
     rest = {k: v for k, v in doc.items() if k not in ("v", "id", "op")}
     return request_id, op, rest

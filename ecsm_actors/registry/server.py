@@ -9,10 +9,13 @@ answer reads from committed state, then apply all the writes in ONE durable tran
 only then acknowledge them. So an acknowledged write is on disk, and every event is
 published after its commit, in ``seq`` order, without gaps.
 
-Hostile input — malformed msgpack, wrong types, unknown op or version, an oversized frame,
-a wrong frame count — is answered ``BadRequest``; any unexpected failure while serving a
-request is answered ``Internal`` (the one catch-all of this process). Neither stops the
-registry. SIGTERM/SIGINT end the loop and the process exits 0.
+Hostile input — malformed msgpack, wrong types, unknown op or version, an oversized or
+too deeply nested frame, a wrong frame count — is answered ``BadRequest``; any unexpected
+failure while serving a request is answered ``Internal`` (the one catch-all of this
+process, per request: the other requests of the batch, and its writes, are served as if
+nothing happened). Neither stops the registry; both are logged, the first
+:data:`LOGGED_FAILURES` of each kind and then one in :data:`LOG_EVERY`. SIGTERM/SIGINT end
+the loop and the process exits 0.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from ecsm_actors.errors import (
     RegistryError,
 )
 from ecsm_actors.liveness import LivenessReporter
-from ecsm_actors.protocol import ListView, Op, Request
+from ecsm_actors.protocol import ListView, Op, Request, describe_error
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,9 @@ BULK = 1000
 #: resourceVersion then says how far the page goes, and the caller asks again from there.
 WATCH_PAGE = 10_000
 WATCH_PAGE_BYTES = 32 << 20
+#: Bad requests and internal errors logged in full; after them, one in LOG_EVERY.
+LOGGED_FAILURES = 10
+LOG_EVERY = 1000
 
 Frames = list[bytes]
 _MORE = zmq.NOBLOCK | zmq.SNDMORE
@@ -148,6 +154,9 @@ class RegistryServer:
     # -- one turn of the loop ------------------------------------------------------------
 
     def serve_batch(self) -> None:
+        """One turn: answer every request already queued (reads at once, refusals at
+        once), then commit the batch's writes and acknowledge them. Every request gets
+        exactly one answer, whatever it contains."""
         writes: list[tuple[Frames, Request]] = []
         for _ in range(MAX_BATCH):
             frames = self._recv()
@@ -159,20 +168,42 @@ class RegistryServer:
                 if len(body) != 1:
                     raise BadRequest(f"expected 1 body frame, got {len(body)}")
                 request = protocol.decode_request(body[0], self.max_frame)
-            except BadRequest as e:
-                self.stats["badRequests"] += 1
-                if self.stats["badRequests"] <= 10 or self.stats["badRequests"] % 1000 == 0:
-                    logger.warning("bad request (%d so far): %s", self.stats["badRequests"], e)
-                rid = protocol.request_id_of(body[0]) if len(body) == 1 and len(
-                    body[0]) <= self.max_frame else None
-                self._send(envelope, protocol.encode_error(rid, self.store.epoch, e))
-                continue
-            if request.op in WRITE_OPS:
-                writes.append((envelope, request))
-            else:
-                self._send(envelope, self._read(request))
+                if request.op in WRITE_OPS:
+                    writes.append((envelope, request))
+                else:
+                    self._send(envelope, self._read(request))
+            except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
+                self._send(envelope, self._refusal(body, e))
         if writes:
             self._write(writes)
+
+    def _refusal(self, body: Frames, error: Exception) -> bytes:
+        """The answer to a request that could not be served: its BadRequest, or Internal
+        for anything unexpected (logged with its traceback)."""
+        if isinstance(error, BadRequest):
+            refusal: RegistryError = error
+            self._log_failure("badRequests", "bad request", error)
+        else:
+            refusal = self._internal("a request", error)
+        rid = None
+        if len(body) == 1 and len(body[0]) <= self.max_frame:
+            rid = protocol.request_id_of(body[0])
+        return protocol.encode_error(rid, self.store.epoch, refusal)
+
+    def _internal(self, what: str, error: Exception) -> Internal:
+        """Log an unexpected failure (rate-limited) and make its Internal answer."""
+        self._log_failure("internalErrors", f"internal error serving {what}", error)
+        return Internal(f"internal error: {describe_error(error)}")
+
+    def _log_failure(self, counter: str, what: str, error: Exception) -> None:
+        count = self.stats[counter] = self.stats[counter] + 1
+        if count > LOGGED_FAILURES and count % LOG_EVERY:
+            return
+        if isinstance(error, RegistryError):
+            logger.warning("%s (%d so far): %s", what, count, error)
+        else:
+            logger.error("%s (%d so far): %s", what, count, describe_error(error),
+                         exc_info=error)
 
     def _read(self, request: Request) -> bytes:
         epoch = self.store.epoch
@@ -181,9 +212,7 @@ class RegistryServer:
         except RegistryError as e:
             return protocol.encode_error(request.id, epoch, e)
         except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
-            self.stats["internalErrors"] += 1
-            logger.exception("internal error serving %s", request.op)
-            return protocol.encode_error(request.id, epoch, Internal(f"internal error: {e}"))
+            return protocol.encode_error(request.id, epoch, self._internal(request.op, e))
 
     def _dispatch_read(self, request: Request) -> bytes:
         f, rid, epoch = request.fields, request.id, self.store.epoch
@@ -239,19 +268,21 @@ class RegistryServer:
                     self._publish([stored.topic, stored.body])
         epoch = self.store.epoch
         for (envelope, request), result in zip(writes, results, strict=True):
-            if isinstance(result, RegistryError):
-                reply = protocol.encode_error(request.id, epoch, result)
-            else:
-                reply = protocol.encode_reply_encoded(request.id, epoch, result.encoded)
+            try:
+                if isinstance(result, RegistryError):
+                    reply = protocol.encode_error(request.id, epoch, result)
+                else:
+                    reply = protocol.encode_reply_encoded(request.id, epoch, result.encoded)
+            except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
+                reply = protocol.encode_error(request.id, epoch,
+                                              self._internal(request.op, e))
             self._send(envelope, reply)
 
     def _write_alone(self, write: Write) -> Outcome | RegistryError:
         try:
             return self.store.execute([write])[0]
         except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
-            self.stats["internalErrors"] += 1
-            logger.exception("internal error serving %s", write.op)
-            return Internal(f"internal error: {e}")
+            return self._internal(write.op, e)
 
     # -- sockets -------------------------------------------------------------------------
 

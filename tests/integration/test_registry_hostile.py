@@ -1,0 +1,142 @@
+"""The registry against hostile peers: every request is answered, whatever it contains and
+whatever fails while serving it; the writes of the same batch are committed and
+acknowledged; the registry keeps serving.
+
+In-process tests drive :meth:`RegistryServer.serve_batch` over ``inproc://`` (a message
+sent there is queued when ``send`` returns, so a batch holds exactly what the test sent);
+live-process tests send the same frames to a real registry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import zmq
+
+from ecsm_actors import protocol
+from ecsm_actors.config import load_config
+from ecsm_actors.protocol import Op
+from ecsm_actors.registry.server import RegistryServer
+from tests.registry_samples import service
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def nested_list(depth: int) -> bytes:
+    """msgpack ``[[[...1...]]]``, ``depth`` lists deep (packb refuses to encode it)."""
+    return b"\x91" * depth + b"\x01"
+
+
+def with_raw(doc: dict[str, Any], field: str, raw: bytes) -> bytes:
+    """``doc`` packed with ``raw`` (already msgpack) as the value of ``field``."""
+    placeholder = "\x00placeholder\x00"
+    return msgpack.packb({**doc, field: placeholder}).replace(msgpack.packb(placeholder), raw)
+
+
+#: A ~1 KB request whose op is nested 1,000 deep: its repr() raised RecursionError.
+NESTED_OP = with_raw({"v": 1, "id": 90}, "op", nested_list(1000))
+
+
+class InProcess:
+    """A RegistryServer in this process and one DEALER peer on ``inproc://``."""
+
+    def __init__(self, run_dir: Path, env: dict[str, str] | None = None) -> None:
+        cfg = load_config(None, environ={"ECSM_ACTORS_RUN_DIR": str(run_dir), **(env or {})})
+        # inproc:// is no configurable endpoint (it cannot leave the process): set here.
+        cfg = replace(cfg, registry=replace(cfg.registry, endpoint="inproc://registry",
+                                            events_endpoint="inproc://events"))
+        self.server = RegistryServer(cfg)
+        self.peer = self.server.context.socket(zmq.DEALER)
+        self.peer.setsockopt(zmq.LINGER, 0)
+        self.peer.connect("inproc://registry")
+
+    def send(self, *frames: bytes) -> None:
+        self.peer.send_multipart([b"", *frames])
+
+    def request(self, op: Op, request_id: int, **fields: Any) -> None:
+        self.send(protocol.encode_request(op, request_id, **fields))
+
+    def replies(self, count: int) -> dict[Any, dict[str, Any]]:
+        """The next ``count`` replies by request id (each must be there already)."""
+        out = {}
+        for _ in range(count):
+            assert self.peer.poll(5000), f"only {len(out)} of {count} replies"
+            reply = msgpack.unpackb(self.peer.recv_multipart()[-1])
+            out[reply["id"]] = reply
+        assert not self.peer.poll(0), "more replies than requests"
+        return out
+
+    def close(self) -> None:
+        self.peer.close()
+        self.server.close()
+
+
+@pytest.fixture
+def registry_here(run_dir: Path) -> Iterator[InProcess]:
+    here = InProcess(run_dir)
+    yield here
+    here.close()
+
+
+def test_a_nested_frame_is_refused_and_the_writes_of_its_batch_are_acknowledged(
+        registry_here: InProcess) -> None:
+    registry_here.request(Op.CREATE, 1, object=service("before"))
+    registry_here.send(NESTED_OP)
+    registry_here.request(Op.CREATE, 2, object=service("after"))
+    registry_here.request(Op.PING, 3)
+    registry_here.server.serve_batch()
+    replies = registry_here.replies(4)
+    assert replies[90]["error"]["code"] == "BadRequest"
+    assert len(replies[90]["error"]["message"]) < 200
+    assert replies[1]["ok"] and replies[2]["ok"] and replies[3]["ok"]
+    stats = registry_here.server.stats
+    assert (stats["writes"], stats["commits"], stats["badRequests"]) == (2, 1, 1)
+
+
+def test_an_unexpected_failure_answers_internal_and_the_batch_is_served(
+        registry_here: InProcess, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    decode = protocol.decode_request
+
+    def failing(frame: bytes, max_bytes: int | None = None) -> protocol.Request:
+        if b"poison" in frame:
+            raise RecursionError("maximum recursion depth exceeded")
+        return decode(frame, max_bytes)
+
+    monkeypatch.setattr(protocol, "decode_request", failing)
+    registry_here.request(Op.CREATE, 1, object=service("before"))
+    registry_here.request(Op.GET, 2, kind="ECSMService", namespace="default", name="poison")
+    registry_here.request(Op.CREATE, 3, object=service("after"))
+    registry_here.server.serve_batch()
+    replies = registry_here.replies(3)
+    assert replies[2]["error"]["code"] == "Internal"
+    assert replies[2]["error"]["message"].startswith("internal error")
+    assert replies[1]["ok"] and replies[3]["ok"]
+    assert registry_here.server.stats["internalErrors"] == 1
+    logged = [r for r in caplog.records if "internal error" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].levelno == logging.ERROR and logged[0].exc_info
+    registry_here.request(Op.GET, 4, kind="ECSMService", namespace="default", name="after")
+    registry_here.server.serve_batch()
+    assert registry_here.replies(1)[4]["result"]["metadata"]["name"] == "after"
+
+
+def test_internal_errors_are_logged_ten_times_then_once_in_a_thousand(
+        registry_here: InProcess, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def failing(frame: bytes, max_bytes: int | None = None) -> protocol.Request:
+        raise ValueError("x" * (1 << 20))
+
+    monkeypatch.setattr(protocol, "decode_request", failing)
+    for turn in range(3):
+        for i in range(500):
+            registry_here.request(Op.PING, turn * 500 + i)
+        registry_here.server.serve_batch()
+        assert all(r["error"]["code"] == "Internal" for r in registry_here.replies(500).values())
+    logged = [r for r in caplog.records if "internal error" in r.getMessage()]
+    assert len(logged) == 11
+    assert max(len(r.getMessage()) for r in logged) < 1000
