@@ -361,16 +361,28 @@ class Reply:
 
 def decode_reply(frame: bytes) -> Reply:
     """Decode a reply; an error reply raises the typed RegistryError it carries. A frame
-    that is not a reply raises BadRequest."""
+    that is not a reply raises BadRequest (as :func:`unpack_reply`)."""
+    return reply_of(unpack_reply(frame))
+
+
+def unpack_reply(frame: bytes) -> dict[str, Any]:
+    """The map of a reply frame, its ``id`` and ``epoch`` type-checked. Raises BadRequest
+    only when the frame itself is not a reply (an error reply is a well-formed reply)."""
     doc = unpack(frame)
     request_id, epoch = doc.get("id"), doc.get("epoch", "")
     if (not isinstance(request_id, int | str | None) or isinstance(request_id, bool)
             or not isinstance(epoch, str)):
         raise BadRequest("malformed reply: id or epoch of the wrong type")
+    return doc
+
+
+def reply_of(doc: dict[str, Any]) -> Reply:
+    """The reply in a map from :func:`unpack_reply`; an error reply raises the typed
+    RegistryError it carries, with the registry's code and message."""
     if doc.get("ok") is not True:
         error = doc.get("error")
         raise registry_error_from_wire(error if isinstance(error, dict) else {})
-    return Reply(id=request_id, epoch=epoch, result=doc.get("result"))
+    return Reply(id=doc.get("id"), epoch=doc.get("epoch", ""), result=doc.get("result"))
 
 
 # -- events ----------------------------------------------------------------------------

@@ -8,7 +8,9 @@ the socket is discarded (a REQ socket that missed its reply is stuck) and a fres
 connected for the next call; the call raises :class:`~ecsm_actors.errors.Unavailable`.
 It never retries: the caller's loop (the workqueue) does. A lock makes it usable from
 several threads, one request at a time. Error replies raise the typed
-:class:`~ecsm_actors.errors.RegistryError` they carry.
+:class:`~ecsm_actors.errors.RegistryError` they carry, with the registry's code and
+message (a ``BadRequest`` the registry answered is that ``BadRequest``); only a reply that
+does not decode is ``Internal("undecodable reply ...")``.
 
 ``Subscriber`` is a SUB socket on the registry's events, filtered by kind, always
 receiving heartbeats; frames that do not decode are logged and skipped.
@@ -27,7 +29,7 @@ from typing import Any
 import zmq
 
 from ecsm_actors import protocol
-from ecsm_actors.errors import BadRequest, Internal, Unavailable
+from ecsm_actors.errors import BadRequest, Internal, Unavailable, describe_input
 from ecsm_actors.lifecycle import gc_paused
 from ecsm_actors.protocol import ApplyAction, Event, Heartbeat, ListView, Op
 
@@ -158,15 +160,17 @@ class RegistryClient:
                 raise Unavailable(f"registry at {self.endpoint}: {e}") from e
         try:
             if len(answer) < GC_PAUSE_BYTES:
-                reply = protocol.decode_reply(answer)
+                doc = protocol.unpack_reply(answer)
             else:
                 with gc_paused():
-                    reply = protocol.decode_reply(answer)
+                    doc = protocol.unpack_reply(answer)
         except BadRequest as e:
             raise Internal(f"undecodable reply from the registry: {e}") from e
+        reply = protocol.reply_of(doc)  # an error reply raises the registry's own error
         self.epoch = reply.epoch or self.epoch
         if reply.id != rid:
-            raise Internal(f"reply id {reply.id!r} does not match request id {rid}")
+            raise Internal(f"reply id {describe_input(reply.id)} does not match "
+                           f"request id {rid}")
         return reply.result
 
     # -- typed operations ----------------------------------------------------------------
@@ -209,8 +213,12 @@ class RegistryClient:
 
     def watch_since(self, resource_version: int) -> WatchResult:
         result = self.request(Op.WATCH_SINCE, resourceVersion=resource_version)
-        return WatchResult(events=[Event.from_wire(e) for e in result["events"]],
-                           resource_version=result["resourceVersion"], epoch=self.epoch)
+        try:
+            events = [Event.from_wire(e) for e in result["events"]]
+        except BadRequest as e:  # not the registry's answer to us: its reply is broken
+            raise Internal(f"undecodable reply from the registry: {e}") from e
+        return WatchResult(events=events, resource_version=result["resourceVersion"],
+                           epoch=self.epoch)
 
     def close(self) -> None:
         with self._lock:

@@ -39,6 +39,7 @@ from ecsm_actors.errors import (
     Internal,
     Invalid,
     RegistryError,
+    describe_input,
 )
 from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.protocol import ListView, Op, Request, describe_error
@@ -229,7 +230,7 @@ class RegistryServer:
                 rid, epoch, {"resourceVersion": raw.resource_version}, "events",
                 raw.count, raw.data)
         if f["kind"] not in api.KINDS:
-            raise Invalid(f"unknown kind {f['kind']!r}")
+            raise Invalid(f"unknown kind {describe_input(f['kind'])}")
         if request.op is Op.GET:
             obj = self.store.get(f["kind"], f["namespace"], f["name"])
             return protocol.encode_reply(rid, epoch, obj)
@@ -241,7 +242,8 @@ class RegistryServer:
                 return protocol.encode_reply(rid, epoch, {"resourceVersion": rv,
                                                           "versions": versions})
             if f.get("view") not in (None, ListView.FULL):
-                raise BadRequest(f"LIST: unknown view {f['view']!r} (full or versions)")
+                raise BadRequest(f"LIST: unknown view {describe_input(f['view'])} "
+                                 "(full or versions)")
             raw = self.store.list_raw(f["kind"], f["namespace"])
             if raw.count >= BULK:
                 self.store.release_pages()

@@ -9,6 +9,7 @@ live-process tests send the same frames to a real registry."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,8 +21,12 @@ import zmq
 
 from ecsm_actors import protocol
 from ecsm_actors.config import load_config
+from ecsm_actors.errors import BadRequest, Internal
 from ecsm_actors.protocol import Op
+from ecsm_actors.registry.client import RegistryClient
 from ecsm_actors.registry.server import RegistryServer
+from tests.helpers import Processes
+from tests.registry_fixtures import StartRegistry, registry_starter
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
@@ -140,3 +145,46 @@ def test_internal_errors_are_logged_ten_times_then_once_in_a_thousand(
     logged = [r for r in caplog.records if "internal error" in r.getMessage()]
     assert len(logged) == 11
     assert max(len(r.getMessage()) for r in logged) < 1000
+
+
+# -- the client shows what the registry answered ----------------------------------------
+
+
+@pytest.fixture
+def registry(processes: Processes) -> Iterator[StartRegistry]:
+    yield from registry_starter(processes)
+
+
+def test_a_bad_request_answered_by_the_registry_reaches_the_caller_with_its_message(
+        registry: StartRegistry) -> None:
+    _, client = registry({"ECSM_ACTORS_REGISTRY_MAX_FRAME_BYTES": "64Ki"})
+    with pytest.raises(BadRequest) as oversized:
+        client.create(service("big", annotations={"blob": "x" * (80 << 10)}))
+    assert oversized.value.code == "BadRequest"
+    assert "exceeds the limit of 65536" in str(oversized.value)
+    assert "undecodable" not in str(oversized.value)
+    with pytest.raises(BadRequest, match="^LIST: unknown view string \"everything\""):
+        client.request(Op.LIST, kind="ECSMService", view="everything")
+    assert client.ping()["resourceVersion"] == 0
+
+
+def test_a_reply_that_does_not_decode_is_internal_undecodable_reply(run_dir: Path) -> None:
+    endpoint = f"ipc://{run_dir}/fake-registry.sock"
+    fake: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.ROUTER)
+    fake.setsockopt(zmq.LINGER, 0)
+    fake.bind(endpoint)
+
+    def answer_garbage() -> None:
+        if fake.poll(5000):
+            identity, _, _ = fake.recv_multipart()
+            fake.send_multipart([identity, b"", b"\xc1 not msgpack"])
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    try:
+        with RegistryClient(endpoint, timeout=5) as client, pytest.raises(Internal) as info:
+            client.ping()
+        assert str(info.value).startswith("undecodable reply from the registry")
+    finally:
+        thread.join(timeout=5)
+        fake.close()
