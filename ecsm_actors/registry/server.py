@@ -77,7 +77,10 @@ def split_envelope(frames: Frames) -> tuple[Frames, Frames]:
 
 def bind(sock: zmq.Socket[Any], endpoint: str) -> None:
     """Bind ``endpoint``; for ipc, create the directory (0700) and remove a stale socket
-    file (safe: we hold the store lock, so no other registry of this store is alive)."""
+    file (safe: we hold the store lock, so no other registry of this store is alive).
+    The socket file is created 0600 — under a umask of 0177, so it is never reachable by
+    group or others, not even for an instant (the run dir's 0700 is a second fence)."""
+    umask = None
     if endpoint.startswith("ipc://"):
         path = Path(endpoint[len("ipc://"):])
         if not path.parent.exists():
@@ -85,10 +88,14 @@ def bind(sock: zmq.Socket[Any], endpoint: str) -> None:
         if path.exists() or path.is_symlink():
             logger.info("removing stale socket %s", path)
             path.unlink()
+        umask = os.umask(0o177)
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as e:
         raise Internal(f"cannot bind {endpoint}: {e}") from e
+    finally:
+        if umask is not None:
+            os.umask(umask)
 
 
 class RegistryServer:

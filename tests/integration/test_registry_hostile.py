@@ -9,6 +9,7 @@ live-process tests send the same frames to a real registry."""
 from __future__ import annotations
 
 import logging
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -188,3 +189,16 @@ def test_a_reply_that_does_not_decode_is_internal_undecodable_reply(run_dir: Pat
     finally:
         thread.join(timeout=5)
         fake.close()
+
+
+# -- least privilege --------------------------------------------------------------------
+
+
+def test_the_registry_creates_its_run_dir_0700_and_its_sockets_0600(
+        processes: Processes, run_dir: Path, registry: StartRegistry) -> None:
+    fresh = run_dir / "fresh"
+    registry({"ECSM_ACTORS_RUN_DIR": str(fresh)})
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    for name in ("registry.sock", "events.sock"):
+        mode = (fresh / name).stat().st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600, (name, oct(mode))
