@@ -2,8 +2,12 @@
 
 Runs in the supervisor process, main thread. Sources:
 
-* the control socket (REP, ``cfg.control_endpoint``; an ipc socket is made mode 0600),
-* the liveness socket (PULL, ``cfg.heartbeat_endpoint``) children PUSH reports to,
+* the control socket (REP, ``cfg.control_endpoint``): every message received is
+  answered exactly once (:func:`.control.handle_message`), or the REP socket would take
+  no further request;
+* the liveness socket (PULL, ``cfg.heartbeat_endpoint``) children PUSH reports to; a
+  report that does not make sense is dropped (:mod:`.reports`), at most
+  :data:`REPORTS_PER_TURN` are read per turn so a flood cannot starve the control socket,
 * one pidfd per live child (readable once it died: death is noticed in about a
   millisecond, never by polling ``psutil.wait_procs``),
 * the probe pipe (readiness probe results) and the signal pipe (``signal.set_wakeup_fd``).
@@ -12,6 +16,9 @@ The poll timeout is the time to the next timer (restart backoff, hold-down, stop
 readiness timeout, heartbeat deadline, memory sample); with nothing due the loop sleeps in
 the kernel — idle means idle. SIGTERM/SIGINT (or the ``shutdown`` op) stop every child in
 reverse dependency order, then the loop returns; a second signal SIGKILLs them all.
+
+A message larger than :data:`MAX_MESSAGE` on either socket drops its connection instead
+of being buffered.
 
 This loop is the supervisor's process boundary: its body is wrapped in the one catch-all
 of the process, so a bug in handling one event is logged and the children stay supervised.
@@ -32,10 +39,10 @@ from typing import Any
 
 import zmq
 
-from ecsm_actors import protocol
 from ecsm_actors.config import Config
 from ecsm_actors.errors import BadRequest, ControlError
-from ecsm_actors.supervisor import control
+from ecsm_actors.supervisor import control, reports
+from ecsm_actors.supervisor.failures import FailureLog
 from ecsm_actors.supervisor.machine import ChildState
 from ecsm_actors.supervisor.probes import Prober
 from ecsm_actors.supervisor.process import ChildProcess
@@ -49,6 +56,12 @@ logger = logging.getLogger(__name__)
 #: The loop gives up (exit 70, so systemd restarts it) after this many failing iterations
 #: in a row: a persistent bug must not turn into a busy loop.
 MAX_CONSECUTIVE_FAILURES = 100
+#: Largest message either socket takes (zmq's MAXMSGSIZE): a larger one drops its
+#: connection, unanswered. Below it, an oversized request still gets its BadRequest
+#: (the decoders' limit is 1 MiB).
+MAX_MESSAGE = 4 << 20
+#: Liveness reports read per turn of the loop, at most.
+REPORTS_PER_TURN = 256
 
 
 class Supervisor:
@@ -67,6 +80,7 @@ class Supervisor:
         self._pidfds: dict[int, Child] = {}
         self._signals: list[int] = []
         self._started = clock()
+        self.failures = FailureLog(logger)
 
     # -- loop ------------------------------------------------------------------------
 
@@ -79,6 +93,7 @@ class Supervisor:
         try:
             for sock in (control_sock, beats):
                 sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
             _bind(control_sock, self.cfg.control_endpoint, private=True)
             _bind(beats, self.cfg.heartbeat_endpoint, private=True)
             for source in (sig_read, self._prober.fd, control_sock, beats):
@@ -178,25 +193,31 @@ class Supervisor:
             self._poller.unregister(fd)
 
     def _receive_reports(self, beats: zmq.Socket[Any]) -> None:
-        while True:
+        for _ in range(REPORTS_PER_TURN):
             try:
-                frame = beats.recv(zmq.NOBLOCK)
+                frame, frames = _recv_message(beats)
             except zmq.Again:
                 return
             try:
-                report = protocol.decode_liveness(frame)
+                if frames != 1:
+                    raise BadRequest(f"a liveness report is one frame, got {frames}")
+                report = reports.accept(frame)
             except BadRequest as e:
-                logger.debug("dropping a malformed liveness report: %s", e)
+                self.failures.record("badReports", "dropping a liveness report", e)
                 continue
             self.tree.on_liveness(report)
 
     def _answer(self, control_sock: zmq.Socket[Any]) -> None:
         while True:
             try:
-                frame = control_sock.recv(zmq.NOBLOCK)
+                frame, frames = _recv_message(control_sock)
             except zmq.Again:
                 return
-            control_sock.send(control.handle(frame, self))
+            reply = control.handle_message(frame, frames, self, failures=self.failures)
+            try:
+                control_sock.send(reply)
+            except zmq.ZMQError as e:  # the peer is gone: REP drops the reply itself
+                logger.warning("cannot answer a control request: %s", e)
 
     def _child_ready(self, name: str) -> None:
         child = self.tree.children[name]
@@ -245,6 +266,7 @@ class Supervisor:
             "ready": all(c.machine.state == ChildState.RUNNING or c.machine.held
                          for c in children),
             "failed": failed,
+            "refused": self.failures.snapshot(),
             "children": self.ps(),
         }
 
@@ -252,6 +274,18 @@ class Supervisor:
         logger.info("shutdown requested through the control socket")
         self.tree.begin_shutdown()
         return {"stopping": True, "pid": os.getpid()}
+
+
+def _recv_message(sock: zmq.Socket[Any]) -> tuple[bytes, int]:
+    """The first frame of the next message and its number of frames, the others read
+    and dropped (zmq delivers a message whole, so they are there already); zmq.Again
+    when no message is waiting."""
+    first = sock.recv(zmq.NOBLOCK)
+    frames = 1
+    while sock.getsockopt(zmq.RCVMORE):
+        sock.recv(zmq.NOBLOCK)
+        frames += 1
+    return first, frames
 
 
 def _bind(sock: zmq.Socket[Any], endpoint: str, *, private: bool) -> None:
