@@ -17,8 +17,9 @@ readiness timeout, heartbeat deadline, memory sample); with nothing due the loop
 the kernel — idle means idle. SIGTERM/SIGINT (or the ``shutdown`` op) stop every child in
 reverse dependency order, then the loop returns; a second signal SIGKILLs them all.
 
-A message larger than :data:`MAX_MESSAGE` on either socket drops its connection instead
-of being buffered.
+Both sockets are created in the run dir (0700) with mode 0600 (bound under a 0177 umask,
+then chmod, so they are never reachable by others even for an instant); a message larger
+than :data:`MAX_MESSAGE` drops its connection instead of being buffered.
 
 This loop is the supervisor's process boundary: its body is wrapped in the one catch-all
 of the process, so a bug in handling one event is logged and the children stay supervised.
@@ -289,9 +290,16 @@ def _recv_message(sock: zmq.Socket[Any]) -> tuple[bytes, int]:
 
 
 def _bind(sock: zmq.Socket[Any], endpoint: str, *, private: bool) -> None:
+    """Bind ``endpoint``; a private ipc socket is created 0600 (under a umask that leaves
+    no window where another user could connect), then chmod to say so explicitly."""
+    ipc = private and endpoint.startswith("ipc://")
+    old_umask = os.umask(0o177) if ipc else None
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as e:
         raise ControlError(f"cannot bind {endpoint}: {e}") from e
-    if private and endpoint.startswith("ipc://"):
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
+    if ipc:
         os.chmod(endpoint[len("ipc://"):], 0o600)

@@ -1,0 +1,61 @@
+"""What the supervisor leaves on disk while it runs: a private run directory (0700, with
+its logs/ and pids/) and private sockets (0600)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecsm_actors.config import load_config
+from ecsm_actors.supervisor.client import SupervisorClient
+from tests.helpers import Processes, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+WORKER = str(Path(__file__).resolve().parents[1] / "fault" / "children" / "worker.py")
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def start_supervisor(processes: Processes, run_dir: Path, table: list[dict[str, Any]],
+                     env: dict[str, str] | None = None) -> SupervisorClient:
+    """A supervisor on ``run_dir`` (which it creates when missing) under umask 0, so that
+    whatever is not explicitly private would be open to everyone."""
+    children = processes.run_dir / "children.json"
+    children.write_text(json.dumps(table))
+    old = os.umask(0)
+    try:
+        processes.spawn("supervisor", "--children", str(children), log_name="supervisor",
+                        env={"ECSM_ACTORS_RUN_DIR": str(run_dir), **(env or {})})
+    finally:
+        os.umask(old)
+    client = SupervisorClient(load_config(environ={"ECSM_ACTORS_RUN_DIR": str(run_dir)}))
+    wait_until(lambda: client.status()["ready"], timeout=15, what="every child ready")
+    return client
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["fresh", "existing-0777"])
+def test_the_run_dir_is_0700_and_every_socket_of_the_supervisor_0600(
+        processes: Processes, existing: bool) -> None:
+    run_dir = processes.run_dir / "state" / "ecsm"
+    if existing:
+        for sub in ("", "logs", "pids"):
+            (run_dir / sub).mkdir(parents=True, exist_ok=True)
+            (run_dir / sub).chmod(0o777)
+    client = start_supervisor(processes, run_dir, [
+        {"name": "idle", "argv": [sys.executable, WORKER, "--name", "idle"]}])
+    assert {p: oct(mode(run_dir / p)) for p in ("", "logs", "pids")} == {
+        "": "0o700", "logs": "0o700", "pids": "0o700"}
+    sockets = {p.name: oct(mode(p)) for p in run_dir.iterdir() if p.is_socket()}
+    assert sockets == {"control.sock": "0o600", "heartbeat.sock": "0o600"}
+    assert client.ps()[0]["state"] == "RUNNING"
+
