@@ -25,8 +25,9 @@ from ecsm_actors.supervisor.states import ExitStatus
 
 logger = logging.getLogger(__name__)
 
-#: A child's log is rotated (to ``.1``) once it is larger than this: at the child's next
-#: start, and while it runs at every memory sample (see :func:`rotate_running_log`).
+#: A child's log is rotated (to ``.1``) once it is larger than this (the default of
+#: ``supervisor.log_max_bytes``): at the child's next start, and while it runs at every
+#: memory sample (see :func:`rotate_running_log`).
 LOG_ROTATE_BYTES = 16 << 20
 
 
@@ -69,10 +70,10 @@ def pidfile_path(pid_dir: Path, name: str) -> Path:
 
 
 def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], *, log_dir: Path,
-          pid_dir: Path) -> ChildProcess:
+          pid_dir: Path, log_limit: int = LOG_ROTATE_BYTES) -> ChildProcess:
     """Start ``argv`` with ``env``; raises OSError when the process cannot be created."""
     log = log_path(log_dir, name)
-    _rotate(log)
+    _rotate(log, log_limit)
     with open(log, "ab", buffering=0) as out:
         popen = subprocess.Popen(
             list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
@@ -88,9 +89,9 @@ def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], *, log_dir: Pa
         raise
 
 
-def _rotate(log: Path) -> None:
+def _rotate(log: Path, limit: int) -> None:
     try:
-        if log.stat().st_size > LOG_ROTATE_BYTES:
+        if log.stat().st_size > limit:
             os.replace(log, log.with_name(log.name + ".1"))
     except FileNotFoundError:
         pass

@@ -116,7 +116,8 @@ class Tree:
         argv = (*spec.argv, *child.pin_args)
         try:
             proc = process.spawn(spec.name, argv, self.environment(spec),
-                                 log_dir=self.cfg.log_dir, pid_dir=self.cfg.pid_dir)
+                                 log_dir=self.cfg.log_dir, pid_dir=self.cfg.pid_dir,
+                                 log_limit=int(self.cfg.supervisor.log_max_bytes))
         except OSError as e:
             logger.error("%s: cannot start %s: %s", spec.name, argv[0], e)
             return child.machine.spawn_failed(f"cannot start: {e}")
@@ -203,7 +204,8 @@ class Tree:
             pid = child.machine.pid
             if pid is None or child.process is None:
                 continue
-            process.rotate_running_log(process.log_path(self.cfg.log_dir, name))
+            process.rotate_running_log(process.log_path(self.cfg.log_dir, name),
+                                       int(self.cfg.supervisor.log_max_bytes))
             try:
                 if child.ps_handle is None or child.ps_handle.pid != pid:
                     child.ps_handle = psutil.Process(pid)

@@ -1,12 +1,11 @@
 """What the supervisor leaves on disk while it runs: a private run directory (0700, with
-its logs/ and pids/) and private sockets (0600)."""
+its logs/ and pids/), private sockets (0600), and child logs kept under their limit."""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,3 +58,27 @@ def test_the_run_dir_is_0700_and_every_socket_of_the_supervisor_0600(
     assert sockets == {"control.sock": "0o600", "heartbeat.sock": "0o600"}
     assert client.ps()[0]["state"] == "RUNNING"
 
+
+def test_a_running_childs_log_is_rotated_once_past_the_configured_limit(
+        processes: Processes, run_dir: Path) -> None:
+    chatty = [sys.executable, "-u", "-c",
+              "import time\nwhile True:\n    print('x' * 99, flush=True)\n    time.sleep(0.002)"]
+    client = start_supervisor(processes, run_dir, [{"name": "chatty", "argv": chatty,
+                                                        "heartbeat_deadline": 0}],
+                              env={"ECSM_ACTORS_SUPERVISOR_LOG_MAX_BYTES": "64Ki",
+                                   "ECSM_ACTORS_SUPERVISOR_MEMORY_INTERVAL": "0.1"})
+    log = run_dir / "logs" / "chatty.log"
+    rotated = log.with_name("chatty.log.1")
+    wait_until(rotated.exists, timeout=15, what="chatty.log rotated to chatty.log.1")
+    assert rotated.stat().st_size > 64 << 10
+    assert client.ps()[0]["restarts"] == 0  # rotated while it runs, not at a restart
+    # The child keeps writing at the start of the truncated file: it stays near the limit.
+    wait_until(lambda: log.stat().st_size > 0, timeout=5, what="the child writing again")
+    copies = {rotated.stat().st_mtime_ns}
+
+    def rotated_three_more_times() -> bool:
+        copies.add(rotated.stat().st_mtime_ns)
+        return len(copies) >= 4
+
+    wait_until(rotated_three_more_times, timeout=20, what="three more rotations")
+    assert log.stat().st_size < 4 * (64 << 10)
