@@ -78,9 +78,19 @@ class RegistrySettings:
     heartbeat_interval: float = 1.0
     #: Largest request frame accepted, bytes.
     max_frame_bytes: ByteSize = ByteSize(4 << 20)
+    #: Requests one turn of the registry's loop takes at most, in bytes (at least one
+    #: request): what it decodes and holds before validating and committing them.
+    max_batch_bytes: ByteSize = ByteSize(8 << 20)
+    #: Bytes the registry queues at most for one peer that does not read (or send too
+    #: fast): its replies, its requests and, for a subscriber, its events. Queues count
+    #: messages, so this is divided by the largest message (max_frame_bytes; twice that
+    #: for requests): 16 replies, 8 requests by default, never fewer than 4; events at
+    #: least 1,000 (a few KiB each as a rule), at most pub_hwm.
+    peer_queue_bytes: ByteSize = ByteSize(64 << 20)
     #: Client-side timeout of one request, seconds.
     request_timeout: float = 5.0
-    #: Messages queued per subscriber before PUB drops (gaps are repaired by replay).
+    #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry
+    #: queues per subscriber (see peer_queue_bytes); gaps are repaired by replay.
     pub_hwm: int = 100_000
 
 

@@ -16,12 +16,28 @@ process, per request: the other requests of the batch, and its writes, are serve
 nothing happened). Neither stops the registry; both are logged, the first
 :data:`LOGGED_FAILURES` of each kind and then one in :data:`LOG_EVERY`. SIGTERM/SIGINT end
 the loop and the process exits 0.
+
+Memory is bounded against peers, in bytes:
+
+* a turn of the loop takes at most :data:`MAX_BATCH` requests and stops early once they
+  hold ``registry.max_batch_bytes`` (8 MiB; at least one request is taken): 40 writes of
+  4 MiB from several clients are decoded and validated a few at a time, not all at once;
+* what ZeroMQ queues for one peer is held to about ``registry.peer_queue_bytes`` (64 MiB)
+  by high-water marks in messages (:class:`PeerQueues`): that budget divided by the
+  largest message — replies ``max_frame_bytes`` (16), requests twice that (8), never
+  fewer than 4 — and for a subscriber's events at least 1,000, at most
+  ``registry.pub_hwm``. A client that pipelines requests and never reads its replies is
+  sent no more once 16 are queued (the rest are dropped: a REQ client has only one
+  outstanding); a subscriber that never reads loses events beyond 1,000 (a subscriber
+  that reads detects the gap and replays). A reply larger than ``max_frame_bytes`` (a LIST
+  of many objects) still counts as one message.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+from dataclasses import dataclass
 import logging
 import os
 import sys
@@ -32,7 +48,7 @@ from typing import Any
 import zmq
 
 from ecsm_actors import api, lifecycle, logs, protocol
-from ecsm_actors.config import Config, load_config
+from ecsm_actors.config import Config, RegistrySettings, load_config
 from ecsm_actors.errors import (
     BadRequest,
     EcsmActorsError,
@@ -57,12 +73,35 @@ BULK = 1000
 #: resourceVersion then says how far the page goes, and the caller asks again from there.
 WATCH_PAGE = 10_000
 WATCH_PAGE_BYTES = 32 << 20
+#: Fewest replies or requests queued per peer, whatever the byte budget.
+MIN_PEER_MESSAGES = 4
+#: Fewest events queued per subscriber: the events of a whole batch (up to MAX_BATCH)
+#: are published at once, faster than a subscriber that reads can take them.
+MIN_SUBSCRIBER_EVENTS = 1000
 #: Bad requests and internal errors logged in full; after them, one in LOG_EVERY.
 LOGGED_FAILURES = 10
 LOG_EVERY = 1000
 
 Frames = list[bytes]
 _MORE = zmq.NOBLOCK | zmq.SNDMORE
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerQueues:
+    """High-water marks, in messages, that hold what is queued for one peer to about
+    ``registry.peer_queue_bytes`` (see the module docstring)."""
+
+    replies: int
+    requests: int
+    events: int
+
+    @classmethod
+    def from_settings(cls, r: RegistrySettings) -> PeerQueues:
+        budget, frame = int(r.peer_queue_bytes), max(1, int(r.max_frame_bytes))
+        events = max(MIN_SUBSCRIBER_EVENTS, budget // frame)
+        return cls(replies=max(MIN_PEER_MESSAGES, budget // frame),
+                   requests=max(MIN_PEER_MESSAGES, budget // (2 * frame)),
+                   events=min(events, r.pub_hwm) if r.pub_hwm > 0 else events)
 
 
 def split_envelope(frames: Frames) -> tuple[Frames, Frames]:
@@ -106,6 +145,8 @@ class RegistryServer:
         api.configure_limits(cfg.api)  # the upper bounds every write is validated against
         self.store = store or Store.from_config(cfg)
         self.max_frame = int(cfg.registry.max_frame_bytes)
+        self.max_batch_bytes = int(cfg.registry.max_batch_bytes)
+        self.queues = PeerQueues.from_settings(cfg.registry)
         self.context: zmq.Context[Any] = zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 200)
@@ -113,9 +154,11 @@ class RegistryServer:
         # sender its connection instead of our memory.
         self.router.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_frame + (64 << 10))
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.router.setsockopt(zmq.SNDHWM, self.queues.replies)
+        self.router.setsockopt(zmq.RCVHWM, self.queues.requests)
         self.pub = self.context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
-        self.pub.setsockopt(zmq.SNDHWM, cfg.registry.pub_hwm)
+        self.pub.setsockopt(zmq.SNDHWM, self.queues.events)
         bind(self.router, cfg.registry_endpoint)
         bind(self.pub, cfg.events_endpoint)
         self.stats: dict[str, Any] = {"requests": 0, "writes": 0, "commits": 0,
@@ -124,9 +167,11 @@ class RegistryServer:
         self.liveness = LivenessReporter(self.context, cfg.heartbeat_endpoint, "registry",
                                          cfg.registry.heartbeat_interval,
                                          report=lambda: {"stats": dict(self.stats)})
-        logger.info("registry serving %s, events on %s, epoch %s, resourceVersion %d",
+        logger.info("registry serving %s, events on %s, epoch %s, resourceVersion %d; "
+                    "queued per peer at most %d replies, %d requests, %d events",
                     cfg.registry_endpoint, cfg.events_endpoint, self.store.epoch,
-                    self.store.resource_version)
+                    self.store.resource_version, self.queues.replies, self.queues.requests,
+                    self.queues.events)
 
     def serve(self, stop: lifecycle.StopFlag) -> None:
         self.liveness.start()
@@ -162,14 +207,17 @@ class RegistryServer:
     # -- one turn of the loop ------------------------------------------------------------
 
     def serve_batch(self) -> None:
-        """One turn: answer every request already queued (reads at once, refusals at
-        once), then commit the batch's writes and acknowledge them. Every request gets
-        exactly one answer, whatever it contains."""
+        """One turn: answer the requests already queued — at most MAX_BATCH of them,
+        fewer once they hold ``max_batch_bytes`` — reads and refusals at once, then
+        commit the batch's writes and acknowledge them. Every request gets exactly one
+        answer, whatever it contains."""
         writes: list[tuple[Frames, Request]] = []
+        taken = 0
         for _ in range(MAX_BATCH):
             frames = self._recv()
             if frames is None:
                 break
+            taken += sum(map(len, frames))
             self.stats["requests"] += 1
             envelope, body = split_envelope(frames)
             try:
@@ -182,6 +230,8 @@ class RegistryServer:
                     self._send(envelope, self._read(request))
             except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
                 self._send(envelope, self._refusal(body, e))
+            if taken >= self.max_batch_bytes:
+                break
         if writes:
             self._write(writes)
 

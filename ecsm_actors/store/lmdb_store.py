@@ -294,7 +294,7 @@ class Store:
                 try:
                     outcome = self._apply(txn, s, rv, now, full)
                 except RegistryError as e:
-                    results.append(e)
+                    results.append(e.with_traceback(None))  # no cycle (see records.stage)
                     continue
                 rv += len(outcome.events)
                 results.append(outcome)

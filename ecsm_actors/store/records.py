@@ -110,4 +110,6 @@ def stage(write: Write) -> Staged | RegistryError:
         return Staged(op=op, target=target, wanted=wanted, prepared=prepared,
                       keep_absent=keep)
     except RegistryError as e:
-        return e
+        # Kept as a value, a refusal drops its traceback: its frames hold the request, and
+        # the caller's list holding the refusal, in a cycle only the cyclic GC would free.
+        return e.with_traceback(None)

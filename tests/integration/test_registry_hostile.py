@@ -26,8 +26,8 @@ from ecsm_actors.errors import BadRequest, Internal
 from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient
 from ecsm_actors.registry.server import RegistryServer
-from tests.helpers import Processes
-from tests.registry_fixtures import StartRegistry, registry_starter
+from tests.helpers import Processes, wait_until
+from tests.registry_fixtures import StartRegistry, registry_config, registry_starter
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
@@ -43,6 +43,8 @@ def with_raw(doc: dict[str, Any], field: str, raw: bytes) -> bytes:
     placeholder = "\x00placeholder\x00"
     return msgpack.packb({**doc, field: placeholder}).replace(msgpack.packb(placeholder), raw)
 
+
+FAST = {"ECSM_ACTORS_REGISTRY_HEARTBEAT_INTERVAL": "0.1"}
 
 #: A ~1 KB request whose op is nested 1,000 deep: its repr() raised RecursionError.
 NESTED_OP = with_raw({"v": 1, "id": 90}, "op", nested_list(1000))
@@ -202,3 +204,123 @@ def test_the_registry_creates_its_run_dir_0700_and_its_sockets_0600(
     for name in ("registry.sock", "events.sock"):
         mode = (fresh / name).stat().st_mode
         assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600, (name, oct(mode))
+
+
+# -- memory bounded against peers -------------------------------------------------------
+
+
+def test_a_turn_of_the_loop_stops_taking_requests_once_they_hold_max_batch_bytes(
+        run_dir: Path) -> None:
+    here = InProcess(run_dir, {"ECSM_ACTORS_REGISTRY_MAX_FRAME_BYTES": "256Ki",
+                               "ECSM_ACTORS_REGISTRY_MAX_BATCH_BYTES": "512Ki"})
+    try:
+        for i in range(6):
+            big = service(f"big-{i}", annotations={"blob": "x" * (200 << 10)})
+            here.request(Op.CREATE, i, object=big)
+        here.server.serve_batch()
+        assert sorted(here.replies(3)) == [0, 1, 2]
+        here.server.serve_batch()
+        assert sorted(here.replies(3)) == [3, 4, 5]
+        assert (here.server.stats["commits"], here.server.stats["maxBatch"]) == (2, 3)
+    finally:
+        here.close()
+
+
+def test_what_is_queued_per_peer_is_bounded_by_peer_queue_bytes(run_dir: Path) -> None:
+    here = InProcess(run_dir, {"ECSM_ACTORS_REGISTRY_PEER_QUEUE_BYTES": "64Mi"})
+    try:
+        assert here.server.router.getsockopt(zmq.SNDHWM) == 16  # 64 MiB of 4 MiB replies
+        assert here.server.router.getsockopt(zmq.RCVHWM) == 8  # requests up to 8 MiB
+        assert here.server.pub.getsockopt(zmq.SNDHWM) == 1000  # the floor for events
+    finally:
+        here.close()
+
+
+def registry_memory(pid: int) -> int:
+    """Resident bytes of ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) << 10
+    raise AssertionError("no VmRSS")
+
+
+def served_requests(liveness: zmq.Socket[Any]) -> int:
+    """The registry's request count from its latest liveness report (0 if none came)."""
+    count = 0
+    while liveness.poll(0):
+        count = protocol.decode_liveness(liveness.recv()).stats["requests"]
+    return count
+
+
+@pytest.fixture
+def liveness(processes: Processes) -> Iterator[zmq.Socket[Any]]:
+    """Stands in for the supervisor: receives the registry's liveness reports."""
+    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PULL)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(registry_config(processes).heartbeat_endpoint)
+    yield sock
+    sock.close()
+
+
+def test_a_client_that_never_reads_its_replies_does_not_grow_the_registry(
+        processes: Processes, registry: StartRegistry, liveness: zmq.Socket[Any]) -> None:
+    proc, client = registry(FAST)
+    for i in range(300):
+        client.create(service(f"s{i}", annotations={"blob": "x" * 1000}))
+    reply_size = len(msgpack.packb(client.request(Op.LIST, kind="ECSMService")))
+    start = registry_memory(proc.pid)
+    greedy: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.DEALER)
+    greedy.setsockopt(zmq.LINGER, 0)
+    greedy.setsockopt(zmq.RCVHWM, 1)
+    greedy.setsockopt(zmq.RCVBUF, 4096)
+    greedy.connect(registry_config(processes).registry_endpoint)
+    lists = 400
+    try:
+        before = wait_until(lambda: served_requests(liveness), timeout=10,
+                            what="a liveness report of the registry")
+        for i in range(lists):
+            greedy.send_multipart([b"", protocol.encode_request(Op.LIST, i, kind="ECSMService")])
+        wait_until(lambda: served_requests(liveness) >= before + lists, timeout=60,
+                   what=f"the registry to serve {lists} LISTs")
+        growth = registry_memory(proc.pid) - start
+    finally:
+        greedy.close()
+    assert lists * reply_size > 120 << 20  # what an unbounded queue would hold
+    assert growth < 48 << 20, f"RSS grew {growth >> 20} MiB"  # 180 MiB unbounded
+    assert client.ping()["resourceVersion"] == 300
+
+
+def peak_memory(pid: int) -> int:
+    """Peak resident bytes of ``pid`` so far."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) << 10
+    raise AssertionError("no VmHWM")
+
+
+def test_forty_writes_of_a_max_size_frame_at_once_keep_the_registry_small(
+        processes: Processes, registry: StartRegistry) -> None:
+    proc, client = registry({"ECSM_ACTORS_REGISTRY_MAX_FRAME_BYTES": "1Mi"})
+    start = registry_memory(proc.pid)
+    junk = {f"f{i:06d}": "v" * 16 for i in range(((1 << 20) - 4096) // 25)}
+    context: zmq.Context[Any] = zmq.Context.instance()
+    clients = [context.socket(zmq.DEALER) for _ in range(4)]
+    try:
+        for k, sock in enumerate(clients):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(registry_config(processes).registry_endpoint)
+            for i in range(10):
+                obj = service(f"big-{k}-{i}")
+                obj["spec"]["junk"] = junk  # ~40,000 unknown fields: ~8 MB decoded
+                sock.send_multipart([b"", protocol.encode_request(Op.CREATE, i, object=obj)])
+        for sock in clients:
+            for _ in range(10):
+                assert sock.poll(30_000), "a write was not answered"
+                reply = msgpack.unpackb(sock.recv_multipart()[-1])
+                assert reply["error"]["code"] == "Invalid"
+    finally:
+        for sock in clients:
+            sock.close()
+    growth = peak_memory(proc.pid) - start
+    assert growth < 140 << 20, f"peak RSS grew {growth >> 20} MiB"  # 207 MiB unbounded
+    assert client.ping()["resourceVersion"] == 0
