@@ -9,6 +9,8 @@ live-process tests send the same frames to a real registry."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import stat
 import threading
 from collections.abc import Iterator
@@ -324,3 +326,62 @@ def test_forty_writes_of_a_max_size_frame_at_once_keep_the_registry_small(
     growth = peak_memory(proc.pid) - start
     assert growth < 140 << 20, f"peak RSS grew {growth >> 20} MiB"  # 207 MiB unbounded
     assert client.ping()["resourceVersion"] == 0
+
+
+# -- a live registry keeps serving ------------------------------------------------------
+
+
+def latest_stats(liveness: zmq.Socket[Any]) -> dict[str, Any]:
+    """The stats of the registry's latest liveness report (empty if none came)."""
+    stats: dict[str, Any] = {}
+    while liveness.poll(0):
+        stats = protocol.decode_liveness(liveness.recv()).stats
+    return stats
+
+
+def test_a_live_registry_answers_hostile_frames_and_acknowledges_the_writes_queued_with_them(
+        processes: Processes, registry: StartRegistry, liveness: zmq.Socket[Any]) -> None:
+    proc, client = registry(FAST)
+    peer: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.DEALER)
+    peer.setsockopt(zmq.LINGER, 0)
+    peer.connect(registry_config(processes).registry_endpoint)
+    deep_object = with_raw({"v": 1, "id": 95, "op": "CREATE"}, "object",
+                           b"\x81\xa4spec" * 1000 + b"\x80")
+    batch = [
+        [protocol.encode_request(Op.CREATE, 1, object=service("before"))],
+        [NESTED_OP],
+        [protocol.encode_request(Op.PING, 92), b"a second body frame"],
+        [msgpack.packb({"v": 2, "id": 93, "op": "PING"})],
+        [with_raw({"v": 1, "op": "PING"}, "id", nested_list(1000))],
+        [deep_object],
+        [protocol.encode_request(Op.CREATE, 2, object=service("after"))],
+    ]
+    # Stopped, the registry finds them all queued when it resumes: most likely one turn
+    # (the in-process tests above prove the one-turn case without a race).
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        for frames in batch:
+            peer.send_multipart([b"", *frames])
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    replies = []
+    for _ in batch:
+        assert peer.poll(10_000), f"only {len(replies)} of {len(batch)} answered"
+        replies.append(msgpack.unpackb(peer.recv_multipart()[-1]))
+    answers = {(r["id"], "ok" if r["ok"] else r["error"]["code"]) for r in replies}
+    assert answers == {(1, "ok"), (2, "ok"), (90, "BadRequest"), (None, "BadRequest"),
+                       (93, "BadRequest"), (95, "BadRequest")}
+    stats = wait_until(lambda: (s := latest_stats(liveness)).get("writes") and s,
+                       timeout=10, what="a liveness report counting the writes")
+    assert (stats["writes"], stats["badRequests"], stats["internalErrors"]) == (2, 5, 0)
+
+    peer.send_multipart([b"", os.urandom(2 << 20)])
+    assert peer.poll(10_000), "2 MiB of garbage was not answered"
+    assert msgpack.unpackb(peer.recv_multipart()[-1])["error"]["code"] == "BadRequest"
+    peer.close()
+    assert proc.poll() is None
+    assert client.ping()["resourceVersion"] == 2
+    client.create(service("still-serving"))
+    assert client.get("ECSMService", "default", "before")["metadata"]["name"] == "before"
+    assert client.get("ECSMService", "default", "still-serving")["metadata"][
+        "resourceVersion"] == 3
