@@ -12,6 +12,11 @@ under ``State.lock``. Never subject to injected faults. Routes::
     DELETE /_sim/containers/{name}           deleted behind the operator's back
     POST   /_sim/services/{idOrName}/load    {cpu: percent total, memory: bytes total}
     POST   /_sim/start-delay                 {seconds}
+
+Every value is checked before anything changes (:mod:`.admin_values`): latency 0..60 s,
+error_rate and drop_rate 0..1, partition a boolean, cpu 0..1e6 percent, memory a whole
+0..2**50 bytes, seconds 0..3600, message a string of at most 1,024 characters; NaN,
+Infinity, strings for numbers and unknown keys answer 400 naming the key.
 """
 
 from __future__ import annotations
@@ -19,24 +24,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ecsm_actors.ecsm.simulator import actions, views
-from ecsm_actors.ecsm.simulator.errors import bad_request
+from ecsm_actors.ecsm.simulator import actions, admin_values, views
 from ecsm_actors.ecsm.simulator.faults import Faults
 from ecsm_actors.ecsm.simulator.request import Request, Router
 
 if TYPE_CHECKING:
     from ecsm_actors.ecsm.simulator.app import Simulator
-
-
-def _number(body: Any, key: str, required: bool = False) -> float | None:
-    value = body.get(key) if isinstance(body, dict) else None
-    if value is None:
-        if required:
-            raise bad_request(f"{key}: required")
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise bad_request(f"{key}: expected a non-negative number")
-    return float(value)
 
 
 def health(sim: Simulator, req: Request) -> dict[str, Any]:
@@ -85,9 +78,8 @@ def node_up(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
 
 
 def crash(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
-    message = "container exited unexpectedly (code 139)"
-    if isinstance(req.body, dict) and isinstance(req.body.get("message"), str):
-        message = req.body["message"]
+    doc = admin_values.object_body(req.body, "crash", ("message",))
+    message = admin_values.text(doc, "message", "container exited unexpectedly (code 139)")
     c = actions.crash_container(sim.state, name, message)
     return views.container(sim.state, c, sim.state.clock())
 
@@ -98,13 +90,16 @@ def delete_container(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
 
 
 def set_load(sim: Simulator, req: Request, service: str) -> None:
-    cpu = _number(req.body, "cpu")
-    memory = _number(req.body, "memory")
-    actions.set_load(sim.state, service, cpu, None if memory is None else int(memory))
+    doc = admin_values.object_body(req.body, "load", ("cpu", "memory"))
+    cpu = admin_values.number(doc, "cpu", 0.0, admin_values.MAX_CPU)
+    memory = admin_values.integer(doc, "memory", 0, admin_values.MAX_MEMORY)
+    actions.set_load(sim.state, service, cpu, memory)
 
 
 def set_start_delay(sim: Simulator, req: Request) -> dict[str, float]:
-    seconds = _number(req.body, "seconds", required=True)
+    doc = admin_values.object_body(req.body, "start-delay", ("seconds",))
+    seconds = admin_values.number(doc, "seconds", 0.0, admin_values.MAX_START_DELAY,
+                                  required=True)
     sim.state.start_delay = float(seconds or 0.0)
     return {"seconds": sim.state.start_delay}
 

@@ -8,6 +8,8 @@ API under ``/_sim/``). Error kinds:
 * ``malformed`` — HTTP 200 with a truncated JSON body (the client's decode error path).
 
 A dropped request (``drop_rate`` or ``partition``) closes the connection without an answer.
+Every setting is checked when set (finite, within bounds: latency at most 60 s, rates
+0..1), so applying one to a request never fails.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ecsm_actors.ecsm.simulator import admin_values
 from ecsm_actors.ecsm.simulator.errors import bad_request
+from ecsm_actors.errors import describe_input
 
 ERROR_KINDS = ("http5xx", "envelope", "malformed")
 MALFORMED_BODY = b'{"status":200,"message":"success","data":{"total":'
+FIELDS = ("latency", "error_rate", "error_kind", "drop_rate", "partition")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,23 +37,17 @@ class Faults:
 
     @classmethod
     def from_body(cls, body: Any) -> Faults:
-        doc = body if isinstance(body, dict) else {}
-        try:
-            faults = cls(latency=float(doc.get("latency", 0.0)),
-                         error_rate=float(doc.get("error_rate", 0.0)),
-                         error_kind=str(doc.get("error_kind", "http5xx")),
-                         drop_rate=float(doc.get("drop_rate", 0.0)),
-                         partition=bool(doc.get("partition", False)))
-        except (TypeError, ValueError) as e:
-            raise bad_request(f"faults: {e}") from e
-        if faults.error_kind not in ERROR_KINDS:
-            raise bad_request(f"error_kind: expected one of {', '.join(ERROR_KINDS)}")
-        for name in ("error_rate", "drop_rate"):
-            if not 0.0 <= getattr(faults, name) <= 1.0:
-                raise bad_request(f"{name}: expected 0..1")
-        if faults.latency < 0:
-            raise bad_request("latency: must not be negative")
-        return faults
+        """The faults a ``POST /_sim/faults`` body asks for (absent keys: no fault).
+        Raises the simulator's 400 on a bad value (see :mod:`.admin_values`)."""
+        doc = admin_values.object_body(body, "faults", FIELDS)
+        kind = doc.get("error_kind", "http5xx")
+        if kind not in ERROR_KINDS:
+            raise bad_request(f"error_kind: expected one of {', '.join(ERROR_KINDS)}, "
+                              f"got {describe_input(kind)}")
+        return cls(latency=_rate(doc, "latency", admin_values.MAX_LATENCY),
+                   error_rate=_rate(doc, "error_rate", 1.0), error_kind=kind,
+                   drop_rate=_rate(doc, "drop_rate", 1.0),
+                   partition=admin_values.flag(doc, "partition", False))
 
     @property
     def active(self) -> bool:
@@ -64,3 +63,7 @@ class Faults:
         if self.error_rate and rng.random() < self.error_rate:
             return "error"
         return None
+
+
+def _rate(doc: dict[str, Any], key: str, high: float) -> float:
+    return admin_values.number(doc, key, 0.0, high, default=0.0) or 0.0
