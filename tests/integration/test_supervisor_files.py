@@ -1,5 +1,6 @@
 """What the supervisor leaves on disk while it runs: a private run directory (0700, with
-its logs/ and pids/), private sockets (0600), and child logs kept under their limit."""
+its logs/ and pids/), private sockets (0600: its own and the registry's), and child logs
+kept under their limit."""
 
 from __future__ import annotations
 
@@ -51,11 +52,16 @@ def test_the_run_dir_is_0700_and_every_socket_of_the_supervisor_0600(
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
             (run_dir / sub).chmod(0o777)
     client = start_supervisor(processes, run_dir, [
-        {"name": "idle", "argv": [sys.executable, WORKER, "--name", "idle"]}])
+        {"name": "registry", "argv": [sys.executable, "-m", "ecsm_actors", "registry"]}])
     assert {p: oct(mode(run_dir / p)) for p in ("", "logs", "pids")} == {
         "": "0o700", "logs": "0o700", "pids": "0o700"}
-    sockets = {p.name: oct(mode(p)) for p in run_dir.iterdir() if p.is_socket()}
-    assert sockets == {"control.sock": "0o600", "heartbeat.sock": "0o600"}
+
+    def sockets() -> dict[str, str]:
+        return {p.name: oct(mode(p)) for p in run_dir.iterdir() if p.is_socket()}
+
+    wait_until(lambda: len(sockets()) == 4, timeout=15, what="the registry's sockets")
+    assert sockets() == {"control.sock": "0o600", "heartbeat.sock": "0o600",
+                         "registry.sock": "0o600", "events.sock": "0o600"}
     assert client.ps()[0]["state"] == "RUNNING"
 
 
