@@ -1,13 +1,22 @@
-"""Start a real registry process for a test and wait until it answers PING."""
+"""Start a real registry process for a test and wait until it answers PING; or serve one
+in the test's process (:class:`InProcessRegistry`); read its liveness reports."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import msgpack
+import zmq
+
+from ecsm_actors import protocol
 from ecsm_actors.config import Config, load_config
+from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient
+from ecsm_actors.registry.server import RegistryServer
 from tests.helpers import Processes, wait_until
 
 
@@ -58,3 +67,69 @@ def registry_starter(processes: Processes) -> Iterator[StartRegistry]:
     yield start
     for client in clients:
         client.close()
+
+
+class InProcessRegistry:
+    """A :class:`RegistryServer` in the test's process and one DEALER peer, both on
+    ``inproc://``: a message sent there is queued when ``send`` returns, so a test that
+    calls :meth:`RegistryServer.serve_batch` itself knows exactly what one turn holds."""
+
+    def __init__(self, run_dir: Path, env: dict[str, str] | None = None) -> None:
+        cfg = load_config(None, environ={"ECSM_ACTORS_RUN_DIR": str(run_dir), **(env or {})})
+        # inproc:// is no configurable endpoint (it cannot leave the process): set here.
+        cfg = replace(cfg, registry=replace(cfg.registry, endpoint="inproc://registry",
+                                            events_endpoint="inproc://events"))
+        self.server = RegistryServer(cfg)
+        self.peer = self.server.context.socket(zmq.DEALER)
+        self.peer.setsockopt(zmq.LINGER, 0)
+        self.peer.connect("inproc://registry")
+        self._subscribers: list[zmq.Socket[Any]] = []
+
+    def subscriber(self) -> zmq.Socket[Any]:
+        """A SUB socket on every event (closed by :meth:`close`)."""
+        sub = self.server.context.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect("inproc://events")
+        self._subscribers.append(sub)
+        return sub
+
+    def send(self, *frames: bytes) -> None:
+        self.peer.send_multipart([b"", *frames])
+
+    def request(self, op: Op, request_id: int, **fields: Any) -> None:
+        self.send(protocol.encode_request(op, request_id, **fields))
+
+    def replies(self, count: int) -> dict[Any, dict[str, Any]]:
+        """The next ``count`` replies by request id (each must be there already)."""
+        out = {}
+        for _ in range(count):
+            assert self.peer.poll(5000), f"only {len(out)} of {count} replies"
+            reply = msgpack.unpackb(self.peer.recv_multipart()[-1])
+            out[reply["id"]] = reply
+        assert not self.peer.poll(0), "more replies than requests"
+        return out
+
+    def close(self) -> None:
+        for sub in self._subscribers:
+            sub.close()
+        self.peer.close()
+        self.server.close()
+
+
+def liveness_socket(processes: Processes) -> Iterator[zmq.Socket[Any]]:
+    """Body of a ``liveness`` fixture: a PULL socket where the supervisor would be, to
+    read the registry's liveness reports (see :func:`latest_stats`)."""
+    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PULL)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(registry_config(processes).heartbeat_endpoint)
+    yield sock
+    sock.close()
+
+
+def latest_stats(liveness: zmq.Socket[Any]) -> dict[str, Any]:
+    """The stats of the registry's latest liveness report (empty if none came)."""
+    stats: dict[str, Any] = {}
+    while liveness.poll(0):
+        stats = protocol.decode_liveness(liveness.recv()).stats
+    return stats

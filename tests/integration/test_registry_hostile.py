@@ -14,7 +14,6 @@ import signal
 import stat
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,18 @@ import pytest
 import zmq
 
 from ecsm_actors import protocol
-from ecsm_actors.config import load_config
 from ecsm_actors.errors import BadRequest, Internal
 from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient
-from ecsm_actors.registry.server import RegistryServer
 from tests.helpers import Processes, wait_until
-from tests.registry_fixtures import StartRegistry, registry_config, registry_starter
+from tests.registry_fixtures import (
+    InProcessRegistry,
+    StartRegistry,
+    latest_stats,
+    liveness_socket,
+    registry_config,
+    registry_starter,
+)
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
@@ -52,49 +56,15 @@ FAST = {"ECSM_ACTORS_REGISTRY_HEARTBEAT_INTERVAL": "0.1"}
 NESTED_OP = with_raw({"v": 1, "id": 90}, "op", nested_list(1000))
 
 
-class InProcess:
-    """A RegistryServer in this process and one DEALER peer on ``inproc://``."""
-
-    def __init__(self, run_dir: Path, env: dict[str, str] | None = None) -> None:
-        cfg = load_config(None, environ={"ECSM_ACTORS_RUN_DIR": str(run_dir), **(env or {})})
-        # inproc:// is no configurable endpoint (it cannot leave the process): set here.
-        cfg = replace(cfg, registry=replace(cfg.registry, endpoint="inproc://registry",
-                                            events_endpoint="inproc://events"))
-        self.server = RegistryServer(cfg)
-        self.peer = self.server.context.socket(zmq.DEALER)
-        self.peer.setsockopt(zmq.LINGER, 0)
-        self.peer.connect("inproc://registry")
-
-    def send(self, *frames: bytes) -> None:
-        self.peer.send_multipart([b"", *frames])
-
-    def request(self, op: Op, request_id: int, **fields: Any) -> None:
-        self.send(protocol.encode_request(op, request_id, **fields))
-
-    def replies(self, count: int) -> dict[Any, dict[str, Any]]:
-        """The next ``count`` replies by request id (each must be there already)."""
-        out = {}
-        for _ in range(count):
-            assert self.peer.poll(5000), f"only {len(out)} of {count} replies"
-            reply = msgpack.unpackb(self.peer.recv_multipart()[-1])
-            out[reply["id"]] = reply
-        assert not self.peer.poll(0), "more replies than requests"
-        return out
-
-    def close(self) -> None:
-        self.peer.close()
-        self.server.close()
-
-
 @pytest.fixture
-def registry_here(run_dir: Path) -> Iterator[InProcess]:
-    here = InProcess(run_dir)
+def registry_here(run_dir: Path) -> Iterator[InProcessRegistry]:
+    here = InProcessRegistry(run_dir)
     yield here
     here.close()
 
 
 def test_a_nested_frame_is_refused_and_the_writes_of_its_batch_are_acknowledged(
-        registry_here: InProcess) -> None:
+        registry_here: InProcessRegistry) -> None:
     registry_here.request(Op.CREATE, 1, object=service("before"))
     registry_here.send(NESTED_OP)
     registry_here.request(Op.CREATE, 2, object=service("after"))
@@ -109,7 +79,7 @@ def test_a_nested_frame_is_refused_and_the_writes_of_its_batch_are_acknowledged(
 
 
 def test_an_unexpected_failure_answers_internal_and_the_batch_is_served(
-        registry_here: InProcess, monkeypatch: pytest.MonkeyPatch,
+        registry_here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     decode = protocol.decode_request
 
@@ -136,7 +106,7 @@ def test_an_unexpected_failure_answers_internal_and_the_batch_is_served(
 
 
 def test_internal_errors_are_logged_ten_times_then_once_in_a_thousand(
-        registry_here: InProcess, monkeypatch: pytest.MonkeyPatch,
+        registry_here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     def failing(frame: bytes, max_bytes: int | None = None) -> protocol.Request:
         raise ValueError("x" * (1 << 20))
@@ -213,7 +183,7 @@ def test_the_registry_creates_its_run_dir_0700_and_its_sockets_0600(
 
 def test_a_turn_of_the_loop_stops_taking_requests_once_they_hold_max_batch_bytes(
         run_dir: Path) -> None:
-    here = InProcess(run_dir, {"ECSM_ACTORS_REGISTRY_MAX_FRAME_BYTES": "256Ki",
+    here = InProcessRegistry(run_dir, {"ECSM_ACTORS_REGISTRY_MAX_FRAME_BYTES": "256Ki",
                                "ECSM_ACTORS_REGISTRY_MAX_BATCH_BYTES": "512Ki"})
     try:
         for i in range(6):
@@ -229,7 +199,7 @@ def test_a_turn_of_the_loop_stops_taking_requests_once_they_hold_max_batch_bytes
 
 
 def test_what_is_queued_per_peer_is_bounded_by_peer_queue_bytes(run_dir: Path) -> None:
-    here = InProcess(run_dir, {"ECSM_ACTORS_REGISTRY_PEER_QUEUE_BYTES": "64Mi"})
+    here = InProcessRegistry(run_dir, {"ECSM_ACTORS_REGISTRY_PEER_QUEUE_BYTES": "64Mi"})
     try:
         assert here.server.router.getsockopt(zmq.SNDHWM) == 16  # 64 MiB of 4 MiB replies
         assert here.server.router.getsockopt(zmq.RCVHWM) == 8  # requests up to 8 MiB
@@ -248,20 +218,12 @@ def registry_memory(pid: int) -> int:
 
 def served_requests(liveness: zmq.Socket[Any]) -> int:
     """The registry's request count from its latest liveness report (0 if none came)."""
-    count = 0
-    while liveness.poll(0):
-        count = protocol.decode_liveness(liveness.recv()).stats["requests"]
-    return count
+    return int(latest_stats(liveness).get("requests", 0))
 
 
 @pytest.fixture
 def liveness(processes: Processes) -> Iterator[zmq.Socket[Any]]:
-    """Stands in for the supervisor: receives the registry's liveness reports."""
-    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PULL)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.bind(registry_config(processes).heartbeat_endpoint)
-    yield sock
-    sock.close()
+    yield from liveness_socket(processes)
 
 
 def test_a_client_that_never_reads_its_replies_does_not_grow_the_registry(
@@ -329,14 +291,6 @@ def test_forty_writes_of_a_max_size_frame_at_once_keep_the_registry_small(
 
 
 # -- a live registry keeps serving ------------------------------------------------------
-
-
-def latest_stats(liveness: zmq.Socket[Any]) -> dict[str, Any]:
-    """The stats of the registry's latest liveness report (empty if none came)."""
-    stats: dict[str, Any] = {}
-    while liveness.poll(0):
-        stats = protocol.decode_liveness(liveness.recv()).stats
-    return stats
 
 
 def test_a_live_registry_answers_hostile_frames_and_acknowledges_the_writes_queued_with_them(
