@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-from dataclasses import dataclass
 import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
