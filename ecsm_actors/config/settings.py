@@ -203,6 +203,10 @@ class SupervisorSettings:
     ready_timeout: float = 60.0
     #: How often each child's RSS is compared with ``memory_limit``, seconds.
     memory_interval: float = 5.0
+    #: A child's log (``<run dir>/logs/<child>.log``) larger than this is rotated to
+    #: ``.1``: at the child's start, and while it runs at each memory sample (copy and
+    #: truncate; with ``memory_interval`` 0, only at starts).
+    log_max_bytes: ByteSize = ByteSize(16 << 20)
     #: Child table (TOML or JSON) replacing the built-in one; empty means the built-in one.
     children_file: str = ""
 
@@ -213,10 +217,6 @@ class ApiSettings:
     #: and an integer rollout maxSurge/maxUnavailable. Lowering it below a stored object's
     #: value makes every update of that object fail until its value is lowered too.
     max_replicas: int = 1000
-    #: A child's log (``<run dir>/logs/<child>.log``) larger than this is rotated to
-    #: ``.1``: at the child's start, and while it runs at each memory sample (copy and
-    #: truncate; with ``memory_interval`` 0, only at starts).
-    log_max_bytes: ByteSize = ByteSize(16 << 20)
     #: Most nodes in a service's ``nodes`` (Static) or ``nodePool`` (Dynamic).
     max_nodes: int = 1000
     #: Largest memory limit of a service (``resources.limits.memory``, SylixOS
