@@ -55,16 +55,33 @@ def _escape_char(char: str) -> str:
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def escape_text(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\n``, ``\\x07``, ``\\u202e``):
+    controls, line/paragraph separators, bidi embeddings, overrides and isolates,
+    zero-width and other invisible format characters, the BOM, unassigned and private-use
+    code points, spaces other than U+0020. Idempotent (a backslash is not escaped)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape_char(c) for c in text)
+
+
 def clip_text(text: str, limit: int = MAX_MESSAGE) -> str:
     """At most ``limit`` characters of ``text`` on one line: non-printable characters
-    (newlines and other controls, bidi overrides, zero-width characters) escaped as
-    ``\\n``, ``\\u202e``; a cut marked ``...``. Idempotent."""
-    head = text[: limit + 1]
-    if not head.isprintable():
-        head = "".join(c if c.isprintable() else _escape_char(c) for c in head)
+    escaped (:func:`escape_text`); a cut marked ``...``. Idempotent."""
+    head = escape_text(text[: limit + 1])
     if len(text) <= limit and len(head) <= limit:
         return head
     return head[: max(0, limit - 3)] + "..."
+
+
+def integer_text(value: int, limit: int = PREVIEW) -> str:
+    """``value`` in digits, or ``an integer of about N digits`` when that is longer than
+    ``limit`` (never converting a huge integer: ``str()`` past 4300 digits raises)."""
+    if value.bit_length() <= 3 * limit:
+        text = str(value)
+        if len(text) <= limit:
+            return text
+    return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
 
 
 def describe_input(value: Any, limit: int = PREVIEW) -> str:
@@ -80,9 +97,8 @@ def describe_input(value: Any, limit: int = PREVIEW) -> str:
     if isinstance(value, bool):
         return "boolean true" if value else "boolean false"
     if isinstance(value, int):
-        if value.bit_length() > 3 * limit:
-            return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
-        return f"integer {clip_text(str(value), limit)}"
+        text = integer_text(value, limit)
+        return text if text.startswith("an ") else f"integer {text}"
     if isinstance(value, float):
         return f"number {clip_text(repr(value), limit)}"
     if isinstance(value, str):

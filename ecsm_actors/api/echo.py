@@ -1,9 +1,10 @@
 """Bounded, escaped echoes of untrusted input: what a message or a terminal may show of it.
 
-Owns :func:`escape` (control, bidi and invisible format characters made visible as
-``\\n``, ``\\x07``, ``\\u202e``), :func:`clip` (escape, then cut to a few dozen
-characters) and :func:`describe` (``string "abc"``, ``integer 3``, ``map``). Pure; runs in
-every process: the registry quotes input in its error replies and logs, ``ecsm-cli``
+Owns :func:`describe` (``string "abc"``, ``integer 3``, ``map``) and :func:`key_text`;
+:func:`escape` (control, bidi and invisible format characters made visible as ``\\n``,
+``\\x07``, ``\\u202e``), :func:`clip` (escape, then cut to a few dozen characters) and
+:func:`integer_text` are those of :mod:`ecsm_actors.errors`, the one implementation.
+Pure; runs in every process: the registry quotes input in its error replies and logs, ``ecsm-cli``
 escapes every string it prints in a human-readable view. Invariants: the output of each
 function is bounded by its ``limit`` whatever the input (a 4 MiB string, an integer of
 a million digits, a list nested a thousand deep: nothing is walked, nothing recurses);
@@ -12,53 +13,24 @@ a million digits, a list nested a thousand deep: nothing is walked, nothing recu
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-#: C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings, overrides and
-#: isolates, zero-width and other invisible format characters, the BOM.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069"
-    "\ufeff\ufff9-\ufffb]"
-)
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+from ecsm_actors.errors import PREVIEW, clip_text, escape_text, integer_text
 
 #: Longest text :func:`clip` keeps by default (before its "...").
-LIMIT = 80
+LIMIT = PREVIEW
 
+#: ``text`` with every control, bidi and invisible format character escaped (the one
+#: escaper of the project: :func:`ecsm_actors.errors.escape_text`).
+escape = escape_text
 
-def _escaped(match: re.Match[str]) -> str:
-    char = match[0]
-    named = _NAMED.get(char)
-    if named is not None:
-        return named
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def escape(text: str) -> str:
-    """``text`` with every control, bidi and invisible format character escaped."""
-    return _UNSAFE.sub(_escaped, text)
+__all__ = ["LIMIT", "clip", "describe", "escape", "integer_text", "key_text"]
 
 
 def clip(text: str, limit: int = LIMIT) -> str:
     """``text`` escaped and cut to about ``limit`` characters (``...`` marks a cut)."""
-    head = escape(text[: limit + 1])
-    if len(text) <= limit and len(head) <= limit:
-        return head
-    return head[: max(0, limit - 3)] + "..."
-
-
-def integer_text(value: int, limit: int = LIMIT) -> str:
-    """``value`` in digits, or ``an integer of about N digits`` when that is too long (and
-    ``str()`` of an integer past 4300 digits raises)."""
-    if value.bit_length() <= limit * 3:
-        text = str(value)
-        if len(text) <= limit:
-            return text
-    digits = int(value.bit_length() * 0.30103) + 1
-    return f"an integer of about {digits} digits"
+    return clip_text(text, limit)
 
 
 def describe(value: Any, limit: int = LIMIT) -> str:
@@ -69,7 +41,7 @@ def describe(value: Any, limit: int = LIMIT) -> str:
         return f"boolean {str(value).lower()}"
     if isinstance(value, int):
         text = integer_text(value, limit)
-        return f"integer {text}" if text[0] != "a" else text
+        return text if text.startswith("an ") else f"integer {text}"
     if isinstance(value, float):
         return f"number {value!r}"
     if isinstance(value, str):
