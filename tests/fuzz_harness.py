@@ -155,6 +155,18 @@ def random_doc(rng: random.Random) -> dict[Any, Any]:
     return doc
 
 
+def nested_list(depth: int) -> bytes:
+    """The msgpack encoding of ``[[[...1...]]]``, ``depth`` lists deep (packb itself
+    refuses to encode it)."""
+    return b"\x91" * depth + b"\x01"
+
+
+def with_raw(doc: dict[str, Any], field: str, raw: bytes) -> bytes:
+    """``doc`` packed with ``raw`` (already msgpack) as the value of ``field``."""
+    placeholder = "\x00placeholder\x00"
+    return msgpack.packb({**doc, field: placeholder}).replace(msgpack.packb(placeholder), raw)
+
+
 def pack(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 

@@ -3,16 +3,21 @@ in the test's process (:class:`InProcessRegistry`); read its liveness reports.""
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import msgpack
+import pytest
 import zmq
 
 from ecsm_actors import protocol
+from ecsm_actors.cli.ecsm_cli import main as cli_main
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient
@@ -67,6 +72,29 @@ def registry_starter(processes: Processes) -> Iterator[StartRegistry]:
     yield start
     for client in clients:
         client.close()
+
+
+RunCli = Callable[..., tuple[int, str, str]]
+
+
+def cli_runner(processes: Processes, registry: StartRegistry,
+               monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """Body of a ``cli`` fixture: starts a registry in the run dir (no other
+    ``ECSM_ACTORS_*`` variable set) and returns ``run(*args, stdin=None)``, which runs
+    ``ecsm-cli`` in-process through its real entry point and returns ``(code, out, err)``."""
+    for var in [v for v in os.environ if v.startswith("ECSM_ACTORS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("ECSM_ACTORS_RUN_DIR", str(processes.run_dir))
+    registry()
+
+    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = cli_main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 class InProcessRegistry:

@@ -21,20 +21,10 @@ from ecsm_actors import protocol
 from ecsm_actors.errors import BadRequest, ControlError, Internal, RegistryError
 from ecsm_actors.protocol import ControlOp
 from tests.fault.test_supervisor import Daemon, beating
+from tests.fuzz_harness import nested_list, with_raw
 from tests.helpers import Processes, wait_until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def nested_list(depth: int) -> bytes:
-    """msgpack ``[[[...1...]]]``, ``depth`` lists deep."""
-    return b"\x91" * depth + b"\x01"
-
-
-def with_raw(doc: dict[str, Any], field: str, raw: bytes) -> bytes:
-    """``doc`` packed with ``raw`` (already msgpack) as the value of ``field``."""
-    placeholder = "\x00placeholder\x00"
-    return msgpack.packb({**doc, field: placeholder}).replace(msgpack.packb(placeholder), raw)
 
 
 #: Control requests that each once raised in decode or in the handler (no reply: deaf).

@@ -5,12 +5,9 @@ against a real registry; ``-f /dev/zero`` goes through the launcher under a memo
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import resource
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ecsm_actors.cli.ecsm_cli import main
 from tests.helpers import Processes
-from tests.registry_fixtures import StartRegistry, registry_starter
+from tests.registry_fixtures import RunCli, StartRegistry, cli_runner, registry_starter
 from tests.registry_samples import service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,20 +31,8 @@ def registry(processes: Processes) -> Iterator[StartRegistry]:
 
 @pytest.fixture
 def cli(processes: Processes, registry: StartRegistry,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    for var in [v for v in os.environ if v.startswith("ECSM_ACTORS_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("ECSM_ACTORS_RUN_DIR", str(processes.run_dir))
-    registry()
-
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
+    return cli_runner(processes, registry, monkeypatch, capsys)
 
 
 def billion_laughs() -> str:

@@ -3,7 +3,6 @@ in-process through its real entry point ``main``; one case goes through the laun
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -13,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecsm_actors.cli.ecsm_cli import main
 from tests.helpers import Processes
-from tests.registry_fixtures import StartRegistry, registry_starter
+from tests.registry_fixtures import RunCli, StartRegistry, cli_runner, registry_starter
 from tests.registry_samples import hpa, service
 
 
@@ -28,20 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def cli(processes: Processes, registry: StartRegistry,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    for var in [v for v in __import__("os").environ if v.startswith("ECSM_ACTORS_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("ECSM_ACTORS_RUN_DIR", str(processes.run_dir))
-    registry()
-
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
+    return cli_runner(processes, registry, monkeypatch, capsys)
 
 
 def write_manifest(path: Path, *docs: dict) -> Path:

@@ -25,6 +25,7 @@ from ecsm_actors import protocol
 from ecsm_actors.errors import BadRequest, Internal
 from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient
+from tests.fuzz_harness import nested_list, with_raw
 from tests.helpers import Processes, wait_until
 from tests.registry_fixtures import (
     InProcessRegistry,
@@ -37,17 +38,6 @@ from tests.registry_fixtures import (
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def nested_list(depth: int) -> bytes:
-    """msgpack ``[[[...1...]]]``, ``depth`` lists deep (packb refuses to encode it)."""
-    return b"\x91" * depth + b"\x01"
-
-
-def with_raw(doc: dict[str, Any], field: str, raw: bytes) -> bytes:
-    """``doc`` packed with ``raw`` (already msgpack) as the value of ``field``."""
-    placeholder = "\x00placeholder\x00"
-    return msgpack.packb({**doc, field: placeholder}).replace(msgpack.packb(placeholder), raw)
 
 
 FAST = {"ECSM_ACTORS_REGISTRY_HEARTBEAT_INTERVAL": "0.1"}

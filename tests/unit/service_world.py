@@ -16,13 +16,16 @@ import copy
 import json
 from typing import Any, cast
 
+import pytest
+
+from ecsm_actors.api import prepare
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.controllers.service.controller import ServiceReconciler
 from ecsm_actors.ecsm.clientset import Clientset
 from ecsm_actors.ecsm.rest import RestClient
 from ecsm_actors.ecsm.simulator.app import Simulator
 from ecsm_actors.ecsm.simulator.state import State
-from ecsm_actors.errors import EcsmUnavailable, NotFound
+from ecsm_actors.errors import EcsmUnavailable, Invalid, NotFound
 from ecsm_actors.runtime import ReconcileContext, Result
 from ecsm_actors.store import semantics
 
@@ -220,3 +223,24 @@ class World:
                     total += 1
                     running += c.status(self.now) == "running"
         return total, running
+
+
+#: A VSOA password the secret tests look for in every output.
+PASSWORD = "Tr0ub4dor&3-vsoa"
+
+
+def causes(obj: dict) -> list[str]:
+    """The causes ``prepare`` refuses ``obj`` with, as ``field: message`` lines."""
+    with pytest.raises(Invalid) as info:
+        prepare(obj)
+    return [f"{c.field}: {c.message}" for c in info.value.causes]
+
+
+def vsoa_service(**vsoa: object) -> dict:
+    """An ECSMService ``web`` of one replica with ``vsoa`` set."""
+    return esvc("web", replicas=1, vsoa=vsoa)
+
+
+def ecsm_vsoa(w: World) -> list[dict]:
+    """The ``vsoa`` block of every service ECSM holds."""
+    return [svc.image.get("vsoa") for svc in w.state.services.values()]

@@ -15,25 +15,11 @@ from ecsm_actors.cli.manifests import MAX_DEPTH as CLI_MAX_DEPTH
 from ecsm_actors.errors import BadRequest, RegistryError
 from ecsm_actors.protocol import MAX_DEPTH, Op
 from ecsm_actors.store import Store
+from tests.fuzz_harness import nested_list, with_raw
 from tests.registry_samples import service
 
 #: A message quoting a bounded preview of the input stays well under this.
 SHORT = 300
-PLACEHOLDER = "\x00placeholder\x00"
-
-
-def nested_list(depth: int) -> bytes:
-    """The msgpack encoding of ``[[[...1...]]]``, ``depth`` lists deep (packb itself
-    refuses to encode it)."""
-    return b"\x91" * depth + b"\x01"
-
-
-def with_raw(doc: dict[str, Any], field: str, raw: bytes) -> bytes:
-    """``doc`` packed with ``raw`` (already msgpack) as the value of ``field``."""
-    packed = msgpack.packb({**doc, field: PLACEHOLDER})
-    return packed.replace(msgpack.packb(PLACEHOLDER), raw)
-
-
 GET = {"v": 1, "id": 1, "op": "GET", "kind": "ECSMService", "namespace": "d", "name": "x"}
 
 

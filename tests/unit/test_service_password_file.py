@@ -14,24 +14,8 @@ import pytest
 
 from ecsm_actors.api import prepare, template_hash
 from ecsm_actors.controllers.service import history, secret_file
-from ecsm_actors.errors import Invalid, TerminalError
-from tests.unit.service_world import World, esvc
-
-PASSWORD = "Tr0ub4dor&3-vsoa"
-
-
-def causes(obj: dict) -> list[str]:
-    with pytest.raises(Invalid) as info:
-        prepare(obj)
-    return [f"{c.field}: {c.message}" for c in info.value.causes]
-
-
-def vsoa_service(**vsoa: object) -> dict:
-    return esvc("web", replicas=1, vsoa=vsoa)
-
-
-def ecsm_vsoa(w: World) -> list[dict]:
-    return [svc.image.get("vsoa") for svc in w.state.services.values()]
+from ecsm_actors.errors import TerminalError
+from tests.unit.service_world import PASSWORD, World, causes, ecsm_vsoa, vsoa_service
 
 
 def test_password_and_password_file_are_mutually_exclusive_and_the_file_path_is_absolute():

@@ -8,24 +8,12 @@ import logging
 
 import pytest
 
-from ecsm_actors.api import prepare, template_hash
+from ecsm_actors.api import template_hash
 from ecsm_actors.api.secrets import REDACTED
 from ecsm_actors.controllers.service import history
 from ecsm_actors.controllers.service.actuator import rejected
-from ecsm_actors.errors import EcsmApiError, Invalid
-from tests.unit.service_world import World, esvc
-
-PASSWORD = "Tr0ub4dor&3-vsoa"
-
-
-def causes(obj: dict) -> list[str]:
-    with pytest.raises(Invalid) as info:
-        prepare(obj)
-    return [f"{c.field}: {c.message}" for c in info.value.causes]
-
-
-def vsoa_service(**vsoa: object) -> dict:
-    return esvc("web", replicas=1, vsoa=vsoa)
+from ecsm_actors.errors import EcsmApiError
+from tests.unit.service_world import PASSWORD, World, causes, ecsm_vsoa, vsoa_service
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -92,10 +80,6 @@ def test_undo_restores_a_template_with_the_password_the_object_has_now():
 
 
 # -- the controller --------------------------------------------------------------------------
-
-
-def ecsm_vsoa(w: World) -> list[dict]:
-    return [svc.image.get("vsoa") for svc in w.state.services.values()]
 
 
 def test_the_password_reaches_ecsm_but_neither_the_annotations_nor_the_logs(caplog):
