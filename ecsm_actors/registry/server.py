@@ -14,7 +14,8 @@ too deeply nested frame, a wrong frame count — is answered ``BadRequest``; any
 failure while serving a request is answered ``Internal`` (the one catch-all of this
 process, per request: the other requests of the batch, and its writes, are served as if
 nothing happened). Neither stops the registry; both are logged, the first
-:data:`LOGGED_FAILURES` of each kind and then one in :data:`LOG_EVERY`. SIGTERM/SIGINT end
+:data:`~ecsm_actors.failures.LOGGED_FAILURES` of each kind and then one in
+:data:`~ecsm_actors.failures.LOG_EVERY`. SIGTERM/SIGINT end
 the loop and the process exits 0.
 
 Memory is bounded against peers, in bytes:
@@ -57,6 +58,7 @@ from ecsm_actors.errors import (
     RegistryError,
     describe_input,
 )
+from ecsm_actors.failures import FailureLog
 from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.protocol import ListView, Op, Request, describe_error
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
@@ -78,9 +80,6 @@ MIN_PEER_MESSAGES = 4
 #: Fewest events queued per subscriber: the events of a whole batch (up to MAX_BATCH)
 #: are published at once, faster than a subscriber that reads can take them.
 MIN_SUBSCRIBER_EVENTS = 1000
-#: Bad requests and internal errors logged in full; after them, one in LOG_EVERY.
-LOGGED_FAILURES = 10
-LOG_EVERY = 1000
 
 Frames = list[bytes]
 _MORE = zmq.NOBLOCK | zmq.SNDMORE
@@ -163,6 +162,7 @@ class RegistryServer:
         bind(self.pub, cfg.events_endpoint)
         self.stats: dict[str, Any] = {"requests": 0, "writes": 0, "commits": 0,
                                       "maxBatch": 0, "badRequests": 0, "internalErrors": 0}
+        self.failures = FailureLog(logger, counts=self.stats)
         self._refresh_stats()
         self.liveness = LivenessReporter(self.context, cfg.heartbeat_endpoint, "registry",
                                          cfg.registry.heartbeat_interval,
@@ -240,7 +240,7 @@ class RegistryServer:
         for anything unexpected (logged with its traceback)."""
         if isinstance(error, BadRequest):
             refusal: RegistryError = error
-            self._log_failure("badRequests", "bad request", error)
+            self.failures.record("badRequests", "bad request", error)
         else:
             refusal = self._internal("a request", error)
         rid = None
@@ -250,18 +250,8 @@ class RegistryServer:
 
     def _internal(self, what: str, error: Exception) -> Internal:
         """Log an unexpected failure (rate-limited) and make its Internal answer."""
-        self._log_failure("internalErrors", f"internal error serving {what}", error)
+        self.failures.record("internalErrors", f"internal error serving {what}", error)
         return Internal(f"internal error: {describe_error(error)}")
-
-    def _log_failure(self, counter: str, what: str, error: Exception) -> None:
-        count = self.stats[counter] = self.stats[counter] + 1
-        if count > LOGGED_FAILURES and count % LOG_EVERY:
-            return
-        if isinstance(error, RegistryError):
-            logger.warning("%s (%d so far): %s", what, count, error)
-        else:
-            logger.error("%s (%d so far): %s", what, count, describe_error(error),
-                         exc_info=error)
 
     def _read(self, request: Request) -> bytes:
         epoch = self.store.epoch

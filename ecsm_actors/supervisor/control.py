@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from ecsm_actors import protocol
 from ecsm_actors.errors import BadRequest, Internal, RegistryError, describe_input
 from ecsm_actors.protocol import ControlOp, describe_error
-from ecsm_actors.supervisor.failures import FailureLog
+from ecsm_actors.failures import FailureLog
 
 logger = logging.getLogger(__name__)
 

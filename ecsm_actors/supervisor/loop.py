@@ -43,7 +43,7 @@ import zmq
 from ecsm_actors.config import Config
 from ecsm_actors.errors import BadRequest, ControlError
 from ecsm_actors.supervisor import control, reports
-from ecsm_actors.supervisor.failures import FailureLog
+from ecsm_actors.failures import FailureLog
 from ecsm_actors.supervisor.machine import ChildState
 from ecsm_actors.supervisor.probes import Prober
 from ecsm_actors.supervisor.process import ChildProcess

@@ -15,7 +15,7 @@ from ecsm_actors import protocol
 from ecsm_actors.errors import BadRequest, Internal, RegistryError
 from ecsm_actors.protocol import ControlOp, Liveness
 from ecsm_actors.supervisor import control, reports
-from ecsm_actors.supervisor.failures import LOGGED_FAILURES, FailureLog
+from ecsm_actors.failures import LOGGED_FAILURES, FailureLog
 
 #: A reply to any hostile request stays this small (messages are clipped to 1 KiB).
 SMALL = 2048

@@ -1,19 +1,19 @@
 """Counting and rate-limited logging of what peers got wrong (or what broke serving them).
 
-Runs in the supervisor process, on its event loop (single-threaded). A peer that keeps
-sending garbage to the control or liveness socket must not fill the log: the first
+Runs in the registry and the supervisor, on their serving loops (single-threaded). A peer
+that keeps sending garbage to a socket must not fill the log: the first
 :data:`LOGGED_FAILURES` failures of each kind are logged, then one in :data:`LOG_EVERY`,
-each line with the running count. The counts are shown by ``ecsm-operator status``.
+each line with the running count. The counts live in a mapping the caller may own (the
+registry's liveness stats; the supervisor shows its own in ``ecsm-operator status``).
 
-Kinds used: ``badRequests`` (control requests refused as malformed), ``internalErrors``
-(a control verb failed unexpectedly: logged with its traceback), ``badReports`` (liveness
-reports dropped).
+Kinds used: ``badRequests`` (requests refused as malformed), ``internalErrors`` (serving
+failed unexpectedly: logged with its traceback), ``badReports`` (liveness reports dropped).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections.abc import MutableMapping
 
 from ecsm_actors.errors import RegistryError
 from ecsm_actors.protocol import describe_error
@@ -26,15 +26,15 @@ LOG_EVERY = 1000
 class FailureLog:
     """Failure counts by kind, and the rate-limited log lines about them."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger,
+                 counts: MutableMapping[str, int] | None = None) -> None:
         self._logger = logger
-        self.counts: Counter[str] = Counter()
+        self.counts: MutableMapping[str, int] = {} if counts is None else counts
 
     def record(self, kind: str, what: str, error: BaseException) -> bool:
         """Count one failure; log it when due (a WARNING for a peer's mistake, an ERROR
         with the traceback for anything else). Returns whether it was logged."""
-        self.counts[kind] += 1
-        count = self.counts[kind]
+        count = self.counts[kind] = self.counts.get(kind, 0) + 1
         if count > LOGGED_FAILURES and count % LOG_EVERY:
             return False
         if isinstance(error, RegistryError):
