@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ecsm_actors.errors import PREVIEW, clip_text, escape_text, integer_text
+from ecsm_actors.errors import PREVIEW, clip_text, describe_input, escape_text, integer_text
 
 #: Longest text :func:`clip` keeps by default (before its "...").
 LIMIT = PREVIEW
@@ -34,25 +34,14 @@ def clip(text: str, limit: int = LIMIT) -> str:
 
 
 def describe(value: Any, limit: int = LIMIT) -> str:
-    """A short description of a value: ``string "abc"``, ``integer 3``, ``map``, ``list``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        text = integer_text(value, limit)
-        return text if text.startswith("an ") else f"integer {text}"
-    if isinstance(value, float):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        return f'string "{clip(value, limit)}"'
+    """A short description of a value: ``string "abc"``, ``integer 3``, ``map``, ``list``
+    (:func:`ecsm_actors.errors.describe_input`, without the sizes of containers, which a
+    field path's message does not need)."""
     if isinstance(value, Mapping):
         return "map"
     if isinstance(value, list | tuple):
         return "list"
-    if isinstance(value, bytes | bytearray):
-        return f"bytes of length {len(value)}"
-    return clip(type(value).__name__, limit)
+    return describe_input(value, limit)
 
 
 def key_text(key: Any, limit: int = LIMIT) -> str:
