@@ -210,6 +210,28 @@ class Unavailable(RegistryError):
     code = "Unavailable"
 
 
+class Forbidden(RegistryError):
+    """The peer's key may not do this (a ``read`` key asked for a write)."""
+
+    code = "Forbidden"
+
+
+class Aborted(RegistryError):
+    """Not applied: another write of the same all-or-nothing (atomic) batch failed."""
+
+    code = "Aborted"
+
+
+class DeadlineExceeded(Unavailable):
+    """A request's overall deadline passed, retries included. ``applied`` says what is
+    known of a write: True (applied), False (known not applied), None (unknown)."""
+
+    def __init__(self, message: str, causes: Sequence[Cause] = (), *,
+                 applied: bool | None = None) -> None:
+        super().__init__(message, causes)
+        self.applied = applied
+
+
 REGISTRY_ERRORS: dict[str, type[RegistryError]] = {
     cls.code: cls
     for cls in (
@@ -222,6 +244,8 @@ REGISTRY_ERRORS: dict[str, type[RegistryError]] = {
         StoreFull,
         Internal,
         Unavailable,
+        Forbidden,
+        Aborted,
     )
 }
 

@@ -87,8 +87,24 @@ class RegistrySettings:
     #: for requests): 16 replies, 8 requests by default, never fewer than 4; events at
     #: least 1,000 (a few KiB each as a rule), at most pub_hwm.
     peer_queue_bytes: ByteSize = ByteSize(64 << 20)
-    #: Client-side timeout of one request, seconds.
+    #: Client-side timeout of one attempt of a request, seconds (the most it waits for
+    #: one reply; each attempt's timeout adapts to the measured round trip below it).
     request_timeout: float = 5.0
+    #: Overall deadline of one request, retries included, seconds (``ecsm-cli
+    #: --request-timeout``): a request is retried with the same request id within it.
+    request_deadline: float = 10.0
+    #: Remote REQ/REP endpoint, served only with CURVE (e.g. ``tcp://0.0.0.0:7700``);
+    #: empty: none.
+    remote_endpoint: str = ""
+    #: Remote PUB endpoint for events, served only with CURVE (e.g.
+    #: ``tcp://0.0.0.0:7701``); empty: none.
+    remote_events_endpoint: str = ""
+    #: Outcomes of writes kept by request id, answered again to a retry: at most this many…
+    request_window: int = 100_000
+    #: …and none older than this, seconds.
+    request_window_age: float = 172_800.0
+    #: Writes one BATCH request may carry at most.
+    max_batch_writes: int = 1_000
     #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry
     #: queues per subscriber (see peer_queue_bytes); gaps are repaired by replay.
     pub_hwm: int = 100_000
@@ -239,6 +255,19 @@ class SimulatorSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LinkSettings:
+    """The ground-side link agent of ``ecsm-cli`` (one per context)."""
+
+    #: The agent exits after this many seconds without a request or a watcher.
+    idle_timeout: float = 900.0
+    #: ZeroMQ heartbeat (ZMTP PING) period on remote connections, seconds: a silent
+    #: connection is dropped and re-established after ``heartbeat_timeout``.
+    heartbeat_interval: float = 2.0
+    #: A remote connection that answered nothing for this long is dropped, seconds.
+    heartbeat_timeout: float = 8.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole configuration. Build it with :func:`load_config`."""
 
@@ -252,6 +281,7 @@ class Config:
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    link: LinkSettings = field(default_factory=LinkSettings)
 
     # -- derived locations: everything defaults into the run directory --------------
 
