@@ -23,6 +23,7 @@ from ecsm_actors.errors import EcsmDecodeError
 if TYPE_CHECKING:
     from ecsm_actors.ecsm.types.nodes import (
         NameCheck,
+        NodeCapacity,
         NodeDeleteConflict,
         NodeDetailsById,
         NodeDetailsByName,
@@ -122,6 +123,15 @@ class NodeClient:
 
         data = self.rest.get(build_path("node/status"), query(ids=list(ids)))
         return list(wire.decode_required(NodeStatusList, data).nodes)
+
+    def capacities(self) -> dict[str, NodeCapacity]:
+        """Node name → container memory (total, free, allocated) of every node: one
+        ``GET node`` listing and one ``GET node/status`` for all their ids."""
+        from ecsm_actors.ecsm.types.nodes import node_capacities
+
+        nodes = self.list_all()
+        statuses = self.list_status([n.id for n in nodes]) if nodes else []
+        return node_capacities(nodes, statuses)
 
     def delete(self, ids: Sequence[str]) -> builtins.list[NodeDeleteConflict]:
         """DELETE ``node`` ``{"ids": [...]}``: ``"success"`` → no conflicts; an array →
