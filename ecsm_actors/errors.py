@@ -142,6 +142,8 @@ class RegistryError(EcsmActorsError):
     """An error answer of the registry. ``code`` is the wire error code."""
 
     code: ClassVar[str] = "Internal"
+    #: True on the recorded outcome of an earlier request with the same requestId.
+    replayed: bool = False
 
     def __init__(self, message: str, causes: Sequence[Cause] = ()) -> None:
         self.message = clip_text(message)

@@ -8,7 +8,32 @@ Three channels, all msgpack frames with a protocol version ``v``:
   or with ``view: "versions"`` (:class:`ListView`) ``{resourceVersion, versions: [[key,
   resourceVersion]...]}``: all an informer needs, a few bytes per object. Error codes are
   the ``code`` of the classes in :mod:`ecsm_actors.errors` (NotFound, AlreadyExists,
-  Conflict, Invalid, Expired, BadRequest, StoreFull, Unavailable, Internal).
+  Conflict, Invalid, Expired, BadRequest, StoreFull, Unavailable, Internal, Forbidden,
+  Aborted).
+
+  *Exactly once.* Every write op (CREATE, UPDATE, UPDATE_STATUS, APPLY, DELETE) and BATCH
+  may carry ``requestId`` (1–64 characters of ``[A-Za-z0-9._:/-]``), the idempotency key a
+  client generates once per logical request and reuses on every retry (the envelope's
+  ``id`` only matches replies to requests on one socket). The registry records the
+  outcome in the transaction of the write and answers a repeated ``requestId`` with the
+  recorded outcome, the reply carrying a top-level ``replayed: true`` (success and error
+  replies alike: :attr:`Reply.replayed`, ``RegistryError.replayed``).
+
+  *BATCH* ``{writes: [{op, ...that op's fields}...], atomic?: bool, requestId?}``: write
+  ops only (no nested BATCH, no ``requestId`` of their own: the BATCH's covers them all),
+  at most ``registry.max_batch_writes``. Result ``{resourceVersion, results: [{ok: true,
+  result} | {ok: false, error: {code, message, causes}}...]}`` in order. Without
+  ``atomic`` each write stands alone; with ``atomic: true`` all or none are applied in
+  one transaction: when any fails, none is, the failing ones carry their error and the
+  others ``Aborted``.
+
+  *LIST paging*: ``limit`` (integer >= 1) and ``continue`` (the opaque token of the
+  previous page) ask for one page; the result then adds ``continue`` (a token, ``""`` on
+  the last page) and ``remainingItemCount`` (objects after this page when it was read).
+  Each page is read at its own resourceVersion (given in the page), not one snapshot of
+  the whole list: an object present from the first page to the last appears exactly
+  once; one created or deleted meanwhile may or may not appear. Without ``limit``, LIST
+  is one snapshot, as always.
 * **Registry PUB** — events as two frames ``[topic, body]``; topic ``<Kind>.<TYPE>``
   (e.g. ``ECSMService.MODIFIED``); body ``{v, epoch, seq, type, kind, key,
   resourceVersion, object}``. ``seq`` equals the event's ``resourceVersion``: the store's
@@ -66,6 +91,7 @@ class Op(StrEnum):
     APPLY = "APPLY"
     DELETE = "DELETE"
     WATCH_SINCE = "WATCH_SINCE"
+    BATCH = "BATCH"
 
 
 class ListView(StrEnum):
@@ -121,8 +147,27 @@ OP_FIELDS: dict[Op, dict[str, tuple[type, ...]]] = {
     Op.APPLY: {"object": _OBJ},
     Op.DELETE: {"kind": _STR, "namespace": _STR, "name": _STR, "resourceVersion": _OPT_INT},
     Op.WATCH_SINCE: {"resourceVersion": _INT},
+    Op.BATCH: {"writes": (list,)},
 }
 _OPTIONAL = {(Op.LIST, "namespace"), (Op.LIST, "view"), (Op.DELETE, "resourceVersion")}
+#: The ops that write, each of which may carry a ``requestId``.
+WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE})
+#: Optional fields that stay out of ``Request.fields`` when absent (added with the
+#: exactly-once, batch and paging contract): name → (accepted type, ops).
+_EXTRA_FIELDS: dict[str, tuple[type, frozenset[Op]]] = {
+    "requestId": (str, WRITE_OPS | {Op.BATCH}),
+    "atomic": (bool, frozenset({Op.BATCH})),
+    "limit": (int, frozenset({Op.LIST})),
+    "continue": (str, frozenset({Op.LIST})),
+}
+#: Longest ``requestId``, characters (of :data:`_REQUEST_ID_CHARS`).
+MAX_REQUEST_ID = 64
+_REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "0123456789._:/-")
+#: Writes one BATCH may carry when the caller gives no limit (registry.max_batch_writes).
+MAX_BATCH_WRITES = 1000
+#: Longest LIST ``continue`` token accepted, characters.
+MAX_CONTINUE = 2048
 _OPS: dict[str, Op] = {op.value: op for op in Op}  # a dict lookup: Op(x) runs Python code
 # ControlOp(x) of an unknown x also formats repr(x) into its ValueError: never of peer input.
 _CONTROL_OPS: dict[str, ControlOp] = {op.value: op for op in ControlOp}
@@ -229,29 +274,94 @@ def encode_request(op: Op, request_id: int | str, **fields: Any) -> bytes:
     return pack({"v": VERSION, "id": request_id, "op": str(op), **fields})
 
 
-def decode_request(frame: bytes, max_bytes: int | None = None) -> Request:
-    """Decode and type-check a registry request. Raises BadRequest."""
+def decode_request(frame: bytes, max_bytes: int | None = None, *,
+                   max_writes: int = MAX_BATCH_WRITES) -> Request:
+    """Decode and type-check a registry request. Raises BadRequest.
+
+    ``fields`` holds every field of :data:`OP_FIELDS` (an absent optional one as None)
+    and, only when present, ``requestId``, ``atomic``, ``limit`` and ``continue``. A
+    BATCH's ``writes`` become a list of :class:`Request` (id: their index), each checked
+    as a request of its own, at most ``max_writes`` of them."""
     doc = unpack(frame, max_bytes)
     request_id = doc.get("id")
     if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
         raise BadRequest("request id must be an integer or a string")
-    raw_op = doc.get("op", "")
+    op = _op_of(doc.get("op", ""), "")
+    fields = _fields_of(op, doc, op)
+    if op is Op.BATCH:
+        fields["writes"] = _batch_writes(fields["writes"], max_writes)
+    return Request(id=request_id, op=op, fields=fields)
+
+
+def _op_of(raw_op: Any, where: str) -> Op:
     op = _OPS.get(raw_op) if isinstance(raw_op, str) else None
     if op is None:
-        raise BadRequest(f"unknown op {describe_input(raw_op)}")
+        raise BadRequest(f"{where}unknown op {describe_input(raw_op)}")
+    return op
+
+
+def _fields_of(op: Op, doc: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The fields of ``op`` in ``doc``, type-checked; ``where`` names it in an error."""
     fields: dict[str, Any] = {}
     for name, types in OP_FIELDS[op].items():
         if name not in doc:
             if (op, name) in _OPTIONAL:
                 fields[name] = None
                 continue
-            raise BadRequest(f"{op}: missing field {name!r}")
+            raise BadRequest(f"{where}: missing field {name!r}")
         value = doc[name]
         if not isinstance(value, types) or isinstance(value, bool):
-            raise BadRequest(f"{op}: field {name!r} has the wrong type "
+            raise BadRequest(f"{where}: field {name!r} has the wrong type "
                              f"({describe_input(value)})")
         fields[name] = value
-    return Request(id=request_id, op=op, fields=fields)
+    for name, (type_, ops) in _EXTRA_FIELDS.items():
+        if name not in doc or op not in ops:
+            continue
+        value = doc[name]
+        if not isinstance(value, type_) or (type_ is int and isinstance(value, bool)):
+            raise BadRequest(f"{where}: field {name!r} has the wrong type "
+                             f"({describe_input(value)})")
+        fields[name] = value
+    if "requestId" in fields:
+        check_request_id(fields["requestId"], where)
+    if "limit" in fields and fields["limit"] < 1:
+        raise BadRequest(f"{where}: field 'limit' must be at least 1 "
+                         f"({describe_input(fields['limit'])})")
+    if "continue" in fields and len(fields["continue"]) > MAX_CONTINUE:
+        raise BadRequest(f"{where}: field 'continue' is longer than {MAX_CONTINUE} characters")
+    return fields
+
+
+def check_request_id(value: str, where: str = "request") -> None:
+    """Raise BadRequest unless ``value`` is 1–64 characters of ``[A-Za-z0-9._:/-]``."""
+    if not 1 <= len(value) <= MAX_REQUEST_ID:
+        raise BadRequest(f"{where}: field 'requestId' must have 1 to {MAX_REQUEST_ID} "
+                         f"characters, got {len(value)}")
+    if not _REQUEST_ID_CHARS.issuperset(value):
+        raise BadRequest(f"{where}: field 'requestId' may hold only letters, digits and "
+                         f"._:/- ({describe_input(value)})")
+
+
+def _batch_writes(writes: list[Any], max_writes: int) -> list[Request]:
+    if not writes:
+        raise BadRequest("BATCH: field 'writes' is empty")
+    if len(writes) > max_writes:
+        raise BadRequest(f"BATCH: {len(writes)} writes, more than the limit of {max_writes} "
+                         "(registry.max_batch_writes)")
+    decoded = []
+    for i, write in enumerate(writes):
+        where = f"BATCH: writes[{i}]"
+        if not isinstance(write, dict):
+            raise BadRequest(f"{where} has the wrong type ({describe_input(write)})")
+        op = _op_of(write.get("op", ""), f"{where}: ")
+        if op not in WRITE_OPS:
+            raise BadRequest(f"{where}: op {op} is not a write (BATCH takes CREATE, UPDATE, "
+                             "UPDATE_STATUS, APPLY, DELETE)")
+        if "requestId" in write:
+            raise BadRequest(f"{where}: a write of a BATCH has no requestId of its own "
+                             "(the BATCH's covers all its writes)")
+        decoded.append(Request(id=i, op=op, fields=_fields_of(op, write, where)))
+    return decoded
 
 
 def request_id_of(frame: bytes) -> int | str | None:
@@ -272,9 +382,12 @@ def encode_reply(request_id: int | str | None, epoch: str, result: Any) -> bytes
 
 
 def encode_error(request_id: int | str | None, epoch: str, error: RegistryError) -> bytes:
-    return pack(
-        {"v": VERSION, "id": request_id, "ok": False, "epoch": epoch, "error": error.to_wire()}
-    )
+    """An error reply; ``replayed: true`` when ``error`` is a recorded outcome replayed."""
+    doc = {"v": VERSION, "id": request_id, "ok": False, "epoch": epoch,
+           "error": error.to_wire()}
+    if error.replayed:
+        doc["replayed"] = True
+    return pack(doc)
 
 
 def pack_map(fields: Mapping[str, Any], encoded: Mapping[str, bytes] | None = None) -> bytes:
@@ -301,10 +414,15 @@ def _ending_with(doc: dict[str, Any], encoded: bytes) -> bytes:
     return pack(doc)[:-1] + encoded
 
 
-def encode_reply_encoded(request_id: int | str | None, epoch: str, result: bytes) -> bytes:
-    """A success reply whose ``result`` is already msgpack bytes."""
-    return _ending_with({"v": VERSION, "id": request_id, "ok": True, "epoch": epoch,
-                         "result": None}, result)
+def encode_reply_encoded(request_id: int | str | None, epoch: str, result: bytes, *,
+                         replayed: bool = False) -> bytes:
+    """A success reply whose ``result`` is already msgpack bytes (``replayed: true`` when
+    it is a recorded outcome replayed)."""
+    doc: dict[str, Any] = {"v": VERSION, "id": request_id, "ok": True, "epoch": epoch}
+    if replayed:
+        doc["replayed"] = True
+    doc["result"] = None
+    return _ending_with(doc, result)
 
 
 def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,
@@ -354,9 +472,13 @@ def encode_event_body(epoch: str, type_: EventType | str, kind: str, key: str, s
 
 @dataclass(frozen=True, kw_only=True)
 class Reply:
+    """A success reply; ``replayed``: the recorded outcome of an earlier request with the
+    same ``requestId``, not applied again."""
+
     id: int | str | None
     epoch: str
     result: Any
+    replayed: bool = False
 
 
 def decode_reply(frame: bytes) -> Reply:
@@ -379,10 +501,15 @@ def unpack_reply(frame: bytes) -> dict[str, Any]:
 def reply_of(doc: dict[str, Any]) -> Reply:
     """The reply in a map from :func:`unpack_reply`; an error reply raises the typed
     RegistryError it carries, with the registry's code and message."""
+    replayed = doc.get("replayed") is True
     if doc.get("ok") is not True:
         error = doc.get("error")
-        raise registry_error_from_wire(error if isinstance(error, dict) else {})
-    return Reply(id=doc.get("id"), epoch=doc.get("epoch", ""), result=doc.get("result"))
+        raised = registry_error_from_wire(error if isinstance(error, dict) else {})
+        if replayed:
+            raised.replayed = True
+        raise raised
+    return Reply(id=doc.get("id"), epoch=doc.get("epoch", ""), result=doc.get("result"),
+                 replayed=replayed)
 
 
 # -- events ----------------------------------------------------------------------------

@@ -223,7 +223,8 @@ class RegistryServer:
             try:
                 if len(body) != 1:
                     raise BadRequest(f"expected 1 body frame, got {len(body)}")
-                request = protocol.decode_request(body[0], self.max_frame)
+                request = protocol.decode_request(
+                    body[0], self.max_frame, max_writes=self.cfg.registry.max_batch_writes)
                 if request.op in WRITE_OPS:
                     writes.append((envelope, request))
                 else:
@@ -281,6 +282,8 @@ class RegistryServer:
         if request.op is Op.GET:
             obj = self.store.get(f["kind"], f["namespace"], f["name"])
             return protocol.encode_reply(rid, epoch, obj)
+        if request.op is Op.LIST and "limit" in f:
+            return self._list_page(request)
         if request.op is Op.LIST:
             if f.get("view") == ListView.VERSIONS:
                 versions, rv = self.store.list_versions(f["kind"], f["namespace"])
@@ -298,6 +301,25 @@ class RegistryServer:
                 rid, epoch, {"resourceVersion": raw.resource_version}, "items",
                 raw.count, raw.data)
         raise BadRequest(f"op {request.op} is not a read")
+
+    def _list_page(self, request: Request) -> bytes:
+        """One page of a LIST with ``limit`` (see :meth:`Store.list_page`)."""
+        f = request.fields
+        if f.get("view") not in (None, ListView.FULL, ListView.VERSIONS):
+            raise BadRequest(f"LIST: unknown view {describe_input(f['view'])} "
+                             "(full or versions)")
+        versions = f.get("view") == ListView.VERSIONS
+        page = self.store.list_page(f["kind"], f["namespace"], limit=f["limit"],
+                                    continue_token=f.get("continue"), versions=versions)
+        if page.count >= BULK:
+            self.store.release_pages()
+        head = {"resourceVersion": page.resource_version, "continue": page.continue_token,
+                "remainingItemCount": page.remaining}
+        if versions:
+            return protocol.encode_reply(request.id, self.store.epoch,
+                                         {**head, "versions": page.versions})
+        return protocol.encode_reply_with_raw_list(request.id, self.store.epoch, head,
+                                                   "items", page.count, page.data)
 
     def _write(self, writes: list[tuple[Frames, Request]]) -> None:
         batch = [Write(op=r.op, fields=r.fields) for _, r in writes]
@@ -321,7 +343,8 @@ class RegistryServer:
                 if isinstance(result, RegistryError):
                     reply = protocol.encode_error(request.id, epoch, result)
                 else:
-                    reply = protocol.encode_reply_encoded(request.id, epoch, result.encoded)
+                    reply = protocol.encode_reply_encoded(request.id, epoch, result.encoded,
+                                                          replayed=result.replayed)
             except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
                 reply = protocol.encode_error(request.id, epoch,
                                               self._internal(request.op, e))

@@ -3,12 +3,14 @@
 Runs only in the registry process (never opened before a fork, never by two processes: a
 ``flock`` on ``<data dir>/registry.lock`` refuses a second registry on the same store).
 
-Layout, three sub-databases of one environment with an explicit map size:
+Layout, five sub-databases of one environment with an explicit map size:
 
 * ``objects`` — key ``Kind/namespace/name``, value the msgpack object.
 * ``events``  — key the resourceVersion (8 bytes big-endian), value the msgpack event body
   exactly as published (``{v, epoch, seq, type, kind, key, resourceVersion, object}``).
 * ``meta``    — ``epoch`` (random hex, written once when the store is created).
+* ``requests``, ``request_order`` — the request window (:mod:`.window`): requestId →
+  recorded outcome, written in the transaction of the write it records.
 
 The log is the counter: the current resourceVersion is the last key of ``events`` and
 the compaction floor is its first key minus one (compaction always keeps at least one
@@ -21,6 +23,22 @@ the log holds exactly the events ``(compacted, rv]``, at most ``event_log_limit`
 each write checked before its first ``put`` so a refused write leaves no trace; a full map
 (``MapFullError``) aborts the transaction and the batch is retried write by write, so only
 the writes that do not fit are refused with ``StoreFull`` and the store stays intact.
+
+Exactly once: a write (or BATCH) carrying ``requestId`` is first looked up in the request
+window, in the same transaction; when recorded, its recorded outcome is answered
+(``replayed``) and nothing is applied — also for a second copy in the same batch, which
+sees the first's record. A success, or a definitive refusal (NotFound, AlreadyExists,
+Conflict, Invalid, BadRequest), is recorded; a transient one (StoreFull, Internal) is not,
+so a retry may still apply the write. A BATCH is recorded whole, its per-write outcomes
+included. A replayed success gets its reply back from the event log: the object at the
+recorded resourceVersion is the event of that version while it is not compacted, else the
+current object when it still has that version; otherwise the reply holds only
+``apiVersion``, ``kind`` and ``metadata`` ``{namespace, name, resourceVersion}`` (no spec,
+no status: the object has changed since, read it for its current state).
+
+An atomic BATCH runs in a nested transaction: when any of its writes is refused, the
+nested transaction is aborted (nothing of it remains), the refused writes carry their
+error and the others :class:`~ecsm_actors.errors.Aborted`.
 """
 
 from __future__ import annotations
@@ -36,7 +54,15 @@ from typing import Any
 import lmdb
 import msgpack
 
-from ecsm_actors.errors import Expired, Internal, NotFound, RegistryError, StoreFull
+from ecsm_actors.errors import (
+    BadRequest,
+    Expired,
+    Internal,
+    NotFound,
+    RegistryError,
+    StoreFull,
+    Unavailable,
+)
 from ecsm_actors.protocol import (
     ApplyAction,
     Event,
@@ -47,11 +73,12 @@ from ecsm_actors.protocol import (
     pack_map,
     peek_resource_version,
 )
-from ecsm_actors.store import semantics
+from ecsm_actors.store import paging, replay, semantics
 from ecsm_actors.store.records import (
     Outcome,
     RawList,
     Staged,
+    StagedBatch,
     StoredEvent,
     Write,
     stage,
@@ -59,6 +86,13 @@ from ecsm_actors.store.records import (
 )
 from ecsm_actors.store.residency import MapPages
 from ecsm_actors.store.semantics import Change, Target
+from ecsm_actors.store.window import RequestWindow
+
+#: Refusals that a retry may not meet again: never recorded in the request window.
+TRANSIENT_ERRORS = (StoreFull, Internal, Unavailable)
+
+#: A write on its way into a transaction: its requestId, op, and what staging made of it.
+Pending = tuple[str | None, Op, Staged | StagedBatch | RegistryError]
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +105,9 @@ class Store:
     """The LMDB store. Not thread-safe: the registry's single loop thread owns it."""
 
     def __init__(self, path: str | os.PathLike[str], *, map_size: int, full_ratio: float = 0.95,
-                 event_log_limit: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+                 event_log_limit: int = 100_000, request_window: int = 100_000,
+                 request_window_age: float = 172_800.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.map_size = int(map_size)
         self.full_ratio = full_ratio
@@ -80,11 +116,13 @@ class Store:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_fd = self._lock(self.path / "registry.lock")
         try:
-            self._env = lmdb.open(str(self.path), map_size=self.map_size, max_dbs=3,
+            self._env = lmdb.open(str(self.path), map_size=self.map_size, max_dbs=5,
                                   subdir=True, readahead=False, meminit=False)
             self._objects = self._env.open_db(b"objects")
             self._events = self._env.open_db(b"events")
             self._meta = self._env.open_db(b"meta")
+            self.window = RequestWindow(self._env, size=request_window,
+                                        age=request_window_age)
             self._page_size = self._env.stat()["psize"]
             self.epoch, self._rv, self.compacted = self._load_meta()
             self._pages = MapPages(self.path / "data.mdb")
@@ -98,7 +136,8 @@ class Store:
     def from_config(cls, cfg: Any) -> Store:
         r = cfg.registry
         return cls(cfg.data_dir, map_size=r.map_size, full_ratio=r.full_ratio,
-                   event_log_limit=r.event_log_limit)
+                   event_log_limit=r.event_log_limit, request_window=r.request_window,
+                   request_window_age=r.request_window_age)
 
     @staticmethod
     def _lock(path: Path) -> int:
@@ -193,6 +232,22 @@ class Store:
                     versions.append((key[skip:].decode(), version))
         return versions, rv
 
+    def list_page(self, kind: str, namespace: str | None, *, limit: int,
+                  continue_token: str | None = None, versions: bool = False) -> paging.Page:
+        """One page of a LIST: at most ``limit`` objects of a kind (in one namespace, or
+        all) after the position ``continue_token`` (from the previous page) names, read at
+        this page's own resourceVersion — pages are no consistent snapshot of the whole
+        list (LMDB keeps no old versions to read them at), but as keys are served in
+        order and a page starts strictly after the last key of the previous one, an object
+        present throughout appears exactly once. ``versions``: ``[key, rv]`` pairs instead
+        of objects (as :meth:`list_versions`). Raises BadRequest for a foreign token."""
+        prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
+        after = paging.decode_token(continue_token, prefix) if continue_token else None
+        with self._env.begin(db=self._objects, buffers=True) as txn:
+            rv, _ = self._log_bounds(txn)
+            return paging.read_page(txn.cursor(), prefix, after, limit, rv,
+                                    versions_from=len(kind) + 1 if versions else None)
+
     def list_objects(self, kind: str,
                      namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
         raw = self.list_raw(kind, namespace)
@@ -234,7 +289,8 @@ class Store:
 
     def _usage(self, txn: lmdb.Transaction) -> float:
         pages = 0
-        for db in (self._objects, self._events, self._meta):
+        for db in (self._objects, self._events, self._meta, self.window.requests,
+                   self.window.order):
             st = txn.stat(db)
             pages += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
         return pages * self._page_size / self.map_size
@@ -244,7 +300,7 @@ class Store:
     def execute(self, writes: Sequence[Write]) -> list[Outcome | RegistryError]:
         """Apply ``writes`` in order in one durable transaction; one result per write."""
         now = self._clock()
-        staged = [stage(w) for w in writes]
+        staged = [(w.fields.get("requestId"), w.op, stage(w)) for w in writes]
         try:
             return self._commit(staged, now)
         except lmdb.MapFullError:
@@ -280,31 +336,94 @@ class Store:
             return False
         return self._usage(txn) >= self.full_ratio
 
-    def _commit(self, staged: Sequence[Staged | RegistryError],
-                now: float) -> list[Outcome | RegistryError]:
+    def _commit(self, staged: Sequence[Pending], now: float) -> list[Outcome | RegistryError]:
         results: list[Outcome | RegistryError] = []
+        window = self.window
+        window.begin()
         txn = self._env.begin(write=True)
         try:
             rv = self._rv
             full = self._nearly_full(txn)
-            for s in staged:
-                if isinstance(s, RegistryError):
-                    results.append(s)
+            for request_id, op, s in staged:
+                if request_id is None:
+                    result, rv = self._run(txn, s, rv, now, full)
+                    results.append(result)
                     continue
-                try:
-                    outcome = self._apply(txn, s, rv, now, full)
-                except RegistryError as e:
-                    results.append(e.with_traceback(None))  # no cycle (see records.stage)
+                recorded = window.lookup(txn, request_id, now)
+                if recorded is not None:
+                    results.append(self._replay(txn, request_id, op, s, recorded))
                     continue
-                rv += len(outcome.events)
-                results.append(outcome)
+                result, rv = self._run(txn, s, rv, now, full)
+                if isinstance(result, Outcome):
+                    assert result.record is not None
+                    window.record(txn, request_id, result.record, now)
+                elif not isinstance(result, TRANSIENT_ERRORS):
+                    window.record(txn, request_id, {"op": str(op), "error": result.to_wire()},
+                                  now)
+                results.append(result)
+            window.prune(txn, now)
             compacted = self._compact(txn, rv) if rv != self._rv else self.compacted
             txn.commit()
         except BaseException:
             txn.abort()
             raise
+        window.committed()
         self._rv, self.compacted = rv, compacted
         return results
+
+    def _run(self, txn: lmdb.Transaction, s: Staged | StagedBatch | RegistryError, rv: int,
+             now: float, full: bool) -> tuple[Outcome | RegistryError, int]:
+        """Apply one staged write or BATCH; (its result, the resourceVersion after it)."""
+        if isinstance(s, RegistryError):
+            return s, rv
+        if isinstance(s, StagedBatch):
+            return self._batch(txn, s, rv, now, full)
+        try:
+            outcome = self._apply(txn, s, rv, now, full)
+        except RegistryError as e:
+            return e.with_traceback(None), rv  # no cycle (see records.stage)
+        return outcome, rv + len(outcome.events)
+
+    def _batch(self, txn: lmdb.Transaction, batch: StagedBatch, rv: int, now: float,
+               full: bool) -> tuple[Outcome, int]:
+        """A BATCH: each write alone, or (atomic) all in a nested transaction that is
+        aborted when any is refused."""
+        start = rv
+        target = self._env.begin(write=True, parent=txn) if batch.atomic else txn
+        results: list[Outcome | RegistryError] = []
+        try:
+            for s in batch.writes:
+                result, rv = self._run(target, s, rv, now, full)
+                results.append(result)
+            if batch.atomic:
+                if any(isinstance(r, RegistryError) for r in results):
+                    target.abort()
+                    rv = start
+                    results = replay.aborted(results)
+                else:
+                    target.commit()
+        except BaseException:
+            if batch.atomic:
+                target.abort()
+            raise
+        return replay.batch_outcome(batch.ops, results, rv), rv
+
+    def _replay(self, txn: lmdb.Transaction, request_id: str, op: Op,
+                s: Staged | StagedBatch | RegistryError,
+                recorded: dict[str, Any]) -> Outcome | RegistryError:
+        """The answer recorded for ``request_id``, marked replayed; BadRequest when the id
+        was recorded for another op or another object (a client reusing ids)."""
+        key = s.target.store_key.decode() if isinstance(s, Staged) else None
+        if recorded.get("op") != op or (key and recorded.get("key", key) != key):
+            return BadRequest(f"requestId {request_id} was already used for another request "
+                              f"({recorded.get('op')} {recorded.get('key', '')}".rstrip()
+                              + "); use a new id for a new request")
+        result = replay.rebuild(txn, recorded, self._events, self._objects)
+        if isinstance(result, RegistryError):
+            result.replayed = True
+            return result
+        return Outcome(result=result.result, encoded=result.encoded, record=recorded,
+                       replayed=True)
 
     def _apply(self, txn: lmdb.Transaction, s: Staged, rv: int, now: float,
                full: bool) -> Outcome:
@@ -326,7 +445,7 @@ class Store:
             change = semantics.delete(s.target, current, s.wanted, now)
         if change.type is None:
             assert raw is not None and current is not None
-            return self._outcome(s.op, change, current, bytes(raw), action, ())
+            return self._outcome(s.op, s.target, change, current, bytes(raw), action, ())
         exempt = s.op is Op.DELETE or bool(
             current and current["metadata"].get("deletionTimestamp"))
         if full and not exempt:
@@ -340,18 +459,23 @@ class Store:
         else:
             txn.put(key, frame, db=self._objects)
         event = self._log_event(txn, s.target, change, frame, rv)
-        return self._outcome(s.op, change, obj, frame, action, (event,))
+        return self._outcome(s.op, s.target, change, obj, frame, action, (event,))
 
     @staticmethod
-    def _outcome(op: Op, change: Change, obj: dict[str, Any], frame: bytes,
+    def _outcome(op: Op, target: Target, change: Change, obj: dict[str, Any], frame: bytes,
                  action: ApplyAction | None, events: tuple[StoredEvent, ...]) -> Outcome:
+        record: dict[str, Any] = {"op": str(op), "key": target.store_key.decode(),
+                                  "rv": obj["metadata"]["resourceVersion"]}
         if op is Op.APPLY:
+            record["action"] = str(action)
             return Outcome(result={"object": obj, "action": str(action)},
                            encoded=pack_map({"action": str(action)}, {"object": frame}),
-                           events=events)
+                           events=events, record=record)
         if op is Op.DELETE and change.remove:
-            return Outcome(result=None, encoded=msgpack.packb(None), events=events)
-        return Outcome(result=obj, encoded=frame, events=events)
+            record["gone"] = True
+            return Outcome(result=None, encoded=msgpack.packb(None), events=events,
+                           record=record)
+        return Outcome(result=obj, encoded=frame, events=events, record=record)
 
     def _log_event(self, txn: lmdb.Transaction, target: Target, change: Change,
                    frame: bytes, rv: int) -> StoredEvent:

@@ -4,7 +4,8 @@ Runs in the registry process. A :class:`Write` (op + decoded request fields) is 
 :func:`stage`\ d — defaulted and validated with :mod:`ecsm_actors.api`, outside any
 transaction, since validation is the costliest part of a write — then applied inside the
 group-commit transaction, giving an :class:`Outcome` (the reply, already encoded) and the
-:class:`StoredEvent`\ s to publish once the transaction is durable.
+:class:`StoredEvent`\ s to publish once the transaction is durable. A BATCH is staged as
+a :class:`StagedBatch` of its writes, each staged alone.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 import msgpack
 
 from ecsm_actors.errors import Invalid, RegistryError
+from ecsm_actors import protocol
 from ecsm_actors.protocol import Event, Op
 from ecsm_actors.store import semantics
 from ecsm_actors.store.semantics import Target
 
-WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE})
+#: The ops the store applies in its write transaction: the write ops and BATCH.
+WRITE_OPS = protocol.WRITE_OPS | {Op.BATCH}
 
 
 def unpack_stored(raw: bytes | memoryview) -> Any:
@@ -29,7 +32,8 @@ def unpack_stored(raw: bytes | memoryview) -> Any:
 
 @dataclass(frozen=True, kw_only=True)
 class Write:
-    """One write request: its op and its decoded fields (as in :class:`protocol.Request`)."""
+    """One write request: its op and its decoded fields (as in :class:`protocol.Request`;
+    ``requestId`` among them when given; a BATCH's ``writes`` as protocol Requests)."""
 
     op: Op
     fields: dict[str, Any]
@@ -51,11 +55,15 @@ class StoredEvent:
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
     """A write that succeeded: the reply payload (also msgpack-encoded, as it was stored)
-    and the events to publish after commit."""
+    and the events to publish after commit. ``record`` is what the request window keeps
+    of it (see :mod:`.window`); ``replayed``: a recorded outcome answered again, nothing
+    applied (and no events)."""
 
     result: Any
     encoded: bytes
     events: tuple[StoredEvent, ...] = ()
+    record: dict[str, Any] | None = None
+    replayed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,8 +92,27 @@ class Staged:
     keep_absent: frozenset[str] = field(default_factory=frozenset)
 
 
-def stage(write: Write) -> Staged | RegistryError:
+@dataclass(frozen=True, kw_only=True)
+class StagedBatch:
+    """A BATCH whose writes are staged (each a :class:`Staged` or its refusal)."""
+
+    ops: tuple[Op, ...]
+    writes: tuple[Staged | RegistryError, ...]
+    atomic: bool = False
+
+
+def stage(write: Write) -> Staged | StagedBatch | RegistryError:
     """Validate a write outside the transaction; a refusal is returned, not raised."""
+    op, f = write.op, write.fields
+    if op is Op.BATCH:
+        writes = f["writes"]
+        return StagedBatch(ops=tuple(w.op for w in writes), atomic=bool(f.get("atomic")),
+                           writes=tuple(_stage_one(Write(op=w.op, fields=w.fields))
+                                        for w in writes))
+    return _stage_one(write)
+
+
+def _stage_one(write: Write) -> Staged | RegistryError:
     op, f = write.op, write.fields
     try:
         if op is Op.DELETE:

@@ -73,10 +73,10 @@ def test_an_unexpected_failure_answers_internal_and_the_batch_is_served(
         caplog: pytest.LogCaptureFixture) -> None:
     decode = protocol.decode_request
 
-    def failing(frame: bytes, max_bytes: int | None = None) -> protocol.Request:
+    def failing(frame: bytes, max_bytes: int | None = None, **options: int) -> protocol.Request:
         if b"poison" in frame:
             raise RecursionError("maximum recursion depth exceeded")
-        return decode(frame, max_bytes)
+        return decode(frame, max_bytes, **options)
 
     monkeypatch.setattr(protocol, "decode_request", failing)
     registry_here.request(Op.CREATE, 1, object=service("before"))

@@ -1,0 +1,113 @@
+"""The request window: what the store recorded of each write that carried a ``requestId``.
+
+Runs in the registry process, inside the store's write transaction (never a transaction
+of its own): a write's outcome is recorded in the SAME transaction as the write, so after
+a crash either both are on disk or neither is, and a retried request is answered with the
+recorded outcome instead of being applied again (see :mod:`ecsm_actors.protocol`).
+
+Two sub-databases of the store's environment:
+
+* ``requests`` — key the requestId (ASCII), value ``seq`` (8 bytes big-endian) + the wall
+  time it was recorded (8-byte double) + the msgpack record: ``{op, key, rv, action?,
+  gone?}`` for a success (the object's store key and the resourceVersion it had after
+  the write; ``gone`` when it left the store), ``{op, error: {code, message, causes}}``
+  for a refusal, ``{op: "BATCH", rv, results: [record...]}`` for a BATCH. A few dozen
+  bytes: the objects themselves are found again in the event log (see
+  ``Store._replay``).
+* ``request_order`` — key ``seq`` (8 bytes big-endian, increasing), value the wall time
+  (8-byte double) + the requestId: the order in which records leave the window.
+
+Bounds: at most ``size`` records (registry.request_window) and none older than ``age``
+seconds (registry.request_window_age). A record past its age is never replayed, even
+before it is pruned. Pruning is incremental: each write transaction removes at most
+:data:`PRUNE_STEP` more of the oldest records than it added, so the window converges to
+its bounds without ever holding a commit for long.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import lmdb
+import msgpack
+
+from ecsm_actors.protocol import pack
+
+#: Records a write transaction prunes beyond those it adds.
+PRUNE_STEP = 64
+
+_TIME = struct.Struct(">d")
+
+
+def _be(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+class RequestWindow:
+    """The bounded map requestId → recorded outcome. Every method takes the caller's
+    write transaction; :meth:`begin` and :meth:`committed` bracket one."""
+
+    def __init__(self, env: lmdb.Environment, *, size: int, age: float) -> None:
+        self.size = int(size)
+        self.age = float(age)
+        self.requests = env.open_db(b"requests")
+        self.order = env.open_db(b"request_order")
+        with env.begin(db=self.order) as txn:
+            cursor = txn.cursor()
+            self._seq = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
+        self._pending = self._seq
+        self._added = 0
+
+    def begin(self) -> None:
+        """A write transaction starts: forget what an aborted one had counted."""
+        self._pending, self._added = self._seq, 0
+
+    def committed(self) -> None:
+        """The transaction since :meth:`begin` is durable."""
+        self._seq = self._pending
+
+    def lookup(self, txn: lmdb.Transaction, request_id: str,
+               now: float) -> dict[str, Any] | None:
+        """The record of ``request_id`` if it is in the window and younger than ``age``."""
+        raw = txn.get(request_id.encode(), db=self.requests)
+        if raw is None or _TIME.unpack_from(raw, 8)[0] < now - self.age:
+            return None
+        record: dict[str, Any] = msgpack.unpackb(bytes(raw[16:]), raw=False)
+        return record
+
+    def record(self, txn: lmdb.Transaction, request_id: str, record: dict[str, Any],
+               now: float) -> None:
+        """Keep ``record`` for ``request_id`` (replacing one past its age)."""
+        self._pending += 1
+        self._added += 1
+        seq, stamp = _be(self._pending), _TIME.pack(now)
+        rid = request_id.encode()
+        txn.put(rid, seq + stamp + pack(record), db=self.requests)
+        txn.put(seq, stamp + rid, db=self.order, append=True)
+
+    def prune(self, txn: lmdb.Transaction, now: float) -> int:
+        """Remove the oldest records beyond ``size`` or older than ``age``: at most
+        :data:`PRUNE_STEP` more than this transaction added. Returns how many."""
+        count = txn.stat(self.order)["entries"]
+        if not count:
+            return 0
+        budget = self._added + PRUNE_STEP
+        horizon = now - self.age
+        cursor = txn.cursor(db=self.order)
+        removed = 0
+        while removed < budget and cursor.first():
+            seq, value = cursor.item()
+            if count - removed <= self.size and _TIME.unpack_from(value)[0] >= horizon:
+                break
+            rid = bytes(value[8:])
+            raw = txn.get(rid, db=self.requests)
+            # A record replaced after its age has a newer seq: it stays.
+            if raw is not None and bytes(raw[:8]) == bytes(seq):
+                txn.delete(rid, db=self.requests)
+            cursor.delete()
+            removed += 1
+        return removed
+
+    def count(self, txn: lmdb.Transaction) -> int:
+        return int(txn.stat(self.order)["entries"])
