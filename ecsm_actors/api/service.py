@@ -16,11 +16,17 @@ from typing import ClassVar
 from ecsm_actors.api.enums import StrategyType, UpgradeType
 from ecsm_actors.api.kinds import API_VERSION
 from ecsm_actors.api.meta import Condition, ObjectMeta, find_condition
+from ecsm_actors.api.service_schema import PreemptionPolicy as PreemptionPolicy
 from ecsm_actors.api.template import Template
 from ecsm_actors.api.toplevel import TopLevelObject
 from ecsm_actors.api.wire import WireObject, wire
 
 KIND = "ECSMService"
+
+
+#: Condition types of the capacity admission (besides Available/Progressing/Degraded).
+PREEMPTED = "Preempted"  # True while some instances are held down for a preemptor
+REPLICA_FAILURE = "ReplicaFailure"  # True while instances are not placed for lack of room
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +87,32 @@ class ServiceSpec(WireObject):
     rollout: Rollout = wire(default_factory=Rollout)
     depends_on: tuple[str, ...] = ()
     priority: int = 0
+    preemption_policy: PreemptionPolicy = PreemptionPolicy.PREEMPT_LOWER_PRIORITY
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preemption(WireObject):
+    """A preemption suffered, kept in the victim's status while it holds: the victim runs
+    ``instances`` fewer than its spec (Static: without ``nodes``) until room comes back.
+    This record is the source of truth a restarted controller carries on from."""
+
+    preemptor: str  # namespace/name
+    priority: int
+    instances: int
+    nodes: tuple[str, ...] = wire(omit_empty=True, default=())
+    time: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreemptionGiven(WireObject):
+    """A preemption this service caused (informational, the last few kept)."""
+
+    victim: str  # namespace/name
+    priority: int
+    instances: int
+    time: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +127,8 @@ class ServiceStatus(WireObject):
     )
     current_revision: str | None = None
     conditions: tuple[Condition, ...] = wire(omit_empty=True, default=())
+    preemptions: tuple[Preemption, ...] = wire(omit_empty=True, default=())
+    preemptions_given: tuple[PreemptionGiven, ...] = wire(omit_empty=True, default=())
 
     def condition(self, type_: str) -> Condition | None:
         return find_condition(self.conditions, type_)

@@ -4,7 +4,8 @@ Owns the rules an ECSMService must satisfy (field paths as in ``spec.deploymentS
 replicas``) and its defaults: upgradeStrategy.type ``Never``, imagePullPolicy
 ``IfNotPresent``, prepull ``false``, hostname = metadata.name, platformSpecific.action
 ``Run``, Dynamic replicas ``1``, rollout maxSurge ``1`` / maxUnavailable ``0`` /
-revisionHistoryLimit ``2``, dependsOn ``[]``, priority ``0``. Runs in every process (the
+revisionHistoryLimit ``2``, dependsOn ``[]``, priority ``0``, preemptionPolicy
+``PreemptLowerPriority``. Runs in every process (the
 registry on every write). The walk context carries ``name`` (metadata.name) for the
 hostname default and the dependsOn self-reference check. Every field has an upper bound
 (:mod:`ecsm_actors.api.limits`: replicas, nodes, memory and disk configurable).
@@ -14,6 +15,7 @@ and excludes ``vsoa.passwordFile`` (an absolute path the service controller read
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from ecsm_actors.api.enums import ImageAction, PullPolicy, StrategyType, UpgradeType
@@ -25,6 +27,13 @@ from ecsm_actors.api.names import absolute_path, dns_label
 from ecsm_actors.api.scalars import Bool, Enum, Int, IntOrPercent, Quantity, Str
 from ecsm_actors.api.schema import ListOf, Obj, Prop, Walk, join
 from ecsm_actors.api.secrets import Secret
+
+
+class PreemptionPolicy(StrEnum):
+    """``spec.preemptionPolicy``, as Kubernetes' PriorityClass field."""
+
+    PREEMPT_LOWER_PRIORITY = "PreemptLowerPriority"  # may scale strictly lower ones down
+    NEVER = "Never"  # waits for room instead
 
 
 def _is_zero(value: Any) -> bool:
@@ -286,11 +295,37 @@ SPEC = Obj(
         "dependsOn": Prop(node=_str_list(check=dns_label, max_items=L.MAX_DEPENDS_ON),
                           default=[]),
         "priority": Prop(node=Int(minimum=-L.MAX_PRIORITY, maximum=L.MAX_PRIORITY), default=0),
+        "preemptionPolicy": Prop(node=Enum(PreemptionPolicy),
+                                 default=PreemptionPolicy.PREEMPT_LOWER_PRIORITY.value),
     },
     post=_check_spec,
 )
 
 _COUNT = Int(minimum=0)
+_PRIORITY = Int(minimum=-L.MAX_PRIORITY, maximum=L.MAX_PRIORITY)
+#: Preemption records kept in a status (suffered: one per preemptor; given: the last few).
+MAX_PREEMPTIONS = 64
+
+PREEMPTION = Obj(
+    {
+        "preemptor": Prop(node=Str(nonempty=True, max_len=L.MAX_WORD), required=True),
+        "priority": Prop(node=_PRIORITY, required=True),
+        "instances": Prop(node=_COUNT, required=True),
+        "nodes": Prop(node=ListOf(Str(nonempty=True, max_len=L.MAX_WORD), unique=True)),
+        "time": Prop(node=Str()),
+        "reason": Prop(node=Str(max_len=1024), default=""),
+    }
+)
+
+PREEMPTION_GIVEN = Obj(
+    {
+        "victim": Prop(node=Str(nonempty=True, max_len=L.MAX_WORD), required=True),
+        "priority": Prop(node=_PRIORITY, required=True),
+        "instances": Prop(node=_COUNT, required=True),
+        "time": Prop(node=Str()),
+        "reason": Prop(node=Str(max_len=1024), default=""),
+    }
+)
 
 STATUS = Obj(
     {
@@ -302,5 +337,9 @@ STATUS = Obj(
         "underlyingServiceIDs": Prop(node=ListOf(Str(nonempty=True), unique=True)),
         "currentRevision": Prop(node=Str(nonempty=True)),
         "conditions": Prop(node=CONDITIONS),
+        "preemptions": Prop(node=ListOf(PREEMPTION, unique_by=lambda p: p.get("preemptor"),
+                                        unique_field="preemptor",
+                                        max_items=MAX_PREEMPTIONS)),
+        "preemptionsGiven": Prop(node=ListOf(PREEMPTION_GIVEN, max_items=MAX_PREEMPTIONS)),
     }
 )
