@@ -46,7 +46,9 @@ TARGETS: dict[str, float] = {"request": 0.34, "control": 0.12, "liveness": 0.12,
 FIELD_NAMES = ["v", "id", "op", "kind", "namespace", "name", "object", "view",
                "resourceVersion", "epoch", "seq", "type", "key", "ok", "result", "error",
                "code", "message", "causes", "field", "stats", "pid", "ts", "queueDepth",
-               "oldestInflightAge", "lastCompleted", "items", "events", "metadata", "spec"]
+               "oldestInflightAge", "lastCompleted", "items", "events", "metadata", "spec",
+               "requestId", "writes", "atomic", "limit", "continue", "replayed", "results",
+               "remainingItemCount"]
 NASTY_TEXT = "\x00\n\r\x07\x1b[2J\u202e\u200b\ufeff\U0010ffff'\"\\%s{}"
 
 
@@ -67,6 +69,15 @@ def seed_frames() -> dict[str, list[Input]]:
         protocol.encode_request(Op.DELETE, 8, kind="ECSMService", namespace="d", name="n",
                                 resourceVersion=3),
         protocol.encode_request(Op.WATCH_SINCE, 9, resourceVersion=0),
+        protocol.encode_request(Op.CREATE, 10, object=obj, requestId="cli-1a2b.3:x/y_z-9"),
+        protocol.encode_request(Op.DELETE, 11, kind="ECSMService", namespace="d", name="n",
+                                requestId="r-2"),
+        protocol.encode_request(Op.BATCH, 12, requestId="b-1", atomic=True, writes=[
+            {"op": "CREATE", "object": obj}, {"op": "UPDATE", "object": stored},
+            {"op": "DELETE", "kind": "ECSMService", "namespace": "d", "name": "n"}]),
+        protocol.encode_request(Op.BATCH, 13, writes=[{"op": "APPLY", "object": hpa("web")}]),
+        protocol.encode_request(Op.LIST, 14, kind="ECSMService", namespace="d", limit=50,
+                                **{"continue": "1.RUNTTVNlcnZpY2UvZC9h"}),
     ]
     control = [protocol.encode_control(op, i, name="registry", signal=9)
                for i, op in enumerate(ControlOp)]
@@ -87,6 +98,14 @@ def seed_frames() -> dict[str, list[Input]]:
                                             protocol.pack(stored)),
         protocol.encode_error(3, "e1", RegistryError("boom")),
         protocol.encode_reply(4, "e1", {"epoch": "e1", "resourceVersion": 7, "pid": 9}),
+        protocol.encode_reply_encoded(6, "e1", protocol.pack(stored), replayed=True),
+        protocol.pack({"v": 1, "id": 7, "ok": False, "epoch": "e1", "replayed": True, "error": {
+            "code": "Aborted", "message": "not applied", "causes": []}}),
+        protocol.encode_reply(8, "e1", {"resourceVersion": 9, "results": [
+            {"ok": True, "result": stored}, {"ok": False, "error": {
+                "code": "Conflict", "message": "stale", "causes": []}}]}),
+        protocol.encode_reply(9, "e1", {"resourceVersion": 9, "items": [stored],
+                                        "continue": "1.abc", "remainingItemCount": 3}),
         protocol.pack({"v": 1, "id": 5, "ok": False, "epoch": "e1", "error": {
             "code": "Invalid", "message": "bad", "causes": [{"field": "spec", "message": "x"}]}}),
     ]

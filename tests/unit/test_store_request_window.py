@@ -111,8 +111,8 @@ def test_a_retried_unconditional_update_is_not_applied_twice(store: Store) -> No
     del changed["metadata"]["resourceVersion"]
     first = one(store, update(changed, "upd-1"))
     again = one(store, update(changed, "upd-1"))
-    assert isinstance(again, Outcome) and again.replayed
-    assert again.result["metadata"]["generation"] == 2 == first.result["metadata"]["generation"]  # type: ignore[union-attr]
+    assert isinstance(first, Outcome) and isinstance(again, Outcome) and again.replayed
+    assert again.result["metadata"]["generation"] == 2 == first.result["metadata"]["generation"]
     assert store.resource_version == 2
 
 
@@ -149,7 +149,8 @@ def test_the_window_survives_closing_and_reopening_the_store(open_store: OpenSto
     first = one(open_store(), create("web", "persist-1"))
     reopened = open_store()
     again = one(reopened, create("web", "persist-1"))
-    assert isinstance(again, Outcome) and again.replayed and again.encoded == first.encoded  # type: ignore[union-attr]
+    assert isinstance(first, Outcome) and isinstance(again, Outcome)
+    assert again.replayed and again.encoded == first.encoded
 
 
 def test_a_store_full_refusal_is_not_recorded_so_the_retry_applies(
