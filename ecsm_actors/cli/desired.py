@@ -12,7 +12,6 @@ prints it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,14 @@ from typing import Any
 import click
 
 from ecsm_actors import api
-from ecsm_actors.cli import desired_views, manifests
+from ecsm_actors.cli import desired_views, manifests, watching
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
 from ecsm_actors.cli.editing import edit_object
 from ecsm_actors.api.echo import clip
 from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, escape, print_table
 from ecsm_actors.cli.redaction import redact
 from ecsm_actors.errors import EcsmActorsError, NotFound, Unavailable
-from ecsm_actors.protocol import Event, Heartbeat
+from ecsm_actors.protocol import Event
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 
 KIND_WORDS = {
@@ -266,10 +265,21 @@ def _event_line(event: Event, output: str) -> str:
             f"  namespace={meta.get('namespace', '?')} generation={meta.get('generation')}")
 
 
+def subscriber(ctx: CliContext, kinds: list[str]) -> Subscriber:
+    """A subscriber to the configured registry's events of ``kinds``."""
+    return Subscriber.from_config(ctx.config, kinds=kinds)
+
+
+def _resume_file(ctx: CliContext) -> watching.ResumeFile:
+    return watching.ResumeFile(ctx.config.run_dir / "cli-watch.json")
+
+
 @cli.command("watch")
 @click.argument("kind")
-@click.option("--since", type=int, default=None,
+@click.option("--since", type=click.IntRange(min=0), default=None,
               help="Replay every change after this resourceVersion first.")
+@click.option("--resume", is_flag=True,
+              help="Start where the last watch of this kind and namespace stopped.")
 @NAMESPACE_OPTION
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @click.option("-o", "--output", type=click.Choice(("line", "json", "yaml")), default="line",
@@ -278,58 +288,39 @@ def _event_line(event: Event, output: str) -> str:
 @click.option("--timeout", type=float, default=None,
               help="Exit after this many seconds without an event.")
 @pass_cli
-def watch_cmd(ctx: CliContext, kind: str, since: int | None, namespace: str | None,
-              all_namespaces: bool, output: str, count: int | None,
+def watch_cmd(ctx: CliContext, kind: str, since: int | None, resume: bool,
+              namespace: str | None, all_namespaces: bool, output: str, count: int | None,
               timeout: float | None) -> None:
-    """Print changes of a kind as they are committed (Ctrl-C to stop)."""
+    """Print changes of a kind as they are committed (Ctrl-C to stop). Every change is
+    printed once, across link stalls and reconnections; on exit, the resourceVersion to
+    resume from is printed on stderr."""
+    if since is not None and resume:
+        raise click.UsageError("give either --since or --resume, not both")
     resolved = api.resolve_kind(kind)
     client = registry_client(ctx)
     wanted_ns = None if all_namespaces else (namespace or "default")
-    with Subscriber.from_config(ctx.config, kinds=[resolved]) as sub:
-        last = client.ping()["resourceVersion"] if since is None else since
-        epoch = client.epoch
-        printed = 0
-
-        def show(events: list[Event]) -> bool:
-            nonlocal last, printed
-            for e in events:
-                if e.seq <= last:
-                    continue
-                last = e.seq
-                if e.kind != resolved or (wanted_ns and not e.key.startswith(f"{wanted_ns}/")):
-                    continue
-                click.echo(_event_line(e, output))
-                printed += 1
-                if count is not None and printed >= count:
-                    return False
-            return True
-
-        def catch_up() -> bool:
-            while True:  # a long replay comes in pages
-                events = client.watch_since(last).events
-                if not events:
-                    return True
-                if not show(events):
-                    return False
-
-        if not catch_up():
-            return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            wait = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            msg = sub.recv(wait)
-            if msg is None:
-                if deadline is not None:
-                    return
-                continue
-            if msg.epoch != epoch:
-                raise Unavailable("the registry store was replaced (new epoch); watch again")
-            if isinstance(msg, Heartbeat):
-                if msg.seq > last and not catch_up():
-                    return
-                continue
-            # A gap may only be events of other kinds, or lost ones: the log tells.
-            if not (catch_up() if msg.seq > last + 1 else show([msg])):
-                return
-            if deadline is not None:
-                deadline = time.monotonic() + timeout  # type: ignore[operator]
+    scope = f"{resolved}/{wanted_ns or '*'}"
+    resume_file = _resume_file(ctx)
+    since_epoch = resume_file.epoch(client.endpoint)
+    if resume:
+        position = resume_file.position(client.endpoint, scope)
+        if position is None:
+            click.echo(f"no earlier watch of {kind} to resume: watching from now", err=True)
+        else:
+            since_epoch, since = position
+    options = watching.WatchOptions(
+        kind=resolved, namespace=wanted_ns, since=since, since_epoch=since_epoch,
+        strict=not resume, count=count, timeout=timeout,
+        heartbeat_interval=ctx.config.registry.heartbeat_interval)
+    engine = watching.Watch(
+        client, lambda: subscriber(ctx, [resolved]), options,
+        emit=lambda e: click.echo(_event_line(e, output)),
+        notice=lambda line: click.echo(line, err=True))
+    try:
+        engine.run()
+    finally:
+        if engine.last is not None:
+            resume_file.save(client.endpoint, engine.epoch, scope, engine.last)
+            where = " -A" if all_namespaces else (f" -n {namespace}" if namespace else "")
+            click.echo(f"resume with: ecsm-cli watch {escape(kind)}{escape(where)} "
+                       f"--since {engine.last}", err=True)
