@@ -40,9 +40,11 @@ class RunningSimulator:
         return Clientset.from_url(self.url, connect_timeout=2.0, read_timeout=read_timeout)
 
 
-def start_simulator(procs: Processes, *args: str, timeout: float = 15.0) -> RunningSimulator:
-    """Spawn a simulator in ``procs.run_dir`` and wait for its address file."""
-    proc = procs.spawn("simulator", *args)
+def start_simulator(procs: Processes, *args: str, timeout: float = 15.0,
+                    env: dict[str, str] | None = None) -> RunningSimulator:
+    """Spawn a simulator in ``procs.run_dir`` (``env`` added to its environment) and wait
+    for its address file."""
+    proc = procs.spawn("simulator", *args, env=env)
     address = procs.run_dir / "ecsm-simulator.json"
 
     def ready() -> dict[str, Any] | None:

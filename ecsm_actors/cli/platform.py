@@ -22,9 +22,9 @@ import click
 from ecsm_actors.cli import printers
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, get, pass_cli
 from ecsm_actors.cli.platform_conn import clientset, ecsm_options
-from ecsm_actors.cli.platform_format import rfc3339_date, short_uptime
+from ecsm_actors.cli.platform_format import memory_cell, rfc3339_date, short_uptime
 from ecsm_actors.ecsm.clientset import Clientset
-from ecsm_actors.ecsm.types import ContainerAction, ContainerInfo, Page
+from ecsm_actors.ecsm.types import ContainerAction, ContainerInfo, NodeInfo, Page
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -93,17 +93,24 @@ def connect(obj: CliContext) -> Clientset:
 @pass_cli
 def get_nodes(obj: CliContext, name: str | None, basic: bool, all_pages: bool,
               page: int | None, page_size: int, output: str) -> None:
-    """List ECSM nodes."""
+    """List ECSM nodes (``-o wide``: MEMORY allocated/capacity from ``node/status``)."""
     with connect(obj) as cs:
         items = fetch(all_pages, page, page_size,
                       lambda n, s: cs.nodes.list(n, s, name, basic),
                       lambda s: cs.nodes.list_all(name, basic, s))
+        statuses = {s.id: s for s in cs.nodes.list_status([n.id for n in items])} \
+            if output == "wide" and items else {}
+
+    def memory(n: NodeInfo) -> str:
+        st = statuses.get(n.id)
+        return memory_cell(st.memory_allocated, st.memory_total) if st else "-"
+
     emit(output, items,
          ["NAME", "STATUS", "ADDRESS", "TYPE", "ARCH", "CONTAINERS", "CREATED", "UPTIME", "ID"],
          lambda n: [n.name, n.status, n.address, n.type, n.arch,
                     f"{n.container_ecsm_running}/{n.container_ecsm_total}", n.created_time,
                     short_uptime(n.up_time), n.id],
-         "No nodes found.", (["TLS"], lambda n: [str(n.tls).lower()]))
+         "No nodes found.", (["TLS", "MEMORY"], lambda n: [str(n.tls).lower(), memory(n)]))
 
 
 @get.command("images")

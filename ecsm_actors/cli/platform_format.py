@@ -44,6 +44,22 @@ def bytes_size(n: float) -> str:
     return f"{int(n)} B"
 
 
+def quantity(n: int) -> str:
+    """Bytes as a Kubernetes-style binary quantity: ``1Gi``, ``768Mi``, ``1.5Gi``, ``0``."""
+    for unit, factor in (("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if n >= factor:
+            whole, rest = divmod(n, factor)
+            return f"{whole}{unit}" if not rest else f"{n / factor:.1f}{unit}"
+    return str(max(0, n))
+
+
+def memory_cell(allocated: int | None, total: int | None) -> str:
+    """``get nodes -o wide`` MEMORY: allocated/capacity (``768Mi/1Gi``), ``-`` if unknown."""
+    if allocated is None or total is None:
+        return "-"
+    return f"{quantity(allocated)}/{quantity(total)}"
+
+
 def mb_size(mb: float) -> str:
     """Disk size given in MB: ``x.xx GiB`` from 1024 MB, else ``x.xx MiB``."""
     return f"{mb / 1024:.2f} GiB" if mb >= 1024 else f"{mb:.2f} MiB"

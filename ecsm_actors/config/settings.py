@@ -252,6 +252,13 @@ class SimulatorSettings:
     start_delay: float = 0.5
     #: Persist state to this JSON file (survives a restart); empty means in memory.
     state_file: str = ""
+    #: Memory the containers of each seeded node may reserve (the OS's share is outside
+    #: it); a container reserves its service's ``memoryLimitMB`` and is refused when the
+    #: node has no room left. Per node at run time through the admin API.
+    node_memory: ByteSize = ByteSize(4 << 30)
+    #: Memory limit (and so reservation) of a container whose service config and image
+    #: config set no ``memoryLimitMB``.
+    default_memory_limit: ByteSize = ByteSize(512 << 20)
 
 
 @dataclass(frozen=True, kw_only=True)

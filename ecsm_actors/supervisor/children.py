@@ -3,6 +3,7 @@
 Runs in the supervisor process. Built-in children, in start order::
 
     simulator            (only with --simulate)  ready: address file written + TCP connect
+                         (its argv carries --node-memory simulator.node_memory)
     registry                                     ready: answers PING (with its own pid)
     service-controller   depends on registry     ready: liveness report with stats.synced
     hpa-controller       depends on registry     ready: liveness report with stats.synced
@@ -44,7 +45,8 @@ def builtin_children(cfg: Config, *, simulate: bool) -> list[ChildSpec]:
     before: tuple[str, ...] = ()
     if simulate:
         specs.append(ChildSpec(
-            name=SIMULATOR, argv=(*python, "simulator"),
+            name=SIMULATOR,
+            argv=(*python, "simulator", "--node-memory", str(int(cfg.simulator.node_memory))),
             readiness=Readiness(kind=ReadinessKind.ADDRESS_FILE,
                                 path=str(cfg.ecsm_address_file)),
             **defaults))

@@ -78,3 +78,12 @@ def test_memory_held_sums_limits_per_service_and_node_and_a_failed_deployment_ho
 def test_the_memory_limit_is_read_from_an_image_config(config: Any, expected: int | None
                                                        ) -> None:
     assert memory_limit_mb(config) == expected
+
+
+def test_the_cli_memory_cell_reads_as_allocated_over_capacity_in_quantities() -> None:
+    from ecsm_actors.cli.platform_format import memory_cell
+
+    assert memory_cell(768 * MIB, 1 << 30) == "768Mi/1Gi"
+    assert memory_cell(3 * (1 << 29), 4 << 30) == "1.5Gi/4Gi"
+    assert memory_cell(0, 0) == "0/0"
+    assert memory_cell(None, 1 << 30) == "-"

@@ -4,13 +4,19 @@ Runs inside the simulator process, always under ``State.lock``. Every action app
 history entry ``{id: taskId, cmd, user, time}`` and answers a transaction. A container on
 an offline node cannot be started (its transaction fails). Node down stops its containers
 (and marks the node offline); node up restarts the ones it stopped. A crash leaves the
-container ``exited`` with ``failedMessage`` set; nothing restarts it by itself.
+container ``exited`` with ``failedMessage`` set; nothing restarts it by itself. A
+``start``/``restart``/``unpause`` of an instance refused for lack of memory places it
+again (:mod:`.capacity`); when it still fits nowhere the transaction fails with the
+reason. A node's memory can be changed at run time; nothing running is evicted and
+nothing refused is placed by the change itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ecsm_actors.ecsm.simulator import capacity
+from ecsm_actors.ecsm.simulator.deploy import eligible
 from ecsm_actors.ecsm.simulator.errors import SimError, bad_request, not_found
 from ecsm_actors.ecsm.simulator.model import (
     CREATED,
@@ -24,14 +30,26 @@ from ecsm_actors.ecsm.simulator.model import (
 from ecsm_actors.ecsm.simulator.state import State, new_id
 
 
-def apply_action(state: State, c: ContainerRec, action: str, user: str = "admin") -> bool:
-    """Apply one action to one container; False when it cannot (node offline)."""
+def apply_action(state: State, c: ContainerRec, action: str, user: str = "admin"
+                 ) -> str | None:
+    """Apply one action to one container; the reason when it cannot (node offline, no
+    room for a refused instance), else None."""
     now = state.clock()
     state.add_history(c, action, user)
+    if c.refused:
+        if action not in ("start", "restart", "unpause"):
+            return None  # stop/pause of an instance that never started: nothing to do
+        svc = state.services[c.service_id]
+        candidates = [state.nodes[c.node_id]] if svc.policy == "static" else \
+            eligible(state, svc)
+        if not capacity.retry(state, c, candidates, "run"):
+            return c.failed_message
+        node = state.nodes[c.node_id]
+        return None if node.online else f"node '{node.name}' is offline"
     status = c.status(now)
     node = state.nodes[c.node_id]
     if action in ("start", "restart", "unpause") and not node.online:
-        return False
+        return f"node '{node.name}' is offline"
     if action in ("start", "unpause"):
         if status != RUNNING:
             c.state, c.started_at, c.failed_message = RUNNING, now, None
@@ -45,25 +63,28 @@ def apply_action(state: State, c: ContainerRec, action: str, user: str = "admin"
             c.started_at = c.started(now)
             c.state = PAUSED
     c.stopped_by_node = False
-    return True
+    return None
 
 
 def service_action(state: State, service_id: str, action: str) -> dict[str, Any]:
     svc = state.service(service_id)
     results = [apply_action(state, c, action) for c in state.containers_of(svc.id)]
-    tx = state.add_transaction("success" if all(results) else "failure",
-                               {"serviceId": svc.id, "action": action})
+    failures = [r for r in results if r is not None]
+    data: dict[str, Any] = {"serviceId": svc.id, "action": action}
+    if failures:
+        data["message"] = failures[0]
+    tx = state.add_transaction("failure" if failures else "success", data)
     state.changed()
     return tx
 
 
 def container_action(state: State, name: str, action: str) -> dict[str, Any]:
     c = state.container_named(name)
-    ok = apply_action(state, c, action)
+    failure = apply_action(state, c, action)
     data: dict[str, Any] = {"containerId": c.id, "name": c.name, "action": action}
-    if not ok:
-        data["message"] = f"node '{state.nodes[c.node_id].name}' is offline"
-    tx = state.add_transaction("success" if ok else "failure", data)
+    if failure is not None:
+        data["message"] = failure
+    tx = state.add_transaction("success" if failure is None else "failure", data)
     state.changed()
     return tx
 
@@ -91,8 +112,19 @@ def node_up(state: State, name: str) -> NodeRec:
     return node
 
 
+def set_node_memory(state: State, name: str, memory: int) -> NodeRec:
+    """The node's container memory becomes ``memory`` bytes (running containers stay)."""
+    node = _node_named(state, name)
+    node.memory_bytes = memory
+    state.changed()
+    return node
+
+
 def crash_container(state: State, name: str, message: str) -> ContainerRec:
     c = state.container_named(name)
+    if c.refused:
+        raise bad_request(f"container '{name}' was refused for lack of memory: "
+                          "it is not running")
     c.state, c.failed_message, c.stopped_by_node = EXITED, message, False
     state.changed()
     return c
@@ -128,7 +160,8 @@ def register_node(state: State, body: dict[str, Any]) -> None:
         raise SimError(400, "name exists", f"name: node '{body['name']}' already exists")
     now = state.clock()
     node = NodeRec(id=new_id(), name=body["name"], address=body["address"],
-                   password=body["password"], tls=body["tls"], created_at=now, boot_at=now)
+                   password=body["password"], tls=body["tls"], created_at=now, boot_at=now,
+                   memory_bytes=state.node_memory)
     state.nodes[node.id] = node
     state.by_node[node.id] = {}
     state.changed()

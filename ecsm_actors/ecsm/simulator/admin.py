@@ -64,6 +64,12 @@ class SimulatorAdmin:
         """The node comes back; containers stopped by its outage start again."""
         return dict(self._call("POST", f"nodes/{quote(name, safe='')}/up"))
 
+    def set_node_memory(self, name: str, memory: int) -> dict[str, Any]:
+        """The node's container memory becomes ``memory`` bytes; answers its
+        ``node/status`` view. Running containers stay; refused ones wait to be asked."""
+        return dict(self._call("POST", f"nodes/{quote(name, safe='')}/memory",
+                               {"bytes": memory}))
+
     def crash_container(self, name: str, message: str | None = None) -> dict[str, Any]:
         """The container exits (status ``exited``, ``failedMessage`` set)."""
         body = {"message": message} if message else {}

@@ -8,14 +8,15 @@ under ``State.lock``. Never subject to injected faults. Routes::
     POST   /_sim/faults                      {latency, error_rate, error_kind, drop_rate, partition}
     DELETE /_sim/faults                      reset
     POST   /_sim/nodes/{name}/down|up
+    POST   /_sim/nodes/{name}/memory         {bytes}: the node's container memory
     POST   /_sim/containers/{name}/crash     {message}
     DELETE /_sim/containers/{name}           deleted behind the operator's back
     POST   /_sim/services/{idOrName}/load    {cpu: percent total, memory: bytes total}
     POST   /_sim/start-delay                 {seconds}
 
 Every value is checked before anything changes (:mod:`.admin_values`): latency 0..60 s,
-error_rate and drop_rate 0..1, partition a boolean, cpu 0..1e6 percent, memory a whole
-0..2**50 bytes, seconds 0..3600, message a string of at most 1,024 characters; NaN,
+error_rate and drop_rate 0..1, partition a boolean, cpu 0..1e6 percent, memory (load
+and node memory) a whole 0..2**50 bytes, seconds 0..3600, message a string of at most 1,024 characters; NaN,
 Infinity, strings for numbers and unknown keys answer 400 naming the key.
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ecsm_actors.ecsm.simulator import actions, admin_values, views
+from ecsm_actors.ecsm.simulator import actions, admin_values, capacity, views
 from ecsm_actors.ecsm.simulator.faults import Faults
 from ecsm_actors.ecsm.simulator.request import Request, Router
 
@@ -48,7 +49,8 @@ def state(sim: Simulator, req: Request) -> dict[str, Any]:
         detail["containers"] = [c.id for c in st.containers_of(svc.id)]
         services.append(detail)
     return {
-        "nodes": [views.node_info(st, n, now) for n in st.nodes.values()],
+        "nodes": [views.node_info(st, n, now) | {"memory": capacity.node_figures(st, n)}
+                  for n in st.nodes.values()],
         "services": services,
         "containers": views.containers(st, list(st.containers.values()), now),
         "images": [views.image_item(i) for i in st.images.values()],
@@ -75,6 +77,14 @@ def node_down(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
 def node_up(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
     node = actions.node_up(sim.state, name)
     return views.node_info(sim.state, node, sim.state.clock())
+
+
+def set_node_memory(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+    doc = admin_values.object_body(req.body, "memory", ("bytes",))
+    admin_values.number(doc, "bytes", 0, admin_values.MAX_MEMORY, required=True)
+    memory = admin_values.integer(doc, "bytes", 0, admin_values.MAX_MEMORY)
+    node = actions.set_node_memory(sim.state, name, int(memory or 0))
+    return views.node_status(sim.state, node, sim.state.clock())
 
 
 def crash(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
@@ -111,6 +121,7 @@ ADMIN_ROUTER = Router((
     ("DELETE", "faults", reset_faults),
     ("POST", "nodes/{name}/down", node_down),
     ("POST", "nodes/{name}/up", node_up),
+    ("POST", "nodes/{name}/memory", set_node_memory),
     ("POST", "containers/{name}/crash", crash),
     ("DELETE", "containers/{name}", delete_container),
     ("POST", "services/{service}/load", set_load),

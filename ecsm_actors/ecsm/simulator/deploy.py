@@ -11,15 +11,21 @@ Runs inside the simulator process, always under ``State.lock``. Rules:
   dynamic container on an offline node is re-placed on an up node of the pool by an
   update — never by the simulator on its own.
 * delete: removes the containers, answers ``{transactionId}``.
+* capacity (:mod:`.capacity`): a new instance goes only where its memory limit fits —
+  static: its listed node; dynamic: the pool's nodes with room, spread as usual. One that
+  fits nowhere is recorded refused (``exited``, ``deployStatus: failed``, a message);
+  an update places refused instances again when room has come back. Scaling down removes
+  refused instances first (they are not running).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from ecsm_actors.ecsm.simulator import capacity
 from ecsm_actors.ecsm.simulator.bodies import ServiceBody
 from ecsm_actors.ecsm.simulator.errors import SimError, bad_request
-from ecsm_actors.ecsm.simulator.model import CREATED, STOP, ContainerRec, NodeRec, ServiceRec
+from ecsm_actors.ecsm.simulator.model import STOP, ContainerRec, NodeRec, ServiceRec
 from ecsm_actors.ecsm.simulator.placement import spread, victims
 from ecsm_actors.ecsm.simulator.state import State, new_id
 
@@ -101,20 +107,34 @@ def delete_service(state: State, service_id: str) -> str:
     return str(tx["id"])
 
 
+def eligible(state: State, svc: ServiceRec) -> list[NodeRec]:
+    """The nodes an instance of ``svc`` may be placed on now: its listed nodes (all nodes
+    when a dynamic service lists none); for a dynamic service, the live ones among them
+    when any is live."""
+    nodes = [n for n in (state.node_named(name) for name in svc.node_names) if n is not None]
+    if svc.policy == "static":
+        return nodes
+    pool = nodes or list(state.nodes.values())
+    return [n for n in pool if n.online] or pool
+
+
 def reconcile(state: State, svc: ServiceRec, nodes: list[NodeRec]) -> None:
     """Add/remove containers of ``svc`` so they match its policy, nodes and factor."""
     now = state.clock()
     current = state.containers_of(svc.id)
+    action = str(svc.image.get("action") or "run")
     if svc.policy == "static":
         wanted = {n.id for n in nodes}
         seen: set[str] = set()
         for c in current:
             if c.node_id not in wanted or c.node_id in seen:
                 state.remove_container(c)
+            elif c.refused:
+                capacity.retry(state, c, [state.nodes[c.node_id]], action)
             seen.add(c.node_id)
         for node in nodes:
             if node.id not in seen:
-                _new_container(state, svc, node, now)
+                _new_container(state, svc, [node], now)
         return
     pool = nodes or list(state.nodes.values())
     pool_ids = {n.id for n in pool}
@@ -125,21 +145,31 @@ def reconcile(state: State, svc: ServiceRec, nodes: list[NodeRec]) -> None:
     current = state.containers_of(svc.id)
     for c in victims(current, len(current) - svc.factor, now):
         state.remove_container(c)
-    missing = svc.factor - len(state.containers_of(svc.id))
-    overall = Counter({nid: len(cs) for nid, cs in state.by_node.items()})
-    for node in spread(up or pool, state.containers_of(svc.id), missing, overall):
-        _new_container(state, svc, node, now)
+    for c in state.containers_of(svc.id):
+        if c.refused:
+            capacity.retry(state, c, up or pool, action)
+    for _ in range(svc.factor - len(state.containers_of(svc.id))):
+        _new_container(state, svc, up or pool, now)
 
 
-def _new_container(state: State, svc: ServiceRec, node: NodeRec, now: float) -> ContainerRec:
+def _new_container(state: State, svc: ServiceRec, candidates: list[NodeRec],
+                   now: float) -> ContainerRec:
+    """One new instance on the candidate chosen by :func:`spread` among those with room
+    (refused, on the one chosen among all candidates, when none has room)."""
+    need = capacity.memory_limit(state, svc)
+    roomy = [n for n in candidates if capacity.fits(state, n, need)]
+    overall = Counter({n.id: len(state.by_node.get(n.id, ())) for n in candidates})
+    mine = state.containers_of(svc.id)
+    node = spread(roomy or candidates, mine, 1, overall)[0]
     image = state.service_image(svc)
-    action = svc.image.get("action") or "run"
     c = ContainerRec(
         id=new_id(), task_id=new_id(), name=f"{svc.name}-{state.next_seq()}",
         service_id=svc.id, node_id=node.id, image_id=image.id if image else "",
-        state=CREATED if action == "run" and node.online else STOP,
-        created_at=now, ready_at=now + state.start_delay,
-        stopped_by_node=action == "run" and not node.online)
+        state=STOP, created_at=now, ready_at=now + state.start_delay)
     state.add_container(c)
+    if roomy:
+        capacity.deploy(state, c, node, str(svc.image.get("action") or "run"))
+    else:
+        capacity.refuse(c, capacity.refusal(state, need, candidates))
     return c
 

@@ -59,6 +59,7 @@ class NodeRec:
     boot_at: float
     ecsd_version: str = "2.4.1"
     cpu_cores: int = 4
+    #: Memory the node's containers may reserve (see :mod:`.capacity`).
     memory_bytes: int = 4 * GIB
     disk_mb: int = 32 * 1024
 
@@ -136,6 +137,8 @@ class ContainerRec:
     deploy_num: int = 1
     #: Stopped because its node went down; restarted when the node comes back.
     stopped_by_node: bool = False
+    #: Refused for lack of memory (see :mod:`.capacity`): ``exited``, holds no memory.
+    refused: bool = False
 
     def status(self, now: float) -> str:
         """The effective status: ``created`` turns ``running`` once ``ready_at`` passed."""

@@ -52,10 +52,11 @@ def image_config(name: str, os: str, arch: str, memory_mb: int) -> dict[str, Any
     return config
 
 
-def seed_nodes(count: int, now: float) -> list[NodeRec]:
+def seed_nodes(count: int, now: float, memory: int = 4 * GIB) -> list[NodeRec]:
+    """``node-1..node-count``, each with ``memory`` bytes for its containers."""
     return [NodeRec(id=stable_id("node", f"node-{i}"), name=f"node-{i}",
                     address=f"10.0.0.{i}:5050", password=f"pw-node-{i}",
-                    arch="arm64", cpu_cores=4, memory_bytes=4 * GIB,
+                    arch="arm64", cpu_cores=4, memory_bytes=memory,
                     created_at=now, boot_at=now)
             for i in range(1, count + 1)]
 

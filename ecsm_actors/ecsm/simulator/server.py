@@ -1,7 +1,7 @@
 """``python -m ecsm_actors simulator``: the ECSM simulator process main.
 
 Usage: ``python -m ecsm_actors simulator [--conf FILE] [--port N] [--nodes N]
-[--state FILE]``. Serves the ECSM REST API (ecsm-api.md) and the admin API on
+[--state FILE] [--node-memory 1Gi]``. Serves the ECSM REST API (ecsm-api.md) and the admin API on
 127.0.0.1 (port 0 picks a free port), then records its address in
 ``cfg.ecsm_address_file`` as JSON ``{host, port, url, pid}`` (atomic write) so every
 process and ecsm-cli of the run dir finds it. Reports liveness as ``simulator``.
@@ -44,6 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--state", help="persist the state to this JSON file")
     parser.add_argument("--start-delay", type=float,
                         help="seconds a container stays 'created' before 'running'")
+    parser.add_argument("--node-memory", metavar="SIZE",
+                        help="memory containers may reserve on each node (e.g. 1Gi)")
     return parser.parse_args(argv)
 
 
@@ -52,11 +54,15 @@ def build_state(cfg: Config) -> State:
     if settings.state_file:
         doc = persistence.load(Path(settings.state_file))
         if doc is not None:
-            state = State.restore(doc, start_delay=settings.start_delay)
+            state = State.restore(doc, start_delay=settings.start_delay,
+                                  node_memory=settings.node_memory,
+                                  default_memory_limit=settings.default_memory_limit)
             logger.info("state restored from %s: %d services, %d containers",
                         settings.state_file, len(state.services), len(state.containers))
             return state
-    return State.seeded(settings.nodes, start_delay=settings.start_delay)
+    return State.seeded(settings.nodes, start_delay=settings.start_delay,
+                        node_memory=settings.node_memory,
+                        default_memory_limit=settings.default_memory_limit)
 
 
 def write_address(cfg: Config, port: int) -> Path:
@@ -80,7 +86,8 @@ def main(argv: list[str]) -> int:
     try:
         cfg = load_config(args.conf, overrides={
             "simulator.port": args.port, "simulator.nodes": args.nodes,
-            "simulator.state_file": args.state, "simulator.start_delay": args.start_delay})
+            "simulator.state_file": args.state, "simulator.start_delay": args.start_delay,
+            "simulator.node_memory": args.node_memory})
     except ConfigError as e:
         print(f"error: {e}", flush=True)
         return 2
@@ -110,8 +117,9 @@ def main(argv: list[str]) -> int:
     reporter = LivenessReporter(context, cfg.heartbeat_endpoint, "simulator",
                                 cfg.controller.heartbeat_interval,
                                 lambda: {"stats": app.stats()}).start()
-    logger.info("ECSM simulator listening on http://%s:%d (%d nodes, %d images)",
-                HOST, port, len(state.nodes), len(state.images))
+    logger.info("ECSM simulator listening on http://%s:%d (%d nodes of %d MiB, %d images)",
+                HOST, port, len(state.nodes), cfg.simulator.node_memory >> 20,
+                len(state.images))
     try:
         while not stop.wait(1.0):
             pass

@@ -21,6 +21,8 @@ from typing import Any
 
 from ecsm_actors.ecsm.simulator.errors import SimError, not_found
 from ecsm_actors.ecsm.simulator.model import (
+    GIB,
+    MIB,
     ContainerRec,
     ImageRec,
     NodeRec,
@@ -42,11 +44,16 @@ def new_id() -> str:
 class State:
     def __init__(self, *, nodes: list[NodeRec], images: list[ImageRec],
                  start_delay: float = 0.5, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, node_memory: int = 4 * GIB,
+                 default_memory_limit: int = 512 * MIB) -> None:
         self.lock = threading.RLock()
         self.clock = clock
         self.rng = rng or random.Random()
         self.start_delay = start_delay
+        #: Memory of a node registered later (seeded nodes get it at seeding).
+        self.node_memory = node_memory
+        #: Reservation of a container whose service and image set no memoryLimitMB.
+        self.default_memory_limit = default_memory_limit
         self.nodes: dict[str, NodeRec] = {n.id: n for n in nodes}
         self.images: dict[str, ImageRec] = {i.id: i for i in images}
         self.services: dict[str, ServiceRec] = {}
@@ -63,10 +70,12 @@ class State:
 
     @classmethod
     def seeded(cls, node_count: int, *, start_delay: float = 0.5,
-               clock: Callable[[], float] = time.time) -> State:
+               clock: Callable[[], float] = time.time, node_memory: int = 4 * GIB,
+               default_memory_limit: int = 512 * MIB) -> State:
         now = clock()
-        return cls(nodes=seed_nodes(node_count, now), images=seed_images(now),
-                   start_delay=start_delay, clock=clock)
+        return cls(nodes=seed_nodes(node_count, now, node_memory), images=seed_images(now),
+                   start_delay=start_delay, clock=clock, node_memory=node_memory,
+                   default_memory_limit=default_memory_limit)
 
     def changed(self) -> None:
         self.version += 1
@@ -141,6 +150,12 @@ class State:
         self.by_node.setdefault(c.node_id, {})[c.id] = None
         self.by_name[c.name] = c.id
 
+    def move_container(self, c: ContainerRec, node_id: str) -> None:
+        """Re-home a container that was never deployed (a refused one) on another node."""
+        self.by_node.get(c.node_id, {}).pop(c.id, None)
+        c.node_id = node_id
+        self.by_node.setdefault(node_id, {})[c.id] = None
+
     def remove_container(self, c: ContainerRec) -> None:
         self.containers.pop(c.id, None)
         self.by_service.get(c.service_id, {}).pop(c.id, None)
@@ -181,14 +196,18 @@ class State:
 
     @classmethod
     def restore(cls, doc: dict[str, Any], *, start_delay: float = 0.5,
-                clock: Callable[[], float] = time.time) -> State:
-        """Rebuild a state from :meth:`snapshot`; raises ValueError on a malformed one."""
+                clock: Callable[[], float] = time.time, node_memory: int = 4 * GIB,
+                default_memory_limit: int = 512 * MIB) -> State:
+        """Rebuild a state from :meth:`snapshot`; raises ValueError on a malformed one.
+        Stored nodes keep their stored memory; ``node_memory`` is for nodes registered
+        later."""
         if not isinstance(doc, dict) or doc.get("version") != SNAPSHOT_VERSION:
             raise ValueError("not a simulator state snapshot (unknown version)")
         try:
             state = cls(nodes=[from_dict(NodeRec, d) for d in doc["nodes"]],
                         images=[from_dict(ImageRec, d) for d in doc["images"]],
-                        start_delay=start_delay, clock=clock)
+                        start_delay=start_delay, clock=clock, node_memory=node_memory,
+                        default_memory_limit=default_memory_limit)
             for d in doc["services"]:
                 svc = from_dict(ServiceRec, d)
                 state.services[svc.id] = svc

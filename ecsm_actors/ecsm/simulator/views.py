@@ -8,7 +8,10 @@ each time, so every view agrees with every other at every read.
 Usage model: a running container's ``cpuUsage.total`` ≈ service cpu load ÷ running
 instances (±3 % noise) and ``memoryUsage`` ≈ memory load ÷ running instances;
 ``memoryLimit`` = ``memoryLimitMB`` of the service config (of the image's built-in config
-when the service sends none; default 512 MiB).
+when the service sends none; else ``simulator.default_memory_limit``). Node memory
+figures are the reservations of :mod:`.capacity`: ``memoryTotal`` = the node's container
+memory, ``memoryFree`` = total − reserved, metrics ``ram`` = reserved bytes and percent.
+A refused container shows ``deployStatus: failed`` (``success`` otherwise).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ecsm_actors.ecsm.simulator import capacity
 from ecsm_actors.ecsm.simulator.model import (
     MIB,
     RUNNING,
@@ -28,27 +32,9 @@ from ecsm_actors.ecsm.simulator.model import (
 )
 from ecsm_actors.ecsm.simulator.state import State
 
-DEFAULT_MEMORY_LIMIT = 512 * MIB
 DEFAULT_DISK_LIMIT = 1024 * MIB
 DISK_USAGE = 48 * MIB
-NODE_BASE_MEMORY = 256 * MIB
 NOISE = 0.03
-
-
-def _resources(state: State, svc: ServiceRec) -> dict[str, Any]:
-    """The service config's sylixos resources, else the image's built-in ones."""
-    config = svc.image.get("config")
-    if not isinstance(config, dict):
-        image = state.service_image(svc)
-        config = image.config if image is not None else {}
-    sylixos = config.get("sylixos") if isinstance(config, dict) else None
-    res = (sylixos or {}).get("resources") if isinstance(sylixos, dict) else None
-    return res if isinstance(res, dict) else {}
-
-
-def _limit_mb(res: dict[str, Any], section: str, key: str, default: int) -> int:
-    value = (res.get(section) or {}).get(key) if isinstance(res.get(section), dict) else None
-    return value * MIB if isinstance(value, int) and value > 0 else default
 
 
 def running_count(state: State, svc_id: str, now: float) -> int:
@@ -59,7 +45,7 @@ def usage(state: State, c: ContainerRec, now: float, running: int | None = None
           ) -> tuple[float, int, int]:
     """(cpu percent, memory bytes, memory limit bytes) of one container."""
     svc = state.services[c.service_id]
-    limit = _limit_mb(_resources(state, svc), "memory", "memoryLimitMB", DEFAULT_MEMORY_LIMIT)
+    limit = capacity.memory_limit(state, svc)
     if c.status(now) != RUNNING:
         return 0.0, 0, limit
     n = running if running is not None else running_count(state, svc.id, now)
@@ -83,12 +69,14 @@ def container(state: State, c: ContainerRec, now: float, running: int | None = N
         "uptime": int(now - started) if status == RUNNING and started else 0,
         "startedTime": fmt_time(started) if started else "",
         "createdTime": fmt_time(c.created_at), "taskCreatedTime": fmt_time(c.created_at),
-        "deployStatus": "success", "failedMessage": c.failed_message,
+        "deployStatus": capacity.FAILED if c.refused else "success",
+        "failedMessage": c.failed_message,
         "restartCnt": c.restart_cnt, "deployNum": c.deploy_num,
         "cpuUsage": {"total": cpu, "cores": [round(cpu / cores, 2)] * cores},
         "memoryLimit": limit, "memoryUsage": memory, "memoryMaxUsage": int(memory * 1.1),
-        "sizeUsage": DISK_USAGE if status != "created" else 0,
-        "sizeLimit": _limit_mb(_resources(state, svc), "disk", "limitMB", DEFAULT_DISK_LIMIT),
+        "sizeUsage": DISK_USAGE if status != "created" and not c.refused else 0,
+        "sizeLimit": capacity.limit_mb(capacity.resources(state, svc), "disk", "limitMB",
+                                       DEFAULT_DISK_LIMIT),
         "serviceId": svc.id, "serviceName": svc.name,
         "nodeId": node.id, "address": node.address, "nodeName": node.name,
         "nodeArch": node.arch,
@@ -195,24 +183,22 @@ def node_by_name(node: NodeRec) -> dict[str, Any]:
             "createdTime": fmt_time(node.created_at), "arch": node.arch}
 
 
-def node_load(state: State, node: NodeRec, now: float) -> tuple[float, int]:
-    """(cpu percent of the node, memory bytes used) from its running containers."""
-    cpu, memory = 0.0, NODE_BASE_MEMORY
+def node_cpu(state: State, node: NodeRec, now: float) -> float:
+    """CPU percent of the node from its running containers."""
+    cpu = 0.0
     for c in state.containers_on(node.id):
-        c_cpu, c_mem, _ = usage(state, c, now)
-        cpu += c_cpu
-        memory += c_mem
-    cpu = min(100.0, 2.0 + cpu / node.cpu_cores) if node.online else 0.0
-    return round(cpu, 2), min(memory, node.memory_bytes)
+        cpu += usage(state, c, now)[0]
+    return round(min(100.0, 2.0 + cpu / node.cpu_cores), 2) if node.online else 0.0
 
 
 def node_status(state: State, node: NodeRec, now: float) -> dict[str, Any]:
     total, running = _counts(state, node, now)
-    cpu, memory = node_load(state, node, now)
+    cpu = node_cpu(state, node, now)
+    memory = capacity.node_figures(state, node)
     uptime = round(now - node.boot_at, 3) if node.online else 0.0
     return {
-        "id": node.id, "status": node.status, "memoryTotal": node.memory_bytes,
-        "memoryFree": node.memory_bytes - memory, "diskTotal": float(node.disk_mb),
+        "id": node.id, "status": node.status, "memoryTotal": memory["memoryTotal"],
+        "memoryFree": memory["memoryFree"], "diskTotal": float(node.disk_mb),
         "diskFree": float(node.disk_mb - 512 - total * 48),
         "cpuUsage": {"total": cpu, "cores": [cpu] * node.cpu_cores,
                      "measureTime": int(now * 1000)},
@@ -241,13 +227,15 @@ def node_view(state: State, node: NodeRec, now: float) -> dict[str, Any]:
 
 def node_metrics(state: State, node: NodeRec, now: float) -> dict[str, Any]:
     total, running = _counts(state, node, now)
-    cpu, memory = node_load(state, node, now)
+    cpu = node_cpu(state, node, now)
+    memory = capacity.reserved(state, node)
+    ram_percent = 100.0 * memory / node.memory_bytes if node.memory_bytes else 0.0
     used_mb = 512.0 + total * 48.0
     return {
         "timestamp": int(now * 1000), "type": node.type,
         "cpu": {"percent": f"{cpu:.1f}"},
         "rom": {"percent": f"{100.0 * used_mb / node.disk_mb:.1f}", "size": used_mb},
-        "ram": {"percent": f"{100.0 * memory / node.memory_bytes:.1f}", "size": memory},
+        "ram": {"percent": f"{ram_percent:.1f}", "size": memory},
         "processCount": 20 + 3 * running,
         "process": [{"name": "ecsd", "cpu": {"percent": "1.0"},
                      "ram": {"percent": "0.8", "size": 32 * MIB}}],
