@@ -331,6 +331,9 @@ class RegistryServer:
         self.stats["writes"] += len(batch)
         self.stats["commits"] += 1
         self.stats["maxBatch"] = max(self.stats["maxBatch"], len(batch))
+        replays = sum(1 for r in results if r.replayed)
+        if replays:  # retries answered from the request window, not applied again
+            self.stats["replays"] = self.stats.get("replays", 0) + replays
         # Published before the acknowledgements: both follow the commit, and a watcher
         # then never lags the writer it races with.
         for result in results:

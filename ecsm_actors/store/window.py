@@ -19,9 +19,12 @@ Two sub-databases of the store's environment:
 
 Bounds: at most ``size`` records (registry.request_window) and none older than ``age``
 seconds (registry.request_window_age). A record past its age is never replayed, even
-before it is pruned. Pruning is incremental: each write transaction removes at most
-:data:`PRUNE_STEP` more of the oldest records than it added, so the window converges to
-its bounds without ever holding a commit for long.
+before it is pruned. Pruning is incremental: a write transaction prunes once the window
+holds 1% more than ``size`` (at most :data:`PRUNE_BATCH` more: so it prunes in every
+32nd transaction or so, not in each, which keeps the cost per write low) or its oldest
+record is past its age, and removes at most :data:`PRUNE_STEP` more of the oldest records
+than it added, so the window converges to its bounds without ever holding a commit for
+long. The count and the oldest record's time are kept in memory (read at open).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from ecsm_actors.protocol import pack
 
 #: Records a write transaction prunes beyond those it adds.
 PRUNE_STEP = 64
+#: Most records the window holds beyond its size before a transaction prunes.
+PRUNE_BATCH = 32
 
 _TIME = struct.Struct(">d")
 
@@ -53,19 +58,22 @@ class RequestWindow:
         self.age = float(age)
         self.requests = env.open_db(b"requests")
         self.order = env.open_db(b"request_order")
+        self._slack = max(1, min(PRUNE_BATCH, self.size // 100))
         with env.begin(db=self.order) as txn:
             cursor = txn.cursor()
             self._seq = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
-        self._pending = self._seq
-        self._added = 0
+            self._oldest = _TIME.unpack_from(cursor.value())[0] if cursor.first() else None
+            self._count = int(txn.stat(self.order)["entries"])
+        self.begin()
 
     def begin(self) -> None:
         """A write transaction starts: forget what an aborted one had counted."""
         self._pending, self._added = self._seq, 0
+        self._p_count, self._p_oldest = self._count, self._oldest
 
     def committed(self) -> None:
         """The transaction since :meth:`begin` is durable."""
-        self._seq = self._pending
+        self._seq, self._count, self._oldest = self._pending, self._p_count, self._p_oldest
 
     def lookup(self, txn: lmdb.Transaction, request_id: str,
                now: float) -> dict[str, Any] | None:
@@ -81,6 +89,9 @@ class RequestWindow:
         """Keep ``record`` for ``request_id`` (replacing one past its age)."""
         self._pending += 1
         self._added += 1
+        self._p_count += 1
+        if self._p_oldest is None:
+            self._p_oldest = now
         seq, stamp = _be(self._pending), _TIME.pack(now)
         rid = request_id.encode()
         txn.put(rid, seq + stamp + pack(record), db=self.requests)
@@ -89,17 +100,20 @@ class RequestWindow:
     def prune(self, txn: lmdb.Transaction, now: float) -> int:
         """Remove the oldest records beyond ``size`` or older than ``age``: at most
         :data:`PRUNE_STEP` more than this transaction added. Returns how many."""
-        count = txn.stat(self.order)["entries"]
-        if not count:
+        count, horizon = self._p_count, now - self.age
+        if count - self.size < self._slack and (self._p_oldest is None
+                                                or self._p_oldest >= horizon):
             return 0
         budget = self._added + PRUNE_STEP
-        horizon = now - self.age
         cursor = txn.cursor(db=self.order)
         removed = 0
-        while removed < budget and cursor.first():
+        oldest = None
+        while cursor.first():
             seq, value = cursor.item()
-            if count - removed <= self.size and _TIME.unpack_from(value)[0] >= horizon:
+            oldest = _TIME.unpack_from(value)[0]
+            if removed >= budget or (count - removed <= self.size and oldest >= horizon):
                 break
+            oldest = None
             rid = bytes(value[8:])
             raw = txn.get(rid, db=self.requests)
             # A record replaced after its age has a newer seq: it stays.
@@ -107,6 +121,7 @@ class RequestWindow:
                 txn.delete(rid, db=self.requests)
             cursor.delete()
             removed += 1
+        self._p_count, self._p_oldest = count - removed, oldest
         return removed
 
     def count(self, txn: lmdb.Transaction) -> int:

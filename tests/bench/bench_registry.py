@@ -15,6 +15,11 @@ in-process. A commit of the bare 0.75 KiB value alone is printed too, for refere
 * create acknowledged → event received by a subscriber in another process, p50/p99 at
   ~500 writes/s, the writer sleeping between writes (and request sent → event received);
 * LIST of 10,000 objects; registry RSS (steady state, and right after a LIST).
+
+``--window``: only the cost of exactly once — 1-client creates/s and updates/s with a
+``requestId`` against the same without, in alternating paired rounds (raw frames on a REQ
+socket), the registry's request window held at 1,000 records so that, once full, every
+write also prunes one; and the rate of retries answered from the window (replays/s).
 """
 
 from __future__ import annotations
@@ -309,11 +314,68 @@ def event_latency(client: RegistryClient, events_endpoint: str, n: int,
             [received[rv] - sent[rv] for rv in acked])
 
 
+def window_cost(endpoint: str, rounds: int, n: int) -> None:
+    """Writes/s with and without requestId (see the module docstring)."""
+    from ecsm_actors import protocol
+    from ecsm_actors.protocol import Op
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.connect(endpoint)
+
+    def call(frame: bytes) -> dict[str, Any]:
+        sock.send(frame)
+        reply: dict[str, Any] = msgpack.unpackb(sock.recv())
+        assert reply["ok"], reply
+        return reply
+
+    def run(op: Op, with_id: bool, r: int) -> float:
+        tag = "id" if with_id else "no"
+        frames = []
+        for i in range(n):
+            fields: dict[str, Any] = {"object": value(
+                f"w{r}-{tag}-{i}", replicas=2 if op is Op.CREATE else 3, namespace="window")}
+            if with_id:
+                fields["requestId"] = f"bench-{op}-{r}-{i}"
+            frames.append(protocol.encode_request(op, i, **fields))
+        start = time.perf_counter()
+        for frame in frames:
+            call(frame)
+        return n / (time.perf_counter() - start)
+
+    for op in (Op.CREATE, Op.UPDATE):
+        plain, keyed, ratios = [], [], []
+        for r in range(rounds):
+            order = (False, True) if r % 2 == 0 else (True, False)
+            rates = {with_id: run(op, with_id, r) for with_id in order}
+            plain.append(rates[False])
+            keyed.append(rates[True])
+            ratios.append(rates[True] / rates[False])
+        report(f"1 client {op.lower()}s/s without requestId", f"{statistics.median(plain):,.0f}/s")
+        report(f"1 client {op.lower()}s/s with requestId", f"{statistics.median(keyed):,.0f}/s",
+               f"{statistics.median(ratios):.3f}x without (per-round ratios "
+               f"{', '.join(f'{x:.3f}' for x in ratios)})", "target >= 0.90x")
+    retry = protocol.encode_request(Op.CREATE, 1, requestId="bench-retry",
+                                    object=value("retried", namespace="window"))
+    call(retry)
+    replayed = 0
+    start = time.perf_counter()
+    for _ in range(n):
+        sock.send(retry)
+        replayed += msgpack.unpackb(sock.recv()).get("replayed", False) is True
+    report("retries of one create answered again", f"{n / (time.perf_counter() - start):,.0f}/s",
+           f"{replayed} of {n} replayed")
+    sock.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5, help="paired rounds per figure")
     parser.add_argument("--quick", action="store_true", help="smaller rounds (smoke run)")
+    parser.add_argument("--window", action="store_true",
+                        help="only the cost of requestId (exactly once)")
     args = parser.parse_args()
+    if args.window:
+        return window_main(args.rounds, 100 if args.quick else 300)
     n1 = 100 if args.quick else 500      # 1-client writes per round
     n4 = 100 if args.quick else 500      # writes per worker per round (x4 workers)
     rounds = 2 if args.quick else args.rounds
@@ -426,6 +488,33 @@ def main() -> int:
         registry.terminate()
         registry.wait(timeout=10)
         floor.env.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def window_main(rounds: int, n: int) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
+    tmp.chmod(0o700)
+    run_dir = tmp / "run"
+    run_dir.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
+    env.update(ECSM_ACTORS_RUN_DIR=str(run_dir), ECSM_ACTORS_LOG_LEVEL="WARNING",
+               ECSM_ACTORS_REGISTRY_REQUEST_WINDOW="1000")
+    print(f"registry benchmark, exactly once: {os.cpu_count()} cpus, load "
+          f"{os.getloadavg()[0]:.2f}; {rounds} paired rounds of {n} writes\n")
+    registry = subprocess.Popen([PY, "-m", "ecsm_actors", "registry"], env=env, cwd=ROOT)
+    try:
+        endpoint = f"ipc://{run_dir}/registry.sock"
+        probe = zmq.Context.instance().socket(zmq.REQ)
+        probe.connect(endpoint)
+        probe.send(msgpack.packb({"v": 1, "id": 0, "op": "PING"}))
+        assert probe.poll(15_000), "the registry did not start"
+        probe.recv()
+        probe.close()
+        window_cost(endpoint, rounds, n)
+    finally:
+        registry.terminate()
+        registry.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
