@@ -30,7 +30,8 @@ window, in the same transaction; when recorded, its recorded outcome is answered
 sees the first's record. A success, or a definitive refusal (NotFound, AlreadyExists,
 Conflict, Invalid, BadRequest), is recorded; a transient one (StoreFull, Internal) is not,
 so a retry may still apply the write. A BATCH is recorded whole, its per-write outcomes
-included. A replayed success gets its reply back from the event log: the object at the
+included (a refusal for a full store among them), unless it applied nothing and one of
+its refusals was transient. A replayed success gets its reply back from the event log: the object at the
 recorded resourceVersion is the event of that version while it is not compacted, else the
 current object when it still has that version; otherwise the reply holds only
 ``apiVersion``, ``kind`` and ``metadata`` ``{namespace, name, resourceVersion}`` (no spec,
@@ -90,6 +91,18 @@ from ecsm_actors.store.window import RequestWindow
 
 #: Refusals that a retry may not meet again: never recorded in the request window.
 TRANSIENT_ERRORS = (StoreFull, Internal, Unavailable)
+
+_TRANSIENT_CODES = frozenset(cls.code for cls in TRANSIENT_ERRORS)
+
+
+def _transient_batch(record: dict[str, Any]) -> bool:
+    """A BATCH that applied nothing and met a transient refusal: a retry may do better."""
+    subs = record.get("results")
+    if record.get("op") != Op.BATCH or not subs:
+        return False
+    errors = [r["error"]["code"] for r in subs if "error" in r]
+    return len(errors) == len(subs) and not _TRANSIENT_CODES.isdisjoint(errors)
+
 
 #: A write on its way into a transaction: its requestId, op, and what staging made of it.
 Pending = tuple[str | None, Op, Staged | StagedBatch | RegistryError]
@@ -356,7 +369,8 @@ class Store:
                 result, rv = self._run(txn, s, rv, now, full)
                 if isinstance(result, Outcome):
                     assert result.record is not None
-                    window.record(txn, request_id, result.record, now)
+                    if not _transient_batch(result.record):
+                        window.record(txn, request_id, result.record, now)
                 elif not isinstance(result, TRANSIENT_ERRORS):
                     window.record(txn, request_id, {"op": str(op), "error": result.to_wire()},
                                   now)

@@ -163,6 +163,19 @@ def test_a_store_full_refusal_is_not_recorded_so_the_retry_applies(
     assert roomy.resource_version == 1
 
 
+def test_an_atomic_batch_refused_for_a_full_store_is_not_recorded_so_the_retry_applies(
+        open_store: OpenStore) -> None:
+    writes = (create("a"), create("b"))
+    full = open_store(full_ratio=0.0)
+    refused = one(full, batch(*writes, atomic=True, request_id="full-batch"))
+    assert isinstance(refused, Outcome)
+    assert [r["error"]["code"] for r in refused.result["results"]] == ["StoreFull", "StoreFull"]
+    roomy = open_store()
+    again = one(roomy, batch(*writes, atomic=True, request_id="full-batch"))
+    assert isinstance(again, Outcome) and not again.replayed
+    assert roomy.resource_version == 2
+
+
 def test_a_request_id_reused_for_another_object_is_a_bad_request(store: Store) -> None:
     one(store, create("web", "same-id"))
     reused = one(store, create("db", "same-id"))
