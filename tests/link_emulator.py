@@ -32,7 +32,7 @@ The model, per direction of each connection, in order (TCP never reorders):
 * **stalls and blackouts**: nothing is delivered while the link is down, and at most
   ``WINDOW`` bytes are held per direction of a connection (the sender is then blocked as
   by a closed TCP window); connections stay open and the data is delivered when the link
-  comes back, in order. A blackout with ``reset: true`` resets every open connection
+  comes back, in order, one delay after it. A blackout with ``reset: true`` resets every open connection
   and resets each new one at once until ``restore``. New connections during a stall or a
   plain blackout wait (their handshake is held);
 * **resets** (``reset_every``: exponential intervals of that mean): every open
@@ -235,7 +235,9 @@ class Direction:
                 return
             view = memoryview(data)
             while view:
-                await link.up.wait()
+                if not link.up.is_set():  # held bytes still travel once the link is back
+                    await link.up.wait()
+                    await asyncio.sleep(link.params.delay)
                 bw = link.params.bandwidth
                 piece = view if bw <= 0 else view[:max(512, int(bw * 0.02))]
                 if bw > 0:
