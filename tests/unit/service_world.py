@@ -99,6 +99,12 @@ class FakeRegistry:
         return self._commit(target, semantics.update_status(
             target, self._current(target), status, semantics.requested_version(obj)))
 
+    def list(self, kind: str, namespace: str | None = None) -> Any:
+        prefix = f"{kind}/{namespace}/" if namespace else f"{kind}/"
+        items = [copy.deepcopy(o) for k, o in sorted(self.objects.items())
+                 if k.decode().startswith(prefix)]
+        return type("ListResult", (), {"items": items, "resource_version": self.rv})()
+
     def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         target = semantics.Target(kind=kind, namespace=namespace, name=name)
         out = self._commit(target, semantics.delete(target, self._current(target), None,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ecsm_actors.controllers.service.capacity import MIB, Demand, NodeRoom
+from ecsm_actors.controllers.service.controller import ServiceReconciler
 from ecsm_actors.controllers.service.preemption import (
     Holding,
     Waiting,
@@ -11,6 +14,8 @@ from ecsm_actors.controllers.service.preemption import (
     restoration_order as order,
     select_victims,
 )
+from ecsm_actors.errors import NotFound
+from tests.unit.service_world import World, esvc
 
 NODES = ("node-1", "node-2", "node-3")
 
@@ -110,3 +115,166 @@ def test_victims_are_restored_highest_priority_first_then_oldest() -> None:
                Waiting(owner="c", priority=7, since="2026-01-01T00:00:01Z")]
     assert [w.owner for w in restoration_order(waiting)] == ["c", "b", "a"]
     assert order([]) == []
+
+
+# -- the controller over the in-process simulator and registry ---------------------------
+
+GIB = 1 << 30
+
+
+def pressed_world(node_gib: int = 1) -> World:
+    """Three nodes of ``node_gib`` GiB of container memory."""
+    w = World(nodes=3)
+    for n in NODES:
+        w.admin("POST", f"nodes/{n}/memory", {"bytes": node_gib * GIB})
+    return w
+
+
+def svc(name: str, priority: int, replicas: int = 3, **spec: object) -> dict:
+    obj = esvc(name, replicas=replicas, resources={"limits": {"memory": "512Mi"}})
+    obj["spec"].update(priority=priority, **spec)
+    return obj
+
+
+def passes(w: World, *names: str, count: int = 8) -> None:
+    """Reconcile every name, ``count`` rounds, time moving past the start delay."""
+    for _ in range(count):
+        for n in names:
+            try:
+                w.reconcile(n)
+            except NotFound:
+                pass
+        w.advance(1.1)
+
+
+def factor(w: World, name: str) -> int:
+    return sum(f for n, (f, _, _) in w.ecsm_services().items() if n.startswith(f"default.{name}."))
+
+
+def running(w: World, name: str) -> int:
+    return w.totals(f"default.{name}.")[1]
+
+
+def cond(w: World, name: str, type_: str) -> tuple[str, str, str] | None:
+    c = w.condition(name, type_)
+    return (c["status"], c["reason"], c["message"]) if c else None
+
+
+def filled() -> World:
+    w = pressed_world()
+    w.apply(svc("low", 1))
+    w.apply(svc("mid", 5))
+    w.settle("low", "mid")
+    assert running(w, "low") == running(w, "mid") == 3
+    return w
+
+
+def test_a_higher_priority_service_preempts_the_lowest_and_becomes_available() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000))
+    passes(w, "crit", "low", "mid")
+    assert running(w, "crit") == 3
+    assert cond(w, "crit", "Available")[0] == "True"
+    assert factor(w, "low") == 0 and running(w, "mid") == 3
+    status, reason, message = cond(w, "low", "Preempted")
+    assert (status, reason) == ("True", "PreemptedByHigherPriority")
+    assert "3 instance(s) held for default/crit (priority 1000)" in message
+    assert w.get("low")["spec"]["deploymentStrategy"]["replicas"] == 3  # spec untouched
+    assert cond(w, "low", "Available")[:2] == ("False", "Preempted")
+    given = w.get("crit")["status"]["preemptionsGiven"]
+    assert [(g["victim"], g["instances"]) for g in given] == [("default/low", 3)]
+
+
+def test_victims_come_back_to_their_spec_when_the_preemptor_is_deleted() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000))
+    passes(w, "crit", "low", "mid")
+    w.registry.delete("ECSMService", "default", "crit")
+    passes(w, "crit", "low", "mid")
+    assert running(w, "low") == 3 and running(w, "mid") == 3
+    assert cond(w, "low", "Preempted")[:2] == ("False", "Restored")
+    assert "preemptions" not in w.get("low")["status"]
+
+
+def test_never_waits_with_a_reason_and_takes_nothing() -> None:
+    w = filled()
+    w.apply(svc("patient", 1000, preemptionPolicy="Never"))
+    passes(w, "patient", "low", "mid")
+    assert factor(w, "patient") == 0 and running(w, "low") == 3 and running(w, "mid") == 3
+    status, reason, message = cond(w, "patient", "ReplicaFailure")
+    assert (status, reason) == ("True", "InsufficientMemory")
+    assert "3 instance(s) of 512 MiB do not fit" in message and "Never" in message
+    assert cond(w, "low", "Preempted") is None
+
+
+def test_equal_priority_is_never_preempted() -> None:
+    w = filled()
+    w.apply(svc("peer", 5, replicas=1))
+    w.apply(svc("low", 5))  # low rises to mid's level: nothing below the peer
+    passes(w, "peer", "low", "mid")
+    assert factor(w, "peer") == 0 and running(w, "low") == running(w, "mid") == 3
+    assert "no instances of lower priority" in cond(w, "peer", "ReplicaFailure")[2]
+
+
+def test_a_dependency_of_the_preemptor_is_never_a_victim() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000, replicas=2, dependsOn=["low"]))
+    passes(w, "crit", "low", "mid")
+    assert running(w, "crit") == 2 and running(w, "low") == 3
+    assert factor(w, "mid") == 1
+    assert "held for default/crit" in cond(w, "mid", "Preempted")[2]
+
+
+def test_a_partial_fit_takes_only_the_missing_instances() -> None:
+    w = pressed_world()
+    w.apply(svc("low", 1, replicas=5))  # one slot of 512 MiB left
+    w.settle("low")
+    w.apply(svc("crit", 1000, replicas=2))
+    passes(w, "crit", "low")
+    assert running(w, "crit") == 2 and factor(w, "low") == 4
+
+
+def test_victims_are_restored_highest_priority_first() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000, replicas=6))
+    passes(w, "crit", "low", "mid")
+    assert factor(w, "low") == factor(w, "mid") == 0 and running(w, "crit") == 6
+    w.apply(svc("crit", 1000, replicas=3))
+    passes(w, "crit", "low", "mid")  # low is looked at first in every round
+    assert running(w, "mid") == 3 and factor(w, "low") == 0
+    assert cond(w, "mid", "Preempted")[:2] == ("False", "Restored")
+    assert cond(w, "low", "Preempted")[0] == "True"
+
+
+def test_a_restored_victim_does_not_preempt_its_preemptor_back() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000))
+    passes(w, "crit", "low", "mid")
+    w.apply(svc("low", 1, replicas=4))  # wants even more: there is nobody below it
+    passes(w, "low", "crit", "mid")
+    assert running(w, "crit") == 3 and factor(w, "low") == 0
+
+
+def test_a_crash_between_the_record_and_the_scale_down_evicts_nothing_twice() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000, replicas=1))
+    real = w.transport.send
+    puts = []
+
+    def crash_on_victim_scale(method, url, body, timeout):  # type: ignore[no-untyped-def]
+        if method == "PUT" and url.endswith("/service") and b"default.low." in (body or b""):
+            puts.append(url)
+            raise RuntimeError("controller killed")
+        return real(method, url, body, timeout)
+
+    w.transport.send = crash_on_victim_scale  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        w.reconcile("crit")
+    assert puts and w.get("low")["status"]["preemptions"][0]["instances"] == 1
+    w.transport.send = real  # type: ignore[method-assign]
+    restarted = ServiceReconciler(w.cfg, w.ecsm, wall_clock=w.clock, monotonic=w.clock)
+    w.reconciler = restarted
+    passes(w, "crit", "low", "mid")
+    assert running(w, "crit") == 1
+    assert factor(w, "low") == 2 and factor(w, "mid") == 3
+    assert w.get("low")["status"]["preemptions"][0]["instances"] == 1

@@ -49,6 +49,8 @@ from ecsm_actors.controllers.service import (
 )
 from ecsm_actors.controllers.service import status as status_mod
 from ecsm_actors.controllers.service.actuator import Actuator, rejected
+from ecsm_actors.controllers.service.admission import Admission, increases, records_of
+from ecsm_actors.controllers.service.capacity_pass import CapacityPass, Outcome, conditions
 from ecsm_actors.controllers.service.model import Desired, Plan, Policy, RevisionView
 from ecsm_actors.controllers.service.naming import owned_prefix, split_key
 from ecsm_actors.controllers.service.plan import needs_containers, plan
@@ -88,6 +90,12 @@ class ServiceReconciler:
         self._ecsm_failures: dict[str, int] = {}
         #: Garbage ECSM keeps sending: one WARNING per cause and minute, not per pass.
         self._garbage = WarningLimiter(clock=monotonic)
+        #: Node room shared by the workers; waiting services' claims (see .admission).
+        self._admission = Admission(clientset, max_age=self._settings.node_refresh_interval,
+                                    claim_ttl=max(5.0, 5 * self._settings.poll_interval),
+                                    clock=monotonic)
+        self._capacity = CapacityPass(self._admission, clientset, self._actuator, self._list,
+                                      lambda: format_timestamp(self._wall()))
 
     # -- entry point ------------------------------------------------------------------
 
@@ -140,10 +148,18 @@ class ServiceReconciler:
             fresh = min(fresh, self._settings.poll_interval)
         _, down = self._nodes.get(fresh)
         result = plan(desired, views, down)
-        self._actuator.apply(namespace, name, secret_file.with_password(spec, secret),
-                             result.actions)
-        self._write_status(ctx, obj, revision, result)
-        settled = result.idle and result.summary.complete
+        spec_pw = secret_file.with_password(spec, secret)
+        outcome: Outcome | None = None
+        if records_of(obj) or increases(result, views, desired.policy):
+            outcome = self._capacity.run(
+                ctx, f"{namespace}/{name}", obj, desired, views, down,
+                lambda p: self._actuator.apply(namespace, name, spec_pw, p.actions))
+            obj, result = outcome.obj, outcome.plan
+        else:
+            self._actuator.apply(namespace, name, spec_pw, result.actions)
+        self._write_status(ctx, obj, revision, result, outcome=outcome)
+        settled = result.idle and result.summary.complete and not (
+            outcome is not None and outcome.waiting)
         return Result(requeue_after=self._settings.drift_interval if settled
                       else self._settings.poll_interval)
 
@@ -223,14 +239,25 @@ class ServiceReconciler:
 
     def _write_status(self, ctx: ReconcileContext, obj: dict[str, Any], revision: str,
                       result: Plan, *, waiting: tuple[str, ...] = (),
-                      cycle: tuple[str, ...] = ()) -> None:
-        conditions = status_mod.conditions_for(result.summary, revision=revision,
-                                               waiting=waiting, cycle=cycle)
+                      cycle: tuple[str, ...] = (), outcome: Outcome | None = None) -> None:
+        conds = status_mod.conditions_for(result.summary, revision=revision,
+                                          waiting=waiting, cycle=cycle)
+        if outcome is not None:
+            conds.update(outcome.conditions)
+        else:  # no capacity work this pass: clear what an earlier one said
+            conds.update(conditions(obj, 0, []))
         new = status_mod.build(obj.get("status"),
                                generation=int((obj.get("metadata") or {}).get("generation")
                                               or 0),
                                revision=revision, summary=result.summary,
-                               conditions=conditions, now=format_timestamp(self._wall()))
+                               conditions=conds, now=format_timestamp(self._wall()))
+        if outcome is not None:
+            for field_, value in (("preemptions", outcome.records),
+                                  ("preemptionsGiven", outcome.given)):
+                if value:
+                    new[field_] = value
+                else:
+                    new.pop(field_, None)
         if status_mod.same(obj.get("status"), new):
             return
         ctx.update_status({**obj, "status": new})
@@ -288,6 +315,8 @@ class ServiceReconciler:
                   obj: dict[str, Any]) -> Result:
         meta = obj.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
+        for claim in (f"{namespace}/{name}", f"{namespace}/{name}#restore"):
+            self._admission.claim(claim, 0, None)  # it waits for nothing now
         if FINALIZER not in finalizers:
             return Result()
         owned = self._list(namespace, name)

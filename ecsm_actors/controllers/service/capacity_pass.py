@@ -1,0 +1,317 @@
+"""One reconcile pass's capacity work: restore, admit, preempt, then act; status to write.
+
+Runs inside the service-controller process, on a worker thread, for a pass whose plan
+scales something up or whose service holds preemption records (every other pass skips
+it: a settled service costs nothing more). The decisions are taken under the shared
+admission lock (:class:`~.admission.Admission`); the ECSM writes of this service's own
+plan happen after it, covered by the assumed placements.
+
+Order of writes, so that a controller killed at any line loses nothing and evicts nothing
+twice (see :mod:`.admission`): a victim's record is written in the registry before the
+victim is scaled down on ECSM; a restored victim's record shrinks in the registry before
+it scales up; the preemptor scales up only into room ECSM reports free.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ecsm_actors.api.service import PREEMPTED, REPLICA_FAILURE
+from ecsm_actors.controllers.service import admission as adm
+from ecsm_actors.controllers.service.actuator import Actuator
+from ecsm_actors.controllers.service.capacity import Demand, MIB, place
+from ecsm_actors.controllers.service.model import (
+    Delete,
+    Desired,
+    Plan,
+    Policy,
+    RevisionView,
+    Scale,
+)
+from ecsm_actors.controllers.service.naming import split_key
+from ecsm_actors.controllers.service.plan import placement, plan
+from ecsm_actors.controllers.service.status import AVAILABLE, ConditionValue
+from ecsm_actors.errors import Conflict, NotFound
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+#: Preemptions given kept in the preemptor's status (newest last).
+GIVEN_KEPT = 10
+CONFLICT_ATTEMPTS = 5
+
+
+@dataclass
+class Outcome:
+    """What the pass decided: the plan applied, and the status parts to write."""
+
+    plan: Plan
+    #: The object as last written (a restoration writes its records first).
+    obj: Obj
+    records: list[Obj]
+    conditions: dict[str, ConditionValue] = field(default_factory=dict)
+    given: list[Obj] = field(default_factory=list)
+    waiting: bool = False
+
+
+class CapacityPass:
+    def __init__(self, admission: adm.Admission, clientset: Any, actuator: Actuator,
+                 list_owned: Callable[[str, str], list[RevisionView]],
+                 now: Callable[[], str]) -> None:
+        self._admission = admission
+        self._ecsm = clientset
+        self._actuator = actuator
+        self._list_owned = list_owned
+        self._now = now
+
+    def needed(self, obj: Obj, desired: Desired, views: Sequence[RevisionView],
+               down: frozenset[str]) -> bool:
+        if adm.records_of(obj):
+            return True
+        return bool(adm.increases(plan(desired, views, down), views, desired.policy))
+
+    def run(self, ctx: Any, key: str, obj: Obj, desired: Desired,
+            views: Sequence[RevisionView], down: frozenset[str],
+            apply: Callable[[Plan], None]) -> Outcome:
+        spec = obj.get("spec") or {}
+        priority = int(spec.get("priority") or 0)
+        may_preempt = spec.get("preemptionPolicy", "PreemptLowerPriority") != "Never"
+        memory = self._admission.memory(spec.get("template") or {})
+        records = adm.records_of(obj)
+        owed, gone = self._owed(ctx, records) if records else ([], set())
+        evictions: tuple[adm.Eviction, ...] = ()
+        given = list((obj.get("status") or {}).get("preemptionsGiven") or ())
+        with self._admission.rooms.lock:
+            if records:
+                obj, records = self._restore(ctx, key, obj, desired, down, priority,
+                                             memory, records, owed, gone)
+            held = adm.held_down(desired, records)
+            proposed = plan(held, views, down)
+            pool = placement(held, down)
+            decision = self._admission.admit(key, priority, proposed, views, memory,
+                                             held.policy, pool)
+            if decision.missing is not None and may_preempt:
+                evictions = self._preempt(ctx, key, priority, memory, decision)
+                if evictions:
+                    self._admission.rooms.invalidate()
+                    decision = self._admission.admit(key, priority, proposed, views,
+                                                     memory, held.policy, pool)
+                    given = (given + [{"victim": e.owner, "priority": e.priority,
+                                       "instances": e.instances, "time": self._now(),
+                                       "reason": adm.preemption_reason(
+                                           key, priority, memory, _missing(decision, e))}
+                                      for e in evictions])[-GIVEN_KEPT:]
+            token = self._admission.rooms.assume(decision.placements, memory)
+        try:
+            apply(decision.plan)
+        except BaseException:
+            self._admission.rooms.forget(token)
+            raise
+        self._admission.rooms.applied(token)
+        conds = conditions(obj, decision.short, records, may_preempt, evictions, memory)
+        if records:
+            conds.update(_available_against_spec(desired, decision.plan))
+        return Outcome(plan=decision.plan, obj=obj, records=records, conditions=conds,
+                       given=given, waiting=bool(decision.short or records))
+
+    # -- restoration ----------------------------------------------------------------------
+
+    def _owed(self, ctx: Any, records: Sequence[Obj]) -> tuple[list[tuple[int, Demand]],
+                                                               set[str]]:
+        """Room still owed to each recorded preemptor that is short; the gone ones."""
+        owed: list[tuple[int, Demand]] = []
+        gone: set[str] = set()
+        for r in records:
+            pkey = str(r.get("preemptor"))
+            namespace, name = split_key(pkey)
+            try:
+                p = ctx.registry.get(ctx.kind, namespace, name)
+            except NotFound:
+                gone.add(pkey)
+                continue
+            if (p.get("metadata") or {}).get("deletionTimestamp"):
+                gone.add(pkey)
+                continue
+            pspec = p.get("spec") or {}
+            policy, target, nodes = adm.spec_target(pspec)
+            target_held = target - sum(int(x.get("instances") or 0)
+                                       for x in adm.records_of(p))
+            owned = self._list_owned(namespace, name)
+            have = sum(v.factor for v in owned)
+            if policy is Policy.STATIC:
+                placed = {n for v in owned for n in v.node_names}
+                missing_nodes = [n for n in nodes if n not in placed]
+                if missing_nodes:
+                    owed.append((int(pspec.get("priority") or 0), Demand.on_nodes(
+                        self._admission.memory(pspec.get("template") or {}),
+                        missing_nodes)))
+            elif target_held > have:
+                pool = nodes or tuple(self._admission.rooms.get())
+                owed.append((int(pspec.get("priority") or 0), Demand(
+                    memory=self._admission.memory(pspec.get("template") or {}),
+                    nodes=pool, count=target_held - have)))
+        return owed, gone
+
+    def _restore(self, ctx: Any, key: str, obj: Obj, desired: Desired,
+                 down: frozenset[str], priority: int, memory: int, records: list[Obj],
+                 owed: list[tuple[int, Demand]], gone: set[str]) -> tuple[Obj, list[Obj]]:
+        rooms = self._admission.room_for(key, priority, owed)
+        if desired.policy is Policy.STATIC:
+            held_nodes = sorted({str(n) for r in records for n in r.get("nodes") or ()
+                                 if n in desired.nodes})
+            demand = Demand.on_nodes(memory, held_nodes)
+        else:
+            taken = sum(int(r.get("instances") or 0) for r in records)
+            demand = Demand(memory=memory, nodes=placement(desired, down),
+                            count=min(taken, desired.replicas))
+        fit = place(rooms, demand)
+        # what stays held waits in line: room it could use is kept from lower priorities
+        rest = replace(demand, count=demand.count - len(fit),
+                       nodes=tuple(n for n in demand.nodes if n not in fit)
+                       if demand.static else demand.nodes)
+        self._admission.claim(f"{key}#restore", priority, rest)
+        stale = [r for r in records if (desired.policy is Policy.STATIC) != bool(
+            r.get("nodes"))]
+        if not fit and not stale and demand.count > 0:
+            return obj, records
+        new = adm.give_back([r for r in records if r not in stale], len(fit), fit, gone)
+        if demand.count == 0:
+            new = []
+        logger.info("key=%s restoring %d instance(s) held for %s", key, len(fit),
+                    ", ".join(sorted({str(r.get("preemptor")) for r in records})))
+        status = dict(obj.get("status") or {})
+        if new:
+            status["preemptions"] = new
+        else:
+            status.pop("preemptions", None)
+        written = ctx.update_status({**obj, "status": status})  # Conflict: retried
+        return written, new
+
+    # -- preemption -----------------------------------------------------------------------
+
+    def _preempt(self, ctx: Any, key: str, priority: int, memory: int,
+                 decision: adm.Decision) -> tuple[adm.Eviction, ...]:
+        missing = decision.missing
+        assert missing is not None
+        services = list(ctx.registry.list(ctx.kind).items)
+        ids = self._admission.rooms.node_ids()
+        containers = self._ecsm.containers.list_all_by_node(list(ids.values())) if ids else []
+        token = self._admission.rooms.assume(decision.placements, memory)
+        try:
+            rooms = self._admission.room_for(key, priority)
+        finally:
+            self._admission.rooms.forget(token)
+        evictions = self._admission.choose_victims(key, priority, missing, services, rooms,
+                                                   containers)
+        by_key = {adm._key(o): o for o in services}
+        for e in evictions:
+            reason = adm.preemption_reason(key, priority, memory, missing)
+            logger.info("key=%s preempting %d instance(s) of %s (priority %d) on %s", key,
+                        e.instances, e.owner, e.priority, ",".join(e.nodes))
+            victim = self._record(ctx, by_key[e.owner], key, priority, e, reason)
+            self._shrink(victim, e)
+        return evictions
+
+    def _record(self, ctx: Any, victim: Obj, key: str, priority: int, e: adm.Eviction,
+                reason: str) -> Obj:
+        """Write the record in the victim's status (re-read on Conflict)."""
+        namespace, name = split_key(e.owner)
+        static = adm.spec_target(victim.get("spec") or {})[0] is Policy.STATIC
+        for attempt in range(CONFLICT_ATTEMPTS):
+            if attempt:
+                victim = ctx.registry.get(ctx.kind, namespace, name)
+            status = dict(victim.get("status") or {})
+            status["preemptions"] = adm.add_record(
+                adm.records_of(victim), preemptor=key, priority=priority,
+                instances=e.instances, nodes=e.nodes if static else (), now=self._now(),
+                reason=reason)
+            try:
+                # the registry client itself: the victim's key must see its own event
+                return dict(ctx.registry.update_status({**victim, "status": status}))
+            except Conflict:
+                continue
+        raise Conflict(f"ECSMService {e.owner}: the preemption record kept conflicting")
+
+    def _shrink(self, victim: Obj, e: adm.Eviction) -> None:
+        """Scale the victim down on ECSM to its spec minus its records (idempotent: the
+        victim's own pass does the same)."""
+        namespace, name = split_key(e.owner)
+        records = adm.records_of(victim)
+        policy, target, nodes = adm.spec_target(victim.get("spec") or {})
+        views = self._list_owned(namespace, name)
+        if policy is Policy.STATIC:
+            removed = {str(n) for r in records for n in r.get("nodes") or ()}
+            for v in views:
+                keep = tuple(n for n in v.node_names if n not in removed)
+                if keep == v.node_names:
+                    continue
+                action: Scale | Delete = Delete(revision=v.revision, service_id=v.service_id) \
+                    if not keep else Scale(revision=v.revision, service_id=v.service_id,
+                                           factor=len(keep), node_names=keep,
+                                           policy=v.policy)
+                self._actuator.apply(namespace, name, victim.get("spec") or {}, [action])
+            return
+        allowed = max(0, target - sum(int(r.get("instances") or 0) for r in records))
+        excess = sum(v.factor for v in views) - allowed
+        for v in sorted(views, key=lambda v: (-v.factor, v.created)):
+            if excess <= 0:
+                break
+            k = min(excess, v.factor)
+            excess -= k
+            self._actuator.scale(e.owner, Scale(revision=v.revision, service_id=v.service_id,
+                                                factor=v.factor - k,
+                                                node_names=v.node_names, policy=v.policy))
+
+
+
+def conditions(obj: Obj, short: int, records: Sequence[Obj], may_preempt: bool = True,
+               evictions: Sequence[adm.Eviction] = (),
+               memory: int = 0) -> dict[str, ConditionValue]:
+    """``ReplicaFailure`` (True while instances do not fit; False once they do, if it was
+    ever set) and ``Preempted`` (True while records hold; False/Restored after)."""
+    present = {c.get("type") for c in (obj.get("status") or {}).get("conditions") or ()
+               if isinstance(c, dict)}
+    out: dict[str, ConditionValue] = {}
+    if short:
+        why = ("preemptionPolicy is Never: waiting for room" if not may_preempt else
+               f"preempting {sum(e.instances for e in evictions)} instance(s) of "
+               + ", ".join(e.owner for e in evictions) if evictions else
+               "no instances of lower priority to preempt: waiting for room")
+        out[REPLICA_FAILURE] = ConditionValue(
+            status="True", reason="InsufficientMemory",
+            message=f"{short} instance(s) of {memory // MIB} MiB do not fit "
+                    f"on the eligible nodes; {why}")
+    elif REPLICA_FAILURE in present:
+        out[REPLICA_FAILURE] = ConditionValue(status="False", reason="AsExpected")
+    if records:
+        out[PREEMPTED] = ConditionValue(
+            status="True", reason="PreemptedByHigherPriority",
+            message="; ".join(f"{r.get('instances')} instance(s) held for "
+                              f"{r.get('preemptor')} (priority {r.get('priority')}) "
+                              f"since {r.get('time')}" for r in records))
+    elif PREEMPTED in present:
+        out[PREEMPTED] = ConditionValue(status="False", reason="Restored",
+                                        message="every preempted instance is back")
+    return out
+
+
+def _available_against_spec(desired: Desired, plan_: Plan) -> dict[str, ConditionValue]:
+    """A preempted service is judged against its spec, not its held-down size: fewer
+    instances than the spec's minimum is not Available (dependents wait)."""
+    target = len(desired.nodes) if desired.policy is Policy.STATIC else desired.replicas
+    need = max(target - desired.max_unavailable, min(1, target))
+    have = plan_.summary.available
+    if have >= need:
+        return {}
+    return {AVAILABLE: ConditionValue(
+        status="False", reason="Preempted",
+        message=f"{have} of {target} instances available (at least {need} required); "
+                f"the others are held for a service of higher priority")}
+
+
+def _missing(decision: adm.Decision, e: adm.Eviction) -> Demand:
+    return decision.missing or Demand(memory=0, nodes=e.nodes, count=e.instances)
+
