@@ -7,6 +7,7 @@ fork that would inherit sockets or an open LMDB environment)::
     python -m ecsm_actors simulator   [--conf FILE] [--port N] [--nodes N] [--state FILE]
     python -m ecsm_actors controller service|hpa [--conf FILE]
     python -m ecsm_actors supervisor  [--conf FILE] [--simulate] [--apply DIR]
+    python -m ecsm_actors link-agent  --dir DIR --name NAME --endpoint EP ...  (ecsm-cli starts it)
 
 Each process module exposes ``main(argv: list[str]) -> int``; this module only dispatches.
 """
@@ -21,6 +22,7 @@ PROCESSES = {
     "simulator": "ecsm_actors.ecsm.simulator.server",
     "controller": "ecsm_actors.controllers.main",
     "supervisor": "ecsm_actors.supervisor.daemon",
+    "link-agent": "ecsm_actors.link.agent",
 }
 
 

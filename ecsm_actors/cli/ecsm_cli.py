@@ -28,6 +28,10 @@ class CliContext:
     verbose: bool = False
     conf: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: ``--context``, ``--request-timeout``, ``--no-link`` (see :mod:`.connection`).
+    context: str | None = None
+    request_timeout: float | None = None
+    no_link: bool = False
     _config: Config | None = None
 
     @property
@@ -47,15 +51,26 @@ pass_cli = click.make_pass_decorator(CliContext)
 @click.option("--run-dir", help="Run directory of the instance to talk to "
               "(env ECSM_ACTORS_RUN_DIR).")
 @click.option("--registry", "registry_endpoint", help="Registry endpoint "
-              "(env ECSM_ACTORS_REGISTRY; default: the run dir's socket).")
+              "(env ECSM_ACTORS_REGISTRY; default: the context's, else the run dir's socket).")
+@click.option("--context", "context_name", help="Context of ~/.ecsm-cli.yaml to use "
+              "(default: its current-context).")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Overall deadline of a registry request, retries included, seconds "
+              "(default: the context's, else registry.request_deadline).")
+@click.option("--no-link", is_flag=True, help="Reach a remote registry directly, not "
+              "through the context's link agent.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, conf: str | None, run_dir: str | None,
-        registry_endpoint: str | None) -> None:
+        registry_endpoint: str | None, context_name: str | None,
+        request_timeout: float | None, no_link: bool) -> None:
     """Desired state through the registry, reality straight from ECSM."""
     ctx.obj = CliContext(
         verbose=verbose,
         conf=conf,
         overrides={"run.dir": run_dir, "registry.endpoint": registry_endpoint},
+        context=context_name,
+        request_timeout=request_timeout,
+        no_link=no_link,
     )
 
 
@@ -70,7 +85,7 @@ def describe() -> None:
 
 
 # The verb modules attach their commands to the groups above.
-from ecsm_actors.cli import desired, platform, rollout  # noqa: E402, F401
+from ecsm_actors.cli import desired, link_cmds, platform, rollout  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,13 @@
 """Where ecsm-cli's platform verbs find ECSM: flags, ECSMCLI_* env, .ecsm-cli.yaml, config.
 
 Runs in the ecsm-cli process. Per key (``host``, ``port``, ``protocol``), the first of:
-the ``--host/--port/--protocol`` flag, ``ECSMCLI_HOST/PORT/PROTOCOL``, the ``.ecsm-cli.yaml``
-file (``--ecsm-config FILE``, else the working directory's, else ``$HOME``'s), and finally
-the project config ``cfg.ecsm`` (conf file, ``ECSM_ACTORS_ECSM_*``, or the address of the
-run dir's simulator). A config file that exists but cannot be read is warned about, as the
-Go CLI did; a bad value is a ConfigError naming where it came from.
+the ``--host/--port/--protocol`` flag, ``ECSMCLI_HOST/PORT/PROTOCOL``, the ``ecsm`` URL of
+the context in effect (:mod:`.connection`: ``--context``, else the current context), the
+``.ecsm-cli.yaml`` file (``--ecsm-config FILE``, else the working directory's, else
+``$HOME``'s), and finally the project config ``cfg.ecsm`` (conf file,
+``ECSM_ACTORS_ECSM_*``, or the address of the run dir's simulator). A config file that
+exists but cannot be read is warned about, as the Go CLI did; a bad value is a
+ConfigError naming where it came from.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from ecsm_actors.cli import connection
 from ecsm_actors.config import EcsmSettings
 from ecsm_actors.ecsm.clientset import Clientset
 from ecsm_actors.errors import ConfigError
@@ -77,12 +80,15 @@ def config_file(explicit: str | None, cwd: Path, home: Path) -> dict[str, Any]:
 
 
 def resolve(base: EcsmSettings, flags: Mapping[str, Any], environ: Mapping[str, str],
-            cwd: Path, home: Path) -> EcsmSettings:
-    """The ECSM settings after flags > env > .ecsm-cli.yaml > ``base``."""
+            cwd: Path, home: Path,
+            context_values: Mapping[str, Any] | None = None) -> EcsmSettings:
+    """The ECSM settings after flags > env > the context's ``ecsm`` URL (as
+    ``context_values``) > .ecsm-cli.yaml > ``base``."""
     file_values = config_file(flags.get("ecsm_config"), cwd, home)
     values: dict[str, Any] = {}
     for key in KEYS:
         for source, table in (("--" + key, flags), (f"ECSMCLI_{key.upper()}", environ),
+                              ("the context's ecsm URL", context_values or {}),
                               (CONFIG_NAME, file_values)):
             value = table.get(f"ECSMCLI_{key.upper()}" if table is environ else key)
             if value is not None and value != "":
@@ -115,7 +121,8 @@ def clientset(base: EcsmSettings) -> Clientset:
     for c in (ctx, *_parents(ctx)):
         for k, v in c.meta.get(META, {}).items():
             flags.setdefault(k, v)
-    settings = resolve(base, flags, os.environ, Path.cwd(), Path.home())
+    context_values = connection.ecsm_values(ctx.find_root().obj, Path.home())
+    settings = resolve(base, flags, os.environ, Path.cwd(), Path.home(), context_values)
     return Clientset.from_settings(settings)
 
 
