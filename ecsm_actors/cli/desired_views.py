@@ -19,7 +19,7 @@ from ecsm_actors.cli.printers import escape, format_age, render_table
 Obj = dict[str, Any]
 
 SERVICE_HEADERS = ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "STRATEGY", "IMAGE", "AGE")
-SERVICE_WIDE = ("NODES", "REVISION", "ECSM-IDS")
+SERVICE_WIDE = ("PRIORITY", "NODES", "REVISION", "ECSM-IDS")
 HPA_HEADERS = ("NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE")
 HPA_WIDE: tuple[str, ...] = ()
 
@@ -53,7 +53,8 @@ def service_row(obj: Obj, wide: bool, now: float | None = None) -> list[Any]:
     ]
     if wide:
         nodes = strategy.get("nodes") or strategy.get("nodePool") or ()
-        row += [",".join(nodes), status.get("currentRevision"),
+        row += [_get(obj, "spec", "priority", default=0), ",".join(nodes),
+                status.get("currentRevision"),
                 ",".join(str(i) for i in status.get("underlyingServiceIDs") or ())]
     return row
 
@@ -193,6 +194,7 @@ def describe_service(obj: Obj, now: float | None = None) -> str:
                           f"maxUnavailable={rollout.get('maxUnavailable')}", 2),
         _field("Depends on", ", ".join(spec.get("dependsOn") or ()), 2),
         _field("Priority", spec.get("priority"), 2),
+        _field("Preemption policy", spec.get("preemptionPolicy"), 2),
         "Status:",
         _field("Replicas", f"{status.get('replicas', 0)} current, "
                            f"{status.get('readyReplicas', 0)} ready, "
@@ -203,7 +205,36 @@ def describe_service(obj: Obj, now: float | None = None) -> str:
         _field("ECSM services", ", ".join(map(str, status.get("underlyingServiceIDs") or ())),
                2),
     ]
-    return "\n".join(lines + _conditions(obj, now))
+    return "\n".join(lines + _preemptions(obj, now) + _conditions(obj, now))
+
+
+def _since(time: Any, now: float | None) -> str:
+    return f"{time} ({format_age(time, now)} ago)" if time else "<unknown>"
+
+
+def _preemptions(obj: Obj, now: float | None) -> list[str]:
+    """Preemptions suffered (held now: the record the controller restores from) and
+    given (the last few), each with its time and reason."""
+    suffered = _get(obj, "status", "preemptions", default=[])
+    given = _get(obj, "status", "preemptionsGiven", default=[])
+    lines = []
+    if suffered:
+        rows = [[_since(r.get("time"), now), r.get("preemptor"), r.get("priority"),
+                 r.get("instances"), ",".join(r.get("nodes") or ()) or "-", r.get("reason")]
+                for r in suffered if isinstance(r, dict)]
+        body = render_table(["Since", "Preemptor", "Priority", "Instances", "Nodes",
+                             "Reason"], rows)
+        lines += ["Preemptions suffered:"] + ["  " + line for line in body.splitlines()]
+    else:
+        lines.append("Preemptions suffered:  <none>")
+    if given:
+        rows = [[_since(g.get("time"), now), g.get("victim"), g.get("priority"),
+                 g.get("instances"), g.get("reason")] for g in given if isinstance(g, dict)]
+        body = render_table(["Time", "Victim", "Priority", "Instances", "Reason"], rows)
+        lines += ["Preemptions given:"] + ["  " + line for line in body.splitlines()]
+    else:
+        lines.append("Preemptions given:     <none>")
+    return lines
 
 
 def _tolerances(spec: Obj) -> str:

@@ -122,7 +122,7 @@ def test_a_service_row_shows_readiness_against_the_desired_count() -> None:
                                      now=NOW)
     assert dict(zip(cols, rows[0], strict=True)) == {
         "NAME": "web", "READY": "2/3", "UP-TO-DATE": 3, "AVAILABLE": 2, "STRATEGY": "Dynamic",
-        "IMAGE": "app@1.0#sylixos", "AGE": "10m", "NODES": "node-1,node-2",
+        "IMAGE": "app@1.0#sylixos", "AGE": "10m", "PRIORITY": 0, "NODES": "node-1,node-2",
         "REVISION": "abc", "ECSM-IDS": "7,9"}
 
 

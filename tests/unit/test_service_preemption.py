@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ecsm_actors.cli import desired_views
 from ecsm_actors.controllers.service.capacity import MIB, Demand, NodeRoom
 from ecsm_actors.controllers.service.controller import ServiceReconciler
 from ecsm_actors.controllers.service.preemption import (
@@ -278,3 +279,23 @@ def test_a_crash_between_the_record_and_the_scale_down_evicts_nothing_twice() ->
     assert running(w, "crit") == 1
     assert factor(w, "low") == 2 and factor(w, "mid") == 3
     assert w.get("low")["status"]["preemptions"][0]["instances"] == 1
+
+
+def test_get_wide_shows_priority_and_describe_shows_preemptions_both_ways() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000))
+    passes(w, "crit", "low", "mid")
+    cols, rows = desired_views.table("ECSMService", [w.get("crit"), w.get("low")], wide=True,
+                                     all_namespaces=False, now=w.now)
+    assert [dict(zip(cols, r, strict=True))["PRIORITY"] for r in rows] == [1000, 1]
+    victim = desired_views.describe_service(w.get("low"), now=w.now + 120)
+    suffered = victim.split("Preemptions suffered:")[1].splitlines()
+    assert suffered[1].split()[:2] == ["SINCE", "PREEMPTOR"]
+    assert " ago)" in suffered[2] and "default/crit   1000" in suffered[2]
+    assert "preempted by default/crit (priority 1000)" in suffered[2]
+    assert "Preemptions given:     <none>" in victim
+    preemptor = desired_views.describe_service(w.get("crit"), now=w.now + 120)
+    given = preemptor.split("Preemptions given:")[1].splitlines()
+    assert "default/low" in given[2] and " ago)" in given[2]
+    assert "Preemptions suffered:  <none>" in preemptor
+    assert "  Preemption policy:    PreemptLowerPriority" in preemptor.splitlines()
