@@ -43,7 +43,7 @@ def apply_change(ctx: DrillContext, action: Action) -> None:
 
             modify("ECSMService", set_replicas)
     elif action.kind is ActionKind.ROLLOUT:
-        new_template = template(str(p["image"]), int(p["revision"]))
+        new_template = template(str(p["image"]), int(p["revision"]), plan.memory_mb)
 
         def set_template(obj: dict[str, Any]) -> None:
             obj["spec"]["template"] = dict(new_template)

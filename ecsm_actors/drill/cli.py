@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from ecsm_actors.config.settings import parse_bytes
 from ecsm_actors.drill.runner import DrillOptions, run_drill
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -43,6 +44,24 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Size(click.ParamType):
+    """A byte size: ``2Gi``, ``512Mi``, ``1073741824`` (at least 1Mi)."""
+
+    name = "size"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            size = parse_bytes(str(value))
+        except ValueError as e:
+            self.fail(f"invalid size {value!r} (expected e.g. 512Mi, 2Gi): {e}", param, ctx)
+        if size < 1 << 20:
+            self.fail(f"invalid size {value!r}: at least 1Mi", param, ctx)
+        return size
+
+
 @click.command("drill")
 @click.option("--duration", type=Duration(), default="5m", show_default=True,
               help="How long to inject faults (e.g. 45s, 5m).")
@@ -56,19 +75,30 @@ class Duration(click.ParamType):
               "instead of a temporary directory.")
 @click.option("--keep", is_flag=True, help="Keep the temporary run dir even if the drill "
               "passes (it is always kept when it fails).")
+@click.option("--pressure", is_flag=True, help="Capacity pressure: services get memory "
+              "limits and priority classes, the nodes hold 75% of what they need, and no "
+              "service may be short while lower priorities hold its room.")
+@click.option("--node-memory", type=Size(), default=None, metavar="SIZE",
+              help="Memory of each node under --pressure (e.g. 2Gi; default: sized from "
+              "the workload).")
 def drill(duration: float, seed: int | None, services: int, report_file: str | None,
-          drill_run_dir: str | None, keep: bool) -> int:
+          drill_run_dir: str | None, keep: bool, pressure: bool,
+          node_memory: int | None) -> int:
     """Run a whole system through random faults; exit 0 only if every invariant holds.
 
     Starts supervisor, registry, both controllers and an ECSM simulator in a temporary
     run dir, applies a generated workload, changes it and injects faults for DURATION,
     then waits for quiescence and checks: acknowledged writes present, ECSM matching every
     spec with no duplicates or orphans, statuses matching reality, HPAs within bounds,
-    no process left running. The same --seed gives the same schedule.
+    no process left running (and, with --pressure, no service short while lower
+    priorities hold its room). The same --seed gives the same schedule.
     """
     chosen = seed if seed is not None else secrets.randbelow(2**31)
+    if node_memory is not None and not pressure:
+        raise click.UsageError("--node-memory needs --pressure")
     opts = DrillOptions(seed=chosen, duration=duration, services=services,
-                        run_dir=drill_run_dir, keep=keep)
+                        run_dir=drill_run_dir, keep=keep, pressure=pressure,
+                        node_memory=node_memory)
     report = run_drill(opts, sys.stdout, tty=sys.stdout.isatty())
     click.echo("")
     click.echo(report.render())

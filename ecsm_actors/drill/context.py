@@ -73,6 +73,8 @@ class DrillContext:
     canaries: CanaryPool
     loads: LoadBook = field(default_factory=LoadBook)
     monitor: Any = None               # Monitor, once started (for the progress line)
+    #: Capacity pressure: snapshots also read node memory and containers.
+    pressure: bool = False
     t0: float = field(default_factory=time.monotonic)
 
     def offset(self) -> float:

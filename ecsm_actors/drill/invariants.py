@@ -14,7 +14,12 @@ every violation it found (empty = the invariant holds):
   replicas/readyReplicas/updatedReplicas agree with ECSM, the current revision and
   service ids are the live ones, condition Available is True;
 * ``hpa-within-bounds`` — every HPA target's replicas lie in [minReplicas, maxReplicas];
-* ``no-leftover-processes`` — no process recorded during the drill survives its stop.
+* ``no-leftover-processes`` — no process recorded during the drill survives its stop;
+* ``capacity-by-priority`` (under capacity pressure, :mod:`.capacity`) — no service is
+  short of instances while strictly lower priorities hold the memory it needs.
+
+A service short for lack of room (condition ``Preempted`` or ``ReplicaFailure`` True) may
+run below its spec on ECSM and need not be Available; the capacity invariant judges it.
 
 :func:`quiescent` is the convergence test the drill waits for before judging.
 """
@@ -23,9 +28,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from ecsm_actors.drill.capacity import capacity_held, check_capacity_by_priority
 from ecsm_actors.drill.ledger import Expectation, LedgerEntry, drill_annotations
 from ecsm_actors.drill.snapshot import (
     EcsmServiceView,
@@ -35,27 +40,15 @@ from ecsm_actors.drill.snapshot import (
     ecsm_name,
     revision_of,
 )
+from ecsm_actors.drill.verdict import CheckResult
+from ecsm_actors.drill.verdict import result as _result
+
+__all__ = ["CheckResult", "check_acknowledged_writes", "check_capacity_by_priority",
+           "check_ecsm_matches_spec", "check_hpa_bounds", "check_no_leftover_processes",
+           "check_no_orphans", "check_statuses", "contains", "convergence_checks", "lag",
+           "quiescent"]
 
 _DEFAULT_HISTORY = 10
-
-
-@dataclass(frozen=True, kw_only=True)
-class CheckResult:
-    name: str
-    violations: tuple[str, ...] = ()
-    checked: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "checked": self.checked,
-                "violations": list(self.violations)}
-
-
-def _result(name: str, violations: Iterable[str], checked: int) -> CheckResult:
-    return CheckResult(name=name, violations=tuple(violations), checked=checked)
 
 
 # -- acknowledged writes ---------------------------------------------------------------
@@ -151,7 +144,7 @@ def check_ecsm_matches_spec(snap: Snapshot) -> CheckResult:
                               f"(ids {[s.id for s in current]})")
         else:
             svc, want = current[0], desired_replicas(obj)
-            if svc.factor != want:
+            if svc.factor != want and not (svc.factor < want and capacity_held(obj)):
                 violations.append(f"{key}: ECSM {current_name} factor {svc.factor} != "
                                   f"desired {want}")
             bad_nodes = _node_violation(obj, svc)
@@ -227,7 +220,7 @@ def check_statuses(snap: Snapshot) -> CheckResult:
         if ids - real:
             violations.append(f"{key}: status.underlyingServiceIDs names gone services "
                               f"{sorted(ids - real)}")
-        if _condition(obj, "Available") != "True":
+        if _condition(obj, "Available") != "True" and not capacity_held(obj):
             violations.append(f"{key}: condition Available is {_condition(obj, 'Available')}")
     return _result("status-matches-reality", violations, checked)
 
@@ -278,8 +271,12 @@ def check_no_leftover_processes(recorded: Iterable[ProcessRecord],
 
 
 def convergence_checks(snap: Snapshot) -> list[CheckResult]:
-    return [check_ecsm_matches_spec(snap), check_no_orphans(snap), check_statuses(snap),
-            check_hpa_bounds(snap)]
+    """The checks of a converged system (with the capacity one when memory was read)."""
+    checks = [check_ecsm_matches_spec(snap), check_no_orphans(snap), check_statuses(snap),
+              check_hpa_bounds(snap)]
+    if snap.capacity is not None:
+        checks.append(check_capacity_by_priority(snap))
+    return checks
 
 
 def quiescent(snap: Snapshot) -> tuple[bool, str]:

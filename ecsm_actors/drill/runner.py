@@ -16,6 +16,7 @@ passing drill and kept (its path printed) after a failing one, for its logs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import shutil
@@ -30,6 +31,7 @@ from typing import TextIO
 
 from ecsm_actors.config import load_config
 from ecsm_actors.drill import invariants
+from ecsm_actors.drill.capacity import take_capacity
 from ecsm_actors.drill.changes import apply_change
 from ecsm_actors.drill.context import CanaryPool, DrillContext
 from ecsm_actors.drill.faults import FaultInjector
@@ -40,7 +42,8 @@ from ecsm_actors.drill.recovery import RecoveryTracker
 from ecsm_actors.drill.report import Report
 from ecsm_actors.drill.schedule import CHANGE_KINDS, Schedule, make_schedule
 from ecsm_actors.drill.snapshot import Snapshot, take
-from ecsm_actors.drill.system import DrillSystem
+from ecsm_actors.drill.system import NO_PRESSURE_NODE_MEMORY, DrillSystem
+from ecsm_actors.drill.workload import demand_mb, pressure_node_memory
 from ecsm_actors.drill.writer import DesiredStateWriter, Write
 from ecsm_actors.errors import EcsmActorsError
 
@@ -57,6 +60,11 @@ class DrillOptions:
     #: Bounds of the two waits for convergence; None = sized from ``services``.
     settle_timeout: float | None = None
     quiesce_timeout: float | None = None
+    #: Capacity pressure: memory limits and priority classes, nodes too small for all
+    #: (``node_memory`` bytes each; None = sized from the workload), and the invariant
+    #: ``capacity-by-priority``.
+    pressure: bool = False
+    node_memory: int | None = None
 
 
 class Progress:
@@ -87,15 +95,21 @@ class Progress:
 
 def run_drill(opts: DrillOptions, out: TextIO, *, tty: bool = False) -> Report:
     progress = Progress(out, tty)
-    schedule = make_schedule(opts.seed, opts.duration, opts.services)
+    schedule = make_schedule(opts.seed, opts.duration, opts.services, pressure=opts.pressure)
+    node_memory = NO_PRESSURE_NODE_MEMORY
+    if opts.pressure:
+        node_memory = opts.node_memory or pressure_node_memory(schedule.workload)
     run_dir = Path(opts.run_dir) if opts.run_dir else Path(
         tempfile.mkdtemp(prefix="ea-drill-", dir="/tmp"))
     started = datetime.now(UTC).isoformat(timespec="seconds")
     progress.line(f"drill: seed {opts.seed}, {opts.services} services, {opts.duration:g}s, "
                   f"{len(schedule.faults())} faults and {len(schedule.changes())} changes "
                   f"scheduled; run dir {run_dir}")
+    if opts.pressure:
+        progress.line(f"drill: capacity pressure: {node_memory >> 20} MiB per node for "
+                      f"{demand_mb(schedule.workload)} MiB of instances")
     begin = time.monotonic()
-    system = DrillSystem(run_dir)
+    system = DrillSystem(run_dir, node_memory=node_memory)
     state = _State()
     try:
         _drive(system, schedule, opts, progress, state)
@@ -171,7 +185,8 @@ def _drive(system: DrillSystem, schedule: Schedule, opts: DrillOptions, progress
     ctx = DrillContext(system=system, registry=registry(), ecsm=ecsm(),
                        admin=SimulatorAdmin(cfg.ecsm_url, timeout=3.0), writer=state.writer,
                        ledger=state.ledger, tracker=state.tracker, workload=workload,
-                       canaries=CanaryPool([c.name for c in workload.canaries]))
+                       canaries=CanaryPool([c.name for c in workload.canaries]),
+                       pressure=opts.pressure)
     state.monitor = Monitor(registry=registry(), admin=SimulatorAdmin(cfg.ecsm_url, timeout=3.0),
                             ps=system.ps, tracker=state.tracker, loads=ctx.loads).start()
     ctx.monitor = state.monitor
@@ -252,7 +267,10 @@ def _wait_until(deadline: float, tick: Callable[[], None]) -> None:
 def _snapshot(ctx: DrillContext, attempts: int = 1) -> Snapshot | None:
     for i in range(attempts):
         try:
-            return take(ctx.registry, ctx.ecsm.services, time.monotonic())
+            snap = take(ctx.registry, ctx.ecsm.services, time.monotonic())
+            if ctx.pressure:
+                snap = dataclasses.replace(snap, capacity=take_capacity(ctx.ecsm, snap.ecsm))
+            return snap
         except EcsmActorsError as e:
             logger.info("snapshot failed: %s", e)
             if i + 1 < attempts:

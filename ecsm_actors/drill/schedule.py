@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ecsm_actors.drill.workload import IMAGES, NODES, Workload, generate_workload
+from ecsm_actors.drill.workload import (
+    IMAGES,
+    NODES,
+    Workload,
+    generate_workload,
+    with_pressure,
+)
 
 CHILDREN = ("simulator", "registry", "service-controller", "hpa-controller")
 CONTROLLERS = ("service-controller", "hpa-controller")
@@ -140,14 +146,17 @@ class Schedule:
 
 
 def make_schedule(seed: int, duration: float, services: int,
-                  profile: Profile | None = None) -> Schedule:
-    """The whole drill for ``seed``: workload first, then the timeline, from one stream."""
+                  profile: Profile | None = None, *, pressure: bool = False) -> Schedule:
+    """The whole drill for ``seed``: workload first, then the timeline, from one stream
+    (``pressure`` adds memory limits and priority classes without moving either)."""
     profile = profile or Profile()
     rng = random.Random(seed)
     workload = generate_workload(rng, services)
     actions = _faults(rng, duration, profile, workload) + _changes(rng, duration, profile,
                                                                    workload)
     actions.sort(key=lambda a: (a.at, a.kind in CHANGE_KINDS, str(a.kind), a.target))
+    if pressure:
+        workload = with_pressure(workload, seed)
     return Schedule(seed=seed, duration=duration, workload=workload, actions=tuple(actions),
                     profile=profile)
 

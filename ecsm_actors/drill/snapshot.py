@@ -85,12 +85,35 @@ class EcsmServiceView:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NodeMemory:
+    """One ECSM node's container memory (``node/status``), bytes."""
+
+    name: str
+    total: int
+    free: int
+    online: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityView:
+    """Memory as ECSM reports it (read only under capacity pressure)."""
+
+    nodes: tuple[NodeMemory, ...] = ()
+    #: ECSM service name → node name → bytes its deployed containers hold there.
+    held: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: ECSM service name → bytes one of its containers reserves (its ``memoryLimit``).
+    instance_memory: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Snapshot:
-    """Registry objects by ``(kind, "namespace/name")`` and every ECSM service."""
+    """Registry objects by ``(kind, "namespace/name")`` and every ECSM service (and,
+    under capacity pressure, node memory and what each ECSM service holds where)."""
 
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     ecsm: tuple[EcsmServiceView, ...] = ()
     taken_at: float = 0.0
+    capacity: CapacityView | None = None
 
     def of_kind(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
         return sorted((key, obj) for (k, key), obj in self.objects.items() if k == kind)

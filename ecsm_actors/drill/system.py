@@ -78,6 +78,9 @@ stop_grace = 5.0
 port = {port}
 nodes = 3
 start_delay = 0.2
+# Memory of each node for containers: sized below the workload's needs under capacity
+# pressure, far above them otherwise (nothing is refused).
+node_memory = {node_memory}
 state_file = "{run_dir}/ecsm-simulator-state.json"
 """
 
@@ -88,20 +91,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_conf(run_dir: Path, port: int) -> Path:
+#: Node memory of a drill without capacity pressure: nothing is ever refused.
+NO_PRESSURE_NODE_MEMORY = 1 << 40
+
+
+def write_conf(run_dir: Path, port: int, node_memory: int = NO_PRESSURE_NODE_MEMORY) -> Path:
     path = run_dir / "drill.toml"
-    path.write_text(_CONF.format(run_dir=run_dir, port=port))
+    path.write_text(_CONF.format(run_dir=run_dir, port=port, node_memory=int(node_memory)))
     return path
 
 
 class DrillSystem:
     """One supervisor (and its children) started and stopped by the drill."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, *, node_memory: int = NO_PRESSURE_NODE_MEMORY) -> None:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(run_dir, 0o700)
-        self.conf_path = write_conf(run_dir, free_port())
+        self.conf_path = write_conf(run_dir, free_port(), node_memory)
         self.cfg: Config = load_config(self.conf_path, environ={})
         self.cfg.ensure_run_dir()
         self.proc: subprocess.Popen[bytes] | None = None

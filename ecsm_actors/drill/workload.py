@@ -10,6 +10,15 @@ Invariants: names are DNS-1123 labels; ``dependsOn`` only points backwards along
 (never a cycle); chain members and HPA targets are *protected* (the timeline never
 deletes them, so a dependent can always become Available); canaries are never touched by
 the random timeline.
+
+Capacity pressure (:func:`with_pressure`, ``drill --pressure``): every service gets a
+memory limit (``resources.limits.memory``) and a priority class, drawn from a stream of
+their own so the seed's workload and timeline stay the same; canaries and chain members
+are in the top class with the smallest limit (never preempted: a dependency held down
+would hold its dependents, a canary times recoveries), the others share three lower
+classes. :func:`pressure_node_memory` sizes the nodes so that the initial workload needs
+more memory than the nodes have (``PRESSURE_RATIO`` of it fits): the lowest priorities
+must give way.
 """
 
 from __future__ import annotations
@@ -33,6 +42,14 @@ ANNOTATION_PREFIX = "drill.ecsm.sh/"
 #: Env var bumped by template changes that keep the image.
 REVISION_ENV = "DRILL_REVISION"
 CANARY_PREFIX = "drill-canary-"
+#: Under pressure: memory limits (MiB) and priority classes drawn for ordinary services;
+#: canaries and chain members get the top class and the smallest limit.
+PRESSURE_MEMORY_MB = (128, 256, 512)
+PRESSURE_PRIORITIES = (0, 10, 100)
+TOP_PRIORITY = 1000
+#: Under pressure the nodes hold this share of the initial workload's memory.
+PRESSURE_RATIO = 0.75
+MIB = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +68,8 @@ class ServicePlan:
     canary: bool = False
     #: Member of a dependsOn chain (as a dependency, a dependent, or both).
     chain: bool = False
+    #: ``resources.limits.memory`` in MiB (0: none, the image's limit applies).
+    memory_mb: int = 0
 
     @property
     def key(self) -> str:
@@ -73,7 +92,7 @@ class ServicePlan:
         spec: dict[str, Any] = {
             "deploymentStrategy": strategy,
             "upgradeStrategy": {"type": "Never"},
-            "template": template(image or self.image, revision),
+            "template": template(image or self.image, revision, self.memory_mb),
             "rollout": {"maxSurge": 1, "maxUnavailable": self.max_unavailable,
                         "revisionHistoryLimit": 2},
             "priority": self.priority,
@@ -114,8 +133,12 @@ class HpaPlan:
         }
 
 
-def template(image: str, revision: int) -> dict:
-    return {"image": image, "env": [{"name": REVISION_ENV, "value": str(revision)}]}
+def template(image: str, revision: int, memory_mb: int = 0) -> dict:
+    out: dict[str, Any] = {"image": image,
+                           "env": [{"name": REVISION_ENV, "value": str(revision)}]}
+    if memory_mb:
+        out["resources"] = {"limits": {"memory": f"{memory_mb}Mi"}}
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,3 +232,31 @@ def _service(rng: random.Random, name: str, *, allow_hpa: bool, static_fraction:
     replicas = hpa.min_replicas if hpa else rng.randint(1, 3)
     return ServicePlan(name=name, static=False, replicas=replicas, nodes=pool, image=image,
                        hpa=hpa, priority=priority, max_unavailable=max_unavailable)
+
+
+def with_pressure(workload: Workload, seed: int) -> Workload:
+    """The same services with memory limits and priority classes for capacity pressure
+    (drawn from their own stream: the seed's workload and timeline do not move)."""
+    rng = random.Random(f"{seed}:pressure")
+    out = []
+    for s in workload.services:
+        memory, priority = rng.choice(PRESSURE_MEMORY_MB), rng.choice(PRESSURE_PRIORITIES)
+        if s.canary or s.chain:
+            memory, priority = min(PRESSURE_MEMORY_MB), TOP_PRIORITY
+        out.append(dataclasses.replace(s, memory_mb=memory, priority=priority))
+    return Workload(services=tuple(out))
+
+
+def demand_mb(workload: Workload) -> int:
+    """MiB the workload's instances reserve as first applied (HPA targets at their min)."""
+    return sum(s.memory_mb * (len(s.nodes) if s.static else s.replicas)
+               for s in workload.services)
+
+
+def pressure_node_memory(workload: Workload, nodes: int = len(NODES),
+                         ratio: float = PRESSURE_RATIO) -> int:
+    """Bytes per node such that ``ratio`` of the workload's memory fits on ``nodes``
+    (rounded down to 64 MiB, never below one instance of the largest limit)."""
+    per_node = int(demand_mb(workload) * ratio / max(nodes, 1)) // 64 * 64
+    largest = max((s.memory_mb for s in workload.services), default=0)
+    return max(per_node, largest) * MIB
