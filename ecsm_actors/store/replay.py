@@ -90,12 +90,29 @@ def object_at(txn: lmdb.Transaction, key: str, rv: int, events: Any, objects: An
     has that version, else only its identity (apiVersion, kind, namespace, name, rv)."""
     body = txn.get(rv.to_bytes(8, "big"), db=events)
     if body is not None:
-        event = unpack_stored(body)
-        if isinstance(event.get("object"), dict):
-            return pack(event["object"])
+        frame = _object_of_event(bytes(body))
+        if frame is not None:
+            return frame
     raw = txn.get(key.encode(), db=objects)
     if raw is not None and peek_resource_version(raw) == rv:
         return bytes(raw)
     kind, namespace, name = key.split("/", 2)
     return pack({"apiVersion": api.API_VERSION, "kind": kind,
                  "metadata": {"namespace": namespace, "name": name, "resourceVersion": rv}})
+
+
+def _object_of_event(body: bytes) -> bytes | None:
+    """The ``object`` of a stored event body, sliced out as it is encoded (never decoded)."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(body)
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "object":
+                start = unpacker.tell()
+                unpacker.skip()
+                frame = body[start:unpacker.tell()]
+                return frame if frame[:1] != b"\xc0" else None  # nil: no object
+            unpacker.skip()
+    except (ValueError, msgpack.OutOfData, msgpack.UnpackException):
+        return None
+    return None
