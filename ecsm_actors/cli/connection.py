@@ -125,7 +125,7 @@ def resolve(cfg: Config, *, flag_registry: str | None, context_name: str | None,
     elif environ.get(ENV_DEADLINE) or not (context and context.request_timeout):
         deadline = cfg.registry.request_deadline
     else:
-        deadline = context.request_timeout  # type: ignore[assignment]
+        deadline = context.request_timeout
     name = context.name if context else None
     contexts.check_endpoint(endpoint, "registry endpoint")
     if events:
@@ -237,7 +237,7 @@ def _resolved(ctx: CliContext) -> _Resolved:
     root = click.get_current_context().find_root()
     cached = root.meta.get(_META)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     target = command_target(ctx)
     keys = target.keys()
     resolved = _Resolved(target=target, keys=keys, agent=None, settings=None)

@@ -48,7 +48,7 @@ def config_group() -> None:
 def get_contexts() -> None:
     """List the contexts (* marks the current one)."""
     cf = contexts.load(_path())
-    rows = []
+    rows: list[list[Any]] = []
     for entry in cf.entries():
         name = str(entry.get("name", ""))
         rows.append(["*" if name == cf.current else "", name, entry.get("registry"),
@@ -221,7 +221,7 @@ def _names(ctx: CliContext) -> list[str]:
 @pass_cli
 def link_status(ctx: CliContext) -> None:
     """Show every link agent: running, pid, connected, endpoint, requests, idle time."""
-    rows = []
+    rows: list[list[Any]] = []
     for name in _names(ctx):
         files = agent_files(name, os.environ, Path.home())
         agent, doc = control.status(files)

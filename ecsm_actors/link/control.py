@@ -103,7 +103,7 @@ def request(files: AgentFiles, op: str, timeout: float = 1.0) -> dict[str, Any] 
     """Ask the agent's control socket; None when it does not answer in time."""
     if not files.control_sock.exists():
         return None
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[Any] = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:

@@ -4,6 +4,7 @@ file written atomically, 0600, other keys kept; bad files and keys are one line.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from ecsm_actors import curve
-from ecsm_actors.cli import connection, contexts
+from ecsm_actors.cli import connection
 from ecsm_actors.cli.ecsm_cli import main as cli_main
 from ecsm_actors.cli.platform_conn import resolve as resolve_ecsm
 from ecsm_actors.config import load_config
@@ -94,6 +95,7 @@ def test_environment_beats_the_context_field_by_field(home: Path,
     t = target(home, {"ECSM_ACTORS_REGISTRY": "tcp://10.0.0.8:9000"}, context="sat")
     assert t.endpoint == "tcp://10.0.0.8:9000" and t.server_key == keys[0]
     assert t.link_name.startswith("env-")  # not the context's connections: not its agent
+    assert target(home, {"ECSM_ACTORS_REGISTRY_REQUEST_DEADLINE": "7"}).deadline == 7.0
 
 
 def test_flags_beat_the_environment(home: Path, keys: tuple[str, str]) -> None:
@@ -233,3 +235,22 @@ def test_keys_generate_writes_a_private_pair_and_prints_the_public_key(
     assert stat.S_IMODE((shared / "ground.key_secret").stat().st_mode) == 0o600
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # the user's directory left alone
     assert sorted(p.name for p in shared.iterdir()) == ["ground.key", "ground.key_secret"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_wait_shows_one_updating_line_on_a_terminal_only() -> None:
+    tty = Terminal()
+    line = connection.WaitLine(tty)
+    line.show(2, 1.2)
+    line.show(3, 12.4)
+    line.clear()
+    line.clear()
+    assert tty.getvalue() == ("\r\x1b[Kwaiting for registry: attempt 2, 1 s"
+                              "\r\x1b[Kwaiting for registry: attempt 3, 12 s\r\x1b[K")
+    pipe = io.StringIO()
+    connection.WaitLine(pipe).show(3, 12.0)
+    assert pipe.getvalue() == ""
