@@ -187,7 +187,10 @@ def _plan(ctx: CliContext) -> tuple[connection.Target, Any, AgentFiles]:
 def link_up(ctx: CliContext, wait_s: float | None) -> None:
     """Start the link agent of the context in effect and wait until it is connected."""
     target, settings, files = _plan(ctx)
-    control.ensure(settings, files)
+    try:
+        control.ensure(settings, files)
+    except OSError as e:
+        raise ConfigError(f"cannot start the link agent in {files.dir}: {e.strerror}") from None
     deadline = time.monotonic() + (target.deadline if wait_s is None else wait_s)
     doc: dict[str, Any] | None = None
     while time.monotonic() < deadline:
