@@ -9,7 +9,9 @@ Runs in the ecsm-cli process; attaches to the shared groups of :mod:`.ecsm_cli`:
 Fixes of the Go CLI's quirks (A-21): every list has ``--all/-A`` (default on) plus
 ``--page``/``--page-size`` (giving ``--page`` alone also selects one page); ``-n`` is always
 ``--name``; ``--service``/``--node`` accept a name or an id; errors print once (the root
-catch-all prints ECSM errors, e.g. an unreachable ECSM names the URL tried, exit 1).
+catch-all prints ECSM errors, e.g. an unreachable ECSM names the URL tried, exit 1). Reads
+are retried within the command's deadline; a container action is sent once, and a lost
+answer says whether it was sent and how to check (:mod:`.platform_retry`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from ecsm_actors.cli import printers
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, get, pass_cli
 from ecsm_actors.cli.platform_conn import clientset, ecsm_options
 from ecsm_actors.cli.platform_format import memory_cell, rfc3339_date, short_uptime
+from ecsm_actors.cli.platform_retry import RetryingReads, action_outcome
 from ecsm_actors.ecsm.clientset import Clientset
 from ecsm_actors.ecsm.types import ContainerAction, ContainerInfo, NodeInfo, Page
+from ecsm_actors.errors import EcsmUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -80,8 +84,19 @@ def emit(fmt: str, items: Sequence[Any], headers: Sequence[str], row: Callable[[
     printers.print_table(headers, [row(i) for i in items])
 
 
+def request_deadline(obj: CliContext) -> float:
+    """The command's deadline for ECSM reads: ``--request-timeout``, else the config's
+    ``registry.request_deadline`` (one deadline for every request a command makes)."""
+    flag = getattr(obj, "request_timeout", None)
+    return float(flag) if flag else obj.config.registry.request_deadline
+
+
 def connect(obj: CliContext) -> Clientset:
-    return clientset(obj.config.ecsm)
+    """A clientset whose reads are retried within the command's deadline and whose
+    actions are sent once (:mod:`.platform_retry`)."""
+    cs = clientset(obj.config.ecsm)
+    cs.rest.transport = RetryingReads(cs.rest.transport, request_deadline(obj))
+    return cs
 
 
 @get.command("nodes")
@@ -220,7 +235,10 @@ def _action_command(action: ContainerAction) -> click.Command:
     @pass_cli
     def run(obj: CliContext, name: str) -> None:
         with connect(obj) as cs:
-            tx = cs.containers.action_by_name(name, action)
+            try:
+                tx = cs.containers.action_by_name(name, action)
+            except EcsmUnavailable as e:
+                raise action_outcome(e, str(action), name) from e
         if tx.status == "failure":
             detail = tx.data.get("message") if isinstance(tx.data, dict) else None
             raise click.ClickException(f"container {name}: {action} failed"

@@ -109,9 +109,9 @@ def status_cmd(ctx: CliContext, name: str, namespace: str, timeout: float, watch
 def _ecsm_revisions(ctx: CliContext, namespace: str, name: str) -> dict[str, Any] | str:
     """Revision → ECSM row, or a one-line reason why ECSM could not be asked."""
     try:
-        from ecsm_actors.cli.platform_conn import clientset
+        from ecsm_actors.cli.platform import connect  # reads retried within the deadline
 
-        with clientset(ctx.config.ecsm) as ecsm:
+        with connect(ctx) as ecsm:
             rows = ecsm.services.list_all(name=owned_prefix(namespace, name))
     except EcsmActorsError as e:
         return f"ECSM not reachable: {e}"
