@@ -298,9 +298,11 @@ class Admission:
 
     def choose_victims(self, key: str, priority: int, missing: Demand,
                        services: Sequence[Obj], rooms: Mapping[str, NodeRoom],
-                       containers: Iterable[Any]) -> tuple[Eviction, ...]:
+                       containers: Iterable[Any]) -> Choice:
         """Victims for ``missing`` among ``services`` (every ECSMService, from the
-        registry) and ``containers`` (ECSM's, on every node)."""
+        registry) and ``containers`` (ECSM's, on every node). Instances a record already
+        takes but ECSM still shows are never chosen again: their room counts as coming
+        back (their owners are in ``Choice.unfinished``: their scale-down is redone)."""
         by_key = {_key(o): o for o in services}
         namespace, name = split_key(key)
         protected = {f"{namespace}/{d}" for d in dependencies_of(
@@ -316,24 +318,36 @@ class Admission:
                 continue
             holdings.setdefault((owner, str(c.node_name)), []).append(int(c.memory_limit))
             on_ecsm[owner] = on_ecsm.get(owner, 0) + 1
-        # instances a record already takes but ECSM still shows are not chosen again
         pending = {k: _pending(by_key[k], n) for k, n in on_ecsm.items()}
         recorded = {k: {str(n) for r in records_of(o) for n in r.get("nodes") or ()}
                     for k, o in by_key.items()}
         out: list[Holding] = []
+        coming: dict[str, int] = {}
+        unfinished: set[str] = set()
         for (owner, node), mems in sorted(holdings.items()):
-            if node in recorded.get(owner, ()):
-                continue  # a Static victim's recorded node: already taken
-            skip = min(pending.get(owner, 0), len(mems))
-            pending[owner] = pending.get(owner, 0) - skip
+            skip = len(mems) if node in recorded.get(owner, ()) else min(
+                pending.get(owner, 0), len(mems))
+            if node not in recorded.get(owner, ()):
+                pending[owner] = pending.get(owner, 0) - skip
+            if skip:
+                coming[node] = coming.get(node, 0) + sum(mems[:skip])
+                unfinished.add(owner)
             count = len(mems) - skip
             if count > 0:
                 out.append(Holding(owner=owner, node=node, count=count, memory=max(mems),
                                    priority=_priority(by_key[owner])))
-        selection = select_victims(missing, rooms, out, owner=key, priority=priority,
+        soon = {n: replace(r, free=r.free + coming.get(n, 0)) if r.limited else r
+                for n, r in rooms.items()}
+        selection = select_victims(missing, soon, out, owner=key, priority=priority,
                                    protected=protected)
-        return selection.evictions
+        return Choice(evictions=selection.evictions, unfinished=frozenset(unfinished))
 
+
+@dataclass(frozen=True, kw_only=True)
+class Choice:
+    evictions: tuple[Eviction, ...]
+    #: Victims whose recorded scale-down ECSM does not show yet.
+    unfinished: frozenset[str] = frozenset()
 
 def _no_op(a: Any, by_id: Mapping[str, RevisionView]) -> bool:
     """A create of nothing, or a scale left with nothing to change once cut."""

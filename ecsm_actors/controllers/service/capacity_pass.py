@@ -93,16 +93,17 @@ class CapacityPass:
             pool = placement(held, down)
             decision = self._admission.admit(key, priority, proposed, views, memory,
                                              held.policy, pool)
-            if decision.missing is not None and may_preempt:
-                evictions = self._preempt(ctx, key, priority, memory, decision)
-                if evictions:
+            missing = decision.missing
+            if missing is not None and may_preempt:
+                evictions, changed = self._preempt(ctx, key, priority, memory, decision)
+                if changed:
                     self._admission.rooms.invalidate()
                     decision = self._admission.admit(key, priority, proposed, views,
                                                      memory, held.policy, pool)
                     given = (given + [{"victim": e.owner, "priority": e.priority,
                                        "instances": e.instances, "time": self._now(),
                                        "reason": adm.preemption_reason(
-                                           key, priority, memory, _missing(decision, e))}
+                                           key, priority, memory, missing)}
                                       for e in evictions])[-GIVEN_KEPT:]
             token = self._admission.rooms.assume(decision.placements, memory)
         try:
@@ -193,7 +194,9 @@ class CapacityPass:
     # -- preemption -----------------------------------------------------------------------
 
     def _preempt(self, ctx: Any, key: str, priority: int, memory: int,
-                 decision: adm.Decision) -> tuple[adm.Eviction, ...]:
+                 decision: adm.Decision) -> tuple[tuple[adm.Eviction, ...], bool]:
+        """Victims chosen, recorded and scaled down; and whether room may have come back
+        (victims scaled down, this pass's or a recorded one's)."""
         missing = decision.missing
         assert missing is not None
         services = list(ctx.registry.list(ctx.kind).items)
@@ -204,16 +207,21 @@ class CapacityPass:
             rooms = self._admission.room_for(key, priority)
         finally:
             self._admission.rooms.forget(token)
-        evictions = self._admission.choose_victims(key, priority, missing, services, rooms,
-                                                   containers)
+        choice = self._admission.choose_victims(key, priority, missing, services, rooms,
+                                                containers)
+        evictions = choice.evictions
         by_key = {adm._key(o): o for o in services}
+        for owner in sorted(choice.unfinished - {e.owner for e in evictions}):
+            # recorded, not yet scaled down on ECSM (a pass cut short): finish it
+            logger.info("key=%s finishing the recorded scale-down of %s", key, owner)
+            self._shrink(by_key[owner], owner)
         for e in evictions:
             reason = adm.preemption_reason(key, priority, memory, missing)
             logger.info("key=%s preempting %d instance(s) of %s (priority %d) on %s", key,
                         e.instances, e.owner, e.priority, ",".join(e.nodes))
             victim = self._record(ctx, by_key[e.owner], key, priority, e, reason)
-            self._shrink(victim, e)
-        return evictions
+            self._shrink(victim, e.owner)
+        return evictions, bool(evictions or choice.unfinished)
 
     def _record(self, ctx: Any, victim: Obj, key: str, priority: int, e: adm.Eviction,
                 reason: str) -> Obj:
@@ -235,10 +243,10 @@ class CapacityPass:
                 continue
         raise Conflict(f"ECSMService {e.owner}: the preemption record kept conflicting")
 
-    def _shrink(self, victim: Obj, e: adm.Eviction) -> None:
+    def _shrink(self, victim: Obj, owner: str) -> None:
         """Scale the victim down on ECSM to its spec minus its records (idempotent: the
         victim's own pass does the same)."""
-        namespace, name = split_key(e.owner)
+        namespace, name = split_key(owner)
         records = adm.records_of(victim)
         policy, target, nodes = adm.spec_target(victim.get("spec") or {})
         views = self._list_owned(namespace, name)
@@ -261,7 +269,7 @@ class CapacityPass:
                 break
             k = min(excess, v.factor)
             excess -= k
-            self._actuator.scale(e.owner, Scale(revision=v.revision, service_id=v.service_id,
+            self._actuator.scale(owner, Scale(revision=v.revision, service_id=v.service_id,
                                                 factor=v.factor - k,
                                                 node_names=v.node_names, policy=v.policy))
 
@@ -310,8 +318,4 @@ def _available_against_spec(desired: Desired, plan_: Plan) -> dict[str, Conditio
         status="False", reason="Preempted",
         message=f"{have} of {target} instances available (at least {need} required); "
                 f"the others are held for a service of higher priority")}
-
-
-def _missing(decision: adm.Decision, e: adm.Eviction) -> Demand:
-    return decision.missing or Demand(memory=0, nodes=e.nodes, count=e.instances)
 
