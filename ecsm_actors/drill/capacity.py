@@ -121,8 +121,8 @@ def check_capacity_by_priority(snap: Snapshot) -> CheckResult:
         ref = parse_ecsm_name(ecsm_service)
         if ref is not None:
             mine = held.setdefault(ref.key, {})
-            for node, size in per_node.items():
-                mine[node] = mine.get(node, 0) + size
+            for node_name, size in per_node.items():
+                mine[node_name] = mine.get(node_name, 0) + size
     for ecsm_service, size in cap.instance_memory.items():
         ref = parse_ecsm_name(ecsm_service)
         if ref is not None:

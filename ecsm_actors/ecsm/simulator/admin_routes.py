@@ -16,8 +16,9 @@ under ``State.lock``. Never subject to injected faults. Routes::
 
 Every value is checked before anything changes (:mod:`.admin_values`): latency 0..60 s,
 error_rate and drop_rate 0..1, partition a boolean, cpu 0..1e6 percent, memory (load
-and node memory) a whole 0..2**50 bytes, seconds 0..3600, message a string of at most 1,024 characters; NaN,
-Infinity, strings for numbers and unknown keys answer 400 naming the key.
+and node memory) a whole 0..2**50 bytes, seconds 0..3600, message a string of at most
+1,024 characters; NaN, Infinity, strings for numbers and unknown keys answer 400 naming
+the key.
 """
 
 from __future__ import annotations

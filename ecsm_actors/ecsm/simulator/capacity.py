@@ -60,8 +60,9 @@ def limit_mb(res: dict[str, Any], section: str, key: str, default: int) -> int:
     """``res[section][key]`` MiB as bytes when a positive integer, else ``default``."""
     part = res.get(section)
     value = part.get(key) if isinstance(part, dict) else None
-    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-    return value * MIB if ok else default
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value * MIB
+    return default
 
 
 def memory_limit(state: State, svc: ServiceRec) -> int:
