@@ -1,7 +1,9 @@
 """``ecsm-cli edit``: an object in ``$EDITOR`` (``$VISUAL`` first), written back on save.
 
 Runs in the CLI process. The saved text is sent as an ``UPDATE`` carrying the
-resourceVersion it was read at, so a concurrent change is never overwritten silently: a
+resourceVersion it was read at (put back if the user deleted it), so a concurrent change —
+or this very edit, landed before its answer was lost — is never overwritten silently
+(a retry of the same request is answered with its first outcome): a
 conflict, an invalid object or a YAML error re-opens the editor with the user's text and
 the error as ``#`` comments on top. For a conflict the text gets the current
 resourceVersion, and saving again then deliberately overwrites the other change. Saving
@@ -21,6 +23,7 @@ from typing import Any
 import click
 
 from ecsm_actors.cli import manifests
+from ecsm_actors.cli.outcome import checked_by
 from ecsm_actors.cli.printers import dump
 from ecsm_actors.cli.redaction import keep_stored, redact
 from ecsm_actors.errors import Conflict, Invalid, ManifestError, RegistryError, Unavailable
@@ -67,7 +70,11 @@ def edit_object(client: RegistryClient, kind: str, namespace: str, name: str) ->
             new = docs[0].object
             if _identity(new) != _identity(obj):
                 raise Invalid("kind, namespace and name cannot be changed by edit")
-            saved = client.update(keep_stored(new, stored))
+            if not new["metadata"].get("resourceVersion"):  # never an unconditional write
+                new["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
+            with checked_by(f"ecsm-cli get {kind.lower()} {name}"
+                            + ("" if namespace == "default" else f" -n {namespace}")):
+                saved = client.update(keep_stored(new, stored))
         except Conflict as e:
             current = stored = client.get(kind, namespace, name)
             rv = current["metadata"]["resourceVersion"]

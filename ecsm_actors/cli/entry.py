@@ -2,8 +2,9 @@
 
 An :class:`~ecsm_actors.errors.EcsmActorsError` prints one line ``error: …`` on stderr
 (control characters a peer put in the message escaped, so it stays one line) and exits 1
-(with the traceback only under ``-v``); click's usage errors exit 2; the code a command
-passes to ``ctx.exit(n)`` is returned as the process exit code.
+(with the traceback only under ``-v``); a registry request past its deadline says, for a
+write, whether it was applied and how to check (:mod:`.outcome`). Click's usage errors
+exit 2; the code a command passes to ``ctx.exit(n)`` is returned as the process exit code.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import traceback
 import click
 
 from ecsm_actors.api.echo import escape
-from ecsm_actors.errors import EcsmActorsError
+from ecsm_actors.cli.outcome import deadline_line
+from ecsm_actors.errors import DeadlineExceeded, EcsmActorsError
 
 
 def run(group: click.Group, prog_name: str, argv: list[str] | None = None) -> int:
@@ -33,6 +35,11 @@ def run(group: click.Group, prog_name: str, argv: list[str] | None = None) -> in
     except click.ClickException as e:
         e.show()
         return e.exit_code
+    except DeadlineExceeded as e:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {escape(deadline_line(e))}", err=True)
+        return 1
     except EcsmActorsError as e:
         if verbose:
             traceback.print_exc()

@@ -6,7 +6,10 @@ Runs in the CLI process; attaches the ``rollout`` group to the root group of
 asks ECSM for each revision's factor and readiness (and says so when ECSM cannot be
 reached instead of failing). The revision templates live in the object's
 ``ecsm.sh/revision-<hash>`` annotations (:mod:`ecsm_actors.controllers.service.history`),
-so ``undo`` is an ordinary registry update of ``spec.template``, with conflict retry.
+so ``undo`` is an ordinary registry update of ``spec.template``, with conflict retry. The
+update carries the resourceVersion it was computed from, and the client retries it with
+one request id: an undo whose answer was lost is answered with its first outcome and
+reports the same revision, never undoes itself.
 A revision's VSOA password is not kept: ``history --revision N`` shows ``<redacted>`` and
 ``undo`` keeps the password the object has now (the rules are in that module's docstring).
 """
@@ -22,6 +25,7 @@ import yaml
 from ecsm_actors.api.secrets import password_file_of, password_of, redact_template
 from ecsm_actors.cli.desired import registry_client
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, pass_cli
+from ecsm_actors.cli.outcome import checked_by
 from ecsm_actors.cli.printers import escape, print_table
 from ecsm_actors.controllers.service import history
 from ecsm_actors.controllers.service.naming import owned_prefix, parse_owned
@@ -176,11 +180,17 @@ def _only_the_secret(number: int, template: dict[str, Any]) -> str:
 def undo_cmd(ctx: CliContext, name: str, namespace: str, to_revision: int | None) -> None:
     """Restore the previous (or the given) revision's template."""
     client = registry_client(ctx)
+    intended: tuple[history.RevisionRecord, dict[str, Any], bool | None] | None = None
     for _ in range(5):
         obj = client.get(KIND, namespace, name)
         spec = dict(obj.get("spec") or {})
         current = history.current_revision(obj)
         annotations = (obj.get("metadata") or {}).get("annotations")
+        if intended is not None and spec.get("template") == intended[1]:
+            # The conflict was this very undo, landed before its answer was lost: undoing
+            # "the previous revision" again would undo the undo.
+            click.echo(_rolled_back(name, *intended))
+            return
         if to_revision is None:
             target = history.previous(annotations, current)
             if target is None:
@@ -204,20 +214,27 @@ def undo_cmd(ctx: CliContext, name: str, namespace: str, to_revision: int | None
         if restored == spec.get("template"):
             raise click.ClickException(_only_the_secret(target.number, restored))
         spec["template"] = restored
+        intended = (target, restored, same)
+        check = f"ecsm-cli rollout history {name}" + (
+            "" if namespace == "default" else f" -n {namespace}")
         try:
-            client.update({**obj, "spec": spec})
+            with checked_by(check):  # obj carries the resourceVersion it was read at
+                client.update({**obj, "spec": spec})
         except Conflict:
             continue
         except Invalid as e:
             raise click.ClickException(f"revision {target.number} cannot be applied: {e}") \
                 from e
-        if same is False and password_of(restored) is not None:
-            click.echo(f"ecsmservice/{name} rolled back to the template of revision "
-                       f"{target.number}, keeping the current VSOA password (revision "
-                       f"{target.number} had another one)")
-        else:
-            click.echo(f"ecsmservice/{name} rolled back to revision {target.number} "
-                       f"({target.revision})")
+        click.echo(_rolled_back(name, *intended))
         return
     raise click.ClickException(f'ecsmservice "{name}" keeps changing; try again')
+
+
+def _rolled_back(name: str, target: history.RevisionRecord, restored: dict[str, Any],
+                 same: bool | None) -> str:
+    if same is False and password_of(restored) is not None:
+        return (f"ecsmservice/{name} rolled back to the template of revision "
+                f"{target.number}, keeping the current VSOA password (revision "
+                f"{target.number} had another one)")
+    return f"ecsmservice/{name} rolled back to revision {target.number} ({target.revision})"
 
