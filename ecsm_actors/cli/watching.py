@@ -304,12 +304,14 @@ class ResumeFile:
             positions = entry["positions"] = {}
         positions[scope] = resource_version
         doc[endpoint] = entry
+        tmp = None
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".watch-", dir=self.path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=".watch-", dir=self.path.parent)  # 0600
             with os.fdopen(fd, "w") as f:
                 json.dump(doc, f)
             os.replace(tmp, self.path)
         except OSError:
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(tmp)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
