@@ -6,6 +6,7 @@ and prints every change exactly once."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -115,3 +116,16 @@ def test_a_watch_outlives_a_killed_registry_and_prints_every_change_once(
     assert changes(out) == [["2", "ADDED", "ecsmservice/b"], ["4", "ADDED", "ecsmservice/c"],
                             ["5", "ADDED", "ecsmservice/d"]]
     assert err.splitlines()[-1] == "resume with: ecsm-cli watch esvc --since 5"
+
+
+def test_ctrl_c_ends_a_watch_with_the_version_to_resume_from(
+        cli, processes: Processes) -> None:
+    watch = watch_process(processes, "esvc", "--since", "0")
+    assert watch.stdout is not None
+    apply(cli, service("a"), hpa("a"))
+    assert watch.stdout.readline().split()[:3] == ["1", "ADDED", "ecsmservice/a"]
+    watch.send_signal(signal.SIGINT)
+    out, err = watch.communicate(timeout=10)
+    assert (watch.returncode, out) == (1, "")
+    lines = err.splitlines()
+    assert "resume with: ecsm-cli watch esvc --since 2" in lines and lines[-1] == "aborted"
