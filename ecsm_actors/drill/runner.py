@@ -175,7 +175,7 @@ def _drive(system: DrillSystem, schedule: Schedule, opts: DrillOptions, progress
     cfg = load_config(system.conf_path, environ={})   # now with the simulator's address
 
     def registry() -> RegistryClient:
-        return RegistryClient(cfg.registry_endpoint, timeout=2.0)
+        return RegistryClient(cfg.registry_endpoint, timeout=2.0, deadline=4.0)
 
     def ecsm() -> Clientset:
         return Clientset.from_url(cfg.ecsm_url, connect_timeout=2.0, read_timeout=10.0)

@@ -1,19 +1,41 @@
 """Clients of the registry: :class:`RegistryClient` (requests) and :class:`Subscriber` (events).
 
-Run in every process that talks to the registry (controllers, the CLI, tests). Never
-create one before a fork: ZeroMQ sockets do not survive it.
+Run in every process that talks to the registry (controllers, the CLI, the drill, the
+link agent, tests). Never create one before a fork: ZeroMQ sockets do not survive it.
 
-``RegistryClient`` is a REQ socket with a deadline per request. When the deadline passes
-the socket is discarded (a REQ socket that missed its reply is stuck) and a fresh one is
-connected for the next call; the call raises :class:`~ecsm_actors.errors.Unavailable`.
-It never retries: the caller's loop (the workqueue) does. A lock makes it usable from
-several threads, one request at a time. Error replies raise the typed
-:class:`~ecsm_actors.errors.RegistryError` they carry, with the registry's code and
-message (a ``BadRequest`` the registry answered is that ``BadRequest``); only a reply that
-does not decode is ``Internal("undecodable reply ...")``.
+``RegistryClient`` retries every request itself, in one place (:meth:`RegistryClient.request`),
+until one overall ``deadline``; callers above it retry only what it gave up on (the
+workqueue, as before). Each attempt sends the same frame — the same envelope ``id`` and,
+for a write, the same ``requestId``, the idempotency key under which the registry records
+the write's outcome and answers a repeat with that outcome (``replayed``) instead of
+applying it twice. An attempt that gets no answer discards its REQ socket (a REQ socket
+that missed its reply is stuck) and the next one connects a fresh one (the "lazy pirate"),
+after a pause of exponential backoff with full jitter. An attempt ends:
+
+* with the reply — returned, or its error raised as the typed
+  :class:`~ecsm_actors.errors.RegistryError` with the registry's code and message (an
+  error reply is an answer and is not retried), except ``Unavailable``, which means the
+  request was not served (a link agent that could not send it): retried;
+* at once when the connection drops after the request could leave (socket monitor);
+* when no reply came within the RTO after the request could leave: the RTO adapts to the
+  measured round trips (:class:`~ecsm_actors.registry.retry.RttEstimator`, RFC 6298,
+  floor 0.2 s, capped by ``timeout``), so a local registry that stopped answering is asked
+  again within a fraction of a second while a one-second link is not given up on early;
+  a connection still in its (CURVE) handshake gets up to ``timeout``.
+
+When the deadline passes, :class:`~ecsm_actors.errors.DeadlineExceeded` says in one line
+the endpoint, the op, the attempts and the seconds, and ``applied``: False when it is
+known that the request never reached the registry (no connection was ever handshaken
+during the call, or each attempt was answered ``Unavailable``), None (unknown) otherwise.
+A lock makes the client usable from several threads, one attempt at a time. Only a reply
+that does not decode is ``Internal("undecodable reply ...")``.
 
 ``Subscriber`` is a SUB socket on the registry's events, filtered by kind, always
 receiving heartbeats; frames that do not decode are logged and skipped.
+
+With CURVE keys (a remote registry) both sockets are CURVE clients and send ZMTP
+heartbeats, so a silent connection is dropped and re-established (see
+:mod:`~ecsm_actors.registry.sockets`).
 """
 
 from __future__ import annotations
@@ -22,142 +44,166 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import zmq
 
 from ecsm_actors import protocol
-from ecsm_actors.errors import BadRequest, Internal, Unavailable, describe_input
+from ecsm_actors.curve import ClientKeys
+from ecsm_actors.errors import (
+    BadRequest,
+    DeadlineExceeded,
+    Internal,
+    RegistryError,
+    Unavailable,
+    describe_input,
+    registry_error_from_wire,
+)
 from ecsm_actors.lifecycle import gc_paused
 from ecsm_actors.protocol import ApplyAction, Event, Heartbeat, ListView, Op
+from ecsm_actors.registry.results import (
+    ApplyResult,
+    BatchItem,
+    BatchResult,
+    ListResult,
+    VersionList,
+    WatchResult,
+)
+from ecsm_actors.registry.retry import Backoff, RttEstimator, new_request_id
+from ecsm_actors.registry.sockets import LinkOptions, RequestSocket, prepare
+
+__all__ = ["ApplyResult", "BatchItem", "BatchResult", "ListResult", "RegistryClient",
+           "Subscriber", "VersionList", "WatchResult", "OnWait"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ListResult:
-    items: list[dict[str, Any]]
-    resource_version: int
-    epoch: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class VersionList:
-    """``(namespace/name, resourceVersion)`` of every listed object (a versions-only
-    LIST: what an informer keeps), read at ``resource_version``."""
-
-    versions: list[tuple[str, int]]
-    resource_version: int
-    epoch: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApplyResult:
-    object: dict[str, Any]
-    action: ApplyAction
-
-
-@dataclass(frozen=True, kw_only=True)
-class WatchResult:
-    """Events after the asked version, in order. ``resource_version``: the events are
-    complete up to it — the registry's current version, or, when the reply was cut at a
-    page (10,000 events), the last event's; ask again from there."""
-
-    events: list[Event]
-    resource_version: int
-    epoch: str
-
 
 #: Replies this large (a LIST, a replay) are decoded with the cyclic GC paused.
 GC_PAUSE_BYTES = 64 << 10
 
+#: ``on_wait(attempt, elapsed)``: called before each retry with the number of the attempt
+#: about to be made (2 for the first retry) and the seconds since the call started.
+OnWait = Callable[[int, float], None]
 
-_SLICE_MS = 200
+_WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE, Op.BATCH})
+#: No attempt starts with less time than this (or a round trip) left before the deadline.
+_LAST_CHANCE = 0.05
+_OMITTED_WHEN_NONE = ("requestId", "limit", "continue", "atomic")
 
 
 class RegistryClient:
-    """Typed requests to the registry (see module docstring)."""
+    """Typed requests to the registry, retried within a deadline (see module docstring).
 
-    def __init__(self, endpoint: str, *, timeout: float = 5.0,
-                 context: zmq.Context[Any] | None = None) -> None:
+    ``timeout``: the longest one attempt waits for its reply (the RTO's cap); ``deadline``:
+    the whole call, retries included (default ``2 × timeout``); ``curve``: the keys of a
+    remote (CURVE) registry; ``on_wait(attempt, elapsed)``: called before each retry;
+    ``heartbeat_interval``/``heartbeat_timeout``: ZMTP heartbeats on a remote link."""
+
+    def __init__(self, endpoint: str, *, timeout: float = 5.0, deadline: float | None = None,
+                 curve: ClientKeys | None = None, context: zmq.Context[Any] | None = None,
+                 on_wait: OnWait | None = None, heartbeat_interval: float = 2.0,
+                 heartbeat_timeout: float = 8.0) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.deadline = timeout * 2 if deadline is None else deadline
+        self.on_wait = on_wait
         self.epoch = ""
+        #: Whether the last reply (success or error) was the replay of a recorded outcome.
+        self.last_replayed = False
+        #: The round-trip estimate behind each attempt's timeout.
+        self.rtt = RttEstimator(cap=timeout)
+        self.backoff = Backoff(cap=min(2.0, max(timeout, 0.05)))
+        self._options = LinkOptions(curve=curve, heartbeat_interval=heartbeat_interval,
+                                    heartbeat_timeout=heartbeat_timeout)
         self._context = context or zmq.Context.instance()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._socket: zmq.Socket[Any] | None = None
-        self._monitor: zmq.Socket[Any] | None = None
+        self._socket: RequestSocket | None = None
 
     @classmethod
-    def from_config(cls, cfg: Any) -> RegistryClient:
-        return cls(cfg.registry_endpoint, timeout=cfg.registry.request_timeout)
+    def from_config(cls, cfg: Any, *, curve: ClientKeys | None = None,
+                    deadline: float | None = None,
+                    on_wait: OnWait | None = None) -> RegistryClient:
+        """A client of ``cfg``'s registry endpoint: ``registry.request_timeout`` per attempt,
+        ``deadline`` (default ``registry.request_deadline``) in all, ``link.heartbeat_*``."""
+        return cls(cfg.registry_endpoint, timeout=cfg.registry.request_timeout,
+                   deadline=cfg.registry.request_deadline if deadline is None else deadline,
+                   curve=curve, on_wait=on_wait,
+                   heartbeat_interval=cfg.link.heartbeat_interval,
+                   heartbeat_timeout=cfg.link.heartbeat_timeout)
 
-    def _connect(self) -> zmq.Socket[Any]:
-        sock = self._context.socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RECONNECT_IVL, 10)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
-        # The deadline is the socket's own (a blocking recv, no poller), cut in slices so
-        # that a registry dying with our request in flight is noticed in a slice, not
-        # after the whole timeout: its reply can no longer come.
-        sock.setsockopt(zmq.RCVTIMEO, max(0, min(int(self.timeout * 1000), _SLICE_MS)))
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        sock.connect(self.endpoint)
-        return sock
-
-    def _discard(self) -> None:
-        if self._socket is not None:
-            self._socket.disable_monitor()
-            self._socket.close(linger=0)
-            self._socket = None
-        if self._monitor is not None:
-            self._monitor.close(linger=0)
-            self._monitor = None
-
-    def _peer_lost(self) -> bool:
-        """Whether the registry connection dropped since the last call (drains the
-        monitor's queue; only DISCONNECTED events are subscribed)."""
-        lost = False
-        monitor = self._monitor
-        while monitor is not None and int(monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-            monitor.recv_multipart()
-            lost = True
-        return lost
-
-    def _await_reply(self, sock: zmq.Socket[Any], op: Op) -> bytes:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                return sock.recv()
-            except zmq.Again:
-                if self._peer_lost():
-                    raise Unavailable(f"registry at {self.endpoint}: connection lost while "
-                                      f"waiting for the answer to {op}") from None
-                if time.monotonic() >= deadline:
-                    raise Unavailable(f"registry at {self.endpoint} did not answer {op} "
-                                      f"within {self.timeout:g}s") from None
+    # -- the request loop --------------------------------------------------------------
 
     def request(self, op: Op, **fields: Any) -> Any:
-        """Send one request and return the reply's ``result`` (raises its error)."""
+        """Send one request, retried until it is answered or the deadline passes, and
+        return the reply's ``result`` (raises its error). Fields take their wire names;
+        a write without ``requestId`` gets a fresh one, used by every attempt."""
+        if op in _WRITE_OPS and fields.get("requestId") is None:
+            fields["requestId"] = new_request_id()
+        for name in _OMITTED_WHEN_NONE:
+            if name in fields and fields[name] is None:
+                del fields[name]
+        envelope = next(self._ids)
+        frame = protocol.encode_request(op, envelope, **fields)
+        started = time.monotonic()
+        until = started + self.deadline
+        attempts, maybe_sent, lost, refused, answered = 0, False, False, "", ""
+        while True:
+            attempts += 1
+            answer, reached, lost_now, refused_now = self._attempt(frame, op, until)
+            lost, refused = lost or lost_now, refused_now or refused
+            if answer is not None:
+                try:
+                    return self._answer(answer, envelope)
+                except Unavailable as e:  # not served (e.g. a link agent could not send it)
+                    logger.debug("%s to %s answered Unavailable: %s", op, self.endpoint, e)
+                    answered = e.message
+            else:
+                maybe_sent = maybe_sent or reached
+            now = time.monotonic()
+            pause = min(self.backoff.delay(attempts), max(0.0, until - now))
+            if until - (now + pause) < max(self.rtt.srtt or 0.0, _LAST_CHANCE):
+                # no answer could come back in time: sending again would only leave one
+                # more request of unknown fate behind
+                raise self._deadline_exceeded(op, fields, attempts, now - started,
+                                              applied=None if maybe_sent else False,
+                                              why=self._why(lost, refused, answered))
+            if self.on_wait is not None:
+                self.on_wait(attempts + 1, now - started)
+            time.sleep(pause)
+
+    def _attempt(self, frame: bytes, op: Op,
+                 until: float) -> tuple[bytes | None, bool, bool, str]:
+        """One attempt: (reply or None, whether the request may have reached the
+        registry, whether the connection dropped under it, why a handshake failed)."""
         with self._lock:
-            rid = next(self._ids)
-            frame = protocol.encode_request(op, rid, **fields)
             if self._socket is None:
-                self._socket = self._connect()
+                try:
+                    self._socket = RequestSocket(self._context, self.endpoint, self._options)
+                except zmq.ZMQError as e:
+                    raise Unavailable(f"registry at {self.endpoint}: {e}") from e
             sock = self._socket
-            self._peer_lost()  # forget drops that happened between calls
+            handshakes = sock.handshakes
             try:
-                sock.send(frame)
-                answer = self._await_reply(sock, op)
-            except Unavailable:
-                self._discard()
-                raise
+                attempt = sock.exchange(frame, rto=self.rtt.rto(), connect_timeout=self.timeout,
+                                        until=until)
             except zmq.ZMQError as e:
                 self._discard()
-                raise Unavailable(f"registry at {self.endpoint}: {e}") from e
+                if e.errno == zmq.ETERM:
+                    raise Unavailable(f"registry at {self.endpoint}: {e}") from e
+                logger.debug("%s to %s: %s", op, self.endpoint, e)
+                return None, True, False, ""
+            if attempt.reply is not None:
+                self.rtt.observe(attempt.replied_at - (attempt.sent_at or attempt.replied_at))
+                return attempt.reply, True, False, ""
+            if not attempt.lost:  # Karn: a link slower than the estimate is waited on longer
+                self.rtt.timed_out()
+            self._discard()
+            reached = attempt.sent_at is not None or sock.handshakes > handshakes
+            return None, reached, attempt.lost, attempt.refused
+
+    def _answer(self, answer: bytes, envelope: int) -> Any:
+        """The result of a reply frame; an error reply raises its typed error."""
         try:
             if len(answer) < GC_PAUSE_BYTES:
                 doc = protocol.unpack_reply(answer)
@@ -166,12 +212,42 @@ class RegistryClient:
                     doc = protocol.unpack_reply(answer)
         except BadRequest as e:
             raise Internal(f"undecodable reply from the registry: {e}") from e
-        reply = protocol.reply_of(doc)  # an error reply raises the registry's own error
-        self.epoch = reply.epoch or self.epoch
-        if reply.id != rid:
+        self.last_replayed = doc.get("replayed") is True
+        if isinstance(doc.get("epoch"), str) and doc["epoch"]:
+            self.epoch = doc["epoch"]
+        try:
+            reply = protocol.reply_of(doc)  # an error reply raises the registry's own error
+        except RegistryError as e:
+            e.replayed = self.last_replayed
+            raise
+        if reply.id != envelope:
             raise Internal(f"reply id {describe_input(reply.id)} does not match "
-                           f"request id {rid}")
+                           f"request id {envelope}")
         return reply.result
+
+    def _deadline_exceeded(self, op: Op, fields: Mapping[str, Any], attempts: int,
+                           elapsed: float, *, applied: bool | None,
+                           why: str) -> DeadlineExceeded:
+        text = (f"registry at {self.endpoint} did not answer {op} within {elapsed:.1f}s "
+                f"({attempts} attempt{'s' if attempts != 1 else ''}{why})")
+        if op in _WRITE_OPS:
+            rid = fields.get("requestId")
+            text += ("; not applied: the request never reached the registry" if applied
+                     is False else f"; it may or may not have been applied (request id {rid})")
+        return DeadlineExceeded(text, applied=applied)
+
+    @staticmethod
+    def _why(lost: bool, refused: str, answered: str) -> str:
+        if answered:
+            return f"; last answer: {answered}"
+        if refused:
+            return f"; the registry refused the connection: {refused}"
+        return "; the connection dropped" if lost else ""
+
+    def _discard(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     # -- typed operations ----------------------------------------------------------------
 
@@ -181,10 +257,19 @@ class RegistryClient:
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return self.request(Op.GET, kind=kind, namespace=namespace, name=name)
 
-    def list(self, kind: str, namespace: str | None = None) -> ListResult:
-        result = self.request(Op.LIST, kind=kind, namespace=namespace)
+    def list(self, kind: str, namespace: str | None = None, *, limit: int | None = None,
+             continue_token: str | None = None) -> ListResult:
+        """Objects of ``kind``: all at once, or one page of at most ``limit`` from
+        ``continue_token`` (the previous page's; ``continue_token`` "" on the last)."""
+        result = self.request(Op.LIST, kind=kind, namespace=namespace, limit=limit,
+                              **{"continue": continue_token or None})
+        remaining = result.get("remainingItemCount")
+        token = result.get("continue")
         return ListResult(items=result["items"], resource_version=result["resourceVersion"],
-                          epoch=self.epoch)
+                          epoch=self.epoch, continue_token=token if isinstance(token, str)
+                          else "",
+                          remaining=remaining if isinstance(remaining, int)
+                          and not isinstance(remaining, bool) else None)
 
     def list_versions(self, kind: str, namespace: str | None = None) -> VersionList:
         """Keys and resourceVersions only (``LIST`` with ``view: versions``)."""
@@ -193,23 +278,50 @@ class RegistryClient:
         return VersionList(versions=[(str(k), int(rv)) for k, rv in result["versions"]],
                            resource_version=result["resourceVersion"], epoch=self.epoch)
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self.request(Op.CREATE, object=obj)
+    def create(self, obj: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        return self.request(Op.CREATE, object=obj, requestId=request_id)
 
-    def update(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self.request(Op.UPDATE, object=obj)
+    def update(self, obj: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        return self.request(Op.UPDATE, object=obj, requestId=request_id)
 
-    def update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self.request(Op.UPDATE_STATUS, object=obj)
+    def update_status(self, obj: dict[str, Any], *,
+                      request_id: str | None = None) -> dict[str, Any]:
+        return self.request(Op.UPDATE_STATUS, object=obj, requestId=request_id)
 
-    def apply(self, obj: dict[str, Any]) -> ApplyResult:
-        result = self.request(Op.APPLY, object=obj)
+    def apply(self, obj: dict[str, Any], *, request_id: str | None = None) -> ApplyResult:
+        result = self.request(Op.APPLY, object=obj, requestId=request_id)
         return ApplyResult(object=result["object"], action=ApplyAction(result["action"]))
 
     def delete(self, kind: str, namespace: str, name: str,
-               resource_version: int | None = None) -> dict[str, Any] | None:
+               resource_version: int | None = None, *,
+               request_id: str | None = None) -> dict[str, Any] | None:
         return self.request(Op.DELETE, kind=kind, namespace=namespace, name=name,
-                            resourceVersion=resource_version)
+                            resourceVersion=resource_version, requestId=request_id)
+
+    def batch(self, writes: Sequence[Mapping[str, Any]], *, atomic: bool = False,
+              request_id: str | None = None) -> BatchResult:
+        """Several writes (``{op, ...that op's wire fields}`` each) in one request: one
+        outcome per write, in order; ``atomic``: all or none."""
+        wire = [{**w, "op": str(w["op"])} for w in writes]
+        result = self.request(Op.BATCH, writes=wire, atomic=atomic or None,
+                              requestId=request_id)
+        replayed = self.last_replayed
+        outcomes = result.get("results") if isinstance(result, dict) else None
+        if not isinstance(outcomes, list) or len(outcomes) != len(wire):
+            raise Internal(f"undecodable reply from the registry: BATCH of {len(wire)} "
+                           f"writes answered with {describe_input(outcomes)}")
+        items = []
+        for outcome in outcomes:
+            if isinstance(outcome, dict) and outcome.get("ok") is True:
+                items.append(BatchItem(ok=True, result=outcome.get("result")))
+                continue
+            error = outcome.get("error") if isinstance(outcome, dict) else None
+            raised = registry_error_from_wire(error if isinstance(error, dict) else {})
+            raised.replayed = replayed
+            items.append(BatchItem(ok=False, error=raised))
+        rv = result.get("resourceVersion")
+        return BatchResult(results=items, replayed=replayed,
+                           resource_version=rv if isinstance(rv, int) else 0)
 
     def watch_since(self, resource_version: int) -> WatchResult:
         result = self.request(Op.WATCH_SINCE, resourceVersion=resource_version)
@@ -235,12 +347,13 @@ class Subscriber:
     """Events of the given kinds (all kinds when empty) and every heartbeat."""
 
     def __init__(self, endpoint: str, *, kinds: Iterable[str] = (), rcvhwm: int = 100_000,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None, curve: ClientKeys | None = None,
+                 heartbeat_interval: float = 2.0, heartbeat_timeout: float = 8.0) -> None:
         self.endpoint = endpoint
         self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.RECONNECT_IVL, 10)
-        self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        prepare(self._socket, endpoint, LinkOptions(curve=curve,
+                                                    heartbeat_interval=heartbeat_interval,
+                                                    heartbeat_timeout=heartbeat_timeout))
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
         kinds = list(kinds)
         if kinds:
@@ -254,8 +367,11 @@ class Subscriber:
         self._poller.register(self._socket, zmq.POLLIN)
 
     @classmethod
-    def from_config(cls, cfg: Any, kinds: Iterable[str] = ()) -> Subscriber:
-        return cls(cfg.events_endpoint, kinds=kinds, rcvhwm=cfg.registry.pub_hwm)
+    def from_config(cls, cfg: Any, kinds: Iterable[str] = (), *,
+                    curve: ClientKeys | None = None) -> Subscriber:
+        return cls(cfg.events_endpoint, kinds=kinds, rcvhwm=cfg.registry.pub_hwm, curve=curve,
+                   heartbeat_interval=cfg.link.heartbeat_interval,
+                   heartbeat_timeout=cfg.link.heartbeat_timeout)
 
     def recv(self, timeout: float | None) -> Event | Heartbeat | None:
         """The next event or heartbeat, or None when ``timeout`` seconds pass first."""

@@ -55,7 +55,10 @@ logger = logging.getLogger(__name__)
 def _default_registry_factory(cfg: Config) -> Callable[[], Any]:
     from ecsm_actors.registry.client import RegistryClient
 
-    return lambda: RegistryClient.from_config(cfg)
+    # A call retries within one request_timeout in all, not request_deadline: a worker
+    # waits on a down registry no longer than it did before the client retried, and the
+    # workqueue retries the reconcile after that.
+    return lambda: RegistryClient.from_config(cfg, deadline=cfg.registry.request_timeout)
 
 
 def _default_subscriber_factory(cfg: Config) -> Callable[[], EventSource]:

@@ -118,7 +118,8 @@ def _registry_ping(name: str, readiness: Readiness) -> Check:
     from ecsm_actors.registry.client import RegistryClient  # the registry is optional
 
     def check(pid: int) -> ProbeResult | None:
-        client = RegistryClient(readiness.endpoint, timeout=0.5)
+        # One short try per probe (the probe loop retries): readiness stays fast.
+        client = RegistryClient(readiness.endpoint, timeout=0.5, deadline=0.5)
         try:
             reply = client.ping()
         finally:

@@ -1,0 +1,213 @@
+"""The client sockets to the registry: their options, and one REQ socket watched by its monitor.
+
+Runs in every process that talks to the registry, inside
+:class:`~ecsm_actors.registry.client.RegistryClient` and
+:class:`~ecsm_actors.registry.client.Subscriber`.
+
+:func:`prepare` sets what every client socket needs before ``connect``: fast reconnects,
+no linger, and on a remote link (CURVE keys, or any ``tcp://``) the CURVE client keys and
+ZMTP heartbeats, so a silent TCP connection (a stalled or dead link) is dropped and
+re-established instead of waited on forever. Keys are never logged.
+
+:class:`RequestSocket` is one REQ socket and the socket monitor that tells what happened
+to its connection: connected, handshaken (ZMTP/CURVE done: from then on a request can
+leave), dropped, or refused at the handshake. :meth:`RequestSocket.exchange` sends one
+request and waits for its reply, the connection dropping, or the attempt's time running
+out; it never retries (the client does, on a fresh socket). Not thread-safe: the client
+uses it under its lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from ecsm_actors.curve import ClientKeys
+
+_EVENTS = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+           | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+           | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_MONITOR_STOPPED)
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+_monitor_ids = itertools.count(1)
+#: How long closing a socket waits for its monitor's last events, seconds.
+_CLOSE_DRAIN = 0.05
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkOptions:
+    """Options of a client socket: CURVE keys (None: plain), ZMTP heartbeat period and
+    timeout in seconds (used on remote links only)."""
+
+    curve: ClientKeys | None = None
+    heartbeat_interval: float = 2.0
+    heartbeat_timeout: float = 8.0
+
+    def remote(self, endpoint: str) -> bool:
+        return self.curve is not None or endpoint.startswith("tcp://")
+
+
+def prepare(sock: zmq.Socket[Any], endpoint: str, options: LinkOptions) -> None:
+    """Set ``sock``'s options before it connects to ``endpoint`` (see module docstring)."""
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 10)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+    if options.curve is not None:
+        options.curve.apply(sock)
+    if options.remote(endpoint) and options.heartbeat_interval > 0:
+        sock.setsockopt(zmq.HEARTBEAT_IVL, max(1, int(options.heartbeat_interval * 1000)))
+        timeout_ms = max(1, int(options.heartbeat_timeout * 1000))
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
+        # The peer drops us after as long a silence (ZMTP PING's TTL, 0.1 s units).
+        sock.setsockopt(zmq.HEARTBEAT_TTL, min(timeout_ms, 6_553_500))
+
+
+@dataclass(kw_only=True)
+class Attempt:
+    """What one :meth:`RequestSocket.exchange` saw. ``reply``: the answer, if any;
+    ``sent_at``: when the request could leave (sent on a handshaken connection, or the
+    handshake time), None when it never could; ``lost``: the connection dropped after it
+    could leave; ``refused``: a handshake failed (e.g. a key the registry does not know)."""
+
+    reply: bytes | None = None
+    sent_at: float | None = None
+    replied_at: float = 0.0
+    lost: bool = False
+    refused: str = ""
+
+
+class RequestSocket:
+    """One REQ socket to the registry and its monitor (see module docstring)."""
+
+    def __init__(self, context: zmq.Context[Any], endpoint: str, options: LinkOptions) -> None:
+        self.endpoint = endpoint
+        self.socket: zmq.Socket[Any] = context.socket(zmq.REQ)
+        monitor: zmq.Socket[Any] | None = None
+        try:
+            prepare(self.socket, endpoint, options)
+            # An address of our own: pyzmq's get_monitor_socket names it after the socket's
+            # file descriptor, which the next socket reuses before the closed one's
+            # monitor endpoint is gone (EADDRINUSE).
+            address = f"inproc://ecsm-registry-monitor.{next(_monitor_ids)}"
+            self.socket.monitor(address, _EVENTS)
+            monitor = context.socket(zmq.PAIR)
+            monitor.setsockopt(zmq.LINGER, 0)
+            monitor.connect(address)
+            self.socket.connect(endpoint)
+        except BaseException:
+            self.socket.close(linger=0)
+            if monitor is not None:
+                monitor.close(linger=0)
+            raise
+        self._monitor: zmq.Socket[Any] | None = monitor
+        self.connected_at: float | None = None
+        self.handshaken_at: float | None = None
+        #: Handshakes completed on this socket: a request queued before one may have left.
+        self.handshakes = 0
+        self.refused = ""
+        self._lost = False
+        self._poller = zmq.Poller()
+        self._poller.register(self.socket, zmq.POLLIN)
+        self._poller.register(monitor, zmq.POLLIN)
+
+    @property
+    def handshaken(self) -> bool:
+        return self.handshaken_at is not None
+
+    def _on_event(self, event: int, now: float) -> None:
+        if event == zmq.EVENT_CONNECTED:
+            self.connected_at = now
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.handshaken_at = now
+            self.handshakes += 1
+            self.refused = ""
+        elif event == zmq.EVENT_DISCONNECTED:
+            if self.handshaken_at is not None:
+                self._lost = True
+            self.connected_at = self.handshaken_at = None
+        elif event & _HANDSHAKE_FAILED:
+            self.refused = ("authentication failed" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                            else "handshake failed")
+
+    def drain(self) -> bool:
+        """Take the monitor's pending events; True when MONITOR_STOPPED was among them."""
+        monitor = self._monitor
+        now = time.monotonic()
+        while monitor is not None and int(monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            event = int(parse_monitor_message(monitor.recv_multipart())["event"])
+            if event == zmq.EVENT_MONITOR_STOPPED:
+                return True
+            self._on_event(event, now)
+        return False
+
+    def exchange(self, frame: bytes, *, rto: float, connect_timeout: float,
+                 until: float) -> Attempt:
+        """Send ``frame`` and wait for its reply. The wait ends early when the connection
+        drops after the request could leave, when no reply came ``rto`` seconds after it
+        could leave (sent on a handshaken connection, or the handshake time), when a
+        started connection is not handshaken ``connect_timeout`` seconds after it was
+        made (a slow CURVE handshake must not be cut at the RTO), when no connection is
+        made within ``rto``, and in any case at ``until`` (monotonic time).
+
+        Raises zmq.ZMQError from the socket (the client wraps it)."""
+        self.drain()
+        self._lost = False
+        attempt = Attempt()
+        now = time.monotonic()
+        try:
+            self.socket.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            return attempt  # no pipe to the registry: nothing left
+        queued_at = now
+        if self.handshaken_at is not None:
+            attempt.sent_at = now
+        while True:
+            if attempt.sent_at is None and self.handshaken_at is not None:
+                attempt.sent_at = max(self.handshaken_at, queued_at)
+            if attempt.sent_at is not None:
+                limit = attempt.sent_at + rto
+            elif self.connected_at is not None:
+                limit = max(self.connected_at, queued_at) + connect_timeout
+            else:
+                limit = queued_at + rto
+            limit = min(limit, until)
+            if now >= limit:
+                attempt.refused = self.refused
+                return attempt
+            ready = dict(self._poller.poll(max(1, int((limit - now) * 1000) + 1)))
+            now = time.monotonic()
+            if self.socket in ready:
+                try:
+                    attempt.reply = self.socket.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
+                attempt.replied_at = now
+                return attempt
+            if self._monitor in ready:
+                self.drain()
+                if self._lost and attempt.sent_at is not None:
+                    attempt.lost = True
+                    return attempt
+
+    def close(self) -> int:
+        """Close the socket, then read its monitor to the end (MONITOR_STOPPED, or a short
+        wait): a handshake that completed at the last moment is still counted. Returns
+        :attr:`handshakes`."""
+        self.socket.close(linger=0)
+        monitor = self._monitor
+        if monitor is None:
+            return self.handshakes
+        end = time.monotonic() + _CLOSE_DRAIN
+        try:
+            stopped = self.drain()
+            while not stopped and monitor.poll(max(0, int((end - time.monotonic()) * 1000))):
+                stopped = self.drain()
+        finally:
+            self._monitor = None
+            monitor.close(linger=0)
+        return self.handshakes
