@@ -17,7 +17,13 @@ commented conf file.
 
 from __future__ import annotations
 
-from ecsm_actors.config.loading import child_environment, keys, load_config
+from ecsm_actors.config.loading import (
+    check_served_endpoints,
+    child_environment,
+    is_loopback,
+    keys,
+    load_config,
+)
 from ecsm_actors.config.settings import (
     ENV_PREFIX,
     ByteSize,
@@ -55,7 +61,9 @@ __all__ = [
     "ServiceControllerSettings",
     "SimulatorSettings",
     "SupervisorSettings",
+    "check_served_endpoints",
     "child_environment",
+    "is_loopback",
     "keys",
     "load_config",
     "parse_bytes",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -109,11 +110,49 @@ def _check(cfg: Config) -> None:
         ep = getattr(getattr(cfg, section), name)
         checks.append((endpoint_key, ep == "" or ep.startswith(("ipc://", "tcp://")),
                        "expected ipc://PATH or tcp://HOST:PORT"))
+    for endpoint_key in ("registry.remote_endpoint", "registry.remote_events_endpoint"):
+        ep = getattr(cfg.registry, endpoint_key.split(".")[1])
+        checks.append((endpoint_key, ep == "" or ep.startswith("tcp://"),
+                       "expected tcp://HOST:PORT (served with CURVE)"))
+        checks.append((endpoint_key, ep == "" or ep not in (cfg.registry_endpoint,
+                                                            cfg.events_endpoint),
+                       "must differ from registry.endpoint and registry.events_endpoint"))
+    checks.append(("registry.remote_events_endpoint",
+                   cfg.registry.remote_events_endpoint == ""
+                   or cfg.registry.remote_events_endpoint != cfg.registry.remote_endpoint,
+                   "must differ from registry.remote_endpoint"))
     for key, ok, why in checks:
         if not ok:
             section, name = key.split(".")
             value = getattr(getattr(cfg, section), name)
             raise ConfigError(f"config key {key}: invalid value {value!r}: {why}")
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ``tcp://HOST:PORT`` endpoint is on a loopback address (127.0.0.0/8,
+    ``::1``, ``localhost``): reachable only from this computer."""
+    host = endpoint.removeprefix("tcp://").rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a wildcard, an interface or a host name: not provably local
+        return False
+
+
+def check_served_endpoints(cfg: Config) -> None:
+    """Refuse to serve the registry on plain TCP beyond this computer: remote access is
+    CURVE or nothing (``registry.remote_endpoint``); loopback TCP stays allowed (tests).
+    Run where the endpoints are bound (the registry, the supervisor's start), not in
+    :func:`load_config`: a client names a remote registry with ``registry.endpoint``."""
+    for key in ("registry.endpoint", "registry.events_endpoint"):
+        ep = getattr(cfg.registry, key.split(".")[1])
+        if ep.startswith("tcp://") and not is_loopback(ep):
+            raise ConfigError(
+                f"config key {key}: {ep!r} would serve the registry without encryption or "
+                "authentication: plain tcp:// only on a loopback address (127.0.0.1, ::1); "
+                "for remote access set registry.remote_endpoint / "
+                "registry.remote_events_endpoint (served with CURVE)")
 
 
 def load_config(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecsm_actors import logs
-from ecsm_actors.config import Config, load_config
+from ecsm_actors.config import Config, check_served_endpoints, load_config
 from ecsm_actors.errors import EcsmActorsError
 from ecsm_actors.supervisor.applier import apply_objects, load_directory
 from ecsm_actors.supervisor.children import builtin_children, load_children
@@ -42,7 +42,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.conf, overrides={"supervisor.children_file": args.children})
+    cfg = load_config(args.conf, overrides={"supervisor.children_file": args.children})
+    check_served_endpoints(cfg)  # the registry it starts would refuse them anyway
+    return cfg
 
 
 def _applier(cfg: Config, directory: Path) -> Callable[[], None]:

@@ -100,3 +100,38 @@ def test_the_shipped_conf_file_lists_every_key_with_its_default() -> None:
     shipped = (ROOT / "conf" / "ecsm-actors.toml").read_text()
     assert shipped == render_toml() + "\n" or shipped == render_toml()
     assert load_config(ROOT / "conf" / "ecsm-actors.toml", environ={}) == Config()
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://0.0.0.0:7700", "tcp://*:7700",
+                                      "tcp://10.1.2.3:7700", "tcp://device.example:7700",
+                                      "tcp://eth0:7700"])
+def test_plain_tcp_beyond_loopback_is_never_served(endpoint: str) -> None:
+    from ecsm_actors.config import check_served_endpoints
+
+    for key in ("ECSM_ACTORS_REGISTRY_ENDPOINT", "ECSM_ACTORS_REGISTRY_EVENTS_ENDPOINT"):
+        cfg = load_config(environ={key: endpoint})  # a client may name a remote registry
+        with pytest.raises(ConfigError) as e:
+            check_served_endpoints(cfg)
+        assert str(e.value).startswith(f"config key {key[12:].lower().replace('_', '.', 1)}: "
+                                       f"'{endpoint}' would serve the registry without")
+        assert "registry.remote_endpoint" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:7700", "tcp://127.3.4.5:*",
+                                      "tcp://localhost:7700", "tcp://[::1]:7700"])
+def test_plain_tcp_on_loopback_is_served(endpoint: str) -> None:
+    from ecsm_actors.config import check_served_endpoints
+
+    check_served_endpoints(load_config(environ={"ECSM_ACTORS_REGISTRY_ENDPOINT": endpoint}))
+
+
+def test_remote_endpoints_are_tcp_and_distinct() -> None:
+    with pytest.raises(ConfigError, match="registry.remote_endpoint: invalid value "
+                                          "'ipc:///tmp/x': expected tcp://HOST:PORT"):
+        load_config(environ={"ECSM_ACTORS_REGISTRY_REMOTE_ENDPOINT": "ipc:///tmp/x"})
+    with pytest.raises(ConfigError, match="must differ from registry.remote_endpoint"):
+        load_config(environ={"ECSM_ACTORS_REGISTRY_REMOTE_ENDPOINT": "tcp://0.0.0.0:7700",
+                             "ECSM_ACTORS_REGISTRY_REMOTE_EVENTS_ENDPOINT":
+                                 "tcp://0.0.0.0:7700"})
+    cfg = load_config(environ={"ECSM_ACTORS_REGISTRY_REMOTE_ENDPOINT": "tcp://0.0.0.0:7700"})
+    assert cfg.registry.remote_endpoint == "tcp://0.0.0.0:7700"
