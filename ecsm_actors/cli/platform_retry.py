@@ -7,7 +7,8 @@ that one retry mechanism, as a :class:`~ecsm_actors.ecsm.rest.Transport` around 
 one:
 
 * a ``GET`` (every list page, every describe) that fails to reach ECSM (timeout, reset,
-  no route; not a refused connection: then nothing listens, the link is fine) or gets HTTP 500/502/503/504 is sent again after a backoff with jitter, each attempt's
+  no route; not a refused connection: then nothing listens, the link is fine) or gets
+  HTTP 500/502/503/504 is sent again after a backoff with jitter, each attempt's
   timeouts cut to the time left, until the command's deadline (``--request-timeout``, else
   ``registry.request_deadline``); then the last failure is raised, saying how many
   attempts were made in how long;
