@@ -13,13 +13,12 @@ prints it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ecsm_actors import api
-from ecsm_actors.cli import desired_views, manifests, watching
+from ecsm_actors.cli import connection, desired_views, manifests, watching
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
 from ecsm_actors.cli.editing import edit_object
 from ecsm_actors.api.echo import clip
@@ -36,16 +35,9 @@ KIND_WORDS = {
 
 
 def registry_client(ctx: CliContext) -> RegistryClient:
-    """A client of the configured registry, closed when the command ends. A missing ipc
-    socket fails at once instead of after the request timeout."""
-    cfg = ctx.config
-    endpoint = cfg.registry_endpoint
-    if endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists():
-        raise Unavailable(f"no registry is running at {endpoint} "
-                          f"(start it with ecsm-operator, or pass --registry/--run-dir)")
-    client = RegistryClient.from_config(cfg)
-    click.get_current_context().call_on_close(client.close)
-    return client
+    """A client of the command's registry (context, link agent, deadline: see
+    :mod:`.connection`), closed when the command ends."""
+    return connection.registry_client(ctx)
 
 
 def label(kind: str, name: str) -> str:
@@ -266,8 +258,9 @@ def _event_line(event: Event, output: str) -> str:
 
 
 def subscriber(ctx: CliContext, kinds: list[str]) -> Subscriber:
-    """A subscriber to the configured registry's events of ``kinds``."""
-    return Subscriber.from_config(ctx.config, kinds=kinds)
+    """A subscriber to the command's registry events of ``kinds`` (context, link agent:
+    see :mod:`.connection`), closed when the command ends."""
+    return connection.subscriber(ctx, kinds)
 
 
 def _resume_file(ctx: CliContext) -> watching.ResumeFile:
