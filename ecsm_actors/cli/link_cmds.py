@@ -229,26 +229,25 @@ def link_status(ctx: CliContext) -> None:
         files = agent_files(name, os.environ, Path.home())
         agent, doc = control.status(files)
         if agent is None:
-            rows.append([name, "no", "", "", "", "", "", "", ""])
+            rows.append([name, "no", "", "", "", "", "", "", "", ""])
             continue
         if doc is None:
             rows.append([name, "yes", agent.pid, "?", agent.settings.get("endpoint"),
-                         "", "", "", "(not answering)"])
+                         "", "", "", "", "not answering"])
             continue
         req, ev = doc.get("requests") or {}, doc.get("events") or {}
         rtt = doc.get("lastRoundTrip")
-        rows.append([name, "yes", doc.get("pid"),
-                     "yes" if req.get("connected") else f"no ({req.get('lastError')})"
-                     if req.get("lastError") else "no",
+        rows.append([name, "yes", doc.get("pid"), "yes" if req.get("connected") else "no",
                      req.get("endpoint"), doc.get("forwarded"),
                      "" if rtt is None else f"{rtt * 1000:.0f}ms",
                      format_duration(float(doc.get("idle", 0))),
-                     ("yes" if ev.get("connected") else "no") if ev else "-"])
+                     ("yes" if ev.get("connected") else "no") if ev else "-",
+                     "" if req.get("connected") else req.get("lastError")])
     if not rows:
         click.echo("No link agents and no remote contexts.", err=True)
         return
     print_table(("context", "running", "pid", "connected", "endpoint", "requests",
-                 "last-rtt", "idle", "events"), rows)
+                 "last-rtt", "idle", "events", "last-error"), rows)
 
 
 @link_group.command("down")

@@ -9,7 +9,7 @@ client key) and two CURVE connections to the device:
   registry's ROUTER keeps in the envelope and sends back with the reply, so the reply
   finds its client here. The DEALER has ``ZMQ_IMMEDIATE``: a request is never queued
   while the link is down; the client gets at once an ``Unavailable`` reply "link to …
-  is down; request not sent" carrying its request id, and knows it may retry. Only
+  is down (why); request not sent" carrying its request id, and knows it may retry. Only
   before the first connection (the agent was just started for this very request) is a
   request held, until the handshake completes or fails, at most ``heartbeat_timeout``.
 * events: a local ``XPUB`` (``events.sock``) ↔ a remote ``XSUB``; subscriptions go
@@ -247,7 +247,9 @@ class LinkAgent:
 
     def _refuse(self, frames: list[bytes]) -> None:
         self.refused += 1
-        error = Unavailable(f"link to {self.settings.endpoint} is down; request not sent")
+        why = self.requests.last_error or "not connected yet"
+        error = Unavailable(f"link to {self.settings.endpoint} is down ({why}); "
+                            f"request not sent")
         reply = protocol.encode_error(protocol.request_id_of(frames[-1]), "", error)
         self.router.send_multipart([*frames[:-1], reply], zmq.NOBLOCK)
 
@@ -330,18 +332,20 @@ class LinkAgent:
                 if remote.connected:
                     logger.warning("connection to %s lost", remote.endpoint)
                     remote.connected, remote.since = False, now
-                remote.last_error = "connection lost"
+                    remote.last_error = "connection lost"
+                remote.last_error = remote.last_error or "connection lost"
                 remote.failed_before_up = not remote.ever_connected
             elif event == zmq.EVENT_CONNECT_RETRIED:
                 if not remote.connected and not remote.last_error:
                     remote.last_error = "cannot connect"
                 remote.failed_before_up = not remote.ever_connected
             elif event in _FAILED:
-                remote.last_error = "CURVE handshake refused (wrong server key, or this " \
-                    "client key is not authorized)"
-                if event != zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                    remote.last_error = "handshake failed"
-                logger.warning("%s: %s", remote.endpoint, remote.last_error)
+                why = "the registry refused this client key (not authorized, or " \
+                    "revoked)" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH \
+                    else "CURVE handshake failed (wrong server key?)"
+                if why != remote.last_error:  # once per change, not per reconnection
+                    logger.warning("%s: %s", remote.endpoint, why)
+                remote.last_error = why
                 remote.failed_before_up = not remote.ever_connected
             if remote is self.requests and remote.failed_before_up:
                 while self._pending:

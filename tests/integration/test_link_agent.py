@@ -183,7 +183,8 @@ def test_a_request_during_an_outage_is_answered_not_sent_at_once(
         sock.close()
     assert elapsed < 0.5 and doc["id"] == "outage-1" and doc["ok"] is False
     assert doc["error"]["code"] == "Unavailable"
-    assert doc["error"]["message"] == f"link to {remote.endpoint} is down; request not sent"
+    assert doc["error"]["message"] == (f"link to {remote.endpoint} is down (connection lost); "
+                                       f"request not sent")
 
     started = time.monotonic()
     code, _, err = cli("--request-timeout", "1.5", "delete", "esvc", "web")
