@@ -23,11 +23,14 @@ from typing import Any
 import click
 import yaml
 
+from ecsm_actors import curve
 from ecsm_actors.cli import entry
 from ecsm_actors.cli import operator_output as out
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.drill.cli import drill as drill_command
-from ecsm_actors.errors import ControlError
+from ecsm_actors.errors import ConfigError, ControlError
+from ecsm_actors.registry import authorized
+from ecsm_actors.registry.authorized import Role
 from ecsm_actors.supervisor.client import SupervisorClient
 from ecsm_actors.supervisor.rundir import running_supervisor
 
@@ -257,6 +260,76 @@ def _wait_child(op: OperatorContext, name: str, done: Callable[[dict[str, Any]],
         if time.monotonic() > deadline:
             raise ControlError(f"{name} is still {row['state']} after {timeout:g}s")
         time.sleep(POLL)
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """CURVE keys of the registry's remote endpoints: its own, and who may connect.
+
+    Changes apply within a second, without a restart; a revoked key is cut off (its
+    requests get no answer, its event stream stops)."""
+
+
+@keys_group.command("show")
+@pass_op
+def keys_show(op: OperatorContext) -> None:
+    """Print the registry's public key (Z85), creating its key pair if absent."""
+    cfg = op.config
+    cfg.ensure_run_dir()
+    click.echo(authorized.server_pair(cfg.run_dir).public.decode("ascii"))
+
+
+@keys_group.command("authorize")
+@click.argument("name")
+@click.argument("public_key", metavar="PUBLIC_KEY")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.READ.value,
+              show_default=True, help="read: get, list, watch; write: everything.")
+@pass_op
+def keys_authorize(op: OperatorContext, name: str, public_key: str, role: str) -> None:
+    """Let the client key PUBLIC_KEY connect as NAME (or change NAME's key or role).
+
+    PUBLIC_KEY is the Z85 key ``ecsm-cli keys generate`` printed (quote it: it holds
+    shell characters; put ``--`` before it if it starts with ``-``), or its ``.key`` file."""
+    try:
+        key = curve.check_public_key(public_key, "PUBLIC_KEY").decode("ascii")
+    except ConfigError:
+        if not os.path.isfile(os.path.expanduser(public_key)):
+            raise ConfigError("PUBLIC_KEY is neither a CURVE public key (40 Z85 "
+                              "characters) nor a key file") from None
+        key = curve.load_public(public_key).decode("ascii")
+    path = authorized.authorized_keys_path(op.config.run_dir)
+    entry, replaced = authorized.authorize(path, name, key, Role(role))
+    click.echo(f"{entry.name} {'updated' if replaced else 'authorized'}: role {entry.role}, "
+               f"key {entry.key}")
+
+
+@keys_group.command("revoke")
+@click.argument("name")
+@pass_op
+def keys_revoke(op: OperatorContext, name: str) -> None:
+    """Withdraw NAME's access; its open connections are cut off."""
+    entry = authorized.revoke(authorized.authorized_keys_path(op.config.run_dir), name)
+    click.echo(f"{entry.name} revoked (key {entry.key})")
+
+
+@keys_group.command("list")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@pass_op
+def keys_list(op: OperatorContext, output: str) -> None:
+    """List the authorized keys: NAME ROLE KEY (invalid lines of the file on stderr)."""
+    path = authorized.authorized_keys_path(op.config.run_dir)
+    current = authorized.read(path)
+    warning = current.warning(path)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    rows = [{"name": e.name, "role": e.role.value, "key": e.key} for e in current.entries]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max([len("NAME")] + [len(r["name"]) for r in rows])
+    click.echo(f"{'NAME':<{width}}  ROLE   KEY")
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['role']:<5}  {r['key']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,11 @@ nothing happened). Neither stops the registry; both are logged, the first
 :data:`~ecsm_actors.failures.LOG_EVERY`. SIGTERM/SIGINT end
 the loop and the process exits 0.
 
+With ``registry.remote_endpoint`` / ``remote_events_endpoint`` set, the same requests
+and events are also served on TCP with CURVE, clients authenticated through ZAP and held
+to their key's role (:mod:`ecsm_actors.registry.remote`); a request is answered on the
+socket it came from. Plain TCP is served only on loopback (``check_served_endpoints``).
+
 Memory is bounded against peers, in bytes:
 
 * a turn of the loop takes at most :data:`MAX_BATCH` requests and stops early once they
@@ -49,10 +54,11 @@ from typing import Any
 import zmq
 
 from ecsm_actors import api, lifecycle, logs, protocol
-from ecsm_actors.config import Config, RegistrySettings, load_config
+from ecsm_actors.config import Config, RegistrySettings, check_served_endpoints, load_config
 from ecsm_actors.errors import (
     BadRequest,
     EcsmActorsError,
+    Forbidden,
     Internal,
     Invalid,
     RegistryError,
@@ -61,6 +67,8 @@ from ecsm_actors.errors import (
 from ecsm_actors.failures import FailureLog
 from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.protocol import ListView, Op, Request, describe_error
+from ecsm_actors.registry.authorized import Role
+from ecsm_actors.registry.remote import READ_OPS, RemoteEndpoints
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
 
 logger = logging.getLogger(__name__)
@@ -146,6 +154,7 @@ class RegistryServer:
         self.max_frame = int(cfg.registry.max_frame_bytes)
         self.max_batch_bytes = int(cfg.registry.max_batch_bytes)
         self.queues = PeerQueues.from_settings(cfg.registry)
+        check_served_endpoints(cfg)  # plain TCP beyond loopback is never opened
         self.context: zmq.Context[Any] = zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 200)
@@ -163,6 +172,14 @@ class RegistryServer:
         self.stats: dict[str, Any] = {"requests": 0, "writes": 0, "commits": 0,
                                       "maxBatch": 0, "badRequests": 0, "internalErrors": 0}
         self.failures = FailureLog(logger, counts=self.stats)
+        # The socket the current turn serves: replies go back where requests came from.
+        self._serving = self.router
+        self.remote: RemoteEndpoints | None = None
+        if cfg.registry.remote_endpoint or cfg.registry.remote_events_endpoint:
+            self.remote = RemoteEndpoints(
+                self.context, cfg, max_msg_size=2 * self.max_frame + (64 << 10),
+                replies_hwm=self.queues.replies, requests_hwm=self.queues.requests,
+                events_hwm=self.queues.events, stats=self.stats)
         self._refresh_stats()
         self.liveness = LivenessReporter(self.context, cfg.heartbeat_endpoint, "registry",
                                          cfg.registry.heartbeat_interval,
@@ -181,24 +198,55 @@ class RegistryServer:
         gc.freeze()
         interval = self.cfg.registry.heartbeat_interval
         next_beat = time.monotonic()
-        poller = zmq.Poller()  # made once: Socket.poll makes one per call
-        poller.register(self.router, zmq.POLLIN)
+        poller, generation = self._poller(), self._generation()
+        remote_router = self.remote.router if self.remote else None
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_beat:
                 self._heartbeat()
                 next_beat = now + interval
+            if self._generation() != generation:  # the remote sockets were bound again
+                poller, generation = self._poller(), self._generation()
+                remote_router = self.remote.router if self.remote else None
             timeout = max(0.0, min(next_beat - now, POLL_CAP))
-            if poller.poll(int(timeout * 1000)):
+            ready = dict(poller.poll(int(timeout * 1000)))
+            if not ready:
+                continue
+            if self.router in ready:
                 self.serve_batch()
+            if remote_router is not None and remote_router in ready:
+                self._serving = remote_router
+                try:
+                    self.serve_batch()
+                finally:
+                    self._serving = self.router
+            # Handshakes last: a flood of them delays only itself.
+            if self.remote is not None and self.remote.zap in ready:
+                self.remote.serve_zap()
         st = self.stats
         logger.info("registry stopping (signal %s): %d requests, %d writes in %d commits "
                     "(largest batch %d), %d bad requests, %d internal errors", stop.signum,
                     st["requests"], st["writes"], st["commits"], st["maxBatch"],
                     st["badRequests"], st["internalErrors"])
 
+    def _poller(self) -> zmq.Poller:
+        """A poller of the request sockets and the ZAP handler (made once per binding:
+        Socket.poll makes one per call)."""
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        if self.remote is not None:
+            if self.remote.router is not None:
+                poller.register(self.remote.router, zmq.POLLIN)
+            poller.register(self.remote.zap, zmq.POLLIN)
+        return poller
+
+    def _generation(self) -> int:
+        return self.remote.generation if self.remote is not None else 0
+
     def close(self) -> None:
         self.liveness.close()
+        if self.remote is not None:
+            self.remote.close()
         self.router.close()
         self.pub.close()
         self.context.term()
@@ -364,23 +412,55 @@ class RegistryServer:
     def _recv(self) -> Frames | None:
         """The next queued request's frames, or None. Frames carry their own "more" flag:
         recv_multipart (and a check of EVENTS before it) asks for socket options, each one
-        a Python enum lookup in pyzmq, which cost more than the receive itself."""
-        recv = self.router.recv
+        a Python enum lookup in pyzmq, which cost more than the receive itself.
+
+        On the remote socket, a request from a key that lost its access is dropped
+        unanswered, and one from a ``read`` key that is not a read is answered
+        ``Forbidden`` here: neither reaches the request path."""
+        recv = self._serving.recv
+        remote = self._serving is not self.router
+        while True:
+            try:
+                frame = recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return None
+            frames = [frame.bytes]
+            while frame.more:
+                frame = recv(zmq.NOBLOCK, copy=False)
+                frames.append(frame.bytes)
+            if not remote or self._admitted(frames, frame):
+                return frames
+
+    def _admitted(self, frames: Frames, last: zmq.Frame) -> bool:
+        """Whether a remote request goes on to the request path (its key, from the ZAP
+        User-Id its frames carry, still authorized and allowed this op)."""
+        assert self.remote is not None
+        key = self.remote.peer(last)
+        if key is None:
+            self.stats["remoteDropped"] += 1
+            return False
+        if key.role is Role.WRITE:
+            return True
+        envelope, body = split_envelope(frames)
         try:
-            frame = recv(zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            return None
-        frames = [frame.bytes]
-        while frame.more:
-            frame = recv(zmq.NOBLOCK, copy=False)
-            frames.append(frame.bytes)
-        return frames
+            request = protocol.decode_request(
+                body[0], self.max_frame, max_writes=self.cfg.registry.max_batch_writes)
+        except Exception:  # noqa: BLE001 - malformed: the request path answers BadRequest
+            return True
+        if request.op in READ_OPS:
+            return True
+        self.stats["requests"] += 1
+        self.stats["remoteForbidden"] += 1
+        self._send(envelope, protocol.encode_error(request.id, self.store.epoch, Forbidden(
+            f"key {key.name} has the role read: {request.op} refused (a write key is "
+            "needed)")))
+        return False
 
     # Frame by frame rather than send_multipart, which checks each frame's type in Python:
     # these run for every request and every event.
 
     def _send(self, envelope: Frames, reply: bytes) -> None:
-        send = self.router.send
+        send = self._serving.send
         try:
             for frame in envelope:
                 send(frame, _MORE)
@@ -389,7 +469,13 @@ class RegistryServer:
             logger.debug("reply not sent: %s", e)
 
     def _publish(self, frames: Frames) -> None:
-        send = self.pub.send
+        self._publish_on(self.pub, frames)
+        if self.remote is not None and self.remote.pub is not None:
+            self._publish_on(self.remote.pub, frames)
+
+    @staticmethod
+    def _publish_on(pub: zmq.Socket[Any], frames: Frames) -> None:
+        send = pub.send
         try:
             for frame in frames[:-1]:
                 send(frame, _MORE)
@@ -399,6 +485,8 @@ class RegistryServer:
 
     def _heartbeat(self) -> None:
         self._publish(protocol.encode_heartbeat(self.store.epoch, self.store.resource_version))
+        if self.remote is not None:
+            self.remote.check_keys()  # a revoked key is cut off within a heartbeat
         self._refresh_stats()
         self.store.release_pages()
 
