@@ -309,10 +309,20 @@ def subscriber(ctx: CliContext, kinds: Iterable[str]) -> Subscriber:
 
 def ecsm_values(ctx: Any, home: Path) -> dict[str, Any]:
     """The ECSM address of the context in effect as ``{protocol, host, port}`` (empty when
-    none), for the platform verbs."""
+    none), for the platform verbs. A file that cannot be read counts as no context unless
+    one was named: the platform verbs warn about it and go on, as they always did."""
     if ctx is None or not hasattr(ctx, "config"):
         return {}
-    context = select_context(ctx.config, getattr(ctx, "context", None), home)
+    named = getattr(ctx, "context", None)
+    if not named and (ctx.config.registry.endpoint or ctx.config.run.dir):
+        return {}  # a local instance: no context (as for the registry)
+    try:
+        cf = contexts.load(contexts.config_path(home))
+    except ConfigError:
+        if named:
+            raise
+        return {}
+    context = cf.get(named) if named else cf.current_context()
     if context is None or not context.ecsm:
         return {}
     return contexts.parse_ecsm_url(context.ecsm, f"context {context.name}: ecsm")
