@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecsm_actors.api.quantity import to_mib
+from ecsm_actors.controllers.service.admission import Admission
 from ecsm_actors.controllers.service.capacity import (
     DEFAULT_RESERVATION,
     MIB,
@@ -16,6 +17,14 @@ from ecsm_actors.controllers.service.capacity import (
     place,
     reserve,
 )
+from ecsm_actors.controllers.service.model import (
+    ContainerView,
+    Desired,
+    Plan,
+    Policy,
+    RevisionView,
+)
+from ecsm_actors.controllers.service.plan import plan
 
 
 def rooms(**free_mib: int) -> dict[str, NodeRoom]:
@@ -107,3 +116,55 @@ def test_a_forgotten_assumption_gives_its_room_back() -> None:
     assert shared.get()["node-1"].free == 0
     shared.forget(token)
     assert shared.get()["node-1"].free == 1024 * MIB
+
+
+class FakeNodes:
+    def __init__(self, caps: list[Cap]) -> None:
+        self.caps = caps
+
+    def capacities(self) -> dict[str, Cap]:
+        return {c.name: c for c in self.caps}
+
+
+class FakeClientset:
+    def __init__(self, caps: list[Cap]) -> None:
+        self.nodes = FakeNodes(caps)
+
+
+def refused_world(free_mib: int) -> tuple[Admission, Plan, list[RevisionView]]:
+    views = [RevisionView(revision="r1", service_id="s1", factor=2, node_names=("node-1",),
+                          online=1, containers=(
+                              ContainerView(name="c1", node_name="node-1", status="running"),
+                              ContainerView(name="c2", node_name="node-1", status="exited",
+                                            refused=True)))]
+    proposed = plan(Desired(revision="r1", policy=Policy.DYNAMIC, replicas=2,
+                            nodes=("node-1",), max_surge=1, max_unavailable=0,
+                            history_limit=2), views)
+    assert [type(a).__name__ for a in proposed.actions] == ["Restart"]
+    admission = Admission(FakeClientset([Cap("node-1", 1024 * MIB, free_mib * MIB)]),
+                          max_age=10.0, claim_ttl=5.0, clock=Clock())
+    return admission, proposed, views
+
+
+def test_a_container_ecsm_refused_is_started_again_only_into_room() -> None:
+    admission, proposed, views = refused_world(free_mib=100)
+    decision = admission.admit("default/a", 0, proposed, views, 512 * MIB, Policy.DYNAMIC,
+                               ("node-1",))
+    assert decision.plan.actions == () and decision.short == 1
+    assert decision.missing is not None and decision.missing.count == 1
+    admission, proposed, views = refused_world(free_mib=512)
+    decision = admission.admit("default/a", 0, proposed, views, 512 * MIB, Policy.DYNAMIC,
+                               ("node-1",))
+    assert decision.plan.actions == proposed.actions and decision.placements == ("node-1",)
+
+
+def test_room_a_waiting_higher_priority_service_could_use_is_kept_from_lower_ones() -> None:
+    admission, proposed, views = refused_world(free_mib=512)
+    admission.claim("default/boss", 100, Demand(memory=512 * MIB, nodes=("node-1",), count=1))
+    decision = admission.admit("default/a", 0, proposed, views, 512 * MIB, Policy.DYNAMIC,
+                               ("node-1",))
+    assert decision.plan.actions == () and decision.short == 1
+    admission.claim("default/boss", 100, None)  # satisfied, or gone
+    decision = admission.admit("default/a", 0, proposed, views, 512 * MIB, Policy.DYNAMIC,
+                               ("node-1",))
+    assert decision.short == 0

@@ -48,7 +48,16 @@ from ecsm_actors.controllers.service.capacity import (
     place,
     reserve,
 )
-from ecsm_actors.controllers.service.model import Create, Desired, Plan, Policy, RevisionView, Scale
+from ecsm_actors.controllers.service.model import (
+    Action,
+    Create,
+    Desired,
+    Plan,
+    Policy,
+    Restart,
+    RevisionView,
+    Scale,
+)
 from ecsm_actors.controllers.service.naming import split_key
 from ecsm_actors.controllers.service.preemption import (
     Eviction,
@@ -146,15 +155,23 @@ def spec_target(spec: Obj) -> tuple[Policy, int, tuple[str, ...]]:
         str(n) for n in strategy.get("nodePool") or ())
 
 
-Increase = tuple[int, Create | Scale, tuple[str, ...], int]
+Increase = tuple[int, Create | Scale | Restart, tuple[str, ...], int]
 
 
 def increases(plan_: Plan, views: Sequence[RevisionView], policy: Policy) -> list[Increase]:
-    """The plan's scale-ups: (index, action, new Static nodes, new Dynamic instances)."""
+    """The plan's scale-ups: (index, action, new Static nodes, new Dynamic instances).
+    Starting a container ECSM refused for lack of room is one too."""
     by_id = {v.service_id: v for v in views}
+    refused = {(v.revision, c.name): (v, c) for v in views for c in v.containers or ()
+               if c.refused}
     out: list[Increase] = []
     for i, a in enumerate(plan_.actions):
-        if isinstance(a, Create):
+        if isinstance(a, Restart):
+            if (a.revision, a.container_name) in refused:
+                v, c = refused[(a.revision, a.container_name)]
+                static = v.policy == Policy.STATIC
+                out.append((i, a, (c.node_name,) if static else (), 0 if static else 1))
+        elif isinstance(a, Create):
             if policy is Policy.STATIC:
                 out.append((i, a, a.node_names, 0))
             elif a.factor > 0:
@@ -264,7 +281,7 @@ class Admission:
             self.claim(key, priority, None)
             return Decision(plan=plan_)
         rooms = self.room_for(key, priority)
-        actions = list(plan_.actions)
+        actions: list[Action | None] = list(plan_.actions)
         placements: list[str] = []
         short = 0
         missing: Demand | None = None
@@ -272,26 +289,35 @@ class Admission:
             if new_nodes:
                 demand = Demand.on_nodes(memory, new_nodes)
             else:
-                demand = Demand(memory=memory, nodes=pool or action.node_names,
+                demand = Demand(memory=memory, nodes=pool or getattr(action, "node_names", ()),
                                 count=new_count)
             fit = place(rooms, demand)
             rooms = reserve(rooms, fit, memory)
             placements.extend(fit)
             if len(fit) == demand.count:
                 continue
-            short += demand.count - len(fit)
+            lacking = demand.count - len(fit)
+            short += lacking
             if demand.static:
-                missing = Demand.on_nodes(memory, [n for n in new_nodes if n not in fit])
+                missing = Demand.on_nodes(memory, [
+                    *(missing.nodes if missing is not None and missing.static else ()),
+                    *(n for n in demand.nodes if n not in fit)])
+            else:
+                missing = Demand(memory=memory, nodes=demand.nodes, count=lacking + (
+                    missing.count if missing is not None and not missing.static else 0))
+            if isinstance(action, Restart):
+                actions[i] = None  # stays refused until there is room
+            elif demand.static:
                 keep = [n for n in action.node_names if n not in new_nodes or n in fit]
                 actions[i] = replace(action, node_names=tuple(keep), factor=len(keep))
             else:
-                missing = Demand(memory=memory, nodes=demand.nodes, count=short)
-                actions[i] = replace(action, factor=action.factor - (demand.count - len(fit)))
+                actions[i] = replace(action, factor=action.factor - lacking)
         if short:
             by_id = {v.service_id: v for v in views}
-            actions = [a for a in actions if not _no_op(a, by_id)]
+            actions = [a for a in actions if a is not None and not _no_op(a, by_id)]
         self.claim(key, priority, missing)
-        return Decision(plan=replace(plan_, actions=tuple(actions)), short=short,
+        return Decision(plan=replace(plan_, actions=tuple(a for a in actions if a is not None)),
+                        short=short,
                         placements=tuple(placements), memory=memory, missing=missing)
 
     # -- preemption ----------------------------------------------------------------------

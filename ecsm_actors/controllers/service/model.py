@@ -27,6 +27,9 @@ class ContainerView:
     name: str
     node_name: str
     status: str
+    #: ECSM refused to deploy it (no room): it holds nothing, and starting it again is a
+    #: scale-up that goes through admission.
+    refused: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

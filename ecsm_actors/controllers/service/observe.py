@@ -66,7 +66,8 @@ def attach(views: Sequence[RevisionView], containers: Iterable[Any]) -> list[Rev
     for c in containers:
         if c.service_id in by_service:
             by_service[c.service_id].append(
-                ContainerView(name=c.name, node_name=c.node_name, status=str(c.status)))
+                ContainerView(name=c.name, node_name=c.node_name, status=str(c.status),
+                              refused=str(c.deploy_status) == "failed"))
     return [replace(v, containers=tuple(by_service[v.service_id])) for v in views]
 
 
