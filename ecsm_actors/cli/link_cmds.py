@@ -172,7 +172,7 @@ def link_group() -> None:
 def _plan(ctx: CliContext) -> tuple[connection.Target, Any, AgentFiles]:
     target = connection.command_target(ctx)
     if not target.secured:
-        where = connection.where_of(target.context)
+        where = f"context {target.context}" if target.context else "the registry in effect"
         raise ConfigError(f"{where} is not remote ({target.endpoint}): the link agent "
                           f"serves tcp:// endpoints with CURVE keys")
     target.keys()  # a bad key file is one line here, not a dead agent
@@ -262,7 +262,7 @@ def link_down(ctx: CliContext, names: tuple[str, ...], everyone: bool) -> None:
     elif names:
         targets = [contexts.check_name(n) for n in names]
     else:
-        targets = [connection.command_target(ctx).link_name]
+        targets = [_plan(ctx)[1].name]
     for name in targets:
         pid = control.stop(agent_files(name, os.environ, Path.home()))
         if pid is None:
