@@ -1,7 +1,7 @@
-"""The link agent of a remote context, with real processes: a registry behind a CURVE
-front on 127.0.0.1 (:mod:`tests.curve_front`, what a remote endpoint is to a client), an
-``ecsm-cli`` run in-process, the agent it starts in the background. Every agent is found
-by its command line (it names this test's directory) and killed at teardown."""
+"""The link agent of a remote context, with real processes: a registry serving its remote
+CURVE endpoints on 127.0.0.1, an ``ecsm-cli`` run in-process, the agent it starts in the
+background. Every agent is found by its command line (it names this test's directory) and
+killed at teardown."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,14 +22,15 @@ from ecsm_actors import curve, protocol
 from ecsm_actors.cli import contexts
 from ecsm_actors.cli.ecsm_cli import main as cli_main
 from ecsm_actors.protocol import Op
-from ecsm_actors.registry.client import RegistryClient, Subscriber
+from ecsm_actors.registry import authorized
+from ecsm_actors.registry.authorized import Role
+from ecsm_actors.registry.client import Subscriber
 from tests.helpers import Processes, wait_until
 from tests.registry_fixtures import start_registry
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(90)
 
-FRONT = Path(__file__).resolve().parents[1] / "curve_front.py"
 RunCli = Callable[..., tuple[int, str, str]]
 
 
@@ -57,40 +57,33 @@ def agent_pids(xdg: Path) -> list[int]:
 
 
 class Remote:
-    """A registry, its CURVE front, a client key pair and a context ``sat`` using them."""
+    """A registry serving its remote CURVE endpoints on 127.0.0.1, a client key pair it
+    authorizes (write), and a context ``sat`` using them."""
 
     def __init__(self, processes: Processes, home: Path, xdg: Path) -> None:
         self.processes, self.home, self.xdg = processes, home, xdg
         run = processes.run_dir
-        start_registry(processes)[1].close()
-        server_public, self.server_secret = curve.generate(run / "server", "server")
-        client_public, self.client_secret = curve.generate(home / "keys", "client")
-        self.authorized = run / "authorized"
-        self.authorized.mkdir()
-        (self.authorized / "client.key").write_bytes(client_public.read_bytes())
-        self.server_key = curve.load_public(server_public).decode()
         self.port, self.events_port = free_port(), free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
-        self.front = self.start_front()
+        self.env = {"ECSM_ACTORS_REGISTRY_REMOTE_ENDPOINT": self.endpoint,
+                    "ECSM_ACTORS_REGISTRY_REMOTE_EVENTS_ENDPOINT":
+                        f"tcp://127.0.0.1:{self.events_port}"}
+        server_key = authorized.server_pair(run).public.decode()
+        _, self.client_secret = curve.generate(home / "keys", "client")
+        authorized.authorize(authorized.authorized_keys_path(run), "ground",
+                             curve.load_pair(self.client_secret).public.decode(), Role.WRITE)
+        self.registry = self.start_registry()
         path = contexts.config_path(home)
         contexts.set_context(path, "sat", {
             "registry": self.endpoint, "events": f"tcp://127.0.0.1:{self.events_port}",
-            "server-key": self.server_key, "client-key": str(self.client_secret)})
+            "server-key": server_key, "client-key": str(self.client_secret)})
         contexts.use_context(path, "sat")
         self.dir = xdg / "ecsm-cli" / "link" / "sat"
 
-    def start_front(self) -> Any:
-        run = self.processes.run_dir
-        front = self.processes.spawn(
-            sys.executable, str(FRONT), "--port", str(self.port), "--events-port",
-            str(self.events_port), "--registry", f"ipc://{run}/registry.sock",
-            "--events", f"ipc://{run}/events.sock", "--server-secret",
-            str(self.server_secret), "--authorized", str(self.authorized),
-            module=False, log_name="front")
-        keys = curve.ClientKeys.load(self.server_key, self.client_secret)
-        with RegistryClient(self.endpoint, timeout=1.0, deadline=10.0, curve=keys) as c:
-            c.ping()
-        return front
+    def start_registry(self) -> Any:
+        proc, client = start_registry(self.processes, self.env)
+        client.close()
+        return proc
 
     def agent_pid(self) -> int:
         return int(json.loads((self.dir / "agent.json").read_text())["pid"])
@@ -166,8 +159,8 @@ def test_commands_of_a_remote_context_go_through_one_agent_they_start(
 def test_a_request_during_an_outage_is_answered_not_sent_at_once(
         remote: Remote, cli: RunCli, processes: Processes) -> None:
     assert cli("link", "up")[0] == 0
-    processes.kill(remote.front)
-    remote.front.wait(10)
+    processes.kill(remote.registry)
+    remote.registry.wait(10)
     wait_until(lambda: status_row(cli)[3] == "no", what="the agent to see the link down")
 
     sock = zmq.Context.instance().socket(zmq.REQ)
@@ -191,7 +184,7 @@ def test_a_request_during_an_outage_is_answered_not_sent_at_once(
     assert code == 1 and "request not sent" in err
     assert time.monotonic() - started < 5
 
-    remote.front = remote.start_front()  # the agent reconnects by itself
+    remote.registry = remote.start_registry()  # the agent reconnects by itself
     code, out, err = cli("--request-timeout", "20", "get", "esvc")
     assert code == 0, err
     assert status_row(cli)[3] == "yes"
