@@ -30,11 +30,9 @@ during the call, or each attempt was answered ``Unavailable``), None (unknown) o
 A lock makes the client usable from several threads, one attempt at a time. Only a reply
 that does not decode is ``Internal("undecodable reply ...")``.
 
-``Subscriber`` is a SUB socket on the registry's events, filtered by kind, always
-receiving heartbeats; frames that do not decode are logged and skipped.
-
-With CURVE keys (a remote registry) both sockets are CURVE clients and send ZMTP
-heartbeats, so a silent connection is dropped and re-established (see
+``Subscriber`` (:mod:`~ecsm_actors.registry.subscriber`, re-exported here) receives the
+registry's events. With CURVE keys (a remote registry) both are CURVE clients and send
+ZMTP heartbeats, so a silent connection is dropped and re-established (see
 :mod:`~ecsm_actors.registry.sockets`).
 """
 
@@ -44,7 +42,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import zmq
@@ -58,10 +56,9 @@ from ecsm_actors.errors import (
     RegistryError,
     Unavailable,
     describe_input,
-    registry_error_from_wire,
 )
 from ecsm_actors.lifecycle import gc_paused
-from ecsm_actors.protocol import ApplyAction, Event, Heartbeat, ListView, Op
+from ecsm_actors.protocol import ApplyAction, Event, ListView, Op
 from ecsm_actors.registry.results import (
     ApplyResult,
     BatchItem,
@@ -69,9 +66,11 @@ from ecsm_actors.registry.results import (
     ListResult,
     VersionList,
     WatchResult,
+    batch_result,
 )
 from ecsm_actors.registry.retry import Backoff, RttEstimator, new_request_id
-from ecsm_actors.registry.sockets import LinkOptions, RequestSocket, prepare
+from ecsm_actors.registry.sockets import LinkOptions, RequestSocket
+from ecsm_actors.registry.subscriber import Subscriber
 
 __all__ = ["ApplyResult", "BatchItem", "BatchResult", "ListResult", "RegistryClient",
            "Subscriber", "VersionList", "WatchResult", "OnWait"]
@@ -108,8 +107,7 @@ class RegistryClient:
         self.deadline = timeout * 2 if deadline is None else deadline
         self.on_wait = on_wait
         self.epoch = ""
-        #: Whether the last reply (success or error) was the replay of a recorded outcome.
-        self.last_replayed = False
+        self._replies = threading.local()
         #: The round-trip estimate behind each attempt's timeout.
         self.rtt = RttEstimator(cap=timeout)
         self.backoff = Backoff(cap=min(2.0, max(timeout, 0.05)))
@@ -131,6 +129,12 @@ class RegistryClient:
                    curve=curve, on_wait=on_wait,
                    heartbeat_interval=cfg.link.heartbeat_interval,
                    heartbeat_timeout=cfg.link.heartbeat_timeout)
+
+    @property
+    def last_replayed(self) -> bool:
+        """Whether the last reply this thread got (success or error) was the replay of a
+        recorded outcome (the write was applied by an earlier attempt, not again)."""
+        return bool(getattr(self._replies, "replayed", False))
 
     # -- the request loop --------------------------------------------------------------
 
@@ -154,7 +158,7 @@ class RegistryClient:
             lost, refused = lost or lost_now, refused_now or refused
             if answer is not None:
                 try:
-                    return self._answer(answer, envelope)
+                    return self._answer(answer, envelope)[0]
                 except Unavailable as e:  # not served (e.g. a link agent could not send it)
                     logger.debug("%s to %s answered Unavailable: %s", op, self.endpoint, e)
                     answered = e.message
@@ -187,8 +191,10 @@ class RegistryClient:
             try:
                 attempt = sock.exchange(frame, rto=self.rtt.rto(), connect_timeout=self.timeout,
                                         until=until)
-            except zmq.ZMQError as e:
+            except BaseException as e:  # a REQ socket left waiting for its reply is stuck
                 self._discard()
+                if not isinstance(e, zmq.ZMQError):
+                    raise
                 if e.errno == zmq.ETERM:
                     raise Unavailable(f"registry at {self.endpoint}: {e}") from e
                 logger.debug("%s to %s: %s", op, self.endpoint, e)
@@ -202,8 +208,8 @@ class RegistryClient:
             reached = attempt.sent_at is not None or sock.handshakes > handshakes
             return None, reached, attempt.lost, attempt.refused
 
-    def _answer(self, answer: bytes, envelope: int) -> Any:
-        """The result of a reply frame; an error reply raises its typed error."""
+    def _answer(self, answer: bytes, envelope: int) -> tuple[Any, bool]:
+        """(result, replayed) of a reply frame; an error reply raises its typed error."""
         try:
             if len(answer) < GC_PAUSE_BYTES:
                 doc = protocol.unpack_reply(answer)
@@ -212,18 +218,18 @@ class RegistryClient:
                     doc = protocol.unpack_reply(answer)
         except BadRequest as e:
             raise Internal(f"undecodable reply from the registry: {e}") from e
-        self.last_replayed = doc.get("replayed") is True
+        replayed = self._replies.replayed = doc.get("replayed") is True
         if isinstance(doc.get("epoch"), str) and doc["epoch"]:
             self.epoch = doc["epoch"]
         try:
             reply = protocol.reply_of(doc)  # an error reply raises the registry's own error
         except RegistryError as e:
-            e.replayed = self.last_replayed
+            e.replayed = replayed
             raise
         if reply.id != envelope:
             raise Internal(f"reply id {describe_input(reply.id)} does not match "
                            f"request id {envelope}")
-        return reply.result
+        return reply.result, replayed
 
     def _deadline_exceeded(self, op: Op, fields: Mapping[str, Any], attempts: int,
                            elapsed: float, *, applied: bool | None,
@@ -305,23 +311,7 @@ class RegistryClient:
         wire = [{**w, "op": str(w["op"])} for w in writes]
         result = self.request(Op.BATCH, writes=wire, atomic=atomic or None,
                               requestId=request_id)
-        replayed = self.last_replayed
-        outcomes = result.get("results") if isinstance(result, dict) else None
-        if not isinstance(outcomes, list) or len(outcomes) != len(wire):
-            raise Internal(f"undecodable reply from the registry: BATCH of {len(wire)} "
-                           f"writes answered with {describe_input(outcomes)}")
-        items = []
-        for outcome in outcomes:
-            if isinstance(outcome, dict) and outcome.get("ok") is True:
-                items.append(BatchItem(ok=True, result=outcome.get("result")))
-                continue
-            error = outcome.get("error") if isinstance(outcome, dict) else None
-            raised = registry_error_from_wire(error if isinstance(error, dict) else {})
-            raised.replayed = replayed
-            items.append(BatchItem(ok=False, error=raised))
-        rv = result.get("resourceVersion")
-        return BatchResult(results=items, replayed=replayed,
-                           resource_version=rv if isinstance(rv, int) else 0)
+        return batch_result(result, len(wire), replayed=self.last_replayed)
 
     def watch_since(self, resource_version: int) -> WatchResult:
         result = self.request(Op.WATCH_SINCE, resourceVersion=resource_version)
@@ -337,69 +327,6 @@ class RegistryClient:
             self._discard()
 
     def __enter__(self) -> RegistryClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class Subscriber:
-    """Events of the given kinds (all kinds when empty) and every heartbeat."""
-
-    def __init__(self, endpoint: str, *, kinds: Iterable[str] = (), rcvhwm: int = 100_000,
-                 context: zmq.Context[Any] | None = None, curve: ClientKeys | None = None,
-                 heartbeat_interval: float = 2.0, heartbeat_timeout: float = 8.0) -> None:
-        self.endpoint = endpoint
-        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
-        prepare(self._socket, endpoint, LinkOptions(curve=curve,
-                                                    heartbeat_interval=heartbeat_interval,
-                                                    heartbeat_timeout=heartbeat_timeout))
-        self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
-        kinds = list(kinds)
-        if kinds:
-            for kind in kinds:
-                self._socket.setsockopt(zmq.SUBSCRIBE, protocol.kind_topic(kind))
-            self._socket.setsockopt(zmq.SUBSCRIBE, protocol.HEARTBEAT_TOPIC)
-        else:
-            self._socket.setsockopt(zmq.SUBSCRIBE, b"")
-        self._socket.connect(endpoint)
-        self._poller = zmq.Poller()  # made once: Socket.poll makes one per call
-        self._poller.register(self._socket, zmq.POLLIN)
-
-    @classmethod
-    def from_config(cls, cfg: Any, kinds: Iterable[str] = (), *,
-                    curve: ClientKeys | None = None) -> Subscriber:
-        return cls(cfg.events_endpoint, kinds=kinds, rcvhwm=cfg.registry.pub_hwm, curve=curve,
-                   heartbeat_interval=cfg.link.heartbeat_interval,
-                   heartbeat_timeout=cfg.link.heartbeat_timeout)
-
-    def recv(self, timeout: float | None) -> Event | Heartbeat | None:
-        """The next event or heartbeat, or None when ``timeout`` seconds pass first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            wait = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._poller.poll(wait):
-                return None
-            frames = self._recv_frames()
-            try:
-                return protocol.decode_published(frames)
-            except BadRequest as e:
-                logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
-
-    def _recv_frames(self) -> list[bytes]:
-        """One message; its frames carry their "more" flag (recv_multipart asks the socket
-        for it, a Python enum lookup per frame in pyzmq)."""
-        frame = self._socket.recv(copy=False)
-        frames = [frame.bytes]
-        while frame.more:
-            frame = self._socket.recv(copy=False)
-            frames.append(frame.bytes)
-        return frames
-
-    def close(self) -> None:
-        self._socket.close(linger=0)
-
-    def __enter__(self) -> Subscriber:
         return self
 
     def __exit__(self, *exc: object) -> None:

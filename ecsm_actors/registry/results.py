@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ecsm_actors.errors import RegistryError
+from ecsm_actors.errors import Internal, RegistryError, describe_input, registry_error_from_wire
 from ecsm_actors.protocol import ApplyAction, Event
 
 
@@ -73,3 +73,24 @@ class BatchResult:
     results: list[BatchItem]
     resource_version: int
     replayed: bool = False
+
+
+def batch_result(result: Any, count: int, *, replayed: bool) -> BatchResult:
+    """The :class:`BatchResult` of a BATCH reply's ``result`` for ``count`` writes; a
+    result of another shape is ``Internal`` (undecodable reply)."""
+    outcomes = result.get("results") if isinstance(result, dict) else None
+    if not isinstance(outcomes, list) or len(outcomes) != count:
+        raise Internal(f"undecodable reply from the registry: BATCH of {count} writes "
+                       f"answered with {describe_input(outcomes)}")
+    items = []
+    for outcome in outcomes:
+        if isinstance(outcome, dict) and outcome.get("ok") is True:
+            items.append(BatchItem(ok=True, result=outcome.get("result")))
+            continue
+        error = outcome.get("error") if isinstance(outcome, dict) else None
+        raised = registry_error_from_wire(error if isinstance(error, dict) else {})
+        raised.replayed = replayed
+        items.append(BatchItem(ok=False, error=raised))
+    rv = result.get("resourceVersion")
+    return BatchResult(results=items, replayed=replayed,
+                       resource_version=rv if isinstance(rv, int) else 0)

@@ -187,6 +187,9 @@ class RequestSocket:
                 except zmq.Again:
                     continue
                 attempt.replied_at = now
+                if attempt.sent_at is None:  # its handshake event not read yet
+                    self.drain()
+                    attempt.sent_at = max(self.handshaken_at or queued_at, queued_at)
                 return attempt
             if self._monitor in ready:
                 self.drain()

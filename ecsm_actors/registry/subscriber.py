@@ -1,0 +1,88 @@
+"""The registry's events as a client receives them: :class:`Subscriber`, a SUB socket.
+
+Runs in controllers (the informer), the CLI's ``watch`` and the link agent. Filtered by
+kind, always receiving heartbeats; frames that do not decode are logged and skipped. On a
+remote link it is a CURVE client with ZMTP heartbeats (:mod:`~ecsm_actors.registry.sockets`),
+so a silent connection is dropped and re-established; ZeroMQ re-sends the subscriptions.
+Re-exported by :mod:`ecsm_actors.registry.client`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import zmq
+
+from ecsm_actors import protocol
+from ecsm_actors.curve import ClientKeys
+from ecsm_actors.errors import BadRequest
+from ecsm_actors.protocol import Event, Heartbeat
+from ecsm_actors.registry.sockets import LinkOptions, prepare
+
+logger = logging.getLogger(__name__)
+
+
+class Subscriber:
+    """Events of the given kinds (all kinds when empty) and every heartbeat."""
+
+    def __init__(self, endpoint: str, *, kinds: Iterable[str] = (), rcvhwm: int = 100_000,
+                 context: zmq.Context[Any] | None = None, curve: ClientKeys | None = None,
+                 heartbeat_interval: float = 2.0, heartbeat_timeout: float = 8.0) -> None:
+        self.endpoint = endpoint
+        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+        prepare(self._socket, endpoint, LinkOptions(curve=curve,
+                                                    heartbeat_interval=heartbeat_interval,
+                                                    heartbeat_timeout=heartbeat_timeout))
+        self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        kinds = list(kinds)
+        if kinds:
+            for kind in kinds:
+                self._socket.setsockopt(zmq.SUBSCRIBE, protocol.kind_topic(kind))
+            self._socket.setsockopt(zmq.SUBSCRIBE, protocol.HEARTBEAT_TOPIC)
+        else:
+            self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self._socket.connect(endpoint)
+        self._poller = zmq.Poller()  # made once: Socket.poll makes one per call
+        self._poller.register(self._socket, zmq.POLLIN)
+
+    @classmethod
+    def from_config(cls, cfg: Any, kinds: Iterable[str] = (), *,
+                    curve: ClientKeys | None = None) -> Subscriber:
+        return cls(cfg.events_endpoint, kinds=kinds, rcvhwm=cfg.registry.pub_hwm, curve=curve,
+                   heartbeat_interval=cfg.link.heartbeat_interval,
+                   heartbeat_timeout=cfg.link.heartbeat_timeout)
+
+    def recv(self, timeout: float | None) -> Event | Heartbeat | None:
+        """The next event or heartbeat, or None when ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            if not self._poller.poll(wait):
+                return None
+            frames = self._recv_frames()
+            try:
+                return protocol.decode_published(frames)
+            except BadRequest as e:
+                logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
+
+    def _recv_frames(self) -> list[bytes]:
+        """One message; its frames carry their "more" flag (recv_multipart asks the socket
+        for it, a Python enum lookup per frame in pyzmq)."""
+        frame = self._socket.recv(copy=False)
+        frames = [frame.bytes]
+        while frame.more:
+            frame = self._socket.recv(copy=False)
+            frames.append(frame.bytes)
+        return frames
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
