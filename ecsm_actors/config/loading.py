@@ -117,9 +117,10 @@ def _check(cfg: Config) -> None:
         checks.append((endpoint_key, ep == "" or ep not in (cfg.registry_endpoint,
                                                             cfg.events_endpoint),
                        "must differ from registry.endpoint and registry.events_endpoint"))
+    remote_events = cfg.registry.remote_events_endpoint
     checks.append(("registry.remote_events_endpoint",
-                   cfg.registry.remote_events_endpoint == ""
-                   or cfg.registry.remote_events_endpoint != cfg.registry.remote_endpoint,
+                   remote_events == "" or remote_events.endswith((":*", ":0"))
+                   or remote_events != cfg.registry.remote_endpoint,
                    "must differ from registry.remote_endpoint"))
     for key, ok, why in checks:
         if not ok:

@@ -503,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.conf)
+        check_served_endpoints(cfg)
     except EcsmActorsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
