@@ -18,14 +18,15 @@ from typing import Any
 import click
 
 from ecsm_actors import api
-from ecsm_actors.cli import connection, desired_views, manifests, watching
+from ecsm_actors.cli import batching, connection, desired_views, manifests, watching
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
 from ecsm_actors.cli.editing import edit_object
+from ecsm_actors.cli.outcome import checked_by
 from ecsm_actors.api.echo import clip
 from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, escape, print_table
 from ecsm_actors.cli.redaction import redact
-from ecsm_actors.errors import EcsmActorsError, NotFound, Unavailable
-from ecsm_actors.protocol import Event
+from ecsm_actors.errors import Aborted, EcsmActorsError, NotFound, RegistryError
+from ecsm_actors.protocol import ApplyAction, Event, Op
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 
 KIND_WORDS = {
@@ -69,48 +70,93 @@ def _with_namespace(obj: dict[str, Any], namespace: str | None) -> dict[str, Any
     return obj
 
 
-def _write_each(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
-                write: Callable[[RegistryClient, dict[str, Any]], str]) -> None:
-    """Write every manifest with ``write`` (which returns what was done), printing one
-    line per object; keep going past a refused object, exit 1 at the end if any was.
-    An unreachable registry stops at once: every other write would fail the same way."""
-    items = manifests.load(sources)
+ATOMIC_OPTION = click.option("--atomic", is_flag=True,
+                             help="All or none: when any object is refused, none is written.")
+
+
+def check_command(targets: list[tuple[str, str, str]]) -> str:
+    """The command that shows whether writes of ``targets`` (kind, namespace, name)
+    were applied."""
+    def word(kind: str) -> str:
+        return KIND_WORDS[kind][2] if kind in KIND_WORDS else "esvc"
+
+    if len(targets) == 1:
+        kind, ns, name = targets[0]
+        where = "" if ns == "default" else f" -n {ns}"
+        return f"ecsm-cli get {word(kind)} {name}{where}"
+    words = sorted({word(k) for k, _, _ in targets})
+    return " and ".join(f"ecsm-cli get {w} -A" for w in words)
+
+
+def _target(obj: dict[str, Any]) -> tuple[str, str, str]:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    return (str(obj.get("kind", "")), str(meta.get("namespace") or "default"),
+            str(meta.get("name", "")))
+
+
+def _write_all(ctx: CliContext, labels: list[str], writes: list[dict[str, Any]],
+               targets: list[tuple[str, str, str]], atomic: bool,
+               done: Callable[[Any], str | None],
+               ignored: Callable[[RegistryError], bool] = lambda e: False) -> None:
+    """Send ``writes`` in BATCH requests (:mod:`.batching`) and print one line per object:
+    ``done(result)`` (None: nothing to print) or its error; keep going past a refused
+    object, exit 1 at the end if any was. With ``atomic``, a refusal means nothing was
+    written: the refused objects are named, then one line says so. An unreachable
+    registry stops at once: every other write would fail the same way."""
+    if not writes:
+        return
     client = registry_client(ctx)
+    limits = batching.Limits(max_writes=ctx.config.registry.max_batch_writes,
+                             max_bytes=int(ctx.config.registry.max_frame_bytes))
     failures = 0
-    for m in items:
-        try:
-            outcome = write(client, _with_namespace(m.object, namespace))
-        except Unavailable:
-            raise
-        except EcsmActorsError as e:
+    with checked_by(check_command(targets)):
+        outcomes = batching.send(client, writes, limits, atomic=atomic)
+        for item_label, outcome in zip(labels, outcomes, strict=True):
+            if outcome.ok:
+                line = done(outcome.result)
+                if line is not None:
+                    click.echo(f"{item_label} {line}")
+                continue
+            assert outcome.error is not None
+            if isinstance(outcome.error, Aborted) or ignored(outcome.error):
+                continue
             failures += 1
-            _report(m.label, e)
-            continue
-        click.echo(f"{m.label} {outcome}")
+            _report(item_label, outcome.error)
+    if atomic and failures:
+        click.echo(f"error: nothing was applied (--atomic): {failures} of {len(writes)} "
+                   f"objects refused", err=True)
     _fail_at_end(failures)
+
+
+def _manifest_writes(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
+                     op: Op, atomic: bool, done: Callable[[Any], str | None]) -> None:
+    items = manifests.load(sources)
+    objects = [_with_namespace(m.object, namespace) for m in items]
+    _write_all(ctx, [m.label for m in items], [{"op": op, "object": o} for o in objects],
+               [_target(o) for o in objects], atomic, done)
 
 
 @cli.command("apply")
 @FILE_OPTION
 @NAMESPACE_OPTION
+@ATOMIC_OPTION
 @pass_cli
-def apply_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None) -> None:
+def apply_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
+              atomic: bool) -> None:
     """Create or update objects from manifests (prints created|configured|unchanged)."""
-    _write_each(ctx, sources, namespace, lambda client, obj: str(client.apply(obj).action))
+    _manifest_writes(ctx, sources, namespace, Op.APPLY, atomic,
+                     lambda result: str(ApplyAction(result["action"])))
 
 
 @cli.command("create")
 @FILE_OPTION
 @NAMESPACE_OPTION
+@ATOMIC_OPTION
 @pass_cli
-def create_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None) -> None:
+def create_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
+               atomic: bool) -> None:
     """Create objects from manifests (an existing object is an error)."""
-
-    def create(client: RegistryClient, obj: dict[str, Any]) -> str:
-        client.create(obj)
-        return "created"
-
-    _write_each(ctx, sources, namespace, create)
+    _manifest_writes(ctx, sources, namespace, Op.CREATE, atomic, lambda result: "created")
 
 
 @cli.command("delete")
@@ -120,10 +166,11 @@ def create_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None)
               help="Delete the objects named in these manifests.")
 @NAMESPACE_OPTION
 @click.option("--ignore-not-found", is_flag=True, help="A missing object is not an error.")
+@ATOMIC_OPTION
 @pass_cli
 def delete_cmd(ctx: CliContext, kind: str | None, names: tuple[str, ...],
                sources: tuple[str, ...], namespace: str | None,
-               ignore_not_found: bool) -> None:
+               ignore_not_found: bool, atomic: bool) -> None:
     """Delete objects: KIND NAME... or -f FILE. With finalizers, deletion is requested and
     completes once the controllers have cleaned up."""
     targets: list[tuple[str, str, str]] = []
@@ -140,32 +187,41 @@ def delete_cmd(ctx: CliContext, kind: str | None, names: tuple[str, ...],
             raise click.UsageError("expected KIND NAME... (e.g. delete esvc web) or -f FILE")
         resolved = api.resolve_kind(kind)
         targets = [(resolved, namespace or "default", n) for n in names]
-    client = registry_client(ctx)
-    failures = 0
-    for k, ns, name in targets:
-        try:
-            left = client.delete(k, ns, name)
-        except NotFound as e:
-            if not ignore_not_found:
-                failures += 1
-                _report(label(k, name), e)
-            continue
-        except Unavailable:
-            raise
-        except EcsmActorsError as e:
-            failures += 1
-            _report(label(k, name), e)
-            continue
+
+    def done(left: dict[str, Any] | None) -> str:
         if left is None:
-            click.echo(f"{label(k, name)} deleted")
-        else:
-            waiting = ", ".join(left["metadata"].get("finalizers") or ())
-            click.echo(f"{label(k, name)} deletion requested (waiting for finalizers: "
-                       f"{waiting})")
-    _fail_at_end(failures)
+            return "deleted"
+        waiting = ", ".join(left["metadata"].get("finalizers") or ())
+        return f"deletion requested (waiting for finalizers: {waiting})"
+
+    _write_all(ctx, [label(k, name) for k, _, name in targets],
+               [{"op": Op.DELETE, "kind": k, "namespace": ns, "name": name}
+                for k, ns, name in targets], targets, atomic, done,
+               ignored=lambda e: ignore_not_found and isinstance(e, NotFound))
 
 
 # -- get / describe --------------------------------------------------------------------
+
+
+#: Objects per LIST page of ``get`` (kubectl's ``--chunk-size``).
+CHUNK_SIZE = 500
+
+
+def list_all(client: RegistryClient, kind: str, namespace: str | None,
+             chunk_size: int) -> list[dict[str, Any]]:
+    """Every object of ``kind``, in pages of ``chunk_size`` (0: one LIST). Each page is a
+    request of its own, retried by the client on its own: a connection lost mid-transfer
+    costs that page, not the whole list."""
+    if chunk_size == 0:
+        return client.list(kind, namespace).items
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = client.list(kind, namespace, limit=chunk_size, continue_token=token)
+        items += page.items
+        if not page.continue_token:
+            return items
+        token = page.continue_token
 
 
 def _get_command(kind: str) -> click.Command:
@@ -177,9 +233,13 @@ def _get_command(kind: str) -> click.Command:
                   show_default=True)
     @click.option("--show-secrets", is_flag=True,
                   help="With -o yaml|json: print passwords instead of <redacted>.")
+    @click.option("--chunk-size", type=click.IntRange(min=0), default=CHUNK_SIZE,
+                  show_default=True, help="List in pages of this many objects (0: in one "
+                  "request); a lost connection costs one page.")
     @pass_cli
     def command(ctx: CliContext, name: str | None, namespace: str | None,
-                all_namespaces: bool, output: str, show_secrets: bool) -> None:
+                all_namespaces: bool, output: str, show_secrets: bool,
+                chunk_size: int) -> None:
         if show_secrets and output not in ("json", "yaml"):
             raise click.UsageError("--show-secrets goes with -o yaml or -o json")
         client = registry_client(ctx)
@@ -187,7 +247,7 @@ def _get_command(kind: str) -> click.Command:
             items = [client.get(kind, namespace or "default", name)]
         else:
             ns = None if all_namespaces else (namespace or "default")
-            items = client.list(kind, ns).items
+            items = list_all(client, kind, ns, chunk_size)
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""),
                                       o["metadata"]["name"]))
         if output in ("json", "yaml"):

@@ -122,10 +122,10 @@ def test_ctrl_c_ends_a_watch_with_the_version_to_resume_from(
         cli, processes: Processes) -> None:
     watch = watch_process(processes, "esvc", "--since", "0")
     assert watch.stdout is not None
-    apply(cli, service("a"), hpa("a"))
+    apply(cli, service("a"))
     assert watch.stdout.readline().split()[:3] == ["1", "ADDED", "ecsmservice/a"]
     watch.send_signal(signal.SIGINT)
     out, err = watch.communicate(timeout=10)
     assert (watch.returncode, out) == (1, "")
     lines = err.splitlines()
-    assert "resume with: ecsm-cli watch esvc --since 2" in lines and lines[-1] == "aborted"
+    assert "resume with: ecsm-cli watch esvc --since 1" in lines and lines[-1] == "aborted"
