@@ -20,6 +20,7 @@ from ecsm_actors import curve, protocol
 from ecsm_actors.errors import Conflict, DeadlineExceeded, NotFound
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 from tests.helpers import Processes, wait_until
+from tests.link_emulator import LinkEmulator
 from tests.registry_fixtures import StartRegistry, registry_config, registry_starter
 from tests.registry_samples import service
 
@@ -55,6 +56,7 @@ class FakeRegistry(threading.Thread):
         if self.server_pair is not None:
             curve.apply_server(sock, self.server_pair)
         sock.bind(self.endpoint)
+        self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)  # tcp://127.0.0.1:* → port
         return sock
 
     def run(self) -> None:
@@ -87,9 +89,10 @@ class FakeRegistry(threading.Thread):
 def fake(run_dir: Path) -> Iterator[Callable[..., FakeRegistry]]:
     started: list[FakeRegistry] = []
 
-    def start(script: Script, server_pair: curve.KeyPair | None = None) -> FakeRegistry:
-        registry = FakeRegistry(f"ipc://{run_dir}/fake-{len(started)}.sock", script,
-                                server_pair)
+    def start(script: Script, server_pair: curve.KeyPair | None = None,
+              endpoint: str = "") -> FakeRegistry:
+        registry = FakeRegistry(endpoint or f"ipc://{run_dir}/fake-{len(started)}.sock",
+                                script, server_pair)
         registry.start()
         assert registry.bound.wait(5)
         started.append(registry)
@@ -308,6 +311,30 @@ def test_over_curve_an_authorized_key_is_answered_and_an_unknown_key_is_known_no
         assert keys["crew"].read_text() not in str(info.value)
     finally:
         auth.stop()
+
+
+@pytest.mark.timeout(30)
+def test_over_curve_a_silent_link_is_noticed_by_heartbeats_not_after_the_attempt_timeout(
+        fake: Callable[..., FakeRegistry], keys: dict[str, Any], run_dir: Path) -> None:
+    registry = fake(lambda n, doc: ok({"pid": 1}), keys["server"], "tcp://127.0.0.1:*")
+    port = int(registry.endpoint.rsplit(":", 1)[1])
+    waits: list[float] = []
+    crew = curve.ClientKeys.load(keys["server"].public.decode(), keys["crew"])
+    with LinkEmulator([port], log_dir=run_dir / "test-logs", delay=0.02) as link, \
+            RegistryClient(link.endpoint(), timeout=20, deadline=30, curve=crew,
+                           heartbeat_interval=0.2, heartbeat_timeout=0.6,
+                           on_wait=lambda attempt, elapsed: waits.append(elapsed)) as c:
+        c.ping()
+        c.rtt.observe(10.0)  # an attempt may now wait its whole 20 s timeout
+        outcome: dict[str, Any] = {}
+        with link.blacked_out():
+            asking = threading.Thread(target=lambda: outcome.update(c.ping()), daemon=True)
+            asking.start()
+            wait_until(lambda: waits, timeout=5, what="a retry while the link is silent")
+        asking.join(timeout=10)
+    assert outcome == {"pid": 1}
+    assert waits[0] < 3.0  # the heartbeat timeout (0.6 s), not the attempt's 20 s
+    assert {r["id"] for r in registry.requests[1:]} == {registry.requests[1]["id"]}
 
 
 @pytest.mark.timeout(30)
