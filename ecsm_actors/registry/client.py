@@ -154,14 +154,21 @@ class RegistryClient:
         attempts, maybe_sent, lost, refused, answered = 0, False, False, "", ""
         while True:
             attempts += 1
-            answer, reached, lost_now, refused_now = self._attempt(frame, op, until)
+            answer, round_trip, reached, lost_now, refused_now = self._attempt(frame, op, until)
             lost, refused = lost or lost_now, refused_now or refused
             if answer is not None:
                 try:
-                    return self._answer(answer, envelope)[0]
-                except Unavailable as e:  # not served (e.g. a link agent could not send it)
+                    result = self._answer(answer, envelope)[0]
+                except Unavailable as e:
+                    # Not served (a link agent could not send it): no round trip to measure.
                     logger.debug("%s to %s answered Unavailable: %s", op, self.endpoint, e)
                     answered = e.message
+                except BaseException:
+                    self._observe(round_trip)  # an error answer is an answer
+                    raise
+                else:
+                    self._observe(round_trip)
+                    return result
             else:
                 maybe_sent = maybe_sent or reached
             now = time.monotonic()
@@ -176,10 +183,15 @@ class RegistryClient:
                 self.on_wait(attempts + 1, now - started)
             time.sleep(pause)
 
+    def _observe(self, round_trip: float) -> None:
+        with self._lock:
+            self.rtt.observe(round_trip)
+
     def _attempt(self, frame: bytes, op: Op,
-                 until: float) -> tuple[bytes | None, bool, bool, str]:
-        """One attempt: (reply or None, whether the request may have reached the
-        registry, whether the connection dropped under it, why a handshake failed)."""
+                 until: float) -> tuple[bytes | None, float, bool, bool, str]:
+        """One attempt: (reply or None, its round trip, whether the request may have
+        reached the registry, whether the connection dropped under it, why a handshake
+        failed)."""
         with self._lock:
             if self._socket is None:
                 try:
@@ -198,15 +210,15 @@ class RegistryClient:
                 if e.errno == zmq.ETERM:
                     raise Unavailable(f"registry at {self.endpoint}: {e}") from e
                 logger.debug("%s to %s: %s", op, self.endpoint, e)
-                return None, True, False, ""
+                return None, 0.0, True, False, ""
             if attempt.reply is not None:
-                self.rtt.observe(attempt.replied_at - (attempt.sent_at or attempt.replied_at))
-                return attempt.reply, True, False, ""
-            if not attempt.lost:  # Karn: a link slower than the estimate is waited on longer
+                round_trip = attempt.replied_at - (attempt.sent_at or attempt.replied_at)
+                return attempt.reply, round_trip, True, False, ""
+            if attempt.timed_out:  # Karn: a link slower than the estimate is waited on longer
                 self.rtt.timed_out()
             self._discard()
             reached = attempt.sent_at is not None or sock.handshakes > handshakes
-            return None, reached, attempt.lost, attempt.refused
+            return None, 0.0, reached, attempt.lost, attempt.refused
 
     def _answer(self, answer: bytes, envelope: int) -> tuple[Any, bool]:
         """(result, replayed) of a reply frame; an error reply raises its typed error."""

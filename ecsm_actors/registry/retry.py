@@ -6,9 +6,13 @@ tested with a fake clock.
 
 * :class:`RttEstimator` — RFC 6298: a smoothed round trip (SRTT) and its variation
   (RTTVAR) give the retransmission timeout ``RTO = SRTT + 4·RTTVAR``, kept between a
-  floor and a cap; before any sample the RTO is 1 s (the RFC's initial value), and every
-  attempt that times out doubles it until the next sample (Karn's backoff), so a link
-  slower than the estimate is never given up on for good.
+  floor and a cap (the client's per-attempt timeout), and every attempt that times out
+  doubles it until the next sample (Karn's backoff), so a link slower than the estimate
+  is never given up on for good. Before any sample the RTO is the cap, not the RFC's 1 s
+  (which follows a measured SYN exchange): a fresh client — every CLI command is one,
+  often talking to a local link agent whose handshake says nothing of the link behind
+  it — must not cut a 1–2 s round trip short, since a retry that comes too early costs
+  the link another round trip and the registry another execution.
 * :class:`Backoff` — the pause before a retry: exponential with full jitter
   (``uniform(0, min(cap, base·2^(n-1)))``), so clients that failed together do not come
   back together.
@@ -27,8 +31,6 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-#: RTO before any round trip was measured, seconds (RFC 6298, 2.1).
-INITIAL_RTO = 1.0
 #: The RTO never goes below this, seconds: a local registry that stopped answering is
 #: asked again after this long, not after a whole timeout.
 RTO_FLOOR = 0.2
@@ -45,10 +47,10 @@ class RttEstimator:
     client updates it under its lock."""
 
     def __init__(self, *, cap: float, floor: float = RTO_FLOOR,
-                 initial: float = INITIAL_RTO) -> None:
+                 initial: float | None = None) -> None:
         self.cap = cap
         self.floor = min(floor, cap)
-        self.initial = initial
+        self.initial = cap if initial is None else initial
         self.srtt: float | None = None
         self.rttvar = 0.0
         self._doublings = 0

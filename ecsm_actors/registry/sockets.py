@@ -72,13 +72,16 @@ class Attempt:
     """What one :meth:`RequestSocket.exchange` saw. ``reply``: the answer, if any;
     ``sent_at``: when the request could leave (sent on a handshaken connection, or the
     handshake time), None when it never could; ``lost``: the connection dropped after it
-    could leave; ``refused``: a handshake failed (e.g. a key the registry does not know)."""
+    could leave; ``refused``: a handshake failed (e.g. a key the registry does not know);
+    ``timed_out``: no reply within the attempt's own time (not cut by ``until``)."""
 
     reply: bytes | None = None
     sent_at: float | None = None
     replied_at: float = 0.0
     lost: bool = False
     refused: str = ""
+    #: Ended by its own timeout (not by the caller's ``until``).
+    timed_out: bool = False
 
 
 class RequestSocket:
@@ -175,10 +178,11 @@ class RequestSocket:
                 limit = max(self.connected_at, queued_at) + connect_timeout
             else:
                 limit = queued_at + rto
-            limit = min(limit, until)
-            if now >= limit:
+            if now >= min(limit, until):
                 attempt.refused = self.refused
+                attempt.timed_out = limit <= until
                 return attempt
+            limit = min(limit, until)
             ready = dict(self._poller.poll(max(1, int((limit - now) * 1000) + 1)))
             now = time.monotonic()
             if self.socket in ready:

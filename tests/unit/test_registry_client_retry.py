@@ -20,8 +20,8 @@ def measure(rtt: RttEstimator, clock: FakeClock, round_trip: float, times: int) 
         rtt.observe(clock.now() - sent)
 
 
-def test_before_any_round_trip_an_attempt_waits_one_second_or_the_timeout_if_shorter() -> None:
-    assert RttEstimator(cap=5.0).rto() == 1.0
+def test_before_any_round_trip_is_measured_an_attempt_waits_its_whole_timeout() -> None:
+    assert RttEstimator(cap=5.0).rto() == 5.0  # a fresh CLI on a 2 s link: no early retry
     assert RttEstimator(cap=0.5).rto() == 0.5
 
 
