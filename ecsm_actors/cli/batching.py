@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ecsm_actors import protocol
-from ecsm_actors.errors import EcsmActorsError, RegistryError, Unavailable
+from ecsm_actors.errors import EcsmActorsError, Forbidden, RegistryError, Unavailable
 from ecsm_actors.registry.results import BatchItem, BatchResult
 
 #: Room kept in a frame for the envelope and the BATCH fields around the writes, bytes.
@@ -58,7 +58,8 @@ def send(client: BatchClient, writes: Sequence[Mapping[str, Any]], limits: Limit
          atomic: bool = False) -> Iterator[BatchItem]:
     """The outcome of each write, in order, as each request is answered. A request refused
     as a whole (e.g. a write too large for a frame) makes that refusal the outcome of each
-    of its writes; an unreachable registry raises (every other request would fail too)."""
+    of its writes; an unreachable registry, or a key that may not write, raises (every
+    other request would fail too)."""
     parts = list(chunks(writes, limits))
     if atomic and len(parts) > 1:
         raise TooLargeForAtomic(
@@ -68,8 +69,8 @@ def send(client: BatchClient, writes: Sequence[Mapping[str, Any]], limits: Limit
     for part in parts:
         try:
             result = client.batch([writes[i] for i in part], atomic=atomic)
-        except Unavailable:
-            raise
+        except (Unavailable, Forbidden):
+            raise  # the same for every write: one line, not one per object
         except RegistryError as e:
             yield from (BatchItem(ok=False, error=e) for _ in part)
             continue

@@ -3,8 +3,9 @@
 An :class:`~ecsm_actors.errors.EcsmActorsError` prints one line ``error: …`` on stderr
 (control characters a peer put in the message escaped, so it stays one line) and exits 1
 (with the traceback only under ``-v``); a registry request past its deadline says, for a
-write, whether it was applied and how to check (:mod:`.outcome`). Click's usage errors
-exit 2; the code a command passes to ``ctx.exit(n)`` is returned as the process exit code.
+write, whether it was applied and how to check (:mod:`.outcome`); a refusal of the key's
+role starts ``error: forbidden:``. Click's usage errors exit 2; the code a command passes
+to ``ctx.exit(n)`` is returned as the process exit code.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import click
 
 from ecsm_actors.api.echo import escape
 from ecsm_actors.cli.outcome import deadline_line
-from ecsm_actors.errors import DeadlineExceeded, EcsmActorsError
+from ecsm_actors.errors import DeadlineExceeded, EcsmActorsError, Forbidden
 
 
 def run(group: click.Group, prog_name: str, argv: list[str] | None = None) -> int:
@@ -43,7 +44,8 @@ def run(group: click.Group, prog_name: str, argv: list[str] | None = None) -> in
     except EcsmActorsError as e:
         if verbose:
             traceback.print_exc()
-        click.echo(f"error: {escape(str(e))}", err=True)
+        kind = "forbidden: " if isinstance(e, Forbidden) else ""
+        click.echo(f"error: {kind}{escape(str(e))}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130

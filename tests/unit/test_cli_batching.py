@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ecsm_actors.cli import batching
-from ecsm_actors.errors import BadRequest, DeadlineExceeded
+from ecsm_actors.errors import BadRequest, DeadlineExceeded, Forbidden
 from ecsm_actors.registry.results import BatchItem, BatchResult
 
 pytestmark = pytest.mark.timeout(10)
@@ -67,11 +67,17 @@ def test_atomic_writes_that_do_not_fit_one_request_are_refused_before_sending():
     assert client.sent == []
 
 
-def test_an_unreachable_registry_stops_the_command():
-    class Down(Client):
+@pytest.mark.parametrize("error", [DeadlineExceeded("registry did not answer BATCH within "
+                                                    "10.0s"),
+                                   Forbidden("key ro has the role read: BATCH refused")])
+def test_a_refusal_that_every_request_would_get_stops_the_command(error: Exception):
+    class Refusing(Client):
         def batch(self, writes: Any, **kw: Any) -> BatchResult:
-            raise DeadlineExceeded("registry did not answer BATCH within 10.0s")
+            self.sent.append([])
+            raise error
 
-    with pytest.raises(DeadlineExceeded):
-        list(batching.send(Down(), [write("a")], batching.Limits(max_writes=4,
-                                                                  max_bytes=1 << 22)))
+    client = Refusing()
+    with pytest.raises(type(error)):
+        list(batching.send(client, [write("a"), write("b")],
+                           batching.Limits(max_writes=1, max_bytes=1 << 22)))
+    assert len(client.sent) == 1
