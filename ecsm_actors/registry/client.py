@@ -20,8 +20,9 @@ after a pause of exponential backoff with full jitter. An attempt ends:
 * when no reply came within the RTO after the request could leave: the RTO adapts to the
   measured round trips (:class:`~ecsm_actors.registry.retry.RttEstimator`, RFC 6298,
   floor 0.2 s, capped by ``timeout``), so a local registry that stopped answering is asked
-  again within a fraction of a second while a one-second link is not given up on early;
-  a connection still in its (CURVE) handshake gets up to ``timeout``.
+  again within a fraction of a second while a one-second link is not given up on early
+  (before the first answer, an attempt waits its whole ``timeout``); a connection still
+  in its (CURVE) handshake, about four round trips, is waited on until the deadline.
 
 When the deadline passes, :class:`~ecsm_actors.errors.DeadlineExceeded` says in one line
 the endpoint, the op, the attempts and the seconds, and ``applied``: False when it is
@@ -201,8 +202,7 @@ class RegistryClient:
             sock = self._socket
             handshakes = sock.handshakes
             try:
-                attempt = sock.exchange(frame, rto=self.rtt.rto(), connect_timeout=self.timeout,
-                                        until=until)
+                attempt = sock.exchange(frame, rto=self.rtt.rto(), until=until)
             except BaseException as e:  # a REQ socket left waiting for its reply is stuck
                 self._discard()
                 if not isinstance(e, zmq.ZMQError):

@@ -148,14 +148,15 @@ class RequestSocket:
             self._on_event(event, now)
         return False
 
-    def exchange(self, frame: bytes, *, rto: float, connect_timeout: float,
-                 until: float) -> Attempt:
+    def exchange(self, frame: bytes, *, rto: float, until: float) -> Attempt:
         """Send ``frame`` and wait for its reply. The wait ends early when the connection
         drops after the request could leave, when no reply came ``rto`` seconds after it
         could leave (sent on a handshaken connection, or the handshake time), when a
-        started connection is not handshaken ``connect_timeout`` seconds after it was
-        made (a slow CURVE handshake must not be cut at the RTO), when no connection is
-        made within ``rto``, and in any case at ``until`` (monotonic time).
+        no connection is made within ``rto``, and in any case at ``until`` (monotonic
+        time). A connection in its handshake is waited on until ``until``: a CURVE
+        handshake takes about four round trips (over 5 s on a 1 s link) and a fresh
+        socket would only start it again; libzmq itself drops a handshake stuck for
+        ZMQ_HANDSHAKE_IVL (30 s) and reconnects.
 
         Raises zmq.ZMQError from the socket (the client wraps it)."""
         self.drain()
@@ -175,12 +176,12 @@ class RequestSocket:
             if attempt.sent_at is not None:
                 limit = attempt.sent_at + rto
             elif self.connected_at is not None:
-                limit = max(self.connected_at, queued_at) + connect_timeout
+                limit = until
             else:
                 limit = queued_at + rto
             if now >= min(limit, until):
                 attempt.refused = self.refused
-                attempt.timed_out = limit <= until
+                attempt.timed_out = limit < until
                 return attempt
             limit = min(limit, until)
             ready = dict(self._poller.poll(max(1, int((limit - now) * 1000) + 1)))

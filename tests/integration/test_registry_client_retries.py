@@ -315,6 +315,24 @@ def test_over_curve_an_authorized_key_is_answered_and_an_unknown_key_is_known_no
 
 
 @pytest.mark.timeout(30)
+def test_over_curve_on_a_slow_link_a_handshake_longer_than_the_attempt_timeout_completes(
+        fake: Callable[..., FakeRegistry], keys: dict[str, Any], run_dir: Path) -> None:
+    """A CURVE handshake takes about five round trips (TCP, ZMTP greeting, HELLO/WELCOME,
+    INITIATE/READY): 2 s on a 0.4 s link, twice the 1 s attempt timeout."""
+    registry = fake(lambda n, doc: ok({"pid": 1}), keys["server"], "tcp://127.0.0.1:*")
+    port = int(registry.endpoint.rsplit(":", 1)[1])
+    crew = curve.ClientKeys.load(keys["server"].public.decode(), keys["crew"])
+    waits: list[int] = []
+    with LinkEmulator([port], log_dir=run_dir / "test-logs", delay=0.2) as link, \
+            RegistryClient(link.endpoint(), timeout=1.0, deadline=10, curve=crew,
+                           on_wait=lambda attempt, elapsed: waits.append(attempt)) as c:
+        started = time.monotonic()
+        assert c.ping() == {"pid": 1}
+        assert time.monotonic() - started > 1.0  # the handshake did outlast the timeout
+    assert waits == [] and len(registry.requests) == 1
+
+
+@pytest.mark.timeout(30)
 def test_over_curve_a_silent_link_is_noticed_by_heartbeats_not_after_the_attempt_timeout(
         fake: Callable[..., FakeRegistry], keys: dict[str, Any], run_dir: Path) -> None:
     registry = fake(lambda n, doc: ok({"pid": 1}), keys["server"], "tcp://127.0.0.1:*")
