@@ -201,7 +201,8 @@ class CapacityPass:
         assert missing is not None
         services = list(ctx.registry.list(ctx.kind).items)
         ids = self._admission.rooms.node_ids()
-        containers = self._ecsm.containers.list_all_by_node(list(ids.values())) if ids else []
+        eligible = [ids[n] for n in missing.nodes if n in ids]  # victims are only there
+        containers = self._ecsm.containers.list_all_by_node(eligible) if eligible else []
         token = self._admission.rooms.assume(decision.placements, memory)
         try:
             rooms = self._admission.room_for(key, priority)
