@@ -166,7 +166,8 @@ class Rooms:
             return dict(self._ids)
 
     def _refresh(self, started: float) -> None:
-        rooms, ids = {}, {}
+        rooms: dict[str, NodeRoom] = {}
+        ids: dict[str, str] = {}
         for n in self.fetch():
             rooms[n.name] = NodeRoom(name=n.name, total=int(n.memory_total),
                                      free=int(n.memory_free), up=bool(n.online))
