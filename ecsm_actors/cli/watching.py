@@ -144,6 +144,7 @@ class Watch:
                 try:
                     self._catch_up(int(info["resourceVersion"]), resuming=True)
                 except Expired as e:
+                    self.last = None  # nothing to resume from
                     raise Expired(f"cannot resume from resourceVersion {opts.since}: "
                                   f"{e.message}; watch again without --since") from e
             self._follow(sub)

@@ -198,8 +198,12 @@ def test_since_from_a_replaced_store_is_refused_and_resume_starts_fresh_with_one
 
 def test_since_beyond_the_log_is_refused_naming_the_version(world):
     world.registry.write("a")
+    engine = Watch(world.registry, world.subscribe,
+                   WatchOptions(kind="ECSMService", namespace=None, since=7),
+                   emit=lambda e: None, notice=world.notices.append, clock=world.clock)
     with pytest.raises(Expired, match="cannot resume from resourceVersion 7"):
-        world.watch(since=7)
+        engine.run()
+    assert engine.last is None  # nothing to resume from
 
 
 def test_a_store_replaced_during_the_watch_is_said_once_and_watched_from_then(world):
