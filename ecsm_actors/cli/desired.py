@@ -118,7 +118,9 @@ def _write_all(ctx: CliContext, labels: list[str], writes: list[dict[str, Any]],
                     click.echo(f"{item_label} {line}")
                 continue
             assert outcome.error is not None
-            if isinstance(outcome.error, Aborted) or ignored(outcome.error):
+            if isinstance(outcome.error, Aborted):
+                continue
+            if ignored(outcome.error) and not atomic:  # atomic: it stopped all the others
                 continue
             failures += 1
             _report(item_label, outcome.error)

@@ -103,6 +103,11 @@ def test_atomic_applies_all_or_none_in_one_line(cli, tmp_path: Path) -> None:
     good = manifest(tmp_path / "g.yaml", service("a"), service("c"))
     assert cli("apply", "--atomic", "-f", good) == (
         0, "ecsmservice/a created\necsmservice/c created\n", "")
+    # a missing object stops an atomic delete too, even when missing ones are ignored
+    code, out, err = cli("delete", "--atomic", "--ignore-not-found", "esvc", "a", "ghost")
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1] == "error: nothing was applied (--atomic): 1 of 2 objects refused"
+    assert cli("get", "esvc", "a")[0] == 0
 
 
 def test_large_inputs_go_in_batches_within_the_registry_limit_atomic_needs_one(
