@@ -18,11 +18,11 @@ from typing import Any
 import click
 
 from ecsm_actors import api
+from ecsm_actors.api.echo import clip
 from ecsm_actors.cli import batching, connection, desired_views, manifests, watching
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
 from ecsm_actors.cli.editing import edit_object
 from ecsm_actors.cli.outcome import checked_by
-from ecsm_actors.api.echo import clip
 from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, escape, print_table
 from ecsm_actors.cli.redaction import redact
 from ecsm_actors.errors import Aborted, EcsmActorsError, NotFound, RegistryError
@@ -89,7 +89,9 @@ def check_command(targets: list[tuple[str, str, str]]) -> str:
 
 
 def _target(obj: dict[str, Any]) -> tuple[str, str, str]:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     return (str(obj.get("kind", "")), str(meta.get("namespace") or "default"),
             str(meta.get("name", "")))
 

@@ -63,6 +63,7 @@ class RetryingReads:
             self.attempts += 1
             left = max(0.05, self._until - self.clock())
             cut = (_cut(timeout[0], left), _cut(timeout[1], left))
+            failure: EcsmUnavailable | None = None
             try:
                 status, content = self.inner.send(method, url, body, cut)
             except EcsmUnavailable as e:
@@ -72,7 +73,6 @@ class RetryingReads:
             else:
                 if status not in RETRY_STATUSES:
                     return status, content
-                failure = None
                 last = (status, content)
             delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
             delay *= 0.5 + self.jitter() / 2
