@@ -54,7 +54,11 @@ class Outcome:
     records: list[Obj]
     conditions: dict[str, ConditionValue] = field(default_factory=dict)
     given: list[Obj] = field(default_factory=list)
+    #: Something is held back or restored: not settled.
     waiting: bool = False
+    #: Only waiting for room nobody is making (no record to restore, no victim scaled
+    #: down): the next look can wait for the drift interval.
+    stalled: bool = False
 
 
 class CapacityPass:
@@ -83,11 +87,14 @@ class CapacityPass:
         records = adm.records_of(obj)
         owed, gone = self._owed(ctx, records) if records else ([], set())
         evictions: tuple[adm.Eviction, ...] = ()
+        changed = False
         given = list((obj.get("status") or {}).get("preemptionsGiven") or ())
         with self._admission.rooms.lock:
             if records:
                 obj, records = self._restore(ctx, key, obj, desired, down, priority,
                                              memory, records, owed, gone)
+            if not records:
+                self._admission.claim(f"{key}#restore", priority, None)
             held = adm.held_down(desired, records)
             proposed = plan(held, views, down)
             pool = placement(held, down)
@@ -116,7 +123,8 @@ class CapacityPass:
         if records:
             conds.update(_available_against_spec(desired, decision.plan))
         return Outcome(plan=decision.plan, obj=obj, records=records, conditions=conds,
-                       given=given, waiting=bool(decision.short or records))
+                       given=given, waiting=bool(decision.short or records),
+                       stalled=bool(decision.short and not records and not changed))
 
     # -- restoration ----------------------------------------------------------------------
 

@@ -92,7 +92,8 @@ class ServiceReconciler:
         self._garbage = WarningLimiter(clock=monotonic)
         #: Node room shared by the workers; waiting services' claims (see .admission).
         self._admission = Admission(clientset, max_age=self._settings.node_refresh_interval,
-                                    claim_ttl=max(5.0, 5 * self._settings.poll_interval),
+                                    claim_ttl=3 * self._settings.drift_interval
+                                    + self._settings.poll_interval,
                                     clock=monotonic)
         self._capacity = CapacityPass(self._admission, clientset, self._actuator, self._list,
                                       lambda: format_timestamp(self._wall()))
@@ -156,11 +157,15 @@ class ServiceReconciler:
                 lambda p: self._actuator.apply(namespace, name, spec_pw, p.actions))
             obj, result = outcome.obj, outcome.plan
         else:
+            self._admission.claim(f"{namespace}/{name}", 0, None)  # waits for nothing
             self._actuator.apply(namespace, name, spec_pw, result.actions)
         self._write_status(ctx, obj, revision, result, outcome=outcome)
         settled = result.idle and result.summary.complete and not (
             outcome is not None and outcome.waiting)
-        return Result(requeue_after=self._settings.drift_interval if settled
+        # a service only waiting for room is looked at again at the drift pace (its
+        # claim keeps that room meanwhile), not at the poll pace
+        stalled = result.idle and outcome is not None and outcome.stalled
+        return Result(requeue_after=self._settings.drift_interval if settled or stalled
                       else self._settings.poll_interval)
 
     # -- observation ------------------------------------------------------------------
