@@ -21,14 +21,14 @@ from typing import Any, TypeVar
 
 import click
 
-from ecsm_actors.cli import printers
+from ecsm_actors.cli import connection, printers
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, get, pass_cli
 from ecsm_actors.cli.platform_conn import clientset, ecsm_options
 from ecsm_actors.cli.platform_format import memory_cell, rfc3339_date, short_uptime
 from ecsm_actors.cli.platform_retry import RetryingReads, action_outcome
 from ecsm_actors.ecsm.clientset import Clientset
 from ecsm_actors.ecsm.types import ContainerAction, ContainerInfo, NodeInfo, Page
-from ecsm_actors.errors import EcsmUnavailable
+from ecsm_actors.errors import ConfigError, EcsmUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -85,10 +85,13 @@ def emit(fmt: str, items: Sequence[Any], headers: Sequence[str], row: Callable[[
 
 
 def request_deadline(obj: CliContext) -> float:
-    """The command's deadline for ECSM reads: ``--request-timeout``, else the config's
-    ``registry.request_deadline`` (one deadline for every request a command makes)."""
-    flag = getattr(obj, "request_timeout", None)
-    return float(flag) if flag else obj.config.registry.request_deadline
+    """The command's deadline for ECSM reads, the one its registry requests have:
+    ``--request-timeout``, else the environment's, the context's, the config's
+    ``registry.request_deadline`` (:mod:`.connection`)."""
+    try:
+        return connection.command_target(obj).deadline
+    except ConfigError:  # a registry set up wrong is not this command's business
+        return obj.request_timeout or obj.config.registry.request_deadline
 
 
 def connect(obj: CliContext) -> Clientset:
