@@ -1,12 +1,15 @@
 """``python -m ecsm_actors <process> [options]``: how every process of the project starts.
 
-The supervisor starts each child as a fresh interpreter through this entry point (never a
-fork that would inherit sockets or an open LMDB environment)::
+The supervisor starts each child through this entry point: forked from the zygote (a
+process that imported the children's code and holds no socket, thread or LMDB
+environment; its forked children run this same ``main`` with the same argv), or as a
+fresh interpreter while the zygote is down::
 
     python -m ecsm_actors registry    [--conf FILE]
     python -m ecsm_actors simulator   [--conf FILE] [--port N] [--nodes N] [--state FILE]
     python -m ecsm_actors controller service|hpa [--conf FILE]
     python -m ecsm_actors supervisor  [--conf FILE] [--simulate] [--apply DIR]
+    python -m ecsm_actors zygote      [MODULE...]   (the supervisor starts it)
     python -m ecsm_actors link-agent  --dir DIR --name NAME --endpoint EP ...  (ecsm-cli starts it)
 
 Each process module exposes ``main(argv: list[str]) -> int``; this module only dispatches.
@@ -22,6 +25,7 @@ PROCESSES = {
     "simulator": "ecsm_actors.ecsm.simulator.server",
     "controller": "ecsm_actors.controllers.main",
     "supervisor": "ecsm_actors.supervisor.daemon",
+    "zygote": "ecsm_actors.supervisor.zygote.server",
     "link-agent": "ecsm_actors.link.agent",
 }
 

@@ -225,6 +225,10 @@ class SupervisorSettings:
     log_max_bytes: ByteSize = ByteSize(16 << 20)
     #: Child table (TOML or JSON) replacing the built-in one; empty means the built-in one.
     children_file: str = ""
+    #: Fork the built-in children from a warm zygote (a supervised child that imported
+    #: their code once) instead of starting each as a fresh interpreter; false = always
+    #: fresh interpreters (also the fallback while the zygote is down).
+    zygote: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,14 +2,17 @@
 
 Runs in the supervisor process. Built-in children, in start order::
 
+    zygote               (supervisor.zygote)     ready: says so on its socket pair
     simulator            (only with --simulate)  ready: address file written + TCP connect
                          (its argv carries --node-memory simulator.node_memory)
     registry                                     ready: answers PING (with its own pid)
     service-controller   depends on registry     ready: liveness report with stats.synced
     hpa-controller       depends on registry     ready: liveness report with stats.synced
 
-Every child is a fresh interpreter ``python -m ecsm_actors <process>``. Restart, backoff
-and watchdog settings come from the ``[supervisor]`` section. A file table is a TOML
+Every child is ``python -m ecsm_actors <process>``: forked from the zygote (which has
+imported their code) while it is ready, else a fresh interpreter. The zygote is not
+watched for liveness reports (it sends none: no ZeroMQ in it). Restart, backoff and
+watchdog settings come from the ``[supervisor]`` section. A file table is a TOML
 (``[[child]]`` entries) or JSON (a list) of :class:`~.spec.ChildSpec` fields.
 """
 
@@ -35,6 +38,26 @@ SIMULATOR = "simulator"
 REGISTRY = "registry"
 SERVICE_CONTROLLER = "service-controller"
 HPA_CONTROLLER = "hpa-controller"
+ZYGOTE = "zygote"
+
+#: What the zygote imports for each built-in process of ``python -m ecsm_actors``: its
+#: main module and what it imports later, lazily (listed from ``-X importtime`` of running
+#: children: every module a child imports itself costs its restart time and private memory).
+PRELOAD = {
+    "registry": ("ecsm_actors.registry.server", "ecsm_actors.api.compiled",
+                 "ecsm_actors.api.schema", "ecsm_actors.api.service_schema",
+                 "ecsm_actors.api.hpa_schema", "ecsm_actors.api.wire", "ecsm_actors.api.limits",
+                 "decimal", "difflib"),
+    "controller": ("ecsm_actors.controllers.main", "ecsm_actors.controllers.service",
+                   "ecsm_actors.controllers.service.controller", "ecsm_actors.controllers.hpa",
+                   "ecsm_actors.registry.client", "ecsm_actors.registry.subscriber",
+                   "ecsm_actors.api.service", "ecsm_actors.api.validation",
+                   "ecsm_actors.api.toplevel", "ecsm_actors.ecsm.clientset",
+                   "ecsm_actors.ecsm.types.nodes",
+                   "ecsm_actors.ecsm.plainhttp", "zmq.utils.monitor", "zmq.asyncio",
+                   "subprocess", "secrets", "hmac"),
+    "simulator": ("ecsm_actors.ecsm.simulator.server", "encodings.idna"),
+}
 
 
 def builtin_children(cfg: Config, *, simulate: bool) -> list[ChildSpec]:
@@ -43,14 +66,22 @@ def builtin_children(cfg: Config, *, simulate: bool) -> list[ChildSpec]:
     defaults = settings_defaults(cfg.supervisor)
     specs: list[ChildSpec] = []
     before: tuple[str, ...] = ()
+    if cfg.supervisor.zygote:
+        processes = ("registry", "controller", *(("simulator",) if simulate else ()))
+        specs.append(ChildSpec(
+            name=ZYGOTE,
+            argv=(*python, "zygote", *(m for p in processes for m in PRELOAD[p])),
+            readiness=Readiness(kind=ReadinessKind.ZYGOTE),
+            **{**defaults, "heartbeat_deadline": 0.0, "reconcile_deadline": 0.0}))
+        before = (ZYGOTE,)
     if simulate:
         specs.append(ChildSpec(
             name=SIMULATOR,
             argv=(*python, "simulator", "--node-memory", str(int(cfg.simulator.node_memory))),
             readiness=Readiness(kind=ReadinessKind.ADDRESS_FILE,
                                 path=str(cfg.ecsm_address_file)),
-            **defaults))
-        before = (SIMULATOR,)
+            depends_on=before, **defaults))
+        before = (*before, SIMULATOR)
     specs.append(ChildSpec(
         name=REGISTRY, argv=(*python, "registry"), depends_on=before,
         readiness=Readiness(kind=ReadinessKind.REGISTRY_PING, endpoint=cfg.registry_endpoint),

@@ -41,7 +41,7 @@ from typing import Any
 import zmq
 
 from ecsm_actors.config import Config
-from ecsm_actors.errors import BadRequest, ControlError
+from ecsm_actors.errors import BadRequest, ConfigError, ControlError
 from ecsm_actors.supervisor import control, reports
 from ecsm_actors.failures import FailureLog
 from ecsm_actors.supervisor.machine import ChildState
@@ -51,6 +51,7 @@ from ecsm_actors.supervisor.rundir import HeldChildren
 from ecsm_actors.supervisor.spec import ChildSpec, ReadinessKind
 from ecsm_actors.supervisor.tree import Child, Tree
 from ecsm_actors.supervisor.views import child_row, child_stats
+from ecsm_actors.supervisor.zygote.link import ZygoteLink, become_subreaper
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,12 @@ class Supervisor:
         self._clock = clock
         self._on_registry_ready = on_registry_ready
         self._prober = Prober()
+        zygotes = [s.name for s in specs if s.readiness.kind == ReadinessKind.ZYGOTE]
+        if len(zygotes) > 1:
+            raise ConfigError(f"child table: more than one zygote ({', '.join(zygotes)})")
         self.tree = Tree(cfg, specs, held=HeldChildren(cfg), prober=self._prober, clock=clock,
-                         on_ready=self._child_ready, on_process=self._track_process)
+                         on_ready=self._child_ready, on_process=self._track_process,
+                         zygote=ZygoteLink(zygotes[0]) if zygotes else None)
         self._poller = zmq.Poller()
         self._pidfds: dict[int, Child] = {}
         self._signals: list[int] = []
@@ -86,6 +91,9 @@ class Supervisor:
     # -- loop ------------------------------------------------------------------------
 
     def run(self) -> int:
+        if self.tree.zygote is not None and not become_subreaper():
+            raise ConfigError("a zygote needs a supervisor that adopts orphans, which this "
+                              "kernel refuses: set supervisor.zygote = false")
         context: zmq.Context[Any] = zmq.Context()
         control_sock = context.socket(zmq.REP)
         beats = context.socket(zmq.PULL)
@@ -112,6 +120,8 @@ class Supervisor:
             beats.close(linger=0)
             context.term()
             self._prober.close()
+            if self.tree.zygote is not None:
+                self.tree.zygote.lost()
             for endpoint in (self.cfg.control_endpoint, self.cfg.heartbeat_endpoint):
                 if endpoint.startswith("ipc://"):
                     Path(endpoint[len("ipc://"):]).unlink(missing_ok=True)

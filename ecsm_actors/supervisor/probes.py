@@ -59,14 +59,18 @@ class Prober:
         return self._read_fd
 
     def needs_thread(self, readiness: Readiness) -> bool:
-        return readiness.kind in (ReadinessKind.REGISTRY_PING, ReadinessKind.ADDRESS_FILE)
+        return readiness.kind in (ReadinessKind.REGISTRY_PING, ReadinessKind.ADDRESS_FILE,
+                                  ReadinessKind.ZYGOTE)
 
-    def start(self, name: str, pid: int, readiness: Readiness) -> None:
-        """Probe child ``name`` (incarnation ``pid``) until ready or cancelled."""
+    def start(self, name: str, pid: int, readiness: Readiness,
+              check: Check | None = None) -> None:
+        """Probe child ``name`` (incarnation ``pid``) until ready or cancelled; ``check``
+        replaces the one of ``readiness.kind`` (the zygote's is bound to its socket)."""
         self.cancel(name)
         cancel = threading.Event()
         self._cancels[name] = cancel
-        check = _CHECKS[readiness.kind](name, readiness)
+        if check is None:
+            check = _CHECKS[readiness.kind](name, readiness)
         thread = threading.Thread(target=self._run, args=(check, pid, cancel),
                                   name=f"probe-{name}", daemon=True)
         thread.start()

@@ -36,6 +36,9 @@ class ReadinessKind(StrEnum):
     LIVENESS = "liveness"  #: first liveness report (with ``stat`` truthy when set)
     REGISTRY_PING = "registry-ping"  #: the registry at ``endpoint`` answers PING with our pid
     ADDRESS_FILE = "address-file"  #: ``path`` holds {"host","port","pid"} and TCP connects
+    #: The child is the zygote (:mod:`.zygote`): ready when it says so on its socket; the
+    #: children started after it are forked from it.
+    ZYGOTE = "zygote"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,11 @@ Afterwards children are independent (one-for-one): a controller death never touc
 registry, and controllers keep running while the registry restarts. Shutdown stops a
 child only once every child depending on it has stopped (controllers, then registry,
 then simulator), each with TERM then KILL after its grace.
+
+With a zygote in the table (readiness ``zygote``), every child whose argv the zygote can
+run is forked from it while it is ready; otherwise (zygote down, restarting, refusing, or
+silent for :data:`~.zygote.link.FORK_TIMEOUT` — then it is killed and restarted) the child
+starts as a fresh interpreter, as without a zygote.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ecsm_actors.supervisor.machine import ALIVE, Action, ChildMachine, ChildSta
 from ecsm_actors.supervisor.probes import Prober, ProbeResult
 from ecsm_actors.supervisor.rundir import HeldChildren
 from ecsm_actors.supervisor.spec import ChildSpec, ReadinessKind
+from ecsm_actors.supervisor.zygote.link import ZygoteLink, ZygoteUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +67,10 @@ class Tree:
                  prober: Prober, clock: Clock = time.monotonic,
                  on_ready: Callable[[str], None] | None = None,
                  on_process: Callable[[process.ChildProcess | None, int], None] | None = None,
-                 ) -> None:
+                 zygote: ZygoteLink | None = None) -> None:
         self.cfg = cfg
+        #: The link to the zygote child (named ``zygote.name``), when the table has one.
+        self.zygote = zygote
         self.children = {s.name: Child(s, ChildMachine(s, clock=clock)) for s in specs}
         self.order = [s.name for s in specs]
         self._held = held
@@ -115,11 +123,11 @@ class Tree:
         spec = child.spec
         argv = (*spec.argv, *child.pin_args)
         try:
-            proc = process.spawn(spec.name, argv, self.environment(spec),
-                                 log_dir=self.cfg.log_dir, pid_dir=self.cfg.pid_dir,
-                                 log_limit=int(self.cfg.supervisor.log_max_bytes))
+            proc = self._fork(child, argv) or self._start_interpreter(child, argv)
         except OSError as e:
             logger.error("%s: cannot start %s: %s", spec.name, argv[0], e)
+            if self.zygote is not None and spec.name == self.zygote.name:
+                self.zygote.started(None)
             return child.machine.spawn_failed(f"cannot start: {e}")
         child.process = proc
         child.ps_handle = None
@@ -127,12 +135,46 @@ class Tree:
         child.rss = None
         child.machine.spawned(proc.pid)
         self._on_process(proc, proc.pidfd)
-        logger.info("%s: started pid %d", spec.name, proc.pid)
+        logger.info("%s: started pid %d%s", spec.name, proc.pid,
+                    " (forked by the zygote)" if proc.forked else "")
         if spec.readiness.kind == ReadinessKind.SPAWNED:
             self._became_ready(child)
+        elif self.zygote is not None and spec.name == self.zygote.name:
+            self.zygote.started(proc.pid)
+            self._prober.start(spec.name, proc.pid, spec.readiness,
+                               check=self.zygote.ready_check())
         elif self._prober.needs_thread(spec.readiness):
             self._prober.start(spec.name, proc.pid, spec.readiness)
         return []
+
+    def _fork(self, child: Child, argv: tuple[str, ...]) -> process.ChildProcess | None:
+        """``child`` forked by the zygote; None when it cannot be (see the module doc)."""
+        zygote = self.zygote
+        if zygote is None or child.spec.name == zygote.name or not zygote.can_fork(argv):
+            return None
+        try:
+            return process.fork(zygote, child.spec.name, argv, self.environment(child.spec),
+                                log_dir=self.cfg.log_dir, pid_dir=self.cfg.pid_dir,
+                                log_limit=int(self.cfg.supervisor.log_max_bytes))
+        except ZygoteUnavailable as e:
+            logger.warning("%s: not forked (%s): starting a fresh interpreter",
+                           child.spec.name, e)
+            holder = self.children.get(zygote.name)
+            if not zygote.ready and holder is not None:
+                self.perform(holder, holder.machine.kill(f"zygote unusable: {e}"))
+            return None
+
+    def _start_interpreter(self, child: Child, argv: tuple[str, ...]) -> process.ChildProcess:
+        spec = child.spec
+        env = self.environment(spec)
+        pass_fds: tuple[int, ...] = ()
+        if self.zygote is not None and spec.name == self.zygote.name:
+            fd, extra = self.zygote.open()
+            env.update(extra)
+            pass_fds = (fd,)
+        return process.spawn(spec.name, argv, env, log_dir=self.cfg.log_dir,
+                             pid_dir=self.cfg.pid_dir, pass_fds=pass_fds,
+                             log_limit=int(self.cfg.supervisor.log_max_bytes))
 
     def _became_ready(self, child: Child) -> None:
         if child.machine.ready():
@@ -153,6 +195,9 @@ class Tree:
         self._on_process(None, fd)
         child.process = None
         self._prober.cancel(child.spec.name)
+        if self.zygote is not None and child.spec.name == self.zygote.name:
+            self.zygote.lost()
+            self.sweep_strays()
         was = child.machine.state
         level = logging.INFO if was == ChildState.STOPPING else logging.WARNING
         logger.log(level, "%s: pid %d exited with %s (was %s)", child.spec.name, proc.pid,
@@ -177,6 +222,9 @@ class Tree:
             return
         self.exports.update(result.exports)
         child.pin_args = result.pin_args or child.pin_args
+        if (self.zygote is not None and result.name == self.zygote.name
+                and child.process is not None):
+            self.zygote.ready = True
         self._became_ready(child)
 
     def tick(self) -> None:
@@ -197,9 +245,16 @@ class Tree:
                      if (d := c.machine.next_deadline()) is not None]
         return min(deadlines) if deadlines else None
 
+    def sweep_strays(self) -> None:
+        """With a zygote the supervisor adopts orphans: reap or kill those that are not ours."""
+        if self.zygote is not None:
+            process.sweep_strays({c.process.pid for c in self.children.values()
+                                  if c.process is not None})
+
     def sample_memory(self) -> None:
         """Feed each live child's RSS (and CPU time, for stats) to its watchdog, and keep
-        its log file bounded while it runs."""
+        its log file bounded while it runs (and sweep adopted strays)."""
+        self.sweep_strays()
         for name, child in self.children.items():
             pid = child.machine.pid
             if pid is None or child.process is None:

@@ -126,12 +126,23 @@ def test_durations_read_like_kubectl() -> None:
 
 def test_the_builtin_table_starts_the_simulator_first_and_controllers_after_the_registry(
         tmp_path: Path) -> None:
-    cfg = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(tmp_path)})
+    cfg = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(tmp_path),
+                               "ECSM_ACTORS_SUPERVISOR_ZYGOTE": "false"})
     specs = builtin_children(cfg, simulate=True)
     assert [s.name for s in specs] == ["simulator", "registry", "service-controller",
                                        "hpa-controller"]
     assert specs[2].depends_on == ("simulator", "registry")
     assert [s.name for s in builtin_children(cfg, simulate=False)][0] == "registry"
+
+
+def test_the_builtin_table_starts_the_zygote_before_every_child_it_forks(
+        tmp_path: Path) -> None:
+    cfg = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(tmp_path)})
+    specs = builtin_children(cfg, simulate=True)
+    assert [s.name for s in specs] == ["zygote", "simulator", "registry",
+                                       "service-controller", "hpa-controller"]
+    assert all(s.depends_on[0] == "zygote" for s in specs[1:])
+    assert specs[0].readiness.kind == "zygote" and specs[0].heartbeat_deadline == 0
 
 
 def test_a_child_table_with_a_forward_dependency_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,144 @@
+"""A child forked by the zygote, from the fork until it is the process it was asked to be.
+
+Runs in the forked child only (the zygote's grandchild), and never returns into the
+zygote's code: :func:`become` ends with ``os._exit``. Steps, in order:
+
+1. wait until the intermediate process has exited, so the child is now the supervisor's
+   own child (the supervisor is a child subreaper) — only then may ``die_with_parent``
+   (in the process main, as for a fresh interpreter) arm ``PR_SET_PDEATHSIG``, which
+   would otherwise fire at the intermediate's exit;
+2. signals: the mask emptied and every handler back to what the zygote's interpreter had
+   at its start (a fresh interpreter's);
+3. fds: stdin from /dev/null, stdout and stderr to the log the supervisor opened, every
+   other inherited fd closed (the Python objects over the zygote's own fds are detached
+   first, so none can close a number the child reuses);
+4. logging handlers removed, ``os.environ`` replaced by the order's, ``random`` reseeded
+   (``os.register_at_fork`` hooks of other modules have run already), ``sys.argv`` set;
+5. run ``python -m MODULE`` / ``python SCRIPT`` with :mod:`runpy`, as the interpreter
+   does, and exit as it would: ``SystemExit`` code, a traceback and 1 on an uncaught
+   exception, ``atexit`` handlers and stdio flushed first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import runpy
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+
+from ecsm_actors.supervisor.zygote.orders import Order
+
+#: How long the child waits for the intermediate process to exit (it exits at once).
+REPARENT_TIMEOUT = 5.0
+
+#: Signal handlers as ``signal.getsignal`` gave them at the zygote's start.
+Handlers = Mapping[int, object]
+
+
+def become(order: Order, *, log_fd: int, intermediate: int, handlers: Handlers,
+           detach: tuple[socket.socket, ...]) -> None:
+    """Turn this freshly forked process into ``order.argv``; never returns."""
+    code = 1
+    try:
+        _wait_reparented(intermediate)
+        _reset_signals(handlers)
+        for sock in detach:
+            sock.detach()
+        _redirect(log_fd)
+        _reset_logging()
+        os.environ.clear()
+        os.environ.update(order.env)
+        random.seed()
+        code = _run(order.argv)
+    except SystemExit as e:
+        code = exit_code(e.code)
+    except BaseException:  # noqa: BLE001 - the forked child's process boundary
+        try:
+            traceback.print_exc()
+        finally:
+            code = 1
+    finally:
+        _exit(code)
+
+
+def exit_code(code: object) -> int:
+    """The status ``sys.exit(code)`` gives a process (a message is printed, status 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return 1
+
+
+def _wait_reparented(intermediate: int) -> None:
+    deadline = time.monotonic() + REPARENT_TIMEOUT
+    while os.getppid() == intermediate:
+        if time.monotonic() > deadline:
+            os._exit(1)
+        time.sleep(0.0001)
+
+
+def _reset_signals(handlers: Handlers) -> None:
+    for signum, handler in handlers.items():
+        if handler is None:
+            continue  # set outside Python: nothing to restore
+        try:
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        except (OSError, ValueError, TypeError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _redirect(log_fd: int) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.closerange(3, _max_fd())
+
+
+def _max_fd() -> int:
+    try:
+        return max(256, os.sysconf("SC_OPEN_MAX"))
+    except (OSError, ValueError):
+        return 65536
+
+
+def _reset_logging() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+
+
+def _run(argv: tuple[str, ...]) -> int:
+    if argv[1] == "-m":
+        sys.argv = [argv[2], *argv[3:]]  # runpy replaces argv[0] with the module's file
+        runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+    else:
+        script = os.path.abspath(argv[1])
+        sys.argv = [argv[1], *argv[2:]]
+        sys.path[0] = os.path.dirname(script)
+        runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+def _exit(code: int) -> None:
+    try:
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except BaseException:  # noqa: BLE001 - exiting anyway, with the status decided
+        pass
+    os._exit(code)
