@@ -19,7 +19,8 @@ every violation it found (empty = the invariant holds):
   short of instances while strictly lower priorities hold the memory it needs.
 
 A service short for lack of room (condition ``Preempted`` or ``ReplicaFailure`` True) may
-run below its spec on ECSM and need not be Available; the capacity invariant judges it.
+run below its spec on ECSM (or have no ECSM service yet, or keep an old revision while
+its rollout waits for room) and need not be Available; the capacity invariant judges it.
 
 :func:`quiescent` is the convergence test the drill waits for before judging.
 """
@@ -114,7 +115,8 @@ def _node_violation(obj: dict[str, Any], svc: EcsmServiceView) -> str | None:
     strategy = (obj.get("spec") or {}).get("deploymentStrategy") or {}
     if strategy.get("type") == "Static":
         want = tuple(sorted(strategy.get("nodes") or []))
-        if svc.nodes != want:
+        held_off = capacity_held(obj) and set(svc.nodes) < set(want)
+        if svc.nodes != want and not held_off:
             return f"nodes {list(svc.nodes)} != spec nodes {list(want)}"
     else:
         pool = set(strategy.get("nodePool") or [])
@@ -138,7 +140,9 @@ def check_ecsm_matches_spec(snap: Snapshot) -> CheckResult:
         old = [s for s in mine if s.name != current_name]
         spec = obj.get("spec") or {}
         if not current:
-            violations.append(f"{key}: no ECSM service {current_name} for revision {revision}")
+            if not capacity_held(obj):  # held at 0 instances for lack of room: no service
+                violations.append(f"{key}: no ECSM service {current_name} for revision "
+                                  f"{revision}")
         elif len(current) > 1:
             violations.append(f"{key}: {len(current)} ECSM services named {current_name} "
                               f"(ids {[s.id for s in current]})")
@@ -155,7 +159,7 @@ def check_ecsm_matches_spec(snap: Snapshot) -> CheckResult:
                 violations.append(f"{key}: ECSM {current_name} runs {svc.image}, template "
                                   f"says {image}")
         for svc in old:
-            if svc.factor > 0:
+            if svc.factor > 0 and not capacity_held(obj):  # a rollout may wait for room
                 violations.append(f"{key}: stale revision {svc.name} still at factor "
                                   f"{svc.factor}")
         limit = (spec.get("rollout") or {}).get("revisionHistoryLimit", _DEFAULT_HISTORY)
@@ -201,7 +205,8 @@ def check_statuses(snap: Snapshot) -> CheckResult:
         namespace, name = key.split("/", 1)
         revision = revision_of(obj)
         current = [s for s in mine if s.name == ecsm_name(namespace, name, revision)]
-        want = desired_replicas(obj)
+        # Held short for lack of room: replicas are what ECSM runs, not the spec.
+        want = sum(s.factor for s in mine) if capacity_held(obj) else desired_replicas(obj)
         online = sum(s.instance_online for s in mine)
         checks = [("replicas", want), ("readyReplicas", online)]
         if current and "updatedReplicas" in status:

@@ -66,7 +66,8 @@ class World:
             obj["spec"]["preemptionPolicy"] = "Never"
         want = len(p.nodes) if p.static else p.replicas
         obj["status"] = {
-            "observedGeneration": 1, "replicas": want, "readyReplicas": online,
+            "observedGeneration": 1, "replicas": online if conditions else want,
+            "readyReplicas": online,
             "updatedReplicas": online, "currentRevision": revision_of(obj),
             "underlyingServiceIDs": [f"id-{p.name}"],
             "conditions": [{"type": "Available", "status": "True" if online >= want
@@ -266,3 +267,50 @@ def test_capacity_is_read_from_ecsm_per_service_and_node(count: int) -> None:
     assert sum(len(v) for v in cap.held.values()) == fitted
     assert set(cap.instance_memory.values()) == {128 * MIB}
     assert len(cap.instance_memory) == count
+
+
+def test_a_service_held_at_zero_for_lack_of_room_may_have_no_ecsm_service_yet() -> None:
+    w = World().add(plan("waiting", 0), online=0, held={}, conditions=("ReplicaFailure",))
+    w.rows.clear()
+    assert inv.check_ecsm_matches_spec(w.snap()).ok
+    obj = w.objects[("ECSMService", "default/waiting")]
+    obj["status"]["conditions"] = [{"type": "Available", "status": "False"}]
+    assert "no ECSM service default.waiting." in inv.check_ecsm_matches_spec(
+        w.snap()).violations[0]
+
+
+def test_a_static_service_held_off_some_of_its_nodes_may_list_fewer_on_ecsm() -> None:
+    pinned = plan("pinned", 0, static=True, nodes=("node-1", "node-2"))
+    w = World().add(pinned, online=1, held={"node-1": 256}, conditions=("Preempted",))
+    w.rows[0] = dataclasses.replace(w.rows[0], nodes=("node-1",))
+    assert inv.check_ecsm_matches_spec(w.snap()).ok
+    w.rows[0] = dataclasses.replace(w.rows[0], nodes=("node-1", "node-3"))
+    assert not inv.check_ecsm_matches_spec(w.snap()).ok
+    plain = World().add(pinned, online=1, held={"node-1": 256})
+    plain.rows[0] = dataclasses.replace(plain.rows[0], nodes=("node-1",), factor=2)
+    assert "nodes ['node-1'] != spec nodes" in inv.check_ecsm_matches_spec(
+        plain.snap()).violations[0]
+
+
+def test_a_service_held_short_reports_the_replicas_ecsm_runs() -> None:
+    w = World().add(plan("victim", 0, replicas=3), online=1, held={"node-1": 256},
+                    conditions=("Preempted",))
+    obj = w.objects[("ECSMService", "default/victim")]
+    obj["status"]["replicas"] = 1
+    assert inv.check_statuses(w.snap()).ok
+    obj["status"]["replicas"] = 3
+    assert "status.replicas 3 != 1 on ECSM" in inv.check_statuses(w.snap()).violations[0]
+
+
+def test_a_rollout_waiting_for_room_may_keep_its_old_revision() -> None:
+    w = World().add(plan("rolling", 0, replicas=2), online=2, held={"node-1": 512},
+                    conditions=("ReplicaFailure",))
+    stale = dataclasses.replace(w.rows[0], id="id-old", name="default.rolling.0123456789",
+                                factor=1)
+    w.rows[0] = dataclasses.replace(w.rows[0], factor=1)
+    w.rows.append(stale)
+    assert inv.check_ecsm_matches_spec(w.snap()).ok
+    obj = w.objects[("ECSMService", "default/rolling")]
+    obj["status"]["conditions"] = [{"type": "Available", "status": "True"}]
+    assert "default/rolling: stale revision default.rolling.0123456789 still at factor 1" \
+        in inv.check_ecsm_matches_spec(w.snap()).violations
