@@ -131,8 +131,10 @@ def pressed_world(node_gib: int = 1) -> World:
     return w
 
 
-def svc(name: str, priority: int, replicas: int = 3, **spec: object) -> dict:
-    obj = esvc(name, replicas=replicas, resources={"limits": {"memory": "512Mi"}})
+def svc(name: str, priority: int, replicas: int = 3, image: str = "app@1.0",
+        **spec: object) -> dict:
+    obj = esvc(name, image=image, replicas=replicas,
+               resources={"limits": {"memory": "512Mi"}})
     obj["spec"].update(priority=priority, **spec)
     return obj
 
@@ -299,3 +301,19 @@ def test_get_wide_shows_priority_and_describe_shows_preemptions_both_ways() -> N
     assert "default/low" in given[2] and " ago)" in given[2]
     assert "Preemptions suffered:  <none>" in preemptor
     assert "  Preemption policy:    PreemptLowerPriority" in preemptor.splitlines()
+
+
+def test_a_rollout_surge_on_full_nodes_borrows_one_lower_instance_and_gives_it_back() -> None:
+    w = filled()
+    w.apply(svc("mid", 5, image="app@1.1"))
+    low_sizes = []
+    for _ in range(12):
+        passes(w, "mid", "low", count=1)
+        low_sizes.append(factor(w, "low"))
+    services = w.ecsm_services()
+    current = [n for n in services if n.startswith("default.mid.") and services[n][0] == 3]
+    assert len(current) == 1 and services[current[0]][2] == 3
+    assert w.get("mid")["status"]["currentRevision"] in current[0]
+    assert min(low_sizes) == 2  # one instance gave room for the surge, no more
+    assert factor(w, "low") == 3 and running(w, "low") == 3  # and came back after it
+    assert cond(w, "low", "Preempted")[:2] == ("False", "Restored")
