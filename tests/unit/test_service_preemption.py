@@ -317,3 +317,18 @@ def test_a_rollout_surge_on_full_nodes_borrows_one_lower_instance_and_gives_it_b
     assert min(low_sizes) == 2  # one instance gave room for the surge, no more
     assert factor(w, "low") == 3 and running(w, "low") == 3  # and came back after it
     assert cond(w, "low", "Preempted")[:2] == ("False", "Restored")
+
+
+def test_a_node_going_down_preempts_for_the_critical_one_and_its_return_restores() -> None:
+    w = pressed_world()
+    w.apply(svc("low", 1))
+    w.apply(svc("crit", 1000))
+    w.settle("low", "crit")
+    w.admin("POST", "nodes/node-3/down")  # two nodes left: room for 4 instances of 6
+    passes(w, "crit", "low")
+    assert running(w, "crit") == 3 and running(w, "low") == 1
+    assert cond(w, "low", "Preempted")[0] == "True"
+    w.admin("POST", "nodes/node-3/up")
+    passes(w, "crit", "low")
+    assert running(w, "crit") == 3 and running(w, "low") == 3
+    assert cond(w, "low", "Preempted")[:2] == ("False", "Restored")
