@@ -332,3 +332,16 @@ def test_a_node_going_down_preempts_for_the_critical_one_and_its_return_restores
     passes(w, "crit", "low")
     assert running(w, "crit") == 3 and running(w, "low") == 3
     assert cond(w, "low", "Preempted")[:2] == ("False", "Restored")
+
+
+def test_a_replica_count_raised_as_the_hpa_does_goes_through_the_same_admission() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000, replicas=1))
+    passes(w, "crit", "low", "mid")
+    assert running(w, "crit") == 1 and factor(w, "low") == 2
+    hpa_written = w.get("crit")
+    hpa_written["spec"]["deploymentStrategy"]["replicas"] = 3  # only this field, as the HPA
+    w.registry.update(hpa_written)
+    passes(w, "crit", "low", "mid")
+    assert running(w, "crit") == 3 and factor(w, "low") == 0 and running(w, "mid") == 3
+    assert w.get("low")["status"]["preemptions"][0]["instances"] == 3
