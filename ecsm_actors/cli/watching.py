@@ -42,8 +42,9 @@ from ecsm_actors.registry.client import WatchResult
 
 #: Heartbeat periods without any message before the link is called silent.
 SILENT_PERIODS = 3
-#: Smallest margin added to them, seconds; the margin is also at least 4 round trips.
+#: Smallest and largest margin added to them, seconds (else 4 round trips).
 MIN_MARGIN = 1.0
+MAX_MARGIN = 10.0
 #: A replay reply of at least this many events may have been cut at a page: ask again.
 PAGE_HINT = 1000
 
@@ -75,8 +76,11 @@ class _Done(Exception):
 
 
 def silence_threshold(heartbeat_interval: float, round_trip: float) -> float:
-    """Seconds without a message after which the stream is taken for dead."""
-    return SILENT_PERIODS * heartbeat_interval + max(MIN_MARGIN, 4 * round_trip)
+    """Seconds without a message after which the stream is taken for dead: three
+    heartbeat periods and four round trips (at least :data:`MIN_MARGIN`, at most
+    :data:`MAX_MARGIN`: a round trip measured across retries is no link's)."""
+    return SILENT_PERIODS * heartbeat_interval + min(MAX_MARGIN,
+                                                     max(MIN_MARGIN, 4 * round_trip))
 
 
 @dataclass(frozen=True, kw_only=True)

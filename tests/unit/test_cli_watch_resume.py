@@ -225,6 +225,7 @@ def test_a_store_replaced_during_the_watch_is_said_once_and_watched_from_then(wo
 def test_the_silence_threshold_adapts_to_the_round_trip(world):
     assert silence_threshold(1.0, 0.0) == 4.0
     assert silence_threshold(1.0, 2.0) == 11.0
+    assert silence_threshold(1.0, 60.0) == 13.0  # a round trip of retries is no link's
     world.registry.rtt = 2.0
     world.watch(timeout=14.0)
     assert world.notices == ["link silent for 11 s, reconnecting…"]
