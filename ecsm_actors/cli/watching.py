@@ -18,7 +18,8 @@ Invariants:
   been replaced since it was seen (:class:`ResumeFile` remembers each endpoint's epoch)
   is refused at start.
 * Silence is never silent: when neither a heartbeat nor an event came for
-  :func:`silence_threshold` (three heartbeat periods and a margin of a few round trips),
+  :func:`silence_threshold` (three heartbeat periods — the configured one, or the
+  registry's as observed when longer — and a margin of a few round trips),
   one line ``link silent for N s, reconnecting…`` goes to the notices, the subscriber is
   re-created and the missed changes replayed from ``last``; a registry that cannot be
   reached then is tried again at the next threshold, with the next line.
@@ -45,6 +46,8 @@ SILENT_PERIODS = 3
 #: Smallest and largest margin added to them, seconds (else 4 round trips).
 MIN_MARGIN = 1.0
 MAX_MARGIN = 10.0
+#: Gaps between heartbeats whose median tells the registry's period.
+HEARTBEAT_SAMPLES = 3
 #: A replay reply of at least this many events may have been cut at a page: ask again.
 PAGE_HINT = 1000
 
@@ -121,6 +124,8 @@ class Watch:
         self.printed = 0
         self.reconnects = 0
         self._round_trip = 0.0
+        self._heartbeat_at: float | None = None
+        self._heartbeat_gaps: list[float] = []
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -163,7 +168,7 @@ class Watch:
         heard = quiet_from = now
         deadline = None if opts.timeout is None else now + opts.timeout
         while True:
-            threshold = silence_threshold(opts.heartbeat_interval, self._round_trip)
+            threshold = silence_threshold(self._heartbeat_period(), self._round_trip)
             wait = quiet_from + threshold - now
             if deadline is not None:
                 wait = min(wait, deadline - now)
@@ -194,6 +199,7 @@ class Watch:
             self._replaced()  # either way, not a message of the store being watched
             return
         if isinstance(msg, Heartbeat):
+            self._heartbeat_heard()
             if msg.seq > self.last:
                 self._catch_up(msg.seq)
             return
@@ -201,6 +207,20 @@ class Watch:
             self._catch_up(msg.seq)
         else:
             self._show([msg])
+
+    def _heartbeat_heard(self) -> None:
+        now = self.clock.monotonic()
+        if self._heartbeat_at is not None:
+            self._heartbeat_gaps = [*self._heartbeat_gaps[-(HEARTBEAT_SAMPLES - 1):],
+                                    now - self._heartbeat_at]
+        self._heartbeat_at = now
+
+    def _heartbeat_period(self) -> float:
+        """The configured period, or the registry's as observed when it is longer (a
+        registry configured otherwise); the median ignores a gap across a stall."""
+        gaps = sorted(self._heartbeat_gaps)
+        observed = gaps[len(gaps) // 2] if len(gaps) >= HEARTBEAT_SAMPLES else 0.0
+        return max(self.options.heartbeat_interval, observed)
 
     # -- replay --------------------------------------------------------------------------
 

@@ -96,12 +96,16 @@ class World:
         self.clock = Clock()
         self.registry = Registry(self.clock)
         self.scripts: list[list[tuple[float, Any]]] = []
+        #: One stream every subscription reads from (instead of a script each).
+        self.stream: list[tuple[float, Any]] | None = None
         self.subscriptions: list[Subscription] = []
         self.shown: list[tuple[int, str]] = []
         self.notices: list[str] = []
 
     def subscribe(self) -> Subscription:
-        sub = Subscription(self.clock, self.scripts.pop(0) if self.scripts else [])
+        script = self.stream if self.stream is not None else (
+            self.scripts.pop(0) if self.scripts else [])
+        sub = Subscription(self.clock, script)
         self.subscriptions.append(sub)
         return sub
 
@@ -244,3 +248,12 @@ def test_the_resume_file_keeps_each_scope_until_the_store_changes(tmp_path: Path
     assert (tmp_path / "state" / "watch.json").stat().st_mode & 0o077 == 0
     (tmp_path / "state" / "watch.json").write_text("{not json")
     assert resume.epoch("ipc://r") is None
+
+
+def test_a_registry_with_a_longer_heartbeat_period_is_learnt_and_not_taken_for_silent(world):
+    r = world.registry
+    world.stream = [(5.0 * i, r.heartbeat) for i in range(1, 25)]  # every 5 s, not 1 s
+    world.watch(timeout=121.0, heartbeat_interval=1.0)
+    # three gaps of 5 s tell the period: no line after the fourth heartbeat (at 20 s)
+    assert world.notices == ["link silent for 4 s, reconnecting…"] * 4
+    assert world.clock.now == 121.0
