@@ -72,7 +72,7 @@ def exit_code(code: object) -> int:
     """The status ``sys.exit(code)`` gives a process (a message is printed, status 1)."""
     if code is None:
         return 0
-    if isinstance(code, int) and not isinstance(code, bool):
+    if isinstance(code, int):
         return code & 0xFF
     try:
         print(code, file=sys.stderr)

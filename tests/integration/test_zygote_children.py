@@ -1,0 +1,60 @@
+"""Children forked from the zygote start as clean as fresh interpreters: their own random
+state, no inherited fd but 0/1/2, no blocked signal, default handlers, the environment and
+argv they were given — and they are the supervisor's own children."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecsm_actors.config import load_config
+from ecsm_actors.supervisor.client import SupervisorClient
+from tests.helpers import Processes, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+PROBE = str(Path(__file__).resolve().parents[1] / "fault" / "children" / "forked_probe.py")
+
+
+def probe(name: str) -> dict[str, Any]:
+    return {"name": name, "argv": [sys.executable, PROBE, "--as", name],
+            "depends_on": ["zygote"], "env": {"PROBE_NAME": name}, "heartbeat_deadline": 0}
+
+
+def described(run_dir: Path, name: str) -> dict[str, Any]:
+    lines = (run_dir / "logs" / f"{name}.log").read_text().splitlines()
+    docs = [json.loads(line) for line in lines if line.startswith("{")]
+    return docs[-1] if docs else {}
+
+
+def test_two_forked_children_share_no_random_state_no_fd_and_no_signal_state(
+        processes: Processes, run_dir: Path) -> None:
+    table = processes.run_dir / "children.json"
+    table.write_text(json.dumps([
+        {"name": "zygote", "argv": [sys.executable, "-m", "ecsm_actors", "zygote"],
+         "readiness": "zygote", "heartbeat_deadline": 0},
+        probe("a"), probe("b"),
+    ]))
+    supervisor = processes.spawn("supervisor", "--children", str(table), log_name="supervisor")
+    client = SupervisorClient(load_config(environ={"ECSM_ACTORS_RUN_DIR": str(run_dir)}))
+    wait_until(lambda: client.status()["ready"], timeout=20, what="every child ready")
+    a, b = (wait_until(lambda n=n: described(run_dir, n), timeout=10, what=f"{n} described")
+            for n in ("a", "b"))
+    rows = {r["name"]: r for r in client.ps()}
+    log = (processes.run_dir / "test-logs" / "supervisor.0.log").read_text()
+    for name, doc in (("a", a), ("b", b)):
+        assert f"{name}: started pid {doc['pid']} (forked by the zygote)" in log
+        assert doc["pid"] == rows[name]["pid"]
+        assert doc["ppid"] == supervisor.pid  # adopted: reaped by the supervisor itself
+        assert doc["fds"] == [0, 1, 2]
+        assert doc["blocked"] == []
+        assert doc["sigint"] == "default_int_handler"  # the zygote itself ignores SIGINT
+        assert doc["sigterm"] == str(signal.SIG_DFL)
+        assert doc["argv"] == [PROBE, "--as", name] and doc["name"] == "__main__"
+        assert doc["probe"] == name
+    assert a["random"] != b["random"]
