@@ -1,4 +1,5 @@
-"""A short drill, end to end: the whole system heals from every kind of fault.
+"""A short drill, end to end: the whole system heals from every kind of fault, under
+capacity pressure (nodes too small for every service: priorities decide who runs).
 
 Runs ``ecsm-operator drill`` as a user would (its own process, which starts a supervisor
 in its own process group); the drill cleans up after itself and reports any process it
@@ -23,7 +24,7 @@ SEED, DURATION, SERVICES = 20240611, 45, 20
 
 
 def test_the_fixed_seed_exercises_every_kind_of_fault() -> None:
-    kinds = {a.kind for a in make_schedule(SEED, DURATION, SERVICES).faults()}
+    kinds = {a.kind for a in make_schedule(SEED, DURATION, SERVICES, pressure=True).faults()}
     assert kinds == set(FAULT_KINDS)
 
 
@@ -34,7 +35,7 @@ def test_a_short_drill_heals_from_every_fault_and_holds_every_invariant(tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
     cmd = [sys.executable, "-c", "import sys; from ecsm_actors.cli.operator import main; "
            "sys.exit(main())", "drill", "--duration", f"{DURATION}s", "--seed", str(SEED),
-           "--services", str(SERVICES), "--report", str(report_file)]
+           "--services", str(SERVICES), "--pressure", "--report", str(report_file)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
@@ -48,12 +49,14 @@ def test_a_short_drill_heals_from_every_fault_and_holds_every_invariant(tmp_path
     text = output.decode(errors="replace")
     assert proc.returncode == 0, text[-6000:]
     assert "RESULT: PASS" in text
+    assert "drill: capacity pressure: " in text
 
     report = json.loads(report_file.read_text())
     assert report["ok"] is True and report["seed"] == SEED
     names = {r["name"] for r in report["invariants"]}
     assert names == {"acknowledged-writes", "ecsm-matches-spec", "no-orphans",
-                     "status-matches-reality", "hpa-within-bounds", "no-leftover-processes"}
+                     "status-matches-reality", "hpa-within-bounds", "no-leftover-processes",
+                     "capacity-by-priority"}
     assert all(r["ok"] and r["checked"] > 0 for r in report["invariants"]), report["invariants"]
     assert report["quiesced"] is True and report["timeToQuiescence"] is not None
     # A fault finds its victim at run time (a child mid-restart is skipped): allow two.
