@@ -44,6 +44,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -89,6 +90,23 @@ _WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DEL
 #: No attempt starts with less time than this (or a round trip) left before the deadline.
 _LAST_CHANCE = 0.05
 _OMITTED_WHEN_NONE = ("requestId", "limit", "continue", "atomic")
+
+
+@dataclass(kw_only=True)
+class _Call:
+    """The state of one :meth:`RegistryClient.request` across its attempts."""
+
+    started: float
+    until: float
+    attempts: int = 0
+    #: Whether any attempt may have reached the registry (else: known not applied).
+    maybe_sent: bool = False
+    lost: bool = False
+    refused: str = ""
+    #: The message of the last ``Unavailable`` answer.
+    answered: str = ""
+    #: A previous attempt's socket, its request out on a live connection.
+    earlier: RequestSocket | None = None
 
 
 class RegistryClient:
@@ -150,49 +168,47 @@ class RegistryClient:
                 del fields[name]
         envelope = next(self._ids)
         frame = protocol.encode_request(op, envelope, **fields)
-        started = time.monotonic()
-        until = started + self.deadline
-        attempts, maybe_sent, lost, refused, answered = 0, False, False, "", ""
-        while True:
-            attempts += 1
-            answer, round_trip, reached, lost_now, refused_now = self._attempt(frame, op, until)
-            lost, refused = lost or lost_now, refused_now or refused
-            if answer is not None:
-                try:
-                    result = self._answer(answer, envelope)[0]
-                except Unavailable as e:
-                    # Not served (a link agent could not send it): no round trip to measure.
-                    logger.debug("%s to %s answered Unavailable: %s", op, self.endpoint, e)
-                    answered = e.message
-                except BaseException:
-                    self._observe(round_trip)  # an error answer is an answer
-                    raise
-                else:
-                    self._observe(round_trip)
-                    return result
-            else:
-                maybe_sent = maybe_sent or reached
-            now = time.monotonic()
-            pause = min(self.backoff.delay(attempts), max(0.0, until - now))
-            if until - (now + pause) < max(self.rtt.srtt or 0.0, _LAST_CHANCE):
-                # no answer could come back in time: sending again would only leave one
-                # more request of unknown fate behind
-                raise self._deadline_exceeded(op, fields, attempts, now - started,
-                                              applied=None if maybe_sent else False,
-                                              why=self._why(lost, refused, answered))
-            if self.on_wait is not None:
-                self.on_wait(attempts + 1, now - started)
-            time.sleep(pause)
+        call = _Call(started=time.monotonic(), until=time.monotonic() + self.deadline)
+        try:
+            while True:
+                call.attempts += 1
+                answer, round_trip = self._attempt(frame, op, call)
+                if answer is not None:
+                    try:
+                        result = self._answer(answer, envelope)[0]
+                    except Unavailable as e:
+                        # Not served (a link agent could not send it): no round trip.
+                        logger.debug("%s to %s answered Unavailable: %s", op, self.endpoint,
+                                     e)
+                        call.answered = e.message
+                    except BaseException:
+                        self._observe(round_trip)  # an error answer is an answer
+                        raise
+                    else:
+                        self._observe(round_trip)
+                        return result
+                now = time.monotonic()
+                pause = min(self.backoff.delay(call.attempts), max(0.0, call.until - now))
+                if call.until - (now + pause) < max(self.rtt.srtt or 0.0, _LAST_CHANCE):
+                    # no answer could come back in time: sending again would only leave
+                    # one more request of unknown fate behind
+                    raise self._deadline_exceeded(op, fields, call, now - call.started)
+                if self.on_wait is not None:
+                    self.on_wait(call.attempts + 1, now - call.started)
+                time.sleep(pause)
+        finally:
+            if call.earlier is not None:
+                call.earlier.close()
 
     def _observe(self, round_trip: float) -> None:
         with self._lock:
             self.rtt.observe(round_trip)
 
-    def _attempt(self, frame: bytes, op: Op,
-                 until: float) -> tuple[bytes | None, float, bool, bool, str]:
-        """One attempt: (reply or None, its round trip, whether the request may have
-        reached the registry, whether the connection dropped under it, why a handshake
-        failed)."""
+    def _attempt(self, frame: bytes, op: Op, call: _Call) -> tuple[bytes | None, float]:
+        """One attempt of ``call``: (its reply or None, the round trip). Records in
+        ``call`` whether the request may have reached the registry, a dropped connection,
+        a refused handshake; keeps a socket whose request is out on a live connection as
+        ``call.earlier``, still listened to while the next attempt goes on a fresh one."""
         with self._lock:
             if self._socket is None:
                 try:
@@ -202,7 +218,8 @@ class RegistryClient:
             sock = self._socket
             handshakes = sock.handshakes
             try:
-                attempt = sock.exchange(frame, rto=self.rtt.rto(), until=until)
+                attempt = sock.exchange(frame, rto=self.rtt.rto(), until=call.until,
+                                        earlier=call.earlier)
             except BaseException as e:  # a REQ socket left waiting for its reply is stuck
                 self._discard()
                 if not isinstance(e, zmq.ZMQError):
@@ -210,15 +227,31 @@ class RegistryClient:
                 if e.errno == zmq.ETERM:
                     raise Unavailable(f"registry at {self.endpoint}: {e}") from e
                 logger.debug("%s to %s: %s", op, self.endpoint, e)
-                return None, 0.0, True, False, ""
+                call.maybe_sent = True
+                return None, 0.0
+            if attempt.earlier_lost and call.earlier is not None:
+                call.earlier.close()
+                call.earlier, call.lost = None, True
             if attempt.reply is not None:
+                if attempt.from_earlier:  # the new socket now waits for a reply: stuck
+                    sock.close()
+                    self._socket, call.earlier = call.earlier, None
                 round_trip = attempt.replied_at - (attempt.sent_at or attempt.replied_at)
-                return attempt.reply, round_trip, True, False, ""
+                return attempt.reply, round_trip
             if attempt.timed_out:  # Karn: a link slower than the estimate is waited on longer
                 self.rtt.timed_out()
-            self._discard()
-            reached = attempt.sent_at is not None or sock.handshakes > handshakes
-            return None, 0.0, reached, attempt.lost, attempt.refused
+            self._socket = None
+            if attempt.sent_at is not None and not attempt.lost:
+                if call.earlier is not None:  # one earlier socket at most: keep the newer
+                    call.earlier.close()
+                call.earlier = sock
+            else:
+                sock.close()
+            call.maybe_sent = (call.maybe_sent or attempt.sent_at is not None
+                               or sock.handshakes > handshakes)
+            call.lost = call.lost or attempt.lost
+            call.refused = attempt.refused or call.refused
+            return None, 0.0
 
     def _answer(self, answer: bytes, envelope: int) -> tuple[Any, bool]:
         """(result, replayed) of a reply frame; an error reply raises its typed error."""
@@ -243,24 +276,22 @@ class RegistryClient:
                            f"request id {envelope}")
         return reply.result, replayed
 
-    def _deadline_exceeded(self, op: Op, fields: Mapping[str, Any], attempts: int,
-                           elapsed: float, *, applied: bool | None,
-                           why: str) -> DeadlineExceeded:
+    def _deadline_exceeded(self, op: Op, fields: Mapping[str, Any], call: _Call,
+                           elapsed: float) -> DeadlineExceeded:
+        applied = None if call.maybe_sent else False
+        if call.answered:
+            why = f"; last answer: {call.answered}"
+        elif call.refused:
+            why = f"; the registry refused the connection: {call.refused}"
+        else:
+            why = "; the connection dropped" if call.lost else ""
         text = (f"registry at {self.endpoint} did not answer {op} within {elapsed:.1f}s "
-                f"({attempts} attempt{'s' if attempts != 1 else ''}{why})")
+                f"({call.attempts} attempt{'s' if call.attempts != 1 else ''}{why})")
         if op in _WRITE_OPS:
             rid = fields.get("requestId")
             text += ("; not applied: the request never reached the registry" if applied
                      is False else f"; it may or may not have been applied (request id {rid})")
         return DeadlineExceeded(text, applied=applied)
-
-    @staticmethod
-    def _why(lost: bool, refused: str, answered: str) -> str:
-        if answered:
-            return f"; last answer: {answered}"
-        if refused:
-            return f"; the registry refused the connection: {refused}"
-        return "; the connection dropped" if lost else ""
 
     def _discard(self) -> None:
         if self._socket is not None:

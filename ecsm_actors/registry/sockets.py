@@ -73,7 +73,9 @@ class Attempt:
     ``sent_at``: when the request could leave (sent on a handshaken connection, or the
     handshake time), None when it never could; ``lost``: the connection dropped after it
     could leave; ``refused``: a handshake failed (e.g. a key the registry does not know);
-    ``timed_out``: no reply within the attempt's own time (not cut by ``until``)."""
+    ``timed_out``: no reply within the attempt's own time (not cut by ``until``);
+    ``from_earlier``: the reply came on the ``earlier`` socket; ``earlier_lost``: that
+    socket's connection dropped (it will not answer)."""
 
     reply: bytes | None = None
     sent_at: float | None = None
@@ -82,6 +84,8 @@ class Attempt:
     refused: str = ""
     #: Ended by its own timeout (not by the caller's ``until``).
     timed_out: bool = False
+    from_earlier: bool = False
+    earlier_lost: bool = False
 
 
 class RequestSocket:
@@ -113,6 +117,8 @@ class RequestSocket:
         #: Handshakes completed on this socket: a request queued before one may have left.
         self.handshakes = 0
         self.refused = ""
+        #: When this socket's request could leave (see :class:`Attempt`).
+        self.sent_at: float | None = None
         self._lost = False
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
@@ -148,15 +154,20 @@ class RequestSocket:
             self._on_event(event, now)
         return False
 
-    def exchange(self, frame: bytes, *, rto: float, until: float) -> Attempt:
+    def exchange(self, frame: bytes, *, rto: float, until: float,
+                 earlier: RequestSocket | None = None) -> Attempt:
         """Send ``frame`` and wait for its reply. The wait ends early when the connection
         drops after the request could leave, when no reply came ``rto`` seconds after it
-        could leave (sent on a handshaken connection, or the handshake time), when a
-        no connection is made within ``rto``, and in any case at ``until`` (monotonic
+        could leave (sent on a handshaken connection, or the handshake time), when no
+        connection is made within ``rto``, and in any case at ``until`` (monotonic
         time). A connection in its handshake is waited on until ``until``: a CURVE
-        handshake takes about four round trips (over 5 s on a 1 s link) and a fresh
-        socket would only start it again; libzmq itself drops a handshake stuck for
+        handshake takes about five round trips (6 s on a 1 s link) and a fresh socket
+        would only start it again; libzmq itself drops a handshake stuck for
         ZMQ_HANDSHAKE_IVL (30 s) and reconnects.
+
+        ``earlier``: the socket of a previous attempt of the same request, still waiting
+        on a live connection (a stalled link delivers its reply when it comes back, long
+        before a new connection is handshaken): its reply is taken as well.
 
         Raises zmq.ZMQError from the socket (the client wraps it)."""
         self.drain()
@@ -169,10 +180,11 @@ class RequestSocket:
             return attempt  # no pipe to the registry: nothing left
         queued_at = now
         if self.handshaken_at is not None:
-            attempt.sent_at = now
+            attempt.sent_at = self.sent_at = now
+        poller = self._poller if earlier is None else self._poller_with(earlier)
         while True:
             if attempt.sent_at is None and self.handshaken_at is not None:
-                attempt.sent_at = max(self.handshaken_at, queued_at)
+                attempt.sent_at = self.sent_at = max(self.handshaken_at, queued_at)
             if attempt.sent_at is not None:
                 limit = attempt.sent_at + rto
             elif self.connected_at is not None:
@@ -184,8 +196,22 @@ class RequestSocket:
                 attempt.timed_out = limit < until
                 return attempt
             limit = min(limit, until)
-            ready = dict(self._poller.poll(max(1, int((limit - now) * 1000) + 1)))
+            ready = dict(poller.poll(max(1, int((limit - now) * 1000) + 1)))
             now = time.monotonic()
+            if earlier is not None:
+                if earlier.socket in ready:
+                    try:
+                        attempt.reply = earlier.socket.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        continue
+                    attempt.replied_at, attempt.from_earlier = now, True
+                    attempt.sent_at = earlier.sent_at
+                    return attempt
+                if earlier._monitor in ready:
+                    earlier.drain()
+                    if earlier._lost:
+                        attempt.earlier_lost = True
+                        earlier, poller = None, self._poller
             if self.socket in ready:
                 try:
                     attempt.reply = self.socket.recv(zmq.NOBLOCK)
@@ -195,12 +221,20 @@ class RequestSocket:
                 if attempt.sent_at is None:  # its handshake event not read yet
                     self.drain()
                     attempt.sent_at = max(self.handshaken_at or queued_at, queued_at)
+                    self.sent_at = attempt.sent_at
                 return attempt
             if self._monitor in ready:
                 self.drain()
                 if self._lost and attempt.sent_at is not None:
                     attempt.lost = True
                     return attempt
+
+    def _poller_with(self, earlier: RequestSocket) -> zmq.Poller:
+        poller = zmq.Poller()
+        for sock in (self.socket, self._monitor, earlier.socket, earlier._monitor):
+            if sock is not None:
+                poller.register(sock, zmq.POLLIN)
+        return poller
 
     def close(self) -> int:
         """Close the socket, then read its monitor to the end (MONITOR_STOPPED, or a short

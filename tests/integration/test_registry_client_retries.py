@@ -25,8 +25,10 @@ from tests.registry_fixtures import StartRegistry, registry_config, registry_sta
 from tests.registry_samples import service
 
 #: What the fake does with the n-th request (1-based): None swallows it, "drop" closes
-#: the connection, a dict is sent back as the reply (``id`` and ``v`` filled in).
-Script = Callable[[int, dict[str, Any]], dict[str, Any] | str | None]
+#: the connection, a dict is sent back as the reply (``id`` and ``v`` filled in), a
+#: (seconds, dict) pair is sent back that much later (a slow link: others meanwhile).
+Script = Callable[[int, dict[str, Any]],
+                  dict[str, Any] | tuple[float, dict[str, Any]] | str | None]
 
 
 def ok(result: Any, **extra: Any) -> dict[str, Any]:
@@ -62,20 +64,28 @@ class FakeRegistry(threading.Thread):
     def run(self) -> None:
         sock = self._bind()
         self.bound.set()
+        later: list[tuple[float, list[bytes]]] = []
         try:
             while not self.stop.is_set():
-                if not sock.poll(20):
+                while later and later[0][0] <= time.monotonic():
+                    sock.send_multipart(later.pop(0)[1])
+                if not sock.poll(5 if later else 20):
                     continue
                 peer, empty, body = sock.recv_multipart()
                 doc = msgpack.unpackb(body, raw=False)
                 self.requests.append(doc)
                 action = self.script(len(self.requests), doc)
+                delay = 0.0
+                if isinstance(action, tuple):
+                    delay, action = action
                 if action == "drop":
                     sock.close(linger=0)
                     sock = self._bind()
                 elif isinstance(action, dict):
                     reply = {"v": protocol.VERSION, "id": doc["id"], **action}
-                    sock.send_multipart([peer, empty, protocol.pack(reply)])
+                    frames = [peer, empty, protocol.pack(reply)]
+                    later.append((time.monotonic() + delay, frames))
+                    later.sort(key=lambda item: item[0])
         finally:
             sock.close(linger=0)
 
@@ -135,10 +145,8 @@ def test_a_dropped_connection_is_retried_at_once_not_after_the_attempt_timeout(
 @pytest.mark.timeout(30)
 def test_a_slow_answer_is_waited_for_once_the_round_trip_is_known_to_be_slow(
         fake: Callable[..., FakeRegistry]) -> None:
-    def slow(n: int, doc: dict[str, Any]) -> dict[str, Any]:
-        if n > 1:
-            time.sleep(0.45)  # a 0.45 s round trip: over twice the RTO floor
-        return ok({"pid": 1})
+    def slow(n: int, doc: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        return (0.45 if n > 1 else 0.0), ok({"pid": 1})  # then over twice the RTO floor
 
     registry = fake(slow)
     with RegistryClient(registry.endpoint, timeout=5, deadline=10) as c:
@@ -354,6 +362,32 @@ def test_over_curve_a_silent_link_is_noticed_by_heartbeats_not_after_the_attempt
     assert outcome == {"pid": 1}
     assert waits[0] < 3.0  # the heartbeat timeout (0.6 s), not the attempt's 20 s
     assert {r["id"] for r in registry.requests[1:]} == {registry.requests[1]["id"]}
+
+
+@pytest.mark.timeout(30)
+def test_after_a_stall_the_answer_on_the_first_connection_is_taken_not_a_new_handshake(
+        fake: Callable[..., FakeRegistry], keys: dict[str, Any], run_dir: Path) -> None:
+    registry = fake(lambda n, doc: ok({"pid": 1}), keys["server"], "tcp://127.0.0.1:*")
+    port = int(registry.endpoint.rsplit(":", 1)[1])
+    crew = curve.ClientKeys.load(keys["server"].public.decode(), keys["crew"])
+    waits: list[int] = []
+    with LinkEmulator([port], log_dir=run_dir / "test-logs", delay=0.1) as link, \
+            RegistryClient(link.endpoint(), timeout=5, deadline=20, curve=crew,
+                           on_wait=lambda attempt, elapsed: waits.append(attempt)) as c:
+        for _ in range(5):
+            c.ping()  # 0.2 s round trips: the RTO comes down to about 0.3 s
+        assert c.rtt.rto() < 1.0
+        outcome: dict[str, Any] = {}
+        with link.blacked_out():  # connections stay open; what they carry waits
+            asking = threading.Thread(target=lambda: outcome.update(c.ping()), daemon=True)
+            asking.start()
+            wait_until(lambda: waits, timeout=10, what="a retry during the stall")
+        restored = time.monotonic()
+        asking.join(timeout=10)
+        answered_after = time.monotonic() - restored
+    assert outcome == {"pid": 1}
+    # one round trip (0.2 s) on the first connection, not a new CURVE handshake (~1 s)
+    assert answered_after < 0.7
 
 
 @pytest.mark.timeout(30)
