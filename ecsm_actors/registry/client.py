@@ -8,9 +8,12 @@ until one overall ``deadline``; callers above it retry only what it gave up on (
 workqueue, as before). Each attempt sends the same frame — the same envelope ``id`` and,
 for a write, the same ``requestId``, the idempotency key under which the registry records
 the write's outcome and answers a repeat with that outcome (``replayed``) instead of
-applying it twice. An attempt that gets no answer discards its REQ socket (a REQ socket
-that missed its reply is stuck) and the next one connects a fresh one (the "lazy pirate"),
-after a pause of exponential backoff with full jitter. An attempt ends:
+applying it twice. The next attempt goes on a fresh REQ socket (the "lazy pirate": a REQ
+socket that missed its reply is stuck), after a pause of exponential backoff with full
+jitter; the last socket whose request is out on a live connection is still listened to
+while the retries go out, and the first answer on either is taken (after a stall its
+answer comes one round trip after the link returns; a new connection needs a whole CURVE
+handshake). An attempt ends:
 
 * with the reply — returned, or its error raised as the typed
   :class:`~ecsm_actors.errors.RegistryError` with the registry's code and message (an
@@ -22,7 +25,7 @@ after a pause of exponential backoff with full jitter. An attempt ends:
   floor 0.2 s, capped by ``timeout``), so a local registry that stopped answering is asked
   again within a fraction of a second while a one-second link is not given up on early
   (before the first answer, an attempt waits its whole ``timeout``); a connection still
-  in its (CURVE) handshake, about four round trips, is waited on until the deadline.
+  in its (CURVE) handshake, about five round trips, is waited on until the deadline.
 
 When the deadline passes, :class:`~ecsm_actors.errors.DeadlineExceeded` says in one line
 the endpoint, the op, the attempts and the seconds, and ``applied``: False when it is
