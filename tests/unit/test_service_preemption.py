@@ -345,3 +345,30 @@ def test_a_replica_count_raised_as_the_hpa_does_goes_through_the_same_admission(
     passes(w, "crit", "low", "mid")
     assert running(w, "crit") == 3 and factor(w, "low") == 0 and running(w, "mid") == 3
     assert w.get("low")["status"]["preemptions"][0]["instances"] == 3
+
+
+def test_a_crash_after_a_restoration_is_recorded_gives_nothing_back_twice() -> None:
+    w = filled()
+    w.apply(svc("crit", 1000))
+    passes(w, "crit", "low", "mid")
+    w.apply(svc("crit", 1000, replicas=1))
+    passes(w, "crit", count=2)  # room for two instances of low again
+    real = w.transport.send
+
+    def crash_on_low_scale_up(method, url, body, timeout):  # type: ignore[no-untyped-def]
+        if method == "PUT" and b"default.low." in (body or b""):
+            raise RuntimeError("controller killed")
+        return real(method, url, body, timeout)
+
+    w.transport.send = crash_on_low_scale_up  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        w.reconcile("low")
+    assert w.get("low")["status"]["preemptions"][0]["instances"] == 1  # recorded first
+    assert factor(w, "low") == 0
+    w.transport.send = real  # type: ignore[method-assign]
+    w.reconciler = ServiceReconciler(w.cfg, w.ecsm, wall_clock=w.clock, monotonic=w.clock)
+    passes(w, "low", "crit", "mid")
+    assert running(w, "low") == 2 and running(w, "crit") == 1 and running(w, "mid") == 3
+    assert w.get("low")["status"]["preemptions"][0]["instances"] == 1
+    assert cond(w, "low", "Preempted")[0] == "True"
+    assert (cond(w, "low", "ReplicaFailure") or ("False",))[0] == "False"

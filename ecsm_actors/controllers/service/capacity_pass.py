@@ -22,7 +22,7 @@ from typing import Any
 from ecsm_actors.api.service import PREEMPTED, REPLICA_FAILURE
 from ecsm_actors.controllers.service import admission as adm
 from ecsm_actors.controllers.service.actuator import Actuator
-from ecsm_actors.controllers.service.capacity import Demand, MIB, place
+from ecsm_actors.controllers.service.capacity import MIB, Demand, place, reserve
 from ecsm_actors.controllers.service.model import (
     Delete,
     Desired,
@@ -91,8 +91,8 @@ class CapacityPass:
         given = list((obj.get("status") or {}).get("preemptionsGiven") or ())
         with self._admission.rooms.lock:
             if records:
-                obj, records = self._restore(ctx, key, obj, desired, down, priority,
-                                             memory, records, owed, gone)
+                obj, records = self._restore(ctx, key, obj, desired, views, down,
+                                             priority, memory, records, owed, gone)
             if not records:
                 self._admission.claim(f"{key}#restore", priority, None)
             held = adm.held_down(desired, records)
@@ -165,8 +165,9 @@ class CapacityPass:
         return owed, gone
 
     def _restore(self, ctx: Any, key: str, obj: Obj, desired: Desired,
-                 down: frozenset[str], priority: int, memory: int, records: list[Obj],
-                 owed: list[tuple[int, Demand]], gone: set[str]) -> tuple[Obj, list[Obj]]:
+                 views: Sequence[RevisionView], down: frozenset[str], priority: int,
+                 memory: int, records: list[Obj], owed: list[tuple[int, Demand]],
+                 gone: set[str]) -> tuple[Obj, list[Obj]]:
         rooms = self._admission.room_for(key, priority, owed)
         if desired.policy is Policy.STATIC:
             held_nodes = sorted({str(n) for r in records for n in r.get("nodes") or ()
@@ -174,8 +175,14 @@ class CapacityPass:
             demand = Demand.on_nodes(memory, held_nodes)
         else:
             taken = sum(int(r.get("instances") or 0) for r in records)
-            demand = Demand(memory=memory, nodes=placement(desired, down),
-                            count=min(taken, desired.replicas))
+            # instances already given back but not on ECSM yet (a pass cut short) come
+            # first: their room is not free to give back twice
+            given_back = max(0, adm.held_down(desired, records).replicas
+                             - sum(v.factor for v in views))
+            pool = placement(desired, down)
+            rooms = reserve(rooms, place(rooms, Demand(memory=memory, nodes=pool,
+                                                       count=given_back)), memory)
+            demand = Demand(memory=memory, nodes=pool, count=min(taken, desired.replicas))
         fit = place(rooms, demand)
         # what stays held waits in line: room it could use is kept from lower priorities
         rest = replace(demand, count=demand.count - len(fit),
