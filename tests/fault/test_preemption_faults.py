@@ -50,7 +50,7 @@ def no_duplicates(stack: h.Stack) -> None:
 def kill_repeatedly(stack: h.Stack, processes: Processes, rng: random.Random,
                     kills: int) -> None:
     for _ in range(kills):
-        time.sleep(rng.uniform(0.3, 0.9))  # controller start ≈ 0.3 s, then passes
+        time.sleep(rng.uniform(0.3, 0.7))  # controller start ≈ 0.3 s, then passes
         assert stack.controller is not None
         processes.kill(stack.controller)
         stack.controller.wait(timeout=10)
@@ -90,15 +90,15 @@ def preempt_under_kills(stack: h.Stack, processes: Processes) -> None:
     rng = random.Random(12)
 
     stack.registry.apply(service("crit", 1000))
-    kill_repeatedly(stack, processes, rng, kills=4)
+    kill_repeatedly(stack, processes, rng, kills=6)
     settle_on(stack, ({"crit": 3, "mid": 3}, {"low": 3}), "crit placed, low preempted")
 
     stack.registry.apply(service("crit", 1000, replicas=1))
-    kill_repeatedly(stack, processes, rng, kills=3)
+    kill_repeatedly(stack, processes, rng, kills=5)
     settle_on(stack, ({"crit": 1, "low": 2, "mid": 3}, {"low": 1}), "low partly back")
 
     stack.registry.delete(h.KIND, "default", "crit")
-    kill_repeatedly(stack, processes, rng, kills=3)
+    kill_repeatedly(stack, processes, rng, kills=5)
     settle_on(stack, ({"low": 3, "mid": 3}, {}), "crit gone, low back to its spec")
     assert set(h.owners(stack.admin)) == {"default/low", "default/mid"}, "orphans"
     mid = h.get(stack.registry, "mid")
