@@ -372,3 +372,22 @@ def test_a_crash_after_a_restoration_is_recorded_gives_nothing_back_twice() -> N
     assert w.get("low")["status"]["preemptions"][0]["instances"] == 1
     assert cond(w, "low", "Preempted")[0] == "True"
     assert (cond(w, "low", "ReplicaFailure") or ("False",))[0] == "False"
+
+
+def test_a_static_victim_loses_the_chosen_nodes_and_gets_them_back() -> None:
+    w = pressed_world()
+    low = svc("low", 1)
+    low["spec"]["deploymentStrategy"] = {"type": "Static", "nodes": list(NODES)}
+    w.apply(low)
+    w.apply(svc("mid", 5))
+    w.settle("low", "mid")
+    w.apply(svc("crit", 1000, replicas=2))
+    passes(w, "crit", "low", "mid")
+    assert running(w, "crit") == 2 and running(w, "mid") == 3
+    record = w.get("low")["status"]["preemptions"][0]
+    (placed,) = [v for n, v in w.ecsm_services().items() if n.startswith("default.low.")]
+    assert record["instances"] == 2 and len(record["nodes"]) == 2
+    assert placed[1] == sorted(set(NODES) - set(record["nodes"]))
+    w.registry.delete("ECSMService", "default", "crit")
+    passes(w, "crit", "low", "mid")
+    assert running(w, "low") == 3 and "preemptions" not in w.get("low")["status"]
