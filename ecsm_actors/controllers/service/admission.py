@@ -40,6 +40,7 @@ from typing import Any
 
 from ecsm_actors.api.quantity import to_mib
 from ecsm_actors.controllers.service import mapping
+from ecsm_actors.controllers.service.actuator import rejected
 from ecsm_actors.controllers.service.capacity import (
     Demand,
     NodeRoom,
@@ -65,6 +66,7 @@ from ecsm_actors.controllers.service.preemption import (
     dependencies_of,
     select_victims,
 )
+from ecsm_actors.errors import EcsmApiError
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +243,12 @@ class Admission:
                 known = ref in self._image_memory
                 config = self._image_memory.get(ref)
             if not known:
-                config = self.clientset.images.config(ref)
+                try:
+                    config = self.clientset.images.config(ref)
+                except EcsmApiError as e:
+                    if e.is_client_error:
+                        raise rejected(f"image {ref}", e) from e
+                    raise
                 with self._lock:
                     self._image_memory[ref] = config
         return memory_of(template, config, to_mib)
