@@ -129,9 +129,13 @@ class Bench:
     def env(self, extra: dict[str, str] | None = None, home: Path | None = None
             ) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
+        home = home or self.work / "home"
         env.update({"ECSM_ACTORS_RUN_DIR": str(self.run_dir), "PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": str(self.code), "HOME": str(home or self.work / "home")})
+                    "PYTHONPATH": str(self.code), "HOME": str(home),
+                    "XDG_RUNTIME_DIR": str(home / "x")})
         env.update(extra or {})
+        if extra and "ECSM_ACTORS_REGISTRY" in extra:  # a crew on the ground: no run dir
+            del env["ECSM_ACTORS_RUN_DIR"]
         return env
 
     def registry_client(self) -> Any:
@@ -148,7 +152,7 @@ class Bench:
 
     def home(self, name: str) -> Path:
         home = self.work / f"home-{name}"
-        home.mkdir(exist_ok=True)
+        (home / "x").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.homes.append(home)
         return home
 
@@ -179,10 +183,10 @@ class Bench:
                               capture_output=True, cwd=self.code, timeout=timeout)
 
     def close(self) -> None:
-        for home in self.homes:  # link agents, if any
-            with contextlib.suppress(Exception):
-                subprocess.run([PY, "-c", CLI, "link", "down"], env=self.env(None, home),
-                               capture_output=True, cwd=self.code, timeout=10)
+        for home in self.homes:  # link agents, if any: by the pid each one wrote
+            for info in home.glob("x/ecsm-cli/link/*/agent.json"):
+                with contextlib.suppress(Exception):
+                    os.kill(int(json.loads(info.read_text())["pid"]), 9)
         with contextlib.suppress(Exception):
             self.client.close()
         for proc in self.procs:
@@ -217,8 +221,14 @@ class Crew:
         return proc
 
 
-def median_of(crew: Crew, args: tuple[str, ...], n: int, stdin: str | None = None) -> float:
-    return statistics.median(crew.ok(*args, stdin=stdin) for _ in range(n))
+def paired(direct: Crew, remote: Crew, args: tuple[str, ...], n: int) -> tuple[float, float]:
+    """Medians of ``n`` runs each, direct and through the link taking turns (a shared
+    machine's load then weighs on both alike)."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(n):
+        times[0].append(direct.ok(*args))
+        times[1].append(remote.ok(*args))
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 # -- sections --------------------------------------------------------------------------
@@ -230,7 +240,7 @@ def section_command(b: Bench, direct: Crew, remote: Crew, quick: bool) -> None:
     direct.ok(*args)  # first commands start the link agents (not counted)
     remote.ok(*args)
     n = 3 if quick else 7
-    t_direct, t_link = median_of(direct, args, n), median_of(remote, args, n)
+    t_direct, t_link = paired(direct, remote, args, n)
     report("registry command (get esvc web), direct", f"{t_direct:.2f} s")
     report("same through the link (250 ms each way)", f"{t_link:.2f} s",
            f"+{(t_link - t_direct) / RTT:.1f} round trips", "≤ 1.5 round trips")
@@ -252,16 +262,17 @@ def section_list(b: Bench, direct: Crew, remote: Crew, quick: bool) -> None:
         b.client.create(service(f"big-{i:04}", "big"))
     args = ("get", "esvc", "-n", "big")
     n = 1 if quick else 3
-    t_direct, t_link = median_of(direct, args, n), median_of(remote, args, n)
+    t_direct, t_link = paired(direct, remote, args, n)
     report("get esvc of 1,000 objects, direct", f"{t_direct:.2f} s")
     report("same through the link", f"{t_link:.2f} s",
            f"+{(t_link - t_direct) / RTT:.1f} round trips")
 
 
-def mixed_commands(crew: Crew, count: int, prefix: str) -> tuple[int, list[str]]:
+def mixed_commands(crew: Crew, count: int, prefix: str
+                   ) -> tuple[int, list[str], list[float]]:
     """``count`` commands in a cycle create → get → apply (changed) → delete; returns
-    (succeeded, the first line of each failure)."""
-    ok, failures = 0, []
+    (succeeded, the last line of each failure, each command's seconds)."""
+    ok, failures, seconds = 0, [], []
     for i in range(count):
         name = f"{prefix}-{i // 4}"
         step = i % 4
@@ -273,12 +284,13 @@ def mixed_commands(crew: Crew, count: int, prefix: str) -> tuple[int, list[str]]
             args, stdin = ("apply", "-n", "mix", "-f", "-"), manifest(name, replicas=2)
         else:
             args, stdin = ("delete", "esvc", "-n", "mix", name), None
-        code, _, err, _ = crew.run(*args, stdin=stdin, timeout=180)
+        code, _, err, took = crew.run(*args, stdin=stdin, timeout=180)
+        seconds.append(took)
         if code == 0:
             ok += 1
         else:
             failures.append(f"{args[0]}: {(err.strip().splitlines() or ['?'])[-1][:100]}")
-    return ok, failures
+    return ok, failures, seconds
 
 
 def section_faults(b: Bench, quick: bool, which: str, count: int | None) -> None:
@@ -288,7 +300,7 @@ def section_faults(b: Bench, quick: bool, which: str, count: int | None) -> None
     with b.link(**params) as link:
         crew = b.crew(f"faults-{which}", tuple(link.ports))  # type: ignore[arg-type]
         start = time.monotonic()
-        ok, failures = mixed_commands(crew, count, which)
+        ok, failures, seconds = mixed_commands(crew, count, which)
         elapsed = time.monotonic() - start
         stats = link.stats()
     what = "a 5 s stall every 20 s" if which == "stall" else "a reset every 10 s"
@@ -296,6 +308,8 @@ def section_faults(b: Bench, quick: bool, which: str, count: int | None) -> None
         f"{stats['reset_events']} reset events, {stats['resets']} connections reset"
     report(f"commands succeeding with {what}", f"{ok}/{count} = {100 * ok / count:.0f} %",
            f"{elapsed:.0f} s, {events}", "100 %")
+    report("  seconds per command: p50 / max", f"{statistics.median(seconds):.1f} / "
+           f"{max(seconds):.1f} s")
     for line in sorted(set(failures)):
         print(f"      failed ({failures.count(line)}x): {line}")
 
