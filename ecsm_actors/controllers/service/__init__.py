@@ -5,8 +5,11 @@ Submodules, bottom up: :mod:`.naming` (ownership by name), :mod:`.mapping` (spec
 bodies), :mod:`.rollout` (maxSurge/maxUnavailable), :mod:`.model` and :mod:`.plan` (the pure
 planner), :mod:`.observe` (ECSM answers → planner views, node states),
 :mod:`.dependencies` (dependsOn), :mod:`.history` (revision annotations), :mod:`.status`
-(status and conditions), :mod:`.actuator` (actions → ECSM calls), :mod:`.controller`
-(the Reconciler that ties them together).
+(status and conditions), :mod:`.actuator` (actions → ECSM calls), :mod:`.capacity`
+(node memory room, placements), :mod:`.preemption` (victim selection, restoration order),
+:mod:`.admission` (the shared admission: claims, records), :mod:`.capacity_pass` (one
+pass's restore, admit, preempt), :mod:`.controller` (the Reconciler that ties them
+together).
 """
 
 from __future__ import annotations
