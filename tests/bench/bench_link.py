@@ -41,7 +41,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +293,7 @@ def mixed_commands(crew: Crew, count: int, prefix: str
 
 
 def section_faults(b: Bench, quick: bool, which: str, count: int | None) -> None:
-    count = count or (12 if quick else 40)
+    count = count or (20 if quick else 40)
     params = {"stall_every": 20.0, "stall_for": 5.0} if which == "stall" else \
         {"reset_every": 10.0}
     with b.link(**params) as link:
@@ -406,7 +405,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer commands and rounds")
     parser.add_argument("--only", nargs="*", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--count", type=int, default=None,
-                        help="commands per fault section (default 40, 12 with --quick)")
+                        help="commands per fault section (default 40, 20 with --quick)")
     parser.add_argument("--mode", choices=("remote", "plain"), default="remote")
     parser.add_argument("--code", type=Path, default=ROOT,
                         help="checkout whose registry and CLI run (default: this one)")
