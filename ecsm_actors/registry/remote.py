@@ -142,7 +142,7 @@ class RemoteEndpoints:
         ]
         replies, requests, events = self.hwm
         if kind == zmq.ROUTER:
-            options += [(zmq.MAXMSGSIZE, self.max_msg_size), (zmq.ROUTER_MANDATORY, 0),
+            options += [(zmq.MAXMSGSIZE, self.max_msg_size), (zmq.ROUTER_MANDATORY, 1),
                         (zmq.SNDHWM, replies), (zmq.RCVHWM, requests)]
         else:
             options += [(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES), (zmq.SNDHWM, events)]
