@@ -137,19 +137,19 @@ class Crew:
                     "ECSM_ACTORS_CLIENT_KEY": str(key_file)}
 
     def cleanup(self) -> None:
-        """Kill the CLI processes and link agents this crew started, by pid."""
-        for proc in self.procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.communicate(timeout=10)
+        """Kill the link agents and CLI processes this crew started, by pid."""
         for info in (self.home / "xdg").glob("ecsm-cli/link/*/agent.json"):
             try:
                 pid = int(json.loads(info.read_text())["pid"])
                 os.kill(pid, signal.SIGKILL)
             except (ValueError, KeyError, OSError):
                 pass
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
 
 
 @pytest.fixture
