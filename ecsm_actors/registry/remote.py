@@ -52,12 +52,7 @@ from ecsm_actors.config import Config
 from ecsm_actors.curve import apply_server
 from ecsm_actors.errors import Internal
 from ecsm_actors.protocol import Op
-from ecsm_actors.registry.authorized import (
-    AuthorizedKey,
-    KeysFile,
-    authorized_keys_path,
-    server_pair,
-)
+from ecsm_actors.registry.authorized import KeysFile, authorized_keys_path, server_pair
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +61,7 @@ ZAP_DOMAIN = b"ecsm-actors"
 #: Ops a ``read`` key may send; anything else is Forbidden.
 READ_OPS = frozenset({Op.PING, Op.GET, Op.LIST, Op.WATCH_SINCE})
 #: ZAP requests answered per turn of the loop at most.
-ZAP_PER_TURN = 256
+ZAP_PER_TURN = 16
 #: A refused key is logged at most once per this many seconds.
 REFUSAL_LOG_PERIOD = 60.0
 #: Refused keys remembered for that; beyond, refusals are only counted (random keys).
@@ -233,15 +228,6 @@ class RemoteEndpoints:
             logger.info("access withdrawn from %s: every remote connection is dropped and "
                         "authenticated again", ", ".join(e.name for e in lost))
         return bool(lost)
-
-    def peer(self, frame: zmq.Frame) -> AuthorizedKey | None:
-        """The authorized key a received frame came with, None if it has lost its
-        access since its handshake."""
-        try:
-            name = frame.get("User-Id")
-        except zmq.ZMQError:
-            return None
-        return self.keys.current.by_name.get(name) if isinstance(name, str) else None
 
     # -- ZAP -----------------------------------------------------------------------------
 

@@ -230,6 +230,11 @@ class RegistryServer:
                     "(largest batch %d), %d bad requests, %d internal errors", stop.signum,
                     st["requests"], st["writes"], st["commits"], st["maxBatch"],
                     st["badRequests"], st["internalErrors"])
+        if self.remote is not None:
+            logger.info("remote: %d handshakes admitted, %d refused; %d requests forbidden, "
+                        "%d dropped (key withdrawn); %d rebinds", st["remoteAdmitted"],
+                        st["remoteRefused"], st["remoteForbidden"], st["remoteDropped"],
+                        st["remoteRebinds"])
 
     def _poller(self) -> zmq.Poller:
         """A poller of the request sockets and the ZAP handler (made once per binding:
@@ -436,8 +441,12 @@ class RegistryServer:
     def _admitted(self, frames: Frames, last: zmq.Frame) -> bool:
         """Whether a remote request goes on to the request path (its key, from the ZAP
         User-Id its frames carry, still authorized and allowed this op)."""
+        try:
+            name = last.get("User-Id")
+        except zmq.ZMQError:
+            name = None
         assert self.remote is not None
-        key = self.remote.peer(last)
+        key = self.remote.keys.current.by_name.get(name)
         if key is None:
             self.stats["remoteDropped"] += 1
             return False
