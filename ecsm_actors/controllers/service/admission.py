@@ -26,7 +26,15 @@ instances fit again — after the room still owed to every preemptor that is sho
 from the registry and ECSM, so it holds across a restart) and to waiting services of
 higher priority — and gives back what fits, highest priority first: entries of preemptors
 that are gone, then the others. An entry shrinks only in the registry first; the scale-up
-follows through the normal admission.
+follows through the normal admission. What still does not fit is looked for like any
+pending instance (PreemptLowerPriority): among services of strictly lower priority than
+the victim, never one of its preemptors nor their dependencies, so a chain of
+preemptions only goes down in priority and never turns back.
+
+**Static rollouts.** A Static revision's new instance may go to any listed node the
+revision does not use yet: when the node the planner picked first has no room, another
+listed one with room is taken instead (a rollout then moves node by node into the room
+the old revision frees).
 """
 
 from __future__ import annotations
@@ -299,24 +307,30 @@ class Admission:
                 demand = Demand(memory=memory, nodes=pool or getattr(action, "node_names", ()),
                                 count=new_count)
             fit = place(rooms, demand)
+            if demand.static and len(fit) < demand.count and isinstance(action, Create | Scale):
+                # a Static rollout moving node by node: another listed node with room
+                # does as well as the one the planner picked first
+                spare = tuple(n for n in pool if n not in action.node_names)
+                fit += place(rooms, Demand.on_nodes(memory, spare))[:demand.count - len(fit)]
             rooms = reserve(rooms, fit, memory)
             placements.extend(fit)
             if len(fit) == demand.count:
+                if demand.static and isinstance(action, Create | Scale):
+                    actions[i] = _on_nodes(action, new_nodes, fit)
                 continue
             lacking = demand.count - len(fit)
             short += lacking
             if demand.static:
                 missing = Demand.on_nodes(memory, [
                     *(missing.nodes if missing is not None and missing.static else ()),
-                    *(n for n in demand.nodes if n not in fit)])
+                    *[n for n in demand.nodes if n not in fit][:lacking]])
             else:
                 missing = Demand(memory=memory, nodes=demand.nodes, count=lacking + (
                     missing.count if missing is not None and not missing.static else 0))
             if isinstance(action, Restart):
                 actions[i] = None  # stays refused until there is room
             elif demand.static:
-                keep = [n for n in action.node_names if n not in new_nodes or n in fit]
-                actions[i] = replace(action, node_names=tuple(keep), factor=len(keep))
+                actions[i] = _on_nodes(action, new_nodes, fit)
             else:
                 actions[i] = replace(action, factor=action.factor - lacking)
         if short:
@@ -331,16 +345,25 @@ class Admission:
 
     def choose_victims(self, key: str, priority: int, missing: Demand,
                        services: Sequence[Obj], rooms: Mapping[str, NodeRoom],
-                       containers: Iterable[Any]) -> Choice:
+                       containers: Iterable[Any], exclude: Iterable[str] = ()) -> Choice:
         """Victims for ``missing`` among ``services`` (every ECSMService, from the
-        registry) and ``containers`` (ECSM's, on every node). Instances a record already
-        takes but ECSM still shows are never chosen again: their room counts as coming
-        back (their owners are in ``Choice.unfinished``: their scale-down is redone)."""
+        registry) and ``containers`` (ECSM's, on every node), never a dependency of
+        ``key``, never one of ``exclude`` (a restoring victim's preemptors) nor their
+        dependencies: the room a preemption gave is not taken back down the chain.
+        Instances a record already takes but ECSM still shows are never chosen again:
+        their room counts as coming back (their owners are in ``Choice.unfinished``: their
+        scale-down is redone)."""
         by_key = {_key(o): o for o in services}
-        namespace, name = split_key(key)
-        protected = {f"{namespace}/{d}" for d in dependencies_of(
-            name, lambda n: (((by_key.get(f"{namespace}/{n}") or {}).get("spec") or {})
-                             .get("dependsOn") or ()))}
+
+        def depends_on(namespace: str) -> Callable[[str], Iterable[str]]:
+            return lambda n: (((by_key.get(f"{namespace}/{n}") or {}).get("spec") or {})
+                              .get("dependsOn") or ())
+
+        protected: set[str] = set(exclude)
+        for who in {key, *exclude}:
+            namespace, name = split_key(who)
+            protected |= {f"{namespace}/{d}"
+                          for d in dependencies_of(name, depends_on(namespace))}
         holdings: dict[tuple[str, str], list[int]] = {}
         on_ecsm: dict[str, int] = {}
         for c in containers:
@@ -381,6 +404,14 @@ class Choice:
     evictions: tuple[Eviction, ...]
     #: Victims whose recorded scale-down ECSM does not show yet.
     unfinished: frozenset[str] = frozenset()
+
+def _on_nodes(action: Create | Scale, new_nodes: Sequence[str],
+              fit: Sequence[str]) -> Create | Scale:
+    """A Static ``action`` whose ``new_nodes`` are replaced by the ones that ``fit``."""
+    keep = [n for n in action.node_names if n not in new_nodes or n in fit]
+    keep += [n for n in fit if n not in keep]
+    return replace(action, node_names=tuple(keep), factor=len(keep))
+
 
 def _no_op(a: Any, by_id: Mapping[str, RevisionView]) -> bool:
     """A create of nothing, or a scale left with nothing to change once cut."""

@@ -1,5 +1,10 @@
 """One reconcile pass's capacity work: restore, admit, preempt, then act; status to write.
 
+A victim short of its instances preempts strictly lower priorities to get them back (never
+its preemptors). A rollout whose surge finds no room spends its maxUnavailable budget
+instead: the old revision scales down first and the new one scales up into the room it
+frees, as a Deployment makes progress when it cannot surge.
+
 Runs inside the service-controller process, on a worker thread, for a pass whose plan
 scales something up or whose service holds preemption records (every other pass skips
 it: a settled service costs nothing more). The decisions are taken under the shared
@@ -15,14 +20,14 @@ it scales up; the preemptor scales up only into room ECSM reports free.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ecsm_actors.api.service import PREEMPTED, REPLICA_FAILURE
 from ecsm_actors.controllers.service import admission as adm
 from ecsm_actors.controllers.service.actuator import Actuator
-from ecsm_actors.controllers.service.capacity import MIB, Demand, place, reserve
+from ecsm_actors.controllers.service.capacity import MIB, Demand, NodeRoom, place, reserve
 from ecsm_actors.controllers.service.model import (
     Delete,
     Desired,
@@ -89,10 +94,24 @@ class CapacityPass:
         evictions: tuple[adm.Eviction, ...] = ()
         changed = False
         given = list((obj.get("status") or {}).get("preemptionsGiven") or ())
+        preemptors = {str(r.get("preemptor")) for r in records}
         with self._admission.rooms.lock:
             if records:
-                obj, records = self._restore(ctx, key, obj, desired, views, down,
-                                             priority, memory, records, owed, gone)
+                obj, records, rest, rooms = self._restore(
+                    ctx, key, obj, desired, views, down, priority, memory, records, owed,
+                    gone)
+                if rest.count > 0 and may_preempt:
+                    # a victim short of its instances preempts like any pending service:
+                    # strictly lower priorities only, never one of its preemptors
+                    taken, changed = self._preempt(
+                        ctx, key, priority, memory, rest, rooms, exclude=preemptors)
+                    if changed:
+                        self._admission.rooms.invalidate()
+                        obj, records, _, _ = self._restore(
+                            ctx, key, obj, desired, views, down, priority, memory, records,
+                            owed, gone)
+                        evictions = taken
+                        given = self._given(given, key, priority, memory, rest, taken)
             if not records:
                 self._admission.claim(f"{key}#restore", priority, None)
             held = adm.held_down(desired, records)
@@ -102,16 +121,25 @@ class CapacityPass:
                                              held.policy, pool)
             missing = decision.missing
             if missing is not None and may_preempt:
-                evictions, changed = self._preempt(ctx, key, priority, memory, decision)
-                if changed:
+                token = self._admission.rooms.assume(decision.placements, memory)
+                try:
+                    rooms = self._admission.room_for(key, priority)
+                finally:
+                    self._admission.rooms.forget(token)
+                taken, admitted = self._preempt(ctx, key, priority, memory, missing, rooms)
+                if admitted:
                     self._admission.rooms.invalidate()
                     decision = self._admission.admit(key, priority, proposed, views,
                                                      memory, held.policy, pool)
-                    given = (given + [{"victim": e.owner, "priority": e.priority,
-                                       "instances": e.instances, "time": self._now(),
-                                       "reason": adm.preemption_reason(
-                                           key, priority, memory, missing)}
-                                      for e in evictions])[-GIVEN_KEPT:]
+                    given = self._given(given, key, priority, memory, missing, taken)
+                evictions, changed = evictions + taken, changed or admitted
+            if decision.short and held.max_unavailable > 0 and not adm.increases(
+                    decision.plan, views, held.policy):
+                fallback = self._without_surge(key, priority, decision, held, views, down,
+                                               memory, pool)
+                # the old revision gave room: look again at the poll pace, not the drift's
+                changed = changed or fallback is not decision
+                decision = fallback
             token = self._admission.rooms.assume(decision.placements, memory)
         try:
             apply(decision.plan)
@@ -125,6 +153,30 @@ class CapacityPass:
         return Outcome(plan=decision.plan, obj=obj, records=records, conditions=conds,
                        given=given, waiting=bool(decision.short or records),
                        stalled=bool(decision.short and not records and not changed))
+
+    # -- rollout without room to surge ----------------------------------------------------
+
+    def _without_surge(self, key: str, priority: int, decision: adm.Decision,
+                       held: Desired, views: Sequence[RevisionView], down: frozenset[str],
+                       memory: int, pool: tuple[str, ...]) -> adm.Decision:
+        """A rollout that cannot surge spends its maxUnavailable budget instead, as a
+        Deployment does: old revisions scale down first, and the new one scales up into
+        the room they free on a later pass (its claim keeps that room from lower
+        priorities meanwhile). ``decision`` when there is nothing to scale down."""
+        fallback = plan(replace(held, max_surge=0), views, down)
+        by_id = {v.service_id: v for v in views}
+        shrinks = [a for a in fallback.actions
+                   if isinstance(a, Scale | Delete) and a.revision != held.revision
+                   and a.service_id in by_id and (isinstance(a, Delete) or a.factor
+                                                  < by_id[a.service_id].factor)
+                   and by_id[a.service_id].factor > 0]
+        if not shrinks:
+            return decision
+        logger.info("key=%s no room to surge: scaling the old revision down first", key)
+        second = self._admission.admit(key, priority, fallback, views, memory,
+                                       held.policy, pool)
+        self._admission.claim(key, priority, decision.missing)  # the new one still waits
+        return replace(second, short=decision.short, missing=decision.missing)
 
     # -- restoration ----------------------------------------------------------------------
 
@@ -167,7 +219,10 @@ class CapacityPass:
     def _restore(self, ctx: Any, key: str, obj: Obj, desired: Desired,
                  views: Sequence[RevisionView], down: frozenset[str], priority: int,
                  memory: int, records: list[Obj], owed: list[tuple[int, Demand]],
-                 gone: set[str]) -> tuple[Obj, list[Obj]]:
+                 gone: set[str]) -> tuple[Obj, list[Obj], Demand, dict[str, NodeRoom]]:
+        """Give back what fits (records shrink in the registry first); the object and
+        records as written, what still does not fit, and the room left once it is placed
+        (room owed to preemptors and higher waiting services excluded)."""
         rooms = self._admission.room_for(key, priority, owed)
         if desired.policy is Policy.STATIC:
             held_nodes = sorted({str(n) for r in records for n in r.get("nodes") or ()
@@ -189,10 +244,11 @@ class CapacityPass:
                        nodes=tuple(n for n in demand.nodes if n not in fit)
                        if demand.static else demand.nodes)
         self._admission.claim(f"{key}#restore", priority, rest)
+        left = reserve(rooms, fit, memory)
         stale = [r for r in records if (desired.policy is Policy.STATIC) != bool(
             r.get("nodes"))]
         if not fit and not stale and demand.count > 0:
-            return obj, records
+            return obj, records, rest, left
         new = adm.give_back([r for r in records if r not in stale], len(fit), fit, gone)
         if demand.count == 0:
             new = []
@@ -204,27 +260,22 @@ class CapacityPass:
         else:
             status.pop("preemptions", None)
         written = ctx.update_status({**obj, "status": status})  # Conflict: retried
-        return written, new
+        return written, new, rest if new else replace(rest, count=0), left
 
     # -- preemption -----------------------------------------------------------------------
 
-    def _preempt(self, ctx: Any, key: str, priority: int, memory: int,
-                 decision: adm.Decision) -> tuple[tuple[adm.Eviction, ...], bool]:
-        """Victims chosen, recorded and scaled down; and whether room may have come back
+    def _preempt(self, ctx: Any, key: str, priority: int, memory: int, missing: Demand,
+                 rooms: Mapping[str, NodeRoom], exclude: Iterable[str] = (),
+                 ) -> tuple[tuple[adm.Eviction, ...], bool]:
+        """Victims for ``missing`` (``rooms``: what is left for it) chosen, recorded and
+        scaled down, never one of ``exclude``; and whether room may have come back
         (victims scaled down, this pass's or a recorded one's)."""
-        missing = decision.missing
-        assert missing is not None
         services = list(ctx.registry.list(ctx.kind).items)
         ids = self._admission.rooms.node_ids()
         eligible = [ids[n] for n in missing.nodes if n in ids]  # victims are only there
         containers = self._ecsm.containers.list_all_by_node(eligible) if eligible else []
-        token = self._admission.rooms.assume(decision.placements, memory)
-        try:
-            rooms = self._admission.room_for(key, priority)
-        finally:
-            self._admission.rooms.forget(token)
         choice = self._admission.choose_victims(key, priority, missing, services, rooms,
-                                                containers)
+                                                containers, exclude=exclude)
         evictions = choice.evictions
         by_key = {adm._key(o): o for o in services}
         for owner in sorted(choice.unfinished - {e.owner for e in evictions}):
@@ -238,6 +289,14 @@ class CapacityPass:
             victim = self._record(ctx, by_key[e.owner], key, priority, e, reason)
             self._shrink(victim, e.owner)
         return evictions, bool(evictions or choice.unfinished)
+
+    def _given(self, given: list[Obj], key: str, priority: int, memory: int,
+               missing: Demand, evictions: Sequence[adm.Eviction]) -> list[Obj]:
+        """``status.preemptionsGiven`` with ``evictions`` added (the newest kept)."""
+        reason = adm.preemption_reason(key, priority, memory, missing)
+        return (given + [{"victim": e.owner, "priority": e.priority,
+                          "instances": e.instances, "time": self._now(), "reason": reason}
+                         for e in evictions])[-GIVEN_KEPT:]
 
     def _record(self, ctx: Any, victim: Obj, key: str, priority: int, e: adm.Eviction,
                 reason: str) -> Obj:

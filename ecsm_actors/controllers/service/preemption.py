@@ -11,7 +11,8 @@ until the instance fits, then reprieve the removed ones highest priority first w
 still fits; the node chosen is the one whose victims have the lowest highest priority,
 then the fewest instances removed (``pickOneNodeForPreemption``), then the node order.
 Equal priorities never preempt each other, so two services cannot take turns; a victim
-restored later never preempts its preemptor (whose priority is higher).
+that preempts to get its instances back never takes them from its preemptor (whose
+priority is higher; the caller protects it even when priorities change since).
 
 :func:`restoration_order` is the order victims get their instances back: highest
 priority first, then the oldest preemption.
