@@ -28,8 +28,9 @@ from ecsm_actors.supervisor.spec import Readiness, ReadinessKind
 
 logger = logging.getLogger(__name__)
 
-#: Pause between two failed attempts (bounded by the cancel event, never a busy loop).
-RETRY_INTERVAL = 0.02
+#: Pause between two failed attempts (bounded by the cancel event, never a busy loop): a
+#: forked registry serves within milliseconds, each of them counts in a restart.
+RETRY_INTERVAL = 0.005
 
 
 @dataclass(frozen=True, kw_only=True)

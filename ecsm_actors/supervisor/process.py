@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -66,8 +67,7 @@ class ChildProcess:
         if self.popen is not None:
             returncode = self.popen.wait()
         else:
-            _, status = os.waitpid(self.pid, 0)
-            returncode = os.waitstatus_to_exitcode(status)
+            returncode = self._wait_adopted()
         self.returncode = returncode
         os.close(self.pidfd)
         self.pidfd = -1
@@ -76,6 +76,25 @@ class ChildProcess:
         except FileNotFoundError:
             pass
         return ExitStatus.from_returncode(returncode)
+
+    def _wait_adopted(self) -> int:
+        """``waitpid`` of a forked child. One killed right after the fork may still be the
+        zygote's intermediate process's child (ECHILD): it is ours within milliseconds,
+        once that process has exited; past :data:`ADOPTION_TIMEOUT` it is reported lost."""
+        deadline = time.monotonic() + ADOPTION_TIMEOUT
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                return os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                if time.monotonic() > deadline:
+                    logger.error("%s: pid %d ended but was never adopted", self.name, self.pid)
+                    return -signal.SIGKILL
+                time.sleep(0.001)
+
+
+#: Longest wait for a forked child that died before its adoption to become ours.
+ADOPTION_TIMEOUT = 2.0
 
 
 def children_of_this_process() -> set[int]:

@@ -7,9 +7,10 @@ heap (``gc.freeze``: the children never scan nor dirty those pages for the cycli
 says ``ready`` and then serves fork orders one at a time, single-threaded.
 
 A fork order is served by forking twice: the intermediate process forks the child, writes
-its pid on a pipe and exits; the zygote reaps the intermediate and replies with the pid.
-The child, orphaned, is adopted by the supervisor (a child subreaper), which reaps it like
-any other child. So killing the zygote leaves its children running, and the exit status
+its pid on a pipe and exits; the zygote replies with the pid at once, then reaps the
+intermediate. The child, orphaned, is adopted by the supervisor (a child subreaper), which
+reaps it like any other child (a child killed before its adoption is reaped once the
+intermediate is gone: see :meth:`~..process.ChildProcess.reap`). So killing the zygote leaves its children running, and the exit status
 of a child reaches the supervisor once, by ``waitpid``, never through the zygote.
 
 The zygote exits when the supervisor closes the socket (or dies: ``PR_SET_PDEATHSIG``),
@@ -67,11 +68,13 @@ def serve(sock: socket.socket, handlers: child.Handlers) -> int:
             return 0
         if not data and not fds:
             return 0  # the supervisor closed its end
+        intermediate = None
         try:
             if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 1:
                 raise ValueError("malformed order (truncated, or not exactly one fd)")
             order = orders.decode_order(data)
-            reply = orders.encode_reply(pid=fork(order, fds[0], sock, handlers))
+            pid, intermediate = fork(order, fds[0], sock, handlers)
+            reply = orders.encode_reply(pid=pid)
         except (ValueError, OSError) as e:
             reply = orders.encode_reply(error=str(e))
         finally:
@@ -81,11 +84,15 @@ def serve(sock: socket.socket, handlers: child.Handlers) -> int:
             sock.send(reply)
         except ConnectionError:
             return 0
+        finally:
+            if intermediate is not None:
+                os.waitpid(intermediate, 0)  # after the reply: its exit takes milliseconds
 
 
 def fork(order: orders.Order, log_fd: int, sock: socket.socket,
-         handlers: child.Handlers) -> int:
-    """Fork ``order`` as an orphan (see the module doc); its pid."""
+         handlers: child.Handlers) -> tuple[int, int]:
+    """Fork ``order`` as an orphan (see the module doc): (its pid, the intermediate's pid,
+    to be reaped)."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # nothing buffered may be written twice
     read_end, write_end = os.pipe()
@@ -111,7 +118,7 @@ def fork(order: orders.Order, log_fd: int, sock: socket.socket,
             data += chunk
     finally:
         os.close(read_end)
-        os.waitpid(intermediate, 0)
     if len(data) != 4:
+        os.waitpid(intermediate, 0)
         raise OSError("the intermediate process died before naming the child")
-    return int.from_bytes(data, "little")
+    return int.from_bytes(data, "little"), intermediate
