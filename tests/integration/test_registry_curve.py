@@ -20,9 +20,12 @@ import msgpack
 import pytest
 import zmq
 
-from ecsm_actors import protocol
+from ecsm_actors import curve, protocol
 from ecsm_actors.cli.operator import main as operator_main
-from ecsm_actors.protocol import Op
+from ecsm_actors.curve import ClientKeys
+from ecsm_actors.errors import Forbidden
+from ecsm_actors.protocol import Event, Op
+from ecsm_actors.registry.client import RegistryClient, Subscriber
 from ecsm_actors.registry import authorized
 from ecsm_actors.registry.authorized import Role
 from tests.helpers import Processes, wait_until
@@ -252,3 +255,51 @@ def test_plain_tcp_beyond_loopback_is_refused_at_start(processes: Processes) -> 
                      "on a loopback address (127.0.0.1, ::1); for remote access set "
                      "registry.remote_endpoint / registry.remote_events_endpoint (served "
                      "with CURVE)"]
+
+
+def test_the_project_client_and_subscriber_with_keys_ride_out_a_revocation(
+        processes: Processes, registry: StartRegistry, context: Sockets) -> None:
+    """RegistryClient/Subscriber with ``curve=``: a read key's write raises Forbidden; when
+    another key is revoked every connection is dropped, and the write key's client and
+    subscriber reconnect by themselves: its writes are answered, and once the subscriber
+    is back their events arrive (those published while it reconnected are missed: an
+    informer replays them by ``seq``)."""
+    keys_dir = processes.run_dir / "client-keys"
+    path = authorized.authorized_keys_path(processes.run_dir)
+    secrets = {}
+    for name, role in (("crew", Role.WRITE), ("viewer", Role.READ), ("old", Role.READ)):
+        _, secret = curve.generate(keys_dir, name)
+        authorized.authorize(path, name, curve.load_pair(secret).public.decode(), role)
+        secrets[name] = secret
+    registry(REMOTE)
+    remote = Remote(processes, context)
+    server_key = remote.server_key.decode()
+    crew = RegistryClient(remote.endpoint, timeout=2.0, deadline=10.0,
+                          curve=ClientKeys.load(server_key, secrets["crew"]))
+    viewer = RegistryClient(remote.endpoint, timeout=2.0,
+                            curve=ClientKeys.load(server_key, secrets["viewer"]))
+    events = Subscriber(remote.events, curve=ClientKeys.load(server_key, secrets["crew"]))
+    try:
+        assert events.recv(timeout=5.0) is not None  # connected: a heartbeat
+        crew.create(service("one"))
+        with pytest.raises(Forbidden, match="^key viewer has the role read: CREATE refused"):
+            viewer.create(service("two"))
+        assert viewer.get("ECSMService", "default", "one")["metadata"]["name"] == "one"
+
+        authorized.revoke(path, "old")
+        wait_until(lambda: "access withdrawn from old" in remote.log(), what="the rebind")
+        written: list[str] = []
+
+        def write_and_see() -> bool:  # events published while it reconnects are missed
+            written.append(f"three-{len(written)}")
+            crew.create(service(written[-1]))  # retried on a new connection if need be
+            deadline = time.monotonic() + 0.5
+            while (message := events.recv(timeout=max(0.0, deadline - time.monotonic()))):
+                if isinstance(message, Event) and message.key.startswith("default/three-"):
+                    return True
+            return False
+
+        wait_until(write_and_see, timeout=10.0, interval=0, what="an event after the rebind")
+    finally:
+        for closing in (crew, viewer, events):
+            closing.close()
