@@ -48,10 +48,14 @@ class Stack:
 
 
 def start_stack(processes: Processes, *, nodes: int = 3, start_delay: float = 0.2,
-                controller: bool = True, **controller_env: str) -> Stack:
-    """Simulator first (the controller reads its address), then registry, controller."""
-    processes.spawn("simulator", "--nodes", str(nodes),
-                    env={"ECSM_ACTORS_SIMULATOR_START_DELAY": str(start_delay)})
+                controller: bool = True, node_memory: str | None = None,
+                **controller_env: str) -> Stack:
+    """Simulator first (the controller reads its address), then registry, controller.
+    ``node_memory``: each node's memory for containers (the simulator's default when None)."""
+    sim_env = {"ECSM_ACTORS_SIMULATOR_START_DELAY": str(start_delay)}
+    if node_memory is not None:
+        sim_env["ECSM_ACTORS_SIMULATOR_NODE_MEMORY"] = node_memory
+    processes.spawn("simulator", "--nodes", str(nodes), env=sim_env)
     address = config(processes.run_dir).ecsm_address_file
     doc = wait_until(lambda: json.loads(address.read_text()), timeout=20,
                      what="simulator address file")

@@ -73,6 +73,7 @@ def run(count: int, workers: int, drift: float, window: float) -> dict[str, floa
     procs = Processes(run_dir)
     try:
         stack = h.start_stack(procs, nodes=10, start_delay=0.05, controller=True,
+                              node_memory="1Ti",
                               ECSM_ACTORS_CONTROLLER_WORKERS=str(workers),
                               ECSM_ACTORS_SERVICE_DRIFT_INTERVAL=str(drift),
                               ECSM_ACTORS_SERVICE_POLL_INTERVAL="0.2",
@@ -217,7 +218,8 @@ def outage(count: int, workers: int, down: float, retry_qps: float | None,
         env["ECSM_ACTORS_CONTROLLER_RETRY_BURST"] = str(retry_burst)
     listener = LivenessListener(h.config(run_dir).heartbeat_endpoint)
     try:
-        stack = h.start_stack(procs, nodes=10, start_delay=0.05, controller=True, **env)
+        stack = h.start_stack(procs, nodes=10, start_delay=0.05, controller=True,
+                                node_memory="1Ti", **env)
         pool = [f"node-{i}" for i in range(1, 11)]
         time.sleep(1.0)  # the controller's informer has listed the empty registry
         for i in range(count):
