@@ -120,16 +120,28 @@ class Prober:
 
 
 def _registry_ping(name: str, readiness: Readiness) -> Check:
-    from ecsm_actors.registry.client import RegistryClient  # the registry is optional
+    """One PING on a raw REQ socket (the registry client would bring asyncio, ssl and
+    hashlib into the supervisor: 3 MiB for one request). Reconnects every
+    :data:`RETRY_INTERVAL`, so a registry that binds while a ping waits answers it at once."""
+    import zmq
+
+    from ecsm_actors import protocol
 
     def check(pid: int) -> ProbeResult | None:
-        # One short try per probe (the probe loop retries): readiness stays fast.
-        client = RegistryClient(readiness.endpoint, timeout=0.5, deadline=0.5)
+        sock = zmq.Context.instance().socket(zmq.REQ)
         try:
-            reply = client.ping()
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.RECONNECT_IVL, max(1, int(RETRY_INTERVAL * 1000)))
+            sock.connect(readiness.endpoint)
+            sock.send(protocol.encode_request(protocol.Op.PING, 1))
+            if not sock.poll(500):
+                return None
+            reply = protocol.decode_reply(sock.recv())
+        except zmq.ZMQError as e:
+            raise OSError(f"ping {readiness.endpoint}: {e}") from e
         finally:
-            client.close()
-        answered_by = reply.get("pid") if isinstance(reply, dict) else None
+            sock.close(linger=0)
+        answered_by = reply.result.get("pid") if isinstance(reply.result, dict) else None
         if answered_by not in (None, pid):
             return None  # someone else answers on that endpoint: not our child yet
         return ProbeResult(name=name, pid=pid)

@@ -1,18 +1,26 @@
-"""Benchmark of the supervisor: controller kill -9 → replacement ready, footprint at rest.
+"""Benchmark of the supervisor: kill -9 → replacement ready, footprint at rest, cold start,
+each with children forked from the zygote and as fresh interpreters (today's fallback).
 
 Run: ``.venv/bin/python tests/bench/bench_supervisor.py [--objects 1000] [--kills 30]
-[--idle 60] [--heartbeat-interval S]``. Starts the real daemon with ``--simulate`` in a
-fresh run dir, creates ``--objects`` ECSMServices (1 replica each) and waits until they
-are all available, then:
+[--idle 60] [--cold-starts 3] [--heartbeat-interval S]``.
 
-1. kills each controller with SIGKILL ``--kills`` times and measures kill → replacement
-   ready (the supervisor's readiness for a controller is its first liveness report with
-   ``synced``: the informer listed every object) — p50/p99/max; first it times a fresh
-   interpreter importing the libraries and exiting, the floor under any restart, measured
-   at the same moment with the load average (on a shared machine both move together);
-2. lets everything rest for ``--idle`` seconds and reports each process's RSS and the CPU
-   seconds each used meanwhile, and the totals of the whole daemon (also without the
-   simulator, a test double that a device does not run).
+1. Cold start: the daemon (``--simulate``, empty store) started in a fresh run dir until
+   every child is ready, ``--cold-starts`` times with ``supervisor.zygote`` off and on,
+   alternately.
+2. One daemon with the zygote, ``--objects`` ECSMServices (1 replica each) all available.
+   Then, for each way of starting children — fresh interpreters (the zygote stopped by
+   the operator: the fallback path) and forked from the zygote — every device child is
+   restarted once that way, and:
+
+   * each of the registry and the controllers is killed with SIGKILL ``--kills`` times:
+     kill → replacement ready (the registry: answers PING; a controller: its first
+     liveness report with ``synced``, the informer listed every object) — p50/p99/max;
+     a fresh interpreter importing the libraries and exiting is timed alongside, the floor
+     under a fresh start (on a shared machine it moves with the load average);
+   * everything rests for ``--idle`` seconds: each process's RSS and PSS (from
+     ``/proc/PID/smaps_rollup``: shared pages divided among their sharers, so a sum of
+     PSS is what the processes cost together) and the CPU seconds used meanwhile, with the
+     totals of the daemon without the simulator (a test double a device does not run).
 
 Bytecode: an installed package has its modules compiled (``pip install`` does it), but this
 checkout may run with ``PYTHONDONTWRITEBYTECODE=1``, where every process start would compile
@@ -95,15 +103,23 @@ def measure_kills(client: SupervisorClient, name: str, kills: int,
     """(kill → replacement ready, kill → replacement spawned) in ms, per kill."""
     latencies, respawns = [], []
     for _ in range(kills):
-        before = row(client, name)
-        pid = before["pid"]
+        wait(healthy(client, name, startsecs), 30, f"{name} up {startsecs}s")
+        pid = row(client, name)["pid"]
         killed_at = time.time()
         os.kill(pid, signal.SIGKILL)
         after = wait(replacement(client, name, pid), timeout=30, what=f"{name} replaced")
         latencies.append((after["readyAt"] - killed_at) * 1000)
         respawns.append((after["startedAt"] - killed_at) * 1000)
-        time.sleep(startsecs + 0.2)  # a healthy run: the next kill restarts at once
     return latencies, respawns
+
+
+def healthy(client: SupervisorClient, name: str, startsecs: float) -> Any:
+    """Ready and up ``startsecs``: a kill now restarts at once (no backoff)."""
+    def check() -> bool:
+        r = row(client, name)
+        return bool(r["state"] == "RUNNING" and (r["uptime"] or 0) >= startsecs + 0.05)
+
+    return check
 
 
 def interpreter_floor(runs: int) -> list[float]:
@@ -130,11 +146,100 @@ def cpu(proc: psutil.Process) -> float:
     return t.user + t.system
 
 
+def pss(pid: int) -> int:
+    """Proportional set size, bytes (``/proc/PID/smaps_rollup``)."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def environment(run_dir: Path, startsecs: float, zygote: bool,
+                heartbeat_interval: float | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
+    env.update({"ECSM_ACTORS_RUN_DIR": str(run_dir), "PYTHONUNBUFFERED": "1",
+                "ECSM_ACTORS_SUPERVISOR_FLAP_RESTARTS": "1000",
+                "ECSM_ACTORS_SUPERVISOR_STARTSECS": str(startsecs),
+                "ECSM_ACTORS_SUPERVISOR_ZYGOTE": "true" if zygote else "false",
+                # room for every service (256 MiB each by default) on the three nodes
+                "ECSM_ACTORS_SIMULATOR_NODE_MEMORY": str(1 << 40)})
+    if heartbeat_interval is not None:
+        env["ECSM_ACTORS_CONTROLLER_HEARTBEAT_INTERVAL"] = str(heartbeat_interval)
+    return env
+
+
+class Daemon:
+    """``python -m ecsm_actors supervisor --simulate`` in a fresh run dir."""
+
+    def __init__(self, *, zygote: bool, startsecs: float,
+                 heartbeat_interval: float | None = None) -> None:
+        self.run_dir = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
+        self.cfg: Config = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(self.run_dir)})
+        self.log = open(self.run_dir / "bench-supervisor.log", "wb")  # noqa: SIM115
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ecsm_actors", "supervisor", "--simulate"],
+            env=environment(self.run_dir, startsecs, zygote, heartbeat_interval),
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.client = SupervisorClient(self.cfg)
+
+    def wait_ready(self) -> float:
+        wait(lambda: self.client.status()["ready"], 60, "every child ready", interval=0.005)
+        return time.monotonic() - self.started
+
+    def close(self) -> None:
+        try:
+            self.client.shutdown()
+            self.proc.wait(timeout=60)
+        except (ControlError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def cold_starts(runs: int) -> dict[bool, list[float]]:
+    out: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(runs):
+        for zygote in (False, True):
+            d = Daemon(zygote=zygote, startsecs=1.0)
+            try:
+                out[zygote].append(d.wait_ready() * 1000)
+            finally:
+                d.close()
+    return out
+
+
+def start_children_as(client: SupervisorClient, forked: bool, startsecs: float) -> None:
+    """Every device child restarted once, forked (zygote running) or fresh (zygote stopped)."""
+    if forked:
+        client.start("zygote")
+        wait(lambda: row(client, "zygote")["state"] == "RUNNING", 30, "the zygote ready")
+    else:
+        client.stop("zygote")
+        wait(lambda: row(client, "zygote")["state"] == "STOPPED", 30, "the zygote stopped")
+    for name in DEVICE_CHILDREN:
+        wait(healthy(client, name, startsecs), 30, f"{name} healthy")
+        pid = row(client, name)["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait(replacement(client, name, pid), 30, f"{name} replaced")
+
+
+def line(label: str, values: list[float], base: list[float] | None = None) -> str:
+    text = (f"  {label:34s} p50 {statistics.median(values):7.1f} ms   "
+            f"p99 {percentile(values, 99):7.1f} ms   max {max(values):7.1f} ms")
+    if base:
+        text += f"   ({percentile(values, 99) / percentile(base, 99):.2f}x p99)"
+    return text
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--objects", type=int, default=1000)
     p.add_argument("--kills", type=int, default=30)
     p.add_argument("--idle", type=float, default=60.0)
+    p.add_argument("--cold-starts", type=int, default=3)
     p.add_argument("--heartbeat-interval", type=float, default=None,
                    help="controllers' liveness period (default: the configured one)")
     p.add_argument("--no-compile", action="store_true",
@@ -145,25 +250,19 @@ def main() -> int:
         compileall.compile_dir(package, quiet=1,
                                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
 
-    run_dir = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
-    startsecs = 0.5
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
-    env.update({"ECSM_ACTORS_RUN_DIR": str(run_dir), "PYTHONUNBUFFERED": "1",
-                "ECSM_ACTORS_SUPERVISOR_FLAP_RESTARTS": "1000",
-                "ECSM_ACTORS_SUPERVISOR_STARTSECS": str(startsecs)})
-    if args.heartbeat_interval is not None:
-        env["ECSM_ACTORS_CONTROLLER_HEARTBEAT_INTERVAL"] = str(args.heartbeat_interval)
-    cfg: Config = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(run_dir)})
-    log = open(run_dir / "bench-supervisor.log", "wb")  # noqa: SIM115
-    daemon = subprocess.Popen([sys.executable, "-m", "ecsm_actors", "supervisor", "--simulate"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    client = SupervisorClient(cfg)
+    if args.cold_starts:
+        cold = cold_starts(args.cold_starts)
+        print(f"cold start to every child ready (--simulate, empty store, "
+              f"{args.cold_starts} each)")
+        print(line("fresh interpreters", cold[False]))
+        print(line("forked from the zygote", cold[True], cold[False]))
+
+    startsecs = 0.3
+    d = Daemon(zygote=True, startsecs=startsecs, heartbeat_interval=args.heartbeat_interval)
+    client = d.client
     try:
-        t0 = time.monotonic()
-        wait(lambda: client.status()["ready"], 60, "every child ready", interval=0.02)
-        print(f"daemon ready in {time.monotonic() - t0:.2f}s (run dir {run_dir})")
-        registry = RegistryClient(cfg.registry_endpoint, timeout=10)
+        print(f"\ndaemon ready in {d.wait_ready():.2f}s (run dir {d.run_dir})")
+        registry = RegistryClient(d.cfg.registry_endpoint, timeout=10)
         t0 = time.monotonic()
         for i in range(args.objects):
             registry.create(service(i))
@@ -175,48 +274,48 @@ def main() -> int:
 
         wait(available, 600, "every ECSMService available", interval=1.0)
         print(f"all available after {time.monotonic() - t0:.1f}s")
+        registry.close()
 
         hb = args.heartbeat_interval if args.heartbeat_interval is not None else (
             load_config(environ={}).controller.heartbeat_interval)
-        print(f"\nkill -9 → replacement ready and synced ({args.kills} kills each, "
-              f"liveness period {hb:g}s)")
-        floor = interpreter_floor(args.kills)
-        print(f"  {'(floor: python + libs)':20s} ready    p50 {statistics.median(floor):7.1f} ms   "
-              f"p99 {percentile(floor, 99):7.1f} ms   max {max(floor):7.1f} ms   "
-              f"(load average {os.getloadavg()[0]:.2f})")
-        for name in CONTROLLERS:
-            lat, respawn = measure_kills(client, name, args.kills, startsecs)
-            print(f"  {name:20s} ready    p50 {statistics.median(lat):7.1f} ms   "
-                  f"p99 {percentile(lat, 99):7.1f} ms   max {max(lat):7.1f} ms")
-            print(f"  {'':20s} respawn  p50 {statistics.median(respawn):7.1f} ms   "
-                  f"p99 {percentile(respawn, 99):7.1f} ms   max {max(respawn):7.1f} ms")
+        kills: dict[tuple[bool, str], list[float]] = {}
+        rest: dict[bool, dict[str, tuple[int, int, float]]] = {}
+        for forked in (False, True):
+            how = "forked from the zygote" if forked else "fresh interpreters"
+            start_children_as(client, forked, startsecs)
+            print(f"\n{how}: kill -9 → replacement ready ({args.kills} kills each, "
+                  f"{args.objects} objects, liveness period {hb:g}s)")
+            if not forked:
+                print(line("(floor: python + libs, exit)", interpreter_floor(args.kills)))
+            for name in KILLED:
+                lat, respawn = measure_kills(client, name, args.kills, startsecs)
+                kills[(forked, name)] = lat
+                print(line(f"{name} ready", lat, kills.get((False, name)) if forked else None))
+                print(line(f"{name} spawned", respawn))
 
-        wait(lambda: all((r["queue"] or 0) == 0 for r in client.ps()), 300, "queues empty",
-             interval=0.5)
-        procs = processes(client, daemon.pid)
-        start = {n: cpu(pr) for n, pr in procs.items()}
-        time.sleep(args.idle)
-        print(f"\nat rest with {args.objects} objects, over {args.idle:g}s")
-        rss = {n: pr.memory_info().rss for n, pr in procs.items()}
-        used = {n: cpu(pr) - start[n] for n, pr in procs.items()}
-        for n in procs:
-            print(f"  {n:20s} RSS {rss[n] / MIB:6.1f} MiB   CPU {used[n]:6.2f} s")
-        print(f"  {'whole daemon':20s} RSS {sum(rss.values()) / MIB:6.1f} MiB   "
-              f"CPU {sum(used.values()):6.2f} s")
-        device = [n for n in procs if n != "simulator"]
-        print(f"  {'without simulator':20s} RSS {sum(rss[n] for n in device) / MIB:6.1f} MiB   "
-              f"CPU {sum(used[n] for n in device):6.2f} s")
-        registry.close()
+            wait(lambda: all((r["queue"] or 0) == 0 for r in client.ps()), 300,
+                 "queues empty", interval=0.5)
+            procs = processes(client, d.proc.pid)
+            start = {n: cpu(pr) for n, pr in procs.items()}
+            time.sleep(args.idle)
+            rest[forked] = {n: (pr.memory_info().rss, pss(pr.pid), cpu(pr) - start[n])
+                            for n, pr in procs.items()}
+            print(f"\n{how}: at rest with {args.objects} objects, over {args.idle:g}s")
+            for n, (rss, ps_, used) in rest[forked].items():
+                print(f"  {n:20s} RSS {rss / MIB:6.1f} MiB   PSS {ps_ / MIB:6.1f} MiB   "
+                      f"CPU {used:6.2f} s")
+            device = [n for n in rest[forked] if n != "simulator"]
+            total = [sum(rest[forked][n][k] for n in device) for k in range(3)]
+            print(f"  {'without simulator':20s} RSS {total[0] / MIB:6.1f} MiB   "
+                  f"PSS {total[1] / MIB:6.1f} MiB   CPU {total[2]:6.2f} s")
     finally:
-        try:
-            client.shutdown()
-            daemon.wait(timeout=60)
-        except (ControlError, subprocess.TimeoutExpired):
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
-        log.close()
-        shutil.rmtree(run_dir, ignore_errors=True)
+        d.close()
     return 0
+
+
+#: Killed and measured, in this order; the device's children (memory totals) besides.
+KILLED = ("registry", "service-controller", "hpa-controller")
+DEVICE_CHILDREN = KILLED
 
 
 if __name__ == "__main__":
