@@ -122,3 +122,31 @@ def test_a_rollout_without_max_unavailable_waits_for_room_and_says_so() -> None:
     assert new == 0 and olds == [3]
     status, reason, _ = cond(w, "roll", "ReplicaFailure")
     assert (status, reason) == ("True", "InsufficientMemory")
+
+
+# -- which instances a Dynamic victim loses ------------------------------------------------
+
+
+def sized(name: str, priority: int, mib: int, *, replicas: int = 1,
+          nodes: tuple[str, ...] = ()) -> dict:
+    obj = svc(name, priority, replicas=replicas)
+    obj["spec"]["template"]["resources"] = {"limits": {"memory": f"{mib}Mi"}}
+    if nodes:
+        obj["spec"]["deploymentStrategy"] = {"type": "Static", "nodes": list(nodes)}
+    return obj
+
+
+def test_a_dynamic_victim_loses_its_instances_on_the_node_the_preemptor_needs() -> None:
+    w = pressed_world()
+    w.apply(sized("spread", 0, 256, replicas=5))  # 2 on node-1, 2 on node-2, 1 on node-3
+    w.settle("spread")
+    w.apply(sized("pinned", 50, 512, nodes=("node-1", "node-2")))
+    w.settle("pinned")
+    w.apply(sized("crit", 1000, 512, nodes=("node-2",)))  # room only where spread is
+    passes(w, "crit", "spread", "pinned")
+    assert running(w, "crit") == 1 and running(w, "pinned") == 2
+    given = w.get("crit")["status"]["preemptionsGiven"]
+    assert [(g["victim"], g["instances"]) for g in given] == [("default/spread", 2)]
+    (spread,) = [v for n, v in w.ecsm_services().items() if n.startswith("default.spread.")]
+    assert "node-2" not in spread[1]  # node-3 had room: it went back there
+    assert running(w, "spread") == 5

@@ -20,6 +20,7 @@ it scales up; the preemptor scales up only into room ECSM reports free.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,7 +37,7 @@ from ecsm_actors.controllers.service.model import (
     RevisionView,
     Scale,
 )
-from ecsm_actors.controllers.service.naming import split_key
+from ecsm_actors.controllers.service.naming import service_name, split_key
 from ecsm_actors.controllers.service.plan import placement, plan
 from ecsm_actors.controllers.service.status import AVAILABLE, ConditionValue
 from ecsm_actors.errors import Conflict, NotFound
@@ -282,12 +283,16 @@ class CapacityPass:
             # recorded, not yet scaled down on ECSM (a pass cut short): finish it
             logger.info("key=%s finishing the recorded scale-down of %s", key, owner)
             self._shrink(by_key[owner], owner)
+        placed: dict[str, Counter[str]] = {}
+        for c in containers:
+            if str(getattr(c, "deploy_status", "")) != "failed":
+                placed.setdefault(str(c.service_name), Counter())[str(c.node_name)] += 1
         for e in evictions:
             reason = adm.preemption_reason(key, priority, memory, missing)
             logger.info("key=%s preempting %d instance(s) of %s (priority %d) on %s", key,
                         e.instances, e.owner, e.priority, ",".join(e.nodes))
             victim = self._record(ctx, by_key[e.owner], key, priority, e, reason)
-            self._shrink(victim, e.owner)
+            self._shrink(victim, e.owner, e.nodes, placed)
         return evictions, bool(evictions or choice.unfinished)
 
     def _given(self, given: list[Obj], key: str, priority: int, memory: int,
@@ -318,9 +323,14 @@ class CapacityPass:
                 continue
         raise Conflict(f"ECSMService {e.owner}: the preemption record kept conflicting")
 
-    def _shrink(self, victim: Obj, owner: str) -> None:
+    def _shrink(self, victim: Obj, owner: str, on: Sequence[str] = (),
+                placed: Mapping[str, Counter[str]] | None = None) -> None:
         """Scale the victim down on ECSM to its spec minus its records (idempotent: the
-        victim's own pass does the same)."""
+        victim's own pass does the same). A Dynamic victim's instances chosen on
+        ``on`` (one node per instance; ``placed``: ECSM service name → instances per node) are the ones that
+        go: ECSM picks which instances a smaller factor removes, so a revision whose
+        every instance on such a node goes leaves that node's name out until its own
+        pass puts the pool back."""
         namespace, name = split_key(owner)
         records = adm.records_of(victim)
         policy, target, nodes = adm.spec_target(victim.get("spec") or {})
@@ -339,14 +349,30 @@ class CapacityPass:
             return
         allowed = max(0, target - sum(int(r.get("instances") or 0) for r in records))
         excess = sum(v.factor for v in views) - allowed
-        for v in sorted(views, key=lambda v: (-v.factor, v.created)):
+        chosen = Counter(on)
+        on_nodes = {v.revision: (placed or {}).get(service_name(namespace, name, v.revision),
+                                                   Counter()) for v in views}
+        # revisions with chosen instances first, so that those are the ones removed
+        for v in sorted(views, key=lambda v: (-sum(min(on_nodes[v.revision][n], k)
+                                                   for n, k in chosen.items()),
+                                              -v.factor, v.created)):
             if excess <= 0:
                 break
             k = min(excess, v.factor)
             excess -= k
+            here, off, gone = on_nodes[v.revision], set(), 0
+            for n in sorted(chosen):  # nodes whose every instance of v goes, within k
+                if 0 < here[n] <= chosen[n] and gone + here[n] <= k:
+                    off.add(n)
+                    gone += here[n]
+            keep = tuple(n for n in v.node_names if n not in off)
+            if k == v.factor or not keep:
+                keep = v.node_names
+            for n in off:
+                chosen[n] -= here[n]
             self._actuator.scale(owner, Scale(revision=v.revision, service_id=v.service_id,
                                                 factor=v.factor - k,
-                                                node_names=v.node_names, policy=v.policy))
+                                                node_names=keep, policy=v.policy))
 
 
 
