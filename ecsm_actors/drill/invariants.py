@@ -20,7 +20,8 @@ every violation it found (empty = the invariant holds):
 
 A service short for lack of room (condition ``Preempted`` or ``ReplicaFailure`` True) may
 run below its spec on ECSM (or have no ECSM service yet, or keep an old revision while
-its rollout waits for room) and need not be Available; the capacity invariant judges it.
+its rollout waits for room once its maxUnavailable budget is spent) and need not be
+Available; the capacity invariant judges it.
 
 :func:`quiescent` is the convergence test the drill waits for before judging.
 """
@@ -31,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ecsm_actors.controllers.service.rollout import resolve
 from ecsm_actors.drill.capacity import capacity_held, check_capacity_by_priority
 from ecsm_actors.drill.ledger import Expectation, LedgerEntry, drill_annotations
 from ecsm_actors.drill.snapshot import (
@@ -43,6 +45,7 @@ from ecsm_actors.drill.snapshot import (
 )
 from ecsm_actors.drill.verdict import CheckResult
 from ecsm_actors.drill.verdict import result as _result
+from ecsm_actors.errors import TerminalError
 
 __all__ = ["CheckResult", "check_acknowledged_writes", "check_capacity_by_priority",
            "check_ecsm_matches_spec", "check_hpa_bounds", "check_no_leftover_processes",
@@ -159,13 +162,32 @@ def check_ecsm_matches_spec(snap: Snapshot) -> CheckResult:
                 violations.append(f"{key}: ECSM {current_name} runs {svc.image}, template "
                                   f"says {image}")
         for svc in old:
-            if svc.factor > 0 and not capacity_held(obj):  # a rollout may wait for room
+            if svc.factor > 0 and not _rollout_waits_for_room(obj, mine):
                 violations.append(f"{key}: stale revision {svc.name} still at factor "
                                   f"{svc.factor}")
         limit = (spec.get("rollout") or {}).get("revisionHistoryLimit", _DEFAULT_HISTORY)
         if len(old) > int(limit):
             violations.append(f"{key}: {len(old)} old revisions kept, history limit {limit}")
     return _result("ecsm-matches-spec", violations, checked)
+
+
+def _rollout_waits_for_room(obj: dict[str, Any], mine: list[EcsmServiceView]) -> bool:
+    """An old revision may keep instances only while the rollout is held for lack of room
+    (:func:`capacity_held`) AND has spent its maxUnavailable budget: a rollout that cannot
+    surge scales the old revision down first, as a Deployment does, so one still at its
+    full size with budget left is stuck, not waiting."""
+    if not capacity_held(obj):
+        return False
+    spec = obj.get("spec") or {}
+    want = desired_replicas(obj)
+    try:
+        budget = resolve(spec.get("rollout"), want).max_unavailable
+    except TerminalError:
+        return True  # the controller refuses the spec; other checks say so
+    taken = sum(int(r.get("instances") or 0)
+                for r in (obj.get("status") or {}).get("preemptions") or ()
+                if isinstance(r, dict))
+    return sum(s.factor for s in mine) <= max(0, want - taken) - budget
 
 
 def check_no_orphans(snap: Snapshot) -> CheckResult:
