@@ -176,6 +176,24 @@ def test_a_killed_zygote_leaves_children_running_and_later_restarts_still_work(
 
 
 @pytest.mark.timeout(60)
+def test_a_frozen_zygote_is_killed_and_replaced_and_the_child_starts_fresh_meanwhile(
+        processes: Processes, run_dir: Path) -> None:
+    d = Daemon(processes, run_dir)
+    before = d.pids()
+    os.kill(before["zygote"], signal.SIGSTOP)
+    os.kill(before["service-controller"], signal.SIGKILL)
+    fresh = d.replaced("service-controller", before["service-controller"])["pid"]
+    assert f"service-controller: started pid {fresh}\n" in d.log()  # not forked
+    assert "not forked (no answer within 1s)" in d.log()
+    d.replaced("zygote", before["zygote"])
+    assert gone(before["zygote"])
+    os.kill(fresh, signal.SIGKILL)
+    forked = d.replaced("service-controller", fresh)["pid"]
+    assert f"service-controller: started pid {forked} (forked by the zygote)" in d.log()
+    d.only_children_in_group()
+
+
+@pytest.mark.timeout(60)
 def test_nothing_is_left_after_the_supervisor_is_killed(
         processes: Processes, run_dir: Path) -> None:
     d = Daemon(processes, run_dir)
