@@ -310,7 +310,8 @@ class Admission:
             if demand.static and len(fit) < demand.count and isinstance(action, Create | Scale):
                 # a Static rollout moving node by node: another listed node with room
                 # does as well as the one the planner picked first
-                spare = tuple(n for n in pool if n not in action.node_names)
+                spare = tuple(n for n in pool if n not in action.node_names
+                              and n in rooms and rooms[n].up)
                 fit += place(rooms, Demand.on_nodes(memory, spare))[:demand.count - len(fit)]
             rooms = reserve(rooms, fit, memory)
             placements.extend(fit)
