@@ -14,7 +14,7 @@ intermediate is gone: see :meth:`~..process.ChildProcess.reap`). So killing the 
 of a child reaches the supervisor once, by ``waitpid``, never through the zygote.
 
 The zygote exits when the supervisor closes the socket (or dies: ``PR_SET_PDEATHSIG``),
-and on SIGTERM. It ignores SIGINT (a Ctrl-C reaches the whole process group; the
+and on SIGTERM, with status 0 (it holds nothing to clean up). It ignores SIGINT (a Ctrl-C reaches the whole process group; the
 supervisor stops its children itself). What it never does: create a ZeroMQ context, open
 LMDB, start a thread, read the configuration.
 """
@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 import sys
+from types import FrameType
 
 from ecsm_actors import lifecycle
 from ecsm_actors.supervisor.zygote import child, orders
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {s: signal.getsignal(s) for s in signal.valid_signals()
                 if s not in (signal.SIGKILL, signal.SIGSTOP)}
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         fd = int(os.environ[orders.FD_ENV])
         sock = socket.socket(fileno=fd)
@@ -57,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"zygote pid {os.getpid()}: ready ({len(sys.modules)} modules)", file=sys.stderr)
     sock.send(orders.ready_message(os.getpid()))
     return serve(sock, handlers)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    os._exit(0)
 
 
 def serve(sock: socket.socket, handlers: child.Handlers) -> int:
