@@ -150,6 +150,9 @@ class Crew:
             except ProcessLookupError:
                 pass
             proc.wait(timeout=10)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 @pytest.fixture

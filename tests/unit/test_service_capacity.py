@@ -168,3 +168,11 @@ def test_room_a_waiting_higher_priority_service_could_use_is_kept_from_lower_one
     decision = admission.admit("default/a", 0, proposed, views, 512 * MIB, Policy.DYNAMIC,
                                ("node-1",))
     assert decision.short == 0
+
+
+def test_the_controller_names_the_capacity_conditions_as_the_api_does() -> None:
+    from ecsm_actors.api import service as api_service
+    from ecsm_actors.controllers.service import status
+
+    assert (status.PREEMPTED, status.REPLICA_FAILURE) == (api_service.PREEMPTED,
+                                                          api_service.REPLICA_FAILURE)

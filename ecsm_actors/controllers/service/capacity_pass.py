@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ecsm_actors.api.service import PREEMPTED, REPLICA_FAILURE
 from ecsm_actors.controllers.service import admission as adm
 from ecsm_actors.controllers.service.actuator import Actuator
 from ecsm_actors.controllers.service.capacity import MIB, Demand, NodeRoom, place, reserve
@@ -39,7 +38,12 @@ from ecsm_actors.controllers.service.model import (
 )
 from ecsm_actors.controllers.service.naming import service_name, split_key
 from ecsm_actors.controllers.service.plan import placement, plan
-from ecsm_actors.controllers.service.status import AVAILABLE, ConditionValue
+from ecsm_actors.controllers.service.status import (
+    AVAILABLE,
+    PREEMPTED,
+    REPLICA_FAILURE,
+    ConditionValue,
+)
 from ecsm_actors.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)

@@ -25,6 +25,10 @@ from typing import Any
 from ecsm_actors.controllers.service.model import Summary
 
 AVAILABLE, PROGRESSING, DEGRADED = "Available", "Progressing", "Degraded"
+#: True while some instances are held down for a preemptor / not placed for lack of room
+#: (the api's ``PREEMPTED`` and ``REPLICA_FAILURE``; not imported from it: the controller
+#: process does not load the validation code).
+PREEMPTED, REPLICA_FAILURE = "Preempted", "ReplicaFailure"
 
 
 @dataclass(frozen=True, kw_only=True)
