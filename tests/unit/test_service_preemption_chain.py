@@ -150,3 +150,20 @@ def test_a_dynamic_victim_loses_its_instances_on_the_node_the_preemptor_needs() 
     (spread,) = [v for n, v in w.ecsm_services().items() if n.startswith("default.spread.")]
     assert "node-2" not in spread[1]  # node-3 had room: it went back there
     assert running(w, "spread") == 5
+
+
+def test_a_static_service_moved_to_a_full_node_stays_where_it_runs_until_there_is_room() -> None:
+    w = pressed_world()
+    w.apply(sized("moved", 0, 512, nodes=("node-1",)))
+    w.apply(sized("peer", 0, 512, nodes=("node-3",)))
+    w.apply(sized("peer2", 0, 512, nodes=("node-3",)))
+    w.settle("moved", "peer", "peer2")
+    w.apply(sized("moved", 0, 512, nodes=("node-3",)))  # no room there, nobody below it
+    passes(w, "moved", "peer", "peer2")
+    (moved,) = [v for n, v in w.ecsm_services().items() if n.startswith("default.moved.")]
+    assert moved[1] == ["node-1"] and running(w, "moved") == 1
+    assert cond(w, "moved", "ReplicaFailure")[:2] == ("True", "InsufficientMemory")
+    w.registry.delete("ECSMService", "default", "peer2")
+    passes(w, "peer2", "moved", "peer")
+    (moved,) = [v for n, v in w.ecsm_services().items() if n.startswith("default.moved.")]
+    assert moved[1] == ["node-3"] and running(w, "moved") == 1

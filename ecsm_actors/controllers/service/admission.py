@@ -331,7 +331,10 @@ class Admission:
             if isinstance(action, Restart):
                 actions[i] = None  # stays refused until there is room
             elif demand.static:
-                actions[i] = _on_nodes(action, new_nodes, fit)
+                cut = _on_nodes(action, new_nodes, fit)
+                # a revision ECSM runs is not left without a node (ECSM refuses it): it
+                # stays where it runs until there is room where it goes
+                actions[i] = None if isinstance(cut, Scale) and not cut.node_names else cut
             else:
                 actions[i] = replace(action, factor=action.factor - lacking)
         if short:
