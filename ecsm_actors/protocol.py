@@ -27,6 +27,11 @@ Three channels, all msgpack frames with a protocol version ``v``:
   one transaction: when any fails, none is, the failing ones carry their error and the
   others ``Aborted``.
 
+  *Dry run*: ``dryRun: true`` on a write op or a BATCH (not on a BATCH's writes) asks
+  what the write would do: it is defaulted, validated and run in a transaction that is
+  aborted, and answered as the write would be (APPLY's created/configured/unchanged
+  included); nothing is stored, no event published, no ``requestId`` recorded.
+
   *LIST paging*: ``limit`` (integer >= 1) and ``continue`` (the opaque token of the
   previous page) ask for one page; the result then adds ``continue`` (a token, ``""`` on
   the last page) and ``remainingItemCount`` (objects after this page when it was read).
@@ -157,6 +162,9 @@ WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELE
 _EXTRA_FIELDS: dict[str, tuple[type, frozenset[Op]]] = {
     "requestId": (str, WRITE_OPS | {Op.BATCH}),
     "atomic": (bool, frozenset({Op.BATCH})),
+    # Server-side dry run: defaulted, validated and answered as the write would be, in a
+    # transaction the store aborts (nothing stored, no event, no requestId recorded).
+    "dryRun": (bool, WRITE_OPS | {Op.BATCH}),
     "limit": (int, frozenset({Op.LIST})),
     "continue": (str, frozenset({Op.LIST})),
 }
@@ -359,6 +367,9 @@ def _batch_writes(writes: list[Any], max_writes: int) -> list[Request]:
                              "UPDATE_STATUS, APPLY, DELETE)")
         if "requestId" in write:
             raise BadRequest(f"{where}: a write of a BATCH has no requestId of its own "
+                             "(the BATCH's covers all its writes)")
+        if "dryRun" in write:
+            raise BadRequest(f"{where}: a write of a BATCH has no dryRun of its own "
                              "(the BATCH's covers all its writes)")
         decoded.append(Request(id=i, op=op, fields=_fields_of(op, write, where)))
     return decoded

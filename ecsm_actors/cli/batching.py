@@ -26,7 +26,7 @@ FRAME_OVERHEAD = 4096
 
 class BatchClient(Protocol):
     def batch(self, writes: Sequence[Mapping[str, Any]], *, atomic: bool = False,
-              request_id: str | None = None) -> BatchResult: ...
+              request_id: str | None = None, dry_run: bool = False) -> BatchResult: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,11 +55,12 @@ def chunks(writes: Sequence[Mapping[str, Any]], limits: Limits) -> Iterator[rang
 
 
 def send(client: BatchClient, writes: Sequence[Mapping[str, Any]], limits: Limits, *,
-         atomic: bool = False) -> Iterator[BatchItem]:
+         atomic: bool = False, dry_run: bool = False) -> Iterator[BatchItem]:
     """The outcome of each write, in order, as each request is answered. A request refused
     as a whole (e.g. a write too large for a frame) makes that refusal the outcome of each
     of its writes; an unreachable registry, or a key that may not write, raises (every
-    other request would fail too)."""
+    other request would fail too). ``dry_run``: the registry answers what each write
+    would do, storing nothing."""
     parts = list(chunks(writes, limits))
     if atomic and len(parts) > 1:
         raise TooLargeForAtomic(
@@ -68,7 +69,8 @@ def send(client: BatchClient, writes: Sequence[Mapping[str, Any]], limits: Limit
             f"registry.max_batch_writes, registry.max_frame_bytes); nothing was applied")
     for part in parts:
         try:
-            result = client.batch([writes[i] for i in part], atomic=atomic)
+            result = client.batch([writes[i] for i in part], atomic=atomic,
+                                  **({"dry_run": True} if dry_run else {}))
         except (Unavailable, Forbidden):
             raise  # the same for every write: one line, not one per object
         except RegistryError as e:

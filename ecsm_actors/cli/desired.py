@@ -19,7 +19,7 @@ import click
 
 from ecsm_actors import api
 from ecsm_actors.api.echo import clip
-from ecsm_actors.cli import batching, connection, desired_views, manifests, watching
+from ecsm_actors.cli import batching, connection, desired_views, dry_run, manifests, watching
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
 from ecsm_actors.cli.editing import edit_object
 from ecsm_actors.cli.outcome import checked_by
@@ -99,7 +99,8 @@ def _target(obj: dict[str, Any]) -> tuple[str, str, str]:
 def _write_all(ctx: CliContext, labels: list[str], writes: list[dict[str, Any]],
                targets: list[tuple[str, str, str]], atomic: bool,
                done: Callable[[Any], str | None],
-               ignored: Callable[[RegistryError], bool] = lambda e: False) -> None:
+               ignored: Callable[[RegistryError], bool] = lambda e: False,
+               server_dry_run: bool = False) -> None:
     """Send ``writes`` in BATCH requests (:mod:`.batching`) and print one line per object:
     ``done(result)`` (None: nothing to print) or its error; keep going past a refused
     object, exit 1 at the end if any was. With ``atomic``, a refusal means nothing was
@@ -112,12 +113,14 @@ def _write_all(ctx: CliContext, labels: list[str], writes: list[dict[str, Any]],
                              max_bytes=int(ctx.config.registry.max_frame_bytes))
     failures = 0
     with checked_by(check_command(targets)):
-        outcomes = batching.send(client, writes, limits, atomic=atomic)
+        outcomes = batching.send(client, writes, limits, atomic=atomic,
+                                 dry_run=server_dry_run)
+        suffix = dry_run.SERVER_SUFFIX if server_dry_run else ""
         for item_label, outcome in zip(labels, outcomes, strict=True):
             if outcome.ok:
                 line = done(outcome.result)
                 if line is not None:
-                    click.echo(f"{item_label} {line}")
+                    click.echo(f"{item_label} {line}{suffix}")
                 continue
             assert outcome.error is not None
             if isinstance(outcome.error, Aborted):
@@ -133,34 +136,43 @@ def _write_all(ctx: CliContext, labels: list[str], writes: list[dict[str, Any]],
 
 
 def _manifest_writes(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
-                     op: Op, atomic: bool, done: Callable[[Any], str | None]) -> None:
+                     op: Op, atomic: bool, done: Callable[[Any], str | None],
+                     mode: str = "none") -> None:
     items = manifests.load(sources)
     objects = [_with_namespace(m.object, namespace) for m in items]
+    if mode == "client":
+        verdict = "created" if op is Op.CREATE else "valid"
+        _fail_at_end(dry_run.check_locally(ctx.config, [m.label for m in items], objects,
+                                           verdict))
+        return
     _write_all(ctx, [m.label for m in items], [{"op": op, "object": o} for o in objects],
-               [_target(o) for o in objects], atomic, done)
+               [_target(o) for o in objects], atomic, done, server_dry_run=mode == "server")
 
 
 @cli.command("apply")
 @FILE_OPTION
 @NAMESPACE_OPTION
 @ATOMIC_OPTION
+@dry_run.DRY_RUN_OPTION
 @pass_cli
 def apply_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
-              atomic: bool) -> None:
+              atomic: bool, dry_run: str) -> None:
     """Create or update objects from manifests (prints created|configured|unchanged)."""
     _manifest_writes(ctx, sources, namespace, Op.APPLY, atomic,
-                     lambda result: str(ApplyAction(result["action"])))
+                     lambda result: str(ApplyAction(result["action"])), dry_run)
 
 
 @cli.command("create")
 @FILE_OPTION
 @NAMESPACE_OPTION
 @ATOMIC_OPTION
+@dry_run.DRY_RUN_OPTION
 @pass_cli
 def create_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
-               atomic: bool) -> None:
+               atomic: bool, dry_run: str) -> None:
     """Create objects from manifests (an existing object is an error)."""
-    _manifest_writes(ctx, sources, namespace, Op.CREATE, atomic, lambda result: "created")
+    _manifest_writes(ctx, sources, namespace, Op.CREATE, atomic, lambda result: "created",
+                     dry_run)
 
 
 @cli.command("delete")

@@ -92,7 +92,7 @@ OnWait = Callable[[int, float], None]
 _WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE, Op.BATCH})
 #: No attempt starts with less time than this (or a round trip) left before the deadline.
 _LAST_CHANCE = 0.05
-_OMITTED_WHEN_NONE = ("requestId", "limit", "continue", "atomic")
+_OMITTED_WHEN_NONE = ("requestId", "limit", "continue", "atomic", "dryRun")
 
 
 @dataclass(kw_only=True)
@@ -351,12 +351,13 @@ class RegistryClient:
                             resourceVersion=resource_version, requestId=request_id)
 
     def batch(self, writes: Sequence[Mapping[str, Any]], *, atomic: bool = False,
-              request_id: str | None = None) -> BatchResult:
+              request_id: str | None = None, dry_run: bool = False) -> BatchResult:
         """Several writes (``{op, ...that op's wire fields}`` each) in one request: one
-        outcome per write, in order; ``atomic``: all or none."""
+        outcome per write, in order; ``atomic``: all or none; ``dry_run``: what they would
+        do, nothing stored."""
         wire = [{**w, "op": str(w["op"])} for w in writes]
         result = self.request(Op.BATCH, writes=wire, atomic=atomic or None,
-                              requestId=request_id)
+                              requestId=request_id, dryRun=dry_run or None)
         return batch_result(result, len(wire), replayed=self.last_replayed)
 
     def watch_since(self, resource_version: int) -> WatchResult:

@@ -18,6 +18,9 @@ nothing happened). Neither stops the registry; both are logged, the first
 :data:`~ecsm_actors.failures.LOG_EVERY`. SIGTERM/SIGINT end
 the loop and the process exits 0.
 
+A write with ``dryRun`` is answered at once, like a read: the store runs it in a
+transaction it aborts, so it joins no group commit and publishes nothing.
+
 With ``registry.remote_endpoint`` / ``remote_events_endpoint`` set, the same requests
 and events are also served on TCP with CURVE, clients authenticated through ZAP and held
 to their key's role (:mod:`ecsm_actors.registry.remote`); a request is answered on the
@@ -280,7 +283,9 @@ class RegistryServer:
                     raise BadRequest(f"expected 1 body frame, got {len(body)}")
                 request = protocol.decode_request(
                     body[0], self.max_frame, max_writes=self.cfg.registry.max_batch_writes)
-                if request.op in WRITE_OPS:
+                if request.op in WRITE_OPS and request.fields.get("dryRun"):
+                    self._send(envelope, self._dry_run(request))
+                elif request.op in WRITE_OPS:
                     writes.append((envelope, request))
                 else:
                     self._send(envelope, self._read(request))
@@ -407,6 +412,19 @@ class RegistryServer:
                 reply = protocol.encode_error(request.id, epoch,
                                               self._internal(request.op, e))
             self._send(envelope, reply)
+
+    def _dry_run(self, request: Request) -> bytes:
+        """The answer to a write with ``dryRun``: what it would do, nothing stored or
+        published (see :meth:`Store.dry_run`)."""
+        epoch = self.store.epoch
+        try:
+            result = self.store.dry_run(Write(op=request.op, fields=request.fields))
+        except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
+            return protocol.encode_error(request.id, epoch, self._internal(request.op, e))
+        self.stats["dryRuns"] = self.stats.get("dryRuns", 0) + 1
+        if isinstance(result, RegistryError):
+            return protocol.encode_error(request.id, epoch, result)
+        return protocol.encode_reply_encoded(request.id, epoch, result.encoded)
 
     def _write_alone(self, write: Write) -> Outcome | RegistryError:
         try:

@@ -40,6 +40,9 @@ no status: the object has changed since, read it for its current state).
 An atomic BATCH runs in a nested transaction: when any of its writes is refused, the
 nested transaction is aborted (nothing of it remains), the refused writes carry their
 error and the others :class:`~ecsm_actors.errors.Aborted`.
+
+A dry run (:meth:`Store.dry_run`) runs a write in a write transaction that is always
+aborted: its answer is the real one, and nothing of it remains.
 """
 
 from __future__ import annotations
@@ -328,6 +331,22 @@ class Store:
             except lmdb.MapFullError:
                 results.append(self._full_error())
         return results
+
+    def dry_run(self, write: Write) -> Outcome | RegistryError:
+        """What ``write`` would do, run in a write transaction that is always aborted:
+        nothing stored, the resourceVersion not bumped, no requestId looked up or recorded.
+        The outcome's events are dropped (never to be published)."""
+        staged = stage(write)
+        txn = self._env.begin(write=True)
+        try:
+            result, _ = self._run(txn, staged, self._rv, self._clock(), self._nearly_full(txn))
+        except lmdb.MapFullError:
+            result = self._full_error()
+        finally:
+            txn.abort()
+        if isinstance(result, Outcome):
+            return Outcome(result=result.result, encoded=result.encoded)
+        return result
 
     def write(self, op: Op, **fields: Any) -> Any:
         """One write; returns its reply payload or raises its error (tests, tools)."""
