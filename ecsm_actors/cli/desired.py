@@ -19,7 +19,15 @@ import click
 
 from ecsm_actors import api
 from ecsm_actors.api.echo import clip
-from ecsm_actors.cli import batching, connection, desired_views, dry_run, manifests, watching
+from ecsm_actors.cli import (
+    batching,
+    connection,
+    desired_views,
+    dry_run,
+    manifests,
+    root_options,
+    watching,
+)
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
 from ecsm_actors.cli.editing import edit_object
 from ecsm_actors.cli.outcome import checked_by
@@ -60,7 +68,8 @@ def _report(item: str, error: EcsmActorsError) -> None:
 FILE_OPTION = click.option("-f", "--filename", "sources", multiple=True, required=True,
                            help="Manifest file, directory, or - for stdin (repeatable).")
 NAMESPACE_OPTION = click.option("-n", "--namespace", default=None,
-                                help="Namespace (default: default).")
+                                callback=root_options.namespace_default(),
+                                help="Namespace (default: the global -n, else default).")
 
 
 def _with_namespace(obj: dict[str, Any], namespace: str | None) -> dict[str, Any]:

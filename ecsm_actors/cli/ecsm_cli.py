@@ -12,66 +12,24 @@ The verbs themselves live in :mod:`.desired`, :mod:`.platform` and :mod:`.rollou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import click
 
+from ecsm_actors.cli import root_options
 from ecsm_actors.cli.entry import run
-from ecsm_actors.config import Config, load_config
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 
-
-@dataclass
-class CliContext:
-    """Options shared by every verb, and the clients built from them on first use."""
-
-    verbose: bool = False
-    conf: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    #: ``--context``, ``--request-timeout``, ``--no-link`` (see :mod:`.connection`).
-    context: str | None = None
-    request_timeout: float | None = None
-    no_link: bool = False
-    _config: Config | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = load_config(self.conf, overrides=self.overrides)
-        return self._config
-
-
-pass_cli = click.make_pass_decorator(CliContext)
+__all__ = ["CliContext", "cli", "describe", "get", "main", "pass_cli"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug logs.")
-@click.option("--conf", type=click.Path(dir_okay=False), envvar="ECSM_ACTORS_CONF",
-              help="Config file (TOML).")
-@click.option("--run-dir", help="Run directory of the instance to talk to "
-              "(env ECSM_ACTORS_RUN_DIR).")
-@click.option("--registry", "registry_endpoint", help="Registry endpoint "
-              "(env ECSM_ACTORS_REGISTRY; default: the context's, else the run dir's socket).")
-@click.option("--context", "context_name", help="Context of ~/.ecsm-cli.yaml to use "
-              "(default: its current-context).")
-@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True),
-              help="Overall deadline of a registry request, retries included, seconds "
-              "(default: the context's, else registry.request_deadline).")
-@click.option("--no-link", is_flag=True, help="Reach a remote registry directly, not "
-              "through the context's link agent.")
+@root_options.root_options
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, conf: str | None, run_dir: str | None,
-        registry_endpoint: str | None, context_name: str | None,
-        request_timeout: float | None, no_link: bool) -> None:
-    """Desired state through the registry, reality straight from ECSM."""
-    ctx.obj = CliContext(
-        verbose=verbose,
-        conf=conf,
-        overrides={"run.dir": run_dir, "registry.endpoint": registry_endpoint},
-        context=context_name,
-        request_timeout=request_timeout,
-        no_link=no_link,
-    )
+def cli(ctx: click.Context) -> None:
+    """Desired state through the registry, reality straight from ECSM.
+
+    The global options may come before or after the verb (after it, they override the
+    same option before it; see ecsm_actors.cli.root_options)."""
+    ctx.ensure_object(CliContext)
 
 
 @cli.group()
@@ -86,6 +44,12 @@ def describe() -> None:
 
 # The verb modules attach their commands to the groups above.
 from ecsm_actors.cli import desired, link_cmds, platform, rollout  # noqa: E402, F401
+from ecsm_actors.cli import diff  # noqa: E402
+
+cli.add_command(diff.diff_cmd)
+
+# Last, once every command is attached: the global options also after each verb.
+root_options.spread(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

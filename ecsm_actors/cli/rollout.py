@@ -23,6 +23,7 @@ import click
 import yaml
 
 from ecsm_actors.api.secrets import password_file_of, password_of, redact_template
+from ecsm_actors.cli import root_options
 from ecsm_actors.cli.desired import registry_client
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, pass_cli
 from ecsm_actors.cli.outcome import checked_by
@@ -32,8 +33,10 @@ from ecsm_actors.controllers.service.naming import owned_prefix, parse_owned
 from ecsm_actors.errors import Conflict, EcsmActorsError, Invalid
 
 KIND = "ECSMService"
-NAMESPACE = click.option("-n", "--namespace", default="default", show_default=True,
-                         help="Namespace of the ECSMService.")
+NAMESPACE = click.option("-n", "--namespace", default=None,
+                         callback=root_options.namespace_default("default"),
+                         help="Namespace of the ECSMService (default: the global -n, else "
+                         "default).")
 
 
 @cli.group()
