@@ -25,6 +25,7 @@ import yaml
 
 from ecsm_actors import curve
 from ecsm_actors.cli import entry
+from ecsm_actors.cli import operator_metrics
 from ecsm_actors.cli import operator_output as out
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.drill.cli import drill as drill_command
@@ -339,3 +340,4 @@ def main(argv: list[str] | None = None) -> int:
 
 # `ecsm-operator drill` is owned by the drill package.
 cli.add_command(drill_command)
+cli.add_command(operator_metrics.metrics)

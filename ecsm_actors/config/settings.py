@@ -229,6 +229,12 @@ class SupervisorSettings:
     #: their code once) instead of starting each as a fresh interpreter; false = always
     #: fresh interpreters (also the fallback while the zygote is down).
     zygote: bool = True
+    #: ``HOST:PORT`` where the supervisor serves ``/metrics`` (Prometheus text format) to
+    #: a scraper; empty = off. Only a loopback host is accepted (``127.0.0.1:9464``) unless
+    #: ``metrics_allow_remote`` is true: the figures name the device's processes.
+    metrics_endpoint: str = ""
+    #: Accept a non-loopback ``metrics_endpoint`` (e.g. ``0.0.0.0:9464``).
+    metrics_allow_remote: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

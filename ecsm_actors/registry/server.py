@@ -68,6 +68,7 @@ from ecsm_actors.errors import (
     describe_input,
 )
 from ecsm_actors.failures import FailureLog
+from ecsm_actors.histogram import Histogram
 from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.protocol import ListView, Op, Request, describe_error
 from ecsm_actors.registry.authorized import Role
@@ -177,6 +178,8 @@ class RegistryServer:
         self.stats: dict[str, Any] = {"requests": 0, "writes": 0, "commits": 0,
                                       "maxBatch": 0, "badRequests": 0, "internalErrors": 0}
         self.failures = FailureLog(logger, counts=self.stats)
+        #: Writes per commit (group commit), for ``ecsm-operator metrics``.
+        self.batch_sizes = Histogram()
         # The socket the current turn serves: replies go back where requests came from.
         self._serving = self.router
         self.remote: RemoteEndpoints | None = None
@@ -188,7 +191,9 @@ class RegistryServer:
         self._refresh_stats()
         self.liveness = LivenessReporter(self.context, cfg.heartbeat_endpoint, "registry",
                                          cfg.registry.heartbeat_interval,
-                                         report=lambda: {"stats": dict(self.stats)})
+                                         report=lambda: {"stats": {
+                                             **self.stats,
+                                             "batchSize": self.batch_sizes.to_dict()}})
         logger.info("registry serving %s, events on %s, epoch %s, resourceVersion %d; "
                     "queued per peer at most %d replies, %d requests, %d events",
                     cfg.registry_endpoint, cfg.events_endpoint, self.store.epoch,
@@ -391,6 +396,7 @@ class RegistryServer:
         self.stats["writes"] += len(batch)
         self.stats["commits"] += 1
         self.stats["maxBatch"] = max(self.stats["maxBatch"], len(batch))
+        self.batch_sizes.observe(len(batch))
         replays = sum(1 for r in results if r.replayed)
         if replays:  # retries answered from the request window, not applied again
             self.stats["replays"] = self.stats.get("replays", 0) + replays

@@ -87,6 +87,8 @@ class Supervisor:
         self._signals: list[int] = []
         self._started = clock()
         self.failures = FailureLog(logger)
+        #: ``supervisor.metrics_endpoint``'s server (:mod:`.metrics_http`), when set.
+        self.metrics_server: Any = None
 
     # -- loop ------------------------------------------------------------------------
 
@@ -107,6 +109,12 @@ class Supervisor:
             _bind(beats, self.cfg.heartbeat_endpoint, private=True)
             for source in (sig_read, self._prober.fd, control_sock, beats):
                 self._poller.register(source, zmq.POLLIN)
+            if self.cfg.supervisor.metrics_endpoint:
+                from ecsm_actors.supervisor.metrics_http import MetricsServer  # only then
+                self.metrics_server = MetricsServer(
+                    self.cfg.supervisor.metrics_endpoint,
+                    allow_remote=self.cfg.supervisor.metrics_allow_remote).start()
+                self._poller.register(self.metrics_server.fd, zmq.POLLIN)
             logger.info("supervisor pid %d: %d children, control %s", os.getpid(),
                         len(self.tree.children), self.cfg.control_endpoint)
             return self._loop(control_sock, beats, sig_read)
@@ -116,6 +124,8 @@ class Supervisor:
                 signal.signal(signum, handler)
             os.close(sig_read)
             os.close(sig_write)
+            if self.metrics_server is not None:
+                self.metrics_server.close()
             control_sock.close(linger=0)
             beats.close(linger=0)
             context.term()
@@ -153,6 +163,8 @@ class Supervisor:
                     self._receive_reports(beats)
                 if control_sock in events:
                     self._answer(control_sock)
+                if self.metrics_server is not None and self.metrics_server.fd in events:
+                    self.metrics_server.answer(self.stats(None), self.status())
                 if next_memory is not None and self._clock() >= next_memory:
                     self.tree.sample_memory()
                     next_memory = self._clock() + (memory_interval or 0)

@@ -72,6 +72,9 @@ class ChildMachine:
         self.ready_at: float | None = None
         #: Restarts after a failure or on request (not the first start).
         self.restarts = 0
+        #: Restarts by cause (:func:`restart_cause`), counted when the exit causing one is
+        #: seen; ``requested`` for the operator's restarts (``ecsm-operator metrics``).
+        self.restart_causes: dict[str, int] = {}
         self.last_exit: ExitStatus | None = None
         #: Why the child is in its current state, for people (empty when unremarkable).
         self.reason = ""
@@ -143,6 +146,7 @@ class ChildMachine:
             actions = self.stop()
             self._then_start = True
             self.reason = "restart requested"
+            self._count_cause("requested")
             return actions
         if self.state == ChildState.STOPPING:
             self._then_start = True
@@ -259,6 +263,7 @@ class ChildMachine:
             self.state = ChildState.EXITED
             self.reason = why
             return []
+        self._count_cause(restart_cause(why, killed=killed))
         if healthy:
             self.failures = 0
             self.hold_downs = 0
@@ -277,6 +282,9 @@ class ChildMachine:
         self.reason = why
         self._timer = now + delay
         return []
+
+    def _count_cause(self, cause: str) -> None:
+        self.restart_causes[cause] = self.restart_causes.get(cause, 0) + 1
 
     def _hold_down(self, now: float, why: str) -> list[Action]:
         self._restart_times.clear()
@@ -301,3 +309,16 @@ class ChildMachine:
         raw = min(spec.backoff_cap, spec.backoff_base * 2.0 ** min(failures - 1, 62))
         # A failed start always waits a little, so a zero base can never spin the loop.
         return max(MIN_FAILURE_DELAY, raw * (1.0 - spec.backoff_jitter * self._rng()))
+
+
+def restart_cause(why: str, *, killed: bool) -> str:
+    """The cause of a failure as a metric label: ``exit`` (the child ended by itself),
+    ``memory``, ``heartbeat``, ``stuck`` (a reconcile past its deadline), ``readiness``
+    (the watchdog's and the readiness timeout's verdicts), ``killed`` (anything else)."""
+    if not killed:
+        return "exit"
+    for word, cause in (("RSS", "memory"), ("liveness report", "heartbeat"),
+                        ("reconcile in flight", "stuck"), ("not ready", "readiness")):
+        if word in why:
+            return cause
+    return "killed"

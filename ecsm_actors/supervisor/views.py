@@ -56,6 +56,8 @@ def child_stats(child: Child) -> dict[str, Any]:
         "rss": child.rss if alive else None,
         "anonymousRss": m.watchdog.rss if alive else None,
         "cpuSeconds": child.cpu if alive else None,
+        "restarts": m.restarts,
+        "restartCauses": dict(m.restart_causes),
         "liveness": None if report is None else {
             "ts": report.ts,
             "queueDepth": report.queue_depth,

@@ -22,11 +22,13 @@ PROBE = textwrap.dedent("""
 
 #: Heavy and not needed by a controller: the CLI stack, the HTTP stack of ``requests``
 #: (ECSM over plain HTTP uses the lean transport), OpenSSL (hashlib/ssl), the idna codec,
-#: the registry's validation and store, psutil, the conf-file parser, argparse.
+#: the registry's validation and store, psutil, the conf-file parser, argparse, the
+#: Prometheus exposition (about 12 MB of RSS; only the supervisor and the CLI render it).
 FORBIDDEN = ("click", "yaml", "requests", "urllib3", "charset_normalizer", "ssl", "_ssl",
              "_hashlib", "http.client", "email", "encodings.idna", "stringprep", "lmdb",
              "psutil", "tomllib", "argparse", "ecsm_actors.cli", "ecsm_actors.store",
-             "ecsm_actors.api.validation", "ecsm_actors.api.hpa", "ecsm_actors.api.service")
+             "ecsm_actors.api.validation", "ecsm_actors.api.hpa", "ecsm_actors.api.service",
+             "prometheus_client", "ecsm_actors.supervisor.metrics")
 
 
 @pytest.mark.parametrize("controller", ["service", "hpa"])
