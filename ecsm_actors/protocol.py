@@ -97,6 +97,8 @@ class Op(StrEnum):
     DELETE = "DELETE"
     WATCH_SINCE = "WATCH_SINCE"
     BATCH = "BATCH"
+    RECORD_EVENTS = "RECORD_EVENTS"
+    LIST_EVENTS = "LIST_EVENTS"
 
 
 class ListView(StrEnum):
@@ -153,8 +155,18 @@ OP_FIELDS: dict[Op, dict[str, tuple[type, ...]]] = {
     Op.DELETE: {"kind": _STR, "namespace": _STR, "name": _STR, "resourceVersion": _OPT_INT},
     Op.WATCH_SINCE: {"resourceVersion": _INT},
     Op.BATCH: {"writes": (list,)},
+    Op.RECORD_EVENTS: {"events": (list,)},
+    Op.LIST_EVENTS: {"namespace": _OPT_STR, "involvedKind": _OPT_STR,
+                     "involvedName": _OPT_STR, "since": (int, float, type(None))},
 }
-_OPTIONAL = {(Op.LIST, "namespace"), (Op.LIST, "view"), (Op.DELETE, "resourceVersion")}
+_OPTIONAL = {(Op.LIST, "namespace"), (Op.LIST, "view"), (Op.DELETE, "resourceVersion"),
+             (Op.LIST_EVENTS, "namespace"), (Op.LIST_EVENTS, "involvedKind"),
+             (Op.LIST_EVENTS, "involvedName"), (Op.LIST_EVENTS, "since")}
+#: Occurrences one RECORD_EVENTS may carry.
+MAX_RECORD_EVENTS = 1000
+#: Topic prefix of the Event records published on PUB (``Event.ADDED``...): no object
+#: kind's prefix, so informers subscribed to their kinds never receive them.
+EVENT_RECORD_TOPIC = b"Event."
 #: The ops that write, each of which may carry a ``requestId``.
 WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE})
 #: Optional fields that stay out of ``Request.fields`` when absent (added with the
@@ -298,6 +310,9 @@ def decode_request(frame: bytes, max_bytes: int | None = None, *,
     fields = _fields_of(op, doc, op)
     if op is Op.BATCH:
         fields["writes"] = _batch_writes(fields["writes"], max_writes)
+    if op is Op.RECORD_EVENTS and not 1 <= len(fields["events"]) <= MAX_RECORD_EVENTS:
+        raise BadRequest(f"RECORD_EVENTS: {len(fields['events'])} events (1 to "
+                         f"{MAX_RECORD_EVENTS} per request)")
     return Request(id=request_id, op=op, fields=fields)
 
 
@@ -595,6 +610,28 @@ def encode_event(event: Event) -> list[bytes]:
 
 def encode_heartbeat(epoch: str, seq: int) -> list[bytes]:
     return [HEARTBEAT_TOPIC, pack({"v": VERSION, "epoch": epoch, "seq": seq})]
+
+
+def encode_event_record(epoch: str, added: bool, record: Mapping[str, Any]) -> list[bytes]:
+    """The PUB message of an Event record written (``Event.ADDED`` / ``Event.MODIFIED``);
+    body ``{v, epoch, type, kind: "Event", object}``, no ``seq``: records are outside the
+    objects' resourceVersion."""
+    type_ = EventType.ADDED if added else EventType.MODIFIED
+    return [EVENT_RECORD_TOPIC + str(type_).encode(),
+            pack({"v": VERSION, "epoch": epoch, "type": str(type_), "kind": "Event",
+                  "object": record})]
+
+
+def decode_event_record(frames: list[bytes]) -> tuple[str, dict[str, Any]] | None:
+    """``(type, record)`` of a published Event record; None for a heartbeat or another
+    message. Raises BadRequest when malformed."""
+    if len(frames) != 2 or not frames[0].startswith(EVENT_RECORD_TOPIC):
+        return None
+    doc = unpack(frames[1])
+    record = doc.get("object")
+    if not isinstance(record, dict):
+        raise BadRequest(f"malformed event record: object is {describe_input(record)}")
+    return _typed(doc, "type", str, "event record"), record
 
 
 def decode_published(frames: list[bytes]) -> Event | Heartbeat:

@@ -74,6 +74,12 @@ class RegistrySettings:
     full_ratio: float = 0.95
     #: Events kept in the replay log before compaction.
     event_log_limit: int = 100_000
+    #: Event records (``ecsm-cli get events``) are kept this long after they were last
+    #: seen, seconds (a day: a whole day between two contacts fits).
+    event_ttl: float = 86_400.0
+    #: Event records kept at most (in a map of their own, never the objects'); beyond
+    #: it, the least recently seen go first.
+    event_limit: int = 10_000
     #: Period of the heartbeat on the PUB socket, seconds.
     heartbeat_interval: float = 1.0
     #: Largest request frame accepted, bytes.

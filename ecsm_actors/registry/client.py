@@ -369,6 +369,23 @@ class RegistryClient:
         return WatchResult(events=events, resource_version=result["resourceVersion"],
                            epoch=self.epoch)
 
+    def record_events(self, events: Sequence[Mapping[str, Any]]) -> int:
+        """Send occurrences of events (see :mod:`ecsm_actors.api.event`) to be aggregated
+        into their records; return how many records were written."""
+        result = self.request(Op.RECORD_EVENTS, events=list(events))
+        return int(result.get("recorded", 0)) if isinstance(result, Mapping) else 0
+
+    def list_events(self, namespace: str | None = None, *, kind: str | None = None,
+                    name: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        """The Event records of a namespace (all: None) or of one object, last seen at or
+        after ``since`` (seconds since the epoch), least recently seen first."""
+        result = self.request(Op.LIST_EVENTS, namespace=namespace, involvedKind=kind,
+                              involvedName=name, since=since)
+        items = result.get("items") if isinstance(result, Mapping) else None
+        if not isinstance(items, list):
+            raise Internal("undecodable reply from the registry: LIST_EVENTS without items")
+        return [i for i in items if isinstance(i, dict)]
+
     def close(self) -> None:
         with self._lock:
             self._discard()

@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_DOMAIN = b"ecsm-actors"
 #: Ops a ``read`` key may send; anything else is Forbidden.
-READ_OPS = frozenset({Op.PING, Op.GET, Op.LIST, Op.WATCH_SINCE})
+READ_OPS = frozenset({Op.PING, Op.GET, Op.LIST, Op.WATCH_SINCE, Op.LIST_EVENTS})
 #: ZAP requests answered per turn of the loop at most.
 ZAP_PER_TURN = 16
 #: A refused key is logged at most once per this many seconds.

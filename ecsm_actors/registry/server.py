@@ -74,6 +74,7 @@ from ecsm_actors.protocol import ListView, Op, Request, describe_error
 from ecsm_actors.registry.authorized import Role
 from ecsm_actors.registry.remote import READ_OPS, RemoteEndpoints
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
+from ecsm_actors.store.event_store import EventStore
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ BULK = 1000
 #: resourceVersion then says how far the page goes, and the caller asks again from there.
 WATCH_PAGE = 10_000
 WATCH_PAGE_BYTES = 32 << 20
+#: Expired Event records removed at most per heartbeat (the rest at the next ones).
+EXPIRE_PER_BEAT = 1000
 #: Fewest replies or requests queued per peer, whatever the byte budget.
 MIN_PEER_MESSAGES = 4
 #: Fewest events queued per subscriber: the events of a whole batch (up to MAX_BATCH)
@@ -155,6 +158,8 @@ class RegistryServer:
         self.cfg = cfg
         api.configure_limits(cfg.api)  # the upper bounds every write is validated against
         self.store = store or Store.from_config(cfg)
+        # Event records: a store of their own, written after the objects' commit.
+        self.events = EventStore.from_config(cfg)
         self.max_frame = int(cfg.registry.max_frame_bytes)
         self.max_batch_bytes = int(cfg.registry.max_batch_bytes)
         self.queues = PeerQueues.from_settings(cfg.registry)
@@ -266,6 +271,7 @@ class RegistryServer:
         self.pub.close()
         self.context.term()
         self.store.close()
+        self.events.close()
 
     # -- one turn of the loop ------------------------------------------------------------
 
@@ -275,6 +281,7 @@ class RegistryServer:
         commit the batch's writes and acknowledge them. Every request gets exactly one
         answer, whatever it contains."""
         writes: list[tuple[Frames, Request]] = []
+        records: list[tuple[Frames, Request]] = []
         taken = 0
         for _ in range(MAX_BATCH):
             frames = self._recv()
@@ -292,6 +299,8 @@ class RegistryServer:
                     self._send(envelope, self._dry_run(request))
                 elif request.op in WRITE_OPS:
                     writes.append((envelope, request))
+                elif request.op is Op.RECORD_EVENTS:
+                    records.append((envelope, request))
                 else:
                     self._send(envelope, self._read(request))
             except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
@@ -300,6 +309,27 @@ class RegistryServer:
                 break
         if writes:
             self._write(writes)
+        if records:  # after the objects' writes are acknowledged: never delays them
+            self._record_events(records)
+
+    def _record_events(self, records: list[tuple[Frames, Request]]) -> None:
+        """Aggregate RECORD_EVENTS into the event store (one transaction each), publish
+        the records written, acknowledge ``{recorded: n}``. No request window: a retried
+        occurrence adds its count again (a count is an approximation, as Kubernetes'
+        is) and moves no timestamp, so replaying it is harmless."""
+        epoch = self.store.epoch
+        for envelope, request in records:
+            try:
+                written = self.events.record(request.fields["events"])
+                for w in written:
+                    self._publish(protocol.encode_event_record(epoch, w.added, w.record))
+                reply = protocol.encode_reply(request.id, epoch, {"recorded": len(written)})
+            except RegistryError as e:
+                reply = protocol.encode_error(request.id, epoch, e)
+            except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
+                reply = protocol.encode_error(request.id, epoch,
+                                              self._internal(request.op, e))
+            self._send(envelope, reply)
 
     def _refusal(self, body: Frames, error: Exception) -> bytes:
         """The answer to a request that could not be served: its BadRequest, or Internal
@@ -334,6 +364,10 @@ class RegistryServer:
             return protocol.encode_reply(rid, epoch, {
                 "epoch": epoch, "resourceVersion": self.store.resource_version,
                 "pid": os.getpid()})
+        if request.op is Op.LIST_EVENTS:
+            items = self.events.list(f["namespace"], f["involvedKind"], f["involvedName"],
+                                     f["since"])
+            return protocol.encode_reply(rid, epoch, {"items": items})
         if request.op is Op.WATCH_SINCE:
             raw = self.store.watch_since_raw(f["resourceVersion"], max_events=WATCH_PAGE,
                                              max_bytes=WATCH_PAGE_BYTES)
@@ -541,10 +575,15 @@ class RegistryServer:
             self.remote.check_keys()  # a revoked key is cut off within a heartbeat
         self._refresh_stats()
         self.store.release_pages()
+        try:
+            self.events.expire(EXPIRE_PER_BEAT)
+        except RegistryError as e:
+            self.failures.record("internalErrors", "cannot expire events", e)
 
     def _refresh_stats(self) -> None:
         self.stats.update(resourceVersion=self.store.resource_version, epoch=self.store.epoch,
-                          usage=round(self.store.usage(), 4))
+                          usage=round(self.store.usage(), 4), events=len(self.events),
+                          eventStore=dict(self.events.stats))
 
 
 def main(argv: list[str] | None = None) -> int:

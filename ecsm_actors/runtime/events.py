@@ -1,0 +1,238 @@
+"""The event recorder: what controllers and the supervisor say happened to an object,
+sent to the registry as ``Event`` records (client-go's EventRecorder and EventCorrelator
+in spirit).
+
+Runs in the controller processes and the supervisor. :meth:`EventRecorder.event` only
+touches a few dicts under a lock: it never blocks on the registry and never raises, so a
+controller never waits or fails because of an event. Occurrences are:
+
+* aggregated: the repeats of one (object, type, reason, message) are one series whose
+  count grows; a series is sent at most once per flush, as the occurrences since the last
+  one (the registry adds them into one record: a flapping condition is one record);
+* rate-limited per object: a new series of an object takes a token from the object's
+  bucket (:data:`BURST` tokens, one more every :data:`REFILL` seconds, as client-go's
+  spam filter); without one it is dropped and counted (repeats of a known series are
+  always counted);
+* bounded: at most :data:`MAX_SERIES` series remembered and :data:`MAX_PENDING` waiting
+  to be sent; beyond, dropped and counted;
+* sent by a flusher thread every ``flush_interval`` through a registry client of its own
+  (short deadline); when the registry is slow or down the batch is dropped and counted,
+  never retried later.
+
+The thread starts on the first event, never at import nor construction (the zygote
+imports this module and must start no thread); in a forked child it starts afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ecsm_actors.api.event import MAX_WORD, NORMAL, WARNING, clip_message
+from ecsm_actors.api.names import format_timestamp
+
+logger = logging.getLogger(__name__)
+
+#: New series one object may start at once, and the seconds to earn one more.
+BURST = 25
+REFILL = 30.0
+#: Series remembered (the least recently seen forgotten first).
+MAX_SERIES = 4096
+#: Series waiting to be sent at most.
+MAX_PENDING = 1000
+#: Seconds between two flushes.
+FLUSH_INTERVAL = 1.0
+
+SeriesKey = tuple[str, str, str, str, str, str]
+
+
+@dataclass(kw_only=True)
+class _Series:
+    involved: dict[str, str]
+    first: float
+    last: float
+    pending: int = 0
+
+
+def involved_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The ``involvedObject`` of a wire object (kind, namespace, name, uid)."""
+    meta = obj.get("metadata") or {}
+    ref = {"kind": str(obj.get("kind", "")), "namespace": str(meta.get("namespace", "")),
+           "name": str(meta.get("name", ""))}
+    if meta.get("uid"):
+        ref["uid"] = str(meta["uid"])
+    return ref
+
+
+def object_ref(kind: str, namespace: str, name: str) -> dict[str, str]:
+    return {"kind": kind, "namespace": namespace, "name": name}
+
+
+class EventRecorder:
+    """Records events for ``component`` (see the module docstring). ``client_factory``
+    makes the flusher's registry client (called in the flusher thread, once);
+    ``autostart=False`` leaves flushing to the caller (:meth:`flush`)."""
+
+    def __init__(self, component: str, client_factory: Callable[[], Any], *,
+                 flush_interval: float = FLUSH_INTERVAL, burst: int = BURST,
+                 refill: float = REFILL, autostart: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.component = component[:MAX_WORD]
+        self.host = socket.gethostname()[:MAX_WORD]
+        self.flush_interval = flush_interval
+        self._factory = client_factory
+        self._client: Any = None
+        self._burst, self._refill = burst, refill
+        self._autostart = autostart
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._series: OrderedDict[SeriesKey, _Series] = OrderedDict()
+        self._pending: dict[SeriesKey, _Series] = {}
+        self._buckets: OrderedDict[tuple[str, str, str], tuple[float, float]] = OrderedDict()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._stop = threading.Event()
+        self.counts = {"recorded": 0, "aggregated": 0, "sent": 0, "droppedRateLimited": 0,
+                       "droppedFull": 0, "droppedUnsent": 0}
+
+    # -- the controller's side: never blocks, never raises ---------------------------
+
+    def normal(self, involved: Mapping[str, Any], reason: str, message: str) -> None:
+        self.event(involved, NORMAL, reason, message)
+
+    def warning(self, involved: Mapping[str, Any], reason: str, message: str) -> None:
+        self.event(involved, WARNING, reason, message)
+
+    def event(self, involved: Mapping[str, Any], type_: str, reason: str,
+              message: str) -> None:
+        """Record one occurrence about ``involved`` (an ``involvedObject`` map, see
+        :func:`involved_of`)."""
+        try:
+            self._event(involved, type_, reason, clip_message(str(message)))
+        except Exception:  # noqa: BLE001 - an event never fails its caller
+            logger.debug("event not recorded", exc_info=True)
+
+    def _event(self, involved: Mapping[str, Any], type_: str, reason: str,
+               message: str) -> None:
+        now = self._clock()
+        obj = (str(involved.get("namespace", "")), str(involved.get("kind", "")),
+               str(involved.get("name", "")))
+        key: SeriesKey = (*obj, type_, reason, message)
+        with self._lock:
+            self.counts["recorded"] += 1
+            series = self._series.get(key)
+            if series is not None:
+                self._series.move_to_end(key)
+                self.counts["aggregated"] += 1
+            elif not self._take_token(obj, now):
+                self.counts["droppedRateLimited"] += 1
+                return
+            else:
+                series = _Series(involved={k: str(v) for k, v in involved.items()},
+                                 first=now, last=now)
+                self._series[key] = series
+                while len(self._series) > MAX_SERIES:
+                    old_key, _ = self._series.popitem(last=False)
+                    self._pending.pop(old_key, None)
+            if key not in self._pending:
+                if len(self._pending) >= MAX_PENDING:
+                    self.counts["droppedFull"] += 1
+                    return
+                self._pending[key] = series
+            series.last = now
+            series.pending += 1
+        self._ensure_thread()
+
+    def _take_token(self, obj: tuple[str, str, str], now: float) -> bool:
+        tokens, at = self._buckets.pop(obj, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - at) / self._refill)
+        ok = tokens >= 1.0
+        self._buckets[obj] = (tokens - 1.0 if ok else tokens, now)
+        while len(self._buckets) > MAX_SERIES:
+            self._buckets.popitem(last=False)
+        return ok
+
+    def _ensure_thread(self) -> None:
+        if not self._autostart or (self._thread is not None and self._pid == os.getpid()):
+            return
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._client = None  # a client of the parent (before a fork) is not ours
+            self._thread = threading.Thread(target=self._run, name="event-recorder",
+                                            daemon=True)
+            self._thread.start()
+
+    # -- the flusher ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> int:
+        """Send what is pending; return the occurrences sent (0 when they were dropped).
+        Never raises."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            batch = []
+            for (_, _, _, type_, reason, message), s in pending.items():
+                batch.append({"involvedObject": s.involved, "type": type_, "reason": reason,
+                              "message": message, "count": s.pending,
+                              "firstTimestamp": format_timestamp(s.first),
+                              "lastTimestamp": format_timestamp(s.last),
+                              "source": {"component": self.component, "host": self.host}})
+                s.pending = 0
+        if not batch:
+            return 0
+        occurrences = sum(e["count"] for e in batch)
+        try:
+            if self._client is None:
+                self._client = self._factory()
+            self._client.record_events(batch)
+        except Exception as e:  # noqa: BLE001 - the flusher's boundary: drop, count, go on
+            with self._lock:
+                self.counts["droppedUnsent"] += occurrences
+            logger.debug("%d events not sent: %s", occurrences, e)
+            return 0
+        with self._lock:
+            self.counts["sent"] += occurrences
+        return occurrences
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {**self.counts, "pending": len(self._pending)}
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the flusher after one last flush (waiting at most ``timeout``)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid():
+            thread.join(timeout)
+        client, self._client = self._client, None
+        if client is not None and hasattr(client, "close"):
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing on the way out
+                pass
+
+
+def registry_recorder(cfg: Any, component: str) -> EventRecorder:
+    """A recorder whose flusher talks to the configured registry with a short deadline
+    (an event is not worth waiting for)."""
+
+    def client() -> Any:
+        from ecsm_actors.registry.client import RegistryClient
+
+        deadline = min(2.0, float(cfg.registry.request_timeout))
+        return RegistryClient(cfg.registry_endpoint, timeout=deadline, deadline=deadline)
+
+    return EventRecorder(component, client)
