@@ -21,6 +21,7 @@ from ecsm_actors import api
 from ecsm_actors.api.echo import clip
 from ecsm_actors.cli import (
     batching,
+    completion,
     connection,
     desired_views,
     dry_run,
@@ -37,10 +38,7 @@ from ecsm_actors.errors import Aborted, EcsmActorsError, NotFound, RegistryError
 from ecsm_actors.protocol import ApplyAction, Event, Op
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 
-KIND_WORDS = {
-    "ECSMService": ("ecsmservices", "ecsmservice", "esvc"),
-    "ECSMHpa": ("ecsmhpas", "ecsmhpa", "hpa"),
-}
+KIND_WORDS = completion.KIND_WORDS
 
 
 def registry_client(ctx: CliContext) -> RegistryClient:
@@ -185,8 +183,8 @@ def create_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
 
 
 @cli.command("delete")
-@click.argument("kind", required=False)
-@click.argument("names", nargs=-1)
+@click.argument("kind", required=False, shell_complete=completion.kind_words)
+@click.argument("names", nargs=-1, shell_complete=completion.kind_names)
 @click.option("-f", "--filename", "sources", multiple=True,
               help="Delete the objects named in these manifests.")
 @NAMESPACE_OPTION
@@ -251,7 +249,7 @@ def list_all(client: RegistryClient, kind: str, namespace: str | None,
 
 def _get_command(kind: str) -> click.Command:
     @click.command(help=f"List {kind} objects, or show one by NAME.")
-    @click.argument("name", required=False)
+    @click.argument("name", required=False, shell_complete=completion.object_names(kind))
     @NAMESPACE_OPTION
     @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
     @click.option("-o", "--output", type=click.Choice(OUTPUT_FORMATS), default="table",
@@ -293,7 +291,7 @@ def _get_command(kind: str) -> click.Command:
 
 def _describe_command(kind: str) -> click.Command:
     @click.command(help=f"Show one {kind} in detail: spec, status, conditions.")
-    @click.argument("name")
+    @click.argument("name", shell_complete=completion.object_names(kind))
     @NAMESPACE_OPTION
     @pass_cli
     def command(ctx: CliContext, name: str, namespace: str | None) -> None:
@@ -317,8 +315,8 @@ for _kind, _words in KIND_WORDS.items():
 
 
 @cli.command("edit")
-@click.argument("kind")
-@click.argument("name")
+@click.argument("kind", shell_complete=completion.kind_words)
+@click.argument("name", shell_complete=completion.kind_names)
 @NAMESPACE_OPTION
 @pass_cli
 def edit_cmd(ctx: CliContext, kind: str, name: str, namespace: str | None) -> None:
@@ -353,7 +351,7 @@ def _resume_file(ctx: CliContext) -> watching.ResumeFile:
 
 
 @cli.command("watch")
-@click.argument("kind")
+@click.argument("kind", shell_complete=completion.kind_words)
 @click.option("--since", type=click.IntRange(min=0), default=None,
               help="Replay every change after this resourceVersion first.")
 @click.option("--resume", is_flag=True,

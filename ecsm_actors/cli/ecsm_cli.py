@@ -44,9 +44,13 @@ def describe() -> None:
 
 # The verb modules attach their commands to the groups above.
 from ecsm_actors.cli import desired, link_cmds, platform, rollout  # noqa: E402, F401
-from ecsm_actors.cli import diff  # noqa: E402
+from ecsm_actors.cli import completion, diff  # noqa: E402
 
 cli.add_command(diff.diff_cmd)
+cli.add_command(completion.completion_command("ecsm-cli"))
+from ecsm_actors.cli import top  # noqa: E402
+
+cli.add_command(top.top)
 
 # Last, once every command is attached: the global options also after each verb.
 root_options.spread(cli)

@@ -23,7 +23,7 @@ import click
 import yaml
 
 from ecsm_actors.api.secrets import password_file_of, password_of, redact_template
-from ecsm_actors.cli import root_options
+from ecsm_actors.cli import completion, root_options
 from ecsm_actors.cli.desired import registry_client
 from ecsm_actors.cli.ecsm_cli import CliContext, cli, pass_cli
 from ecsm_actors.cli.outcome import checked_by
@@ -86,7 +86,7 @@ def rollout_state(obj: dict[str, Any]) -> tuple[bool, str]:
 
 
 @rollout.command("status")
-@click.argument("name")
+@click.argument("name", shell_complete=completion.object_names(KIND))
 @NAMESPACE
 @click.option("--timeout", type=float, default=600.0, show_default=True,
               help="Give up after this many seconds (0: wait forever).")
@@ -131,7 +131,7 @@ def _ecsm_revisions(ctx: CliContext, namespace: str, name: str) -> dict[str, Any
 
 
 @rollout.command("history")
-@click.argument("name")
+@click.argument("name", shell_complete=completion.object_names(KIND))
 @NAMESPACE
 @click.option("--revision", "number", type=int, default=None,
               help="Show the template of this revision number.")
@@ -175,7 +175,7 @@ def _only_the_secret(number: int, template: dict[str, Any]) -> str:
 
 
 @rollout.command("undo")
-@click.argument("name")
+@click.argument("name", shell_complete=completion.object_names(KIND))
 @NAMESPACE
 @click.option("--to-revision", type=int, default=None,
               help="Revision number to return to (default: the previous one).")

@@ -113,7 +113,7 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
 
 def _callback(option: GlobalOption) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is None or ctx.resilient_parsing:
+        if value is None:  # also while completing: the options given count there too
             return value
         if getattr(param, "is_flag", False) and not value:
             return value  # a flag not given: leaves one given elsewhere alone
