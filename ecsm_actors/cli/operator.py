@@ -24,7 +24,7 @@ import click
 import yaml
 
 from ecsm_actors import curve
-from ecsm_actors.cli import entry
+from ecsm_actors.cli import completion, entry
 from ecsm_actors.cli import operator_metrics
 from ecsm_actors.cli import operator_output as out
 from ecsm_actors.config import Config, load_config
@@ -111,7 +111,7 @@ def run(op: OperatorContext, simulate: bool, apply_dir: str | None,
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=completion.child_names)
 @daemon_options
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for ready.")
 @pass_op
@@ -171,7 +171,7 @@ def _wait_ready(op: OperatorContext, proc: subprocess.Popen[bytes], log_path: os
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=completion.child_names)
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait.")
 @pass_op
 def stop(op: OperatorContext, name: str | None, timeout: float) -> None:
@@ -202,7 +202,7 @@ def ps(op: OperatorContext, output: str) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=completion.child_names)
 @click.option("-s", "--signal", "signame", default="KILL", show_default=True,
               help="Signal name or number (KILL, TERM, STOP, CONT, 9…).")
 @pass_op
@@ -213,7 +213,7 @@ def kill(op: OperatorContext, name: str, signame: str) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=completion.child_names)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
 @pass_op
 def restart(op: OperatorContext, name: str, timeout: float) -> None:
@@ -225,7 +225,7 @@ def restart(op: OperatorContext, name: str, timeout: float) -> None:
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=completion.child_names)
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
 @pass_op
 def stats(op: OperatorContext, name: str | None, output: str) -> None:
@@ -238,7 +238,7 @@ def stats(op: OperatorContext, name: str | None, output: str) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=completion.child_names)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("-n", "--lines", default=50, show_default=True, help="Lines of history.")
 @pass_op
@@ -341,3 +341,4 @@ def main(argv: list[str] | None = None) -> int:
 # `ecsm-operator drill` is owned by the drill package.
 cli.add_command(drill_command)
 cli.add_command(operator_metrics.metrics)
+cli.add_command(completion.completion_command("ecsm-operator"))
