@@ -1,8 +1,8 @@
 """``ecsm-cli`` verbs on desired state (the registry): apply, create, get, describe, delete,
 edit, watch for ECSMService (``esvc``) and ECSMHpa (``hpa``).
 
-Runs in the CLI process; attaches commands to the root group and the shared ``get`` /
-``describe`` groups of :mod:`ecsm_actors.cli.ecsm_cli`. Errors are raised as
+Runs in the CLI process; its commands are attached to the root group and the shared
+``get`` / ``describe`` groups by :mod:`ecsm_actors.cli.ecsm_cli`. Errors are raised as
 :class:`~ecsm_actors.errors.EcsmActorsError` and printed by the CLI's one catch-all
 (``error: …``, exit 1); a verb working through several objects reports each failure on
 its own line, goes on with the others and exits 1 at the end. Every view shows a VSOA
@@ -29,7 +29,7 @@ from ecsm_actors.cli import (
     root_options,
     watching,
 )
-from ecsm_actors.cli.ecsm_cli import CliContext, cli, describe, get, pass_cli
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.editing import edit_object
 from ecsm_actors.cli.outcome import checked_by
 from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, escape, print_table
@@ -156,7 +156,7 @@ def _manifest_writes(ctx: CliContext, sources: tuple[str, ...], namespace: str |
                [_target(o) for o in objects], atomic, done, server_dry_run=mode == "server")
 
 
-@cli.command("apply")
+@click.command("apply")
 @FILE_OPTION
 @NAMESPACE_OPTION
 @ATOMIC_OPTION
@@ -169,7 +169,7 @@ def apply_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
                      lambda result: str(ApplyAction(result["action"])), dry_run)
 
 
-@cli.command("create")
+@click.command("create")
 @FILE_OPTION
 @NAMESPACE_OPTION
 @ATOMIC_OPTION
@@ -182,7 +182,7 @@ def create_cmd(ctx: CliContext, sources: tuple[str, ...], namespace: str | None,
                      dry_run)
 
 
-@cli.command("delete")
+@click.command("delete")
 @click.argument("kind", required=False, shell_complete=completion.kind_words)
 @click.argument("names", nargs=-1, shell_complete=completion.kind_names)
 @click.option("-f", "--filename", "sources", multiple=True,
@@ -301,20 +301,30 @@ def _describe_command(kind: str) -> click.Command:
     return command
 
 
-for _kind, _words in KIND_WORDS.items():
-    for _i, _word in enumerate(_words):
-        _g = _get_command(_kind)
-        _g.hidden = _i > 0
-        get.add_command(_g, name=_word)
-        _d = _describe_command(_kind)
-        _d.hidden = _i != 1
-        describe.add_command(_d, name=_word)
+def get_commands() -> dict[str, click.Command]:
+    """``get WORD`` for each word of each kind (the first shown in help)."""
+    commands = {}
+    for kind, words in KIND_WORDS.items():
+        for i, word in enumerate(words):
+            commands[word] = _get_command(kind)
+            commands[word].hidden = i > 0
+    return commands
+
+
+def describe_commands() -> dict[str, click.Command]:
+    """``describe WORD`` for each word of each kind (the singular shown in help)."""
+    commands = {}
+    for kind, words in KIND_WORDS.items():
+        for i, word in enumerate(words):
+            commands[word] = _describe_command(kind)
+            commands[word].hidden = i != 1
+    return commands
 
 
 # -- edit ------------------------------------------------------------------------------
 
 
-@cli.command("edit")
+@click.command("edit")
 @click.argument("kind", shell_complete=completion.kind_words)
 @click.argument("name", shell_complete=completion.kind_names)
 @NAMESPACE_OPTION
@@ -350,7 +360,7 @@ def _resume_file(ctx: CliContext) -> watching.ResumeFile:
     return watching.ResumeFile(ctx.config.run_dir / "cli-watch.json")
 
 
-@cli.command("watch")
+@click.command("watch")
 @click.argument("kind", shell_complete=completion.kind_words)
 @click.option("--since", type=click.IntRange(min=0), default=None,
               help="Replay every change after this resourceVersion first.")

@@ -1,6 +1,6 @@
 """``ecsm-cli config …`` (contexts), ``ecsm-cli keys generate`` and ``ecsm-cli link …``.
 
-Runs in the ecsm-cli process; attaches three groups to the root group of
+Runs in the ecsm-cli process; three groups, attached to the root group by
 :mod:`ecsm_actors.cli.ecsm_cli`:
 
 * ``config get-contexts | current-context | use-context NAME | set-context NAME
@@ -25,7 +25,7 @@ import click
 
 from ecsm_actors import curve
 from ecsm_actors.cli import connection, contexts
-from ecsm_actors.cli.ecsm_cli import CliContext, cli, pass_cli
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.printers import escape, format_duration, print_table
 from ecsm_actors.errors import ConfigError, Unavailable
 from ecsm_actors.link import control
@@ -39,7 +39,7 @@ def _path() -> Path:
 # -- config ------------------------------------------------------------------------------
 
 
-@cli.group("config")
+@click.group("config")
 def config_group() -> None:
     """Contexts of ~/.ecsm-cli.yaml: where a remote registry is and with which keys."""
 
@@ -105,7 +105,7 @@ def set_context(name: str, registry: str | None, events: str | None,
 # -- keys --------------------------------------------------------------------------------
 
 
-@cli.group("keys")
+@click.group("keys")
 def keys_group() -> None:
     """CURVE keys of this client."""
 
@@ -164,7 +164,7 @@ Next steps:
 # -- link --------------------------------------------------------------------------------
 
 
-@cli.group("link")
+@click.group("link")
 def link_group() -> None:
     """The link agents: one per remote context, holding its connections open."""
 

@@ -1,6 +1,6 @@
 """ecsm-cli platform verbs: reality straight from ECSM (ecsm-api.md §10).
 
-Runs in the ecsm-cli process; attaches to the shared groups of :mod:`.ecsm_cli`::
+Runs in the ecsm-cli process; :mod:`.ecsm_cli` attaches its commands to the shared groups::
 
     get nodes|services|containers|images      (-o table|wide|json|yaml)
     describe node|service|container|image NAME_OR_ID     (see .platform_describe)
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from ecsm_actors.cli import connection, printers
-from ecsm_actors.cli.ecsm_cli import CliContext, cli, get, pass_cli
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.platform_conn import clientset, ecsm_options
 from ecsm_actors.cli.platform_format import memory_cell, rfc3339_date, short_uptime
 from ecsm_actors.cli.platform_retry import RetryingReads, action_outcome
@@ -33,15 +33,6 @@ from ecsm_actors.errors import ConfigError, EcsmUnavailable
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 OUTPUTS = ("table", "wide", "json", "yaml")
-
-
-def alias(group: click.Group, command: click.Command, *names: str) -> None:
-    """Register hidden aliases of ``command`` (``get no`` for ``get nodes``)."""
-    for name in names:
-        copy = click.Command(name, params=command.params, callback=command.callback,
-                             help=command.help, hidden=True,
-                             context_settings=command.context_settings)
-        group.add_command(copy, name)
 
 
 def paging(f: F) -> F:
@@ -102,7 +93,7 @@ def connect(obj: CliContext) -> Clientset:
     return cs
 
 
-@get.command("nodes")
+@click.command("nodes")
 @click.option("-n", "--name", default=None, help="Name filter (substring).")
 @click.option("--basic", is_flag=True, help="Ask for basic info only (basicInfo=true).")
 @paging
@@ -131,7 +122,7 @@ def get_nodes(obj: CliContext, name: str | None, basic: bool, all_pages: bool,
          "No nodes found.", (["TLS", "MEMORY"], lambda n: [str(n.tls).lower(), memory(n)]))
 
 
-@get.command("images")
+@click.command("images")
 @click.option("--registry-id", default="local", show_default=True, help="Registry id.")
 @click.option("-n", "--name", default=None, help="Name filter.")
 @click.option("--os", "os_", default=None, help="OS filter (sylixos, linux).")
@@ -154,7 +145,7 @@ def get_images(obj: CliContext, registry_id: str, name: str | None, os_: str | N
          (["AUTHOR", "PULLED", "ID"], lambda i: [i.author or "", str(i.pulled).lower(), i.id]))
 
 
-@get.command("services")
+@click.command("services")
 @click.option("-n", "--name", default=None, help="Name filter (substring).")
 @click.option("--image-id", default=None, help="Only services of this image id.")
 @click.option("--node-id", default=None, help="Only services deployed on this node id.")
@@ -191,7 +182,7 @@ def find_node_ids(cs: Clientset, key: str) -> list[str]:
     return [n.id for n in rows]
 
 
-@get.command("containers")
+@click.command("containers")
 @click.option("-s", "--service", default=None, help="Only containers of this service "
               "(name or id).")
 @click.option("--node", default=None, help="Only containers on this node (name or id).")
@@ -227,7 +218,7 @@ def get_containers(obj: CliContext, service: str | None, node: str | None, key: 
           lambda c: [f"{c.cpu_usage.total:.2f}", f"{c.memory_usage / (1 << 20):.1f}", c.id]))
 
 
-@cli.group("container")
+@click.group("container")
 def container() -> None:
     """Run an action on one ECSM container (fault drills)."""
 
@@ -254,8 +245,7 @@ def _action_command(action: ContainerAction) -> click.Command:
 for _action in ContainerAction:
     container.add_command(_action_command(_action))
 
-for _cmd, _names in ((get_nodes, ("node", "no")), (get_images, ("image", "img")),
-                     (get_services, ("service", "svc")), (get_containers, ("container", "co"))):
-    alias(get, _cmd, *_names)
-
-from ecsm_actors.cli import platform_describe  # noqa: E402,F401  (registers describe verbs)
+#: ``get`` commands on ECSM and their hidden aliases (``get no`` for ``get nodes``).
+GET_COMMANDS: tuple[tuple[click.Command, tuple[str, ...]], ...] = (
+    (get_nodes, ("node", "no")), (get_images, ("image", "img")),
+    (get_services, ("service", "svc")), (get_containers, ("container", "co")))

@@ -1,6 +1,6 @@
 """``ecsm-cli describe node|service|container|image``: one ECSM object in detail (§10.3).
 
-Runs in the ecsm-cli process; registered by :mod:`.platform`. Lookup rules: an exact id
+Runs in the ecsm-cli process; registered by :mod:`.ecsm_cli`. Lookup rules: an exact id
 wins, else an exact name; several name matches list the ids to choose from. Output
 layouts follow the Go CLI (values at column 14 for nodes and images, 16 otherwise). Every
 value ECSM sends is shown escaped (:func:`~ecsm_actors.cli.printers.escape`).
@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from ecsm_actors.cli import platform_format, printers
-from ecsm_actors.cli.ecsm_cli import CliContext, describe, pass_cli
-from ecsm_actors.cli.platform import alias, connect
+from ecsm_actors.cli.root_options import CliContext, pass_cli
+from ecsm_actors.cli.platform import connect
 from ecsm_actors.cli.platform_conn import ecsm_options
 from ecsm_actors.cli.platform_format import bytes_size, go_duration, mb_size
 from ecsm_actors.cli.platform_image import config_lines
@@ -47,7 +47,7 @@ def table(headers: list[str], rows: list[list[Any]], indent: str = "  ") -> None
         click.echo(indent + line)
 
 
-@describe.command("node")
+@click.command("node")
 @click.argument("name_or_id")
 @ecsm_options
 @pass_cli
@@ -80,7 +80,7 @@ def describe_node(obj: CliContext, name_or_id: str) -> None:
            for c in view.children])
 
 
-@describe.command("service")
+@click.command("service")
 @click.argument("name_or_id")
 @ecsm_options
 @pass_cli
@@ -118,7 +118,7 @@ def describe_service(obj: CliContext, name_or_id: str) -> None:
           [[c.name, c.status, c.restart_cnt, c.node_name, c.id] for c in containers])
 
 
-@describe.command("container")
+@click.command("container")
 @click.argument("name")
 @ecsm_options
 @pass_cli
@@ -166,7 +166,7 @@ def describe_container(obj: CliContext, name: str) -> None:
     table(["TIME", "ACTION", "USER"], [[h.time, h.cmd, h.user] for h in history])
 
 
-@describe.command("image")
+@click.command("image")
 @click.argument("ref")
 @click.option("--registry-id", default="local", show_default=True, help="Registry id.")
 @ecsm_options
@@ -195,6 +195,7 @@ def describe_image(obj: CliContext, ref: str, registry_id: str) -> None:
         click.echo(printers.escape(line))
 
 
-alias(describe, describe_service, "svc")
-alias(describe, describe_container, "co")
-alias(describe, describe_image, "img")
+#: ``describe`` commands on ECSM and their hidden aliases.
+DESCRIBE_COMMANDS: tuple[tuple[click.Command, tuple[str, ...]], ...] = (
+    (describe_node, ()), (describe_service, ("svc",)), (describe_container, ("co",)),
+    (describe_image, ("img",)))

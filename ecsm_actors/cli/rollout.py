@@ -1,7 +1,7 @@
 """``ecsm-cli rollout status|history|undo ESVC [-n NS]``: watch, list and revert the
 template revisions of an ECSMService.
 
-Runs in the CLI process; attaches the ``rollout`` group to the root group of
+Runs in the CLI process; the ``rollout`` group, attached to the root group by
 :mod:`ecsm_actors.cli.ecsm_cli`. Desired state comes from the registry; ``history`` also
 asks ECSM for each revision's factor and readiness (and says so when ECSM cannot be
 reached instead of failing). The revision templates live in the object's
@@ -25,7 +25,7 @@ import yaml
 from ecsm_actors.api.secrets import password_file_of, password_of, redact_template
 from ecsm_actors.cli import completion, root_options
 from ecsm_actors.cli.desired import registry_client
-from ecsm_actors.cli.ecsm_cli import CliContext, cli, pass_cli
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.outcome import checked_by
 from ecsm_actors.cli.printers import escape, print_table
 from ecsm_actors.controllers.service import history
@@ -39,7 +39,7 @@ NAMESPACE = click.option("-n", "--namespace", default=None,
                          "default).")
 
 
-@cli.group()
+@click.group()
 def rollout() -> None:
     """Manage the rollout of an ECSMService: status, history, undo."""
 
