@@ -19,9 +19,12 @@ message is cut to :data:`MAX_MESSAGE` characters; every string of a record is bo
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
+
+# CPython's own BLAKE2, not hashlib's: hashlib maps libcrypto (3.8 MiB) into every
+# process that imports it, the supervisor's included.
+from _blake2 import blake2b
 
 from ecsm_actors.api.kinds import API_VERSION
 from ecsm_actors.api.names import format_timestamp, parse_timestamp
@@ -55,7 +58,7 @@ def record_key(occ: Mapping[str, Any]) -> bytes:
     """The store key of the record an occurrence aggregates into:
     ``<namespace>/<kind>/<name>/<digest>``, so one object's records share a prefix."""
     inv = occ["involvedObject"]
-    digest = hashlib.blake2b(
+    digest = blake2b(
         "\0".join((occ["type"], occ["reason"], occ["message"],
                    occ["source"]["component"])).encode(), digest_size=8).hexdigest()
     return f"{namespace_of(inv)}/{inv['kind']}/{inv['name']}/{digest}".encode()

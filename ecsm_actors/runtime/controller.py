@@ -37,6 +37,7 @@ from typing import Any
 
 import zmq
 
+from ecsm_actors import protocol
 from ecsm_actors.clock import Clock, RealClock
 from ecsm_actors.config import Config
 from ecsm_actors.errors import EcsmActorsError, EcsmDecodeError, NotFound, TerminalError
@@ -44,6 +45,7 @@ from ecsm_actors.informer import EventSource, Informer, RegistryReader
 from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.runtime import conditions
 from ecsm_actors.runtime.echo import EchoFilter
+from ecsm_actors.runtime.events import EventRecorder
 from ecsm_actors.runtime.metrics import ControllerMetrics
 from ecsm_actors.runtime.ratelimit import WarningLimiter
 from ecsm_actors.runtime.types import ControllerSpec, ReconcileContext, Result
@@ -64,9 +66,10 @@ def _default_registry_factory(cfg: Config) -> Callable[[], Any]:
 def _default_subscriber_factory(cfg: Config) -> Callable[[], EventSource]:
     from ecsm_actors.registry.client import Subscriber
 
-    # Every kind: seq counts the mutations of all kinds, so gap detection needs them all.
+    # Every object kind: seq counts the mutations of all kinds, so gap detection needs
+    # them all (but not the Event records, outside the count: topic ``Event.``).
     hwm = cfg.controller.event_buffer or cfg.registry.pub_hwm
-    return lambda: Subscriber(cfg.events_endpoint, kinds=(), rcvhwm=hwm)
+    return lambda: Subscriber(cfg.events_endpoint, kinds=protocol.KINDS, rcvhwm=hwm)
 
 
 class _Enqueuer:
@@ -118,6 +121,9 @@ class Controller:
         self.queue = WorkQueue(clock=self._clock, rate_limiter=limiter)
         self.echo = EchoFilter()
         self.metrics = ControllerMetrics()
+        #: Events about the objects reconciled, sent through a registry client of its own
+        #: (its flusher thread starts with the first event).
+        self.recorder = EventRecorder(spec.name, self._registry_factory)
         #: The informer's handler (enqueues keys, minus our own status echoes).
         self.handler = _Enqueuer(self.queue, self.echo)
         self.informer = Informer(
@@ -171,6 +177,7 @@ class Controller:
         self.informer.stop()
         for t in self._workers:
             t.join(timeout=0.5)
+        self.recorder.close()
         if self._liveness is not None:
             self._liveness.close()
         logger.info("%s: stopped", self.spec.name)
@@ -225,7 +232,8 @@ class Controller:
     def context(self, registry: Any, worker: int = 0) -> ReconcileContext:
         """The context a worker passes to every reconcile (its own registry client)."""
         return ReconcileContext(registry=registry, kind=self.spec.kind, config=self.cfg,
-                                echo=self.echo, queue=self.queue, worker=worker)
+                                echo=self.echo, queue=self.queue, worker=worker,
+                                recorder=self.recorder)
 
     def process(self, ctx: ReconcileContext, key: str) -> None:
         """One reconcile of ``key`` and its outcome (what a worker does between ``get``

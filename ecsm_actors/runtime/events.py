@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -85,7 +84,7 @@ class EventRecorder:
                  refill: float = REFILL, autostart: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
         self.component = component[:MAX_WORD]
-        self.host = socket.gethostname()[:MAX_WORD]
+        self.host = os.uname().nodename[:MAX_WORD]
         self.flush_interval = flush_interval
         self._factory = client_factory
         self._client: Any = None
@@ -223,6 +222,27 @@ class EventRecorder:
                 client.close()
             except Exception:  # noqa: BLE001 - closing on the way out
                 pass
+
+
+class NoRecorder:
+    """The recorder of a context built without one (tests, tools): events go nowhere."""
+
+    def event(self, involved: Any, type_: str, reason: str, message: str) -> None:
+        pass
+
+    def normal(self, involved: Any, reason: str, message: str) -> None:
+        pass
+
+    def warning(self, involved: Any, reason: str, message: str) -> None:
+        pass
+
+
+NO_RECORDER = NoRecorder()
+
+
+def recorder_of(ctx: Any) -> EventRecorder | NoRecorder:
+    """The recorder of a reconcile context (none: one that drops everything)."""
+    return getattr(ctx, "recorder", None) or NO_RECORDER
 
 
 def registry_recorder(cfg: Any, component: str) -> EventRecorder:

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ecsm_actors.config import Config
 from ecsm_actors.informer import object_key_of, resource_version_of
+from ecsm_actors.runtime.events import NO_RECORDER, NoRecorder
 
 if TYPE_CHECKING:
     from ecsm_actors.runtime.echo import EchoFilter
+    from ecsm_actors.runtime.events import EventRecorder
     from ecsm_actors.workqueue import WorkQueue
 
 
@@ -34,11 +36,15 @@ class ReconcileContext:
     the configuration, and the status writer that suppresses its own echo."""
 
     def __init__(self, *, registry: Any, kind: str, config: Config, echo: EchoFilter,
-                 queue: WorkQueue, worker: int = 0) -> None:
+                 queue: WorkQueue, worker: int = 0, recorder: EventRecorder | None = None
+                 ) -> None:
         self.registry = registry
         self.kind = kind
         self.config = config
         self.worker = worker
+        #: Where the reconciler says what it did (``recorder.normal(involved_of(obj),
+        #: reason, message)``): never blocks, never raises.
+        self.recorder: EventRecorder | NoRecorder = recorder or NO_RECORDER
         self._echo = echo
         self._queue = queue
 

@@ -44,6 +44,7 @@ from ecsm_actors.config import Config
 from ecsm_actors.errors import BadRequest, ConfigError, ControlError
 from ecsm_actors.supervisor import control, reports
 from ecsm_actors.failures import FailureLog
+from ecsm_actors.runtime.events import registry_recorder
 from ecsm_actors.supervisor.machine import ChildState
 from ecsm_actors.supervisor.probes import Prober
 from ecsm_actors.supervisor.process import ChildProcess
@@ -82,6 +83,8 @@ class Supervisor:
         self.tree = Tree(cfg, specs, held=HeldChildren(cfg), prober=self._prober, clock=clock,
                          on_ready=self._child_ready, on_process=self._track_process,
                          zygote=ZygoteLink(zygotes[0]) if zygotes else None)
+        # Its flusher thread starts with the first event (a child's kill or exit).
+        self.tree.recorder = registry_recorder(cfg, "supervisor")
         self._poller = zmq.Poller()
         self._pidfds: dict[int, Child] = {}
         self._signals: list[int] = []
@@ -130,6 +133,7 @@ class Supervisor:
             beats.close(linger=0)
             context.term()
             self._prober.close()
+            self.tree.recorder.close()
             if self.tree.zygote is not None:
                 self.tree.zygote.lost()
             for endpoint in (self.cfg.control_endpoint, self.cfg.heartbeat_endpoint):

@@ -33,6 +33,7 @@ from ecsm_actors.config import Config, child_environment
 from ecsm_actors.errors import BadRequest, NotFound
 from ecsm_actors.lifecycle import PARENT_PID_ENV
 from ecsm_actors.protocol import Liveness
+from ecsm_actors.runtime.events import NO_RECORDER, EventRecorder, NoRecorder, object_ref
 from ecsm_actors.supervisor import process
 from ecsm_actors.supervisor.machine import ALIVE, Action, ChildMachine, ChildState, Spawn
 from ecsm_actors.supervisor.probes import Prober, ProbeResult
@@ -81,6 +82,9 @@ class Tree:
         self._on_process = on_process or (lambda proc, fd: None)
         self.exports: dict[str, str] = {}
         self.shutting_down = False
+        #: Events about the children (``ecsm-cli get events``): kills and unexpected
+        #: exits with their cause. The loop sets a registry recorder; none by default.
+        self.recorder: EventRecorder | NoRecorder = NO_RECORDER
         self.started_at = clock()
         for name in held.load() & set(self.children):
             child = self.children[name]
@@ -117,6 +121,10 @@ class Tree:
                     logger.info("%s: sending %s to pid %d%s", child.spec.name,
                                 _signame(action.signum), proc.pid,
                                 f" ({action.reason})" if action.reason else "")
+                    if action.signum == signal.SIGKILL and action.reason:
+                        self.recorder.warning(object_ref(CHILD_KIND, "", child.spec.name),
+                                              "Killing", f"{_signame(action.signum)} to pid "
+                                              f"{proc.pid}: {action.reason}")
                     proc.send_signal(action.signum)
 
     def _spawn(self, child: Child) -> list[Action]:
@@ -204,6 +212,14 @@ class Tree:
                    status, was)
         self.perform(child, child.machine.exited(status))
         self._log_state(child)
+        if was != ChildState.STOPPING and not self.shutting_down:
+            m = child.machine
+            self.recorder.warning(object_ref(CHILD_KIND, "", child.spec.name),
+                                  "HoldDown" if m.state == ChildState.HOLD_DOWN
+                                  else "Restarting" if m.state != ChildState.EXITED
+                                  else "Exited",
+                                  f"pid {proc.pid} exited with {status}"
+                                  f"{f': {m.reason}' if m.reason else ''}; now {m.state}")
 
     def on_liveness(self, report: Liveness) -> None:
         child = self.children.get(report.name)
@@ -372,6 +388,10 @@ class Tree:
             retry = m.timer_remaining()
             logger.warning("%s: %s%s: %s", child.spec.name, m.state,
                            f" (retry in {retry:.2f}s)" if retry is not None else "", m.reason)
+
+
+#: The ``involvedObject.kind`` of a supervisor child's events.
+CHILD_KIND = "Child"
 
 
 def _signame(signum: int) -> str:

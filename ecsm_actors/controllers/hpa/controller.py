@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from ecsm_actors import protocol
 from ecsm_actors.config import Config
-from ecsm_actors.controllers.hpa.algorithm import Decision, decide, unable
+from ecsm_actors.controllers.hpa.algorithm import Decision, DecisionCode, decide, unable
 from ecsm_actors.controllers.hpa.samples import (
     CpuStartup,
     InstanceSample,
@@ -41,6 +41,7 @@ from ecsm_actors.controllers.hpa.spec import HpaSpec, parse_spec
 from ecsm_actors.controllers.hpa.status import build_status, history_of
 from ecsm_actors.errors import Conflict, NotFound
 from ecsm_actors.runtime import ReconcileContext, Result
+from ecsm_actors.runtime.events import involved_of, recorder_of
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,13 @@ class HpaReconciler:
             logger.info("key=%s scaled %s/%s from %d to %d: %s", key, namespace,
                         spec.target_name, decision.current_replicas,
                         decision.desired_replicas, decision.reason)
+            recorder_of(ctx).normal(involved_of(hpa), "SuccessfulRescale",
+                                f"New size: {decision.desired_replicas} (was "
+                                f"{decision.current_replicas}); reason: {decision.reason}")
+        elif decision.code == DecisionCode.UNABLE:
+            recorder_of(ctx).warning(involved_of(hpa), next(
+                (c.reason for c in decision.conditions if not c.status), "FailedGetScale"),
+                decision.reason)
         else:
             logger.debug("key=%s %s: %s", key, decision.code, decision.reason)
         self._write_status(ctx, hpa, decision, now)

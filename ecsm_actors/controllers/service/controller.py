@@ -42,6 +42,7 @@ from ecsm_actors.api.names import format_timestamp
 from ecsm_actors.config import Config
 from ecsm_actors.controllers.service import (
     dependencies,
+    events,
     history,
     mapping,
     observe,
@@ -112,7 +113,10 @@ class ServiceReconciler:
         except (EcsmUnavailable, EcsmDecodeError) as e:
             return self._ecsm_trouble(ctx, key, e)
         with self._lock:
-            self._ecsm_failures.pop(key, None)
+            failures = self._ecsm_failures.pop(key, 0)
+        if failures >= self._settings.unavailable_threshold:
+            events.recorder_of(ctx).normal(events.involved_of(obj), "EcsmAvailable",
+                                f"ECSM answers again after {failures} failed passes")
         return result
 
     def _reconcile(self, ctx: ReconcileContext, namespace: str, name: str,
@@ -159,6 +163,8 @@ class ServiceReconciler:
         else:
             self._admission.claim(f"{namespace}/{name}", 0, None)  # waits for nothing
             self._actuator.apply(namespace, name, spec_pw, result.actions)
+        events.for_actions(events.recorder_of(ctx), obj, views, desired, result,
+                           annotations=meta.get("annotations"))
         self._write_status(ctx, obj, revision, result, outcome=outcome)
         settled = result.idle and result.summary.complete and not (
             outcome is not None and outcome.waiting)
@@ -265,6 +271,7 @@ class ServiceReconciler:
                     new.pop(field_, None)
         if status_mod.same(obj.get("status"), new):
             return
+        events.for_status(events.recorder_of(ctx), obj, new)
         ctx.update_status({**obj, "status": new})
 
     def _hold_back(self, ctx: ReconcileContext, obj: dict[str, Any], revision: str,
@@ -293,6 +300,8 @@ class ServiceReconciler:
             logger.warning("key=%s ECSM unavailable (%d in a row): %s", key, failures, e)
         if failures >= self._settings.unavailable_threshold:
             self._mark_unavailable(ctx, key, f"{failures} consecutive ECSM failures: {e}")
+            events.recorder_of(ctx).warning(events.object_ref(ctx.kind, *split_key(key)),
+                                 "EcsmUnavailable", f"ECSM unavailable: {e}")
         return Result(requeue=True)
 
     def _mark_unavailable(self, ctx: ReconcileContext, key: str, message: str) -> None:
