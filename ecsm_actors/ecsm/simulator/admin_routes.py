@@ -1,6 +1,6 @@
 """The simulator's admin API under ``/_sim/`` (server side of :mod:`.admin`).
 
-Runs inside the simulator process; handlers get the :class:`~.app.Simulator` and run
+Runs inside the simulator process; handlers get the simulator (:class:`Simulated`) and run
 under ``State.lock``. Never subject to injected faults. Routes::
 
     GET    /_sim/health                      {pid, version, requests}
@@ -24,23 +24,32 @@ the key.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ecsm_actors.ecsm.simulator import actions, admin_values, capacity, views
 from ecsm_actors.ecsm.simulator.faults import Faults
 from ecsm_actors.ecsm.simulator.request import Request, Router
-
-if TYPE_CHECKING:
-    from ecsm_actors.ecsm.simulator.app import Simulator
+from ecsm_actors.ecsm.simulator.state import State
 
 
-def health(sim: Simulator, req: Request) -> dict[str, Any]:
+class Simulated(Protocol):
+    """What an admin handler sees of the simulator (:class:`~.app.Simulator` is one, and
+    imports this module: this one never imports it back)."""
+
+    state: State
+    faults: Faults
+    requests: int
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+def health(sim: Simulated, req: Request) -> dict[str, Any]:
     # requests: every request answered or dropped so far (this one included); cheap to
     # poll, unlike /state, so a benchmark can count ECSM's load per second.
     return {"pid": os.getpid(), "version": sim.state.version, "requests": sim.requests}
 
 
-def state(sim: Simulator, req: Request) -> dict[str, Any]:
+def state(sim: Simulated, req: Request) -> dict[str, Any]:
     st = sim.state
     now = st.clock()
     services = []
@@ -60,27 +69,27 @@ def state(sim: Simulator, req: Request) -> dict[str, Any]:
     }
 
 
-def set_faults(sim: Simulator, req: Request) -> dict[str, Any]:
+def set_faults(sim: Simulated, req: Request) -> dict[str, Any]:
     sim.faults = Faults.from_body(req.body)
     return sim.faults.to_dict()
 
 
-def reset_faults(sim: Simulator, req: Request) -> dict[str, Any]:
+def reset_faults(sim: Simulated, req: Request) -> dict[str, Any]:
     sim.faults = Faults()
     return sim.faults.to_dict()
 
 
-def node_down(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+def node_down(sim: Simulated, req: Request, name: str) -> dict[str, Any]:
     node = actions.node_down(sim.state, name)
     return views.node_info(sim.state, node, sim.state.clock())
 
 
-def node_up(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+def node_up(sim: Simulated, req: Request, name: str) -> dict[str, Any]:
     node = actions.node_up(sim.state, name)
     return views.node_info(sim.state, node, sim.state.clock())
 
 
-def set_node_memory(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+def set_node_memory(sim: Simulated, req: Request, name: str) -> dict[str, Any]:
     doc = admin_values.object_body(req.body, "memory", ("bytes",))
     admin_values.number(doc, "bytes", 0, admin_values.MAX_MEMORY, required=True)
     memory = admin_values.integer(doc, "bytes", 0, admin_values.MAX_MEMORY)
@@ -88,26 +97,26 @@ def set_node_memory(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
     return views.node_status(sim.state, node, sim.state.clock())
 
 
-def crash(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+def crash(sim: Simulated, req: Request, name: str) -> dict[str, Any]:
     doc = admin_values.object_body(req.body, "crash", ("message",))
     message = admin_values.text(doc, "message", "container exited unexpectedly (code 139)")
     c = actions.crash_container(sim.state, name, message)
     return views.container(sim.state, c, sim.state.clock())
 
 
-def delete_container(sim: Simulator, req: Request, name: str) -> dict[str, Any]:
+def delete_container(sim: Simulated, req: Request, name: str) -> dict[str, Any]:
     c = actions.delete_container(sim.state, name)
     return {"id": c.id, "name": c.name}
 
 
-def set_load(sim: Simulator, req: Request, service: str) -> None:
+def set_load(sim: Simulated, req: Request, service: str) -> None:
     doc = admin_values.object_body(req.body, "load", ("cpu", "memory"))
     cpu = admin_values.number(doc, "cpu", 0.0, admin_values.MAX_CPU)
     memory = admin_values.integer(doc, "memory", 0, admin_values.MAX_MEMORY)
     actions.set_load(sim.state, service, cpu, memory)
 
 
-def set_start_delay(sim: Simulator, req: Request) -> dict[str, float]:
+def set_start_delay(sim: Simulated, req: Request) -> dict[str, float]:
     doc = admin_values.object_body(req.body, "start-delay", ("seconds",))
     seconds = admin_values.number(doc, "seconds", 0.0, admin_values.MAX_START_DELAY,
                                   required=True)
