@@ -51,7 +51,7 @@ from ecsm_actors.link.settings import AgentFiles, AgentSettings, agent_files
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 
 if TYPE_CHECKING:
-    from ecsm_actors.cli.ecsm_cli import CliContext
+    from ecsm_actors.cli.root_options import CliContext
 
 ENV_REGISTRY = "ECSM_ACTORS_REGISTRY"
 ENV_EVENTS = "ECSM_ACTORS_REGISTRY_EVENTS"
