@@ -25,6 +25,7 @@ from ecsm_actors.cli import (
     platform_describe,
     rollout,
     root_options,
+    top,
 )
 from ecsm_actors.cli.entry import run
 from ecsm_actors.cli.root_options import CliContext, pass_cli
@@ -66,7 +67,7 @@ def alias(group: click.Group, command: click.Command, *names: str) -> None:
 for _command in (desired.apply_cmd, desired.create_cmd, desired.delete_cmd, desired.edit_cmd,
                  desired.watch_cmd, diff.diff_cmd, rollout.rollout, platform.container,
                  link_cmds.config_group, link_cmds.keys_group, link_cmds.link_group,
-                 completion.completion_command("ecsm-cli")):
+                 top.top, completion.completion_command("ecsm-cli")):
     cli.add_command(_command)
 for _word, _command in desired.get_commands().items():
     get.add_command(_command, _word)
