@@ -130,8 +130,11 @@ def _callback(option: GlobalOption) -> Callable[[click.Context, click.Parameter,
 
 
 def _option(option: GlobalOption, *, hidden: bool) -> click.Option:
+    kwargs = dict(option.kwargs)
+    if hidden:  # the environment is read once, by the root: else it would override a flag
+        kwargs.pop("envvar", None)
     return click.Option(list(option.decls), expose_value=False, hidden=hidden,
-                        callback=_callback(option), **option.kwargs)
+                        callback=_callback(option), **kwargs)
 
 
 def root_options(f: F) -> F:

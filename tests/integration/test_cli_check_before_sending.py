@@ -117,7 +117,7 @@ def test_a_client_dry_run_validates_without_a_registry(
 
 
 def test_global_options_mean_the_same_before_and_after_the_verb(
-        cli: RunCli, tmp_path: Path) -> None:
+        cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli("apply", "-f", manifest(tmp_path / "m.yaml", service("web", namespace="prod"),
                                        service("db")))[0] == 0
     before, after = cli("-n", "prod", "get", "esvc"), cli("get", "esvc", "-n", "prod")
@@ -131,6 +131,15 @@ def test_global_options_mean_the_same_before_and_after_the_verb(
     # After the verb, an option overrides the same one before it.
     good = f"ipc://{os.environ['ECSM_ACTORS_RUN_DIR']}/registry.sock"
     assert cli("--registry", bad, "get", "esvc", "--registry", good)[0] == 0
+    # A flag, before the verb or after it, overrides the environment.
+    conf, empty = tmp_path / "bad.toml", tmp_path / "empty.toml"
+    conf.write_text(f'[registry]\nendpoint = "{bad}"\n')
+    empty.write_text("")
+    monkeypatch.setenv("ECSM_ACTORS_CONF", str(conf))
+    assert cli("get", "esvc")[0] == 1
+    assert cli("--conf", str(empty), "get", "esvc")[0] == 0
+    assert cli("get", "esvc", "--conf", str(empty))[0] == 0
+    monkeypatch.delenv("ECSM_ACTORS_CONF")
     unreachable = ("--host", "127.0.0.1", "--port", "1", "--request-timeout", "0.2")
     before = cli(*unreachable, "get", "nodes")
     assert before[0] == 1 and "http://127.0.0.1:1/" in before[2]
