@@ -23,7 +23,8 @@ Families (label ``child`` on every per-child family)::
     ecsm_actors_process_*                      any other child's stats
     ecsm_actors_supervisor_refused_total       by kind (bad reports, bad requests...)
 
-A stats value becomes a counter when its name is one of :data:`COUNTERS`, a histogram
+A stats value becomes a counter when its name is one of :data:`COUNTERS` (or starts with
+one of :data:`COUNTER_PREFIXES`), a histogram
 when it has the shape of :meth:`ecsm_actors.runtime.metrics.LatencyHistogram.to_dict`
 (``le``, cumulative ``counts``, ``sum``, ``count``), a gauge otherwise (booleans as 0/1;
 strings are left out). Importing this module imports ``prometheus_client`` (about 12 MB
@@ -60,7 +61,11 @@ COUNTERS = frozenset({
     "reconciles", "errors", "requeues", "terminal", "not_found", "failure_conditions",
     "events", "relists", "reconnects", "resyncs", "drift", "outages", "dropped",
     "replayed", "reservations",
+    # Event records: the registry's store, a controller's recorder
+    "recorded", "evicted", "expired", "refused", "aggregated", "sent",
 })
+#: Stats names starting with this are counters too (``droppedFull``, ``droppedUnsent``...).
+COUNTER_PREFIXES = ("dropped_",)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -153,7 +158,8 @@ def _collect(out: dict[str, Metric], role: str, child: str, path: tuple[str, ...
         elif isinstance(value, dict):
             _collect(out, role, child, here, value)
         elif isinstance(value, bool) or _number(value):
-            counter = here[-1] in COUNTERS and not isinstance(value, bool)
+            counter = (here[-1] in COUNTERS or here[-1].startswith(COUNTER_PREFIXES)) \
+                and not isinstance(value, bool)
             family = out.get(metric)
             if family is None:
                 kind = CounterMetricFamily if counter else GaugeMetricFamily

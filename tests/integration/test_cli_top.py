@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -138,3 +139,38 @@ def test_top_watch_without_a_terminal_prints_one_block_after_another(
     text = seen.decode()
     assert "\x1b[" not in text  # no screen control codes in a pipe
     assert "\n\nNAME" in text  # blocks separated by a blank line
+
+
+def test_top_watch_on_a_terminal_redraws_in_place(
+        processes: Processes, loaded: dict[str, Any]) -> None:
+    cli_path = str(Path(sys.executable).parent / "ecsm-cli")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([cli_path, "top", "esvc", "--watch", "--interval", "0.5"],
+                                env=processes.env(), stdout=slave, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        processes.children.append(proc)
+        os.close(slave)
+        slave = -1
+        os.set_blocking(master, False)
+        seen = b""
+
+        def redrawn_twice() -> bool:
+            nonlocal seen
+            try:
+                seen += os.read(master, 65536)
+            except BlockingIOError:
+                pass
+            return seen.count(b"\x1b[H\x1b[2J") >= 2 and seen.endswith(b"\n")
+
+        try:
+            wait_until(redrawn_twice, timeout=15, what="two redraws of top esvc --watch")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        last = seen.decode().rsplit("\x1b[H\x1b[2J", 1)[1]
+        assert last.startswith("Every 0.5s") and "default" in last and "web" in last
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)

@@ -45,7 +45,8 @@ def test_a_snapshot_becomes_typed_families_a_scraper_parses() -> None:
                           restarts=2, restartCauses={"memory": 1, "exit": 1}),
         "service-controller": entry({**latency.snapshot(), "synced": True,
                                      "retry_budget": {"tokens": 99.5},
-                                     "informer": {"events": 4, "replays": 1}}),
+                                     "informer": {"events": 4, "replays": 1},
+                                     "events": {"recorded": 5, "droppedFull": 2}}),
         "zygote": {"state": "BACKOFF", "pid": None, "rss": None, "liveness": None},
     }
     families = parsed(render(stats, {"refused": {"badReports": 2}}))
@@ -70,6 +71,9 @@ def test_a_snapshot_becomes_typed_families_a_scraper_parses() -> None:
         ("ecsm_actors_controller_errors_total", (("child", "service-controller"),))] == 1
     assert families["ecsm_actors_controller_informer_replays"][0] == "counter"
     assert families["ecsm_actors_controller_retry_budget_tokens"][0] == "gauge"
+    assert families["ecsm_actors_controller_events_dropped_full"][1][
+        ("ecsm_actors_controller_events_dropped_full_total",
+         (("child", "service-controller"),))] == 2
     restarts = families["ecsm_actors_child_restarts"][1]
     assert restarts[("ecsm_actors_child_restarts_total",
                      (("child", "registry"), ("reason", "memory")))] == 1
