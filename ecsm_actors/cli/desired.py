@@ -25,6 +25,7 @@ from ecsm_actors.cli import (
     connection,
     desired_views,
     dry_run,
+    events_view,
     manifests,
     root_options,
     watching,
@@ -295,8 +296,10 @@ def _describe_command(kind: str) -> click.Command:
     @NAMESPACE_OPTION
     @pass_cli
     def command(ctx: CliContext, name: str, namespace: str | None) -> None:
-        obj = registry_client(ctx).get(kind, namespace or "default", name)
+        client = registry_client(ctx)
+        obj = client.get(kind, namespace or "default", name)
         click.echo(desired_views.DESCRIBERS[kind](redact(obj), None))
+        click.echo(events_view.describe_section(client, kind, namespace or "default", name))
 
     return command
 
@@ -308,6 +311,7 @@ def get_commands() -> dict[str, click.Command]:
         for i, word in enumerate(words):
             commands[word] = _get_command(kind)
             commands[word].hidden = i > 0
+    commands.update(events_view.get_commands())
     return commands
 
 

@@ -68,6 +68,14 @@ class Subscriber:
             except BadRequest as e:
                 logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
 
+    def recv_frames(self, timeout: float | None) -> list[bytes] | None:
+        """The next message's frames undecoded (``ecsm-cli get events -w`` reads Event
+        records, which are no object events), or None when ``timeout`` seconds pass."""
+        wait = -1 if timeout is None else max(0, int(timeout * 1000))
+        if not self._poller.poll(wait):
+            return None
+        return self._recv_frames()
+
     def _recv_frames(self) -> list[bytes]:
         """One message; its frames carry their "more" flag (recv_multipart asks the socket
         for it, a Python enum lookup per frame in pyzmq)."""
