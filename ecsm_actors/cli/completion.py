@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
 import click
 from click.shell_completion import CompletionItem, get_completion_class
 

@@ -30,11 +30,11 @@ from ecsm_actors.cli import (
     root_options,
     watching,
 )
-from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.editing import edit_object
 from ecsm_actors.cli.outcome import checked_by
 from ecsm_actors.cli.printers import OUTPUT_FORMATS, as_list, dump, escape, print_table
 from ecsm_actors.cli.redaction import redact
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.errors import Aborted, EcsmActorsError, NotFound, RegistryError
 from ecsm_actors.protocol import ApplyAction, Event, Op
 from ecsm_actors.registry.client import RegistryClient, Subscriber

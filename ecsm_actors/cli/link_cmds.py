@@ -25,8 +25,8 @@ import click
 
 from ecsm_actors import curve
 from ecsm_actors.cli import connection, contexts
-from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.printers import escape, format_duration, print_table
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.errors import ConfigError, Unavailable
 from ecsm_actors.link import control
 from ecsm_actors.link.settings import AgentFiles, agent_files, link_root

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 import click
 
 from ecsm_actors.cli import connection, printers
-from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.platform_conn import clientset, ecsm_options
 from ecsm_actors.cli.platform_format import memory_cell, rfc3339_date, short_uptime
 from ecsm_actors.cli.platform_retry import RetryingReads, action_outcome
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.ecsm.clientset import Clientset
 from ecsm_actors.ecsm.types import ContainerAction, ContainerInfo, NodeInfo, Page
 from ecsm_actors.errors import ConfigError, EcsmUnavailable

@@ -13,11 +13,11 @@ from typing import Any
 import click
 
 from ecsm_actors.cli import platform_format, printers
-from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.platform import connect
 from ecsm_actors.cli.platform_conn import ecsm_options
 from ecsm_actors.cli.platform_format import bytes_size, go_duration, mb_size
 from ecsm_actors.cli.platform_image import config_lines
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.ecsm.types import parse_ref
 from ecsm_actors.errors import EcsmError
 

@@ -25,9 +25,9 @@ import yaml
 from ecsm_actors.api.secrets import password_file_of, password_of, redact_template
 from ecsm_actors.cli import completion, root_options
 from ecsm_actors.cli.desired import registry_client
-from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.cli.outcome import checked_by
 from ecsm_actors.cli.printers import escape, print_table
+from ecsm_actors.cli.root_options import CliContext, pass_cli
 from ecsm_actors.controllers.service import history
 from ecsm_actors.controllers.service.naming import owned_prefix, parse_owned
 from ecsm_actors.errors import Conflict, EcsmActorsError, Invalid
