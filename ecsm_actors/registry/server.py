@@ -65,6 +65,7 @@ from ecsm_actors.errors import (
     Internal,
     Invalid,
     RegistryError,
+    StoreFull,
     describe_input,
 )
 from ecsm_actors.failures import FailureLog
@@ -90,6 +91,12 @@ WATCH_PAGE = 10_000
 WATCH_PAGE_BYTES = 32 << 20
 #: Expired Event records removed at most per heartbeat (the rest at the next ones).
 EXPIRE_PER_BEAT = 1000
+#: Event occurrences the registry takes per second (a token bucket, this deep): beyond,
+#: RECORD_EVENTS is refused (StoreFull, not retried; the recorder counts them dropped),
+#: so an event flood costs the object writes a bounded share of the loop. Recorders
+#: aggregate and rate-limit: a healthy device sends a few a second.
+EVENT_RATE = 500.0
+EVENT_BURST = 1000.0
 #: Fewest replies or requests queued per peer, whatever the byte budget.
 MIN_PEER_MESSAGES = 4
 #: Fewest events queued per subscriber: the events of a whole batch (up to MAX_BATCH)
@@ -160,6 +167,7 @@ class RegistryServer:
         self.store = store or Store.from_config(cfg)
         # Event records: a store of their own, written after the objects' commit.
         self.events = EventStore.from_config(cfg)
+        self._event_tokens, self._event_refill = EVENT_BURST, time.monotonic()
         self.max_frame = int(cfg.registry.max_frame_bytes)
         self.max_batch_bytes = int(cfg.registry.max_batch_bytes)
         self.queues = PeerQueues.from_settings(cfg.registry)
@@ -320,6 +328,7 @@ class RegistryServer:
         epoch = self.store.epoch
         for envelope, request in records:
             try:
+                self._take_event_tokens(len(request.fields["events"]))
                 written = self.events.record(request.fields["events"])
                 for w in written:
                     self._publish(protocol.encode_event_record(epoch, w.added, w.record))
@@ -357,6 +366,17 @@ class RegistryServer:
             return protocol.encode_error(request.id, epoch, e)
         except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
             return protocol.encode_error(request.id, epoch, self._internal(request.op, e))
+
+    def _take_event_tokens(self, n: int) -> None:
+        now = time.monotonic()
+        self._event_tokens = min(EVENT_BURST, self._event_tokens
+                                 + (now - self._event_refill) * EVENT_RATE)
+        self._event_refill = now
+        if n > self._event_tokens:
+            self.stats["eventsRefused"] = self.stats.get("eventsRefused", 0) + n
+            raise StoreFull(f"too many events: the registry takes {EVENT_RATE:,.0f} a "
+                            f"second; these {n} were dropped")
+        self._event_tokens -= n
 
     def _dispatch_read(self, request: Request) -> bytes:
         f, rid, epoch = request.fields, request.id, self.store.epoch

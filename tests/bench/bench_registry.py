@@ -20,6 +20,13 @@ in-process. A commit of the bare 0.75 KiB value alone is printed too, for refere
 ``requestId`` against the same without, in alternating paired rounds (raw frames on a REQ
 socket), the registry's request window held at 1,000 records so that, once full, every
 write also prunes one; and the rate of retries answered from the window (replays/s).
+
+``--events``: object writes beside an event flood — 1-client creates/s alone against the
+same while another process sends RECORD_EVENTS (batches of 100 occurrences every 10 ms,
+about 10,000 a second — 5x the registry's budget — each of a new object: no aggregation
+helps), in alternating paired rounds;
+the flood's occurrences/s, and the event records kept at the end (bounded by
+``registry.event_limit``).
 """
 
 from __future__ import annotations
@@ -373,9 +380,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller rounds (smoke run)")
     parser.add_argument("--window", action="store_true",
                         help="only the cost of requestId (exactly once)")
+    parser.add_argument("--events", action="store_true",
+                        help="only object writes beside an event flood")
     args = parser.parse_args()
     if args.window:
         return window_main(args.rounds, 100 if args.quick else 300)
+    if args.events:
+        return events_main(args.rounds, 100 if args.quick else 300)
     n1 = 100 if args.quick else 500      # 1-client writes per round
     n4 = 100 if args.quick else 500      # writes per worker per round (x4 workers)
     rounds = 2 if args.quick else args.rounds
@@ -512,6 +523,84 @@ def window_main(rounds: int, n: int) -> int:
         probe.recv()
         probe.close()
         window_cost(endpoint, rounds, n)
+    finally:
+        registry.terminate()
+        registry.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+FLOOD = """
+import sys, time
+from pathlib import Path
+from ecsm_actors.api.names import format_timestamp
+from ecsm_actors.errors import StoreFull
+from ecsm_actors.registry.client import RegistryClient
+client = RegistryClient(sys.argv[1], timeout=30)
+stop, first, sent, taken = Path(sys.argv[2]), int(sys.argv[3]), 0, 0
+print("ready", flush=True)
+start = time.perf_counter()
+while not stop.exists():
+    ts = format_timestamp(time.time())
+    batch = [{"involvedObject": {"kind": "ECSMService", "namespace": "flood",
+                                              "name": f"f-{first + sent + i}"},
+                           "type": "Warning", "reason": "Flood", "message": "x" * 200,
+                           "count": 1, "firstTimestamp": ts, "lastTimestamp": ts,
+                           "source": {"component": "bench"}} for i in range(100)]
+    try:
+        client.record_events(batch)
+        taken += 100
+    except StoreFull:  # over the registry's event budget: dropped
+        pass
+    sent += 100
+    time.sleep(0.01)  # 10,000 offered a second: the flood's own CPU is not the figure
+print(sent, taken, time.perf_counter() - start, flush=True)
+"""
+
+
+def events_main(rounds: int, n: int) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
+    tmp.chmod(0o700)
+    run_dir = tmp / "run"
+    run_dir.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
+    env.update(ECSM_ACTORS_RUN_DIR=str(run_dir), ECSM_ACTORS_LOG_LEVEL="WARNING")
+    print(f"registry benchmark, object writes beside an event flood: {os.cpu_count()} cpus, "
+          f"load {os.getloadavg()[0]:.2f}; {rounds} paired rounds of {n} creates\n")
+    registry = subprocess.Popen([PY, "-m", "ecsm_actors", "registry"], env=env, cwd=ROOT)
+    try:
+        endpoint = f"ipc://{run_dir}/registry.sock"
+        client = RegistryClient(endpoint, timeout=60)
+        client.ping()
+        alone, flooded, ratios, floods, takens = [], [], [], [], []
+        for r in range(rounds):
+            rate_alone, _ = one_client_rate(client, "create", 2 * r * n, n)
+            stop = tmp / f"stop-{r}"
+            flood = subprocess.Popen([PY, "-c", FLOOD, endpoint, str(stop), str(r * 10**7)],
+                                     env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            assert flood.stdout is not None
+            assert flood.stdout.readline().strip() == "ready"
+            time.sleep(0.2)  # the flood under way
+            rate_flood, _ = one_client_rate(client, "create", (2 * r + 1) * n, n)
+            stop.touch()
+            sent, taken, seconds = flood.stdout.readline().split()
+            flood.wait(timeout=30)
+            alone.append(rate_alone)
+            flooded.append(rate_flood)
+            ratios.append(rate_flood / rate_alone)
+            floods.append(int(sent) / float(seconds))
+            takens.append(int(taken) / float(seconds))
+        report("1 client creates/s alone", f"{statistics.median(alone):,.0f}/s")
+        report("1 client creates/s beside the flood", f"{statistics.median(flooded):,.0f}/s",
+               f"{statistics.median(ratios):.2f}x alone (median of rounds, best "
+               f"{max(ratios):.2f}x)")
+        report("  event flood (other process)", f"{statistics.median(floods):,.0f} "
+               "occurrences/s", f"{statistics.median(takens):,.0f}/s taken, the rest "
+               "refused")
+        kept = len(client.list_events(None))
+        report("event records kept after the flood", f"{kept:,}",
+               f"registry.event_limit {10_000:,}")
+        client.close()
     finally:
         registry.terminate()
         registry.wait(timeout=10)

@@ -18,6 +18,7 @@ import pytest
 
 from ecsm_actors.api.names import format_timestamp
 from ecsm_actors.cli.ecsm_cli import main as cli_main
+from ecsm_actors.errors import StoreFull
 from ecsm_actors.registry.client import RegistryClient
 from tests import service_harness as h
 from tests.helpers import Processes, wait_until
@@ -137,3 +138,18 @@ def test_a_rollout_on_the_simulator_records_its_events(stack: h.Stack) -> None:
     assert len(complete) == 2  # the first revision's, then the second's
     assert complete[-1]["source"]["component"] == "service-controller"
     assert complete[-1]["involvedObject"]["uid"]
+
+
+def test_an_event_flood_is_refused_beyond_the_budget_and_objects_are_still_written(
+        client_and_cli: tuple[RegistryClient, RunCli]) -> None:
+    client, _ = client_and_cli
+    refused = 0
+    for b in range(30):
+        batch = [occurrence(f"flood-{b}-{i}", "Flood", "x") for i in range(100)]
+        try:
+            client.record_events(batch)
+        except StoreFull:
+            refused += 1
+    assert refused > 0
+    assert client.create(service("still-written"))["metadata"]["resourceVersion"]
+    assert len(client.list_events(None)) <= 3000 - refused * 100
