@@ -2,7 +2,8 @@
 
 Runs in a controller process (``python -m ecsm_actors controller <name>``). Threads: one
 informer, ``spec.workers`` workers (each with its own registry client; they start only
-after the informer's first list), one liveness reporter.
+after the informer's first list), one liveness reporter. A spec's periodic sweep runs on
+a worker too, as a reserved queue key (:mod:`.sweep`).
 
 Invariants:
 
@@ -48,6 +49,7 @@ from ecsm_actors.runtime.echo import EchoFilter
 from ecsm_actors.runtime.events import EventRecorder
 from ecsm_actors.runtime.metrics import ControllerMetrics
 from ecsm_actors.runtime.ratelimit import WarningLimiter
+from ecsm_actors.runtime.sweep import SWEEP_KEY, SweepRunner
 from ecsm_actors.runtime.types import ControllerSpec, ReconcileContext, Result
 from ecsm_actors.workqueue import WorkQueue, controller_rate_limiter
 
@@ -140,6 +142,10 @@ class Controller:
         self._lock = threading.Lock()
         #: Undecodable peer answers: one WARNING per cause and minute, not per retry.
         self._decode_warnings = WarningLimiter(clock=self._clock.now)
+        #: The spec's periodic sweep, on this queue (first run once the informer synced).
+        self.sweeper = SweepRunner(spec.name, spec.sweep, self.queue, self.informer.keys,
+                                   backoff_base=settings.backoff_base) \
+            if spec.sweep is not None else None
 
     def _reader_factory(self) -> RegistryReader:
         return self._registry_factory()
@@ -197,6 +203,7 @@ class Controller:
             "retry_budget": self.retry_budget.stats(),
             "workers": self.spec.workers,
             "informer": informer,
+            **({"sweep": self.sweeper.stats()} if self.sweeper is not None else {}),
         }
 
     def liveness_report(self) -> dict[str, Any]:
@@ -215,6 +222,8 @@ class Controller:
             # Report "synced" at once: the supervisor counts a restarted controller as
             # ready from this report, so waiting for the next period would delay it.
             self._liveness.beat()
+        if index == 0 and self.sweeper is not None:
+            self.sweeper.schedule()  # the first pass of every key has just been queued
         registry = self._registry_factory()
         ctx = self.context(registry, index)
         try:
@@ -223,7 +232,10 @@ class Controller:
                 if shutdown or key is None:
                     return
                 try:
-                    self.process(ctx, key)
+                    if key == SWEEP_KEY and self.sweeper is not None:
+                        self.sweeper.run()
+                    else:
+                        self.process(ctx, key)
                 finally:
                     self.queue.done(key)
         finally:

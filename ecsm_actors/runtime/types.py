@@ -9,6 +9,7 @@ so that the runtime can ignore the echo of that write on the event stream.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -80,3 +81,18 @@ class ControllerSpec:
     kind: str
     reconciler: Reconciler
     workers: int = 2
+    #: A periodic check over every key at once (drift found in bulk), run by a worker
+    #: every ``sweep.interval`` seconds; None: no sweep.
+    sweep: Sweep | None = None
+
+
+class Sweep(Protocol):
+    """A periodic pass over the whole cache (see :mod:`ecsm_actors.runtime.sweep`)."""
+
+    #: Seconds between two sweeps that succeeded.
+    interval: float
+
+    def sweep(self, keys: Sequence[str], enqueue: Callable[[str], None]) -> int:
+        """Look at the world once, ``enqueue`` the keys of ``keys`` (the informer's cache)
+        that need a reconcile, return how many; raise when the world could not be seen."""
+        ...

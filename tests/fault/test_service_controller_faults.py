@@ -91,6 +91,11 @@ def _converged(stack: h.Stack, expected: dict[str, tuple[str, int]]) -> bool:
     return True
 
 
+def sweep_failing_lines(run_dir: Path) -> int:
+    return sum(log.read_text(errors="replace").count("sweep failing")
+               for log in (run_dir / "test-logs").glob("controller-service.*.log"))
+
+
 def test_an_ecsm_partition_is_reported_and_healed(processes: Processes, run_dir: Path) -> None:
     stack = h.start_stack(processes, nodes=3, start_delay=0.2,
                           ECSM_ACTORS_SERVICE_UNAVAILABLE_THRESHOLD="2")
@@ -102,10 +107,15 @@ def test_an_ecsm_partition_is_reported_and_healed(processes: Processes, run_dir:
     try:
         stack.registry.apply(h.service("web", image="app@1.1", replicas=3, rollout=ROLLOUT))
         stack.registry.apply(h.service("new", replicas=1))
-        for name in ("web", "db", "new"):
+        for name in ("web", "new"):  # the ones being reconciled say it each
             def unavailable(n: str = name) -> bool:
                 return h.condition(stack.registry, n, "Degraded") == ("True", "EcsmUnavailable")
             wait_until(unavailable, timeout=20, what=f"{name} Degraded/EcsmUnavailable")
+        # the settled one is left to the drift sweep, whose failure is said once, not
+        # once per service
+        wait_until(lambda: sweep_failing_lines(run_dir) == 1, timeout=20,
+                   what="the failing sweep reported")
+        assert h.condition(stack.registry, "db", "Degraded") == ("False", "AsExpected")
         assert h.ecsm(stack.admin, "default.new.") == {}
     finally:
         stack.admin.reset_faults()
@@ -113,6 +123,7 @@ def test_an_ecsm_partition_is_reported_and_healed(processes: Processes, run_dir:
                timeout=30, what="settled after the partition healed")
     for name in ("web", "db", "new"):
         assert h.condition(stack.registry, name, "Degraded") == ("False", "AsExpected")
+    assert sweep_failing_lines(run_dir) == 1
     wait_until(lambda: _converged(stack, {"web": ("app@1.1", 3), "db": ("db@1.0", 1),
                                           "new": ("app@1.0", 1)}),
                timeout=15, what="ECSM converged")

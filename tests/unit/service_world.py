@@ -7,7 +7,9 @@
   (:mod:`ecsm_actors.store.semantics`: defaulting, validation, OCC, generation,
   finalizers), without LMDB or ZeroMQ.
 * ``World.settle(key)`` runs reconcile passes, advancing fake time by each
-  ``requeue_after``, until the controller says it is settled.
+  ``requeue_after``, until the controller says it is settled (no requeue) or only
+  waiting for room (the drift pace); ``World.sweep()`` runs the drift sweep once and
+  returns the keys it enqueued.
 """
 
 from __future__ import annotations
@@ -192,15 +194,26 @@ class World:
         # FakeContext provides the part of ReconcileContext the reconciler uses.
         return self.reconciler.reconcile(cast(ReconcileContext, self.ctx), f"default/{name}")
 
+    def at_rest(self, result: Result) -> bool:
+        """Settled (watched by the sweep, no requeue) or waiting at the drift pace."""
+        return result.requeue_after == self.cfg.service.drift_interval or (
+            result.requeue_after is None and not result.requeue)
+
     def settle(self, *names: str, max_passes: int = 60) -> int:
-        """Reconcile until every name's pass asks for the drift interval; returns passes."""
-        drift = self.cfg.service.drift_interval
+        """Reconcile until every name's pass is at rest (:meth:`at_rest`); returns passes."""
         for i in range(max_passes):
             results = [self.reconcile(n) for n in names]
-            if all(r.requeue_after == drift for r in results):
+            if all(self.at_rest(r) for r in results):
                 return i + 1
             self.advance(min((r.requeue_after or 0.5) for r in results))
         raise AssertionError(f"not settled after {max_passes} passes: {self.ecsm_services()}")
+
+    def sweep(self) -> list[str]:
+        """One drift sweep over every object of the registry: the keys it enqueued."""
+        keys = [k.decode().split("/", 1)[1] for k in self.registry.objects]
+        enqueued: list[str] = []
+        self.reconciler.drift.sweep(keys, enqueued.append)
+        return enqueued
 
     # -- ECSM ------------------------------------------------------------------------------
 

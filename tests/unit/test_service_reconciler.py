@@ -11,6 +11,7 @@ from ecsm_actors.api import template_hash
 from ecsm_actors.controllers.service import history
 from ecsm_actors.controllers.service.controller import FINALIZER
 from ecsm_actors.errors import TerminalError
+from ecsm_actors.runtime import Result
 from tests.unit.service_world import World, esvc
 
 
@@ -59,7 +60,7 @@ def test_a_settled_service_costs_one_ecsm_call_and_no_registry_write_per_pass():
     w.settle("web")
     calls, writes, rv = len(w.transport.calls), w.registry.status_writes, w.registry.rv
     result = w.reconcile("web")
-    assert result.requeue_after == w.cfg.service.drift_interval
+    assert result == Result()  # settled: no requeue, the drift sweep watches it
     assert w.transport.calls[calls:] == ["GET /api/v1/service"]
     assert (w.registry.status_writes, w.registry.rv) == (writes, rv)
 
@@ -95,12 +96,11 @@ def test_a_rollout_keeps_surge_and_unavailable_and_keeps_history():
     old_rev = revision(w, "web")
     w.apply(esvc("web", image="app@1.1", replicas=4, rollout=rollout))
     new_rev = revision(w, "web")
-    drift = w.cfg.service.drift_interval
     for _ in range(60):
         result = w.reconcile("web")
         total, running = w.totals("default.web.")
         assert total <= 5 and running >= 3
-        if result.requeue_after == drift:
+        if w.at_rest(result):
             break
         w.advance(result.requeue_after or 0.5)
         total, running = w.totals("default.web.")
@@ -315,12 +315,11 @@ def test_a_static_rollout_replaces_node_by_node_and_drops_the_old_revision():
     old = revision(w, "web")
     w.apply(esvc("web", nodes=nodes, image="app@1.1", rollout=rollout))
     new = revision(w, "web")
-    drift = w.cfg.service.drift_interval
     for _ in range(60):
         result = w.reconcile("web")
         total, running = w.totals("default.web.")
         assert total <= 4 and running >= 3
-        if result.requeue_after == drift:
+        if w.at_rest(result):
             break
         w.advance(result.requeue_after or 0.5)
     assert w.ecsm_services() == {f"default.web.{new}": (4, nodes, 4)}

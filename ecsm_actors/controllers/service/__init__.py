@@ -8,8 +8,8 @@ planner), :mod:`.observe` (ECSM answers → planner views, node states),
 (status and conditions), :mod:`.actuator` (actions → ECSM calls), :mod:`.capacity`
 (node memory room, placements), :mod:`.preemption` (victim selection, restoration order),
 :mod:`.admission` (the shared admission: claims, records), :mod:`.capacity_pass` (one
-pass's restore, admit, preempt), :mod:`.controller` (the Reconciler that ties them
-together).
+pass's restore, admit, preempt), :mod:`.sweep` (drift found by one periodic listing),
+:mod:`.controller` (the Reconciler that ties them together).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def build(cfg: Config) -> ControllerSpec:
     from ecsm_actors.controllers.service.controller import ServiceReconciler
     from ecsm_actors.ecsm.clientset import Clientset
 
+    reconciler = ServiceReconciler(cfg, Clientset.from_config(cfg))
     return ControllerSpec(name="service-controller", kind="ECSMService",
-                          reconciler=ServiceReconciler(cfg, Clientset.from_config(cfg)),
-                          workers=cfg.controller.workers)
+                          reconciler=reconciler, workers=cfg.controller.workers,
+                          sweep=reconciler.drift)

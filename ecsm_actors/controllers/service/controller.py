@@ -12,9 +12,12 @@ ECSM services by name (one call; suspected duplicates are judged by the rule of
 finalizer and the revision annotation (a registry UPDATE, only when missing), hold back a
 first deployment until every ``dependsOn`` is Available, list containers only when
 something is unhealthy or rolling (a second call), run the pure planner, apply its actions,
-write the status when it changed, and ask to be looked at again: soon while converging,
-after ``service.drift_interval`` when settled — ECSM has no watch, so that is how drift
-(deleted, scaled or stopped behind our back, crashed containers, dead nodes) is repaired.
+write the status when it changed, and ask to be looked at again soon while converging
+(at the drift pace while only waiting for room). A settled pass is not requeued: it
+records what it saw, and the periodic sweep of :mod:`.sweep` (every
+``service.drift_interval``, one paged listing of every ECSM service) enqueues the key
+when ECSM stops matching that — ECSM has no watch, so that is how drift (deleted, scaled
+or stopped behind our back, crashed containers, dead nodes) is repaired.
 
 Errors: ECSM unreachable / 5xx / undecodable / an inconsistent listing → requeue with
 backoff (no action taken on it), and after
@@ -25,8 +28,9 @@ read on every pass, its content part of the revision); an ECSM "name exists" on 
 means the service is already there (adopted on the next pass). A dependency cycle holds
 every member back with Degraded/DependencyCycle and is re-checked at the drift pace (no
 retries), so breaking it anywhere frees them all.
-Nothing here is remembered between passes except the failure counter and the node cache, so a
-controller killed at any line is replaced without loss.
+Nothing here is remembered between passes except the failure counter, the node cache and
+the sweep's records (rebuilt by the first pass of every key), so a controller killed at any
+line is replaced without loss.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from ecsm_actors.controllers.service.model import Desired, Plan, Policy, Revisio
 from ecsm_actors.controllers.service.naming import owned_prefix, split_key
 from ecsm_actors.controllers.service.plan import needs_containers, plan
 from ecsm_actors.controllers.service.rollout import resolve
+from ecsm_actors.controllers.service.sweep import DriftSweep, fingerprint
 from ecsm_actors.errors import (
     Conflict,
     EcsmApiError,
@@ -98,11 +103,14 @@ class ServiceReconciler:
                                     clock=monotonic)
         self._capacity = CapacityPass(self._admission, clientset, self._actuator, self._list,
                                       lambda: format_timestamp(self._wall()))
+        #: What settled passes saw, and the runtime's periodic sweep over it (.sweep).
+        self.drift = DriftSweep(clientset, self._nodes, interval=self._settings.drift_interval)
 
     # -- entry point ------------------------------------------------------------------
 
     def reconcile(self, ctx: ReconcileContext, key: str) -> Result:
         namespace, name = split_key(key)
+        self.drift.forget(key)  # watched by the sweep again only once a pass settles it
         obj = ctx.registry.get(ctx.kind, namespace, name)  # NotFound: the runtime is done
         try:
             result = self._reconcile(ctx, namespace, name, obj)
@@ -171,7 +179,13 @@ class ServiceReconciler:
         # a service only waiting for room is looked at again at the drift pace (its
         # claim keeps that room meanwhile), not at the poll pace
         stalled = result.idle and outcome is not None and outcome.stalled
-        return Result(requeue_after=self._settings.drift_interval if settled or stalled
+        if settled:  # no requeue: the sweep enqueues it when ECSM stops matching this
+            every = desired.nodes if desired.policy is Policy.DYNAMIC and not (
+                spec.get("deploymentStrategy") or {}).get("nodePool") else None
+            self.drift.settled(f"{namespace}/{name}",
+                               fingerprint(views, desired.nodes, down, every))
+            return Result()
+        return Result(requeue_after=self._settings.drift_interval if stalled
                       else self._settings.poll_interval)
 
     # -- observation ------------------------------------------------------------------

@@ -54,6 +54,15 @@ def parse_owned(ecsm_name: str, namespace: str, name: str) -> OwnedName | None:
     return OwnedName(namespace=namespace, name=name, revision=revision)
 
 
+def parse_any(ecsm_name: str) -> OwnedName | None:
+    """The parts of ``ecsm_name`` when it is a revision of some ECSMService (what a sweep
+    over every ECSM service groups rows by), else None."""
+    parts = ecsm_name.split(".")
+    if len(parts) != 3 or not all(parts) or not _REVISION.match(parts[2]):
+        return None
+    return OwnedName(namespace=parts[0], name=parts[1], revision=parts[2])
+
+
 def split_key(key: str) -> tuple[str, str]:
     """``namespace/name`` → ``(namespace, name)``; a bare name is in ``default``."""
     namespace, sep, name = key.partition("/")

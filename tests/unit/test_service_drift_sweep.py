@@ -1,0 +1,103 @@
+"""The drift sweep: ECSM listed once, compared with what settled passes saw, and only the
+keys that differ enqueued."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecsm_actors.controllers.service.model import RevisionView
+from ecsm_actors.controllers.service.naming import parse_any
+from ecsm_actors.controllers.service.sweep import Snapshot, diff, fingerprint
+from tests.unit.service_world import World, esvc
+
+
+def view(sid: str, *, factor: int = 2, online: int = 2,
+         nodes: tuple[str, ...] = ("node-1", "node-2")) -> RevisionView:
+    return RevisionView(revision="0123456789", service_id=sid, factor=factor,
+                        node_names=nodes, online=online)
+
+
+def test_the_diff_enqueues_exactly_the_settled_keys_whose_ecsm_state_changed():
+    pool = ("node-1", "node-2", "node-3")
+    settled_down = {"ns/node-died": frozenset()}  # the others saw node-3 down already
+    keys = ["ns/same", "ns/rescaled", "ns/deleted", "ns/crashed", "ns/node-died",
+            "ns/unsettled"]
+    records = {key: fingerprint([view(key)], pool,
+                                settled_down.get(key, frozenset({"node-3"})), None)
+               for key in [*keys[:5], "ns/no-longer-desired"]}
+    snap = Snapshot(rows={"ns/same": [view("ns/same")],
+                          "ns/rescaled": [view("ns/rescaled", factor=5)],
+                          "ns/crashed": [view("ns/crashed", online=1)],
+                          "ns/node-died": [view("ns/node-died")],
+                          "ns/unsettled": [view("ns/unsettled", online=0)],
+                          "ns/no-longer-desired": [view("ns/no-longer-desired", online=0)]},
+                    names=frozenset(pool), down=frozenset({"node-3"}), containers={})
+    assert diff(records, keys, snap) == ["ns/rescaled", "ns/deleted", "ns/crashed",
+                                         "ns/node-died"]
+
+
+def test_a_placement_on_every_node_is_enqueued_when_a_node_joins():
+    names = frozenset({"node-1", "node-2"})
+    records = {"ns/all": fingerprint([view("ns/all")], names, frozenset(), names)}
+    snap = Snapshot(rows={"ns/all": [view("ns/all")]}, names=names | {"node-3"},
+                    down=frozenset(), containers={})
+    assert diff(records, ["ns/all"], snap) == ["ns/all"]
+    assert diff(records, ["ns/all"], Snapshot(rows=snap.rows, names=names,
+                                              down=frozenset(), containers={})) == []
+
+
+def test_only_names_of_the_three_owned_parts_are_grouped_by_key():
+    assert parse_any("default.web.0123456789") is not None
+    assert [parse_any(n) for n in ("web", "default.web", "a.b.c.0123456789",
+                                   "default.web.XYZ", "..0123456789")] == [None] * 5
+
+
+@pytest.mark.parametrize("fault", ["deleted", "rescaled", "stopped", "node down"])
+def test_a_sweep_finds_the_one_service_that_drifted_and_its_reconcile_repairs_it(fault):
+    w = World()
+    w.apply(esvc("web", replicas=2, pool=["node-1", "node-2"]))
+    w.apply(esvc("api", replicas=1, pool=["node-3"]))
+    w.settle("web", "api")
+    assert w.sweep() == []
+    web = next(s for s in w.state.services.values() if s.name.startswith("default.web."))
+    if fault == "deleted":
+        w.ecsm.services.delete(web.id)
+    elif fault == "rescaled":
+        detail = w.ecsm.services.get(web.id)
+        w.ecsm.services.update(web.id, {"id": web.id, "name": web.name,
+                                        "image": detail.raw["image"],
+                                        "node": {"names": []}, "factor": 5,
+                                        "policy": "dynamic"})
+    elif fault == "stopped":
+        victim = next(iter(w.state.containers_of(web.id)))
+        w.ecsm.containers.action_by_name(victim.name, "stop")
+    else:
+        w.admin("POST", "nodes/node-2/down")
+    assert w.sweep() == ["default/web"]
+    w.settle("web")
+    assert w.totals("default.web.") == (2, 2)
+    assert w.sweep() == []
+
+
+def test_a_sweep_costs_the_pages_of_the_service_list_and_the_node_list_only():
+    w = World()
+    names = [f"s{i}" for i in range(40)]
+    for n in names:
+        w.apply(esvc(n, replicas=1))
+    w.settle(*names)
+    assert len(w.reconciler.drift.records()) == 40
+    w.advance(1.0)
+    calls = len(w.transport.calls)
+    assert w.sweep() == []
+    assert w.transport.calls[calls:] == ["GET /api/v1/service", "GET /api/v1/node"]
+
+
+def test_a_key_being_reconciled_again_is_not_swept_until_it_settles():
+    w = World()
+    w.apply(esvc("web", replicas=2))
+    w.settle("web")
+    w.apply(esvc("web", replicas=3))
+    result = w.reconcile("web")  # scaling up: not settled, its own pace
+    assert result.requeue_after == w.cfg.service.poll_interval
+    assert "default/web" not in w.reconciler.drift.records()
+    assert w.sweep() == []
