@@ -39,6 +39,15 @@ Three channels, all msgpack frames with a protocol version ``v``:
   the whole list: an object present from the first page to the last appears exactly
   once; one created or deleted meanwhile may or may not appear. Without ``limit``, LIST
   is one snapshot, as always.
+
+  *Event records* (``ecsm-cli get events``, :mod:`ecsm_actors.api.event`):
+  ``RECORD_EVENTS {events: [occurrence...]}`` (1 to :data:`MAX_RECORD_EVENTS`) adds the
+  occurrences into their aggregated records, answering ``{recorded: n}``; ``LIST_EVENTS
+  {namespace?, involvedKind?, involvedName?, since?}`` answers ``{items: [record...]}``,
+  least recently seen first. Records live outside the objects' resourceVersion and event
+  log, carry no ``requestId`` (a retried occurrence only adds to a count) and are
+  published on PUB as ``Event.ADDED`` / ``Event.MODIFIED`` (:func:`encode_event_record`),
+  a topic no object kind's subscription matches.
 * **Registry PUB** — events as two frames ``[topic, body]``; topic ``<Kind>.<TYPE>``
   (e.g. ``ECSMService.MODIFIED``); body ``{v, epoch, seq, type, kind, key,
   resourceVersion, object}``. ``seq`` equals the event's ``resourceVersion``: the store's
