@@ -22,6 +22,7 @@ first, for eviction, expiry and ``--since``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -55,8 +56,12 @@ class Recorded:
     record: dict[str, Any]
 
 
+#: Latest time a key can hold, seconds (8 bytes of microseconds).
+MAX_TIME = float((1 << 63) // 1_000_000)
+
+
 def _seen_key(last: float, key: bytes) -> bytes:
-    return max(0, int(last * 1_000_000)).to_bytes(8, "big") + key
+    return max(0, int(min(last, MAX_TIME) * 1_000_000)).to_bytes(8, "big") + key
 
 
 def _seen_time(seen_key: bytes) -> float:
@@ -207,7 +212,9 @@ class EventStore:
         first."""
         floor = self._clock() - self.ttl
         if since is not None:
-            floor = max(floor, since)
+            if not math.isfinite(since):
+                raise Invalid("since must be a finite number of seconds")
+            floor = max(floor, min(float(since), MAX_TIME))
         if kind is not None and namespace is None:
             raise Invalid("events of an object need its namespace")
         try:
