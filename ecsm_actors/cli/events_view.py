@@ -142,6 +142,8 @@ def get_events_cmd(ctx: CliContext, namespace: str | None, all_namespaces: bool,
         elif not watch:
             where = "any namespace" if ns is None else f"namespace {ns}"
             click.echo(f"No events found in {where}.", err=True)
+        else:  # nothing yet: the header, then each event as it comes
+            click.echo("   ".join((["NAMESPACE"] if ns is None else []) + list(HEADERS)))
         if subscriber is not None:
             _follow(subscriber, ns, kind, name, output)
     finally:
