@@ -11,6 +11,14 @@ For each count N it starts a fresh stack (ECSM simulator with 10 nodes, registry
 * ECSM calls per steady-state reconcile (the simulator's request counter over a window,
   minus the benchmark's own admin calls, divided by the reconciles in that window).
 
+The idle figure (``--idle SECONDS``, 0 by default: skipped; ``--idle-only`` runs only it):
+the whole daemon (``supervisor --simulate``, zygote on, controller defaults: drift_interval
+10 s) with ``--idle-services`` ECSMServices (1,000 by default) all Available, left alone one
+drift interval plus 2 s, then measured over SECONDS: the CPU seconds per minute used by
+the daemon's processes without the simulator (a test double a device does not run), and
+ECSM requests per drift interval (the simulator's request counter, our two reads
+subtracted). Targets: <= 0.6 CPU-s/min, <= 30 ECSM requests per drift interval.
+
 Then the outage figure (``--outage SECONDS``, 30 by default; ``--outage 0`` skips it;
 ``--outage-only`` runs only it): 1,000 ECSMServices at the controller's default settings
 (drift_interval 10 s, backoff 0.05–30 s, retry budget ``controller.retry_qps`` /
@@ -111,6 +119,64 @@ def run(count: int, workers: int, drift: float, window: float) -> dict[str, floa
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+# -- the idle figure --------------------------------------------------------------------
+
+def idle(count: int, window: float) -> dict[str, Any]:
+    import json
+
+    from ecsm_actors.config import load_config
+    from ecsm_actors.ecsm.simulator.admin import SimulatorAdmin
+    from ecsm_actors.registry.client import RegistryClient
+    from tests.bench.bench_supervisor import Daemon, cpu, processes, service, wait
+
+    drift = load_config(environ={}).service.drift_interval
+    d = Daemon(zygote=True, startsecs=0.3)
+    try:
+        d.wait_ready()
+        registry = RegistryClient(d.cfg.registry_endpoint, timeout=10)
+        t0 = time.monotonic()
+        for i in range(count):
+            registry.create(service(i))
+
+        def all_available() -> bool:
+            items = registry.list("ECSMService").items
+            return len(items) == count and all(
+                (o.get("status") or {}).get("availableReplicas") == 1 for o in items)
+
+        wait(all_available, 600, "every ECSMService available", interval=1.0)
+        converged = time.monotonic() - t0
+        registry.close()
+        admin = SimulatorAdmin(json.loads(d.cfg.ecsm_address_file.read_text())["url"])
+        wait(lambda: all((r["queue"] or 0) == 0 for r in d.client.ps()), 300,
+             "queues empty", interval=0.5)
+        time.sleep(drift + 2.0)  # the passes of the convergence are over
+        procs = processes(d.client, d.proc.pid)
+        cpu0 = {n: cpu(pr) for n, pr in procs.items()}
+        req0 = admin.health()["requests"]
+        t1 = time.monotonic()
+        time.sleep(window)
+        elapsed = time.monotonic() - t1
+        req1 = admin.health()["requests"]
+        used = {n: cpu(pr) - cpu0[n] for n, pr in procs.items()}
+        admin.close()
+        daemon = {n: u for n, u in used.items() if n != "simulator"}
+        return {"count": count, "converged_s": converged, "window": elapsed,
+                "drift": drift, "cpu_per_min": sum(daemon.values()) * 60 / elapsed,
+                "by_process": {n: u * 60 / elapsed for n, u in daemon.items()},
+                "ecsm_per_drift": (req1 - req0 - 1) * drift / elapsed}
+    finally:
+        d.close()
+
+
+def print_idle(r: dict[str, Any]) -> None:
+    print(f"  idle with {r['count']} services (all Available after {r['converged_s']:.0f}s), "
+          f"over {r['window']:.0f}s: daemon without simulator {r['cpu_per_min']:.2f} "
+          f"CPU-s/min [target <= 0.6]; ECSM {r['ecsm_per_drift']:.1f} requests per "
+          f"{r['drift']:g}s drift interval [target <= 30]")
+    print("    CPU-s/min by process: " + ", ".join(
+        f"{n} {v:.2f}" for n, v in sorted(r["by_process"].items())))
+
+
 # -- the outage figure ------------------------------------------------------------------
 
 _OUTCOME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3}) .* "
@@ -146,6 +212,12 @@ class OutcomeLog:
 
     def recovered_since(self, t: float) -> int:
         return sum(1 for ts in self.last_success.values() if ts >= t)
+
+    def failed_keys_recovered(self, since: float, up: float) -> bool:
+        """Every key that failed after ``since`` reconciled successfully after ``up``
+        (settled keys left to a periodic sweep are never reconciled in an outage)."""
+        failed = {key for ts, key in self.failures if ts >= since}
+        return all(self.last_success.get(key, 0.0) >= up for key in failed)
 
     def failures_per_second(self, start: float, end: float) -> tuple[list[int], list[int]]:
         """Per whole second of [start, end): (first failures of a key — its periodic
@@ -252,11 +324,13 @@ def outage(count: int, workers: int, down: float, retry_qps: float | None,
 
         def all_recovered() -> bool:
             log.read()
-            return log.recovered_since(wall_up) == count
+            return log.failed_keys_recovered(wall_down, wall_up)
 
         wait_until(all_recovered, timeout=600, interval=0.2,
-                   what="every service reconciled after ECSM came back")
-        reconciled = max(log.last_success.values()) - wall_up
+                   what="every service that failed reconciled after ECSM came back")
+        reconciled = max([0.0, *(ts - wall_up for ts in log.last_success.values())])
+        failed_keys = len({key for ts, key in log.failures if ts >= wall_down})
+        sweep = listener.drain().get("sweep", {})
         wait_until(lambda: sum(1 for o in stack.registry.list(h.KIND, "default").items
                                if healthy(o)) == count,
                    timeout=120, interval=0.5, what="every service Available, not Degraded")
@@ -268,7 +342,8 @@ def outage(count: int, workers: int, down: float, retry_qps: float | None,
         return {"count": count, "down": down, "baseline": sum(base) / max(1, len(base)),
                 "per_second": during, "peak": max(during), "peak_at": during.index(max(during)),
                 "first": first, "retries": retries, "retry_peak": max(retries),
-                "budget": budget, "reconciled_s": reconciled, "healthy_s": healthy_after}
+                "budget": budget, "reconciled_s": reconciled, "healthy_s": healthy_after,
+                "failed_keys": failed_keys, "sweep": sweep}
     finally:
         listener.close()
         procs.cleanup()
@@ -289,7 +364,11 @@ def print_outage(r: dict[str, Any]) -> None:
     print(f"    of which retries: {r['retries']}")
     print(f"    retry budget when ECSM came back: tokens {b.get('tokens')}, next retry waits "
           f"{wait:.1f}s, {b.get('reservations')} reservations, {b.get('delayed')} delayed")
-    print(f"    after ECSM came back: every service reconciled in {r['reconciled_s']:.1f}s, "
+    if r["sweep"]:
+        print(f"    drift sweep: {r['sweep'].get('sweep_failures')} failed sweeps (said once), "
+              f"{r['failed_keys']} services failed a reconcile during the outage")
+    print(f"    after ECSM came back: every failed service reconciled in "
+          f"{r['reconciled_s']:.1f}s, "
           f"all Available and not Degraded in {r['healthy_s']:.1f}s "
           f"[target <= 2 s + the pending retry delay = {2 + wait:.1f}s]")
 
@@ -305,11 +384,20 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=30.0,
                         help="seconds ECSM is down for the outage figure (0: skip it)")
     parser.add_argument("--outage-only", action="store_true")
+    parser.add_argument("--idle", type=float, default=0.0,
+                        help="seconds of the idle measurement of the whole daemon (0: skip)")
+    parser.add_argument("--idle-only", action="store_true")
+    parser.add_argument("--idle-services", type=int, default=1000)
     parser.add_argument("--outage-services", type=int, default=1000)
     parser.add_argument("--retry-qps", type=float, default=None,
                         help="controller.retry_qps for the outage figure (default: its default)")
     parser.add_argument("--retry-burst", type=int, default=None)
     args = parser.parse_args()
+    if args.idle > 0 or args.idle_only:
+        print("idle: the whole daemon (supervisor --simulate, zygote), controller defaults")
+        print_idle(idle(args.idle_services, args.idle or 30.0))
+        if args.idle_only:
+            return
     if not args.outage_only:
         print(f"service controller: workers={args.workers} drift_interval={args.drift}s "
               f"(10 simulated nodes, 1 replica per service)")
