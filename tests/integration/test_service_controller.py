@@ -2,7 +2,8 @@
 processes; objects written through the registry, reality read from the simulator.
 
 One stack serves the whole module (each test uses its own service names and nodes); the
-controller re-checks drift every 0.5 s, so every repair is visible within seconds.
+controller sweeps ECSM for drift every 0.5 s (settled services are not re-checked one by
+one), so every repair is visible within seconds and comes through the sweep.
 """
 
 from __future__ import annotations
