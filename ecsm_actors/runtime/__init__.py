@@ -8,7 +8,8 @@ Submodules: ``types`` (the contract), ``controller`` (workers, outcomes, livenes
 ``echo`` (ignoring the echo of our own status writes), ``conditions`` (the Degraded
 condition the runtime writes), ``metrics`` (counters and the latency histogram),
 ``ratelimit`` (one WARNING per cause and interval for garbage a peer keeps sending),
-``events`` (the event recorder, also used by the supervisor).
+``events`` (the event recorder, also used by the supervisor), ``sweep`` (a spec's periodic
+sweep, run on the workqueue).
 """
 
 from __future__ import annotations
