@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,9 @@ import yaml
 from ecsm_actors.protocol import Op
 from ecsm_actors.registry import client as client_module
 from ecsm_actors.registry.client import RegistryClient
-from tests.helpers import Processes
-from tests.registry_fixtures import RunCli, StartRegistry, cli_runner, registry_starter
 from tests.registry_samples import hpa, service
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
-
-
-@pytest.fixture
-def cli(processes: Processes, registry: StartRegistry,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
-    return cli_runner(processes, registry, monkeypatch, capsys)
 
 
 @pytest.fixture

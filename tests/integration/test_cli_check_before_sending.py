@@ -5,7 +5,6 @@ options before or after the verb, and shell completion answered with object name
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,26 +18,13 @@ from tests.helpers import Processes, wait_until
 from tests.registry_fixtures import (
     RunCli,
     StartRegistry,
-    cli_runner,
     registry_config,
-    registry_starter,
 )
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
 
 FAST = {"ECSM_ACTORS_REGISTRY_HEARTBEAT_INTERVAL": "0.1"}
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
-
-
-@pytest.fixture
-def cli(processes: Processes, registry: StartRegistry,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
-    return cli_runner(processes, registry, monkeypatch, capsys)
 
 
 def manifest(path: Path, *docs: dict) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,17 +13,12 @@ import yaml
 
 from ecsm_actors.cli.ecsm_cli import main
 from tests.helpers import Processes
-from tests.registry_fixtures import StartRegistry, registry_starter
+from tests.registry_fixtures import StartRegistry
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
 HOSTILE = "line\nInjected: yes\r\x07\x1b[31mred\u202etxet\x85"
 SHOWN = "line\\nInjected: yes\\r\\x07\\x1b[31mred\\u202etxet\\x85"
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 
 @pytest.fixture

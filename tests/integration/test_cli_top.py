@@ -9,7 +9,6 @@ import pty
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,13 @@ import pytest
 
 from tests.ecsm_sim import start_simulator
 from tests.helpers import Processes, wait_until
-from tests.registry_fixtures import RunCli, StartRegistry, cli_runner, registry_starter
+from tests.registry_fixtures import RunCli, StartRegistry, cli_runner
 from tests.registry_samples import hpa
 
 pytestmark = pytest.mark.timeout(60)
 
 WEB = "default.web.0123456789"  # a revision of the ECSMService default/web
 MIB = 1 << 20
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 
 @pytest.fixture

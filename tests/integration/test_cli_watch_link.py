@@ -9,31 +9,19 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.helpers import Processes
-from tests.registry_fixtures import RunCli, StartRegistry, cli_runner, registry_starter
+from tests.registry_fixtures import RunCli, StartRegistry
 from tests.registry_samples import hpa, service
 
 pytestmark = pytest.mark.timeout(60)
 
 #: A fast heartbeat, for the registry and the watching CLI alike (silence after ~1.3 s).
 FAST = {"ECSM_ACTORS_REGISTRY_HEARTBEAT_INTERVAL": "0.1"}
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
-
-
-@pytest.fixture
-def cli(processes: Processes, registry: StartRegistry,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
-    return cli_runner(processes, registry, monkeypatch, capsys)
 
 
 def apply(cli: RunCli, *docs: dict[str, Any]) -> None:

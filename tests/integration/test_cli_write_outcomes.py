@@ -9,7 +9,6 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,11 @@ from ecsm_actors.controllers.service import history
 from ecsm_actors.errors import Conflict
 from ecsm_actors.registry.client import RegistryClient
 from tests.helpers import Processes, wait_until
-from tests.registry_fixtures import RunCli, StartRegistry, cli_runner, registry_starter
+from tests.registry_fixtures import RunCli
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
-
-
-@pytest.fixture
-def cli(processes: Processes, registry: StartRegistry,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
-    return cli_runner(processes, registry, monkeypatch, capsys)
 
 
 def get(cli: RunCli, name: str = "web") -> dict[str, Any]:

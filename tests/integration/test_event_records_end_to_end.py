@@ -22,17 +22,12 @@ from ecsm_actors.errors import StoreFull
 from ecsm_actors.registry.client import RegistryClient
 from tests import service_harness as h
 from tests.helpers import Processes, wait_until
-from tests.registry_fixtures import RunCli, StartRegistry, registry_starter
+from tests.registry_fixtures import RunCli, StartRegistry
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
 
 TTL = 3
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,8 @@ from ecsm_actors.errors import AlreadyExists, Conflict, Expired, Invalid, NotFou
 from ecsm_actors.protocol import EventType, Heartbeat, encode_heartbeat
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 from tests.helpers import Processes, wait_until
-from tests.registry_fixtures import StartRegistry, registry_config, registry_starter
+from tests.registry_fixtures import StartRegistry, registry_config
 from tests.registry_samples import hpa, service, with_changes
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 FAST = {"ECSM_ACTORS_REGISTRY_HEARTBEAT_INTERVAL": "0.1"}
 

@@ -6,28 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.helpers import Processes
-from tests.registry_fixtures import RunCli, StartRegistry, cli_runner, registry_starter
 from tests.registry_samples import hpa, service
 
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
-
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def cli(processes: Processes, registry: StartRegistry,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
-    return cli_runner(processes, registry, monkeypatch, capsys)
 
 
 def write_manifest(path: Path, *docs: dict) -> Path:

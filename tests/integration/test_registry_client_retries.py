@@ -21,7 +21,7 @@ from ecsm_actors.errors import Conflict, DeadlineExceeded, NotFound
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 from tests.helpers import Processes, wait_until
 from tests.link_emulator import LinkEmulator
-from tests.registry_fixtures import StartRegistry, registry_config, registry_starter
+from tests.registry_fixtures import StartRegistry, registry_config
 from tests.registry_samples import service
 
 #: What the fake does with the n-th request (1-based): None swallows it, "drop" closes
@@ -410,11 +410,6 @@ def test_a_curve_subscriber_receives_events_of_a_curve_publisher(
     finally:
         pub.close(linger=0)
         context.term()
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 
 class ReplyEater(threading.Thread):

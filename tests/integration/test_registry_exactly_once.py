@@ -20,16 +20,10 @@ from tests.registry_fixtures import (
     InProcessRegistry,
     StartRegistry,
     registry_config,
-    registry_starter,
 )
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 
 @pytest.fixture

@@ -24,18 +24,12 @@ from tests.registry_fixtures import (
     latest_stats,
     liveness_socket,
     registry_config,
-    registry_starter,
 )
 from tests.registry_samples import service, with_changes
 
 pytestmark = pytest.mark.timeout(90)
 
 FAST = {"ECSM_ACTORS_REGISTRY_HEARTBEAT_INTERVAL": "0.1"}
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 
 @pytest.fixture

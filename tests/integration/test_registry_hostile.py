@@ -33,7 +33,6 @@ from tests.registry_fixtures import (
     latest_stats,
     liveness_socket,
     registry_config,
-    registry_starter,
 )
 from tests.registry_samples import service
 
@@ -113,11 +112,6 @@ def test_internal_errors_are_logged_ten_times_then_once_in_a_thousand(
 
 
 # -- the client shows what the registry answered ----------------------------------------
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 
 def test_a_bad_request_answered_by_the_registry_reaches_the_caller_with_its_message(

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from ecsm_actors.errors import Invalid
-from tests.helpers import Processes
-from tests.registry_fixtures import StartRegistry, registry_starter
+from tests.registry_fixtures import StartRegistry
 from tests.registry_samples import service
-
-
-@pytest.fixture
-def registry(processes: Processes) -> Iterator[StartRegistry]:
-    yield from registry_starter(processes)
 
 
 @pytest.mark.timeout(60)
