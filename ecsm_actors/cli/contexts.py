@@ -36,6 +36,7 @@ import yaml
 from ecsm_actors.api.echo import clip
 from ecsm_actors.curve import check_public_key
 from ecsm_actors.errors import ConfigError
+from ecsm_actors.files import replace_atomically
 
 CONFIG_NAME = ".ecsm-cli.yaml"
 #: The fields of a context as written in the file, in order.
@@ -212,18 +213,9 @@ def save(cf: ContextFile, doc: dict[str, Any]) -> None:
     target)."""
     target = Path(os.path.realpath(cf.path))
     text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, text.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        replace_atomically(target, text.encode())
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {cf.path}: {e.strerror}") from None
 
 

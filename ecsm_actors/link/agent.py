@@ -46,6 +46,7 @@ from ecsm_actors import lifecycle, logs, protocol
 from ecsm_actors.config import LogSettings
 from ecsm_actors.curve import ClientKeys
 from ecsm_actors.errors import EcsmActorsError, Unavailable
+from ecsm_actors.files import replace_atomically
 from ecsm_actors.link.settings import AgentFiles, AgentSettings
 
 logger = logging.getLogger(__name__)
@@ -403,11 +404,7 @@ def _lock(path: Path, wait: float) -> int | None:
 
 def _write_info(files: AgentFiles, settings: AgentSettings) -> None:
     doc = {"pid": os.getpid(), "started": time.time(), "settings": settings.to_doc()}
-    tmp = files.info.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, files.info)
+    replace_atomically(files.info, json.dumps(doc).encode())
 
 
 def parse_args(argv: list[str]) -> tuple[Path, AgentSettings]:

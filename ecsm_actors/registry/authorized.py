@@ -37,6 +37,7 @@ from pathlib import Path
 
 from ecsm_actors import curve
 from ecsm_actors.errors import PREVIEW, ConfigError, clip_text
+from ecsm_actors.files import replace_atomically
 
 #: Directory of the key files, under the run dir.
 KEYS_DIR = "keys"
@@ -240,20 +241,7 @@ def locked(path: Path) -> Iterator[None]:
 
 def write(path: Path, text: str) -> None:
     """Replace the file atomically with ``text`` (mode 0600)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_atomically(path, text.encode(), sync_dir=True)
 
 
 def _edit(path: Path) -> tuple[list[str], AuthorizedKeys]:

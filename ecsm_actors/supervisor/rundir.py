@@ -29,6 +29,7 @@ import psutil
 
 from ecsm_actors.config import Config
 from ecsm_actors.errors import ControlError
+from ecsm_actors.files import replace_atomically
 from ecsm_actors.lifecycle import PARENT_PID_ENV
 
 logger = logging.getLogger(__name__)
@@ -172,9 +173,4 @@ class HeldChildren:
         return {str(n) for n in names} if isinstance(names, list) else set()
 
     def save(self, names: set[str]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump({"stopped": sorted(names)}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        replace_atomically(self.path, json.dumps({"stopped": sorted(names)}).encode())

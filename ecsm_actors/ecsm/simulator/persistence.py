@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from ecsm_actors.ecsm.simulator.state import State
+from ecsm_actors.files import replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +39,7 @@ def load(path: Path) -> dict[str, Any] | None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    replace_atomically(path, data)
 
 
 class Persister:
