@@ -8,6 +8,7 @@ import pytest
 from ecsm_actors.controllers.service.model import RevisionView
 from ecsm_actors.controllers.service.naming import parse_any
 from ecsm_actors.controllers.service.sweep import Snapshot, diff, fingerprint
+from ecsm_actors.errors import EcsmUnavailable
 from tests.unit.service_world import World, esvc
 
 
@@ -98,6 +99,36 @@ def test_a_key_being_reconciled_again_is_not_swept_until_it_settles():
     w.settle("web")
     w.apply(esvc("web", replicas=3))
     result = w.reconcile("web")  # scaling up: not settled, its own pace
-    assert result.requeue_after == w.cfg.service.poll_interval
+    assert result.requeue_after == w.cfg.service.poll_interval / 4
     assert "default/web" not in w.reconciler.drift.records()
     assert w.sweep() == []
+
+
+def test_a_pass_that_started_instances_looks_again_soon_then_slows_to_the_poll_interval():
+    w = World()
+    poll = w.cfg.service.poll_interval
+    w.apply(esvc("web", replicas=2))
+    assert w.reconcile("web").requeue_after == poll / 4  # created: often up by then
+    assert w.reconcile("web").requeue_after == poll / 2  # still starting: only waiting
+    assert w.reconcile("web").requeue_after == poll
+    assert w.reconcile("web").requeue_after == poll
+    w.settle("web")
+    w.apply(esvc("web", replicas=3))
+    assert w.reconcile("web").requeue_after == poll / 4  # settled in between: starts over
+
+
+def test_keys_stranded_by_an_ecsm_outage_are_enqueued_by_the_first_sweep_that_reaches_it():
+    w = World()
+    w.apply(esvc("web", replicas=1))
+    w.apply(esvc("db", replicas=1))
+    w.settle("web", "db")
+    w.apply(esvc("web", replicas=2))
+    w.admin("POST", "faults", {"partition": True})
+    assert w.reconcile("web").requeue is True  # backs off, maybe long after many of these
+    with pytest.raises(EcsmUnavailable):
+        w.sweep()  # ECSM still down: the sweep fails and releases nothing
+    w.admin("DELETE", "faults")
+    assert w.sweep() == ["default/web"]  # ECSM answered the sweep: retried now
+    w.settle("web")
+    assert w.sweep() == []  # repaired: nothing stranded any more
+

@@ -13,11 +13,13 @@ finalizer and the revision annotation (a registry UPDATE, only when missing), ho
 first deployment until every ``dependsOn`` is Available, list containers only when
 something is unhealthy or rolling (a second call), run the pure planner, apply its actions,
 write the status when it changed, and ask to be looked at again soon while converging
-(at the drift pace while only waiting for room). A settled pass is not requeued: it
-records what it saw, and the periodic sweep of :mod:`.sweep` (every
-``service.drift_interval``, one paged listing of every ECSM service) enqueues the key
-when ECSM stops matching that — ECSM has no watch, so that is how drift (deleted, scaled
-or stopped behind our back, crashed containers, dead nodes) is repaired.
+(a quarter of ``poll_interval`` after a pass that acted — a started instance is often up
+by then — doubling up to ``poll_interval`` while it only waits; at the drift pace while
+only waiting for room). A settled pass is not requeued: it records what it saw, and the
+periodic sweep of :mod:`.sweep` (every ``service.drift_interval``, one paged listing of
+every ECSM service) enqueues the key when ECSM stops matching that — ECSM has no watch,
+so that is how drift (deleted, scaled or stopped behind our back, crashed containers,
+dead nodes) is repaired.
 
 Errors: ECSM unreachable / 5xx / undecodable / an inconsistent listing → requeue with
 backoff (no action taken on it), and after
@@ -94,6 +96,8 @@ class ServiceReconciler:
         self._nodes = observe.NodeStates(lambda: self._ecsm.nodes.list_all(), monotonic)
         self._lock = threading.Lock()
         self._ecsm_failures: dict[str, int] = {}
+        #: Passes in a row that found the key still converging (see :meth:`_relook`).
+        self._converging: dict[str, int] = {}
         #: Garbage ECSM keeps sending: one WARNING per cause and minute, not per pass.
         self._garbage = WarningLimiter(clock=monotonic)
         #: Node room shared by the workers; waiting services' claims (see .admission).
@@ -104,14 +108,27 @@ class ServiceReconciler:
         self._capacity = CapacityPass(self._admission, clientset, self._actuator, self._list,
                                       lambda: format_timestamp(self._wall()))
         #: What settled passes saw, and the runtime's periodic sweep over it (.sweep).
-        self.drift = DriftSweep(clientset, self._nodes, interval=self._settings.drift_interval)
+        self.drift = DriftSweep(clientset, self._nodes, interval=self._settings.drift_interval,
+                                stranded=self._stranded)
+
+    def _stranded(self) -> list[str]:
+        """The keys whose last pass failed on ECSM (the sweep retries them once ECSM
+        answers it, see :mod:`.sweep`)."""
+        with self._lock:
+            return list(self._ecsm_failures)
 
     # -- entry point ------------------------------------------------------------------
 
     def reconcile(self, ctx: ReconcileContext, key: str) -> Result:
         namespace, name = split_key(key)
         self.drift.forget(key)  # watched by the sweep again only once a pass settles it
-        obj = ctx.registry.get(ctx.kind, namespace, name)  # NotFound: the runtime is done
+        try:
+            obj = ctx.registry.get(ctx.kind, namespace, name)  # NotFound: the runtime is done
+        except NotFound:
+            with self._lock:
+                self._converging.pop(key, None)
+                self._ecsm_failures.pop(key, None)
+            raise
         try:
             result = self._reconcile(ctx, namespace, name, obj)
         except EcsmApiError as e:
@@ -179,14 +196,28 @@ class ServiceReconciler:
         # a service only waiting for room is looked at again at the drift pace (its
         # claim keeps that room meanwhile), not at the poll pace
         stalled = result.idle and outcome is not None and outcome.stalled
+        key = f"{namespace}/{name}"
         if settled:  # no requeue: the sweep enqueues it when ECSM stops matching this
             every = desired.nodes if desired.policy is Policy.DYNAMIC and not (
                 spec.get("deploymentStrategy") or {}).get("nodePool") else None
-            self.drift.settled(f"{namespace}/{name}",
-                               fingerprint(views, desired.nodes, down, every))
+            self.drift.settled(key, fingerprint(views, desired.nodes, down, every))
+            with self._lock:
+                self._converging.pop(key, None)
             return Result()
-        return Result(requeue_after=self._settings.drift_interval if stalled
-                      else self._settings.poll_interval)
+        if stalled:
+            with self._lock:
+                self._converging.pop(key, None)
+            return Result(requeue_after=self._settings.drift_interval)
+        return Result(requeue_after=self._relook(key, acted=not result.idle))
+
+    def _relook(self, key: str, *, acted: bool) -> float:
+        """When to look again at a converging key: a quarter of ``poll_interval`` right
+        after a pass that acted (a started instance is often up by then), doubling on each
+        pass that only waited, up to ``poll_interval``."""
+        with self._lock:
+            passes = 0 if acted else self._converging.get(key, 0) + 1
+            self._converging[key] = passes
+        return self._settings.poll_interval * 2.0 ** (min(passes, 2) - 2)
 
     # -- observation ------------------------------------------------------------------
 
@@ -343,6 +374,8 @@ class ServiceReconciler:
                   obj: dict[str, Any]) -> Result:
         meta = obj.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
+        with self._lock:
+            self._converging.pop(f"{namespace}/{name}", None)
         for claim in (f"{namespace}/{name}", f"{namespace}/{name}#restore"):
             self._admission.claim(claim, 0, None)  # it waits for nothing now
         if FINALIZER not in finalizers:

@@ -12,11 +12,15 @@ state now differs from what their settled pass saw (:func:`diff`, pure). Detecti
 at most ``drift_interval`` plus one sweep; the repair is the ordinary reconcile.
 
 Keys that are not settled (rolling out, waiting for room or for a dependency, failing)
-have no record here and keep their own requeue pace. A record holds nothing the next
-pass could not rebuild: a restarted controller reconciles every key once at start and
-records them again. A listing whose pages disagree may enqueue a key for nothing (the
-reconcile then lists it certainly and finds nothing to do); it never hides a change it
-saw. A failing sweep raises: the runtime retries it with backoff and reports it once.
+have no record here and keep their own requeue pace — except the keys waiting out an ECSM
+failure (``stranded``, from the reconciler): a sweep that listed ECSM successfully is
+proof that ECSM answers again, so it enqueues them at once instead of leaving them to a
+backoff grown during the outage (at most once per sweep, so never a storm). A record
+holds nothing the next pass could not rebuild: a restarted controller reconciles every
+key once at start and records them again. A listing whose pages disagree may enqueue a
+key for nothing (the reconcile then lists it certainly and finds nothing to do); it never
+hides a change it saw. A failing sweep raises: the runtime retries it with backoff and
+reports it once.
 """
 
 from __future__ import annotations
@@ -117,8 +121,11 @@ class DriftSweep:
     Thread-safe: workers record while another worker sweeps."""
 
     def __init__(self, clientset: Any, nodes: observe.NodeStates, *, interval: float,
-                 page_size: int = DEFAULT_PAGE_SIZE) -> None:
+                 page_size: int = DEFAULT_PAGE_SIZE,
+                 stranded: Callable[[], Iterable[str]] = tuple) -> None:
         self._ecsm = clientset
+        #: The keys whose last pass failed on ECSM (retried once ECSM answers a sweep).
+        self._stranded = stranded
         self._nodes = nodes
         #: How often the runtime runs :meth:`sweep` (``service.drift_interval``).
         self.interval = interval
@@ -139,20 +146,24 @@ class DriftSweep:
             return dict(self._records)
 
     def sweep(self, keys: Sequence[str], enqueue: Callable[[str], None]) -> int:
-        """List ECSM, enqueue the keys that drifted; returns how many. ECSM errors raise."""
+        """List ECSM, enqueue the keys that drifted and the stranded ones (ECSM answered);
+        returns how many. ECSM errors raise."""
         wanted = set(keys)
         with self._lock:
             for gone in [k for k in self._records if k not in wanted]:
                 del self._records[gone]
             records = dict(self._records)
-        if not records:
+        stranded = [k for k in self._stranded() if k in wanted]
+        if not records and not stranded:
             return 0
         snap = self.snapshot(records)
         drifted = diff(records, keys, snap)
         for key in drifted:
             self.forget(key)  # its reconcile records it again once settled
             enqueue(key)
-        return len(drifted)
+        for key in stranded:
+            enqueue(key)
+        return len(drifted) + len(stranded)
 
     def snapshot(self, records: Mapping[str, Observed]) -> Snapshot:
         """ECSM now: every service (paged), the nodes, and the containers of the
