@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 from ecsm_actors import protocol
-from ecsm_actors.errors import BadRequest, ControlError, Internal, RegistryError
+from ecsm_actors.errors import BadRequest, ControlError, RegistryError
 from ecsm_actors.protocol import ControlOp
 from tests.fault.test_supervisor import Daemon, beating
 from tests.fuzz_harness import nested_list, with_raw

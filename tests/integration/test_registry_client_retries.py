@@ -285,6 +285,7 @@ def test_a_batch_gives_one_typed_outcome_per_write_and_a_list_gives_its_next_pag
     assert (paged["limit"], paged["continue"]) == (1, "tok1")
     assert "limit" not in unpaged and "continue" not in unpaged
     assert (page.continue_token, page.remaining, page.items) == ("tok2", 7, [{"n": 1}])
+    assert whole.items == [{"n": 1}]  # the fake answers every LIST alike
 
 
 @pytest.fixture
