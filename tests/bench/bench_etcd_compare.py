@@ -43,7 +43,14 @@ import psutil  # noqa: E402
 import requests  # noqa: E402
 
 from ecsm_actors.registry.client import RegistryClient  # noqa: E402
-from tests.bench.bench_registry import PY, SUBSCRIBER, pct, report, value  # noqa: E402
+from tests.bench.bench_registry import (  # noqa: E402
+    PY,
+    SUBSCRIBER,
+    Workers,
+    pct,
+    report,
+    value,
+)
 
 PREFIX = "/registry/ecsmservices/"
 
@@ -173,7 +180,7 @@ else:
     c = EtcdClient(endpoint); create = c.create
 print("up", flush=True)
 for line in sys.stdin:
-    prefix, first, n, go = line.split()
+    _op, prefix, first, n, go = line.split()
     first, n = int(first), int(n)
     print("ready", flush=True)
     while not os.path.exists(go):
@@ -183,37 +190,6 @@ for line in sys.stdin:
         create(value(f"{prefix}-{i}", namespace="four"))
     print(json.dumps({"t0": t0, "t1": time.monotonic()}), flush=True)
 """
-
-
-class Workers:
-    """``count`` client processes of one system, each creating its own objects."""
-
-    def __init__(self, system: str, endpoint: str, count: int, tmp: Path) -> None:
-        self.tmp, self.system, self.round = tmp, system, 0
-        self.procs = [subprocess.Popen([PY, "-c", WORKER, str(ROOT), system, endpoint],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       text=True) for _ in range(count)]
-        for p in self.procs:
-            assert p.stdout is not None and p.stdout.readline().strip() == "up"
-
-    def run(self, first: int, n: int) -> float:
-        self.round += 1
-        go = self.tmp / f"go-{self.system}-{self.round}"
-        for k, p in enumerate(self.procs):
-            assert p.stdin is not None
-            p.stdin.write(f"w{k} {first} {n} {go}\n")
-            p.stdin.flush()
-        for p in self.procs:
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        go.touch()
-        spans = [json.loads(p.stdout.readline()) for p in self.procs]  # type: ignore[union-attr]
-        return len(self.procs) * n / (max(s["t1"] for s in spans) - min(s["t0"] for s in spans))
-
-    def close(self) -> None:
-        for p in self.procs:
-            assert p.stdin is not None
-            p.stdin.close()
-            p.wait(timeout=10)
 
 
 ETCD_WATCHER = """
@@ -339,9 +315,10 @@ def main() -> int:
 
         x, y, rs = interleave(reg_creates, etcd_creates)
         ratio_line("durable creates/s, 1 client", x, y, "/s", "target >= 1.5x", rs)
-        pools = [Workers("registry", endpoint, 4, tmp), Workers("etcd", etcd.url, 4, tmp)]
-        x, y, rs = interleave(lambda r: pools[0].run(r * n4, n4),
-                              lambda r: pools[1].run(r * n4, n4))
+        pools = [Workers(["registry", endpoint], 4, tmp, script=WORKER),
+                 Workers(["etcd", etcd.url], 4, tmp, script=WORKER)]
+        x, y, rs = interleave(lambda r: pools[0].run("create", r * n4, n4),
+                              lambda r: pools[1].run("create", r * n4, n4))
         ratio_line("durable creates/s, 4 client processes", x, y, "/s", "target >= 2x", rs)
         for pool in pools:
             pool.close()

@@ -216,12 +216,15 @@ for line in sys.stdin:
 
 
 class Workers:
-    """Client processes, each with its own RegistryClient, started once."""
+    """Client processes, each with its own client (by default a RegistryClient of
+    ``args[0]``), started once. ``script`` reads lines ``OP PREFIX FIRST N GO`` and
+    answers ``ready``, then a JSON span once the GO file exists."""
 
-    def __init__(self, endpoint: str, count: int, tmp: Path) -> None:
+    def __init__(self, args: list[str], count: int, tmp: Path, *,
+                 script: str = WORKER) -> None:
         self.tmp = tmp
         self.round = 0
-        self.procs = [subprocess.Popen([PY, "-c", WORKER, str(ROOT), endpoint],
+        self.procs = [subprocess.Popen([PY, "-c", script, str(ROOT), *args],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        text=True) for _ in range(count)]
         for p in self.procs:
@@ -230,7 +233,7 @@ class Workers:
     def run(self, op: str, first: int, n: int) -> float:
         """Writes/s of all workers doing ``n`` ops each, started together."""
         self.round += 1
-        go = self.tmp / f"go-{self.round}"
+        go = self.tmp / f"go-{id(self)}-{self.round}"
         for k, p in enumerate(self.procs):
             assert p.stdin is not None
             p.stdin.write(f"{op} w{k} {first} {n} {go}\n")
@@ -446,7 +449,7 @@ def main() -> int:
             report(f"1 client {op}s/s", f"{rate:,.0f}/s", f"{ratio}, raw {fl:,.0f}/s",
                    "target >= 0.55x")
             report(f"  1 client {op} p50", ms(statistics.median(p50s)))
-        workers = Workers(endpoint, 4, tmp)
+        workers = Workers([endpoint], 4, tmp)
 
         def four(w: Workers, op: str) -> Callable[[int], float]:
             def run(r: int) -> float:
