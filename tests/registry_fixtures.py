@@ -24,6 +24,8 @@ from ecsm_actors.registry.client import RegistryClient
 from ecsm_actors.registry.server import RegistryServer
 from tests.helpers import Processes, wait_until
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def registry_config(processes: Processes, env: dict[str, str] | None = None) -> Config:
     """The config the registry sees for this run dir (and ``env`` overrides)."""
@@ -161,3 +163,27 @@ def latest_stats(liveness: zmq.Socket[Any]) -> dict[str, Any]:
     while liveness.poll(0):
         stats = protocol.decode_liveness(liveness.recv()).stats
     return stats
+
+
+def racing_editor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: str) -> Path:
+    """Make ``$EDITOR`` an editor that, on its first opening of ``esvc web``, has another
+    client change the object (spec.priority = 9) and then applies the sed script ``edit``
+    to the file; on a second opening it saves what it was shown (returned path: that
+    copy, with the reopened file's error comments) and removes an ``x`` line prefix."""
+    seen = tmp_path / "second-opening.yaml"
+    concurrent = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                  "from ecsm_actors.config import load_config; "
+                  "from ecsm_actors.registry.client import RegistryClient; "
+                  "c = RegistryClient.from_config(load_config()); "
+                  "o = c.get('ECSMService', 'default', 'web'); o['spec']['priority'] = 9; "
+                  "c.update(o); c.close()")
+    editor = tmp_path / "editor.sh"
+    editor.write_text(
+        "#!/bin/sh\n"
+        f"if [ -e {tmp_path}/once ]; then cp \"$1\" {seen}; sed -i 's/^x//' \"$1\"\n"
+        f"else touch {tmp_path}/once; {sys.executable} -c \"{concurrent}\"\n"
+        f"  sed -i {edit} \"$1\"; fi\n")
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.delenv("VISUAL", raising=False)
+    return seen

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from ecsm_actors.controllers.service import history
 from ecsm_actors.errors import Conflict
 from ecsm_actors.registry.client import RegistryClient
 from tests.helpers import Processes, wait_until
-from tests.registry_fixtures import RunCli
+from tests.registry_fixtures import RunCli, racing_editor
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(60)
@@ -72,22 +71,8 @@ def test_an_undo_whose_answer_was_lost_reports_its_revision_and_is_not_undone_ag
 def test_an_edit_without_its_resource_version_still_conflicts_with_a_concurrent_change(
         cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cli("apply", "-f", "-", stdin=yaml.safe_dump(service("web")))
-    seen = tmp_path / "second-opening.yaml"
-    concurrent = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-                  "from ecsm_actors.config import load_config; "
-                  "from ecsm_actors.registry.client import RegistryClient; "
-                  "c = RegistryClient.from_config(load_config()); "
-                  "o = c.get('ECSMService', 'default', 'web'); o['spec']['priority'] = 9; "
-                  "c.update(o); c.close()")
-    editor = tmp_path / "editor.sh"
-    editor.write_text(
-        "#!/bin/sh\n"
-        f"if [ -e {tmp_path}/once ]; then cp \"$1\" {seen}; sed -i 's/^x//' \"$1\"\n"
-        f"else touch {tmp_path}/once; {sys.executable} -c \"{concurrent}\"\n"
-        "  sed -i -e 's/replicas: 2/replicas: 3/' -e '/resourceVersion:/d' \"$1\"; fi\n")
-    editor.chmod(0o755)
-    monkeypatch.setenv("EDITOR", str(editor))
-    monkeypatch.delenv("VISUAL", raising=False)
+    seen = racing_editor(tmp_path, monkeypatch,
+                         "-e 's/replicas: 2/replicas: 3/' -e '/resourceVersion:/d'")
     assert cli("edit", "esvc", "web")[:2] == (0, "ecsmservice/web edited\n")
     # not written over the concurrent change: re-opened, saving again is the user's choice
     assert "changed while you edited it" in seen.read_text()

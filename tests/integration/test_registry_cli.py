@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.helpers import Processes
+from tests.registry_fixtures import racing_editor
 from tests.registry_samples import hpa, service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,22 +169,7 @@ def test_the_launcher_exits_1_on_a_registry_error(processes: Processes, cli) -> 
 def test_a_conflicting_edit_reopens_with_the_current_version(
         cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cli("apply", "-f", "-", stdin=yaml.safe_dump(service("web")))
-    seen = tmp_path / "second-opening.yaml"
-    concurrent = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-                  "from ecsm_actors.config import load_config; "
-                  "from ecsm_actors.registry.client import RegistryClient; "
-                  "c = RegistryClient.from_config(load_config()); "
-                  "o = c.get('ECSMService', 'default', 'web'); o['spec']['priority'] = 9; "
-                  "c.update(o); c.close()")
-    editor = tmp_path / "editor.sh"
-    editor.write_text(
-        "#!/bin/sh\n"
-        f"if [ -e {tmp_path}/once ]; then cp \"$1\" {seen}; sed -i 's/^x//' \"$1\"\n"
-        f"else touch {tmp_path}/once; {sys.executable} -c \"{concurrent}\"\n"
-        "  sed -i 's/replicas: 2/replicas: 3/' \"$1\"; fi\n")
-    editor.chmod(0o755)
-    monkeypatch.setenv("EDITOR", str(editor))
-    monkeypatch.delenv("VISUAL", raising=False)
+    seen = racing_editor(tmp_path, monkeypatch, "'s/replicas: 2/replicas: 3/'")
     assert cli("edit", "esvc", "web")[:2] == (0, "ecsmservice/web edited\n")
     reopened = seen.read_text()
     assert "# error:" in reopened and "changed while you edited it" in reopened
