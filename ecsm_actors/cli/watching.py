@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ecsm_actors.errors import Expired, Unavailable
+from ecsm_actors.files import replace_atomically
 from ecsm_actors.protocol import Event, Heartbeat
 from ecsm_actors.registry.client import WatchResult
 
@@ -329,14 +328,8 @@ class ResumeFile:
             positions = entry["positions"] = {}
         positions[scope] = resource_version
         doc[endpoint] = entry
-        tmp = None
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".watch-", dir=self.path.parent)  # 0600
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f)
-            os.replace(tmp, self.path)
+            replace_atomically(self.path, json.dumps(doc).encode())
         except OSError:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            pass  # a position not saved costs a --since on the next pass, nothing else
