@@ -25,6 +25,11 @@ from ecsm_actors.errors import ConfigError
 _Z85_KEY = re.compile(r"^[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
 
 
+def looks_like_key(text: str) -> bool:
+    """Whether ``text`` is shaped like a Z85 key (40 characters of its alphabet)."""
+    return bool(_Z85_KEY.match(text))
+
+
 def check_public_key(text: str, what: str = "public key") -> bytes:
     """A Z85 public key as bytes, or ConfigError."""
     key = text.strip()

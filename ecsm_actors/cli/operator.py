@@ -24,8 +24,7 @@ import click
 import yaml
 
 from ecsm_actors import curve
-from ecsm_actors.cli import completion, entry
-from ecsm_actors.cli import operator_metrics
+from ecsm_actors.cli import completion, entry, operator_metrics
 from ecsm_actors.cli import operator_output as out
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.drill.cli import drill as drill_command
@@ -280,7 +279,20 @@ def keys_show(op: OperatorContext) -> None:
     click.echo(authorized.server_pair(cfg.run_dir).public.decode("ascii"))
 
 
-@keys_group.command("authorize")
+class _KeyArgumentCommand(click.Command):
+    """A command whose last argument is a Z85 key, which may start with ``-`` (and hold
+    ``h``): such a token is moved after ``--``, so it is read as the argument it is, not
+    as options (``-h`` among them)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            keys = [a for a in args if a.startswith("-") and curve.looks_like_key(a)]
+            if keys:
+                args = [a for a in args if a not in keys] + ["--", *keys]
+        return super().parse_args(ctx, args)
+
+
+@keys_group.command("authorize", cls=_KeyArgumentCommand)
 @click.argument("name")
 @click.argument("public_key", metavar="PUBLIC_KEY")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.READ.value,
@@ -290,7 +302,7 @@ def keys_authorize(op: OperatorContext, name: str, public_key: str, role: str) -
     """Let the client key PUBLIC_KEY connect as NAME (or change NAME's key or role).
 
     PUBLIC_KEY is the Z85 key ``ecsm-cli keys generate`` printed (quote it: it holds
-    shell characters; put ``--`` before it if it starts with ``-``), or its ``.key`` file."""
+    shell characters), or its ``.key`` file."""
     try:
         key = curve.check_public_key(public_key, "PUBLIC_KEY").decode("ascii")
     except ConfigError:

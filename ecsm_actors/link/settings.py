@@ -44,9 +44,10 @@ class AgentSettings:
         return asdict(self)
 
     def to_args(self) -> list[str]:
-        args = []
+        args: list[str] = []
         for key, value in asdict(self).items():
-            args += [f"--{key.replace('_', '-')}", str(value)]
+            # one token per option: a value may start with "-" (a Z85 key can)
+            args.append(f"--{key.replace('_', '-')}={value}")
         return args
 
     def same_connections(self, doc: Mapping[str, Any]) -> bool:
