@@ -36,6 +36,8 @@ from ecsm_actors.config.settings import (
     RunSettings,
     ServiceControllerSettings,
     SimulatorSettings,
+    StoreSettings,
+    StrList,
     SupervisorSettings,
     parse_bytes,
 )
@@ -49,6 +51,8 @@ def render_toml(cfg: Config | None = None) -> str:
 
 
 __all__ = [
+    "StoreSettings",
+    "StrList",
     "ENV_PREFIX",
     "ByteSize",
     "Config",

@@ -23,6 +23,7 @@ from ecsm_actors.config.settings import (
     ByteSize,
     Config,
     RunSettings,
+    StrList,
     parse_bytes,
 )
 from ecsm_actors.errors import ConfigError
@@ -50,6 +51,12 @@ def _coerce(key: str, typ: type, value: Any) -> Any:
     try:
         if typ is ByteSize:
             return ByteSize(parse_bytes(value))
+        if typ is StrList:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not all(
+                    isinstance(i, str) for i in items):
+                raise ValueError("expected a list of strings (comma-separated outside TOML)")
+            return StrList(i.strip() for i in items if i.strip())
         if typ is bool:
             if isinstance(value, bool):
                 return value
@@ -96,6 +103,23 @@ def _check(cfg: Config) -> None:
         ("controller.backoff_cap", cfg.controller.backoff_cap >= cfg.controller.backoff_base,
          "must be >= controller.backoff_base"),
         ("controller.retry_burst", cfg.controller.retry_burst >= 1, "expected at least 1"),
+        ("controller.renew_deadline",
+         0 < cfg.controller.renew_deadline < cfg.controller.lease_duration,
+         "must be > 0 and < controller.lease_duration"),
+        ("controller.retry_period",
+         0 < cfg.controller.retry_period < cfg.controller.renew_deadline,
+         "must be > 0 and < controller.renew_deadline"),
+        ("store.backend", cfg.store.backend in ("lmdb", "etcd"), "expected lmdb or etcd"),
+        ("store.etcd_endpoints", cfg.store.backend != "etcd" or bool(cfg.store.etcd_endpoints),
+         "store.backend = \"etcd\" needs at least one endpoint"),
+        ("store.etcd_endpoints", all(e.startswith(("http://", "https://"))
+                                     for e in cfg.store.etcd_endpoints),
+         "expected http://HOST:PORT or https://HOST:PORT URLs"),
+        ("store.etcd_prefix", cfg.store.etcd_prefix.startswith("/")
+         and cfg.store.etcd_prefix.endswith("/") and len(cfg.store.etcd_prefix) > 1,
+         "expected a key prefix that starts and ends with '/', such as /ecsm-actors/"),
+        ("store.etcd_cert_file", bool(cfg.store.etcd_cert_file) == bool(cfg.store.etcd_key_file),
+         "store.etcd_cert_file and store.etcd_key_file go together"),
         ("supervisor.backoff_cap", cfg.supervisor.backoff_cap >= cfg.supervisor.backoff_base,
          "must be >= supervisor.backoff_base"),
     ]

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import get_type_hints
 
-from ecsm_actors.config.settings import ByteSize, Config
+from ecsm_actors.config.settings import ByteSize, Config, StrList
 
 
 def render_toml(cfg: Config | None = None) -> str:
@@ -41,6 +41,8 @@ def render_toml(cfg: Config | None = None) -> str:
                 rendered = json.dumps(value)
             elif typ is ByteSize:
                 rendered = json.dumps(_format_bytes(int(value)))
+            elif typ is StrList:
+                rendered = json.dumps(list(value))
             elif typ is bool:
                 rendered = "true" if value else "false"
             else:

@@ -45,6 +45,14 @@ class ByteSize(int):
     """Marker type: an ``int`` of bytes that accepts quantities in conf/env/flags."""
 
 
+class StrList(tuple):  # type: ignore[type-arg]
+    """Marker type: a tuple of strings; a TOML array in the conf file, comma-separated in
+    the environment and in flags."""
+
+    def __str__(self) -> str:
+        return ",".join(self)
+
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
@@ -117,6 +125,26 @@ class RegistrySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StoreSettings:
+    #: Where the registry keeps objects: ``lmdb`` (embedded, one computer; the data dir
+    #: of [registry]) or ``etcd`` (an etcd v3 cluster, for several computers).
+    backend: str = "lmdb"
+    #: etcd client URLs (http:// or https://), tried in order; with backend = "etcd".
+    etcd_endpoints: StrList = StrList()
+    #: Key prefix of this operator's objects in etcd (one operator per prefix).
+    etcd_prefix: str = "/ecsm-actors/"
+    #: CA bundle that signs the etcd servers' certificates (https endpoints).
+    etcd_ca_file: str = ""
+    #: Client certificate and key for etcd's client-cert auth (both or neither).
+    etcd_cert_file: str = ""
+    etcd_key_file: str = ""
+    #: Seconds to connect to one etcd endpoint before trying the next.
+    etcd_dial_timeout: float = 2.0
+    #: Seconds one etcd request may take before it counts as failed.
+    etcd_request_timeout: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class EcsmSettings:
     #: ``http`` or ``https``.
     protocol: str = "http"
@@ -160,6 +188,12 @@ class ControllerSettings:
     watch_deadline: float = 5.0
     #: On shutdown, in-flight reconciles get this long to finish, seconds.
     drain_grace: float = 5.0
+    #: Leader election (etcd store only; with LMDB the single instance always leads):
+    #: how long a lease lasts without renewal, the time within which a leader must renew
+    #: or stop reconciling, and how often candidates and the leader retry.
+    lease_duration: float = 4.0
+    renew_deadline: float = 3.0
+    retry_period: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -297,6 +331,7 @@ class Config:
     run: RunSettings = field(default_factory=RunSettings)
     log: LogSettings = field(default_factory=LogSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     ecsm: EcsmSettings = field(default_factory=EcsmSettings)
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     service: ServiceControllerSettings = field(default_factory=ServiceControllerSettings)

@@ -135,3 +135,28 @@ def test_remote_endpoints_are_tcp_and_distinct() -> None:
                                  "tcp://0.0.0.0:7700"})
     cfg = load_config(environ={"ECSM_ACTORS_REGISTRY_REMOTE_ENDPOINT": "tcp://0.0.0.0:7700"})
     assert cfg.registry.remote_endpoint == "tcp://0.0.0.0:7700"
+
+
+def test_etcd_endpoints_are_a_list_in_the_conf_file_and_comma_separated_in_the_environment(
+        tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('[store]\nbackend = "etcd"\n'
+                    'etcd_endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:2479"]\n')
+    assert load_config(conf, environ={}).store.etcd_endpoints == (
+        "http://127.0.0.1:2379", "http://127.0.0.1:2479")
+    cfg = load_config(environ={"ECSM_ACTORS_STORE_BACKEND": "etcd",
+                               "ECSM_ACTORS_STORE_ETCD_ENDPOINTS":
+                                   "http://127.0.0.1:1, https://127.0.0.1:2"})
+    assert cfg.store.etcd_endpoints == ("http://127.0.0.1:1", "https://127.0.0.1:2")
+    assert child_environment(cfg)["ECSM_ACTORS_STORE_ETCD_ENDPOINTS"] == (
+        "http://127.0.0.1:1,https://127.0.0.1:2")
+
+
+def test_an_etcd_store_without_endpoints_is_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError, match="store.etcd_endpoints.*needs at least one endpoint"):
+        load_config(environ={"ECSM_ACTORS_STORE_BACKEND": "etcd"})
+
+
+def test_a_renew_deadline_not_shorter_than_the_lease_is_refused() -> None:
+    with pytest.raises(ConfigError, match="controller.renew_deadline"):
+        load_config(environ={"ECSM_ACTORS_CONTROLLER_RENEW_DEADLINE": "4"})
