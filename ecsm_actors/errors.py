@@ -22,7 +22,8 @@ called (``raise ... from e``), so callers only ever catch these::
     │   ├── EcsmUnavailable         connection refused, timeout, reset; .url
     │   └── EcsmDecodeError         the body is not the JSON the contract promises
     ├── TerminalError               a reconcile failure that retrying cannot fix
-    └── ControlError                the supervisor's control socket refused or is absent
+    ├── ControlError                the supervisor's control socket refused or is absent
+    └── MigrationError              ``store migrate`` refused, or interrupted (says how to resume)
 
 Every class carries a message fit for one line on a terminal.
 
@@ -329,3 +330,9 @@ class TerminalError(EcsmActorsError):
 
 class ControlError(EcsmActorsError):
     """The supervisor's control socket refused the request or nobody is listening."""
+
+
+class MigrationError(EcsmActorsError):
+    """``ecsm-operator store migrate`` refused to start (an operator running, a target not
+    empty, etcd unreachable), or was interrupted: the message says that the source is
+    intact and the command that starts over."""

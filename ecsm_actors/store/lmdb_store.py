@@ -51,7 +51,7 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ from ecsm_actors.errors import (
 from ecsm_actors.protocol import (
     ApplyAction,
     Event,
+    EventType,
     Op,
     encode_event_body,
     event_topic,
@@ -347,6 +348,41 @@ class Store:
         if isinstance(result, Outcome):
             return Outcome(result=result.result, encoded=result.encoded)
         return result
+
+    def restore(self, objects: Iterable[dict[str, Any]]) -> int:
+        """Write ``objects`` as they are into this empty store, in one durable transaction
+        (``ecsm-operator store migrate``): uid, creationTimestamp, generation, labels,
+        annotations, finalizers, deletionTimestamp and status kept, only
+        ``metadata.resourceVersion`` given anew (the next version each, with its ADDED
+        event, as any write). No validation: the objects come from a store that took
+        them. Returns the resourceVersion after them. Raises BadRequest when the store
+        already holds objects or an object comes twice, StoreFull when they do not fit."""
+        txn = self._env.begin(write=True)
+        try:
+            held = txn.stat(self._objects)["entries"]
+            if held:
+                raise BadRequest(f"the store at {self.path} already holds {held} objects; "
+                                 "restore writes only into an empty store")
+            rv = self._rv
+            for obj in objects:
+                target = semantics.target_of(obj)
+                rv += 1
+                obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}}
+                frame = pack(obj)
+                if not txn.put(target.store_key, frame, db=self._objects, overwrite=False):
+                    raise BadRequest(f"{target} comes twice in what is restored")
+                self._log_event(txn, target, Change(type=EventType.ADDED, object=obj),
+                                frame, rv)
+            compacted = self._compact(txn, rv)
+            txn.commit()
+        except lmdb.MapFullError:
+            txn.abort()
+            raise self._full_error() from None
+        except BaseException:
+            txn.abort()
+            raise
+        self._rv, self.compacted = rv, compacted
+        return rv
 
     def write(self, op: Op, **fields: Any) -> Any:
         """One write; returns its reply payload or raises its error (tests, tools)."""
