@@ -23,13 +23,25 @@ import functools
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 from ecsm_actors import api
-from ecsm_actors.errors import AlreadyExists, Cause, Conflict, Invalid, NotFound
-from ecsm_actors.protocol import EventType, object_key
+from ecsm_actors.errors import (
+    AlreadyExists,
+    Cause,
+    Conflict,
+    Internal,
+    Invalid,
+    NotFound,
+    StoreFull,
+    Unavailable,
+)
+from ecsm_actors.protocol import ApplyAction, EventType, Op, object_key
+
+if TYPE_CHECKING:
+    from ecsm_actors.store.records import Staged
 
 #: Metadata fields the store owns; a request cannot set them.
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
@@ -218,3 +230,42 @@ def delete(target: Target, current: dict[str, Any] | None, wanted: int | None,
         marked = {**meta, "deletionTimestamp": rfc3339(now)}
         return Change(type=EventType.MODIFIED, object={**current, "metadata": marked})
     return Change(type=EventType.DELETED, object=current, remove=True)
+
+
+def change_for(s: Staged, current: dict[str, Any] | None,
+               now: float) -> tuple[Change, ApplyAction | None]:
+    """What the staged write ``s`` does to ``current`` (None: absent), and for APPLY
+    whether it created, configured or left it unchanged. Raises the write's refusal."""
+    assert s.prepared is not None or s.op in (Op.DELETE, Op.UPDATE_STATUS)
+    if s.op is Op.CREATE or (s.op is Op.APPLY and current is None):
+        return create(s.target, current, s.prepared, now), ApplyAction.CREATED  # type: ignore[arg-type]
+    if s.op in (Op.UPDATE, Op.APPLY):
+        change = update(s.target, current, s.prepared, s.wanted,  # type: ignore[arg-type]
+                        keep_absent=s.keep_absent)
+        return change, (ApplyAction.UNCHANGED if change.type is None
+                        else ApplyAction.CONFIGURED)
+    if s.op is Op.UPDATE_STATUS:
+        return update_status(s.target, current, s.status or {}, s.wanted), None
+    return delete(s.target, current, s.wanted, now), None
+
+
+def exempt_from_full(op: Op, current: dict[str, Any] | None) -> bool:
+    """A write a full store still takes: a delete, or any write to an object being
+    deleted (removing its finalizers frees space)."""
+    return op is Op.DELETE or bool(current and current["metadata"].get("deletionTimestamp"))
+
+
+#: Refusals that a retry may not meet again: never recorded in the request window.
+TRANSIENT_ERRORS = (StoreFull, Internal, Unavailable)
+
+_TRANSIENT_CODES = frozenset(cls.code for cls in TRANSIENT_ERRORS)
+
+
+def transient_batch(record: dict[str, Any]) -> bool:
+    """A BATCH that applied nothing and met a transient refusal: a retry may do better,
+    so it is not recorded in the request window."""
+    subs = record.get("results")
+    if record.get("op") != Op.BATCH or not subs:
+        return False
+    errors = [r["error"]["code"] for r in subs if "error" in r]
+    return len(errors) == len(subs) and not _TRANSIENT_CODES.isdisjoint(errors)
