@@ -24,7 +24,7 @@ import click
 import yaml
 
 from ecsm_actors import curve
-from ecsm_actors.cli import completion, entry, operator_metrics
+from ecsm_actors.cli import completion, entry, operator_metrics, store_migrate
 from ecsm_actors.cli import operator_output as out
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.drill.cli import drill as drill_command
@@ -43,6 +43,9 @@ class OperatorContext:
         self.conf = conf
         self.verbose = verbose
         self._config: Config | None = None
+        #: Settings given by the daemon's flags (``--store``, ``--etcd-endpoints``),
+        #: passed to the daemon as environment.
+        self.daemon_settings: dict[str, str] = {}
 
     @property
     def config(self) -> Config:
@@ -58,6 +61,7 @@ class OperatorContext:
         env["ECSM_ACTORS_RUN_DIR"] = str(self.config.run_dir)
         if self.conf:
             env["ECSM_ACTORS_CONF"] = os.path.abspath(self.conf)
+        env.update(self.daemon_settings)
         return env
 
     def daemon_args(self, simulate: bool, apply: str | None, children: str | None) -> list[str]:
@@ -71,12 +75,26 @@ class OperatorContext:
 
 pass_op = click.make_pass_decorator(OperatorContext)
 
+
+def _daemon_setting(variable: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def keep(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            ctx.find_object(OperatorContext).daemon_settings[variable] = str(value)
+
+    return keep
+
 _daemon_options = [
     click.option("--simulate", is_flag=True, help="Start an ECSM simulator and use it."),
     click.option("--apply", "apply_dir", type=click.Path(file_okay=False),
                  help="Apply every manifest in DIR once the registry is ready."),
     click.option("--children", type=click.Path(dir_okay=False),
                  help="Child table (TOML/JSON) replacing the built-in one."),
+    click.option("--store", type=click.Choice(["lmdb", "etcd"]), expose_value=False,
+                 callback=_daemon_setting("ECSM_ACTORS_STORE_BACKEND"),
+                 help="Store backend (store.backend): lmdb on this computer, or etcd."),
+    click.option("--etcd-endpoints", metavar="URL,URL", expose_value=False,
+                 callback=_daemon_setting("ECSM_ACTORS_STORE_ETCD_ENDPOINTS"),
+                 help="etcd client URLs (store.etcd_endpoints), with --store etcd."),
 ]
 
 
@@ -352,5 +370,6 @@ def main(argv: list[str] | None = None) -> int:
 
 # `ecsm-operator drill` is owned by the drill package.
 cli.add_command(drill_command)
+cli.add_command(store_migrate.store_group)
 cli.add_command(operator_metrics.metrics)
 cli.add_command(completion.completion_command("ecsm-operator"))
