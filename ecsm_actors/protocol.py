@@ -49,11 +49,19 @@ Three channels, all msgpack frames with a protocol version ``v``:
   published on PUB as ``Event.ADDED`` / ``Event.MODIFIED`` (:func:`encode_event_record`),
   a topic no object kind's subscription matches.
 * **Registry PUB** — events as two frames ``[topic, body]``; topic ``<Kind>.<TYPE>``
-  (e.g. ``ECSMService.MODIFIED``); body ``{v, epoch, seq, type, kind, key,
-  resourceVersion, object}``. ``seq`` equals the event's ``resourceVersion``: the store's
-  counter is global and gap-free and every committed mutation is exactly one event, so a
-  subscriber sees a gap in ``seq`` iff it lost an event. A heartbeat ``[b"HEARTBEAT",
-  {v, epoch, seq}]`` at a fixed period carries the latest ``seq``.
+  (e.g. ``ECSMService.MODIFIED``); body ``{v, epoch, seq, prev, index, last, type, kind,
+  key, resourceVersion, object}``. ``seq`` equals the event's ``resourceVersion``.
+
+  *The event chain.* ``prev`` is the ``seq`` of the stream's previous revision (the
+  stream holds no event between ``prev`` and ``seq``); ``index`` the event's position
+  among the events sharing its ``seq`` (etcd applies a BATCH as one revision), ``last``
+  whether it is the last of them. With LMDB every mutation is one revision and the
+  counter is gap-free: ``prev = seq - 1``, ``index 0``, ``last true``; with etcd the
+  revisions of the stream are not contiguous (other keys share the counter), so only the
+  chain tells a lost event. Decoders default the three when absent (older registries).
+  :class:`ChainMark` holds the rules a subscriber detects a gap by. A heartbeat
+  ``[b"HEARTBEAT", {v, epoch, seq}]`` at a fixed period carries the latest ``seq``
+  published.
 * **Supervisor** — liveness reports PUSHed by every child (:func:`encode_liveness`) and
   the control socket's REQ/REP (:class:`ControlOp`), same request/reply envelope.
 
@@ -498,10 +506,14 @@ def peek_resource_version(frame: bytes | memoryview) -> int:
 
 
 def encode_event_body(epoch: str, type_: EventType | str, kind: str, key: str, seq: int,
-                      object_frame: bytes) -> bytes:
-    """The body of an event (see :meth:`Event.to_wire`) around an already-encoded object."""
-    return _ending_with({"v": VERSION, "epoch": epoch, "seq": seq, "type": str(type_),
-                         "kind": kind, "key": key, "resourceVersion": seq, "object": None},
+                      object_frame: bytes, *, prev: int | None = None, index: int = 0,
+                      last: bool = True) -> bytes:
+    """The body of an event (see :meth:`Event.to_wire`) around an already-encoded object;
+    ``prev`` defaults to ``seq - 1`` (a gap-free counter)."""
+    return _ending_with({"v": VERSION, "epoch": epoch, "seq": seq,
+                         "prev": seq - 1 if prev is None else prev, "index": index,
+                         "last": last, "type": str(type_), "kind": kind, "key": key,
+                         "resourceVersion": seq, "object": None},
                         object_frame)
 
 
@@ -553,7 +565,8 @@ def reply_of(doc: dict[str, Any]) -> Reply:
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """One committed change. ``seq == resource_version``; ``object`` is the full object
-    (for DELETED: its last state)."""
+    (for DELETED: its last state). ``prev``, ``index``, ``last``: its link in the event
+    chain (see the module docstring); ``prev`` left out (-1) means ``seq - 1``."""
 
     epoch: str
     seq: int
@@ -562,12 +575,22 @@ class Event:
     key: str
     resource_version: int
     object: dict[str, Any] | None
+    prev: int = -1
+    index: int = 0
+    last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.prev < 0:
+            object.__setattr__(self, "prev", self.seq - 1)
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "v": VERSION,
             "epoch": self.epoch,
             "seq": self.seq,
+            "prev": self.prev,
+            "index": self.index,
+            "last": self.last,
             "type": str(self.type),
             "kind": self.kind,
             "key": self.key,
@@ -587,8 +610,16 @@ class Event:
         obj = doc.get("object")
         if obj is not None and not isinstance(obj, dict):
             raise BadRequest(f"malformed event: object is {describe_input(obj)}")
-        return cls(epoch=_typed(doc, "epoch", str, "event"), seq=_typed(doc, "seq", int, "event"),
-                   type=event_type, kind=_typed(doc, "kind", str, "event"),
+        seq = _typed(doc, "seq", int, "event")
+        prev = _typed(doc, "prev", int, "event", seq - 1)
+        index = _typed(doc, "index", int, "event", 0)
+        last = doc.get("last", True)
+        if not 0 <= prev < seq or index < 0 or type(last) is not bool:
+            raise BadRequest(f"malformed event: chain link prev {describe_input(prev)}, "
+                             f"index {describe_input(index)}, last {describe_input(last)} "
+                             f"at seq {seq}")
+        return cls(epoch=_typed(doc, "epoch", str, "event"), seq=seq, prev=prev, index=index,
+                   last=last, type=event_type, kind=_typed(doc, "kind", str, "event"),
                    key=_typed(doc, "key", str, "event"),
                    resource_version=_typed(doc, "resourceVersion", int, "event"), object=obj)
 
@@ -611,6 +642,78 @@ def _typed(doc: Mapping[str, Any], name: str, type_: type[T], what: str,
 class Heartbeat:
     epoch: str
     seq: int
+
+
+class Link(StrEnum):
+    """How an event stands to a subscriber's :class:`ChainMark`."""
+
+    #: The next event of the chain: deliver it.
+    NEXT = "next"
+    #: At or below the mark (a list or replay delivered it already): drop it.
+    DUPLICATE = "duplicate"
+    #: Events were lost before it: replay from the mark.
+    GAP = "gap"
+
+
+@dataclass(frozen=True)
+class ChainMark:
+    """Where a subscriber stands in the event chain: everything up to revision ``seq``
+    delivered — unless ``finished`` is false, then revision ``seq`` only up to its event
+    ``index`` (its ``last`` not seen yet).
+
+    An event ``(seq, index)`` at or below ``(W, i)`` is a duplicate. A gap: an event of
+    revision W whose index is not ``i + 1``; or an event past W with ``index != 0``, or
+    ``prev > W`` (an event between was lost), or while revision W is unfinished (its last
+    event was lost). A heartbeat at a later revision, or at W while W is unfinished, says
+    that events were lost too (:meth:`behind`)."""
+
+    seq: int
+    index: int = 0
+    finished: bool = True
+    #: The ``prev`` of revision ``seq`` (where a replay covering it starts).
+    prev: int = 0
+
+    @property
+    def replay_from(self) -> int:
+        """The version to replay after (``WATCH_SINCE``): ``seq``, or for an unfinished
+        revision the one before it, its events already delivered then dropped."""
+        return self.seq if self.finished else self.prev
+
+    def link(self, event: Event) -> Link:
+        if event.seq < self.seq or (event.seq == self.seq
+                                    and (self.finished or event.index <= self.index)):
+            return Link.DUPLICATE
+        if event.seq == self.seq:
+            return Link.NEXT if event.index == self.index + 1 else Link.GAP
+        if event.index != 0 or event.prev > self.seq or not self.finished:
+            return Link.GAP
+        return Link.NEXT
+
+    def after(self, event: Event) -> ChainMark:
+        """The mark once ``event`` (a :attr:`Link.NEXT`) is delivered."""
+        return ChainMark(event.seq, event.index, event.last, event.prev)
+
+    def complete_to(self, seq: int) -> ChainMark:
+        """The mark once everything up to revision ``seq`` is known delivered (a list, or
+        a replay complete up to ``seq``); never moves back."""
+        if seq > self.seq or (seq == self.seq and not self.finished):
+            return ChainMark(seq)
+        return self
+
+    def behind(self, seq: int) -> bool:
+        """Whether a heartbeat saying ``seq`` was the latest published reveals events
+        lost (the heartbeat follows a revision's events on the same socket)."""
+        return seq > self.seq or (seq == self.seq and not self.finished)
+
+    def describe_gap(self, event: Event) -> str:
+        """One line: why ``event`` (a :attr:`Link.GAP`) reveals a loss."""
+        return (f"gap in events: got seq {event.seq} (prev {event.prev}, index "
+                f"{event.index}) after {self}")
+
+    def __str__(self) -> str:
+        if self.finished:
+            return str(self.seq)
+        return f"{self.seq} (event {self.index} of an unfinished revision)"
 
 
 def encode_event(event: Event) -> list[bytes]:

@@ -7,11 +7,13 @@ the terminal, tests to fakes and a fake clock (it never sleeps: it waits in
 
 Invariants:
 
-* ``last`` is the highest resourceVersion seen, of any kind (the registry's versions are
-  global and gap-free). An event at or below it is a duplicate and is dropped; an event
-  or heartbeat above ``last + 1`` reveals a gap, filled by a replay (``WATCH_SINCE``
-  pages) before anything newer is shown. So each change is shown once and in order,
-  whatever the subscriber lost or delivered twice.
+* ``mark`` is where the watch stands in the registry's event chain, events of every kind
+  counted (:class:`~ecsm_actors.protocol.ChainMark`: the versions are global; with etcd
+  they are not contiguous, each event names its predecessor). An event at or below it is
+  a duplicate and is dropped; an event that does not continue the chain, or a heartbeat
+  ahead of it, reveals a gap, filled by a replay (``WATCH_SINCE`` pages) before anything
+  newer is shown. So each change is shown once and in order, whatever the subscriber
+  lost or delivered twice.
 * The epoch is read (PING) before anything is compared with it. A message of another
   epoch makes the engine ask the registry; a replaced store is said in one line and
   watched from its current version (a fresh start). A ``--since`` from a store that has
@@ -21,7 +23,7 @@ Invariants:
   :func:`silence_threshold` (three heartbeat periods — the configured one, or the
   registry's as observed when longer — and a margin of a few round trips),
   one line ``link silent for N s, reconnecting…`` goes to the notices, the subscriber is
-  re-created and the missed changes replayed from ``last``; a registry that cannot be
+  re-created and the missed changes replayed from ``mark``; a registry that cannot be
   reached then is tried again at the next threshold, with the next line.
 """
 
@@ -37,7 +39,7 @@ from typing import Any, Protocol
 
 from ecsm_actors.errors import Expired, Unavailable
 from ecsm_actors.files import replace_atomically
-from ecsm_actors.protocol import Event, Heartbeat
+from ecsm_actors.protocol import ChainMark, Event, Heartbeat, Link
 from ecsm_actors.registry.client import WatchResult
 
 #: Heartbeat periods without any message before the link is called silent.
@@ -118,7 +120,7 @@ class Watch:
         self.emit = emit
         self.notice = notice
         self.clock = clock
-        self.last: int | None = None
+        self.mark: ChainMark | None = None
         self.epoch = ""
         self.printed = 0
         self.reconnects = 0
@@ -142,17 +144,17 @@ class Watch:
                     f"resourceVersion {opts.since} was seen in a registry store that has "
                     f"been replaced since (new epoch): watch again without --since")
             if opts.since is None or replaced:
-                self.last = int(info["resourceVersion"])
+                self.mark = ChainMark(int(info["resourceVersion"]))
                 if replaced:
                     self.notice(f"the registry store was replaced since resourceVersion "
                                 f"{opts.since} was seen (new epoch): watching from its "
                                 f"resourceVersion {self.last}")
             else:
-                self.last = opts.since
+                self.mark = ChainMark(opts.since)
                 try:
                     self._catch_up(int(info["resourceVersion"]), resuming=True)
                 except Expired as e:
-                    self.last = None  # nothing to resume from
+                    self.mark = None  # nothing to resume from
                     raise Expired(f"cannot resume from resourceVersion {opts.since}: "
                                   f"{e.message}; watch again without --since") from e
             self._follow(sub)
@@ -192,19 +194,26 @@ class Watch:
             if deadline is not None and self.printed > before:
                 deadline = self.clock.monotonic() + opts.timeout  # type: ignore[operator]
 
+    @property
+    def last(self) -> int | None:
+        """The version to resume after (``--since``): every change up to it was shown
+        (None until the registry answered)."""
+        return None if self.mark is None else self.mark.replay_from
+
     def _receive(self, msg: Event | Heartbeat) -> None:
-        assert self.last is not None
+        assert self.mark is not None
         if msg.epoch != self.epoch:
             self._replaced()  # either way, not a message of the store being watched
             return
         if isinstance(msg, Heartbeat):
             self._heartbeat_heard()
-            if msg.seq > self.last:
+            if self.mark.behind(msg.seq):
                 self._catch_up(msg.seq)
             return
-        if msg.seq > self.last + 1:  # a gap: other kinds' events, or lost ones
+        link = self.mark.link(msg)
+        if link is Link.GAP:  # other kinds' events, or lost ones
             self._catch_up(msg.seq)
-        else:
+        elif link is Link.NEXT:
             self._show([msg])
 
     def _heartbeat_heard(self) -> None:
@@ -234,18 +243,18 @@ class Watch:
         current version when that is 0), page by page. Changes compacted from the log
         meanwhile are said in one line, and the watch goes on from now (``resuming``: the
         :class:`Expired` is raised instead)."""
-        assert self.last is not None
+        assert self.mark is not None
         while True:
             start = self.clock.monotonic()
             try:
-                page = self.registry.watch_since(self.last)
+                page = self.registry.watch_since(self.mark.replay_from)
             except Expired:
                 if resuming:
                     raise
                 if self._replaced():
                     return
-                missed = self.last
-                self.last = int(self._ping()["resourceVersion"])
+                missed = self.mark.replay_from
+                self.mark = ChainMark(int(self._ping()["resourceVersion"]))
                 self.notice(f"changes after resourceVersion {missed} are no longer in the "
                             f"registry's log: watching from resourceVersion {self.last}")
                 return
@@ -254,8 +263,8 @@ class Watch:
                 if self._replaced():
                     return
             self._show(page.events)
-            self.last = max(self.last, page.resource_version)
-            if self.last >= target and len(page.events) < PAGE_HINT:
+            self.mark = self.mark.complete_to(page.resource_version)
+            if self.mark.seq >= target and len(page.events) < PAGE_HINT:
                 return
 
     def _replaced(self) -> bool:
@@ -266,19 +275,19 @@ class Watch:
         if epoch == self.epoch:
             return False
         self.epoch = epoch
-        self.last = int(info["resourceVersion"])
+        self.mark = ChainMark(int(info["resourceVersion"]))
         self.notice(f"the registry store was replaced (new epoch): watching it from "
                     f"resourceVersion {self.last}; changes made in it before are not shown")
         return True
 
     def _show(self, events: Iterable[Event]) -> None:
-        assert self.last is not None
+        assert self.mark is not None
         opts = self.options
         prefix = None if opts.namespace is None else f"{opts.namespace}/"
         for e in events:
-            if e.seq <= self.last:
+            if self.mark.link(e) is Link.DUPLICATE:
                 continue
-            self.last = e.seq
+            self.mark = self.mark.after(e)  # a replay is the registry's chain: shown
             if e.kind != opts.kind or (prefix is not None and not e.key.startswith(prefix)):
                 continue
             self.emit(e)

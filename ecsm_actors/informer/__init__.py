@@ -7,11 +7,15 @@ first one, relists, resyncs) are versions-only LISTs: no object is sent or decod
 
 Invariants:
 
-* ``seq`` is the registry's global ``resourceVersion`` and every committed mutation of any
-  kind is one event, so the informer subscribes to every kind and advances its watermark
-  on all of them; an event of another kind is otherwise ignored.
-* Never blind. A gap in ``seq`` (or a heartbeat ahead of the watermark) → replay with
-  ``WATCH_SINCE(watermark)``; ``Expired`` → relist. No event and no heartbeat within
+* ``seq`` is the registry's global ``resourceVersion`` and every event carries its link in
+  the event chain (``prev``, ``index``, ``last``: :class:`~ecsm_actors.protocol.ChainMark`),
+  so the informer subscribes to every kind and advances its watermark on all of them; an
+  event of another kind is otherwise ignored.
+* Never blind. A broken chain (an event whose ``prev`` is past the watermark, a revision
+  left unfinished, a heartbeat ahead of the watermark) → replay with
+  ``WATCH_SINCE(watermark)``, which must continue the chain too; ``Expired`` → relist.
+  A replay moves the watermark to the version its reply is complete up to (with etcd,
+  revisions of other keys lie between events). No event and no heartbeat within
   ``controller.watch_deadline`` → reconnect the subscriber and replay. A new store
   ``epoch`` in an event, heartbeat or reply → relist from scratch (every listed key is
   re-announced, vanished keys get ``on_delete``). A registry that is down → retried with

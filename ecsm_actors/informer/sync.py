@@ -48,7 +48,7 @@ class Informer:
         self._registry: RegistryReader | None = None
         self._subscriber: EventSource | None = None
         self._cache: dict[str, int] = {}
-        self._seq = 0
+        self._mark = protocol.ChainMark(0)
         self._epoch: str | None = None
         self._pending: str | None = "initial list"  # why the next step must relist
         self._replay_cause: str | None = None
@@ -81,11 +81,11 @@ class Informer:
     @property
     def watermark(self) -> int:
         """The highest ``seq`` delivered (events of every kind count)."""
-        return self._seq
+        return self._mark.seq
 
     def stats(self) -> dict[str, Any]:
         return {**self._counters, "synced": self.has_synced(), "cached": len(self._cache),
-                "resource_version": self._seq}
+                "resource_version": self._mark.seq}
 
     def start(self) -> Informer:
         self._thread = threading.Thread(target=self.run, name=f"informer-{self.kind}",
@@ -144,7 +144,7 @@ class Informer:
             silent = now - self._last_heard
             if silent >= self._settings.watch_deadline:
                 logger.warning("%s informer: no event or heartbeat for %.1fs; reconnecting and "
-                               "replaying from resourceVersion %d", self.kind, silent, self._seq)
+                               "replaying from resourceVersion %s", self.kind, silent, self._mark)
                 self._counters["reconnects"] += 1
                 self._close_subscriber()
                 self._replay_cause = "reconnect"
@@ -153,14 +153,15 @@ class Informer:
         if message.epoch != self._epoch:
             raise _Relist(f"new registry epoch {message.epoch} (was {self._epoch})")
         if isinstance(message, protocol.Heartbeat):
-            if message.seq > self._seq:
+            if self._mark.behind(message.seq):
                 self._replay_cause = (f"heartbeat at resourceVersion {message.seq}, last event "
-                                      f"seen {self._seq}")
+                                      f"seen {self._mark}")
             return
-        if message.seq <= self._seq:
+        link = self._mark.link(message)
+        if link is protocol.Link.DUPLICATE:
             return  # already delivered by a list or replay
-        if message.seq != self._seq + 1:
-            self._replay_cause = f"gap in events: got seq {message.seq} after {self._seq}"
+        if link is protocol.Link.GAP:
+            self._replay_cause = self._mark.describe_gap(message)
             return
         self._apply(message)
 
@@ -196,7 +197,7 @@ class Informer:
             elif old != rv or epoch_changed:
                 self._handler.on_update(key, rv)
         self._epoch = result.epoch
-        self._seq = int(result.resource_version)
+        self._mark = protocol.ChainMark(int(result.resource_version))
         self._pending = None
         self._replay_cause = None
         self._last_heard = self._clock.now()
@@ -205,29 +206,37 @@ class Informer:
 
     def _replay(self, cause: str) -> None:
         if cause != "reconnect":  # the reconnect was logged when it happened
-            logger.warning("%s informer: replaying from resourceVersion %d: %s",
-                           self.kind, self._seq, cause)
-        for event in self._fetch_since(self._seq):
+            logger.warning("%s informer: replaying from resourceVersion %s: %s",
+                           self.kind, self._mark, cause)
+        events, upto = self._fetch_since()
+        for event in events:
             self._apply(event)
+        self._mark = self._mark.complete_to(upto)
         self._replay_cause = None
         self._last_heard = self._clock.now()
         self._counters["replays"] += 1
 
-    def _fetch_since(self, seq: int) -> list[protocol.Event]:
-        """Every event after ``seq`` in order (raises _Relist on Expired or a new epoch)."""
+    def _fetch_since(self) -> tuple[list[protocol.Event], int]:
+        """The events after the watermark in order, and the version they are complete up
+        to (raises _Relist on Expired, a new epoch or a replay that breaks the chain)."""
+        mark = self._mark
+        since = mark.replay_from
         try:
-            result = self._client().watch_since(seq)
+            result = self._client().watch_since(since)
         except Expired as e:
-            raise _Relist(f"resourceVersion {seq} expired from the event log ({e})") from e
+            raise _Relist(f"resourceVersion {since} expired from the event log ({e})") from e
         if result.epoch != self._epoch:
             raise _Relist(f"new registry epoch {result.epoch} (was {self._epoch})")
-        events = [e for e in result.events if e.seq > seq]
-        expected = seq
-        for event in events:
-            if event.seq != expected + 1:
-                raise _Relist(f"replay has a gap at seq {expected + 1}")
-            expected = event.seq
-        return events
+        events = []
+        for event in result.events:
+            link = mark.link(event)
+            if link is protocol.Link.DUPLICATE:
+                continue
+            if link is protocol.Link.GAP:
+                raise _Relist(f"replay has a {mark.describe_gap(event)}")
+            events.append(event)
+            mark = mark.after(event)
+        return events, int(result.resource_version)
 
     def _on_outage(self, error: RegistryError) -> None:
         if self._outage is None:
@@ -259,24 +268,31 @@ class Informer:
             raise _Relist(f"new registry epoch {result.epoch} (was {self._epoch})")
         listed_at = int(result.resource_version)
         later: list[protocol.Event] = []
-        if listed_at > self._seq:
+        upto = self._mark.seq
+        if self._mark.behind(listed_at):
             # Catch up exactly to the list's point in time, so the comparison is exact;
             # what happened after it is delivered once the comparison is done.
-            for event in self._fetch_since(self._seq):
+            events, upto = self._fetch_since()
+            for event in events:
                 if event.seq <= listed_at:
                     self._apply(event)
                 else:
                     later.append(event)
-        if listed_at == self._seq:
+            if upto >= listed_at:
+                self._mark = self._mark.complete_to(listed_at)
+        if self._mark.seq == listed_at and self._mark.finished:
             self._compare(dict(result.versions))
-        else:  # the list is older than what we saw: a registry answering out of order
-            logger.warning("%s informer: resync list at resourceVersion %d is behind the "
-                           "watermark %d; comparison skipped", self.kind, listed_at, self._seq)
+        else:  # a list older than what we saw (a registry answering out of order), or a
+            # replay cut short of it
+            logger.warning("%s informer: resync list at resourceVersion %d does not match "
+                           "the watermark %s; comparison skipped", self.kind, listed_at,
+                           self._mark)
         self._counters["resyncs"] += 1
         for key, rv in list(self._cache.items()):
             self._handler.on_resync(key, rv)
         for event in later:
             self._apply(event)
+        self._mark = self._mark.complete_to(upto)
 
     def _compare(self, fresh: dict[str, int]) -> None:
         drift = 0
@@ -300,7 +316,7 @@ class Informer:
     # -- delivery -----------------------------------------------------------------------
 
     def _apply(self, event: protocol.Event) -> None:
-        self._seq = event.seq
+        self._mark = self._mark.after(event)
         self._counters["events"] += 1
         if event.kind != self.kind:
             return
