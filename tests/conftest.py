@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a short run directory and a process reaper."""
+"""Fixtures shared by every test: a short run directory, a process reaper, etcd servers
+(from :mod:`tests.etcd_cluster`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ from pathlib import Path
 import pluggy
 import pytest
 
+from tests.etcd_cluster import (  # noqa: F401 - fixtures: real etcd servers, key prefixes
+    etcd_cluster,
+    etcd_cluster_module,
+    etcd_prefix,
+    etcd_server,
+)
 from tests.helpers import Processes
 
 
