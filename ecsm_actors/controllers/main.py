@@ -4,7 +4,8 @@ Runs one controller process: loads ``ecsm_actors.controllers.<name>:build(cfg)``
 lazily, so a controller's dependencies load only in its own process), runs the
 :class:`~ecsm_actors.runtime.Controller` until SIGTERM/SIGINT, then drains in-flight
 reconciles within ``controller.drain_grace`` and exits 0. Exits 2 on a bad name or
-configuration, 1 if a runtime thread died (the supervisor restarts the process).
+configuration, 1 if a runtime thread died or it lost its leader lease with reconciles
+still running (:mod:`ecsm_actors.runtime.leader`; the supervisor restarts the process).
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg.ensure_run_dir()
         with lifecycle.startup():
             spec = load_spec(name, cfg)
+        controller = Controller(spec, cfg)  # its leader elector checks the [controller] durations
     except (EcsmActorsError, OSError) as e:
         logger.error("controller %s cannot start: %s", name, e)
         return 2
-    controller = Controller(spec, cfg).start()
+    controller.start()
     healthy = True
     while not stop.wait(1.0):
         if not controller.alive():

@@ -26,6 +26,10 @@ Invariants:
 * The worker loop is this process's one catch-all: a reconciler bug is a retried error,
   never a dead worker.
 * One outcome line per reconcile: ``key=ns/name result=... duration=..ms``.
+* Only the leader of its kind reconciles (:mod:`.leader`: an etcd lease per kind; with
+  LMDB always this instance): a standby's informer and queue run as a leader's, its
+  workers take no key; a worker that finds leadership gone after taking a key puts it
+  back. ``stats`` and every liveness report carry ``election`` (role, transitions).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.runtime import conditions
 from ecsm_actors.runtime.echo import EchoFilter
 from ecsm_actors.runtime.events import EventRecorder
+from ecsm_actors.runtime.leader import AlwaysLeader, LeaderElector, elector_for
 from ecsm_actors.runtime.metrics import ControllerMetrics
 from ecsm_actors.runtime.ratelimit import WarningLimiter
 from ecsm_actors.runtime.sweep import SWEEP_KEY, SweepRunner
@@ -107,6 +112,7 @@ class Controller:
         subscriber_factory: Callable[[], EventSource] | None = None,
         clock: Clock | None = None,
         report_liveness: bool = True,
+        leader: LeaderElector | AlwaysLeader | None = None,
     ) -> None:
         self.spec = spec
         self.cfg = cfg
@@ -135,6 +141,8 @@ class Controller:
             settings=settings, clock=self._clock)
         self._report_liveness = report_liveness
         self._liveness: LivenessReporter | None = None
+        #: Whether this instance may reconcile (one leader per kind and store).
+        self.leader = leader or elector_for(cfg, spec.name, on_change=self._leadership_changed)
         self._stopping = threading.Event()
         self._workers: list[threading.Thread] = []
         self._failures: dict[str, int] = {}  # consecutive failures per key
@@ -161,6 +169,7 @@ class Controller:
                 zmq.Context.instance(), self.cfg.heartbeat_endpoint, self.spec.name,
                 self.cfg.controller.heartbeat_interval, self.liveness_report).start()
         self.informer.start()
+        self.leader.start()
         for i in range(self.spec.workers):
             t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}", daemon=True)
             t.start()
@@ -183,6 +192,7 @@ class Controller:
         self.informer.stop()
         for t in self._workers:
             t.join(timeout=0.5)
+        self.leader.stop()  # after the drain: the lease released, a standby leads at once
         self.recorder.close()
         if self._liveness is not None:
             self._liveness.close()
@@ -202,6 +212,7 @@ class Controller:
             "in_flight": self.queue.processing_len(),
             "retry_budget": self.retry_budget.stats(),
             "workers": self.spec.workers,
+            "election": self.leader.stats(),
             "informer": informer,
             **({"sweep": self.sweeper.stats()} if self.sweeper is not None else {}),
         }
@@ -211,6 +222,10 @@ class Controller:
                 "oldest_inflight_age": self.queue.oldest_processing_age(),
                 "last_completed": self.metrics.last_completed,
                 "stats": self.stats()}
+
+    def _leadership_changed(self, leading: bool) -> None:
+        if self._liveness is not None:
+            self._liveness.beat()  # the new role shows in ``ps`` at once
 
     # -- workers ------------------------------------------------------------------------
 
@@ -228,15 +243,24 @@ class Controller:
         ctx = self.context(registry, index)
         try:
             while True:
+                if not self.leader.wait_leading(0.5):  # standby: keys wait in the queue
+                    if self._stopping.is_set():
+                        return
+                    continue
                 key, shutdown = self.queue.get()
                 if shutdown or key is None:
                     return
+                if not self.leader.begin():  # leadership lost meanwhile: put it back
+                    self.queue.add(key)
+                    self.queue.done(key)
+                    continue
                 try:
                     if key == SWEEP_KEY and self.sweeper is not None:
                         self.sweeper.run()
                     else:
                         self.process(ctx, key)
                 finally:
+                    self.leader.end()
                     self.queue.done(key)
         finally:
             registry.close()

@@ -1,0 +1,488 @@
+"""Leader election of a controller kind: one leader per store, the other instances standby.
+
+Runs in controller processes (threads ``leader-elector``, which campaigns and renews, and
+``leader-deadline``, which enforces the renew deadline) and in ``ecsm-operator stats``
+(:func:`read_leases`). With ``store.backend = "etcd"`` the controller runtime elects
+through :class:`LeaderElector`, directly on etcd (not through the registry); with LMDB
+it uses :class:`AlwaysLeader`: the single instance leads, without any etcd traffic.
+
+The lock is the key ``<prefix>leases/<kind>``, holding a :class:`LeaderRecord` (JSON,
+Kubernetes' leader election record: ``holderIdentity``, ``acquireTime``,
+``leaseDurationSeconds``) attached to an etcd lease of ``ceil(lease_duration)`` seconds:
+a candidate that finds it absent grants a lease and creates it in a txn on
+``create_revision == 0``; the leader keeps the lease alive every ``retry_period`` and
+checks that the key is still its own; when the lease expires (or is revoked), etcd deletes
+the key and a standby takes it at its next try.
+
+Invariants:
+
+* :meth:`LeaderElector.leading` is true only before ``renewed + renew_deadline``, where
+  ``renewed`` is the SEND time of the last successful keepalive (or of the lease grant):
+  etcd cannot expire the lease before ``renewed + lease_duration``, so a leader that cannot
+  renew stops dispatching reconciles before any standby can lead, whatever an etcd call
+  blocks on. The deadline thread turns that moment into a step-down at once.
+* A reconcile starts only through :meth:`~LeaderElector.begin` (true while leading) and ends
+  with :meth:`~LeaderElector.end`. After a step-down, in-flight reconciles may finish
+  until the lease may have expired; if some are still running then, ``on_stuck`` is called
+  (the controller process exits, to be restarted as a candidate — Kubernetes' leader
+  election exits too), so no reconcile of this instance overlaps a new leader's for longer.
+* A step-down is followed by a new campaign; if the old lease turns out alive and the key
+  still ours, leadership resumes without a gap for anyone.
+* :meth:`~LeaderElector.stop` revokes the lease: the key goes with it, so failover after a
+  clean stop is immediate rather than a lease duration later.
+* etcd errors never leave the elector's threads: a failed campaign is retried every
+  ``retry_period``, a failed renewal until the deadline; the first failure of a streak is a
+  WARNING, the rest DEBUG, the recovery one INFO line.
+* Every leadership change is one log line and counted (``transitions`` in the
+  controller's stats, ``ecsm_actors_controller_election_transitions_total``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ecsm_actors.clock import Clock, RealClock
+from ecsm_actors.errors import ConfigError, EcsmActorsError
+
+logger = logging.getLogger(__name__)
+
+ROLE_LEADER = "leader"
+ROLE_STANDBY = "standby"
+#: The values of a controller's ``election.role`` (what ``ecsm-operator ps`` shows).
+ROLES = (ROLE_LEADER, ROLE_STANDBY)
+#: Exit code of a controller that lost its lease with reconciles still running.
+EXIT_LEASE_LOST = 1
+
+
+class LeaseClient(Protocol):
+    """What the elector needs of :class:`ecsm_actors.etcd.client.EtcdClient`."""
+
+    def range(self, key: bytes, range_end: bytes | None = None) -> Any: ...
+    def txn(self, compare: Sequence[Any], success: Sequence[Any],
+            failure: Sequence[Any] = ()) -> Any: ...
+    def lease_grant(self, ttl: int) -> int: ...
+    def lease_keepalive(self, lease_id: int) -> int: ...
+    def lease_revoke(self, lease_id: int) -> Any: ...
+    def close(self) -> None: ...
+
+
+def identity(run_dir: str | Path) -> str:
+    """``<hostname>:<run dir>:<pid>``: two operator instances on one computer differ, and
+    so do two processes of one instance."""
+    return f"{socket.gethostname()}:{run_dir}:{os.getpid()}"
+
+
+def leases_prefix(prefix: str) -> bytes:
+    """``<prefix>leases/`` (the store's key layout: a prefix always ends with ``/``)."""
+    from ecsm_actors.store.etcd_layout import LEASES, prefix_bytes
+
+    return prefix_bytes(prefix) + LEASES
+
+
+def lease_key(prefix: str, kind: str) -> bytes:
+    """``<prefix>leases/<kind>``, the lock of one controller kind."""
+    return leases_prefix(prefix) + kind.encode()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeaderRecord:
+    """The value of a lease key: who leads, since when (wall clock, seconds)."""
+
+    holder_identity: str
+    acquire_time: float = 0.0
+    lease_duration_seconds: int = 0
+
+    def encode(self) -> bytes:
+        return json.dumps({"holderIdentity": self.holder_identity,
+                           "acquireTime": self.acquire_time,
+                           "leaseDurationSeconds": self.lease_duration_seconds},
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> LeaderRecord:
+        """Never raises: a value that is not a record is read as a bare identity."""
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("holderIdentity"), str):
+            return cls(holder_identity=value.decode(errors="replace")[:512])
+        when, ttl = doc.get("acquireTime"), doc.get("leaseDurationSeconds")
+        return cls(holder_identity=doc["holderIdentity"][:512],
+                   acquire_time=float(when) if isinstance(when, int | float)
+                   and math.isfinite(when) else 0.0,
+                   lease_duration_seconds=ttl if isinstance(ttl, int) else 0)
+
+
+def check_durations(lease_duration: float, renew_deadline: float, retry_period: float) -> None:
+    """Kubernetes' rule: lease_duration > renew_deadline > retry_period > 0; ConfigError."""
+    if not 0 < retry_period < renew_deadline < lease_duration:
+        raise ConfigError(
+            "leader election needs controller.lease_duration > controller.renew_deadline > "
+            f"controller.retry_period > 0, got {lease_duration:g} / {renew_deadline:g} / "
+            f"{retry_period:g} s")
+
+
+def _exit_for_restart() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_LEASE_LOST)
+
+
+class AlwaysLeader:
+    """The single instance of an LMDB store: always leading, no election, no etcd."""
+
+    def start(self) -> AlwaysLeader:
+        return self
+
+    def leading(self) -> bool:
+        return True
+
+    def wait_leading(self, timeout: float | None) -> bool:
+        return True
+
+    def begin(self) -> bool:
+        return True
+
+    def end(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, Any]:
+        return {"role": ROLE_LEADER, "leading": True, "transitions": 0}
+
+
+class LeaderElector:
+    """Campaigns for ``<prefix>leases/<kind>`` and keeps it; see the module doc."""
+
+    def __init__(
+        self,
+        client: LeaseClient,
+        kind: str,
+        identity: str,
+        *,
+        lease_duration: float,
+        renew_deadline: float,
+        retry_period: float,
+        prefix: str = "/ecsm-actors/",
+        clock: Clock | None = None,
+        wall: Callable[[], float] = time.time,
+        on_change: Callable[[bool], None] | None = None,
+        on_stuck: Callable[[], None] | None = None,
+    ) -> None:
+        check_durations(lease_duration, renew_deadline, retry_period)
+        self.client = client
+        self.kind = kind
+        self.identity = identity
+        self.key = lease_key(prefix, kind)
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.ttl = max(1, math.ceil(lease_duration))
+        self._clock: Clock = clock or RealClock()
+        self._wall = wall
+        self._on_change = on_change or (lambda leading: None)
+        self._on_stuck = on_stuck or _exit_for_restart
+        self._cond = threading.Condition()
+        self._leading = False
+        self._renewed = -math.inf  # send time of the last successful renewal or grant
+        self._lease = 0  # our etcd lease, kept after a step-down until known dead
+        self._in_flight = 0
+        self._transitions = 0
+        self._since = self._clock.now()
+        self._holder = ""  # the holder last seen
+        self._failing = False
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- the gate the workers go through ------------------------------------------------
+
+    def _leading_locked(self) -> bool:
+        return self._leading and self._clock.now() < self._renewed + self.renew_deadline
+
+    def leading(self) -> bool:
+        with self._cond:
+            return self._leading_locked()
+
+    def wait_leading(self, timeout: float | None) -> bool:
+        """Whether leading, after waiting up to ``timeout`` for it if not."""
+        with self._cond:
+            if not self._leading_locked() and not self._stopping.is_set():
+                self._clock.wait(self._cond, timeout)
+            return self._leading_locked()
+
+    def begin(self) -> bool:
+        """May a reconcile start now? If so it counts as in flight until :meth:`end`."""
+        with self._cond:
+            if not self._leading_locked():
+                return False
+            self._in_flight += 1
+            return True
+
+    def end(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    # -- one round of the election ------------------------------------------------------
+
+    def step(self) -> None:
+        """Renew the lease we hold, or campaign; then enforce the deadline. Never raises
+        an etcd error (see the module doc)."""
+        with self._cond:
+            lease = self._lease
+        try:
+            if lease:
+                self._renew(lease)
+            else:
+                self._campaign()
+        except EcsmActorsError as e:
+            if not self._failing:
+                logger.warning("%s: leader election cannot reach etcd, retrying every "
+                               "%gs: %s", self.kind, self.retry_period, e)
+            else:
+                logger.debug("%s: leader election: %s", self.kind, e)
+            self._failing = True
+        else:
+            if self._failing:
+                logger.info("%s: leader election reaches etcd again", self.kind)
+            self._failing = False
+        self.check_deadline()
+
+    def _renew(self, lease: int) -> None:
+        sent = self._clock.now()
+        ttl = self.client.lease_keepalive(lease)
+        if ttl <= 0:
+            self._forget_lease(lease)
+            self._stop_leading("its lease expired", may_expire_at=self._clock.now())
+            return
+        kvs = self.client.range(self.key).kvs
+        if not kvs or kvs[0].lease != lease:
+            # The key went (a wiped prefix) while our lease lives: not ours any more.
+            self._observe(kvs)
+            self._forget_lease(lease)
+            self._revoke(lease)
+            self._stop_leading("its lease key was deleted", may_expire_at=self._clock.now())
+            return
+        with self._cond:
+            if self._lease != lease:
+                return  # stopped meanwhile
+            self._renewed = max(self._renewed, sent)
+            resumed = not self._leading
+            if resumed:
+                self._become_leader_locked()
+            self._cond.notify_all()
+        if resumed:
+            self._said_leading("its lease is still alive")
+
+    def _campaign(self) -> None:
+        from ecsm_actors.etcd.client import Compare, TxnOp
+
+        current = self.client.range(self.key).kvs
+        if current:
+            self._observe(current)
+            return
+        sent = self._clock.now()
+        lease = self.client.lease_grant(self.ttl)
+        record = LeaderRecord(holder_identity=self.identity, acquire_time=self._wall(),
+                              lease_duration_seconds=self.ttl)
+        try:
+            result = self.client.txn([Compare.create_revision(self.key, "=", 0)],
+                                     [TxnOp.put(self.key, record.encode(), lease=lease)],
+                                     [TxnOp.range(self.key)])
+        except EcsmActorsError:
+            self._revoke(lease)  # the txn may have passed: never leave a key we cannot renew
+            raise
+        if not result.succeeded:
+            self._revoke(lease)
+            got = result.responses[0] if result.responses else None
+            self._observe(getattr(got, "kvs", []))
+            return
+        with self._cond:
+            if self._stopping.is_set():
+                stopping = True
+            else:
+                stopping = False
+                self._lease = lease
+                self._renewed = sent
+                self._holder = self.identity
+                self._become_leader_locked()
+                self._cond.notify_all()
+        if stopping:
+            self._revoke(lease)
+            return
+        self._said_leading("acquired")
+
+    def check_deadline(self) -> None:
+        """Step down when no renewal succeeded within ``renew_deadline`` of its sending."""
+        with self._cond:
+            if not self._leading or self._clock.now() < self._renewed + self.renew_deadline:
+                return
+            expires = self._renewed + self.lease_duration
+        self._stop_leading(f"no renewal within controller.renew_deadline "
+                           f"({self.renew_deadline:g}s)", may_expire_at=expires)
+
+    # -- transitions --------------------------------------------------------------------
+
+    def _become_leader_locked(self) -> None:
+        self._leading = True
+        self._transitions += 1
+        self._since = self._clock.now()
+
+    def _said_leading(self, how: str) -> None:
+        logger.info("%s: leading (%s; lease %s, identity %s)", self.kind, how,
+                    self.key.decode(errors="replace"), self.identity)
+        self._on_change(True)
+
+    def _stop_leading(self, reason: str, *, may_expire_at: float) -> None:
+        with self._cond:
+            if not self._leading:
+                return
+            self._leading = False
+            self._transitions += 1
+            self._since = self._clock.now()
+            in_flight = self._in_flight
+            self._cond.notify_all()
+        logger.warning("%s: stopped leading: %s; standby, %d reconcile(s) in flight",
+                       self.kind, reason, in_flight)
+        self._on_change(False)
+        with self._cond:
+            # In-flight reconciles may finish while no one else can lead yet.
+            while self._in_flight and not self._leading and not self._stopping.is_set():
+                remaining = may_expire_at - self._clock.now()
+                if remaining <= 0:
+                    break
+                self._clock.wait(self._cond, remaining)
+            stuck = 0 if self._leading or self._stopping.is_set() else self._in_flight
+        if stuck:
+            logger.error("%s: %d reconcile(s) still running when the lease may expire: "
+                         "exiting, to be restarted as a candidate", self.kind, stuck)
+            self._on_stuck()
+
+    def _observe(self, kvs: Sequence[Any]) -> None:
+        holder = LeaderRecord.decode(kvs[0].value).holder_identity if kvs else ""
+        with self._cond:
+            changed, self._holder = holder != self._holder, holder
+        if changed and holder and holder != self.identity:
+            logger.info("%s: the leader is %s", self.kind, holder)
+
+    def _forget_lease(self, lease: int) -> None:
+        with self._cond:
+            if self._lease == lease:
+                self._lease = 0
+
+    def _revoke(self, lease: int) -> None:
+        try:
+            self.client.lease_revoke(lease)
+        except EcsmActorsError as e:
+            logger.debug("%s: lease %x not revoked (it expires by itself): %s",
+                         self.kind, lease, e)
+
+    # -- threads ------------------------------------------------------------------------
+
+    def start(self) -> LeaderElector:
+        for name, target in (("leader-elector", self._run), ("leader-deadline", self._watch)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self.step()
+            self._clock.sleep(self._stopping, self.retry_period)
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            with self._cond:
+                if self._stopping.is_set():
+                    return
+                remaining = self._renewed + self.renew_deadline - self._clock.now() \
+                    if self._leading else None
+                if remaining is None or remaining > 0:
+                    self._clock.wait(self._cond, remaining)
+                    continue
+            self.check_deadline()
+
+    def stop(self) -> None:
+        """Stop campaigning and renewing; revoke the lease (the key goes with it, so a
+        standby leads at its next try). Call once the reconciles have drained."""
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=self.retry_period + 1.0)
+        with self._cond:
+            lease, self._lease = self._lease, 0
+            was_leading = self._leading
+            self._leading = False
+            if was_leading:
+                self._transitions += 1
+            self._cond.notify_all()
+        if lease:
+            self._revoke(lease)
+        if was_leading:
+            logger.info("%s: stopped leading: shutting down, lease released", self.kind)
+        self.client.close()
+
+    # -- observability ------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            leading = self._leading_locked()
+            return {"role": ROLE_LEADER if leading else ROLE_STANDBY,
+                    "leading": leading,
+                    "transitions": self._transitions,
+                    "roleAge": round(max(0.0, self._clock.now() - self._since), 3),
+                    "holder": self.identity if leading else self._holder,
+                    "identity": self.identity,
+                    "lease": self.key.decode(errors="replace")}
+
+
+def elector_for(cfg: Any, kind: str, *, on_change: Callable[[bool], None] | None = None,
+                ) -> LeaderElector | AlwaysLeader:
+    """The controller runtime's choice: an elector on etcd, or :class:`AlwaysLeader` with
+    LMDB. Raises ConfigError on durations that cannot work."""
+    if cfg.store.backend != "etcd":
+        return AlwaysLeader()
+    settings = cfg.controller
+    check_durations(settings.lease_duration, settings.renew_deadline, settings.retry_period)
+    from ecsm_actors.etcd.client import EtcdClient
+
+    return LeaderElector(EtcdClient.from_config(cfg), kind, identity(cfg.run_dir),
+                         lease_duration=settings.lease_duration,
+                         renew_deadline=settings.renew_deadline,
+                         retry_period=settings.retry_period, prefix=cfg.store.etcd_prefix,
+                         on_change=on_change)
+
+
+def read_leases(client: Any, prefix: str, *, wall: Callable[[], float] = time.time,
+                ) -> dict[str, dict[str, Any]]:
+    """Every lease key under ``<prefix>leases/``: kind → holder, age (seconds since it
+    acquired the lease, by its wall clock), the etcd lease and its TTL left."""
+    from ecsm_actors.etcd.client import prefix_end
+
+    start = leases_prefix(prefix)
+    out: dict[str, dict[str, Any]] = {}
+    for kv in client.range(start, prefix_end(start)).kvs:
+        record = LeaderRecord.decode(kv.value)
+        out[kv.key[len(start):].decode(errors="replace")] = {
+            "holder": record.holder_identity,
+            "age": round(max(0.0, wall() - record.acquire_time), 1)
+            if record.acquire_time else None,
+            "lease": f"{kv.lease:x}",
+            "ttl": client.lease_ttl(kv.lease) if kv.lease else None,
+        }
+    return out

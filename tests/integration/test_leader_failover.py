@@ -1,0 +1,147 @@
+"""Active/standby controllers on a real 3-member etcd cluster: two ``noop`` controller
+processes of one kind on one prefix (a real LMDB registry holds the objects; only the
+election goes to etcd). Exactly one reconciles; a ``kill -9`` of the leader lets the other
+lead within lease duration + 1 s; a leader cut off from etcd stops reconciling before its
+lease can expire, so no reconcile of the two overlaps.
+
+Short election settings: lease 2 s, renew deadline 1.5 s, retry period 0.25 s."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import noop_harness as h
+from tests.etcd_cluster import EtcdCluster
+from tests.helpers import Processes, wait_until
+from tests.registry_samples import service, with_changes
+
+pytestmark = pytest.mark.timeout(90)
+
+LEASE, RENEW, RETRY = 2.0, 1.5, 0.25
+
+
+def start_candidate(processes: Processes, name: str, endpoints: list[str],
+                    prefix: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """A ``noop`` controller electing on etcd; returns it and its reconcile record."""
+    record = processes.run_dir / f"record-{name}.log"
+    proc = h.start_noop(
+        processes, ECSM_ACTORS_NOOP_RECORD=str(record), ECSM_ACTORS_NOOP_STATUS="0",
+        ECSM_ACTORS_STORE_BACKEND="etcd",
+        ECSM_ACTORS_STORE_ETCD_ENDPOINTS=",".join(endpoints),
+        ECSM_ACTORS_STORE_ETCD_PREFIX=prefix,
+        ECSM_ACTORS_STORE_ETCD_DIAL_TIMEOUT="0.3",
+        ECSM_ACTORS_STORE_ETCD_REQUEST_TIMEOUT="1.0",
+        ECSM_ACTORS_CONTROLLER_LEASE_DURATION=str(LEASE),
+        ECSM_ACTORS_CONTROLLER_RENEW_DEADLINE=str(RENEW),
+        ECSM_ACTORS_CONTROLLER_RETRY_PERIOD=str(RETRY))
+    return proc, record
+
+
+def starts(record: Path) -> list[tuple[str, float]]:
+    """(key, monotonic start) of every reconcile in a record file."""
+    if not record.exists():
+        return []
+    out = []
+    for line in record.read_text().splitlines():
+        key, _, start = line.split()
+        out.append((key, float(start)))
+    return out
+
+
+def log_of(processes: Processes, proc: subprocess.Popen[bytes]) -> str:
+    index = processes.children.index(proc)
+    path = next((processes.run_dir / "test-logs").glob(f"*.{index}.log"))
+    return path.read_text(errors="replace")
+
+
+class Writer:
+    """Updates one object's spec every 50 ms in a thread, so a leader always has work."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._run_dir = run_dir
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with h.client(self._run_dir) as c:
+            obj = c.create(service("busy", replicas=1))
+            n = 0
+            while not self._stop.wait(0.05):
+                n += 1
+                change = with_changes(obj, spec__deploymentStrategy__replicas=n % 9 + 1)
+                change["metadata"].pop("resourceVersion", None)
+                c.update(change)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def test_one_of_two_controllers_reconciles_and_the_other_leads_within_a_lease_after_a_kill_9(
+        processes: Processes, run_dir: Path, etcd_cluster: EtcdCluster,
+        etcd_prefix: str) -> None:
+    h.start_registry(processes)
+    first, first_record = start_candidate(processes, "first", etcd_cluster.endpoints,
+                                          etcd_prefix)
+    with h.client(run_dir) as c:
+        c.create(service("probe", replicas=1))
+        wait_until(lambda: starts(first_record), timeout=20, what="the first one leading")
+        second, second_record = start_candidate(processes, "second", etcd_cluster.endpoints,
+                                                etcd_prefix)
+        wait_until(lambda: "the leader is" in log_of(processes, second), timeout=20,
+                   what="the second one standing by")
+        for i in range(20):
+            c.create(service(f"svc-{i:02d}", replicas=1))
+        wait_until(lambda: {f"default/svc-{i:02d}" for i in range(20)}
+                   <= {k for k, _ in starts(first_record)}, timeout=20,
+                   what="the leader reconciling every object")
+    assert starts(second_record) == []  # the standby reconciled nothing
+
+    killed = time.monotonic()
+    processes.kill(first)
+    wait_until(lambda: starts(second_record), timeout=LEASE + 5, interval=0.01,
+               what="the standby leading")
+    failover = min(t for _, t in starts(second_record)) - killed
+    print(f"failover after kill -9: {failover:.2f} s (lease {LEASE:g} s)")
+    assert failover <= LEASE + 1.0
+    assert {f"default/svc-{i:02d}" for i in range(20)} <= {k for k, _ in starts(second_record)}
+
+
+def test_a_leader_cut_off_from_etcd_stops_reconciling_before_its_lease_expires(
+        processes: Processes, run_dir: Path, etcd_cluster: EtcdCluster,
+        etcd_prefix: str) -> None:
+    h.start_registry(processes)
+    # The leader reaches etcd through one member only, not the etcd leader (whose death
+    # would make etcd extend every lease); the standby through the two others.
+    lonely = next(i for i in range(3) if i != etcd_cluster.leader())
+    others = [u for i, u in enumerate(etcd_cluster.endpoints) if i != lonely]
+    leader, leader_record = start_candidate(processes, "leader",
+                                            [etcd_cluster.endpoints[lonely]], etcd_prefix)
+    with Writer(run_dir):
+        wait_until(lambda: starts(leader_record), timeout=20, what="the leader reconciling")
+        standby, standby_record = start_candidate(processes, "standby", others, etcd_prefix)
+        wait_until(lambda: "the leader is" in log_of(processes, standby), timeout=20,
+                   what="the standby standing by")
+        cut = time.monotonic()
+        etcd_cluster.kill(lonely)
+        wait_until(lambda: starts(standby_record), timeout=LEASE + 5, interval=0.01,
+                   what="the standby leading")
+        time.sleep(0.5)  # the standby keeps reconciling the writer's changes meanwhile
+    last_of_old = max(t for _, t in starts(leader_record))
+    first_of_new = min(t for _, t in starts(standby_record))
+    print(f"cut off at 0: old leader's last reconcile {last_of_old - cut:+.2f} s, "
+          f"new leader's first {first_of_new - cut:+.2f} s")
+    assert last_of_old < cut + RENEW  # it stopped by its renew deadline...
+    assert last_of_old < first_of_new  # ...before anyone else could lead: no overlap
+    assert "stopped leading: no renewal within controller.renew_deadline" in log_of(
+        processes, leader)
+    assert leader.poll() is None  # still running, as a candidate
