@@ -18,6 +18,11 @@ nothing happened). Neither stops the registry; both are logged, the first
 :data:`~ecsm_actors.failures.LOG_EVERY`. SIGTERM/SIGINT end
 the loop and the process exits 0.
 
+With the store on etcd (``store.backend = "etcd"``) the events come from an etcd watch
+of the store's objects (:mod:`ecsm_actors.store.etcd_events`), never from this
+registry's write outcomes: the writes made through every registry on the store reach
+every registry's subscribers, and the heartbeat carries the latest revision published.
+
 A write with ``dryRun`` is answered at once, like a read: the store runs it in a
 transaction it aborts, so it joins no group commit and publishes nothing.
 
@@ -52,7 +57,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -76,6 +81,9 @@ from ecsm_actors.registry.authorized import Role
 from ecsm_actors.registry.remote import READ_OPS, RemoteEndpoints
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
 from ecsm_actors.store.event_store import EventStore
+
+if TYPE_CHECKING:
+    from ecsm_actors.store.etcd_events import EtcdEventSource
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +196,12 @@ class RegistryServer:
         self.pub.setsockopt(zmq.SNDHWM, self.queues.events)
         bind(self.router, cfg.registry_endpoint)
         bind(self.pub, cfg.events_endpoint)
+        #: With etcd, the events of the store's watch (see the module docstring).
+        self.event_source: EtcdEventSource | None = None
+        if cfg.store.backend == "etcd":
+            from ecsm_actors.store.etcd_events import EtcdEventSource
+            self.event_source = EtcdEventSource.from_config(
+                cfg, epoch=lambda: self.store.epoch, context=self.context)
         self.stats: dict[str, Any] = {"requests": 0, "writes": 0, "commits": 0,
                                       "maxBatch": 0, "badRequests": 0, "internalErrors": 0}
         self.failures = FailureLog(logger, counts=self.stats)
@@ -215,6 +229,8 @@ class RegistryServer:
 
     def serve(self, stop: lifecycle.StopFlag) -> None:
         self.liveness.start()
+        if self.event_source is not None:
+            self.event_source.start()
         # Everything allocated so far lives as long as the process: keep it out of the
         # cyclic GC's way (requests allocate many short-lived dicts).
         gc.collect()
@@ -235,6 +251,9 @@ class RegistryServer:
             ready = dict(poller.poll(int(timeout * 1000)))
             if not ready:
                 continue
+            if self.event_source is not None and self.event_source.socket in ready:
+                for frames in self.event_source.receive():
+                    self._publish(frames)
             if self.router in ready:
                 self.serve_batch()
             if remote_router is not None and remote_router in ready:
@@ -262,6 +281,8 @@ class RegistryServer:
         Socket.poll makes one per call)."""
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
+        if self.event_source is not None:
+            poller.register(self.event_source.socket, zmq.POLLIN)
         if self.remote is not None:
             if self.remote.router is not None:
                 poller.register(self.remote.router, zmq.POLLIN)
@@ -275,6 +296,8 @@ class RegistryServer:
         self.liveness.close()
         if self.remote is not None:
             self.remote.close()
+        if self.event_source is not None:
+            self.event_source.close()
         self.router.close()
         self.pub.close()
         self.context.term()
@@ -389,8 +412,9 @@ class RegistryServer:
                                      f["since"])
             return protocol.encode_reply(rid, epoch, {"items": items})
         if request.op is Op.WATCH_SINCE:
-            raw = self.store.watch_since_raw(f["resourceVersion"], max_events=WATCH_PAGE,
-                                             max_bytes=WATCH_PAGE_BYTES)
+            source = self.event_source or self.store
+            raw = source.watch_since_raw(f["resourceVersion"], max_events=WATCH_PAGE,
+                                         max_bytes=WATCH_PAGE_BYTES)
             if raw.count >= BULK:
                 self.store.release_pages()
             return protocol.encode_reply_with_raw_list(
@@ -455,8 +479,8 @@ class RegistryServer:
         if replays:  # retries answered from the request window, not applied again
             self.stats["replays"] = self.stats.get("replays", 0) + replays
         # Published before the acknowledgements: both follow the commit, and a watcher
-        # then never lags the writer it races with.
-        for result in results:
+        # then never lags the writer it races with. (With etcd: from the store's watch.)
+        for result in results if self.event_source is None else ():
             if isinstance(result, Outcome):
                 for stored in result.events:
                     self._publish([stored.topic, stored.body])
@@ -590,7 +614,9 @@ class RegistryServer:
             logger.debug("event not published: %s", e)
 
     def _heartbeat(self) -> None:
-        self._publish(protocol.encode_heartbeat(self.store.epoch, self.store.resource_version))
+        seq = (self.store.resource_version if self.event_source is None
+               else self.event_source.published)
+        self._publish(protocol.encode_heartbeat(self.store.epoch, seq))
         if self.remote is not None:
             self.remote.check_keys()  # a revoked key is cut off within a heartbeat
         self._refresh_stats()
@@ -604,6 +630,8 @@ class RegistryServer:
         self.stats.update(resourceVersion=self.store.resource_version, epoch=self.store.epoch,
                           usage=round(self.store.usage(), 4), events=len(self.events),
                           eventStore=dict(self.events.stats))
+        if self.event_source is not None:
+            self.stats["eventSource"] = dict(self.event_source.stats)
 
 
 def main(argv: list[str] | None = None) -> int:
