@@ -520,12 +520,14 @@ def encode_event_body(epoch: str, type_: EventType | str, kind: str, key: str, s
 @dataclass(frozen=True, kw_only=True)
 class Reply:
     """A success reply; ``replayed``: the recorded outcome of an earlier request with the
-    same ``requestId``, not applied again."""
+    same ``requestId``, not applied again; ``stale``: a read served while the store's
+    quorum was lost, from one member's state, which may lag (etcd store)."""
 
     id: int | str | None
     epoch: str
     result: Any
     replayed: bool = False
+    stale: bool = False
 
 
 def decode_reply(frame: bytes) -> Reply:
@@ -556,7 +558,18 @@ def reply_of(doc: dict[str, Any]) -> Reply:
             raised.replayed = True
         raise raised
     return Reply(id=doc.get("id"), epoch=doc.get("epoch", ""), result=doc.get("result"),
-                 replayed=replayed)
+                 replayed=replayed, stale=doc.get("stale") is True)
+
+
+_STALE = msgpack.packb("stale") + msgpack.packb(True)
+
+
+def mark_stale(frame: bytes) -> bytes:
+    """The reply ``frame`` with a top-level ``stale: true`` added (its map header bumped
+    and the pair appended, the rest not re-encoded)."""
+    if 0x80 <= frame[0] < 0x8F:  # a fixmap of fewer than 15 pairs: every reply
+        return bytes((frame[0] + 1,)) + frame[1:] + _STALE
+    return pack({**unpack(frame), "stale": True})
 
 
 # -- events ----------------------------------------------------------------------------

@@ -187,9 +187,14 @@ class _Client(RegistryClient):
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().request(*args, **kwargs)
+            result = super().request(*args, **kwargs)
         finally:
             self.wait_line.clear()
+        if self.last_stale and not getattr(self, "warned_stale", False):
+            self.warned_stale = True
+            click.echo("warning: the registry's store has lost its quorum: this answer "
+                       "may be stale", err=True)
+        return result
 
 
 @dataclass

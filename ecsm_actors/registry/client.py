@@ -158,6 +158,12 @@ class RegistryClient:
         recorded outcome (the write was applied by an earlier attempt, not again)."""
         return bool(getattr(self._replies, "replayed", False))
 
+    @property
+    def last_stale(self) -> bool:
+        """Whether the last reply this thread got was a read the registry served while its
+        store had lost quorum (etcd), from one member's state: it may lag."""
+        return bool(getattr(self._replies, "stale", False))
+
     # -- the request loop --------------------------------------------------------------
 
     def request(self, op: Op, **fields: Any) -> Any:
@@ -267,6 +273,7 @@ class RegistryClient:
         except BadRequest as e:
             raise Internal(f"undecodable reply from the registry: {e}") from e
         replayed = self._replies.replayed = doc.get("replayed") is True
+        self._replies.stale = doc.get("stale") is True
         if isinstance(doc.get("epoch"), str) and doc["epoch"]:
             self.epoch = doc["epoch"]
         try:

@@ -80,6 +80,7 @@ from ecsm_actors.protocol import ListView, Op, Request, describe_error
 from ecsm_actors.registry.authorized import Role
 from ecsm_actors.registry.remote import READ_OPS, RemoteEndpoints
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
+from ecsm_actors.store.backends import open_store
 from ecsm_actors.store.event_store import EventStore
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class RegistryServer:
     def __init__(self, cfg: Config, store: Store | None = None) -> None:
         self.cfg = cfg
         api.configure_limits(cfg.api)  # the upper bounds every write is validated against
-        self.store = store or Store.from_config(cfg)
+        self.store = store or open_store(cfg)
         # Event records: a store of their own, written after the objects' commit.
         self.events = EventStore.from_config(cfg)
         self._event_tokens, self._event_refill = EVENT_BURST, time.monotonic()
@@ -384,7 +385,9 @@ class RegistryServer:
     def _read(self, request: Request) -> bytes:
         epoch = self.store.epoch
         try:
-            return self._dispatch_read(request)
+            reply = self._dispatch_read(request)
+            take_stale = getattr(self.store, "take_stale", None)  # etcd: quorum lost
+            return protocol.mark_stale(reply) if take_stale and take_stale() else reply
         except RegistryError as e:
             return protocol.encode_error(request.id, epoch, e)
         except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving

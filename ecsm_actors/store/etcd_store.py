@@ -295,11 +295,14 @@ class EtcdStore:
     def usage(self) -> float:
         """Fraction of etcd's default quota in use (the last figure while unreachable);
         also checks the epoch, so an idle registry notices a wiped prefix."""
+        stale = self.stale  # a heartbeat's check marks no reply stale
         try:
             self._check_epoch()
             status = self.client.status()
         except RegistryError:
             return self._usage
+        finally:
+            self.stale = stale
         self._rv = max(self._rv, int(status["revision"]))
         self._usage = int(status["db_size_in_use"]) / DEFAULT_QUOTA
         return self._usage
