@@ -28,7 +28,7 @@ from ecsm_actors.cli import completion, entry, operator_metrics, store_migrate
 from ecsm_actors.cli import operator_output as out
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.drill.cli import drill as drill_command
-from ecsm_actors.errors import ConfigError, ControlError
+from ecsm_actors.errors import ConfigError, ControlError, EcsmActorsError
 from ecsm_actors.registry import authorized
 from ecsm_actors.registry.authorized import Role
 from ecsm_actors.supervisor.client import SupervisorClient
@@ -213,7 +213,7 @@ def stop(op: OperatorContext, name: str | None, timeout: float) -> None:
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
 @pass_op
 def ps(op: OperatorContext, output: str) -> None:
-    """List the children: NAME STATE PID UPTIME RESTARTS LAST-EXIT HEARTBEAT-AGE QUEUE."""
+    """List the children: NAME STATE PID UPTIME RESTARTS LAST-EXIT HEARTBEAT-AGE QUEUE ROLE."""
     rows = op.client().ps()
     click.echo(json.dumps(rows, indent=2) if output == "json" else out.ps_table(rows))
 
@@ -246,8 +246,16 @@ def restart(op: OperatorContext, name: str, timeout: float) -> None:
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
 @pass_op
 def stats(op: OperatorContext, name: str | None, output: str) -> None:
-    """Latest liveness report, RSS and CPU of every child (or NAME)."""
+    """Latest liveness report, RSS and CPU of every child (or NAME); with the etcd store,
+    who leads each controller kind (on any host) and for how long."""
     doc = op.client().stats(name)
+    if op.config.store.backend == "etcd":
+        from ecsm_actors.runtime.leader import lease_holders
+
+        try:
+            doc["leases"] = lease_holders(op.config, name)
+        except EcsmActorsError as e:
+            click.echo(f"warning: lease holders unknown: {e}", err=True)
     if output == "json":
         click.echo(json.dumps(doc, indent=2))
     else:

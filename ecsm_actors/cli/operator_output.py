@@ -19,7 +19,8 @@ from ecsm_actors.errors import ControlError
 
 _LOG_LINE = re.compile(r"^\S+ +[A-Z]+ +\S+ +\S+: (.*)$")
 
-COLUMNS = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT", "HEARTBEAT-AGE", "QUEUE")
+COLUMNS = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT", "HEARTBEAT-AGE", "QUEUE",
+           "ROLE")
 
 
 def duration(seconds: float | None) -> str:
@@ -59,6 +60,7 @@ def ps_table(rows: Sequence[dict[str, Any]]) -> str:
         r["lastExit"] or "-",
         _age(r["heartbeatAge"]),
         str(r["queue"]) if r["queue"] is not None else "-",
+        r.get("role") or "-",  # leader / standby; - for a child that does not elect
     ) for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()

@@ -83,10 +83,9 @@ def identity(run_dir: str | Path) -> str:
 
 
 def leases_prefix(prefix: str) -> bytes:
-    """``<prefix>leases/`` (the store's key layout: a prefix always ends with ``/``)."""
-    from ecsm_actors.store.etcd_layout import LEASES, prefix_bytes
-
-    return prefix_bytes(prefix) + LEASES
+    """``<prefix>leases/``, as :mod:`ecsm_actors.store.etcd_layout` lays keys out (a
+    prefix always ends with ``/``; not imported: a controller loads no store code)."""
+    return (prefix if prefix.endswith("/") else prefix + "/").encode() + b"leases/"
 
 
 def lease_key(prefix: str, kind: str) -> bytes:
@@ -486,3 +485,13 @@ def read_leases(client: Any, prefix: str, *, wall: Callable[[], float] = time.ti
             "ttl": client.lease_ttl(kv.lease) if kv.lease else None,
         }
     return out
+
+
+def lease_holders(cfg: Any, name: str | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`read_leases` on the configured etcd store (only ``name``'s when given), for
+    ``ecsm-operator stats``; raises what the etcd client raises."""
+    from ecsm_actors.etcd.client import EtcdClient
+
+    with EtcdClient.from_config(cfg) as client:
+        leases = read_leases(client, cfg.store.etcd_prefix)
+    return {kind: lease for kind, lease in leases.items() if name is None or kind == name}

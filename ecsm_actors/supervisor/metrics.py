@@ -60,7 +60,7 @@ COUNTERS = frozenset({
     # controllers and their informers
     "reconciles", "errors", "requeues", "terminal", "not_found", "failure_conditions",
     "events", "relists", "reconnects", "resyncs", "drift", "outages", "dropped",
-    "replayed", "reservations",
+    "replayed", "reservations", "transitions",
     # Event records: the registry's store, a controller's recorder
     "recorded", "evicted", "expired", "refused", "aggregated", "sent",
 })

@@ -10,10 +10,20 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ecsm_actors.runtime.leader import ROLES
 from ecsm_actors.supervisor.states import ChildState
 
 if TYPE_CHECKING:
+    from ecsm_actors.protocol import Liveness
     from ecsm_actors.supervisor.tree import Child
+
+
+def role_of(report: Liveness | None) -> str | None:
+    """``leader`` or ``standby``: a controller's election role in its latest liveness
+    report (``stats.election.role``); None for a child that does not elect."""
+    election = report.stats.get("election") if report is not None else None
+    role = election.get("role") if isinstance(election, dict) else None
+    return role if role in ROLES else None
 
 
 def child_row(child: Child, clock: Callable[[], float]) -> dict[str, Any]:
@@ -34,6 +44,7 @@ def child_row(child: Child, clock: Callable[[], float]) -> dict[str, Any]:
         "lastExit": str(m.last_exit) if m.last_exit is not None else None,
         "heartbeatAge": m.watchdog.heartbeat_age() if alive else None,
         "queue": report.queue_depth if report is not None else None,
+        "role": role_of(report),
         "ready": m.state == ChildState.RUNNING,
         # wall-clock times the current incarnation started / became ready (benchmarks)
         "startedAt": wall(m.started_at) if alive else None,

@@ -224,7 +224,7 @@ def test_the_operator_cli_drives_a_running_daemon(processes: Processes, run_dir:
         assert "ready" in started.stdout
         ps = operator(run_dir, "ps").stdout.splitlines()
         assert ps[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT",
-                                 "HEARTBEAT-AGE", "QUEUE"]
+                                 "HEARTBEAT-AGE", "QUEUE", "ROLE"]
         assert [line.split()[:2] for line in ps[1:]] == [["alpha", "RUNNING"],
                                                          ["beta", "RUNNING"]]
         first = d.row("alpha")["pid"]

@@ -1,20 +1,28 @@
 """Active/standby controllers on a real 3-member etcd cluster: two ``noop`` controller
 processes of one kind on one prefix (a real LMDB registry holds the objects; only the
-election goes to etcd). Exactly one reconciles; a ``kill -9`` of the leader lets the other
-lead within lease duration + 1 s; a leader cut off from etcd stops reconciling before its
-lease can expire, so no reconcile of the two overlaps.
+election goes to etcd). Exactly one reconciles, and ``ecsm-operator ps`` shows the role
+of the supervised one; a ``kill -9`` of the leader lets the other lead within lease
+duration + 1 s, and ``ecsm-operator stats`` names it as the lease holder; a leader cut off
+from etcd stops reconciling before its lease can expire, so no reconcile of the two
+overlaps.
 
 Short election settings: lease 2 s, renew deadline 1.5 s, retry period 0.25 s."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ecsm_actors.supervisor.client import SupervisorClient
 from tests import noop_harness as h
 from tests.etcd_cluster import EtcdCluster
 from tests.helpers import Processes, wait_until
@@ -23,23 +31,36 @@ from tests.registry_samples import service, with_changes
 pytestmark = pytest.mark.timeout(90)
 
 LEASE, RENEW, RETRY = 2.0, 1.5, 0.25
+OPERATOR = str(Path(sys.executable).parent / "ecsm-operator")
+
+
+def election_env(endpoints: list[str], prefix: str) -> dict[str, str]:
+    """The settings of a controller that elects on etcd (its objects stay in LMDB)."""
+    return {"ECSM_ACTORS_STORE_BACKEND": "etcd",
+            "ECSM_ACTORS_STORE_ETCD_ENDPOINTS": ",".join(endpoints),
+            "ECSM_ACTORS_STORE_ETCD_PREFIX": prefix,
+            "ECSM_ACTORS_STORE_ETCD_DIAL_TIMEOUT": "0.3",
+            "ECSM_ACTORS_STORE_ETCD_REQUEST_TIMEOUT": "1.0",
+            "ECSM_ACTORS_CONTROLLER_LEASE_DURATION": str(LEASE),
+            "ECSM_ACTORS_CONTROLLER_RENEW_DEADLINE": str(RENEW),
+            "ECSM_ACTORS_CONTROLLER_RETRY_PERIOD": str(RETRY)}
 
 
 def start_candidate(processes: Processes, name: str, endpoints: list[str],
                     prefix: str) -> tuple[subprocess.Popen[bytes], Path]:
     """A ``noop`` controller electing on etcd; returns it and its reconcile record."""
     record = processes.run_dir / f"record-{name}.log"
-    proc = h.start_noop(
-        processes, ECSM_ACTORS_NOOP_RECORD=str(record), ECSM_ACTORS_NOOP_STATUS="0",
-        ECSM_ACTORS_STORE_BACKEND="etcd",
-        ECSM_ACTORS_STORE_ETCD_ENDPOINTS=",".join(endpoints),
-        ECSM_ACTORS_STORE_ETCD_PREFIX=prefix,
-        ECSM_ACTORS_STORE_ETCD_DIAL_TIMEOUT="0.3",
-        ECSM_ACTORS_STORE_ETCD_REQUEST_TIMEOUT="1.0",
-        ECSM_ACTORS_CONTROLLER_LEASE_DURATION=str(LEASE),
-        ECSM_ACTORS_CONTROLLER_RENEW_DEADLINE=str(RENEW),
-        ECSM_ACTORS_CONTROLLER_RETRY_PERIOD=str(RETRY))
+    proc = h.start_noop(processes, ECSM_ACTORS_NOOP_RECORD=str(record),
+                        ECSM_ACTORS_NOOP_STATUS="0", **election_env(endpoints, prefix))
     return proc, record
+
+
+def operator(run_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """``ecsm-operator ARGS`` against the run dir's supervisor; its stdout."""
+    done = subprocess.run([OPERATOR, *args], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "ECSM_ACTORS_RUN_DIR": str(run_dir), **(env or {})})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def starts(record: Path) -> list[tuple[str, float]]:
@@ -89,16 +110,32 @@ class Writer:
 def test_one_of_two_controllers_reconciles_and_the_other_leads_within_a_lease_after_a_kill_9(
         processes: Processes, run_dir: Path, etcd_cluster: EtcdCluster,
         etcd_prefix: str) -> None:
-    h.start_registry(processes)
+    # The first candidate leads: it takes the lease before the registry is even up.
     first, first_record = start_candidate(processes, "first", etcd_cluster.endpoints,
                                           etcd_prefix)
+    wait_until(lambda: "noop-controller: leading" in log_of(processes, first), timeout=20,
+               what="the first one leading")
+    # The second runs under a supervisor, which shows its role in ps.
+    second_record = run_dir / "record-second.log"
+    election = election_env(etcd_cluster.endpoints, etcd_prefix)
+    table = run_dir / "children.json"
+    table.write_text(json.dumps([
+        {"name": "registry", "argv": [sys.executable, "-m", "ecsm_actors", "registry"],
+         "readiness": {"kind": "registry-ping", "endpoint": h.config(run_dir).registry_endpoint}},
+        {"name": "noop-controller", "depends_on": ["registry"],
+         "argv": [sys.executable, "-m", "ecsm_actors", "controller", "noop"],
+         "env": {**election, "ECSM_ACTORS_NOOP_RECORD": str(second_record),
+                 "ECSM_ACTORS_NOOP_STATUS": "0"},
+         "readiness": {"kind": "liveness", "stat": "synced"}}]))
+    processes.spawn("supervisor", "--children", str(table), log_name="supervisor")
+    supervisor = SupervisorClient(h.config(run_dir), timeout=5)
+    wait_until(lambda: supervisor.status()["ready"], timeout=20, what="every child ready")
+    ps = operator(run_dir, "ps").splitlines()
+    assert ps[0].split()[-1] == "ROLE"
+    assert {line.split()[0]: line.split()[-1] for line in ps[1:]} == {
+        "registry": "-", "noop-controller": "standby"}
+
     with h.client(run_dir) as c:
-        c.create(service("probe", replicas=1))
-        wait_until(lambda: starts(first_record), timeout=20, what="the first one leading")
-        second, second_record = start_candidate(processes, "second", etcd_cluster.endpoints,
-                                                etcd_prefix)
-        wait_until(lambda: "the leader is" in log_of(processes, second), timeout=20,
-                   what="the second one standing by")
         for i in range(20):
             c.create(service(f"svc-{i:02d}", replicas=1))
         wait_until(lambda: {f"default/svc-{i:02d}" for i in range(20)}
@@ -114,6 +151,12 @@ def test_one_of_two_controllers_reconciles_and_the_other_leads_within_a_lease_af
     print(f"failover after kill -9: {failover:.2f} s (lease {LEASE:g} s)")
     assert failover <= LEASE + 1.0
     assert {f"default/svc-{i:02d}" for i in range(20)} <= {k for k, _ in starts(second_record)}
+    row = wait_until(lambda: next(r for r in supervisor.ps() if r["name"] == "noop-controller"
+                                  and r["role"] == "leader"), what="ps showing the new leader")
+    leases = yaml.safe_load(operator(run_dir, "stats", "noop-controller", env=election))
+    holder = leases["leases"]["noop-controller"]
+    assert holder["holder"] == f"{socket.gethostname()}:{run_dir}:{row['pid']}"
+    assert 0 <= holder["age"] < 10
 
 
 def test_a_leader_cut_off_from_etcd_stops_reconciling_before_its_lease_expires(

@@ -2,7 +2,8 @@
 leases that expire on a fake clock: acquire, renew, the renew deadline that stops a leader
 before its lease can expire, a standby that takes over only once the lease is gone, and
 the lease released on a clean stop. No threads: the tests play the elector's two threads
-(``step`` every retry period, ``check_deadline`` at the deadline) on the fake clock."""
+(``step`` every retry period, ``check_deadline`` at the deadline) on the fake clock. Then
+what the operator sees of it: the ROLE column of ``ps`` and the transitions counter."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from ecsm_actors.cli.operator_output import ps_table
 from ecsm_actors.clock import FakeClock
 from ecsm_actors.config import load_config
 from ecsm_actors.errors import ConfigError, Unavailable
 from ecsm_actors.etcd.client import Compare, KeyValue, RangeResult, TxnOp, TxnResult
+from ecsm_actors.protocol import Liveness
 from ecsm_actors.runtime.leader import (
     AlwaysLeader,
     LeaderElector,
@@ -24,6 +27,7 @@ from ecsm_actors.runtime.leader import (
     elector_for,
     read_leases,
 )
+from ecsm_actors.supervisor.views import role_of
 
 PREFIX = "/ecsm-actors/"
 KIND = "service-controller"
@@ -353,3 +357,35 @@ def test_a_record_that_is_not_json_reads_as_a_bare_identity() -> None:
     assert LeaderRecord.decode(b"host:/run:7") == LeaderRecord(holder_identity="host:/run:7")
     record = LeaderRecord(holder_identity="h", acquire_time=5.0, lease_duration_seconds=4)
     assert LeaderRecord.decode(record.encode()) == record
+
+
+def test_ps_shows_each_controllers_role_and_a_dash_for_children_that_do_not_elect() -> None:
+    def report(stats: dict[str, Any]) -> Liveness:
+        return Liveness(name="c", pid=7, ts=1.0, stats=stats)
+
+    roles = [role_of(report({"election": {"role": "leader", "leading": True}})),
+             role_of(report({"election": {"role": "standby"}})),
+             role_of(report({"requests": 3})), role_of(None),
+             role_of(report({"election": {"role": "king"}})),
+             role_of(report({"election": "leader"}))]
+    assert roles == ["leader", "standby", None, None, None, None]
+    base = {"state": "RUNNING", "pid": 41, "uptime": 5.0, "restarts": 0, "lastExit": None,
+            "heartbeatAge": 0.1, "queue": 0, "retryIn": None, "reason": ""}
+    lines = ps_table([{**base, "name": "registry", "role": None},
+                      {**base, "name": "service-controller", "role": "leader"},
+                      {**base, "name": "hpa-controller", "role": "standby"}]).splitlines()
+    assert lines[0].split()[-1] == "ROLE"
+    assert [line.split()[-1] for line in lines[1:]] == ["-", "leader", "standby"]
+
+
+def test_leadership_changes_are_a_counter_of_the_metrics_exposition() -> None:
+    from ecsm_actors.supervisor.metrics import render
+
+    election = {"role": "standby", "leading": False, "transitions": 3, "roleAge": 1.5,
+                "holder": "h:/run:9", "identity": "h:/run:8", "lease": "/p/leases/x"}
+    text = render({"service-controller": {"state": "RUNNING", "liveness": {
+        "queueDepth": 0, "oldestInflightAge": 0.0,
+        "stats": {"reconciles": 1, "election": election}}}}).decode()
+    assert ('ecsm_actors_controller_election_transitions_total{child="service-controller"} 3.0'
+            in text)
+    assert 'ecsm_actors_controller_election_leading{child="service-controller"} 0.0' in text

@@ -112,9 +112,9 @@ def test_the_ps_table_shows_every_column_and_why_a_child_is_not_running() -> Non
     ]
     lines = ps_table(rows).splitlines()
     assert lines[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT",
-                                "HEARTBEAT-AGE", "QUEUE"]
+                                "HEARTBEAT-AGE", "QUEUE", "ROLE"]
     assert lines[1].split() == ["registry", "RUNNING", "41", "2m05s", "2", "SIGKILL", "0.4s",
-                                "-"]
+                                "-", "-"]
     assert lines[2].split()[:3] == ["hpa-controller", "HOLD-DOWN", "(12.3s)"]
     assert lines[3].strip() == "hpa-controller: flapping: 5 restarts within 60s"
 
