@@ -164,6 +164,11 @@ class EtcdCluster:
                 return i
         raise AssertionError("no etcd member leads")
 
+    def follower(self) -> int:
+        """The index of a live member that does not lead now."""
+        leader = self.leader()
+        return next(i for i in self.alive() if i != leader)
+
     def __enter__(self) -> EtcdCluster:
         return self.start()
 

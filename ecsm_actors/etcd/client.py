@@ -8,13 +8,19 @@ that are few and small here.
 One retry mechanism at this layer only, failover: endpoints are tried in order starting
 from the last one that answered, all within one deadline of ``request_timeout`` per call.
 A request that surely was not applied (connection refused, connect timeout, a member
-without a leader refusing it) goes to the next endpoint; so does any read. A write whose
-outcome is unknown (the answer timed out, the connection broke) is never sent again:
-:class:`~ecsm_actors.errors.DeadlineExceeded` (an ``Unavailable``, ``applied=None``) is
-raised and the caller re-reads. Linearizable requests carry gRPC metadata
-``hasleader=true``, so a member that lost its leader refuses at once ("no leader")
+without a leader refusing it) goes to the next endpoint; so does any read. While some
+member answers "no leader" (an election, or quorum lost), rounds over the endpoints go
+on until the deadline: an election ends in a few election timeouts and the request then
+succeeds; quorum lost answers ``Unavailable`` at the deadline. Linearizable requests
+carry gRPC metadata ``hasleader=true`` so a member without a leader refuses at once
 instead of waiting out etcd's own request timeout; serializable reads do not, and keep
 answering from a member's local state while quorum is lost.
+
+A write whose outcome is unknown (no answer in time, the connection broke, etcd's
+"request timed out": e.g. a follower forwarded it to a leader that just died) is never
+sent again: :class:`~ecsm_actors.errors.DeadlineExceeded` (an ``Unavailable`` with
+``applied=None``) is raised and the caller re-reads. A plain ``Unavailable`` from a write
+means it was surely not applied.
 
 Errors: ``Unavailable`` (no endpoint reachable, no leader, quorum lost, timeout),
 ``StoreFull`` (NOSPACE), ``Expired`` (compacted revision), ``Internal`` (anything else);
@@ -26,8 +32,8 @@ from __future__ import annotations
 import json
 import time
 import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 import urllib3
@@ -64,7 +70,20 @@ __all__ = ["Compare", "EtcdClient", "KeyValue", "RangeResult", "TxnOp", "TxnResu
 #: gRPC metadata through grpc-gateway: refuse at once when the member has no leader.
 REQUIRE_LEADER = {"Grpc-Metadata-hasleader": "true"}
 
+#: Pause between two rounds over the endpoints while members report no leader, seconds.
+ROUND_PAUSE = 0.05
+
 Key = bytes | str
+T = TypeVar("T")
+
+
+class _Next(Exception):  # noqa: N818 - control flow inside _failover, never escapes
+    """This endpoint did not serve the request; try the next one."""
+
+    def __init__(self, reason: str, *, again: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.again = again
 
 
 def _not_sent(exc: requests.RequestException) -> bool:
@@ -76,13 +95,15 @@ def _not_sent(exc: requests.RequestException) -> bool:
                       | urllib3.exceptions.ConnectTimeoutError)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: requests.RequestException) -> str:
+    """One line for why a request failed, without urllib3's object reprs."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connect timed out"
     if isinstance(exc, requests.exceptions.Timeout):
         return "no answer in time"
-    if _not_sent(exc) if isinstance(exc, requests.RequestException) else False:
-        return "connection refused"
+    if _not_sent(exc):
+        detail = str(exc.args[0].reason).rsplit("new connection: ", 1)[-1]
+        return f"cannot connect: {clip_text(detail, 120)}"
     return clip_text(str(exc), 200)
 
 
@@ -140,50 +161,80 @@ class EtcdClient:
 
     # -- transport --------------------------------------------------------------------
 
-    def _call(self, path: str, body: dict[str, Any], *, read_only: bool,
-              require_leader: bool = True) -> dict[str, Any]:
-        """POST ``body`` to ``path``, failing over as the module docstring says."""
+    def _failover(self, send: Callable[[str, float], T]) -> T:
+        """``send(url, seconds left)`` to each endpoint in turn from the last one that
+        answered, until one answers or the request deadline passes. ``send`` raises
+        :class:`_Next` to go to the next endpoint (``again``: a member without a leader,
+        worth another round while an election may end; a round where no member said that
+        ends the attempts: no endpoint reachable)."""
         deadline = time.monotonic() + self.request_timeout
-        data = json.dumps(body)
-        headers = REQUIRE_LEADER if require_leader else None
         start, count = self._current, len(self.endpoints)
-        failures: list[str] = []
-        for step in range(count):
-            index = (start + step) % count
-            url = self.endpoints[index]
+        failures: dict[str, str] = {}
+        again = False
+        step = 0
+        while True:
             remaining = deadline - time.monotonic()
+            if step and step % count == 0:
+                if not again or remaining < ROUND_PAUSE:
+                    break
+                again = False
+                time.sleep(ROUND_PAUSE)
+                remaining -= ROUND_PAUSE
             if remaining <= 0:
                 break
+            index = (start + step) % count
+            step += 1
+            url = self.endpoints[index]
+            try:
+                value = send(url, remaining)
+            except _Next as e:
+                failures[url] = e.reason
+                again = again or e.again
+                continue
+            self._current = index
+            return value
+        tried = "; ".join(f"{url}: {why}" for url, why in failures.items())
+        raise Unavailable(f"etcd store unavailable ({', '.join(self.endpoints)}): no endpoint "
+                          f"answered: {tried or 'no answer within the request timeout'}")
+
+    def _call(self, path: str, body: dict[str, Any], *, read_only: bool,
+              require_leader: bool = True) -> dict[str, Any]:
+        """POST ``body`` to ``path`` with failover (see the module docstring)."""
+        data = json.dumps(body)
+        headers = REQUIRE_LEADER if require_leader else None
+
+        def send(url: str, remaining: float) -> dict[str, Any]:
             try:
                 reply = self._http.post(url + path, data=data, headers=headers,
                                         timeout=(min(self.dial_timeout, remaining), remaining))
+                answer = self._decode(url, reply)
             except requests.RequestException as e:
                 if read_only or _not_sent(e):
-                    failures.append(f"{url}: {_reason(e)}")
-                    continue
-                raise DeadlineExceeded(
-                    f"etcd store unavailable ({url}): {_reason(e)}; the write may or may "
-                    "not have been applied", applied=None) from e
-            answer = self._decode(url, reply)
-            if reply.status_code >= 400:
-                error = error_from_reply(url, reply.status_code, answer)
-                if isinstance(error, Unavailable) and (
-                        read_only or is_no_leader(error_message(answer)[1])):
-                    failures.append(f"{url}: {error_message(answer)[1] or reply.status_code}")
-                    continue
-                raise error
-            self._current = index
-            return answer
-        tried = "; ".join(failures) or "no answer within the request timeout"
-        raise Unavailable(f"etcd store unavailable ({', '.join(self.endpoints)}): "
-                          f"no endpoint answered: {tried}")
+                    raise _Next(_reason(e)) from e
+                raise DeadlineExceeded(f"etcd store unavailable ({url}): {_reason(e)}; the "
+                                       "write may or may not have been applied",
+                                       applied=None) from e
+            if reply.status_code < 400:
+                return answer
+            error = error_from_reply(url, reply.status_code, answer)
+            message = error_message(answer)[1] or f"HTTP {reply.status_code}"
+            if isinstance(error, Unavailable):
+                if is_no_leader(message):
+                    raise _Next(message, again=True)
+                if read_only:
+                    raise _Next(message)
+                raise DeadlineExceeded(f"{error.message}; the write may or may not have been "
+                                       "applied", applied=None)
+            raise error
+
+        return self._failover(send)
 
     def _decode(self, url: str, reply: requests.Response) -> dict[str, Any]:
         try:
             text = reply.text
             # Streaming endpoints (lease keepalive) answer newline-delimited objects.
             answer = json.loads(text.split("\n", 1)[0] if "\n" in text.strip() else text)
-        except (ValueError, requests.RequestException) as e:
+        except ValueError as e:
             raise Internal(f"etcd store error ({url}): HTTP {reply.status_code}, an answer "
                            "that is not etcd's JSON") from e
         if not isinstance(answer, dict):
@@ -286,15 +337,8 @@ class EtcdClient:
         if progress_notify:
             create["progress_notify"] = True
         data = json.dumps({"create_request": create})
-        deadline = time.monotonic() + self.request_timeout
-        start, count = self._current, len(self.endpoints)
-        failures: list[str] = []
-        for step in range(count):
-            index = (start + step) % count
-            url = self.endpoints[index]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+
+        def send(url: str, remaining: float) -> Watch:
             session = self._session(pool=1)
             try:
                 reply = session.post(url + "/v3/watch", data=data, headers=REQUIRE_LEADER,
@@ -302,30 +346,31 @@ class EtcdClient:
                                      timeout=(min(self.dial_timeout, remaining), remaining))
             except requests.RequestException as e:
                 session.close()
-                failures.append(f"{url}: {_reason(e)}")
-                continue
+                raise _Next(_reason(e)) from e
             if reply.status_code >= 400:
-                answer = self._decode(url, reply)
-                reply.close()
-                session.close()
+                try:
+                    answer = self._decode(url, reply)
+                except requests.RequestException as e:
+                    raise _Next(_reason(e)) from e
+                finally:
+                    reply.close()
+                    session.close()
                 error = error_from_reply(url, reply.status_code, answer)
                 if isinstance(error, Unavailable):
-                    failures.append(f"{url}: {error_message(answer)[1]}")
-                    continue
+                    message = error_message(answer)[1]
+                    raise _Next(message, again=is_no_leader(message))
                 raise error
             watch = Watch(endpoint=url, session=session, reply=reply,
                           start_revision=start_revision)
             try:
                 watch.wait_created()
             except Unavailable as e:
-                failures.append(f"{url}: {e.message}")
-                continue
-            self._current = index
-            self._watches.add(watch)
+                raise _Next(e.message, again=is_no_leader(e.message)) from e
             return watch
-        tried = "; ".join(failures) or "no answer within the request timeout"
-        raise Unavailable(f"etcd store unavailable ({', '.join(self.endpoints)}): "
-                          f"no endpoint answered: {tried}")
+
+        watch = self._failover(send)
+        self._watches.add(watch)
+        return watch
 
     # -- maintenance ------------------------------------------------------------------
 

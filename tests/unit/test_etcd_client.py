@@ -25,6 +25,7 @@ from ecsm_actors.errors import (
     Unavailable,
 )
 from ecsm_actors.etcd import Compare, EtcdClient, KeyValue, RangeResult, TxnOp, prefix_end
+from ecsm_actors.etcd import client as client_module
 from ecsm_actors.etcd.wire import error_from_reply
 
 A, B, C = "http://10.0.0.1:2379", "http://10.0.0.2:2379", "http://10.0.0.3:2379"
@@ -48,7 +49,8 @@ def reply(status: int, body: dict[str, Any], text: str | None = None) -> Answer:
 
 
 def refused(request: requests.PreparedRequest) -> requests.Response:
-    reason = urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    reason = urllib3.exceptions.NewConnectionError(
+        None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
     raise requests.exceptions.ConnectionError(
         urllib3.exceptions.MaxRetryError(None, request.url or "", reason))  # type: ignore[arg-type]
 
@@ -207,9 +209,49 @@ def test_a_member_without_leader_refuses_a_write_which_goes_to_the_next_member()
 def test_a_write_that_timed_out_inside_etcd_is_not_sent_again() -> None:
     timed_out = reply(503, {"code": 14, "message": "etcdserver: request timed out"})
     client, gateway = client_with({A: [timed_out], B: [OK_PUT]})
-    with pytest.raises(Unavailable, match="request timed out"):
+    with pytest.raises(DeadlineExceeded, match="request timed out") as caught:
         client.put("/k", "v")
+    assert caught.value.applied is None
     assert gateway.endpoints_tried() == [A]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(client_module, "time", fake)
+    return fake
+
+
+def test_while_an_election_runs_the_request_waits_for_the_new_leader(clock: FakeClock) -> None:
+    no_leader = reply(503, {"code": 14, "message": "etcdserver: no leader"})
+    client, gateway = client_with({A: [no_leader, OK_PUT], B: [no_leader]})
+    assert client.put("/k", "v") == 7
+    assert gateway.endpoints_tried() == [A, B, A]
+    assert clock.slept == [client_module.ROUND_PAUSE]
+
+
+def test_quorum_lost_answers_unavailable_when_the_request_deadline_passes(
+        clock: FakeClock) -> None:
+    no_leader = reply(503, {"code": 14, "message": "etcdserver: no leader"})
+    client, _ = client_with({A: [refused], B: [no_leader]})
+    start = clock.now
+    with pytest.raises(Unavailable, match=r"http://10.0.0.2:2379: etcdserver: no leader") as e:
+        client.put("/k", "v")
+    assert not isinstance(e.value, DeadlineExceeded)  # surely not applied
+    assert client.request_timeout - 0.1 <= clock.now - start <= client.request_timeout
 
 
 def test_no_endpoint_reachable_is_unavailable_naming_every_endpoint() -> None:
@@ -218,7 +260,7 @@ def test_no_endpoint_reachable_is_unavailable_naming_every_endpoint() -> None:
         client.range("/k")
     assert str(caught.value).startswith("etcd store unavailable (http://10.0.0.1:2379, "
                                         "http://10.0.0.2:2379): no endpoint answered")
-    assert "connection refused" in str(caught.value)
+    assert "cannot connect: [Errno 111] Connection refused" in str(caught.value)
 
 
 def test_linearizable_requests_require_a_leader_and_serializable_reads_do_not() -> None:
