@@ -326,7 +326,9 @@ class EtcdClient:
     def watch(self, key: Key, range_end: Key | None = None, *, start_revision: int = 0,
               prev_kv: bool = True, progress_notify: bool = True) -> Watch:
         """The changes of [key, range_end) from ``start_revision`` (0: from now on),
-        once etcd confirmed the watch. Expired if ``start_revision`` was compacted."""
+        returned once etcd confirmed the watch, so no later change is missed. If
+        ``start_revision`` was compacted, the first ``next()`` raises ``Expired`` (etcd
+        creates the watch, then cancels it)."""
         create: dict[str, Any] = {"key": b64(key)}
         if range_end is not None:
             create["range_end"] = b64(range_end)

@@ -10,10 +10,11 @@ objects stored as JSON under ``/registry/ecsmservices/<namespace>/<name>``, a cr
 txn on ``mod_revision == 0``, an update a txn on the ``mod_revision`` just read, a LIST a
 range over the namespace prefix decoded at the client, a watch a stream in another process.
 
-The etcd client speaks etcd's v3 JSON gateway (grpc-gateway, HTTP/1.1 + base64 +
-JSON) over ``requests``, not gRPC: that handicaps etcd (an extra translation in the server
-and a heavier client per call), so every registry/etcd ratio printed here flatters the
-registry against a Kubernetes apiserver's native gRPC client. Read them as such.
+The etcd client (the project's, :mod:`ecsm_actors.etcd`) speaks etcd's v3 JSON gateway
+(grpc-gateway, HTTP/1.1 + base64 + JSON) over ``requests``, not gRPC: that handicaps etcd
+(an extra translation in the server and a heavier client per call), so every registry/etcd
+ratio printed here flatters the registry against a Kubernetes apiserver's native gRPC
+client. Read them as such.
 
 Each write figure is measured in rounds alternating which system goes first; the ratio
 printed is the median of the per-round ratios (registry / etcd: above 1 is better for
@@ -42,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 import requests  # noqa: E402
 
+from ecsm_actors import etcd as etcd_client  # noqa: E402
+from ecsm_actors.etcd import Compare, TxnOp  # noqa: E402
 from ecsm_actors.registry.client import RegistryClient  # noqa: E402
 from tests.bench.bench_registry import (  # noqa: E402
     PY,
@@ -70,27 +73,19 @@ def etcd_key(obj: dict[str, Any]) -> str:
 
 
 class EtcdClient:
-    """A Kubernetes-style etcd client over etcd's v3 JSON gateway."""
+    """A Kubernetes-style etcd client: objects as JSON, over the project's etcd client
+    (etcd's v3 JSON gateway, :mod:`ecsm_actors.etcd`)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = requests.Session()
-
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        reply = self.http.post(self.url + path, data=json.dumps(body), timeout=30)
-        reply.raise_for_status()
-        out: dict[str, Any] = reply.json()
-        return out
+        self.etcd = etcd_client.EtcdClient([url], request_timeout=30)
 
     def _txn(self, key: str, mod_revision: int, obj: dict[str, Any]) -> int:
-        reply = self._post("/v3/kv/txn", {
-            "compare": [{"key": b64(key), "result": "EQUAL", "target": "MOD",
-                         "mod_revision": str(mod_revision)}],
-            "success": [{"request_put": {"key": b64(key), "value": b64(json.dumps(obj))}}],
-        })
-        if not reply.get("succeeded"):
+        reply = self.etcd.txn([Compare.mod_revision(key, "=", mod_revision)],
+                              [TxnOp.put(key, json.dumps(obj))])
+        if not reply.succeeded:
             raise RuntimeError(f"{key}: conflict")
-        return int(reply["header"]["revision"])
+        return reply.revision
 
     def create(self, obj: dict[str, Any]) -> int:
         return self._txn(etcd_key(obj), 0, obj)
@@ -99,21 +94,18 @@ class EtcdClient:
         return self._txn(etcd_key(obj), mod_revision, obj)
 
     def get(self, key: str) -> tuple[dict[str, Any], int]:
-        kv = self._post("/v3/kv/range", {"key": b64(key)})["kvs"][0]
-        return json.loads(base64.b64decode(kv["value"])), int(kv["mod_revision"])
+        kv = self.etcd.range(key).kvs[0]
+        return json.loads(kv.value), kv.mod_revision
 
     def list(self, namespace: str) -> list[dict[str, Any]]:
         """The objects of ``namespace`` ("": of every namespace), decoded."""
         prefix = f"{PREFIX}{namespace}/" if namespace else PREFIX
-        kvs = self._post("/v3/kv/range", {"key": b64(prefix),
-                                           "range_end": prefix_end(prefix)}).get("kvs", [])
-        return [json.loads(base64.b64decode(kv["value"])) for kv in kvs]
+        return [json.loads(kv.value)
+                for kv in self.etcd.range(prefix, etcd_client.prefix_end(prefix)).kvs]
 
     def put_many(self, objs: list[dict[str, Any]]) -> None:
         """One txn of plain puts (fills only; etcd's default max is 128 ops a txn)."""
-        self._post("/v3/kv/txn", {"success": [
-            {"request_put": {"key": b64(etcd_key(o)), "value": b64(json.dumps(o))}}
-            for o in objs]})
+        self.etcd.txn([], [TxnOp.put(etcd_key(o), json.dumps(o)) for o in objs])
 
 
 class Etcd:

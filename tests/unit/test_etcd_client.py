@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ import requests
 import urllib3
 from requests.adapters import BaseAdapter
 
+from ecsm_actors.config import load_config
 from ecsm_actors.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -26,6 +27,7 @@ from ecsm_actors.errors import (
 )
 from ecsm_actors.etcd import Compare, EtcdClient, KeyValue, RangeResult, TxnOp, prefix_end
 from ecsm_actors.etcd import client as client_module
+from ecsm_actors.etcd.watch import Watch
 from ecsm_actors.etcd.wire import error_from_reply
 
 A, B, C = "http://10.0.0.1:2379", "http://10.0.0.2:2379", "http://10.0.0.3:2379"
@@ -287,3 +289,91 @@ def test_endpoints_and_tls_files_are_checked_when_the_client_is_built() -> None:
         EtcdClient(["10.0.0.1:2379"])
     with pytest.raises(ConfigError, match="both or neither"):
         EtcdClient([A], cert_file="/c.pem")
+
+
+def test_the_client_is_built_from_the_store_settings() -> None:
+    cfg = load_config(environ={"ECSM_ACTORS_STORE_ETCD_ENDPOINTS": f"{A},{B}/",
+                               "ECSM_ACTORS_STORE_ETCD_REQUEST_TIMEOUT": "1.5"})
+    client = EtcdClient.from_config(cfg)
+    assert client.endpoints == (A, B) and client.request_timeout == 1.5
+    assert client.dial_timeout == cfg.store.etcd_dial_timeout
+
+
+# -- watch ------------------------------------------------------------------------------
+
+class FakeStream:
+    """A streaming response: the given lines, then the end of the stream."""
+
+    def __init__(self, lines: list[dict[str, Any] | str]) -> None:
+        self.lines = [(line if isinstance(line, str) else json.dumps(line)).encode()
+                      for line in lines]
+        self.raw = None
+        self.closed = False
+
+    def iter_lines(self) -> Iterator[bytes]:
+        yield from self.lines
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def watch_of(*lines: dict[str, Any] | str, start_revision: int = 0) -> tuple[Watch, FakeStream]:
+    stream = FakeStream([{"result": {"header": {"revision": "9"}, "created": True}}, *lines])
+    watch = Watch(endpoint=A, session=requests.Session(), reply=stream,  # type: ignore[arg-type]
+                  start_revision=start_revision)
+    watch.wait_created()
+    return watch, stream
+
+
+def event(kind: str | None, key: str, rev: int, prev: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"kv": {"key": b64(key), "mod_revision": str(rev)}}
+    if kind:
+        body["type"] = kind
+    if prev is not None:
+        body["prev_kv"] = {"key": b64(key), "value": b64(prev)}
+    return body
+
+
+def test_a_watch_yields_events_and_progress_notifications_then_a_broken_stream_is_unavailable(
+) -> None:
+    watch, stream = watch_of(
+        {"result": {"header": {"revision": "10"},
+                    "events": [event(None, "/a", 10), event("DELETE", "/b", 10, prev="x")]}},
+        {"result": {"header": {"revision": "12"}}})
+    assert watch.created_revision == 9
+    first = next(watch)
+    assert [(e.type, e.kv.key, e.prev_kv and e.prev_kv.value) for e in first.events] == [
+        ("PUT", b"/a", None), ("DELETE", b"/b", b"x")]
+    progress = next(watch)
+    assert progress.events == [] and progress.revision == 12
+    with pytest.raises(Unavailable, match=r"\(http://10.0.0.1:2379\): the watch stream ended"):
+        next(watch)
+    assert watch.closed and stream.closed
+
+
+def test_a_watch_canceled_for_compaction_is_expired_and_closed() -> None:
+    watch, stream = watch_of({"result": {"header": {}, "canceled": True,
+                                         "compact_revision": "7"}}, start_revision=3)
+    with pytest.raises(Expired, match="watch from revision 3: .*compacted.*oldest kept: 7"):
+        next(watch)
+    assert stream.closed
+
+
+def test_a_watch_canceled_because_its_member_lost_the_leader_is_unavailable() -> None:
+    watch, _ = watch_of({"result": {"header": {}, "canceled": True,
+                                    "cancel_reason": "etcdserver: no leader"}})
+    with pytest.raises(Unavailable, match="watch canceled: etcdserver: no leader"):
+        next(watch)
+
+
+def test_an_error_line_in_a_watch_stream_maps_like_an_error_answer() -> None:
+    watch, _ = watch_of({"error": {"grpc_code": 14, "http_code": 503,
+                                   "message": "etcdserver: request timed out"}})
+    with pytest.raises(Unavailable, match="request timed out"):
+        next(watch)
+
+
+def test_a_closed_watch_ends_its_iteration_and_releases_the_stream() -> None:
+    watch, stream = watch_of({"result": {"header": {"revision": "10"}}})
+    watch.close()
+    assert list(watch) == [] and stream.closed
