@@ -47,19 +47,3 @@ def test_a_refused_write_is_freed_as_soon_as_it_is_answered(
     assert gc.collect() == 0
 
 
-@pytest.mark.parametrize("op", [Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DELETE])
-def test_a_write_claiming_a_newer_resource_version_than_stored_is_a_conflict(
-        store: Store, op: Op) -> None:
-    """Optimistic concurrency compares for equality: a version from the future (a client
-    that read another store, or made one up) is no licence to overwrite."""
-    stored = store.write(Op.CREATE, object=service("web"))
-    newer = with_changes(stored, metadata__resourceVersion=5, spec__priority=3)
-    if op is Op.DELETE:
-        fields = {"kind": "ECSMService", "namespace": "default", "name": "web",
-                  "resourceVersion": 5}
-    else:
-        fields = {"object": {**newer, "status": {"replicas": 1}}}
-    with pytest.raises(Conflict):
-        store.write(op, **fields)
-    assert store.get("ECSMService", "default", "web") == stored
-    assert store.resource_version == 1
