@@ -6,7 +6,9 @@ directory and log file there, on free loopback ports, tuned for tests (50 ms hea
 500 ms election timeout, no fsync: a killed process loses nothing the kernel already
 has). ``kill(i)`` is SIGKILL by pid, ``start_member(i)`` restarts a member on its data
 directory, ``stop()`` kills every member. No member outlives the test session: every
-live pid is also killed at interpreter exit.
+live pid is also killed at interpreter exit, and the kernel kills a member whose
+starting thread died (``PR_SET_PDEATHSIG``: start members from a thread that lives as
+long as they should, e.g. the main thread).
 
 Fixtures (registered in ``tests/conftest.py``, usable by any test under ``tests/``):
 
@@ -20,10 +22,12 @@ Fixtures (registered in ``tests/conftest.py``, usable by any test under ``tests/
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -50,6 +54,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+#: prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills a member when the thread that
+#: started it dies, even if the test session itself is killed with SIGKILL.
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -195,7 +210,8 @@ class EtcdCluster:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log(i), "ab") as log:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
         self.procs[i] = proc
         _LIVE[proc.pid] = proc
 
