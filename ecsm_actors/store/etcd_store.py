@@ -279,14 +279,14 @@ class EtcdStore:
 
     def watch_since_raw(self, resource_version: int, *, max_events: int | None = None,
                         max_bytes: int | None = None) -> RawList:
-        """MINIMAL stand-in until :mod:`ecsm_actors.store.etcd_events` serves the events
-        of an etcd watch from ``resource_version + 1``: no history is served — a caller
-        at the current revision gets no events, any other Expired (it relists)."""
-        current = self._range(self._epoch_key, count_only=True).revision
-        if resource_version == current:
-            return RawList(count=0, data=b"", resource_version=current)
-        raise Expired(f"resourceVersion {resource_version}: the etcd store serves no event "
-                      f"history here (revision {current}, epoch {self.epoch}); relist")
+        """The events after ``resource_version``, from etcd's history
+        (:func:`ecsm_actors.store.etcd_events.watch_since_raw`; the registry answers
+        recent ones from its event source's window first)."""
+        from ecsm_actors.store import etcd_events
+
+        return etcd_events.watch_since_raw(self.client, self.prefix, resource_version,
+                                           self.epoch, max_events=max_events,
+                                           max_bytes=max_bytes)
 
     def watch_since(self, resource_version: int, **limits: int) -> tuple[list[Event], int]:
         raw = self.watch_since_raw(resource_version, **limits)

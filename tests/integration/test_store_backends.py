@@ -1,8 +1,9 @@
 """The store's semantics, proven on both backends: every test runs against the LMDB store
 and against the etcd store (a real etcd 3.5 member, one per module, a fresh prefix per
 test). Versions, generation, OCC, status/spec separation, apply, finalizers, dry run,
-exactly once, BATCH and LIST paging. What only one backend has (LMDB's event log, map and
-window bounds; etcd's quorum, NOSPACE, epoch across registries) is tested beside it."""
+exactly once, BATCH, LIST paging and each mutation's event (etcd: from its history). What
+only one backend has is tested beside it: LMDB's map and window bounds in tests/unit;
+etcd's registries sharing a prefix, epoch, NOSPACE and compaction below."""
 
 from __future__ import annotations
 
@@ -126,8 +127,7 @@ def one(store: AnyStore, write: Write) -> Outcome | RegistryError:
 
 
 def event_types(store: AnyStore, since: int) -> list[EventType]:
-    """The types of the LMDB store's events after ``since`` (the etcd store publishes
-    from an etcd watch, tested with the registry)."""
+    """The types of the store's events after ``since`` (etcd: from its history)."""
     events, _ = store.watch_since(since)
     return [e.type for e in events]
 
@@ -254,8 +254,7 @@ def test_a_write_that_changes_nothing_writes_nothing(store: AnyStore) -> None:
     assert store.write(Op.UPDATE, object=obj) == obj
     assert store.write(Op.UPDATE_STATUS, object=obj) == obj
     assert store.resource_version == base + 1
-    if lmdb(store):
-        assert len(event_types(store, base)) == 1
+    assert len(event_types(store, base)) == 1
 
 
 def test_updating_a_missing_object_is_not_found(store: AnyStore) -> None:
@@ -299,8 +298,7 @@ def test_apply_creates_configures_and_reports_unchanged_without_a_new_version(
     result = store.write(Op.APPLY, object=service("web", replicas=4))
     assert result["action"] == "configured"
     assert result["object"]["metadata"]["generation"] == 2
-    if lmdb(store):
-        assert event_types(store, base) == [EventType.ADDED, EventType.MODIFIED]
+    assert event_types(store, base) == [EventType.ADDED, EventType.MODIFIED]
 
 
 def test_apply_keeps_status_server_metadata_and_finalizers_it_does_not_declare(
@@ -321,11 +319,9 @@ def test_delete_without_finalizers_removes_at_once(store: AnyStore) -> None:
     with pytest.raises(NotFound):
         store.get(KIND, "default", "web")
     assert store.resource_version == base + 2
-    if lmdb(store):
-        last = store.watch_since(base + 1)[0][0]
-        assert (last.type, last.seq, last.resource_version) == (
-            EventType.DELETED, base + 2, base + 2)
-        assert last.object is not None and last.object["metadata"]["name"] == "web"
+    last = store.watch_since(base + 1)[0][0]
+    assert (last.type, last.seq, last.resource_version) == (EventType.DELETED, base + 2, base + 2)
+    assert last.object is not None and last.object["metadata"]["name"] == "web"
 
 
 def test_delete_with_finalizers_marks_the_object_until_its_last_finalizer_goes(
@@ -342,9 +338,8 @@ def test_delete_with_finalizers_marks_the_object_until_its_last_finalizer_goes(
     with pytest.raises(NotFound):
         store.get(KIND, "default", "web")
     assert store.resource_version == base + 4
-    if lmdb(store):
-        assert event_types(store, base) == [
-            EventType.ADDED, EventType.MODIFIED, EventType.MODIFIED, EventType.DELETED]
+    assert event_types(store, base) == [
+        EventType.ADDED, EventType.MODIFIED, EventType.MODIFIED, EventType.DELETED]
 
 
 def test_an_object_being_deleted_cannot_gain_finalizers_but_its_spec_may_change(
@@ -357,6 +352,27 @@ def test_an_object_being_deleted_cannot_gain_finalizers_but_its_spec_may_change(
         marked, spec__deploymentStrategy__replicas=0))
     assert scaled["metadata"]["generation"] == 2
     assert scaled["metadata"]["deletionTimestamp"] == marked["metadata"]["deletionTimestamp"]
+
+
+def test_every_mutation_is_one_event_whose_seq_is_its_resource_version(
+        store: AnyStore) -> None:
+    base = store.resource_version
+    web = store.write(Op.CREATE, object=service("web"))
+    store.write(Op.CREATE, object=hpa("web"))
+    store.write(Op.UPDATE_STATUS, object={**web, "status": {"replicas": 1}})
+    store.write(Op.APPLY, object=service("web", replicas=9))
+    store.write(Op.DELETE, kind="ECSMHpa", namespace="default", name="web")
+    events, rv = store.watch_since(base)
+    assert [e.seq for e in events] == [base + i for i in range(1, 6)] == [
+        e.resource_version for e in events]
+    if lmdb(store):
+        assert rv == base + 5
+    else:  # complete up to the progress mark put after the last write
+        assert rv == base + 6
+    assert all(e.epoch == store.epoch for e in events)
+    assert all(e.object and e.object["metadata"]["resourceVersion"] == e.seq for e in events)
+    assert [e.kind for e in events] == ["ECSMService", "ECSMHpa", "ECSMService",
+                                        "ECSMService", "ECSMHpa"]
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -453,8 +469,7 @@ def test_a_dry_run_answers_as_the_write_would_and_stores_nothing(store: AnyStore
     assert isinstance(configured, Outcome) and configured.result["action"] == "configured"
     assert created.events == () and configured.events == ()
     assert store.resource_version == rv
-    if lmdb(store):
-        assert store.watch_since(rv)[0] == []
+    assert store.watch_since(rv)[0] == []
     with pytest.raises(NotFound):
         store.get(KIND, "default", "web")
     assert store.get(KIND, "default", "db")["spec"]["deploymentStrategy"]["replicas"] == 2
@@ -481,8 +496,7 @@ def test_a_retried_create_is_answered_with_its_first_outcome_and_applied_once(
     assert isinstance(again, Outcome) and again.replayed
     assert again.encoded == first.encoded
     assert store.resource_version == base + 1
-    if lmdb(store):
-        assert len(event_types(store, base)) == 1
+    assert len(event_types(store, base)) == 1
 
 
 def test_a_retried_unconditional_update_is_not_applied_twice(store: AnyStore) -> None:
@@ -577,8 +591,7 @@ def test_a_batch_applies_good_writes_and_refuses_bad_ones_individually(
             assert Event.from_wire(msgpack.unpackb(event.body)) == event.event
     assert results[3].result["spec"]["deploymentStrategy"]["replicas"] == 7  # type: ignore[union-attr]
     assert store.resource_version == base + 2
-    if lmdb(store):
-        assert [e.seq for e in store.watch_since(base)[0]] == [base + 1, base + 2]
+    assert [e.seq for e in store.watch_since(base)[0]] == [base + 1, base + 2]
 
 
 def test_a_non_atomic_batch_applies_each_write_on_its_own(store: AnyStore) -> None:
