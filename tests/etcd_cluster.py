@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +84,54 @@ def _kill_every_member() -> None:
         _kill(proc)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TlsFiles:
+    """A test CA, a server certificate for 127.0.0.1 and a client certificate, PEM."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_tls(directory: Path) -> TlsFiles:
+    """Generate :class:`TlsFiles` in ``directory`` with the openssl command (P-256 keys,
+    valid one day); the test is skipped where openssl is missing."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=ecsm-actors test CA")
+    for name, usage in (("server", "serverAuth,clientAuth"), ("client", "clientAuth")):
+        (directory / f"{name}.ext").write_text(
+            f"subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n")
+        run("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "1",
+            "-extfile", f"{name}.ext")
+    return TlsFiles(ca=directory / "ca.pem", server_cert=directory / "server.pem",
+                    server_key=directory / "server.key", client_cert=directory / "client.pem",
+                    client_key=directory / "client.key")
+
+
 class EtcdCluster:
     """``members`` etcd members in ``base_dir`` (see the module docstring)."""
 
     def __init__(self, base_dir: Path, members: int = 3, *, quota_backend_bytes: int = 0,
-                 extra_args: Sequence[str] = ()) -> None:
+                 tls: TlsFiles | None = None, extra_args: Sequence[str] = ()) -> None:
         self.base_dir = base_dir
+        self.tls = tls
         self.names = [f"m{i}" for i in range(members)]
-        self.client_urls = [f"http://127.0.0.1:{free_port()}" for _ in self.names]
+        scheme = "https" if tls else "http"
+        self.client_urls = [f"{scheme}://127.0.0.1:{free_port()}" for _ in self.names]
         self.peer_urls = [f"http://127.0.0.1:{free_port()}" for _ in self.names]
         self.token = f"test-{uuid.uuid4().hex[:12]}"
         self.quota_backend_bytes = quota_backend_bytes
@@ -103,11 +145,16 @@ class EtcdCluster:
         """The members' client URLs, in member order."""
         return list(self.client_urls)
 
-    def client(self, **kwargs: Any) -> EtcdClient:
-        """A client of every member (short timeouts unless given)."""
+    def client(self, *, endpoints: Sequence[str] = (), **kwargs: Any) -> EtcdClient:
+        """A client of every member, or of ``endpoints`` (short timeouts and, with TLS,
+        the test client's certificate unless given)."""
         kwargs.setdefault("dial_timeout", 0.5)
         kwargs.setdefault("request_timeout", 2.0)
-        return EtcdClient(self.endpoints, **kwargs)
+        if self.tls is not None:
+            kwargs.setdefault("ca_file", str(self.tls.ca))
+            kwargs.setdefault("cert_file", str(self.tls.client_cert))
+            kwargs.setdefault("key_file", str(self.tls.client_key))
+        return EtcdClient(list(endpoints) or self.endpoints, **kwargs)
 
     def log(self, i: int) -> Path:
         return self.base_dir / f"{self.names[i]}.log"
@@ -172,8 +219,7 @@ class EtcdCluster:
     def leader(self) -> int:
         """The index of the member that leads now."""
         for i in self.alive():
-            with EtcdClient([self.client_urls[i]], dial_timeout=0.5,
-                            request_timeout=1.0) as client:
+            with self.client(endpoints=[self.client_urls[i]], request_timeout=1.0) as client:
                 status = client.status()
             if status["leader"] and status["leader"] == status["member_id"]:
                 return i
@@ -207,6 +253,10 @@ class EtcdCluster:
                 "--log-level", "error", *self.extra_args]
         if self.quota_backend_bytes:
             args += ["--quota-backend-bytes", str(self.quota_backend_bytes)]
+        if self.tls is not None:
+            args += ["--cert-file", str(self.tls.server_cert), "--key-file",
+                     str(self.tls.server_key), "--trusted-ca-file", str(self.tls.ca),
+                     "--client-cert-auth"]
         self.base_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log(i), "ab") as log:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
@@ -221,8 +271,8 @@ class EtcdCluster:
             tail = self.log(i).read_text(errors="replace")[-2000:] if self.log(i).exists() else ""
             raise RuntimeError(f"etcd member {i} is not running; its log ends:\n{tail}")
         try:
-            with EtcdClient([self.client_urls[i]], dial_timeout=0.2,
-                            request_timeout=0.5) as client:
+            with self.client(endpoints=[self.client_urls[i]], dial_timeout=0.2,
+                             request_timeout=0.5) as client:
                 return bool(client.status()["leader"])
         except EcsmActorsError:
             return False

@@ -30,6 +30,7 @@ each names the store and the endpoint tried.
 from __future__ import annotations
 
 import json
+import os
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -87,8 +88,9 @@ class _Next(Exception):  # noqa: N818 - control flow inside _failover, never esc
 
 
 def _not_sent(exc: requests.RequestException) -> bool:
-    """True when the request surely never reached etcd (refused, connect timeout)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    """True when the request surely never reached etcd (refused, connect timeout, TLS
+    handshake failed)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, urllib3.exceptions.NewConnectionError
@@ -101,6 +103,10 @@ def _reason(exc: requests.RequestException) -> str:
         return "connect timed out"
     if isinstance(exc, requests.exceptions.Timeout):
         return "no answer in time"
+    if isinstance(exc, requests.exceptions.SSLError):
+        detail = str(exc.args[0].reason if exc.args and hasattr(exc.args[0], "reason")
+                     else exc)
+        return f"TLS: {clip_text(detail, 200)}"
     if _not_sent(exc):
         detail = str(exc.args[0].reason).rsplit("new connection: ", 1)[-1]
         return f"cannot connect: {clip_text(detail, 120)}"
@@ -125,6 +131,10 @@ class EtcdClient:
         if bool(cert_file) != bool(key_file):
             raise ConfigError("store.etcd_cert_file and store.etcd_key_file: give both "
                               "or neither")
+        for name, path in (("ca_file", ca_file), ("cert_file", cert_file),
+                           ("key_file", key_file)):
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"store.etcd_{name}: no such file: {clip_text(path, 200)}")
         self.endpoints = urls
         self.dial_timeout = dial_timeout
         self.request_timeout = request_timeout

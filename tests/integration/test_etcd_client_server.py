@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ecsm_actors.errors import Expired, StoreFull
+from ecsm_actors.errors import DeadlineExceeded, Expired, StoreFull, Unavailable
 from ecsm_actors.etcd import Compare, EtcdClient, RangeResult, TxnOp, WatchEvent, prefix_end
-from tests.etcd_cluster import EtcdCluster
+from tests.etcd_cluster import EtcdCluster, make_tls
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -146,3 +146,19 @@ def test_a_full_database_refuses_writes_with_store_full_and_raises_nospace(
                 client.put(f"/fill/{i}", b"x" * 100_000)
         assert client.alarms() == ["NOSPACE"]
         assert client.range("/fill/0").kvs[0].value == b"x" * 100_000
+
+
+def test_over_tls_a_client_with_its_certificate_is_served_and_one_without_is_refused(
+        tmp_path: Path) -> None:
+    tls = make_tls(tmp_path / "tls")
+    with EtcdCluster(tmp_path / "etcd", members=1, tls=tls) as etcd, etcd.client() as client:
+        assert etcd.endpoints[0].startswith("https://127.0.0.1:")
+        revision = client.put("/tls", "v")
+        assert client.range("/tls").kvs[0].mod_revision == revision
+        with EtcdClient(etcd.endpoints, ca_file=str(tls.ca), request_timeout=1) as anonymous, \
+                pytest.raises(Unavailable, match=r"\(https://127.*TLS: .*bad certificate") as e:
+            anonymous.put("/tls", "w")
+        assert not isinstance(e.value, DeadlineExceeded)  # refused in the handshake: not sent
+        with EtcdClient(etcd.endpoints, request_timeout=1) as untrusting, \
+                pytest.raises(Unavailable, match="TLS: .*certificate verify failed"):
+            untrusting.range("/tls")

@@ -289,6 +289,8 @@ def test_endpoints_and_tls_files_are_checked_when_the_client_is_built() -> None:
         EtcdClient(["10.0.0.1:2379"])
     with pytest.raises(ConfigError, match="both or neither"):
         EtcdClient([A], cert_file="/c.pem")
+    with pytest.raises(ConfigError, match="store.etcd_ca_file: no such file: /nowhere/ca.pem"):
+        EtcdClient([A], ca_file="/nowhere/ca.pem")
 
 
 def test_the_client_is_built_from_the_store_settings() -> None:
