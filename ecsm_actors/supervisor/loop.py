@@ -42,9 +42,10 @@ import zmq
 
 from ecsm_actors.config import Config
 from ecsm_actors.errors import BadRequest, ConfigError, ControlError
-from ecsm_actors.supervisor import control, reports
 from ecsm_actors.failures import FailureLog
-from ecsm_actors.runtime.events import registry_recorder
+from ecsm_actors.runtime.events import EventRecorder
+from ecsm_actors.supervisor import control, reports
+from ecsm_actors.supervisor.event_sender import sender_factory
 from ecsm_actors.supervisor.machine import ChildState
 from ecsm_actors.supervisor.probes import Prober
 from ecsm_actors.supervisor.process import ChildProcess
@@ -83,8 +84,9 @@ class Supervisor:
         self.tree = Tree(cfg, specs, held=HeldChildren(cfg), prober=self._prober, clock=clock,
                          on_ready=self._child_ready, on_process=self._track_process,
                          zygote=ZygoteLink(zygotes[0]) if zygotes else None)
-        # Its flusher thread starts with the first event (a child's kill or exit).
-        self.tree.recorder = registry_recorder(cfg, "supervisor")
+        # Its flusher thread starts with the first event (a child's kill or exit); it
+        # sends through a raw socket, not the registry client (see .event_sender).
+        self.tree.recorder = EventRecorder("supervisor", sender_factory(cfg))
         self._poller = zmq.Poller()
         self._pidfds: dict[int, Child] = {}
         self._signals: list[int] = []

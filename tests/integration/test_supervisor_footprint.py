@@ -1,0 +1,45 @@
+"""What the supervisor process loads: only what it needs. It records Event records about
+its children (a kill, an exit), one small request now and then to the local registry:
+sending them must not pull the registry client's stack (asyncio, ssl, hashlib, secrets:
+3 MiB of private memory and 80 ms of imports, at the moment a child restarts) into it.
+A fresh interpreter builds the supervisor, records an event and flushes it (to a registry
+that does not answer), and reports its modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+PROBE = textwrap.dedent("""
+    import json, sys
+    import ecsm_actors.__main__
+    from ecsm_actors.config import load_config
+    from ecsm_actors.runtime.events import object_ref
+    from ecsm_actors.supervisor.loop import Supervisor
+    sup = Supervisor(load_config(), [])
+    recorder = sup.tree.recorder
+    recorder.warning(object_ref("Child", "", "registry"), "Restarting", "pid 1 exited")
+    recorder.flush()
+    print(json.dumps({"modules": sorted(sys.modules), "stats": recorder.stats()}))
+""")
+
+#: The registry client's stack, which the supervisor has no use for.
+FORBIDDEN = ("asyncio", "ssl", "_ssl", "_hashlib", "hashlib", "secrets", "hmac",
+             "zmq.asyncio", "zmq.auth", "ecsm_actors.registry.client", "ecsm_actors.curve")
+
+
+def test_the_supervisor_sends_its_events_without_loading_the_registry_client(
+        tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
+    env.update({"ECSM_ACTORS_RUN_DIR": str(tmp_path), "ECSM_ACTORS_CONF": "",
+                "ECSM_ACTORS_REGISTRY_REQUEST_TIMEOUT": "0.05"})
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         timeout=60, check=True, env=env).stdout
+    report = json.loads(out)
+    assert report["stats"]["droppedUnsent"] == 1  # the flush was attempted, nobody answered
+    loaded = set(report["modules"])
+    assert sorted(m for m in loaded if m in FORBIDDEN or m.split(".")[0] in FORBIDDEN) == []
