@@ -25,7 +25,8 @@ the watch restarts from etcd's current revision, ``prev`` and the heartbeat jump
 and a subscriber behind it replays, gets ``Expired`` and relists.
 
 ``WATCH_SINCE rv`` (:func:`watch_since_raw`): the recent events come from the source's
-own window (the frames it published, the last :data:`WINDOW` revisions); older ones from
+own window (the bodies it published: the last :data:`WINDOW` revisions, at most
+:data:`WINDOW_BYTES`); older ones from
 an etcd watch of the prefix from ``rv + 1``, read up to a progress mark: a key
 (``<prefix>progress``) is put first, and its revision ends the read. An etcd watch has no
 end of history, and revisions of keys outside the prefix (another program sharing the
@@ -57,6 +58,10 @@ logger = logging.getLogger(__name__)
 PROGRESS = b"progress"
 #: Revisions the event source keeps for WATCH_SINCE (older ones are read from etcd).
 WINDOW = 10_000
+WINDOW_BYTES = 16 << 20
+#: Revisions handed to the publisher per turn of the registry's loop (the rest wait for
+#: the next turn: requests are served between).
+PER_TURN = 512
 #: Wait between attempts to watch again while etcd does not answer, seconds (doubling).
 RETRY_BASE = 0.05
 RETRY_CAP = 2.0
@@ -171,7 +176,8 @@ class EtcdEventSource:
     publish what :meth:`receive` returns."""
 
     def __init__(self, client: EtcdClient, prefix: str | bytes, *, epoch: Callable[[], str],
-                 context: zmq.Context[Any], window: int = WINDOW) -> None:
+                 context: zmq.Context[Any], window: int = WINDOW,
+                 window_bytes: int = WINDOW_BYTES) -> None:
         self.client = client
         self.prefix = etcd_layout.prefix_bytes(prefix)
         self._epoch = epoch
@@ -196,8 +202,10 @@ class EtcdEventSource:
         self.published = head.revision
         #: The loop's recent revisions for WATCH_SINCE: (seq, event bodies), and the
         #: revision it is complete from (every event after it is in it).
-        self._window: deque[tuple[int, tuple[bytes, ...]]] = deque(maxlen=window)
+        self._window: deque[tuple[int, tuple[bytes, ...]]] = deque()
         self._window_from = head.revision
+        self._window_limits = (window, window_bytes)
+        self._window_size = 0
         self.stats = {"revisions": 0, "watchRestarts": 0, "resyncs": 0,
                       "windowReplays": 0, "historyReplays": 0}
 
@@ -216,23 +224,32 @@ class EtcdEventSource:
     def receive(self) -> list[Frames]:
         """The messages to publish now (``[topic, body]`` each), in order."""
         out: list[Frames] = []
-        while True:
+        for _ in range(PER_TURN):
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return out
+                break
             seq = int(frames[0])
             bodies = tuple(frames[2::2])
             if bodies:
                 out.extend([topic, body] for topic, body in zip(frames[1::2], bodies,
                                                                 strict=True))
-                if len(self._window) == self._window.maxlen:
-                    self._window_from = self._window[0][0]  # complete after the dropped
-                self._window.append((seq, bodies))
+                self._keep(seq, bodies)
             else:  # a restart past lost history: the window holds nothing before it
                 self._window.clear()
+                self._window_size = 0
                 self._window_from = seq
             self.published = max(self.published, seq) if bodies else seq
+        return out
+
+    def _keep(self, seq: int, bodies: tuple[bytes, ...]) -> None:
+        self._window.append((seq, bodies))
+        self._window_size += sum(map(len, bodies))
+        most, most_bytes = self._window_limits
+        while len(self._window) > most or self._window_size > most_bytes:
+            dropped, dropped_bodies = self._window.popleft()
+            self._window_size -= sum(map(len, dropped_bodies))
+            self._window_from = dropped  # complete after the dropped one
 
     def watch_since_raw(self, revision: int, *, max_events: int | None = None,
                         max_bytes: int | None = None) -> RawList:
