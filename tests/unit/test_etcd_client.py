@@ -26,7 +26,7 @@ from ecsm_actors.errors import (
     Unavailable,
 )
 from ecsm_actors.etcd import Compare, EtcdClient, KeyValue, RangeResult, TxnOp, prefix_end
-from ecsm_actors.etcd import client as client_module
+from ecsm_actors.etcd import transport as client_module
 from ecsm_actors.etcd.watch import Watch
 from ecsm_actors.etcd.wire import error_from_reply
 
@@ -90,7 +90,7 @@ class FakeGateway(BaseAdapter):
 def client_with(scripts: dict[str, list[Answer]]) -> tuple[EtcdClient, FakeGateway]:
     client = EtcdClient(list(scripts), request_timeout=5.0)
     gateway = FakeGateway(scripts)
-    client._http.mount("http://", gateway)
+    client._transport.http.mount("http://", gateway)
     return client, gateway
 
 
@@ -280,6 +280,14 @@ def test_a_keepalive_of_an_expired_lease_answers_zero_seconds_left() -> None:
         reply(200, {}, text='{"result":{"header":{},"ID":"5"}}\n')]})
     assert client.lease_keepalive(5) == 3
     assert client.lease_keepalive(5) == 0
+
+
+def test_an_error_line_in_a_streamed_answer_is_an_error() -> None:
+    client, gateway = client_with({A: [reply(200, {}, text=(
+        '{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}}\n'))],
+        B: [reply(200, {}, text='{"result":{"header":{},"ID":"5","TTL":"4"}}\n')]})
+    assert client.lease_keepalive(5) == 4
+    assert gateway.endpoints_tried() == [A, B]
 
 
 def test_endpoints_and_tls_files_are_checked_when_the_client_is_built() -> None:
