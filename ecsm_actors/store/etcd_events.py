@@ -289,25 +289,26 @@ class EtcdEventSource:
     def _run(self) -> None:
         delay = RETRY_BASE
         failing: str | None = None
+        lost = False  # the history after the last revision seen is gone
         while not self._stop.is_set():
             try:
-                self._follow()
-                delay = RETRY_BASE
+                self._follow(lost)
+                lost, delay = False, RETRY_BASE
             except Expired as e:
                 logger.warning("etcd events: the history after revision %d was compacted "
                                "(%s); the events in between are lost, subscribers behind "
                                "will relist", self._seen, e)
-                self._restart_from_now()
-            except RegistryError as e:
-                if failing is None:
+                lost = True
+                continue
+            except Exception as e:  # noqa: BLE001 - the thread's boundary: log, watch again
+                if self._stop.is_set():
+                    break
+                if not isinstance(e, RegistryError):
+                    logger.exception("etcd events: unexpected failure; watching again")
+                elif failing is None:
                     logger.warning("etcd events: watch failed (%s); watching again from "
                                    "revision %d", e, self._seen + 1)
                 failing = str(e)
-                self._stop.wait(delay)
-                delay = min(RETRY_CAP, delay * 2)
-                continue
-            except Exception:  # noqa: BLE001 - the thread's boundary: log, watch again
-                logger.exception("etcd events: unexpected failure; watching again")
                 self._stop.wait(delay)
                 delay = min(RETRY_CAP, delay * 2)
                 continue
@@ -315,13 +316,13 @@ class EtcdEventSource:
                 logger.info("etcd events: watching again from revision %d", self._seen + 1)
             failing = None
 
-    def _follow(self) -> None:
-        """Watch from the revision after the last seen until the watch ends or fails."""
-        self._check_cluster()
-        watch = self.client.watch(etcd_layout.objects_prefix(self.prefix),
-                                  prefix_end(etcd_layout.objects_prefix(self.prefix)),
-                                  start_revision=self._seen + 1, prev_kv=True,
-                                  progress_notify=True)
+    def _follow(self, lost: bool) -> None:
+        """Watch from the revision after the last seen until the watch ends or fails;
+        ``lost``: that history is gone, watch from the present."""
+        self._check_cluster(lost)
+        objects = etcd_layout.objects_prefix(self.prefix)
+        watch = self.client.watch(objects, prefix_end(objects), start_revision=self._seen + 1,
+                                  prev_kv=True, progress_notify=True)
         self._watch = watch
         self.stats["watchRestarts"] += 1
         if self._stop.is_set():
@@ -340,19 +341,17 @@ class EtcdEventSource:
                                                     strict=True) for f in pair)])
                     self.stats["revisions"] += 1
 
-    def _check_cluster(self) -> None:
-        """Before watching again: a replaced cluster (another id, or a revision behind
-        the last seen) has lost the history; restart from its present."""
+    def _check_cluster(self, lost: bool) -> None:
+        """Before watching again: when the history after the last revision seen is lost
+        (compacted, or the cluster replaced: another id, or a revision behind it),
+        restart from the present."""
         head = self.client.range(etcd_layout.objects_prefix(self.prefix), count_only=True)
         if head.cluster_id != self._cluster or head.revision < self._seen:
             logger.warning("etcd events: the etcd cluster was replaced (id %s, revision %d; "
                            "was %s, %d); subscribers will relist", head.cluster_id,
                            head.revision, self._cluster, self._seen)
-            self._cluster = head.cluster_id
-            self._restart_at(head.revision)
-
-    def _restart_from_now(self) -> None:
-        head = self.client.range(etcd_layout.objects_prefix(self.prefix), count_only=True)
+        elif not lost:
+            return
         self._cluster = head.cluster_id
         self._restart_at(head.revision)
 
