@@ -1,7 +1,8 @@
 """Leader election of a controller kind: one leader per store, the other instances standby.
 
-Runs in controller processes (threads ``leader-elector``, which campaigns and renews, and
-``leader-deadline``, which enforces the renew deadline) and in ``ecsm-operator stats``
+Runs in controller processes (threads ``leader-elector``, which campaigns and renews,
+``leader-deadline``, which enforces the renew deadline, and ``leader-watch``, which wakes a
+standby's campaign as soon as the leader's key is deleted) and in ``ecsm-operator stats``
 (:func:`read_leases`). With ``store.backend = "etcd"`` the controller runtime elects
 through :class:`LeaderElector`, directly on etcd (not through the registry); with LMDB
 it uses :class:`AlwaysLeader`: the single instance leads, without any etcd traffic.
@@ -12,7 +13,9 @@ Kubernetes' leader election record: ``holderIdentity``, ``acquireTime``,
 a candidate that finds it absent grants a lease and creates it in a txn on
 ``create_revision == 0``; the leader keeps the lease alive every ``retry_period`` and
 checks that the key is still its own; when the lease expires (or is revoked), etcd deletes
-the key and a standby takes it at its next try.
+the key and a standby takes it at once: it watches the key, and polls it every
+``retry_period`` besides (the watch only hastens the next try, so a silent watch costs
+nothing but that).
 
 Invariants:
 
@@ -68,6 +71,8 @@ class LeaseClient(Protocol):
     """What the elector needs of :class:`ecsm_actors.etcd.client.EtcdClient`."""
 
     def range(self, key: bytes, range_end: bytes | None = None) -> Any: ...
+    def watch(self, key: bytes, *, start_revision: int = 0, prev_kv: bool = True,
+              progress_notify: bool = True) -> Any: ...
     def txn(self, compare: Sequence[Any], success: Sequence[Any],
             failure: Sequence[Any] = ()) -> Any: ...
     def lease_grant(self, ttl: int) -> int: ...
@@ -202,8 +207,11 @@ class LeaderElector:
         self._transitions = 0
         self._since = self._clock.now()
         self._holder = ""  # the holder last seen
+        self._held_at = 0  # mod_revision of the key as last seen held by another (0: none)
+        self._watch: Any = None  # the watch on that key, closed by stop()
         self._failing = False
         self._stopping = threading.Event()
+        self._nudge = threading.Event()  # ends the elector's wait before its next try
         self._threads: list[threading.Thread] = []
 
     # -- the gate the workers go through ------------------------------------------------
@@ -317,6 +325,7 @@ class LeaderElector:
                 self._lease = lease
                 self._renewed = sent
                 self._holder = self.identity
+                self._held_at = 0
                 self._become_leader_locked()
                 self._cond.notify_all()
         if stopping:
@@ -374,6 +383,8 @@ class LeaderElector:
         holder = LeaderRecord.decode(kvs[0].value).holder_identity if kvs else ""
         with self._cond:
             changed, self._holder = holder != self._holder, holder
+            self._held_at = kvs[0].mod_revision if kvs and holder != self.identity else 0
+            self._cond.notify_all()
         if changed and holder and holder != self.identity:
             logger.info("%s: the leader is %s", self.kind, holder)
 
@@ -392,7 +403,8 @@ class LeaderElector:
     # -- threads ------------------------------------------------------------------------
 
     def start(self) -> LeaderElector:
-        for name, target in (("leader-elector", self._run), ("leader-deadline", self._watch)):
+        for name, target in (("leader-elector", self._run), ("leader-deadline", self._deadline),
+                             ("leader-watch", self._watch_holder)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -401,9 +413,52 @@ class LeaderElector:
     def _run(self) -> None:
         while not self._stopping.is_set():
             self.step()
-            self._clock.sleep(self._stopping, self.retry_period)
+            self._clock.sleep(self._nudge, self.retry_period)
+            self._nudge.clear()
 
-    def _watch(self) -> None:
+    def watch_once(self) -> None:
+        """Watch the key held by another until it is deleted, then nudge the elector to
+        campaign at once; return when the watch ends (or at once: no holder seen)."""
+        with self._cond:
+            held_at = self._held_at
+            if not held_at or self._stopping.is_set():
+                self._clock.wait(self._cond, self.retry_period)
+                return
+        try:
+            watch = self.client.watch(self.key, start_revision=held_at + 1, prev_kv=False,
+                                      progress_notify=False)
+        except EcsmActorsError as e:
+            logger.debug("%s: no watch on the leader's key: %s", self.kind, e)
+            self._stopping.wait(self.retry_period)
+            return
+        with self._cond:
+            self._watch = watch
+            stopping = self._stopping.is_set()
+        try:
+            if stopping:
+                return
+            for response in watch:
+                if any(event.type == "DELETE" for event in response.events):
+                    with self._cond:
+                        if self._held_at == held_at:
+                            self._held_at = 0
+                    self._nudge.set()
+                    return
+                if response.canceled:
+                    return
+        except EcsmActorsError as e:
+            logger.debug("%s: the watch on the leader's key ended: %s", self.kind, e)
+            self._stopping.wait(self.retry_period)
+        finally:
+            with self._cond:
+                self._watch = None
+            watch.close()
+
+    def _watch_holder(self) -> None:
+        while not self._stopping.is_set():
+            self.watch_once()
+
+    def _deadline(self) -> None:
         while not self._stopping.is_set():
             with self._cond:
                 if self._stopping.is_set():
@@ -419,8 +474,12 @@ class LeaderElector:
         """Stop campaigning and renewing; revoke the lease (the key goes with it, so a
         standby leads at its next try). Call once the reconciles have drained."""
         self._stopping.set()
+        self._nudge.set()
         with self._cond:
+            watch = self._watch
             self._cond.notify_all()
+        if watch is not None:
+            watch.close()
         for t in self._threads:
             t.join(timeout=self.retry_period + 1.0)
         with self._cond:

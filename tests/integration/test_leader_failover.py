@@ -150,7 +150,9 @@ def test_one_of_two_controllers_reconciles_and_the_other_leads_within_a_lease_af
     failover = min(t for _, t in starts(second_record)) - killed
     print(f"failover after kill -9: {failover:.2f} s (lease {LEASE:g} s)")
     assert failover <= LEASE + 1.0
-    assert {f"default/svc-{i:02d}" for i in range(20)} <= {k for k, _ in starts(second_record)}
+    wait_until(lambda: {f"default/svc-{i:02d}" for i in range(20)}
+               <= {k for k, _ in starts(second_record)}, timeout=20,
+               what="the new leader reconciling every object")
     row = wait_until(lambda: next(r for r in supervisor.ps() if r["name"] == "noop-controller"
                                   and r["role"] == "leader"), what="ps showing the new leader")
     leases = yaml.safe_load(operator(run_dir, "stats", "noop-controller", env=election))

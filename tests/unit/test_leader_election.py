@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -316,6 +317,42 @@ def test_a_campaign_that_loses_the_race_revokes_its_lease(etcd: FakeEtcd) -> Non
     b.client.range = real_range  # type: ignore[method-assign]
     assert a.elector.leading() and not b.elector.leading()
     assert list(etcd.leases) == [etcd.kvs[KEY].lease]
+
+
+class FakeWatch:
+    def __init__(self, responses: list[Any]) -> None:
+        self.responses = responses
+        self.closed = False
+
+    def __iter__(self) -> Any:
+        return iter(self.responses)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_standby_watching_the_leaders_key_tries_again_as_soon_as_it_is_deleted(
+        etcd: FakeEtcd, clock: FakeClock) -> None:
+    a, b = Candidate(etcd, "a"), Candidate(etcd, "b")
+    a.elector.step()
+    b.elector.step()
+    held_at = etcd.kvs[KEY].mod_revision
+    watches: list[tuple[bytes, int, FakeWatch]] = []
+
+    def watch(key: bytes, *, start_revision: int = 0, prev_kv: bool = True,
+              progress_notify: bool = True) -> FakeWatch:
+        a.elector.stop()  # the leader goes while the standby watches its key
+        deleted = SimpleNamespace(events=[SimpleNamespace(type="DELETE")], canceled=False)
+        watches.append((key, start_revision, FakeWatch([deleted])))
+        return watches[-1][2]
+
+    b.client.watch = watch  # type: ignore[attr-defined]
+    b.elector.watch_once()
+    assert [(key, start) for key, start, _ in watches] == [(KEY, held_at + 1)]
+    assert watches[0][2].closed
+    assert b.elector._nudge.is_set()  # the elector's wait for its next try ends now
+    b.elector.step()
+    assert b.elector.leading()
 
 
 def test_etcd_errors_are_logged_once_per_streak_and_never_raised(
