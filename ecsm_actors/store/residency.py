@@ -8,6 +8,11 @@ any time. :class:`MapPages` finds the mapping of ``data.mdb`` in ``/proc/self/ma
 cache, and the next access re-maps it with a minor fault. Correctness never depends on
 this: the mapping is read-only (the store is opened without ``writemap``), so no write can
 be lost, and a failure is logged and ignored.
+
+:func:`trim_heap` hands the free memory of the C heap back to the system
+(``malloc_trim``, glibc): after a large write transaction, LMDB's dirty pages and
+ZeroMQ's and msgpack's buffers are freed in the middle of the heap, where glibc keeps
+them otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +26,20 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 MADV_DONTNEED = 4
+
+_libc: ctypes.CDLL | None = None
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc; a no-op elsewhere)."""
+    global _libc
+    if sys.platform != "linux":
+        return
+    if _libc is None:
+        _libc = ctypes.CDLL(None)
+    trim = getattr(_libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def _find_mapping(path: Path) -> tuple[int, int] | None:
