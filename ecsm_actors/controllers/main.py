@@ -60,7 +60,6 @@ def parse_args(argv: list[str]) -> tuple[str, str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    lifecycle.die_with_parent()
     name, conf = parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         cfg = load_config(conf)
@@ -78,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("controller %s cannot start: %s", name, e)
         return 2
     controller.start()
+    # Armed once the informer is listing: a child forked by the zygote waits here for its
+    # adoption by the supervisor, which has taken place meanwhile (see lifecycle).
+    lifecycle.die_with_parent()
     healthy = True
     while not stop.wait(1.0):
         if not controller.alive():
-            logger.error("%s: the informer thread died; exiting for a restart", spec.name)
+            logger.error("%s: a runtime thread (informer or leader election) died; exiting "
+                         "for a restart", spec.name)
             healthy = False
             break
     controller.stop(cfg.controller.drain_grace)

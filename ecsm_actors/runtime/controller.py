@@ -178,7 +178,7 @@ class Controller:
 
     def alive(self) -> bool:
         """False when a thread that must run died (a bug): the process should exit."""
-        return self.informer.is_alive()
+        return self.informer.is_alive() and self.leader.alive()
 
     def stop(self, grace: float | None = None) -> bool:
         """Stop taking keys, let in-flight reconciles finish within ``grace`` seconds,

@@ -155,6 +155,9 @@ class AlwaysLeader:
     def wait_leading(self, timeout: float | None) -> bool:
         return True
 
+    def alive(self) -> bool:
+        return True
+
     def begin(self) -> bool:
         return True
 
@@ -409,6 +412,10 @@ class LeaderElector:
             t.start()
             self._threads.append(t)
         return self
+
+    def alive(self) -> bool:
+        """False when one of the elector's threads died (a bug): the process should exit."""
+        return self._stopping.is_set() or all(t.is_alive() for t in self._threads)
 
     def _run(self) -> None:
         while not self._stopping.is_set():

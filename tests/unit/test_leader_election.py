@@ -426,3 +426,21 @@ def test_leadership_changes_are_a_counter_of_the_metrics_exposition() -> None:
     assert ('ecsm_actors_controller_election_transitions_total{child="service-controller"} 3.0'
             in text)
     assert 'ecsm_actors_controller_election_leading{child="service-controller"} 0.0' in text
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_elector_whose_thread_died_of_a_bug_is_not_alive(etcd: FakeEtcd) -> None:
+    client = FakeClient(etcd)
+
+    def bug(key: bytes, range_end: bytes | None = None) -> RangeResult:
+        raise RuntimeError("a bug")
+
+    client.range = bug  # type: ignore[method-assign]
+    elector = LeaderElector(client, KIND, "a", lease_duration=LEASE, renew_deadline=RENEW,
+                            retry_period=RETRY).start()
+    assert AlwaysLeader().alive()
+    try:
+        elector._threads[0].join(timeout=5)  # the elector thread: dead of the bug
+        assert not elector.alive()  # so the controller process exits for a restart
+    finally:
+        elector.stop()
