@@ -66,14 +66,16 @@ def start_registry(run_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen
 
 
 def latencies(client: RegistryClient, events: str, n: int, rate: float,
-              tag: str) -> list[float]:
-    """Seconds from issuing each of ``n`` creates (at ``rate``/s) to its event."""
+              tag: str) -> tuple[list[float], list[float]]:
+    """Seconds from issuing each of ``n`` creates (at ``rate``/s) to its event, and from
+    its acknowledgement to its event (negative: the event came first)."""
     stop = f"{tag}-stop"
     sub = subprocess.Popen([PY, "-c", SUBSCRIBER, str(ROOT), events, stop],
                            stdout=subprocess.PIPE, text=True)
     assert sub.stdout is not None and sub.stdout.readline().strip() == "ready"
     time.sleep(0.5)  # the SUB connection settles (slow joiner)
     sent: dict[str, float] = {}
+    acked: dict[str, float] = {}
     period, next_at = 1.0 / rate, time.monotonic()
     for i in range(n):
         time.sleep(max(0.0, next_at - time.monotonic()))
@@ -81,12 +83,13 @@ def latencies(client: RegistryClient, events: str, n: int, rate: float,
         name = f"{tag}-{i}"
         sent[f"watch/{name}"] = time.monotonic()
         client.create(value(name, namespace="watch"))
+        acked[f"watch/{name}"] = time.monotonic()
     client.create(value(stop, namespace="watch"))
     got = json.loads(sub.stdout.readline())
     sub.wait(timeout=10)
     missing = [k for k in sent if k not in got]
     assert not missing, f"{len(missing)} events never arrived"
-    return [got[k] - t for k, t in sent.items()]
+    return ([got[k] - t for k, t in sent.items()], [got[k] - t for k, t in acked.items()])
 
 
 def main() -> int:
@@ -112,6 +115,7 @@ def main() -> int:
         systems = {"lmdb": (lmdb, f"ipc://{tmp}/lmdb/events.sock"),
                    "etcd": (on_etcd, f"ipc://{tmp}/etcd-run/events.sock")}
         samples: dict[str, list[float]] = {"lmdb": [], "etcd": []}
+        after_ack: dict[str, list[float]] = {"lmdb": [], "etcd": []}
         print(f"write issued -> watcher in another process, {args.writes} creates at "
               f"{args.rate:.0f}/s per round, {args.rounds} rounds, {os.cpu_count()} cpus, "
               f"load {os.getloadavg()[0]:.2f}")
@@ -119,12 +123,18 @@ def main() -> int:
             order = ["lmdb", "etcd"] if r % 2 == 0 else ["etcd", "lmdb"]
             for name in order:
                 client, events = systems[name]
-                samples[name] += latencies(client, events, args.writes, args.rate,
-                                           f"r{r}{name}")
+                issued, acked = latencies(client, events, args.writes, args.rate,
+                                          f"r{r}{name}")
+                samples[name] += issued
+                after_ack[name] += acked
         for p in (50, 99):
             base, ours = pct(samples["lmdb"], p) * 1e3, pct(samples["etcd"], p) * 1e3
             print(f"  p{p}: registry on etcd {ours:7.3f} ms   registry on LMDB {base:7.3f} ms"
                   f"   ratio {ours / base:5.2f}x")
+        for p in (50, 99):
+            base, ours = pct(after_ack["lmdb"], p) * 1e3, pct(after_ack["etcd"], p) * 1e3
+            print(f"  acknowledged -> watcher p{p}: on etcd {ours:7.3f} ms   on LMDB "
+                  f"{base:7.3f} ms (negative: the event came before the reply)")
         lmdb.close()
         on_etcd.close()
     finally:
