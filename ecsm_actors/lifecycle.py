@@ -4,7 +4,11 @@ Runs in every process started by the supervisor. When ``ECSM_ACTORS_PARENT_PID``
 the process asks the kernel for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``) and,
 as a fallback for the race where the parent died before that call, checks the parent pid
 once right after (and :func:`exit_if_orphaned` again at every liveness report). So a
-supervisor killed by ``kill -9`` leaves no orphan behind.
+supervisor killed by ``kill -9`` leaves no orphan behind. A child forked by the zygote is
+the child of the zygote's short-lived intermediate process until the supervisor adopts
+it (:func:`adopted_from`): :func:`die_with_parent` waits for the adoption first (the
+signal would otherwise fire when the intermediate exits), so a process main that calls it
+after its setup overlaps that wait with useful work.
 
 :class:`StopFlag` turns SIGTERM/SIGINT into an event the process main loop waits on. A
 SIGTERM that comes from the parent's death is different: the whole instance is going
@@ -24,6 +28,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -34,11 +39,36 @@ PARENT_PID_ENV = "ECSM_ACTORS_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
 
 
+#: Longest wait for the supervisor's adoption of a child forked by the zygote (the
+#: intermediate process exits right after the fork: milliseconds).
+ADOPTION_TIMEOUT = 5.0
+#: In a child forked by the zygote, until its adoption: the intermediate's pid.
+_adopting_parent: int | None = None
+
+
+def adopted_from(intermediate: int) -> None:
+    """This process was forked by ``intermediate``, which exits at once; until then it is
+    not the supervisor's child (see :func:`die_with_parent`)."""
+    global _adopting_parent
+    _adopting_parent = intermediate
+
+
+def _wait_adopted() -> None:
+    global _adopting_parent
+    if _adopting_parent is None:
+        return
+    deadline = time.monotonic() + ADOPTION_TIMEOUT
+    while os.getppid() == _adopting_parent and time.monotonic() < deadline:
+        time.sleep(0.0001)
+    _adopting_parent = None  # adopted, or never will be: exit_if_orphaned decides
+
+
 def die_with_parent() -> None:
     """Arrange SIGTERM on parent death if we were started by the supervisor."""
     expected = os.environ.get(PARENT_PID_ENV)
     if not expected:
         return
+    _wait_adopted()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -71,7 +101,8 @@ def startup() -> Iterator[None]:
 def exit_if_orphaned() -> None:
     """Exit at once if the supervisor that started this process is gone."""
     expected = os.environ.get(PARENT_PID_ENV)
-    if expected and os.getppid() != int(expected):
+    parent = os.getppid()
+    if expected and parent != int(expected) and parent != _adopting_parent:
         logger.warning("parent %s is gone; exiting", expected)
         logging.shutdown()
         os._exit(0)

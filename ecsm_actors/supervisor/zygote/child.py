@@ -3,10 +3,13 @@
 Runs in the forked child only (the zygote's grandchild), and never returns into the
 zygote's code: :func:`become` ends with ``os._exit``. Steps, in order:
 
-1. wait until the intermediate process has exited, so the child is now the supervisor's
-   own child (the supervisor is a child subreaper) — only then may ``die_with_parent``
-   (in the process main, as for a fresh interpreter) arm ``PR_SET_PDEATHSIG``, which
-   would otherwise fire at the intermediate's exit;
+1. note the intermediate process (:func:`~ecsm_actors.lifecycle.adopted_from`): the
+   child is the supervisor's own child (the supervisor is a child subreaper) only once
+   it has exited, and ``die_with_parent`` (in the process main, as for a fresh
+   interpreter) waits for that before it arms ``PR_SET_PDEATHSIG``, which would
+   otherwise fire at the intermediate's exit. The child does not wait here: a main that
+   arms it after its setup (the controllers') overlaps the intermediate's exit (a
+   millisecond or two, longer on a loaded machine) with its start;
 2. signals: the mask emptied and every handler back to what the zygote's interpreter had
    at its start (a fresh interpreter's);
 3. fds: stdin from /dev/null, stdout and stderr to the log the supervisor opened, every
@@ -29,14 +32,11 @@ import runpy
 import signal
 import socket
 import sys
-import time
 import traceback
 from collections.abc import Mapping
 
+from ecsm_actors import lifecycle
 from ecsm_actors.supervisor.zygote.orders import Order
-
-#: How long the child waits for the intermediate process to exit (it exits at once).
-REPARENT_TIMEOUT = 5.0
 
 #: Signal handlers as ``signal.getsignal`` gave them at the zygote's start.
 Handlers = Mapping[int, object]
@@ -47,7 +47,7 @@ def become(order: Order, *, log_fd: int, intermediate: int, handlers: Handlers,
     """Turn this freshly forked process into ``order.argv``; never returns."""
     code = 1
     try:
-        _wait_reparented(intermediate)
+        lifecycle.adopted_from(intermediate)
         _reset_signals(handlers)
         for sock in detach:
             sock.detach()
@@ -79,14 +79,6 @@ def exit_code(code: object) -> int:
     except (OSError, ValueError):
         pass
     return 1
-
-
-def _wait_reparented(intermediate: int) -> None:
-    deadline = time.monotonic() + REPARENT_TIMEOUT
-    while os.getppid() == intermediate:
-        if time.monotonic() > deadline:
-            os._exit(1)
-        time.sleep(0.0001)
 
 
 def _reset_signals(handlers: Handlers) -> None:
