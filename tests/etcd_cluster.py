@@ -123,12 +123,15 @@ def make_tls(directory: Path) -> TlsFiles:
 
 
 class EtcdCluster:
-    """``members`` etcd members in ``base_dir`` (see the module docstring)."""
+    """``members`` etcd members in ``base_dir`` (see the module docstring);
+    ``fsync=True`` for etcd's default durability (benchmarks)."""
 
     def __init__(self, base_dir: Path, members: int = 3, *, quota_backend_bytes: int = 0,
-                 tls: TlsFiles | None = None, extra_args: Sequence[str] = ()) -> None:
+                 tls: TlsFiles | None = None, fsync: bool = False,
+                 extra_args: Sequence[str] = ()) -> None:
         self.base_dir = base_dir
         self.tls = tls
+        self.fsync = fsync
         self.names = [f"m{i}" for i in range(members)]
         scheme = "https" if tls else "http"
         self.client_urls = [f"{scheme}://127.0.0.1:{free_port()}" for _ in self.names]
@@ -249,8 +252,9 @@ class EtcdCluster:
                 "--initial-cluster", cluster, "--initial-cluster-token", self.token,
                 "--initial-cluster-state", "new",
                 "--heartbeat-interval", "50", "--election-timeout", "500",
-                "--snapshot-count", "5000", "--unsafe-no-fsync",
-                "--log-level", "error", *self.extra_args]
+                "--snapshot-count", "5000", "--log-level", "error", *self.extra_args]
+        if not self.fsync:
+            args.append("--unsafe-no-fsync")
         if self.quota_backend_bytes:
             args += ["--quota-backend-bytes", str(self.quota_backend_bytes)]
         if self.tls is not None:
