@@ -10,7 +10,9 @@ worker threads (consumers). Invariants, as in client-go's ``workqueue``:
 * :meth:`WorkQueue.add_after` parks a key in a delay heap; a second delayed add of the same
   key keeps the earlier deadline. :meth:`WorkQueue.add_rate_limited` delays a key by what
   its rate limiter (:mod:`.rate_limiters`) says; :meth:`WorkQueue.forget` resets the
-  key's backoff. A plain :meth:`WorkQueue.add` is never throttled.
+  key's backoff and cancels its retry still waiting (the key succeeded meanwhile, added
+  another way: that retry would only be one reconcile too many, and its place in the
+  shared retry budget is given back). A plain :meth:`WorkQueue.add` is never throttled.
 * Two FIFO levels: keys added by events are served before keys that only came from a
   periodic resync; a waiting resync key is promoted when an event adds it.
 * :meth:`WorkQueue.shut_down`: waiting and delayed keys are dropped (a successor relists
@@ -62,6 +64,7 @@ class WorkQueue:
         self._processing: dict[str, float] = {}  # key → when it was handed out
         self._delayed: list[tuple[float, int, str]] = []
         self._ready_at: dict[str, float] = {}  # key → its one valid deadline in _delayed
+        self._retry_at: dict[str, float] = {}  # key → the deadline add_rate_limited set
         self._shutting_down = False
         self._drain = False  # a shut_down_with_drain is waiting (a shut_down clears it)
 
@@ -94,29 +97,40 @@ class WorkQueue:
     def add_after(self, key: str, delay: float) -> None:
         """Add ``key`` once ``delay`` seconds have passed; an earlier deadline wins."""
         with self._ready:
-            if self._shutting_down:
-                return
-            if delay <= 0:
-                self._add_locked(key, Priority.EVENT)
-                return
-            at = self._clock.now() + delay
-            current = self._ready_at.get(key)
-            if current is not None and current <= at:
-                return
-            self._ready_at[key] = at
-            heapq.heappush(self._delayed, (at, next(self._tokens), key))
-            if self._delayed[0][2] == key:
-                self._ready.notify_all()  # blocked getters recompute their wake-up time
+            self._add_after_locked(key, delay)
+
+    def _add_after_locked(self, key: str, delay: float) -> float | None:
+        """The deadline set for ``key``, or None (added at once, kept an earlier one, or
+        shut down)."""
+        if self._shutting_down:
+            return None
+        if delay <= 0:
+            self._add_locked(key, Priority.EVENT)
+            return None
+        at = self._clock.now() + delay
+        current = self._ready_at.get(key)
+        if current is not None and current <= at:
+            return None
+        self._ready_at[key] = at
+        heapq.heappush(self._delayed, (at, next(self._tokens), key))
+        if self._delayed[0][2] == key:
+            self._ready.notify_all()  # blocked getters recompute their wake-up time
+        return at
 
     def add_rate_limited(self, key: str) -> None:
         """Add ``key`` after its rate limiter's delay, and count one more failure."""
         with self._ready:
-            delay = self._rate_limiter.when(key)
-        self.add_after(key, delay)
+            at = self._add_after_locked(key, self._rate_limiter.when(key))
+            if at is not None:
+                self._retry_at[key] = at
 
     def forget(self, key: str) -> None:
-        """Reset the backoff of ``key`` (call it when processing succeeded)."""
+        """Reset the backoff of ``key`` and cancel its retry still waiting (call it when
+        processing succeeded)."""
         with self._ready:
+            at = self._retry_at.pop(key, None)
+            if at is not None and self._ready_at.get(key) == at:
+                del self._ready_at[key]  # its heap entry is now stale: skipped when due
             self._rate_limiter.forget(key)
 
     def num_requeues(self, key: str) -> int:
@@ -163,6 +177,7 @@ class WorkQueue:
             at, _, key = heapq.heappop(self._delayed)
             if self._ready_at.get(key) == at:
                 del self._ready_at[key]
+                self._retry_at.pop(key, None)
                 self._add_locked(key, Priority.EVENT)
 
     def done(self, key: str) -> None:
@@ -222,6 +237,7 @@ class WorkQueue:
         self._waiting = 0
         self._delayed.clear()
         self._ready_at.clear()
+        self._retry_at.clear()
         self._ready.notify_all()
         self._drained.notify_all()
 

@@ -9,6 +9,12 @@ when a key is added rate-limited (a failed or ``requeue=True`` reconcile).
 * :class:`MaxOfRateLimiter` — the longest delay of several limiters.
 * :func:`controller_rate_limiter` — client-go's ``DefaultControllerRateLimiter``: the
   larger of a key's exponential backoff and its reservation in the shared bucket.
+
+Unlike client-go, a reservation still in the future is given back when its key is
+forgotten (the key succeeded another way, e.g. re-enqueued once its peer answered again):
+a retry that will not happen must not push every later retry back. After a mass failure
+that healed, the bucket's debt is then only what the keys still failing hold, not the
+whole outage's.
 """
 
 from __future__ import annotations
@@ -74,7 +80,10 @@ class BucketRateLimiter:
 
     Each :meth:`when` reserves one token, whatever the key: while tokens are left the
     delay is 0, then reservations queue up behind each other, ``1 / qps`` seconds apart
-    (the bucket goes into debt; a reservation is never cancelled, as in client-go). The
+    (the bucket goes into debt). :meth:`forget` gives back the key's reservations that
+    are not due yet (``Reservation.Cancel`` of ``x/time/rate``; client-go never cancels):
+    the retry they were for will not happen, and the retries that do happen still come
+    at most ``burst`` at once and ``qps`` a second after that. The
     bucket starts full. ``qps <= 0`` disables it (every delay 0). Thread-safe (its own
     lock: :meth:`stats` is read by the liveness thread).
     """
@@ -90,6 +99,8 @@ class BucketRateLimiter:
         self._last = self._clock.now()
         self._reservations = 0
         self._delayed = 0
+        #: key → due times of its reservations that were delayed (given back by forget)
+        self._pending: dict[str, list[float]] = {}
 
     def _tokens_at(self, now: float) -> float:
         elapsed = max(0.0, now - self._last)
@@ -106,10 +117,24 @@ class BucketRateLimiter:
             if self._tokens >= 0:
                 return 0.0
             self._delayed += 1
-            return -self._tokens / self.qps
+            delay = -self._tokens / self.qps
+            # only the key's reservations still ahead are kept: a key failing for ever
+            # holds a few entries, not one per retry
+            self._pending[key] = [d for d in self._pending.get(key, ()) if d > now] \
+                + [now + delay]
+            return delay
 
     def forget(self, key: str) -> None:
-        """Nothing per key: a token once reserved stays spent."""
+        """Give back the key's reservations not due yet (one already due stays spent)."""
+        with self._lock:
+            dues = self._pending.pop(key, None)
+            if not dues:
+                return
+            now = self._clock.now()
+            unused = sum(1 for due in dues if due > now)
+            if unused:
+                self._tokens = min(float(self.burst), self._tokens_at(now) + unused)
+                self._last = max(self._last, now)
 
     def num_requeues(self, key: str) -> int:
         return 0

@@ -255,6 +255,45 @@ def test_a_bucket_reservation_is_kept_even_when_the_key_is_forgotten() -> None:
     assert bucket.num_requeues("a") == 0
 
 
+def test_forgetting_a_key_gives_back_its_reservations_not_due_yet() -> None:
+    clock = FakeClock()
+    bucket = BucketRateLimiter(10, 1, clock=clock)
+    assert [bucket.when(k) for k in ("a", "b", "c")] == pytest.approx([0, 0.1, 0.2])
+    bucket.forget("b")  # b succeeded another way before its retry: 2 retries left ahead
+    bucket.forget("c")
+    assert bucket.when("d") == pytest.approx(0.1)
+
+
+def test_a_retry_superseded_by_a_success_is_cancelled() -> None:
+    q, clock = make(base=1.0)
+    q.add_rate_limited("a")
+    q.add("a")  # e.g. re-enqueued once its peer answered again
+    assert ready_now(q) == "a"
+    q.done("a")
+    q.forget("a")  # it succeeded
+    assert q.delayed_len() == 0
+    assert q.get(timeout=10) == (None, False)
+
+
+def test_after_a_mass_failure_heals_a_new_failure_waits_only_its_own_backoff() -> None:
+    clock = FakeClock()
+    limiter, bucket = controller_rate_limiter(base=0.05, cap=30, jitter=0, qps=10,
+                                              burst=100, clock=clock)
+    q = WorkQueue(clock=clock, rate_limiter=limiter)
+    keys = [f"k{i}" for i in range(300)]
+    for key in keys:  # the peer is down: every key fails and is retried rate-limited
+        q.add_rate_limited(key)
+    assert bucket.stats()["wait"] > 15
+    for key in keys:  # the peer answers again: every key is re-added and succeeds
+        q.add(key)
+        assert ready_now(q) == key
+        q.done(key)
+        q.forget(key)
+    assert q.delayed_len() == 0
+    q.add_rate_limited("new")
+    assert q.get(timeout=1) == ("new", False)
+
+
 def test_a_bucket_with_qps_0_never_delays() -> None:
     bucket = BucketRateLimiter(0, 1, clock=FakeClock())
     assert {bucket.when(f"k{i}") for i in range(1000)} == {0.0}
