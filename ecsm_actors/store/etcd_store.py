@@ -85,6 +85,8 @@ EPOCH_CHECK = 1.0
 LEASE_BUCKETS = 16
 #: etcd's default backend quota (--quota-backend-bytes), for :meth:`EtcdStore.usage`.
 DEFAULT_QUOTA = 2 << 30
+#: Seconds between two checks of a member's leader while quorum is lost (see _degraded).
+PROBE_EVERY = 0.5
 
 Unit = tuple[str | None, Op, Staged | StagedBatch | RegistryError]
 
@@ -112,6 +114,10 @@ class EtcdStore:
         self._lease, self._lease_until = 0, 0.0
         #: The last read was served from a member's local state (quorum lost).
         self.stale = False
+        #: Quorum was lost at the last try: reads go serializable and writes are refused
+        #: at once (no wait of a request timeout each) until a member has a leader again.
+        self._degraded = False
+        self._probed = 0.0
         self.stats = {"txnRetries": 0, "staleReads": 0}
         #: Compaction floor (etcd's is not tracked here; informers get Expired from etcd).
         self.compacted = 0
@@ -204,8 +210,13 @@ class EtcdStore:
                    **options: Any) -> tuple[RangeResult, bool]:
         """A linearizable range, or while quorum is lost a serializable one (stale)."""
         try:
+            if self._degraded and not self._leader_back():
+                raise Unavailable(f"etcd store unavailable ({self.client.endpoint}): "
+                                  "quorum lost (no leader)")
             result, stale = self.client.range(key, range_end, **options), False
+            self._degraded = False
         except Unavailable as e:
+            self._degraded = True
             result, stale = self.client.range(key, range_end, serializable=True,
                                               **options), True
             self.stats["staleReads"] += 1
@@ -215,6 +226,18 @@ class EtcdStore:
         self.stale = self.stale or stale
         self._rv = max(self._rv, result.revision)
         return result, stale
+
+    def _leader_back(self) -> bool:
+        """While degraded: whether the member answering has a leader again (asked at most
+        every PROBE_EVERY seconds; its status needs no quorum and answers at once)."""
+        now = self._monotonic()
+        if now - self._probed < PROBE_EVERY:
+            return False
+        self._probed = now
+        try:
+            return bool(self.client.status()["leader"])
+        except RegistryError:
+            return False
 
     def _range(self, key: bytes, range_end: bytes | None = None, **options: Any) -> RangeResult:
         self._check_epoch()
@@ -451,8 +474,16 @@ class EtcdStore:
     def _read(self, group: list[Unit]) -> tuple[View, int]:
         """One read-only txn of the epoch and every key of ``group``."""
         keys = sorted(set().union(*(self._unit_keys(u) for u in group)))
-        txn = self.client.txn([], [TxnOp.range(self._epoch_key),
-                                   *(TxnOp.range(k) for k in keys)])
+        if self._degraded and not self._leader_back():
+            raise Unavailable(f"etcd store unavailable ({self.client.endpoint}): quorum "
+                              "lost (no leader); the write was not applied")
+        try:
+            txn = self.client.txn([], [TxnOp.range(self._epoch_key),
+                                       *(TxnOp.range(k) for k in keys)])
+        except Unavailable:
+            self._degraded = True
+            raise
+        self._degraded = False
         ranges = [r for r in txn.responses if isinstance(r, RangeResult)]
         epoch = ranges[0].kvs[0] if ranges[0].kvs else None
         if epoch is None or epoch.mod_revision != self._epoch_mod:
