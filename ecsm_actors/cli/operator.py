@@ -253,7 +253,9 @@ def stats(op: OperatorContext, name: str | None, output: str) -> None:
         from ecsm_actors.runtime.leader import lease_holders
 
         try:
-            doc["leases"] = lease_holders(op.config, name)
+            leases = lease_holders(op.config, name)
+            if leases or name is None:  # none for a child that does not elect
+                doc["leases"] = leases
         except EcsmActorsError as e:
             click.echo(f"warning: lease holders unknown: {e}", err=True)
     if output == "json":

@@ -137,6 +137,11 @@ class FakeClient:
             return -1
         return math.ceil(self.etcd.leases[lease_id][1] - self.etcd.clock.now())
 
+    def watch(self, key: bytes, *, start_revision: int = 0, prev_kv: bool = True,
+              progress_notify: bool = True) -> Any:
+        self._enter("watch")
+        raise Unavailable("etcd store unavailable (http://127.0.0.1:1): no watch here")
+
     def close(self) -> None:
         self.closed = True
 
@@ -310,9 +315,12 @@ def test_a_clean_stop_revokes_the_lease_so_a_standby_leads_at_its_next_try(
 def test_a_campaign_that_loses_the_race_revokes_its_lease(etcd: FakeEtcd) -> None:
     a, b = Candidate(etcd, "a"), Candidate(etcd, "b")
     real_range = b.client.range
-    b.client.range = lambda key, range_end=None: (  # type: ignore[method-assign]
-        a.elector.step(), RangeResult(kvs=[], count=0, more=False, revision=1,
-                                      cluster_id="c"))[1]
+
+    def absent_then_a_campaigns(key: bytes, range_end: bytes | None = None) -> RangeResult:
+        a.elector.step()
+        return RangeResult(kvs=[], count=0, more=False, revision=1, cluster_id="c")
+
+    b.client.range = absent_then_a_campaigns  # type: ignore[method-assign]
     b.elector.step()  # b read the key absent, then a created it before b's txn
     b.client.range = real_range  # type: ignore[method-assign]
     assert a.elector.leading() and not b.elector.leading()
@@ -346,7 +354,7 @@ def test_a_standby_watching_the_leaders_key_tries_again_as_soon_as_it_is_deleted
         watches.append((key, start_revision, FakeWatch([deleted])))
         return watches[-1][2]
 
-    b.client.watch = watch  # type: ignore[attr-defined]
+    b.client.watch = watch  # type: ignore[method-assign]
     b.elector.watch_once()
     assert [(key, start) for key, start, _ in watches] == [(KEY, held_at + 1)]
     assert watches[0][2].closed
