@@ -33,6 +33,11 @@ from ecsm_actors.etcd.wire import KeyValue, error_from_reply, error_message, is_
 KEEPALIVE_IDLE = 5
 KEEPALIVE_INTERVAL = 2
 KEEPALIVE_COUNT = 3
+#: Bytes read from the stream at a time. One watch response is one line (a revision of
+#: many events: megabytes), and requests' ``iter_lines`` splits its whole pending buffer
+#: again at every read: 512-byte reads (its default) made reading 1,000 events take 1.6 s,
+#: 64 KiB reads 0.1 s. A read returns what has arrived, it does not wait to fill.
+STREAM_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +101,7 @@ class Watch:
         self._session = session
         self._reply = reply
         self._sock = stream_socket(reply)
-        self._lines: Iterator[bytes] = reply.iter_lines()
+        self._lines: Iterator[bytes] = reply.iter_lines(chunk_size=STREAM_CHUNK)
         self._lock = threading.Lock()
         self._closed = False
         self._reading = False

@@ -320,7 +320,7 @@ class FakeStream:
         self.raw = None
         self.closed = False
 
-    def iter_lines(self) -> Iterator[bytes]:
+    def iter_lines(self, chunk_size: int = 512) -> Iterator[bytes]:
         yield from self.lines
 
     def close(self) -> None:
