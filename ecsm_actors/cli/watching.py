@@ -99,7 +99,9 @@ class WatchOptions:
     #: When that store was replaced since: True refuses (``--since``), False says so in
     #: one line and watches from now (``--resume``).
     strict: bool = True
-    #: Exit after this many changes shown.
+    #: Exit after this many changes shown — at the end of a revision: the changes of one
+    #: revision (an etcd transaction, e.g. an atomic batch) are shown together, so a
+    #: watch always stops at a version it can resume after without showing one twice.
     count: int | None = None
     #: Exit after this many seconds without a change shown.
     timeout: float | None = None
@@ -288,11 +290,10 @@ class Watch:
             if self.mark.link(e) is Link.DUPLICATE:
                 continue
             self.mark = self.mark.after(e)  # a replay is the registry's chain: shown
-            if e.kind != opts.kind or (prefix is not None and not e.key.startswith(prefix)):
-                continue
-            self.emit(e)
-            self.printed += 1
-            if opts.count is not None and self.printed >= opts.count:
+            if e.kind == opts.kind and (prefix is None or e.key.startswith(prefix)):
+                self.emit(e)
+                self.printed += 1
+            if opts.count is not None and self.printed >= opts.count and self.mark.finished:
                 raise _Done
 
 

@@ -300,7 +300,8 @@ def test_a_resync_after_other_keys_moved_the_version_compares_without_drift() ->
 # -- ecsm-cli watch ------------------------------------------------------------------------
 
 
-def watch_world(registry: Registry, count: int) -> list[tuple[int, str]]:
+def watch_world(registry: Registry, count: int,
+                since: int | None = None) -> list[tuple[int, str]]:
     shown: list[tuple[int, str]] = []
     clock = FakeClock()
 
@@ -310,10 +311,12 @@ def watch_world(registry: Registry, count: int) -> list[tuple[int, str]]:
             return clock.now()
 
     engine = Watch(registry, lambda: Inbox(registry, clock),
-                   WatchOptions(kind=KIND, namespace="default", count=count, timeout=30.0),
+                   WatchOptions(kind=KIND, namespace="default", count=count, timeout=30.0,
+                                since=since),
                    emit=lambda e: shown.append((e.seq, e.key)), notice=lambda _: None,
                    clock=Clock())
     engine.run()
+    shown.append((engine.last or 0, "stopped after"))
     return shown
 
 
@@ -324,7 +327,8 @@ def test_watch_shows_each_event_of_a_revision_once_without_a_replay() -> None:
     r.other_keys()
     r.batch("c")
     shown = watch_world(_started_at(r, 100), count=3)
-    assert shown == [(104, "default/a"), (104, "default/b"), (108, "default/c")]
+    assert shown == [(104, "default/a"), (104, "default/b"), (108, "default/c"),
+                     (108, "stopped after")]
     assert [c for c in r.calls if c.startswith("watch_since")] == []
 
 
@@ -336,7 +340,17 @@ def test_watch_replays_a_lost_middle_event_and_a_lost_last_one() -> None:
     r.batch("f")
     shown = watch_world(_started_at(r, 100), count=6)
     assert shown == [(101, "default/a"), (101, "default/b"), (101, "default/c"),
-                     (102, "default/d"), (102, "default/e"), (106, "default/f")]
+                     (102, "default/d"), (102, "default/e"), (106, "default/f"),
+                     (106, "stopped after")]
+
+
+def test_watch_stops_at_the_end_of_a_revision_so_a_resume_shows_no_change_twice() -> None:
+    r = Registry()
+    r.batch("a", "b")
+    r.batch("c")
+    shown = watch_world(r, count=1, since=100)
+    assert shown == [(101, "default/a"), (101, "default/b"), (101, "stopped after")]
+    assert watch_world(r, count=1, since=101) == [(102, "default/c"), (102, "stopped after")]
 
 
 def _started_at(registry: Registry, version: int) -> Registry:
