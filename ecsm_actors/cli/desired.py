@@ -374,7 +374,8 @@ def _resume_file(ctx: CliContext) -> watching.ResumeFile:
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @click.option("-o", "--output", type=click.Choice(("line", "json", "yaml")), default="line",
               show_default=True)
-@click.option("--count", type=int, default=None, help="Exit after this many events.")
+@click.option("--count", type=int, default=None,
+              help="Exit after this many events (at the end of their revision).")
 @click.option("--timeout", type=float, default=None,
               help="Exit after this many seconds without an event.")
 @pass_cli
