@@ -80,8 +80,7 @@ from ecsm_actors.protocol import ListView, Op, Request, describe_error
 from ecsm_actors.registry.authorized import Role
 from ecsm_actors.registry.remote import READ_OPS, RemoteEndpoints
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
-from ecsm_actors.store.backends import open_store
-from ecsm_actors.store.event_store import EventStore
+from ecsm_actors.store.backends import open_event_store, open_store
 
 if TYPE_CHECKING:
     from ecsm_actors.store.etcd_events import EtcdEventSource
@@ -175,7 +174,7 @@ class RegistryServer:
         api.configure_limits(cfg.api)  # the upper bounds every write is validated against
         self.store = store or open_store(cfg)
         # Event records: a store of their own, written after the objects' commit.
-        self.events = EventStore.from_config(cfg)
+        self.events = open_event_store(cfg)
         self._event_tokens, self._event_refill = EVENT_BURST, time.monotonic()
         self.max_frame = int(cfg.registry.max_frame_bytes)
         self.max_batch_bytes = int(cfg.registry.max_batch_bytes)

@@ -134,11 +134,11 @@ def test_quorum_lost_reads_are_marked_stale_writes_unavailable_and_both_come_bac
 
     def written() -> bool:
         try:
-            client.request(Op.CREATE, object=service("db"), requestId="after-loss")
+            client.request(Op.CREATE, object=service("after"), requestId="after-loss")
         except Unavailable:
             return False
         return True
 
     wait_until(written, timeout=20, what="a write once quorum is back")
-    client.request(Op.GET, kind="ECSMService", namespace="default", name="db")
+    client.request(Op.GET, kind="ECSMService", namespace="default", name="after")
     assert not client.last_stale

@@ -26,6 +26,7 @@ from ecsm_actors.errors import (
 )
 from ecsm_actors.protocol import Event, EventType, Op, Request
 from ecsm_actors.store import Outcome, RawList, Store, Write
+from ecsm_actors.store.etcd_event_records import EtcdEventRecords
 from ecsm_actors.store.etcd_store import EtcdStore
 from tests.etcd_cluster import EtcdCluster
 from tests.registry_samples import hpa, service, with_changes
@@ -785,3 +786,58 @@ def test_a_batch_larger_than_an_etcd_txn_is_committed_in_parts_unless_atomic(
     again = one(store, batch(*writes, request_id="big-1"))
     assert isinstance(again, Outcome) and again.replayed
     assert again.result == result.result
+
+
+def occurrence(name: str, *, at: float = NOW, message: str = "back-off restarting") -> dict:
+    from ecsm_actors.api.names import format_timestamp
+
+    ts = format_timestamp(at)
+    return {"involvedObject": {"kind": KIND, "namespace": "default", "name": name},
+            "type": "Warning", "reason": "BackOff", "message": message, "count": 1,
+            "firstTimestamp": ts, "lastTimestamp": ts,
+            "source": {"component": "service-controller"}}
+
+
+@pytest.fixture
+def event_records(etcd_server: EtcdCluster, etcd_prefix: str,
+                  clock: FakeClock) -> Iterator[Callable[..., EtcdEventRecords]]:
+    opened: list[EtcdEventRecords] = []
+
+    def open_(**options: Any) -> EtcdEventRecords:
+        records = EtcdEventRecords(etcd_server.client(), etcd_prefix, clock=clock,
+                                   **{"limit": 100, "ttl": 3600.0, **options})
+        opened.append(records)
+        return records
+
+    yield open_
+    for r in opened:
+        r.close()
+
+
+def test_event_records_on_etcd_are_one_record_per_condition_seen_by_every_registry(
+        event_records: Callable[..., EtcdEventRecords], clock: FakeClock) -> None:
+    a, b = event_records(), event_records()
+    assert a.record([occurrence("web")])[0].added
+    clock.now += 5
+    assert not b.record([occurrence("web", at=clock.now)])[0].added
+    a.record([occurrence("db", at=clock.now + 1)])
+    [web] = a.list("default", KIND, "web")
+    assert web["count"] == 2 and b.list("default", KIND, "web") == [web]
+    assert [r["involvedObject"]["name"] for r in b.list()] == ["web", "db"]
+    clock.now += 3600.5
+    assert [r["involvedObject"]["name"] for r in b.list()] == ["db"]  # web past its TTL
+
+
+def test_event_records_on_etcd_expire_by_lease_and_beyond_the_limit_the_oldest_go(
+        event_records: Callable[..., EtcdEventRecords], etcd_server: EtcdCluster,
+        etcd_prefix: str, clock: FakeClock) -> None:
+    records = event_records(limit=3, ttl=60.0)
+    for i in range(5):
+        records.record([occurrence(f"s{i}", at=clock.now + i)])
+    assert len(records) == 5
+    assert records.expire() == 2 and len(records) == 3
+    assert [r["involvedObject"]["name"] for r in records.list()] == ["s2", "s3", "s4"]
+    with etcd_server.client() as client:
+        events = etcd_prefix + "events/"
+        kv = client.range(events.encode(), prefix_end_of(events)).kvs[0]
+        assert 0 < client.lease_ttl(kv.lease) <= 60 + 60 / 16 + 2
