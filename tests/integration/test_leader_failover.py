@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,12 +47,18 @@ def election_env(endpoints: list[str], prefix: str) -> dict[str, str]:
             "ECSM_ACTORS_CONTROLLER_RETRY_PERIOD": str(RETRY)}
 
 
-def start_candidate(processes: Processes, name: str, endpoints: list[str],
-                    prefix: str) -> tuple[subprocess.Popen[bytes], Path]:
-    """A ``noop`` controller electing on etcd; returns it and its reconcile record."""
+def start_candidate(processes: Processes, name: str, endpoints: list[str], prefix: str,
+                    *, run_dir: Path | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    """A ``noop`` controller electing on etcd; returns it and its reconcile record. With
+    ``run_dir``, it runs as another operator instance would (its own run dir), on the
+    test's registry."""
     record = processes.run_dir / f"record-{name}.log"
+    other = {} if run_dir is None else {
+        "ECSM_ACTORS_RUN_DIR": str(run_dir),
+        "ECSM_ACTORS_REGISTRY_ENDPOINT": h.config(processes.run_dir).registry_endpoint,
+        "ECSM_ACTORS_REGISTRY_EVENTS_ENDPOINT": h.config(processes.run_dir).events_endpoint}
     proc = h.start_noop(processes, ECSM_ACTORS_NOOP_RECORD=str(record),
-                        ECSM_ACTORS_NOOP_STATUS="0", **election_env(endpoints, prefix))
+                        ECSM_ACTORS_NOOP_STATUS="0", **election_env(endpoints, prefix), **other)
     return proc, record
 
 
@@ -110,9 +117,10 @@ class Writer:
 def test_one_of_two_controllers_reconciles_and_the_other_leads_within_a_lease_after_a_kill_9(
         processes: Processes, run_dir: Path, etcd_cluster: EtcdCluster,
         etcd_prefix: str) -> None:
-    # The first candidate leads: it takes the lease before the registry is even up.
+    # The first candidate leads: it takes the lease before the registry is even up. It runs
+    # as another operator instance (run dir) would: its successor waits for its lease.
     first, first_record = start_candidate(processes, "first", etcd_cluster.endpoints,
-                                          etcd_prefix)
+                                          etcd_prefix, run_dir=run_dir / "b")
     wait_until(lambda: "noop-controller: leading" in log_of(processes, first), timeout=20,
                what="the first one leading")
     # The second runs under a supervisor, which shows its role in ps.
@@ -159,6 +167,18 @@ def test_one_of_two_controllers_reconciles_and_the_other_leads_within_a_lease_af
     holder = leases["leases"]["noop-controller"]
     assert holder["holder"] == f"{socket.gethostname()}:{run_dir}:{row['pid']}"
     assert 0 <= holder["age"] < 10
+
+    # Killed again, the supervisor restarts it in place: the new process takes the lease
+    # of its dead predecessor at once instead of waiting for it to expire.
+    before = len(starts(second_record))
+    killed = time.monotonic()
+    os.kill(row["pid"], signal.SIGKILL)
+    wait_until(lambda: len(starts(second_record)) > before, timeout=LEASE + 10,
+               interval=0.01, what="the restarted controller reconciling")
+    back = min(t for _, t in starts(second_record)[before:]) - killed
+    print(f"restarted in place after kill -9: reconciling again {back:.2f} s later")
+    assert "a process of this computer that is gone, released" in (
+        run_dir / "logs" / "noop-controller.log").read_text()
 
 
 def test_a_leader_cut_off_from_etcd_stops_reconciling_before_its_lease_expires(

@@ -93,12 +93,21 @@ class FakeClient:
     def txn(self, compare: Sequence[Compare], success: Sequence[TxnOp],
             failure: Sequence[TxnOp] = ()) -> TxnResult:
         self._enter("txn")
-        ok = all(c.target == "CREATE" and c.op == "=" and
-                 (self.etcd.kvs[c.key].create_revision if c.key in self.etcd.kvs else 0)
-                 == c.operand for c in compare)
+
+        def holds(c: Compare) -> bool:
+            kv = self.etcd.kvs.get(c.key)
+            actual = {"CREATE": kv.create_revision if kv else 0,
+                      "MOD": kv.mod_revision if kv else 0}[c.target]
+            return c.op == "=" and actual == c.operand
+
+        ok = all(holds(c) for c in compare)
         responses: list[RangeResult | int | None] = []
         for op in success if ok else failure:
-            if op.kind == "put":
+            if op.kind == "delete":
+                gone = self.etcd.kvs.pop(op.key, None)
+                self.etcd.rev += 1 if gone else 0
+                responses.append(1 if gone else 0)
+            elif op.kind == "put":
                 assert op.lease in self.etcd.leases
                 self.etcd.rev += 1
                 old = self.etcd.kvs.get(op.key)
@@ -149,7 +158,8 @@ class FakeClient:
 class Candidate:
     """One controller instance: its client, its elector, what it was told."""
 
-    def __init__(self, etcd: FakeEtcd, name: str) -> None:
+    def __init__(self, etcd: FakeEtcd, name: str, *, boot: str = "",
+                 dead: set[int] | None = None) -> None:
         self.client = FakeClient(etcd)
         self.changes: list[tuple[float, bool]] = []
         self.stuck: list[float] = []
@@ -158,7 +168,8 @@ class Candidate:
             self.client, KIND, name, prefix=PREFIX, lease_duration=LEASE,
             renew_deadline=RENEW, retry_period=RETRY, clock=clock, wall=lambda: 1e9,
             on_change=lambda leading: self.changes.append((clock.now(), leading)),
-            on_stuck=lambda: self.stuck.append(clock.now()))
+            on_stuck=lambda: self.stuck.append(clock.now()),
+            boot=boot, alive=lambda pid: pid not in (dead or set()))
 
 
 @pytest.fixture
@@ -310,6 +321,27 @@ def test_a_clean_stop_revokes_the_lease_so_a_standby_leads_at_its_next_try(
     b.elector.step()  # no time passed: no waiting for an expiry
     assert b.elector.leading() and holder(etcd) == "b"
     assert "service-controller: stopped leading: shutting down, lease released" in caplog.text
+
+
+def test_a_controller_restarted_in_place_takes_over_from_its_dead_predecessor_at_once(
+        etcd: FakeEtcd, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="ecsm_actors.runtime.leader")
+    old = Candidate(etcd, "host:/run:100", boot="boot-1")
+    old.elector.step()  # leads, then dies (kill -9): its lease lives on for 4 s
+    gone = {100}
+    waiting = [Candidate(etcd, "host:/other-run:200", boot="boot-1", dead=gone),
+               Candidate(etcd, "host:/run:300", boot="boot-2", dead=gone),  # another computer
+               Candidate(etcd, "host:/run:400", boot="boot-1")]  # pid 100 still alive
+    restarted = Candidate(etcd, "host:/run:500", boot="boot-1", dead=gone)
+    for candidate in waiting:
+        candidate.elector.step()
+        assert not candidate.elector.leading()
+    restarted.elector.step()  # no time passed
+    assert restarted.elector.leading() and holder(etcd) == "host:/run:500"
+    assert list(etcd.leases) == [etcd.kvs[KEY].lease]  # the predecessor's lease revoked
+    assert ("service-controller: the lease of host:/run:100, a process of this computer "
+            "that is gone, released") in caplog.text
+    assert LeaderRecord.decode(etcd.kvs[KEY].value).boot_id == "boot-1"
 
 
 def test_a_campaign_that_loses_the_race_revokes_its_lease(etcd: FakeEtcd) -> None:
