@@ -256,11 +256,18 @@ def _simulator_address(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _env_key(var: str, known: Mapping[str, type]) -> str | None:
-    rest = var[len(ENV_PREFIX):].lower()
-    for key in known:
-        if rest == key.replace(".", "_"):
-            return key
-    return None
+    key = _env_names().get(var[len(ENV_PREFIX):].lower())
+    return key if key is not None and key in known else None
+
+
+@functools.cache
+def _env_names() -> dict[str, str]:
+    # ``section_name`` → ``section.name``, the first key of a name winning: looked up
+    # once per variable (a scan of every key per variable cost a millisecond per start)
+    out: dict[str, str] = {}
+    for key in _keys():
+        out.setdefault(key.replace(".", "_"), key)
+    return out
 
 
 def child_environment(cfg: Config) -> dict[str, str]:

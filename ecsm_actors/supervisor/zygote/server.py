@@ -10,13 +10,14 @@ A fork order is served by forking twice: the intermediate process forks the chil
 its pid on a pipe and exits; the zygote replies with the pid at once, then reaps the
 intermediate. The child, orphaned, is adopted by the supervisor (a child subreaper), which
 reaps it like any other child (a child killed before its adoption is reaped once the
-intermediate is gone: see :meth:`~..process.ChildProcess.reap`). So killing the zygote leaves its children running, and the exit status
-of a child reaches the supervisor once, by ``waitpid``, never through the zygote.
+intermediate is gone: see :meth:`~..process.ChildProcess.reap`). So killing the zygote
+leaves its children running, and the exit status of a child reaches the supervisor once,
+by ``waitpid``, never through the zygote.
 
 The zygote exits when the supervisor closes the socket (or dies: ``PR_SET_PDEATHSIG``),
-and on SIGTERM, with status 0 (it holds nothing to clean up). It ignores SIGINT (a Ctrl-C reaches the whole process group; the
-supervisor stops its children itself). What it never does: create a ZeroMQ context, open
-LMDB, start a thread, read the configuration.
+and on SIGTERM, with status 0 (it holds nothing to clean up). It ignores SIGINT (a Ctrl-C
+reaches the whole process group; the supervisor stops its children itself). What it
+never does: create a ZeroMQ context, open LMDB, start a thread, read the configuration.
 """
 
 from __future__ import annotations
@@ -32,10 +33,17 @@ from types import FrameType
 from ecsm_actors import lifecycle
 from ecsm_actors.supervisor.zygote import child, orders
 
+
 def preload(modules: list[str]) -> None:
-    """Import ``modules`` (ImportError: the zygote cannot serve and exits)."""
+    """Import ``modules`` (ImportError: the zygote cannot serve and exits), then compute
+    once for every child what depends on the code alone: the table of configuration keys
+    (evaluated from the settings' annotations: 2 ms of each child's start otherwise). No
+    configuration is read."""
     for name in modules:
         importlib.import_module(name)
+    config = sys.modules.get("ecsm_actors.config")
+    if config is not None:
+        config.keys()
 
 
 def main(argv: list[str] | None = None) -> int:
