@@ -33,7 +33,8 @@ PENDING = -1
 
 @dataclass(frozen=True, kw_only=True)
 class Applied:
-    """A write staged over the view, to be finished with the revision of its txn."""
+    """A write staged over the view, to be finished with the revision of its txn (or one
+    that changed nothing of an object staged earlier in the group)."""
 
     op: Op
     target: Target
@@ -98,15 +99,6 @@ def resolve_record(record: dict[str, Any], revision: int) -> dict[str, Any]:
     return out
 
 
-def changed(result: Result) -> bool:
-    """Whether a staged result wrote anything (its txn is needed)."""
-    if isinstance(result, Applied):
-        return True
-    if isinstance(result, AppliedBatch):
-        return any(changed(r) for r in result.results)
-    return False
-
-
 @dataclass(kw_only=True)
 class View:
     """The keys a group read (``reads``: etcd key → its KeyValue, None when absent) and
@@ -154,6 +146,9 @@ class View:
         change, action = semantics.change_for(s, current, now)
         if change.type is None:
             assert current is not None and frame is not None
+            if current["metadata"]["resourceVersion"] == PENDING:  # staged in this group
+                return Applied(op=s.op, target=s.target, change=change, obj=current,
+                               action=action)
             return replay.outcome(s.op, s.target, change, current, frame, action, ())
         obj = {**change.object, "metadata": {**change.object["metadata"],
                                              "resourceVersion": PENDING}}

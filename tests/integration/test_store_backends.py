@@ -841,3 +841,16 @@ def test_event_records_on_etcd_expire_by_lease_and_beyond_the_limit_the_oldest_g
         events = etcd_prefix + "events/"
         kv = client.range(events.encode(), prefix_end_of(events)).kvs[0]
         assert 0 < client.lease_ttl(kv.lease) <= 60 + 60 / 16 + 2
+
+
+@pytest.mark.parametrize("atomic", [False, True])
+def test_a_write_on_an_object_written_earlier_in_its_batch_answers_the_stored_version(
+        store: AnyStore, atomic: bool) -> None:
+    result = one(store, batch(create("a"), Write(op=Op.APPLY, fields={
+        "object": service("a")}), atomic=atomic))
+    assert isinstance(result, Outcome)
+    created, applied = (r["result"] for r in result.result["results"])
+    assert applied["action"] == "unchanged"
+    stored = store.get(KIND, "default", "a")
+    assert applied["object"] == created == stored
+    assert stored["metadata"]["resourceVersion"] == result.result["resourceVersion"]
