@@ -18,6 +18,7 @@ fault tests and the benchmark that kill leader hosts.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -25,10 +26,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.errors import ControlError
@@ -94,6 +97,24 @@ class Host:
             timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """``ecsm-cli ARGS`` on this host (its registry; ECSM as the host sees it)."""
         return self._run(CLI, args, stdin, check, timeout)
+
+    def in_process(self, main: Callable[[list[str]], int], *args: str,
+                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                   stdin: str | None = None) -> tuple[int, str, str]:
+        """``main(args)`` (``ecsm-cli``'s or ``ecsm-operator``'s entry point) in the test's
+        process with this host's environment: ``(code, out, err)``. Saves an interpreter
+        start per command."""
+        for var in [v for v in os.environ if v.startswith("ECSM_ACTORS_")]:
+            monkeypatch.delenv(var)
+        for var, value in self.processes.env(self.env).items():
+            if var.startswith("ECSM_ACTORS_"):
+                monkeypatch.setenv(var, value)
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
 
     def popen_cli(self, *args: str) -> subprocess.Popen[str]:
         """``ecsm-cli ARGS`` left running (``watch``), in a process group of its own,
