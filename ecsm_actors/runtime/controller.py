@@ -163,12 +163,14 @@ class Controller:
     def start(self) -> Controller:
         logger.info("%s: starting (%s, %d workers)", self.spec.name, self.spec.kind,
                     self.spec.workers)
+        # The informer first: its list is on its way (a restart is ready once it synced)
+        # while the rest starts.
+        self.informer.start()
         if self._report_liveness:
             # The process's one context (the registry clients' too): one I/O thread.
             self._liveness = LivenessReporter(
                 zmq.Context.instance(), self.cfg.heartbeat_endpoint, self.spec.name,
                 self.cfg.controller.heartbeat_interval, self.liveness_report).start()
-        self.informer.start()
         self.leader.start()
         for i in range(self.spec.workers):
             t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}", daemon=True)

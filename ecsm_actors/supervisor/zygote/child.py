@@ -15,7 +15,7 @@ zygote's code: :func:`become` ends with ``os._exit``. Steps, in order:
 3. fds: stdin from /dev/null, stdout and stderr to the log the supervisor opened, every
    other inherited fd closed (the Python objects over the zygote's own fds are detached
    first, so none can close a number the child reuses);
-4. logging handlers removed, ``os.environ`` replaced by the order's, ``random`` reseeded
+4. logging handlers removed, ``os.environ`` made the order's, ``random`` reseeded
    (``os.register_at_fork`` hooks of other modules have run already), ``sys.argv`` set;
 5. run ``python -m MODULE`` / ``python SCRIPT`` with :mod:`runpy`, as the interpreter
    does, and exit as it would: ``SystemExit`` code, a traceback and 1 on an uncaught
@@ -53,8 +53,7 @@ def become(order: Order, *, log_fd: int, intermediate: int, handlers: Handlers,
             sock.detach()
         _redirect(log_fd)
         _reset_logging()
-        os.environ.clear()
-        os.environ.update(order.env)
+        _replace_environ(order.env)
         random.seed()
         code = _run(order.argv)
     except SystemExit as e:
@@ -111,6 +110,16 @@ def _reset_logging() -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+
+
+def _replace_environ(env: Mapping[str, str]) -> None:
+    """``os.environ`` becomes ``env``, changing only what differs (the zygote's own is
+    nearly the same; clearing and refilling it cost half a millisecond)."""
+    for key in [k for k in os.environ if k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _run(argv: tuple[str, ...]) -> int:
