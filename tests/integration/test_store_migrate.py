@@ -18,6 +18,7 @@ from ecsm_actors.errors import Unavailable
 from ecsm_actors.etcd import EtcdClient
 from ecsm_actors.store import Store
 from ecsm_actors.store import migrate as migration
+from ecsm_actors.store.etcd_store import EtcdStore
 from ecsm_actors.supervisor.rundir import InstanceLock, pidfile
 from tests.etcd_cluster import EtcdCluster
 from tests.migrate_samples import every_object, populate, without_version
@@ -88,6 +89,10 @@ def test_a_round_trip_lmdb_etcd_lmdb_keeps_every_object_identical_but_its_resour
                       f"{migrate.prefix}objects0".encode()).kvs
     assert sorted(kv.key.decode().removeprefix(f"{migrate.prefix}objects/") for kv in keys) \
         == sorted(before)
+    served = EtcdStore(etcd, prefix=migrate.prefix)  # what a registry on etcd serves
+    assert without_version(every_object(served)) == without_version(before)  # type: ignore[arg-type]
+    assert {o["metadata"]["resourceVersion"] for o in every_object(served).values()} \
+        == {kv.mod_revision for kv in keys}  # type: ignore[arg-type]
 
     back = tmp_path / "back"
     code, out, _ = migrate(back, "--from", "etcd", "--to", "lmdb")
