@@ -721,6 +721,20 @@ def test_two_registries_share_the_epoch_and_a_wiped_prefix_gets_a_new_one_both_a
     assert b.epoch == a.epoch
 
 
+def test_an_epoch_made_on_another_etcd_cluster_is_replaced_by_a_new_one(
+        etcd_stores: Callable[..., EtcdStore], etcd_server: EtcdCluster,
+        etcd_prefix: str) -> None:
+    """A cluster restored from a backup has a new cluster id but the old keys: clients
+    that knew the old store must relist."""
+    ticks = iter(range(10, 1000, 10))
+    store = etcd_stores(monotonic=lambda: float(next(ticks)))
+    with etcd_server.client() as client:
+        client.put(etcd_prefix + "epoch", "0123456789abcdef/1234")  # made on cluster 1234
+    store.list_objects(KIND)
+    assert store.epoch not in ("", "0123456789abcdef")
+    assert etcd_stores().epoch == store.epoch
+
+
 def prefix_end_of(prefix: str) -> bytes:
     from ecsm_actors.etcd.client import prefix_end
 
