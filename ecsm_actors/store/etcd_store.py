@@ -23,11 +23,11 @@ Full. etcd's NOSPACE alarm (``StoreFull``) refuses every txn that puts a key: th
 a group are then tried one by one, and a DELETE is tried once more without its request
 window record (answered, not recorded) so that a full store still takes deletes.
 
-Reads (:mod:`.etcd_reads`) are linearizable; while quorum is lost they are served from the answering member's
-state and :meth:`EtcdStore.take_stale` says so (the registry marks the reply ``stale:
-true``), and writes answer ``Unavailable`` naming the store (:mod:`.etcd_quorum`). The
-epoch: :mod:`.etcd_epoch`. The resourceVersion of the store is etcd's revision (global to
-the cluster: not contiguous per prefix).
+Reads (:mod:`.etcd_reads`) are linearizable; while quorum is lost they are served from
+the answering member's state and :meth:`EtcdStore.take_stale` says so (the registry marks
+the reply ``stale: true``), and writes answer ``Unavailable`` naming the store
+(:mod:`.etcd_quorum`). The epoch: :mod:`.etcd_epoch`. The resourceVersion of the store is
+etcd's revision (global to the cluster: not contiguous per prefix).
 
 Not thread-safe: the registry's loop thread owns it.
 """
