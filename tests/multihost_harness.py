@@ -10,10 +10,14 @@ ECSM address. Host ``b`` is started through ``ecsm-operator run --store etcd
 --etcd-endpoints ...``, host ``a`` through the environment: both ways a host is
 configured.
 
+With ``simulator_apart`` the simulator runs on its own and both hosts are configured
+with its address, so that either host can die while ECSM stays, as a device's platform.
+
 Every supervisor runs in a process group of its own; :meth:`Host.kill` is a ``kill -9``
-of that whole group (the host's computer gone), :meth:`Topology.close` kills every group
-that is left and removes the run dirs. Used by the two-host integration test, and by the
-fault tests and the benchmark that kill leader hosts.
+of that whole group (the host's computer gone), :meth:`Host.start` brings it back on its
+run dir, :meth:`Topology.close` kills every group that is left and removes the run dirs.
+Used by the two-host integration test, and by fault tests and benchmarks that kill
+leader hosts.
 """
 
 from __future__ import annotations
@@ -66,7 +70,17 @@ class Host:
     run_dir: Path
     env: dict[str, str]
     processes: Processes
+    #: How the supervisor is started: ``python -m ecsm_actors ARGS`` when ``module``,
+    #: else the program and its arguments.
+    command: tuple[str, ...] = ("supervisor",)
+    module: bool = True
     supervisor: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start (or start again, after :meth:`kill`) the host's supervisor; it is ready
+        once :meth:`ready`."""
+        self.supervisor = self.processes.spawn(*self.command, env=self.env,
+                                               log_name="supervisor", module=self.module)
 
     @property
     def config(self) -> Config:
@@ -163,6 +177,16 @@ class Topology:
     prefix: str
     hosts: dict[str, Host] = field(default_factory=dict)
 
+    def simulator_url(self) -> str:
+        """The ECSM simulator's base URL (its admin API under ``/_sim/``)."""
+        where = self.hosts.get("ecsm") or self.a
+        return str(json.loads(where.config.ecsm_address_file.read_text())["url"])
+
+    @property
+    def controllers(self) -> list[Host]:
+        """The operator hosts (not the simulator's own run dir, when it runs apart)."""
+        return [h for name, h in self.hosts.items() if name != "ecsm"]
+
     @property
     def a(self) -> Host:
         return self.hosts["a"]
@@ -174,7 +198,7 @@ class Topology:
     def leaders(self) -> dict[str, list[str]]:
         """Controller child name → the hosts whose ``ps`` says ``leader`` for it."""
         out: dict[str, list[str]] = {name: [] for name in CONTROLLERS}
-        for host in self.hosts.values():
+        for host in self.controllers:
             if host.supervisor is None or host.supervisor.poll() is not None:
                 continue
             for row in host.ps():
@@ -200,24 +224,33 @@ def _run_dir(name: str) -> Path:
 
 
 def start_topology(endpoints: Sequence[str], prefix: str, *, timeout: float = 60,
-                   **env: str) -> Topology:
+                   simulator_apart: bool = False, **env: str) -> Topology:
     """Host ``a`` (simulator, registry, controllers), then host ``b`` pointed at ``a``'s
-    simulator; return once every child of both is ready. ``env``: extra settings of
-    both hosts (on top of :data:`FAST`)."""
+    simulator; return once every child of both is ready. ``simulator_apart``: the
+    simulator runs on its own instead (in the topology's ``ecsm`` run dir), both hosts
+    pointed at it, so that either host can be killed as a whole while ECSM stays (the
+    leader-host kills). ``env``: extra settings of both hosts (on top of :data:`FAST`)."""
     topology = Topology(endpoints=list(endpoints), prefix=prefix)
     store = {"ECSM_ACTORS_STORE_ETCD_PREFIX": prefix, **FAST, **env}
+    by_env = {"ECSM_ACTORS_STORE_BACKEND": "etcd",
+              "ECSM_ACTORS_STORE_ETCD_ENDPOINTS": ",".join(endpoints)}
     try:
-        a = _host(topology, "a", {**store, "ECSM_ACTORS_STORE_BACKEND": "etcd",
-                                  "ECSM_ACTORS_STORE_ETCD_ENDPOINTS": ",".join(endpoints)})
-        a.supervisor = a.processes.spawn("supervisor", "--simulate", env=a.env,
-                                         log_name="supervisor")
-        address = wait_until(lambda: json.loads(a.config.ecsm_address_file.read_text()),
-                             timeout=timeout, what="host a's simulator address")
-        b = _host(topology, "b", {**store, "ECSM_ACTORS_ECSM_HOST": str(address["host"]),
-                                  "ECSM_ACTORS_ECSM_PORT": str(address["port"])})
-        b.supervisor = b.processes.spawn(
-            OPERATOR, "run", "--store", "etcd", "--etcd-endpoints", ",".join(endpoints),
-            env=b.env, log_name="supervisor", module=False)
+        if simulator_apart:
+            ecsm = _host(topology, "ecsm", store)
+            ecsm.processes.spawn("simulator", env=store, log_name="simulator")
+        else:
+            ecsm = _host(topology, "a", {**store, **by_env}, "--simulate")
+            ecsm.start()
+        address = wait_until(lambda: json.loads(ecsm.config.ecsm_address_file.read_text()),
+                             timeout=timeout, what="the simulator's address")
+        at = {"ECSM_ACTORS_ECSM_HOST": str(address["host"]),
+              "ECSM_ACTORS_ECSM_PORT": str(address["port"])}
+        if simulator_apart:
+            _host(topology, "a", {**store, **by_env, **at}).start()
+        b = _host(topology, "b", {**store, **at}, OPERATOR, "run", "--store", "etcd",
+                  "--etcd-endpoints", ",".join(endpoints), module=False)
+        b.start()
+        a = topology.a
         for host in (a, b):
             wait_until(host.ready, timeout=timeout, interval=0.1,
                        what=f"every child of host {host.name} ready")
@@ -228,8 +261,10 @@ def start_topology(endpoints: Sequence[str], prefix: str, *, timeout: float = 60
     return topology
 
 
-def _host(topology: Topology, name: str, env: dict[str, str]) -> Host:
+def _host(topology: Topology, name: str, env: dict[str, str], *args: str,
+          module: bool = True) -> Host:
     run_dir = _run_dir(name)
-    host = Host(name=name, run_dir=run_dir, env=env, processes=Processes(run_dir))
+    host = Host(name=name, run_dir=run_dir, env=env, processes=Processes(run_dir),
+                command=args if not module else ("supervisor", *args), module=module)
     topology.hosts[name] = host
     return host

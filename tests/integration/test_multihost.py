@@ -43,8 +43,7 @@ def manifest(image: str) -> str:
 
 
 def ecsm_services(topology: Topology) -> list[dict[str, Any]]:
-    address = json.loads(topology.a.config.ecsm_address_file.read_text())
-    admin = SimulatorAdmin(address["url"])
+    admin = SimulatorAdmin(topology.simulator_url())
     try:
         return [s for s in admin.state()["services"] if s["name"].startswith("default.web.")]
     finally:
