@@ -1,73 +1,34 @@
-"""Leader election of a controller kind: one leader per store, the other instances standby.
+"""The elector of one controller kind: campaigns, renews, steps down, and the gate the
+workers go through (see :mod:`ecsm_actors.runtime.leader` for the invariants).
 
-Runs in controller processes (threads ``leader-elector``, which campaigns and renews,
-``leader-deadline``, which enforces the renew deadline, and ``leader-watch``, which wakes a
-standby's campaign as soon as the leader's key is deleted) and in ``ecsm-operator stats``
-(:func:`read_leases`). With ``store.backend = "etcd"`` the controller runtime elects
-through :class:`LeaderElector`, directly on etcd (not through the registry); with LMDB
-it uses :class:`AlwaysLeader`: the single instance leads, without any etcd traffic.
-
-The lock is the key ``<prefix>leases/<kind>``, holding a :class:`LeaderRecord` (JSON,
-Kubernetes' leader election record: ``holderIdentity``, ``acquireTime``,
-``leaseDurationSeconds``) attached to an etcd lease of ``ceil(lease_duration)`` seconds:
-a candidate that finds it absent grants a lease and creates it in a txn on
-``create_revision == 0``; the leader keeps the lease alive every ``retry_period`` and
-checks that the key is still its own; when the lease expires (or is revoked), etcd deletes
-the key and a standby takes it at once: it watches the key, and polls it every
-``retry_period`` besides (the watch only hastens the next try, so a silent watch costs
-nothing but that).
-
-Invariants:
-
-* :meth:`LeaderElector.leading` is true only before ``renewed + renew_deadline``, where
-  ``renewed`` is the SEND time of the last successful keepalive (or of the lease grant):
-  etcd cannot expire the lease before ``renewed + lease_duration``, so a leader that cannot
-  renew stops dispatching reconciles before any standby can lead, whatever an etcd call
-  blocks on. The deadline thread turns that moment into a step-down at once.
-* A reconcile starts only through :meth:`~LeaderElector.begin` (true while leading) and ends
-  with :meth:`~LeaderElector.end`. After a step-down, in-flight reconciles may finish
-  until the lease may have expired; if some are still running then, ``on_stuck`` is called
-  (the controller process exits, to be restarted as a candidate — Kubernetes' leader
-  election exits too), so no reconcile of this instance overlaps a new leader's for longer.
-* A step-down is followed by a new campaign; if the old lease turns out alive and the key
-  still ours, leadership resumes without a gap for anyone.
-* :meth:`~LeaderElector.stop` revokes the lease: the key goes with it, so failover after a
-  clean stop is immediate rather than a lease duration later.
-* A controller restarted in place (same computer — same boot id —, same run dir) that
-  finds the lease held by its predecessor, a process that no longer exists, deletes the key
-  (a txn on the ``mod_revision`` it read) and revokes that lease instead of waiting for it
-  to expire: a crash that the supervisor repairs in milliseconds costs no lease duration.
-  Holders on another computer, of another run dir, or whose pid lives, are waited for.
-* etcd errors never leave the elector's threads: a failed campaign is retried every
-  ``retry_period``, a failed renewal until the deadline; the first failure of a streak is a
-  WARNING, the rest DEBUG, the recovery one INFO line.
-* Every leadership change is one log line and counted (``transitions`` in the
-  controller's stats, ``ecsm_actors_controller_election_transitions_total``).
+Runs in controller processes: threads ``leader-elector``, ``leader-deadline`` and
+``leader-watch``; :class:`AlwaysLeader` stands in for it with the LMDB store.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from ecsm_actors.clock import Clock, RealClock
-from ecsm_actors.errors import ConfigError, EcsmActorsError
+from ecsm_actors.errors import EcsmActorsError
+from ecsm_actors.runtime.leader.record import (
+    ROLE_LEADER,
+    ROLE_STANDBY,
+    LeaderRecord,
+    check_durations,
+    lease_key,
+    left_by_dead_predecessor,
+    pid_alive,
+)
 
 logger = logging.getLogger(__name__)
 
-ROLE_LEADER = "leader"
-ROLE_STANDBY = "standby"
-#: The values of a controller's ``election.role`` (what ``ecsm-operator ps`` shows).
-ROLES = (ROLE_LEADER, ROLE_STANDBY)
 #: Exit code of a controller that lost its lease with reconciles still running.
 EXIT_LEASE_LOST = 1
 
@@ -84,87 +45,6 @@ class LeaseClient(Protocol):
     def lease_keepalive(self, lease_id: int) -> int: ...
     def lease_revoke(self, lease_id: int) -> Any: ...
     def close(self) -> None: ...
-
-
-def identity(run_dir: str | Path) -> str:
-    """``<hostname>:<run dir>:<pid>``: two operator instances on one computer differ, and
-    so do two processes of one instance."""
-    return f"{socket.gethostname()}:{run_dir}:{os.getpid()}"
-
-
-def leases_prefix(prefix: str) -> bytes:
-    """``<prefix>leases/``, as :mod:`ecsm_actors.store.etcd_layout` lays keys out (a
-    prefix always ends with ``/``; not imported: a controller loads no store code)."""
-    return (prefix if prefix.endswith("/") else prefix + "/").encode() + b"leases/"
-
-
-def lease_key(prefix: str, kind: str) -> bytes:
-    """``<prefix>leases/<kind>``, the lock of one controller kind."""
-    return leases_prefix(prefix) + kind.encode()
-
-
-@dataclass(frozen=True, kw_only=True)
-class LeaderRecord:
-    """The value of a lease key: who leads, since when (wall clock, seconds)."""
-
-    holder_identity: str
-    acquire_time: float = 0.0
-    lease_duration_seconds: int = 0
-    #: The holder's computer since its last boot (``/proc/sys/kernel/random/boot_id``).
-    boot_id: str = ""
-
-    def encode(self) -> bytes:
-        return json.dumps({"holderIdentity": self.holder_identity,
-                           "acquireTime": self.acquire_time,
-                           "leaseDurationSeconds": self.lease_duration_seconds,
-                           "bootId": self.boot_id},
-                          separators=(",", ":")).encode()
-
-    @classmethod
-    def decode(cls, value: bytes) -> LeaderRecord:
-        """Never raises: a value that is not a record is read as a bare identity."""
-        try:
-            doc = json.loads(value)
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict) or not isinstance(doc.get("holderIdentity"), str):
-            return cls(holder_identity=value.decode(errors="replace")[:512])
-        when, ttl = doc.get("acquireTime"), doc.get("leaseDurationSeconds")
-        boot = doc.get("bootId")
-        return cls(holder_identity=doc["holderIdentity"][:512],
-                   acquire_time=float(when) if isinstance(when, int | float)
-                   and math.isfinite(when) else 0.0,
-                   lease_duration_seconds=ttl if isinstance(ttl, int) else 0,
-                   boot_id=boot[:64] if isinstance(boot, str) else "")
-
-
-def check_durations(lease_duration: float, renew_deadline: float, retry_period: float) -> None:
-    """Kubernetes' rule: lease_duration > renew_deadline > retry_period > 0; ConfigError."""
-    if not 0 < retry_period < renew_deadline < lease_duration:
-        raise ConfigError(
-            "leader election needs controller.lease_duration > controller.renew_deadline > "
-            f"controller.retry_period > 0, got {lease_duration:g} / {renew_deadline:g} / "
-            f"{retry_period:g} s")
-
-
-def boot_id() -> str:
-    """This computer's boot id (changes at every boot; "" where there is none)."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this computer (a zombie counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _exit_for_restart() -> None:
@@ -377,10 +257,7 @@ class LeaderElector:
         from ecsm_actors.etcd.client import Compare, TxnOp
 
         record = LeaderRecord.decode(kv.value)
-        place, _, pid = record.holder_identity.rpartition(":")
-        mine = self.identity.rpartition(":")[0]
-        if not (self.boot and record.boot_id == self.boot and place == mine and pid.isdigit()
-                and record.holder_identity != self.identity and not self._pid_alive(int(pid))):
+        if not left_by_dead_predecessor(record, self.identity, self.boot, self._pid_alive):
             return False
         result = self.client.txn([Compare.mod_revision(self.key, "=", kv.mod_revision)],
                                  [TxnOp.delete(self.key)])
@@ -570,50 +447,3 @@ class LeaderElector:
                     "holder": self.identity if leading else self._holder,
                     "identity": self.identity,
                     "lease": self.key.decode(errors="replace")}
-
-
-def elector_for(cfg: Any, kind: str, *, on_change: Callable[[bool], None] | None = None,
-                ) -> LeaderElector | AlwaysLeader:
-    """The controller runtime's choice: an elector on etcd, or :class:`AlwaysLeader` with
-    LMDB. Raises ConfigError on durations that cannot work."""
-    if cfg.store.backend != "etcd":
-        return AlwaysLeader()
-    settings = cfg.controller
-    check_durations(settings.lease_duration, settings.renew_deadline, settings.retry_period)
-    from ecsm_actors.etcd.client import EtcdClient
-
-    return LeaderElector(EtcdClient.from_config(cfg), kind, identity(cfg.run_dir),
-                         lease_duration=settings.lease_duration,
-                         renew_deadline=settings.renew_deadline,
-                         retry_period=settings.retry_period, prefix=cfg.store.etcd_prefix,
-                         on_change=on_change, boot=boot_id())
-
-
-def read_leases(client: Any, prefix: str, *, wall: Callable[[], float] = time.time,
-                ) -> dict[str, dict[str, Any]]:
-    """Every lease key under ``<prefix>leases/``: kind → holder, age (seconds since it
-    acquired the lease, by its wall clock), the etcd lease and its TTL left."""
-    from ecsm_actors.etcd.client import prefix_end
-
-    start = leases_prefix(prefix)
-    out: dict[str, dict[str, Any]] = {}
-    for kv in client.range(start, prefix_end(start)).kvs:
-        record = LeaderRecord.decode(kv.value)
-        out[kv.key[len(start):].decode(errors="replace")] = {
-            "holder": record.holder_identity,
-            "age": round(max(0.0, wall() - record.acquire_time), 1)
-            if record.acquire_time else None,
-            "lease": f"{kv.lease:x}",
-            "ttl": client.lease_ttl(kv.lease) if kv.lease else None,
-        }
-    return out
-
-
-def lease_holders(cfg: Any, name: str | None = None) -> dict[str, dict[str, Any]]:
-    """:func:`read_leases` on the configured etcd store (only ``name``'s when given), for
-    ``ecsm-operator stats``; raises what the etcd client raises."""
-    from ecsm_actors.etcd.client import EtcdClient
-
-    with EtcdClient.from_config(cfg) as client:
-        leases = read_leases(client, cfg.store.etcd_prefix)
-    return {kind: lease for kind, lease in leases.items() if name is None or kind == name}
