@@ -9,7 +9,8 @@ Submodules: ``types`` (the contract), ``controller`` (workers, outcomes, livenes
 condition the runtime writes), ``metrics`` (counters and the latency histogram),
 ``ratelimit`` (one WARNING per cause and interval for garbage a peer keeps sending),
 ``events`` (the event recorder, also used by the supervisor), ``sweep`` (a spec's periodic
-sweep, run on the workqueue).
+sweep, run on the workqueue), ``leader`` (leader election: one leader per controller kind
+and store, on etcd).
 """
 
 from __future__ import annotations
