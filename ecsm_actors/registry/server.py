@@ -638,7 +638,6 @@ class RegistryServer:
 
 def main(argv: list[str] | None = None) -> int:
     """Process main of ``python -m ecsm_actors registry``."""
-    lifecycle.die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m ecsm_actors registry")
     parser.add_argument("--conf", help="config file (TOML)")
     args = parser.parse_args(argv)
@@ -656,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     except (EcsmActorsError, OSError) as e:
         logger.error("registry cannot start: %s", e)
         return 1
+    # Armed once the store is open and the sockets bound: a registry forked by the zygote
+    # waits here for its adoption by the supervisor, which has taken place meanwhile.
+    lifecycle.die_with_parent()
     try:
         server.serve(stop)
     finally:

@@ -121,8 +121,9 @@ class Prober:
 
 def _registry_ping(name: str, readiness: Readiness) -> Check:
     """One PING on a raw REQ socket (the registry client would bring asyncio, ssl and
-    hashlib into the supervisor: 3 MiB for one request). Reconnects every
-    :data:`RETRY_INTERVAL`, so a registry that binds while a ping waits answers it at once."""
+    hashlib into the supervisor: 3 MiB for one request). Reconnects every millisecond
+    (a connect to a socket file not bound yet), so a registry that binds while a ping
+    waits answers it at once."""
     import zmq
 
     from ecsm_actors import protocol
@@ -131,7 +132,7 @@ def _registry_ping(name: str, readiness: Readiness) -> Check:
         sock = zmq.Context.instance().socket(zmq.REQ)
         try:
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.RECONNECT_IVL, max(1, int(RETRY_INTERVAL * 1000)))
+            sock.setsockopt(zmq.RECONNECT_IVL, 1)
             sock.connect(readiness.endpoint)
             sock.send(protocol.encode_request(protocol.Op.PING, 1))
             if not sock.poll(500):

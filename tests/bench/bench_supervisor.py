@@ -16,11 +16,15 @@ Run: ``.venv/bin/python tests/bench/bench_supervisor.py [--objects 1000] [--kill
      kill → replacement ready (the registry: answers PING; a controller: its first
      liveness report with ``synced``, the informer listed every object) — p50/p99/max;
      a fresh interpreter importing the libraries and exiting is timed alongside, the floor
-     under a fresh start (on a shared machine it moves with the load average);
+     under a fresh start; for forked children, the floors are a bare fork + exit of this
+     process and a new registry client listing the versions of every object (what an
+     informer's first sync costs by itself). On a shared machine every figure moves with
+     the load average, printed with each series;
    * everything rests for ``--idle`` seconds: each process's RSS and PSS (from
      ``/proc/PID/smaps_rollup``: shared pages divided among their sharers, so a sum of
      PSS is what the processes cost together) and the CPU seconds used meanwhile, with the
-     totals of the daemon without the simulator (a test double a device does not run).
+     totals of the daemon without the simulator (a test double a device does not run),
+     next to a floor: as many fresh interpreters that only import zmq and msgpack.
 
 Bytecode: an installed package has its modules compiled (``pip install`` does it), but this
 checkout may run with ``PYTHONDONTWRITEBYTECODE=1``, where every process start would compile
@@ -131,6 +135,56 @@ def interpreter_floor(runs: int) -> list[float]:
         subprocess.run([sys.executable, "-c", "import zmq, msgpack, logging, json"], check=True)
         out.append((time.monotonic() - t0) * 1000)
     return out
+
+
+def fork_floor(runs: int) -> list[float]:
+    """ms for this process to fork a child that exits at once, and to reap it: the floor
+    under a forked restart (page tables copied and torn down), at the same moment."""
+    out = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        out.append((time.monotonic() - t0) * 1000)
+    return out
+
+
+def sync_floor(endpoint: str, runs: int) -> list[float]:
+    """ms for a new registry client to connect and list the versions of every
+    ECSMService, as an informer's first sync does: the floor under a controller's ready."""
+    out = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        with RegistryClient(endpoint, timeout=10) as client:
+            client.list_versions("ECSMService")
+        out.append((time.monotonic() - t0) * 1000)
+    return out
+
+
+def pss_floor(count: int) -> tuple[int, int]:
+    """(sum of PSS, sum of RSS) of ``count`` fresh interpreters that import what every
+    process of the daemon needs (zmq, msgpack) and sleep: the floor under the daemon's
+    footprint with as many processes, measured at the same moment."""
+    code = "import zmq, msgpack, logging, json, sys; print(flush=True); sys.stdin.read()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) for _ in range(count)]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            p.stdout.readline()  # imported
+        return (sum(pss(p.pid) for p in procs),
+                sum(psutil.Process(p.pid).memory_info().rss for p in procs))
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def processes(client: SupervisorClient, daemon_pid: int) -> dict[str, psutil.Process]:
@@ -284,15 +338,20 @@ def main() -> int:
             how = "forked from the zygote" if forked else "fresh interpreters"
             start_children_as(client, forked, startsecs)
             print(f"\n{how}: kill -9 → replacement ready ({args.kills} kills each, "
-                  f"{args.objects} objects, liveness period {hb:g}s)")
+                  f"{args.objects} objects, liveness period {hb:g}s; {load()})")
             if not forked:
                 print(line("(floor: python + libs, exit)", interpreter_floor(args.kills)))
+            else:
+                print(line("(floor: fork + exit, reaped)", fork_floor(args.kills)))
+                print(line("(floor: connect + list versions)",
+                           sync_floor(d.cfg.registry_endpoint, args.kills)))
             for name in KILLED:
                 lat, respawn = measure_kills(client, name, args.kills, startsecs)
                 kills[(forked, name)] = lat
                 print(line(f"{name} ready", lat, kills.get((False, name)) if forked else None))
                 print(line(f"{name} spawned", respawn))
 
+            print(f"  ({load()})")
             wait(lambda: all((r["queue"] or 0) == 0 for r in client.ps()), 300,
                  "queues empty", interval=0.5)
             procs = processes(client, d.proc.pid)
@@ -308,6 +367,10 @@ def main() -> int:
             total = [sum(rest[forked][n][k] for n in device) for k in range(3)]
             print(f"  {'without simulator':20s} RSS {total[0] / MIB:6.1f} MiB   "
                   f"PSS {total[1] / MIB:6.1f} MiB   CPU {total[2]:6.2f} s")
+            floor_pss, floor_rss = pss_floor(len(device))
+            print(f"  (floor: {len(device)} interpreters importing zmq + msgpack: "
+                  f"RSS {floor_rss / MIB:.1f} MiB, PSS {floor_pss / MIB:.1f} MiB; "
+                  f"the daemon {total[1] / floor_pss:.2f}x PSS)")
     finally:
         d.close()
     return 0
