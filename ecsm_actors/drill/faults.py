@@ -30,13 +30,17 @@ from ecsm_actors.drill.recovery import (
 )
 from ecsm_actors.drill.schedule import Action, ActionKind
 from ecsm_actors.drill.snapshot import EcsmServiceView, ProcessRecord, ecsm_name, revision_of
-from ecsm_actors.drill.workload import ANNOTATION_PREFIX, NAMESPACE, NODES
+from ecsm_actors.drill.workload import ANNOTATION_PREFIX, CANARY_PREFIX, NAMESPACE, NODES
 from ecsm_actors.drill.writer import Write
 from ecsm_actors.errors import ControlError, EcsmActorsError, EcsmUnavailable, NotFound
 
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 60.0
+#: Children without which the service controller repairs nothing: frozen, they block
+#: the recovery of the faults injected before (see :mod:`.recovery`).
+REPAIR_PATH = ("registry", "service-controller", "simulator")
+_REPAIRS = frozenset({"canary", "ecsm"})
 #: How long a fault waits for a restarting simulator's admin API, seconds.
 ADMIN_PATIENCE = 10.0
 _BURST_KEY = ANNOTATION_PREFIX + "burst"
@@ -151,6 +155,8 @@ class FaultInjector:
     def _freeze(self, action: Action) -> None:
         record = self._pid_of(action.target)
         self._signal(record, signal.SIGSTOP)
+        if action.target in REPAIR_PATH:
+            self.ctx.tracker.block("freeze", _REPAIRS, time.monotonic())
         self.frozen[action.target] = record
         ps_check = child_healthy(action.target, None, need_new_pid=False)
         if action.target == "hpa-controller":
@@ -175,6 +181,7 @@ class FaultInjector:
         else:
             self._admin("faults", partition=True)
         self.ecsm_faulty = True
+        self.ctx.tracker.block("ecsm", _REPAIRS, time.monotonic())
         self._canary_or(action, None, "", window="ecsm")
 
     def _ecsm_heal(self, action: Action) -> None:
@@ -186,6 +193,8 @@ class FaultInjector:
         rows = self._our_rows()
         self._admin("node_down", action.target)
         self.nodes_down.add(action.target)
+        # the instances of the services damaged before cannot all come back meanwhile
+        self.ctx.tracker.block("node", frozenset({"ecsm"}), time.monotonic())
         hit = tuple(r.name for r in rows if action.target in r.nodes and r.factor > 0)
         if not hit:
             self.ctx.tracker.note(action.label, action.at, "no service had instances there")
@@ -250,11 +259,12 @@ class FaultInjector:
     def _write_burst(self, action: Action) -> None:
         record = self._pid_of(action.target)
         kind = "ECSMHpa" if action.target == "hpa-controller" else "ECSMService"
-        keys = sorted(key for key in self.ctx.registry_keys(kind))
+        keys = burst_keys(self.ctx.registry_keys(kind))
         if not keys:
             raise Skipped(f"no {kind} to write to")
         self._signal(record, signal.SIGSTOP)
         self.frozen[action.target] = record
+        paused = time.monotonic()
         try:
             writes = int(action.p["writes"])
             for i in range(writes):
@@ -274,6 +284,8 @@ class FaultInjector:
             self.frozen.pop(action.target, None)
             if self.ctx.system.same_process(record):
                 os.kill(record.pid, signal.SIGCONT)
+            if action.target in REPAIR_PATH:
+                self.ctx.tracker.blocked(_REPAIRS, paused, time.monotonic())
         check = child_healthy(action.target, None, need_new_pid=False)
         if action.target == "hpa-controller":
             self._probe(action, check, "ps", measure_now=True)
@@ -305,6 +317,12 @@ class FaultInjector:
                 problems = [f"could not heal ECSM faults yet: {e}"]
                 time.sleep(0.5)
         return problems
+
+
+def burst_keys(keys: list[str]) -> list[str]:
+    """The keys a write burst writes to: every one but the canaries (their writes time
+    recoveries; queued behind a burst's, they would time the drill's own backlog)."""
+    return sorted(k for k in keys if not k.split("/", 1)[-1].startswith(CANARY_PREFIX))
 
 
 def reality(admin: Any) -> tuple[list[EcsmServiceView], list[dict[str, Any]]]:

@@ -11,6 +11,15 @@ Probe kinds: ``canary`` (a canary ECSMService changed right at the fault has bee
 reconciled: observedGeneration caught up and Available — "the controller reconciles
 again"), ``ps`` (the supervisor shows the child running again with a fresh heartbeat),
 ``ecsm`` (the damaged ECSM service is back at its factor).
+
+Faults overlap (windows last up to seconds, faults come every few seconds): a fault that
+keeps the operator from repairing anything — ECSM failing or slow, the registry, the
+service controller or ECSM frozen, a node down for the ``ecsm`` probes — is a *blocker*
+(:meth:`RecoveryTracker.block`), and the time blockers injected after a fault spent
+inside its measurement is taken out of that fault's recovery (reported as ``blocked``):
+the recovery of a fault is the operator's time to repair it, not the length of the
+faults that hit after it. A fault's own window is not measured at all (a window probe
+starts at its end); a kill is never a blocker (the restart is part of the recovery).
 """
 
 from __future__ import annotations
@@ -59,11 +68,51 @@ class Probe:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(kw_only=True)
+class Blocker:
+    """A later fault during which the probes of ``kinds`` cannot recover (monotonic
+    times; ``end`` None while its window is open)."""
+
+    start: float
+    end: float | None
+    kinds: frozenset[str]
+    window: str = ""
+
+
+def blocked_time(blockers: list[Blocker], p: Probe, until: float) -> float:
+    """Seconds of ``[p.measure_from, until]`` covered by blockers that started after
+    ``p`` was injected and block its kind (overlapping blockers counted once)."""
+    if p.measure_from is None:
+        return 0.0
+    spans = sorted((max(b.start, p.measure_from), min(until if b.end is None else b.end,
+                                                       until))
+                   for b in blockers if b.start > p.injected and p.measured_by in b.kinds)
+    total, reach = 0.0, p.measure_from
+    for start, end in spans:
+        start = max(start, reach)
+        if end > start:
+            total += end - start
+            reach = end
+    return total
+
+
 class RecoveryTracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._probes: list[Probe] = []
         self._records: list[FaultRecord] = []
+        self._blockers: list[Blocker] = []
+
+    def block(self, window: str, kinds: frozenset[str], now: float) -> None:
+        """A window fault that blocks the probes of ``kinds`` opened now
+        (:meth:`end_window` closes it)."""
+        with self._lock:
+            self._blockers.append(Blocker(start=now, end=None, kinds=kinds, window=window))
+
+    def blocked(self, kinds: frozenset[str], start: float, end: float) -> None:
+        """The probes of ``kinds`` could not recover from ``start`` to ``end``."""
+        with self._lock:
+            self._blockers.append(Blocker(start=start, end=end, kinds=kinds))
 
     def add(self, probe: Probe) -> None:
         if not probe.window and probe.measure_from is None:
@@ -79,6 +128,9 @@ class RecoveryTracker:
 
     def end_window(self, window: str, now: float, extend: float = 60.0) -> None:
         with self._lock:
+            for b in self._blockers:
+                if b.window == window and b.end is None:
+                    b.end = now
             for p in self._probes:
                 if p.window == window and p.measure_from is None and not p.done:
                     p.measure_from = now
@@ -95,6 +147,9 @@ class RecoveryTracker:
     def evaluate(self, obs: Observation) -> None:
         with self._lock:
             probes = [p for p in self._probes if not p.done]
+            oldest = min((p.injected for p in probes), default=obs.at)
+            self._blockers = [b for b in self._blockers if b.end is None or b.end > oldest]
+            blockers = list(self._blockers)
         for p in probes:
             if p.measure_from is None or obs.at < p.measure_from:
                 continue
@@ -104,11 +159,13 @@ class RecoveryTracker:
                 verdict = p.check(obs)
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 verdict, p.detail = False, f"{p.detail} (probe error: {e})".strip()
+            blocked = blocked_time(blockers, p, obs.at)
             if verdict is None:
                 self._finish(p, None, "moot: its subject changed under the timeline")
             elif verdict:
-                self._finish(p, max(0.0, obs.at - p.measure_from), "")
-            elif obs.at > p.deadline:
+                self._finish(p, max(0.0, obs.at - p.measure_from - blocked), "",
+                             blocked=blocked)
+            elif obs.at > p.deadline + blocked:
                 self._finish(p, None, "not observed before the probe deadline")
 
     def expire(self, now: float) -> None:
@@ -118,14 +175,16 @@ class RecoveryTracker:
         for p in probes:
             self._finish(p, None, "still open when the drill ended")
 
-    def _finish(self, p: Probe, recovery: float | None, why: str) -> None:
+    def _finish(self, p: Probe, recovery: float | None, why: str, *,
+                blocked: float = 0.0) -> None:
         with self._lock:
             if p.done:
                 return
             p.done, p.recovery = True, recovery
             detail = "; ".join(x for x in (p.detail, why) if x)
             self._records.append(FaultRecord(label=p.label, at=p.at, recovery=recovery,
-                                             measured_by=p.measured_by, detail=detail))
+                                             measured_by=p.measured_by, detail=detail,
+                                             blocked=blocked))
         if p.on_done is not None:
             p.on_done()
 
@@ -184,15 +243,15 @@ def child_healthy(name: str, old_pid: int | None, *, need_new_pid: bool,
 
 
 def ecsm_service_whole(name: str, old_id: str | None = None) -> Check:
-    """The ECSM service ``name`` exists (under a new id when it was deleted), has a
-    positive factor and every instance online."""
+    """The ECSM service ``name`` exists, has a positive factor and every instance online.
+    ``old_id``: it was deleted, so while absent it is not whole (rather than moot); it is
+    whole again under a new id, or under ``old_id`` when a simulator killed right after
+    the delete came back from a state file written before it."""
 
     def check(obs: Observation) -> bool | None:
         row = obs.ecsm_named(name)
         if row is None:
             return False if old_id is not None else None
-        if old_id is not None and row.id == old_id:
-            return False
         return row.factor > 0 and row.instance_online >= row.factor
 
     return check

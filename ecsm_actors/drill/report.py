@@ -28,11 +28,14 @@ class FaultRecord:
     recovery: float | None = None  # seconds; None when not observed
     measured_by: str = ""          # canary, ps, ecsm, or why it was not measured
     detail: str = ""
+    #: seconds of later faults that blocked its repair, left out of ``recovery``
+    blocked: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "at": round(self.at, 3),
                 "recovery": None if self.recovery is None else round(self.recovery, 3),
-                "measuredBy": self.measured_by, "detail": self.detail}
+                "measuredBy": self.measured_by, "detail": self.detail,
+                "blocked": round(self.blocked, 3)}
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -125,6 +128,11 @@ class Report:
         times = [f.recovery for f in self.faults if f.recovery is not None]
         lines.append(f"{'total':<30} {len(self.faults):>8} {len(times):>9} "
                      f"{_secs(percentile(times, 50)):>8} {_secs(percentile(times, 99)):>8}")
+        overlapped = [f for f in self.faults if f.blocked > 0]
+        if overlapped:
+            lines.append(f"({len(overlapped)} recoveries exclude "
+                         f"{sum(f.blocked for f in overlapped):.1f}s in all during which "
+                         "a later fault blocked the repair)")
         lines.append("")
         changes = ", ".join(f"{k} {v}" for k, v in sorted(self.changes.items())) or "none"
         lines.append(f"desired-state changes: {changes}")

@@ -13,6 +13,10 @@ the registry says "done" would:
 * ``Conflict`` re-reads and re-applies the change (optimistic concurrency);
 * a create answered ``AlreadyExists`` while the old object is still terminating waits.
 
+Keys take turns, one write each per round; the writes labelled ``canary`` go first in
+every round: they time recoveries (:mod:`.recovery`), and a canary change queued behind
+thousands of burst writes would time the drill's own backlog, not the operator.
+
 Invariants: at most one write per key in flight, so the ledger has one pending state per
 key at most; nothing here raises into the caller's thread.
 """
@@ -121,7 +125,8 @@ class DesiredStateWriter:
     def _heads(self) -> list[Write]:
         now = time.monotonic()
         with self._cond:
-            return [q[0] for q in self._queues.values() if q and q[0].not_before <= now]
+            heads = [q[0] for q in self._queues.values() if q and q[0].not_before <= now]
+        return sorted(heads, key=lambda w: w.label != "canary")  # stable: canaries first
 
     def _done(self, write: Write) -> None:
         with self._cond:

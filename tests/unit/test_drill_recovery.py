@@ -1,0 +1,71 @@
+"""How the drill times a recovery: later faults that block the repair are left out, its
+own instrument (canary writes) never queues behind a write burst, and a deleted ECSM
+service that comes back is whole. Pure bookkeeping, no processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ecsm_actors.drill.faults import burst_keys
+from ecsm_actors.drill.ledger import Ledger
+from ecsm_actors.drill.recovery import (
+    Observation,
+    Probe,
+    RecoveryTracker,
+    ecsm_service_whole,
+)
+from ecsm_actors.drill.snapshot import EcsmServiceView
+from ecsm_actors.drill.writer import DesiredStateWriter, Write
+
+REPAIRS = frozenset({"canary", "ecsm"})
+
+
+def probe(check: Any, *, injected: float = 0.0, measured_by: str = "ecsm") -> Probe:
+    return Probe(label="container-crash", at=injected, injected=injected, check=check,
+                 measured_by=measured_by, deadline=injected + 60.0)
+
+
+def test_a_later_fault_that_blocks_the_repair_is_left_out_of_the_recovery() -> None:
+    tracker = RecoveryTracker()
+    healed = [False]
+    tracker.add(probe(lambda obs: healed[0]))
+    tracker.block("ecsm", REPAIRS, 1.0)      # ECSM partitioned 1 s after the crash
+    tracker.evaluate(Observation(at=2.0))
+    tracker.end_window("ecsm", 4.0)
+    healed[0] = True
+    tracker.evaluate(Observation(at=5.0))
+    [record] = tracker.records()
+    assert record.recovery == pytest.approx(2.0)   # 1 s before the partition, 1 s after
+    assert record.blocked == pytest.approx(3.0)
+
+
+def test_a_fault_that_blocks_only_other_probes_changes_nothing() -> None:
+    tracker = RecoveryTracker()
+    tracker.add(probe(lambda obs: obs.at >= 5.0, measured_by="canary"))
+    tracker.block("node", frozenset({"ecsm"}), 1.0)   # a node down: canaries re-place
+    tracker.evaluate(Observation(at=5.0))
+    assert tracker.records()[0].recovery == pytest.approx(5.0)
+
+
+def test_a_deleted_ecsm_service_back_under_its_old_id_is_whole() -> None:
+    check = ecsm_service_whole("default.web.abc", old_id="id-1")
+    row = EcsmServiceView(id="id-1", name="default.web.abc", factor=2, instance_online=2)
+    assert check(Observation(at=1.0, ecsm=())) is False
+    assert check(Observation(at=2.0, ecsm=(row,))) is True
+
+
+def test_canary_writes_go_before_the_other_keys_waiting() -> None:
+    writer = DesiredStateWriter(client=None, ledger=Ledger())
+    for i in range(3):
+        writer.submit(Write(op="modify", kind="ECSMService", key=f"default/svc-{i}",
+                            label="burst"))
+    writer.submit(Write(op="modify", kind="ECSMService", key="default/drill-canary-0",
+                        label="canary"))
+    assert [w.key for w in writer._heads()][0] == "default/drill-canary-0"
+
+
+def test_a_write_burst_leaves_the_canaries_alone() -> None:
+    keys = ["default/svc-0002", "default/drill-canary-0", "default/svc-0001"]
+    assert burst_keys(keys) == ["default/svc-0001", "default/svc-0002"]
