@@ -12,15 +12,19 @@ backend; each page is read at its own revision.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from ecsm_actors.errors import NotFound
-from ecsm_actors.etcd.client import EtcdClient, RangeResult, prefix_end
+from ecsm_actors.etcd.client import EtcdClient, KeyValue, RangeResult, prefix_end
 from ecsm_actors.protocol import Event
 from ecsm_actors.store import etcd_layout, paging, semantics
 from ecsm_actors.store.etcd_epoch import Epoch
 from ecsm_actors.store.etcd_quorum import Quorum
 from ecsm_actors.store.records import RawList
+
+#: Objects whose last known key-value the store keeps (a write's fast path).
+KNOWN_KEYS = 1024
 
 
 class EtcdReads:
@@ -30,6 +34,15 @@ class EtcdReads:
     prefix: bytes
     quorum: Quorum
     _epoch: Epoch
+    #: The last known key-value of recently read or written objects (None: absent), so
+    #: that a write can be staged without reading first (its txn checks it).
+    _known: OrderedDict[bytes, KeyValue | None]
+
+    def _remember(self, key: bytes, kv: KeyValue | None) -> None:
+        self._known[key] = kv
+        self._known.move_to_end(key)
+        if len(self._known) > KNOWN_KEYS:
+            self._known.popitem(last=False)
 
     @property
     def epoch(self) -> str:
@@ -46,7 +59,9 @@ class EtcdReads:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         target = semantics.Target(kind=kind, namespace=namespace, name=name)
-        result = self._range(etcd_layout.object_key(self.prefix, target.store_key))
+        key = etcd_layout.object_key(self.prefix, target.store_key)
+        result = self._range(key)
+        self._remember(key, result.kvs[0] if result.kvs else None)
         if not result.kvs:
             raise NotFound(f"{target} not found")
         kv = result.kvs[0]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,7 +47,7 @@ from ecsm_actors.errors import (
     StoreFull,
     Unavailable,
 )
-from ecsm_actors.etcd.client import Compare, EtcdClient, RangeResult, TxnOp
+from ecsm_actors.etcd.client import Compare, EtcdClient, KeyValue, RangeResult, TxnOp
 from ecsm_actors.protocol import Op
 from ecsm_actors.store import etcd_layout, replay, semantics
 from ecsm_actors.store.etcd_epoch import Epoch
@@ -94,6 +95,7 @@ class EtcdStore(EtcdReads):
         self.quorum = Quorum(client, monotonic)
         self._epoch = Epoch(client, self.prefix, self.quorum, monotonic)
         self.stats = {"txnRetries": 0}
+        self._known: OrderedDict[bytes, KeyValue | None] = OrderedDict()
         #: Compaction floor (etcd's is not tracked here; informers get Expired from etcd).
         self.compacted = 0
         logger.info("etcd store %s%s opened: epoch=%s revision=%d", client.endpoint,
@@ -155,9 +157,10 @@ class EtcdStore(EtcdReads):
     def dry_run(self, write: Write) -> Outcome | RegistryError:
         """What ``write`` would do: read and staged, never committed (no requestId looked
         up or recorded); its resourceVersion the next revision."""
+        group: list[Unit] = [(None, write.op, stage(write))]
         try:
-            results, _, revision = self._stage([(None, write.op, stage(write))],
-                                               self._clock(), record=False)
+            view, revision = self._read(group)
+            results = self._stage(view, group, self._clock(), record=False)
         except RegistryError as e:
             return e.with_traceback(None)
         result = finish(results[0], revision + 1)
@@ -218,10 +221,9 @@ class EtcdStore(EtcdReads):
         except RegistryError as e:  # Unavailable: quorum lost, or the outcome unknown
             return [e.with_traceback(None) for _ in group]
 
-    def _stage(self, group: list[Unit], now: float, *,
-               record: bool = True) -> tuple[list[Result], View, int]:
-        """Read every key of ``group`` (one txn) and stage its writes over them."""
-        view, revision = self._read(group)
+    def _stage(self, view: View, group: list[Unit], now: float, *,
+               record: bool = True) -> list[Result]:
+        """Stage the writes of ``group`` over ``view``."""
         results: list[Result] = []
         for rid, op, s in group:
             key = self.window.key(rid) if rid is not None else None
@@ -244,7 +246,7 @@ class EtcdStore(EtcdReads):
                 if semantics.transient_batch(kept):
                     continue
             view.records[key] = etcd_layout.pack_request_record(kept, now)
-        return results, view, revision
+        return results
 
     def _commit(self, group: list[Unit], now: float, *,
                 record: bool = True) -> list[Outcome | RegistryError]:
@@ -253,34 +255,100 @@ class EtcdStore(EtcdReads):
 
     def _commit_raw(self, group: list[Unit], now: float, *,
                     record: bool = True) -> tuple[list[Result], int]:
-        """Read, stage and commit ``group`` in one txn, again while it loses to another
-        writer; the staged results and the revision to finish them with."""
+        """Stage and commit ``group`` in one txn, again while it loses to another writer
+        (or to what the store guessed); the staged results and the revision to finish
+        them with. Staged first over what the store last knew of its keys (one round
+        trip), else over a read of them; a txn that fails reads them in its failure
+        branch, so the next attempt is staged over the truth."""
+        self.quorum.check()
+        reads, fresh, revision = self._guess(group), False, self.resource_version
         for _ in range(MAX_ATTEMPTS):
-            results, view, revision = self._stage(group, now, record=record)
+            if reads is None:
+                view, revision = self._read(group)
+                fresh = True
+            else:
+                view = View(prefix=self.prefix, reads=reads)
+            results = self._stage(view, group, now, record=record)
             puts = view.puts()
             if not puts and not view.records:
-                return results, revision
+                if fresh:
+                    return results, revision
+                reads = None  # answered from what was guessed: read to be sure
+                continue
             ops = [TxnOp.delete(k) if obj is None
                    else TxnOp.put(k, etcd_layout.pack_object(obj)) for k, obj in puts.items()]
             if view.records:
                 lease = self.window.lease()
                 ops += [TxnOp.put(k, v, lease=lease) for k, v in view.records.items()]
+            keys = sorted(view.reads)
             compares = [self._epoch.compare()]
-            compares += [Compare.mod_revision(k, "=", kv.mod_revision if kv else 0)
-                         for k, kv in view.reads.items()]
+            compares += [Compare.mod_revision(k, "=", view.reads[k].mod_revision  # type: ignore[union-attr]
+                                              if view.reads[k] else 0) for k in keys]
             try:
-                txn = self.client.txn(compares, ops)
+                txn = self.client.txn(compares, ops, [TxnOp.range(self._epoch.key),
+                                                      *(TxnOp.range(k) for k in keys)])
             except Internal as e:
                 if "lease not found" not in e.message:
                     raise
                 self.window.forget_lease()  # ended early (etcd restored?): take a new one
                 continue
+            except Unavailable:
+                self.quorum.lost()
+                raise
             self.quorum.seen(txn.revision)
             if txn.succeeded:
+                self._remember_txn(view, puts, txn.revision)
                 return results, txn.revision
             self.stats["txnRetries"] += 1
+            reads, fresh, revision = self._reads_of(keys, txn.responses), True, txn.revision
         raise Unavailable(f"etcd store ({self.client.endpoint}): the write lost to "
                           f"concurrent writers {MAX_ATTEMPTS} times in a row; retry")
+
+    def _guess(self, group: list[Unit]) -> dict[bytes, KeyValue | None] | None:
+        """What the keys of ``group`` hold as far as the store knows without reading: the
+        last known value of an object, absent for a CREATE's object never seen and for a
+        requestId (nearly always new); None when a key is unknown."""
+        reads: dict[bytes, KeyValue | None] = {}
+        for rid, _, s in group:
+            if rid is not None:
+                reads[self.window.key(rid)] = None
+            for w in s.writes if isinstance(s, StagedBatch) else (s,):
+                if not isinstance(w, Staged):
+                    continue
+                key = etcd_layout.object_key(self.prefix, w.target.store_key)
+                if key in self._known:
+                    reads.setdefault(key, self._known[key])
+                elif w.op is Op.CREATE:
+                    reads.setdefault(key, None)
+                else:
+                    return None
+        return reads
+
+    def _remember_txn(self, view: View, puts: dict[bytes, dict[str, Any] | None],
+                      revision: int) -> None:
+        """Keep what a committed txn left in its object keys."""
+        objects = etcd_layout.objects_prefix(self.prefix)
+        for key, kv in view.reads.items():
+            if key.startswith(objects) and key not in puts:
+                self._remember(key, kv)
+        for key, obj in puts.items():
+            self._remember(key, None if obj is None else KeyValue(
+                key=key, value=etcd_layout.pack_object(obj), create_revision=0,
+                mod_revision=revision, version=0, lease=0))
+
+    def _reads_of(self, keys: list[bytes],
+                  responses: Sequence[RangeResult | int | None]) -> dict[bytes, KeyValue | None]:
+        """The keys as a failed txn's failure branch read them (the epoch first)."""
+        ranges = [r for r in responses if isinstance(r, RangeResult)]
+        epoch = ranges[0].kvs[0] if ranges[0].kvs else None
+        if epoch is None or epoch.mod_revision != self._epoch.mod_revision:
+            self._epoch.adopt(epoch)
+        reads = {k: (r.kvs[0] if r.kvs else None) for k, r in zip(keys, ranges[1:], strict=True)}
+        objects = etcd_layout.objects_prefix(self.prefix)
+        for key, kv in reads.items():
+            if key.startswith(objects):
+                self._remember(key, kv)
+        return reads
 
     def _read(self, group: list[Unit]) -> tuple[View, int]:
         """One read-only txn of the epoch and every key of ``group``."""
@@ -292,14 +360,9 @@ class EtcdStore(EtcdReads):
         except Unavailable:
             self.quorum.lost()
             raise
-        ranges = [r for r in txn.responses if isinstance(r, RangeResult)]
-        epoch = ranges[0].kvs[0] if ranges[0].kvs else None
-        if epoch is None or epoch.mod_revision != self._epoch.mod_revision:
-            self._epoch.adopt(epoch)
         self.quorum.seen(txn.revision)
-        view = View(prefix=self.prefix, reads={
-            k: (r.kvs[0] if r.kvs else None) for k, r in zip(keys, ranges[1:], strict=True)})
-        return view, txn.revision
+        return View(prefix=self.prefix, reads=self._reads_of(keys, txn.responses)), \
+            txn.revision
 
     def _large_batch(self, unit: Unit, now: float) -> Outcome | RegistryError:
         """A BATCH with more objects than one txn holds: atomic, refused; else committed

@@ -704,6 +704,24 @@ def test_a_write_conditioned_on_a_version_another_registry_replaced_is_a_conflic
     assert a.get(KIND, "default", "web")["spec"]["deploymentStrategy"]["replicas"] == 5
 
 
+def test_what_one_registry_last_knew_never_overrides_what_another_wrote_since(
+        etcd_stores: Callable[..., EtcdStore]) -> None:
+    """Writes are staged over the last known state of their objects (one round trip);
+    the txn checks it, and a stale guess is read again, never answered."""
+    a, b = etcd_stores(), etcd_stores()
+    a.write(Op.CREATE, object=service("web"))
+    a.write(Op.CREATE, object=service("db"))
+    b.write(Op.DELETE, kind=KIND, namespace="default", name="web")
+    b.write(Op.CREATE, object=service("new"))
+    b.write(Op.UPDATE, object=service("db", replicas=7))
+    with pytest.raises(NotFound):
+        a.write(Op.UPDATE, object=service("web", replicas=3))
+    with pytest.raises(AlreadyExists):
+        a.write(Op.CREATE, object=service("new"))
+    assert a.write(Op.APPLY, object=service("db", replicas=7))["action"] == "unchanged"
+    assert a.write(Op.UPDATE, object=service("db", replicas=8))["metadata"]["generation"] == 3
+
+
 def test_two_registries_share_the_epoch_and_a_wiped_prefix_gets_a_new_one_both_adopt(
         etcd_stores: Callable[..., EtcdStore], etcd_server: EtcdCluster,
         etcd_prefix: str) -> None:
