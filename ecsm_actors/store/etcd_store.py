@@ -8,13 +8,16 @@ and :mod:`.replay`, applied by :mod:`.etcd_writes`.
 
 Writes. :meth:`EtcdStore.execute` takes the writes of one turn of the registry's loop and
 groups them (no object or requestId twice in a group, at most :data:`MAX_TXN_KEYS` keys):
-a group reads all its keys in one txn, is staged, and commits in one txn that compares
-every key read (``mod_revision == read``, 0 for an absent key: a create) and the epoch
-key. A txn that loses to another registry's write is read and staged again (never a
-Conflict the client did not cause), up to :data:`MAX_ATTEMPTS` times. An etcd txn holds
-at most 128 operations: an atomic BATCH of more than :data:`MAX_TXN_KEYS` objects is
-refused (BadRequest); a larger non-atomic one is committed in parts, its requestId
-recorded after the last part.
+a group is staged over what the store last knew of its keys (the objects it read or
+wrote lately; a CREATE's object never seen and a requestId as absent), or else over one
+read txn of them, and commits in one txn that compares every key staged over
+(``mod_revision`` as known, 0 for an absent key: a create) and the epoch key, its failure
+branch reading them all. A txn that loses to another registry's write (or to a stale
+guess) is staged again over what it read (never a Conflict the client did not cause), up
+to :data:`MAX_ATTEMPTS` times; an answer that writes nothing is given only from a read,
+never from a guess. An etcd txn holds at most 128 operations: an atomic BATCH of more than
+:data:`MAX_TXN_KEYS` objects is refused (BadRequest); a larger non-atomic one is committed
+in parts, its requestId recorded after the last part.
 
 Exactly once: a write carrying ``requestId`` has its outcome put in its own txn
 (:mod:`.etcd_window`).
