@@ -19,6 +19,10 @@ Three channels, all msgpack frames with a protocol version ``v``:
   recorded outcome, the reply carrying a top-level ``replayed: true`` (success and error
   replies alike: :attr:`Reply.replayed`, ``RegistryError.replayed``).
 
+  *Stale reads*: a read answered while the store's quorum is lost (etcd) comes from one
+  member's state, which may lag; its reply carries a top-level ``stale: true``
+  (:attr:`Reply.stale`, :func:`mark_stale`).
+
   *BATCH* ``{writes: [{op, ...that op's fields}...], atomic?: bool, requestId?}``: write
   ops only (no nested BATCH, no ``requestId`` of their own: the BATCH's covers them all),
   at most ``registry.max_batch_writes``. Result ``{resourceVersion, results: [{ok: true,
