@@ -47,7 +47,7 @@ PRELOAD = {
     "registry": ("ecsm_actors.registry.server", "ecsm_actors.api.compiled",
                  "ecsm_actors.api.schema", "ecsm_actors.api.service_schema",
                  "ecsm_actors.api.hpa_schema", "ecsm_actors.api.wire", "ecsm_actors.api.limits",
-                 "decimal", "difflib"),
+                 "decimal", "difflib", "lmdb._envid"),
     "controller": ("ecsm_actors.controllers.main", "ecsm_actors.controllers.service",
                    "ecsm_actors.controllers.service.controller", "ecsm_actors.controllers.hpa",
                    "ecsm_actors.registry.client", "ecsm_actors.registry.subscriber",
