@@ -25,6 +25,8 @@ from ecsm_actors.store.records import RawList
 
 #: Objects whose last known key-value the store keeps (a write's fast path).
 KNOWN_KEYS = 1024
+#: ... and values of at most this many bytes in all (large objects are read first).
+KNOWN_BYTES = 4 << 20
 
 
 class EtcdReads:
@@ -38,11 +40,18 @@ class EtcdReads:
     #: that a write can be staged without reading first (its txn checks it).
     _known: OrderedDict[bytes, KeyValue | None]
 
+    _known_bytes: int = 0
+
     def _remember(self, key: bytes, kv: KeyValue | None) -> None:
+        held = self._known.pop(key, None)
+        self._known_bytes -= len(held.value) if held is not None else 0
+        if kv is not None and len(kv.value) > KNOWN_BYTES // 64:
+            return  # a large object: its writes read it first
         self._known[key] = kv
-        self._known.move_to_end(key)
-        if len(self._known) > KNOWN_KEYS:
-            self._known.popitem(last=False)
+        self._known_bytes += len(kv.value) if kv is not None else 0
+        while len(self._known) > KNOWN_KEYS or self._known_bytes > KNOWN_BYTES:
+            _, dropped = self._known.popitem(last=False)
+            self._known_bytes -= len(dropped.value) if dropped is not None else 0
 
     @property
     def epoch(self) -> str:
