@@ -25,12 +25,11 @@ import signal
 import time
 from pathlib import Path
 
-import psutil
-
 from ecsm_actors.config import Config
 from ecsm_actors.errors import ControlError
 from ecsm_actors.files import replace_atomically
 from ecsm_actors.lifecycle import PARENT_PID_ENV
+from ecsm_actors.supervisor import procfs
 
 logger = logging.getLogger(__name__)
 
@@ -120,20 +119,13 @@ def clean_stale(cfg: Config, lock: InstanceLock) -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    return procfs.alive(pid)
 
 
 def _is_orphan_of(cfg: Config, pid: int) -> bool:
     """Is ``pid`` a live child started by a supervisor of this run dir?"""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        env = proc.environ()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+    env = procfs.environ(pid) if procfs.alive(pid) else None
+    if env is None:
         return False
     run_dir = env.get("ECSM_ACTORS_RUN_DIR", "")
     return PARENT_PID_ENV in env and bool(run_dir) and (
@@ -146,12 +138,9 @@ def _kill_and_wait(pid: int, timeout: float = 3.0) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while psutil.pid_exists(pid) and time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return  # dead; its parent (init) reaps it
-        except psutil.NoSuchProcess:
-            return
+    while time.monotonic() < deadline:
+        if not procfs.alive(pid):
+            return  # gone, or dead and its parent (init) reaps it
         time.sleep(0.01)  # start-up only: an orphan dies within milliseconds of SIGKILL
 
 

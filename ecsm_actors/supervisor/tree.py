@@ -27,14 +27,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
-
 from ecsm_actors.config import Config, child_environment
 from ecsm_actors.errors import BadRequest, NotFound
 from ecsm_actors.lifecycle import PARENT_PID_ENV
 from ecsm_actors.protocol import Liveness
 from ecsm_actors.runtime.events import NO_RECORDER, EventRecorder, NoRecorder, object_ref
-from ecsm_actors.supervisor import process
+from ecsm_actors.supervisor import process, procfs
 from ecsm_actors.supervisor.machine import ALIVE, Action, ChildMachine, ChildState, Spawn
 from ecsm_actors.supervisor.probes import Prober, ProbeResult
 from ecsm_actors.supervisor.rundir import HeldChildren
@@ -55,7 +53,6 @@ class Child:
     machine: ChildMachine
     process: process.ChildProcess | None = None
     pin_args: tuple[str, ...] = ()
-    ps_handle: psutil.Process | None = None
     cpu: float | None = None
     rss: int | None = None
     first_start_pending: bool = True
@@ -138,7 +135,6 @@ class Tree:
                 self.zygote.started(None)
             return child.machine.spawn_failed(f"cannot start: {e}")
         child.process = proc
-        child.ps_handle = None
         child.cpu = None
         child.rss = None
         child.machine.spawned(proc.pid)
@@ -277,19 +273,14 @@ class Tree:
                 continue
             process.rotate_running_log(process.log_path(self.cfg.log_dir, name),
                                        int(self.cfg.supervisor.log_max_bytes))
-            try:
-                if child.ps_handle is None or child.ps_handle.pid != pid:
-                    child.ps_handle = psutil.Process(pid)
-                with child.ps_handle.oneshot():
-                    memory = child.ps_handle.memory_info()
-                    times = child.ps_handle.cpu_times()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
+            usage = procfs.usage(pid)  # not reaped yet: the pid is still this child's
+            if usage is None:
                 continue
-            child.cpu = times.user + times.system
-            child.rss = memory.rss
+            child.cpu = usage.cpu
+            child.rss = usage.rss
             # File-backed pages (the LMDB map, shared libraries) are reclaimable by the
             # kernel: the limit applies to the anonymous part of the RSS.
-            child.machine.watchdog.observe_rss(memory.rss - getattr(memory, "shared", 0))
+            child.machine.watchdog.observe_rss(usage.rss - usage.shared)
 
     def _start_pending(self) -> None:
         for name in self.order:
