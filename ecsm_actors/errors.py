@@ -227,12 +227,18 @@ class Aborted(RegistryError):
 
 class DeadlineExceeded(Unavailable):
     """A request's overall deadline passed, retries included. ``applied`` says what is
-    known of a write: True (applied), False (known not applied), None (unknown)."""
+    known of a write: True (applied), False (known not applied), None (unknown). A
+    registry answers it (code ``Unavailable``, its error map with ``applied`` too) when
+    its store could not tell whether a write landed (etcd's answer lost), so a client
+    never takes that answer for a request that was not served."""
 
     def __init__(self, message: str, causes: Sequence[Cause] = (), *,
                  applied: bool | None = None) -> None:
         super().__init__(message, causes)
         self.applied = applied
+
+    def to_wire(self) -> dict[str, Any]:
+        return {**super().to_wire(), "applied": self.applied}
 
 
 REGISTRY_ERRORS: dict[str, type[RegistryError]] = {
@@ -268,6 +274,10 @@ def registry_error_from_wire(error: dict[str, Any]) -> RegistryError:
     if len(wire_causes) > MAX_CAUSES + 1:
         causes[MAX_CAUSES:] = [Cause(field="", message=f"... and "
                                      f"{len(wire_causes) - MAX_CAUSES} more")]
+    if cls is Unavailable and "applied" in error:  # a write of unknown outcome
+        applied = error["applied"]
+        return DeadlineExceeded(_wire_text(error.get("message", "")), causes,
+                                applied=applied if isinstance(applied, bool) else None)
     return cls(_wire_text(error.get("message", "")), causes)
 
 

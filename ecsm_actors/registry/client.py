@@ -30,7 +30,8 @@ handshake). An attempt ends:
 When the deadline passes, :class:`~ecsm_actors.errors.DeadlineExceeded` says in one line
 the endpoint, the op, the attempts and the seconds, and ``applied``: False when it is
 known that the request never reached the registry (no connection was ever handshaken
-during the call, or each attempt was answered ``Unavailable``), None (unknown) otherwise.
+during the call, or each attempt was answered ``Unavailable``, never with ``applied``
+unknown: a registry whose etcd store lost a write's answer), None (unknown) otherwise.
 A lock makes the client usable from several threads, one attempt at a time. Only a reply
 that does not decode is ``Internal("undecodable reply ...")``.
 
@@ -186,10 +187,13 @@ class RegistryClient:
                     try:
                         result = self._answer(answer, envelope)[0]
                     except Unavailable as e:
-                        # Not served (a link agent could not send it): no round trip.
+                        # Not served (a link agent could not send it): no round trip;
+                        # unless the registry could not tell whether its store applied it.
                         logger.debug("%s to %s answered Unavailable: %s", op, self.endpoint,
                                      e)
                         call.answered = e.message
+                        if isinstance(e, DeadlineExceeded) and e.applied is not False:
+                            call.maybe_sent = True
                     except BaseException:
                         self._observe(round_trip)  # an error answer is an answer
                         raise

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from ecsm_actors.config import ControllerSettings, load_config
+from ecsm_actors.etcd.client import prefix_end
 from ecsm_actors.errors import DeadlineExceeded, NotFound, RegistryError
 from ecsm_actors.informer import Informer
 from ecsm_actors.protocol import Op
@@ -146,7 +147,8 @@ def rv_of(obj: dict[str, Any]) -> int:
 def test_four_clients_updating_one_object_through_two_registries_apply_each_acknowledged_update_once(  # noqa: E501
         pair: tuple[Host, Host], tmp_path: Path) -> None:
     a, b = pair
-    created = a.client().create(service("occ", annotations={"log": ""}))
+    created = a.client().create(service("occ", image="app@0.0.0#sylixos",
+                                        annotations={"log": ""}))
     outs = [tmp_path / f"client{i}.jsonl" for i in range(4)]
     workers = [(a if i < 2 else b).processes.spawn(
         sys.executable, str(WORKER), (a if i < 2 else b).endpoint, str(i), "12", str(out),
@@ -274,3 +276,217 @@ def test_apply_and_a_finalizer_delete_raced_through_both_registries(
         assert not isinstance(written, RegistryError) or isinstance(written, NotFound), written
         with pytest.raises(NotFound):
             ca.get(KIND, "default", f"ap{i}")
+
+
+# -- a registry killed, an etcd member killed, quorum lost ---------------------------------
+
+
+class Handler:
+    """Every call an informer makes, in order (called from its thread)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+
+    def _add(self, what: str, key: str, rv: int) -> None:
+        with self._lock:
+            self.calls.append((what, key, rv))
+
+    def on_add(self, key: str, rv: int) -> None:
+        self._add("add", key, rv)
+
+    def on_update(self, key: str, rv: int) -> None:
+        self._add("update", key, rv)
+
+    def on_delete(self, key: str, rv: int) -> None:
+        self._add("delete", key, rv)
+
+    def on_resync(self, key: str, rv: int) -> None:
+        self._add("resync", key, rv)
+
+    def adds(self, prefix: str) -> list[tuple[str, int]]:
+        with self._lock:
+            return [(k, rv) for what, k, rv in self.calls
+                    if what == "add" and k.startswith(f"default/{prefix}")]
+
+
+@pytest.fixture
+def informer_on() -> Iterator[Callable[[Host, Handler], Informer]]:
+    """``informer_on(host, handler)``: a started informer of ECSMService through a host's
+    registry (stopped, and its clients closed, at teardown)."""
+    made: list[Any] = []
+    informers: list[Informer] = []
+
+    def keep(thing: Any) -> Any:
+        made.append(thing)
+        return thing
+
+    def make(host: Host, handler: Handler) -> Informer:
+        cfg = load_config(None, environ=host.processes.env(host.env))
+        informer = Informer(
+            KIND, handler,
+            registry_factory=lambda: keep(RegistryClient(cfg.registry_endpoint, timeout=1.0)),
+            subscriber_factory=lambda: keep(Subscriber(cfg.events_endpoint)),
+            settings=ControllerSettings(watch_deadline=2.0, resync_period=0.0))
+        informers.append(informer.start())
+        assert informer.wait_for_sync(10)
+        return informer
+
+    yield make
+    for informer in informers:
+        informer.stop()
+    for thing in made:
+        thing.close()
+
+
+class Writers:
+    """Threads creating objects ``<prefix><n>`` through given clients until stopped, each
+    write with its own requestId; what each write answered, by name."""
+
+    def __init__(self, prefix: str, clients: list[RegistryClient], *,
+                 pairs: bool = False) -> None:
+        self.prefix, self.pairs = prefix, pairs
+        self.outcomes: dict[str, Any] = {}
+        self.rids: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i, c))
+                         for i, c in enumerate(clients)]
+
+    def __enter__(self) -> Writers:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def acked(self) -> int:
+        with self._lock:
+            return sum(1 for o in self.outcomes.values() if not isinstance(o, Exception))
+
+    def _run(self, writer: int, client: RegistryClient) -> None:
+        n = 0
+        while not self._stop.is_set():
+            name = f"{self.prefix}{writer}-{n}"
+            rid = f"{name}-{uuid.uuid4().hex[:8]}"
+            try:
+                if self.pairs:  # an atomic BATCH of two creates: both or neither
+                    outcome: Any = client.request(Op.BATCH, requestId=rid, atomic=True,
+                                                  writes=[{"op": "CREATE",
+                                                           "object": service(f"{name}a")},
+                                                          {"op": "CREATE",
+                                                           "object": service(f"{name}b")}])
+                else:
+                    outcome = client.request(Op.CREATE, object=service(name), requestId=rid)
+            except RegistryError as e:
+                outcome = e
+            with self._lock:
+                self.outcomes[name], self.rids[name] = outcome, rid
+            n += 1
+
+
+def names_present(client: RegistryClient, prefix: str) -> set[str]:
+    return {o["metadata"]["name"] for o in client.list(KIND).items
+            if o["metadata"]["name"].startswith(prefix)}
+
+
+def test_a_registry_killed_amid_its_writes_and_restarted_loses_nothing_acknowledged_and_its_subscribers_miss_nothing(  # noqa: E501
+        pair: tuple[Host, Host], informer_on: Callable[[Host, Handler], Informer]) -> None:
+    a, b = pair
+    handler = Handler()
+    informer = informer_on(a, handler)
+    with Writers("kill-", [a.client(timeout=1.0, deadline=15.0) for _ in range(2)]
+                 + [b.client()], pairs=True) as writers:
+        wait_until(lambda: writers.acked() >= 10, timeout=10, what="writes under way")
+        a.kill()
+        a.start()
+        acked_before = writers.acked()
+        wait_until(lambda: writers.acked() >= acked_before + 10, timeout=10,
+                   what="writes after the restart")
+    present = names_present(b.client(), "kill-")
+    for name, outcome in writers.outcomes.items():
+        both = {f"{name}a", f"{name}b"} & present
+        assert len(both) in (0, 2), f"{name}: half an atomic BATCH is stored: {both}"
+        if not isinstance(outcome, Exception):
+            assert both, f"{name}: acknowledged, then lost"
+    wait_until(lambda: len(handler.adds("kill-")) >= len(present), timeout=10,
+               what="the informer to see every creation")
+    adds = handler.adds("kill-")
+    assert sorted(k for k, _ in adds) == sorted(f"default/{n}" for n in present)
+    assert [rv for _, rv in adds] == sorted(rv for _, rv in adds)  # in order, once
+    assert informer.stats()["relists"] == 1  # resumed by the event chain, no relist
+
+
+def test_an_etcd_member_killed_amid_writes_through_both_registries_loses_nothing_and_applies_nothing_twice(  # noqa: E501
+        pair: tuple[Host, Host], etcd_cluster: EtcdCluster) -> None:
+    a, b = pair
+    clients = [a.client(timeout=1.0, deadline=3.0), b.client(timeout=1.0, deadline=3.0)]
+    with Writers("member-", clients) as writers:
+        wait_until(lambda: writers.acked() >= 10, timeout=10, what="writes under way")
+        etcd_cluster.kill(etcd_cluster.leader())
+        acked_before = writers.acked()
+        wait_until(lambda: writers.acked() >= acked_before + 10, timeout=15,
+                   what="writes after the member died")
+    check = b.client(deadline=15.0)
+    present = names_present(check, "member-")
+    for name, outcome in writers.outcomes.items():
+        if not isinstance(outcome, Exception):
+            assert name in present, f"{name}: acknowledged, then lost"
+            continue
+        assert isinstance(outcome, DeadlineExceeded) and outcome.applied is not False \
+            or name not in present, f"{name}: answered not applied, yet stored: {outcome}"
+        retried = check.request(Op.CREATE, object=service(name), requestId=writers.rids[name])
+        assert retried["metadata"]["name"] == name  # never AlreadyExists: applied once
+
+
+def test_a_write_in_flight_when_quorum_is_lost_is_answered_as_of_unknown_outcome_and_applied_once(  # noqa: E501
+        pair: tuple[Host, Host], etcd_cluster: EtcdCluster) -> None:
+    a, _ = pair
+    client = a.client(timeout=1.0, deadline=3.0)
+    client.create(service("quorum-warm"))
+    leader = etcd_cluster.leader()
+    for i in etcd_cluster.alive():
+        if i != leader:
+            etcd_cluster.kill(i)
+    # a client that measured no round trip yet waits its whole timeout (2.5 s), longer than
+    # the registry's etcd request (1.5 s): it gets the registry's answer, not a timeout
+    fresh = a.client(timeout=2.5, deadline=4.0)
+    with pytest.raises(DeadlineExceeded) as lost:
+        fresh.request(Op.CREATE, object=service("quorum-1"), requestId="quorum-1")
+    assert lost.value.applied is None, lost.value  # it reached etcd's leader: unknown
+    etcd_cluster.heal()
+    again = a.client(deadline=15.0)
+    created = again.request(Op.CREATE, object=service("quorum-1"), requestId="quorum-1")
+    assert created["metadata"]["name"] == "quorum-1"  # never AlreadyExists
+
+
+# -- the epoch ----------------------------------------------------------------------------
+
+
+def test_a_prefix_wiped_while_both_registries_run_gets_one_new_epoch_and_informers_relist(
+        pair: tuple[Host, Host], etcd_cluster: EtcdCluster,
+        informer_on: Callable[[Host, Handler], Informer]) -> None:
+    a, b = pair
+    ca, cb = a.client(), b.client()
+    ca.create(service("wipe-before"))
+    old = ca.ping()["epoch"]
+    informers = [informer_on(host, Handler()) for host in pair]
+    prefix = a.env["ECSM_ACTORS_STORE_ETCD_PREFIX"].encode()
+    with etcd_cluster.client() as etcd:
+        etcd.delete(prefix, prefix_end(prefix))
+
+    def new_epochs() -> bool:
+        epochs = {ca.ping()["epoch"], cb.ping()["epoch"]}
+        return len(epochs) == 1 and old not in epochs
+
+    wait_until(new_epochs, timeout=10, what="both registries on one new epoch")
+    created = cb.create(service("wipe-after"))
+    for informer in informers:
+        wait_until(lambda i=informer: i.keys() == ["default/wipe-after"], timeout=10,
+                   what="the informer to hold only what the new epoch holds")
+        assert informer.stats()["relists"] >= 2
+        assert informer.resource_version("default/wipe-after") == rv_of(created)
+    assert ca.get(KIND, "default", "wipe-after") == created

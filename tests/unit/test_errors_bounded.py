@@ -13,7 +13,9 @@ from ecsm_actors.errors import (
     MAX_MESSAGE,
     BadRequest,
     Cause,
+    DeadlineExceeded,
     Invalid,
+    Unavailable,
     clip_text,
     describe_input,
     registry_error_from_wire,
@@ -98,3 +100,11 @@ def test_an_error_rebuilt_from_a_hostile_reply_is_bounded() -> None:
     assert len(error.causes) == MAX_CAUSES + 1
     assert error.causes[0].field == "list of 1 item"
     assert error.causes[-1].message == "... and 9980 more"
+
+
+def test_a_write_of_unknown_outcome_crosses_the_wire_as_such_and_a_refusal_does_not() -> None:
+    unknown = registry_error_from_wire(DeadlineExceeded("etcd answer lost").to_wire())
+    assert isinstance(unknown, DeadlineExceeded) and unknown.applied is None
+    assert unknown.code == "Unavailable"
+    refused = registry_error_from_wire(Unavailable("quorum lost").to_wire())
+    assert type(refused) is Unavailable
