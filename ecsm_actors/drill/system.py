@@ -95,20 +95,33 @@ def free_port() -> int:
 NO_PRESSURE_NODE_MEMORY = 1 << 40
 
 
-def write_conf(run_dir: Path, port: int, node_memory: int = NO_PRESSURE_NODE_MEMORY) -> Path:
+def write_conf(run_dir: Path, port: int, node_memory: int = NO_PRESSURE_NODE_MEMORY,
+               extra: str = "") -> Path:
+    """The drill's conf file; ``extra``: more TOML tables appended (``--store etcd``)."""
     path = run_dir / "drill.toml"
-    path.write_text(_CONF.format(run_dir=run_dir, port=port, node_memory=int(node_memory)))
+    text = _CONF.format(run_dir=run_dir, port=port, node_memory=int(node_memory))
+    path.write_text(text + ("\n" + extra if extra else ""))
     return path
 
 
 class DrillSystem:
-    """One supervisor (and its children) started and stopped by the drill."""
+    """One supervisor (and its children) started and stopped by the drill.
 
-    def __init__(self, run_dir: Path, *, node_memory: int = NO_PRESSURE_NODE_MEMORY) -> None:
+    ``simulate=False`` (the second host of ``--store etcd``): no simulator child, ECSM
+    is the one ``extra_conf`` names; ``extra_conf``: TOML tables appended to the conf
+    file; ``extra_env``: settings given through the environment."""
+
+    def __init__(self, run_dir: Path, *, node_memory: int = NO_PRESSURE_NODE_MEMORY,
+                 simulate: bool = True, extra_conf: str = "", port: int | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.run_dir = run_dir
+        self.simulate = simulate
+        self.extra_env = dict(extra_env or {})
+        self.children = CHILD_NAMES if simulate else CHILD_NAMES[1:]
         run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(run_dir, 0o700)
-        self.conf_path = write_conf(run_dir, free_port(), node_memory)
+        self.port = port or free_port()
+        self.conf_path = write_conf(run_dir, self.port, node_memory, extra_conf)
         self.cfg: Config = load_config(self.conf_path, environ={})
         self.cfg.ensure_run_dir()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -123,6 +136,7 @@ class DrillSystem:
         env["ECSM_ACTORS_RUN_DIR"] = str(self.run_dir)
         env["ECSM_ACTORS_CONF"] = str(self.conf_path)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 60.0) -> None:
@@ -131,8 +145,8 @@ class DrillSystem:
         log = open(self.cfg.log_dir / "drill-supervisor.out", "ab")  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ecsm_actors", "supervisor", "--simulate",
-                 "--conf", str(self.conf_path)],
+                [sys.executable, "-m", "ecsm_actors", "supervisor",
+                 *(["--simulate"] if self.simulate else []), "--conf", str(self.conf_path)],
                 env=self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         finally:
@@ -148,7 +162,7 @@ class DrillSystem:
             try:
                 rows = self.ps()
                 states = {r.get("name"): str(r.get("state", "")).upper() for r in rows}
-                if all(states.get(n) == "RUNNING" for n in CHILD_NAMES):
+                if all(states.get(n) == "RUNNING" for n in self.children):
                     return
                 last = ", ".join(f"{n}={s}" for n, s in sorted(states.items()))
             except ControlError as e:
@@ -237,6 +251,14 @@ class DrillSystem:
             time.sleep(0.1)
             left = self.survivors()
         return left
+
+    def kill_host(self) -> None:
+        """``kill -9`` of the whole instance (its computer gone): the supervisor's process
+        group and every recorded process still alive; reaped."""
+        self.kill_everything()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill_everything(self) -> None:
         """Last resort after a failed stop: SIGKILL the group and every recorded survivor."""

@@ -121,3 +121,23 @@ def test_even_a_small_workload_has_an_hpa_and_a_dependency_chain() -> None:
         assert workload.hpa_targets, seed
         assert any(p.depends_on for p in workload.services), seed
         assert len(workload.canaries) == 3
+
+
+def test_store_etcd_adds_two_host_faults_and_keeps_the_rest_of_the_seeds_schedule() -> None:
+    lmdb = make_schedule(seed=7, duration=45, services=20)
+    etcd = make_schedule(seed=7, duration=45, services=20, store="etcd")
+    added = [a for a in etcd.actions if a not in lmdb.actions]
+    assert [a for a in etcd.actions if a in lmdb.actions] == list(lmdb.actions)
+    assert {a.kind for a in added if a.is_fault} == {
+        ActionKind.HOST_KILL, ActionKind.ETCD_MEMBER_KILL, ActionKind.QUORUM_LOSS}
+    ends = {ActionKind.HOST_KILL: ActionKind.HOST_RESTART,
+            ActionKind.ETCD_MEMBER_KILL: ActionKind.ETCD_MEMBER_START,
+            ActionKind.QUORUM_LOSS: ActionKind.QUORUM_BACK}
+    busy_until = 0.0
+    for fault in (a for a in added if a.is_fault):
+        end = next(a for a in added if a.kind is ends[fault.kind] and a.at >= fault.at)
+        assert end.target == fault.target and end.at <= 45 - etcd.profile.cooldown
+        assert fault.at >= busy_until   # one etcd fault at a time
+        busy_until = end.at
+    quorum = next(a for a in added if a.kind is ActionKind.QUORUM_LOSS)
+    assert len(set(quorum.target.split(","))) == 2   # two members of three
