@@ -17,7 +17,7 @@ guess) is staged again over what it read (never a Conflict the client did not ca
 to :data:`MAX_ATTEMPTS` times; an answer that writes nothing is given only from a read,
 never from a guess. An etcd txn holds at most 128 operations: an atomic BATCH of more than
 :data:`MAX_TXN_KEYS` objects is refused (BadRequest); a larger non-atomic one is committed
-in parts, its requestId recorded after the last part.
+in parts, its requestId claimed before the first part and recorded after the last.
 
 Exactly once: a write carrying ``requestId`` has its outcome put in its own txn
 (:mod:`.etcd_window`).
@@ -369,20 +369,24 @@ class EtcdStore(EtcdReads):
 
     def _large_batch(self, unit: Unit, now: float) -> Outcome | RegistryError:
         """A BATCH with more objects than one txn holds: atomic, refused; else committed
-        in parts, its requestId recorded after the last (a crash between the parts and
-        the record lets a retry apply the first parts' writes again)."""
+        in parts, its requestId claimed before the first and recorded after the last (a
+        crash between lets a retry apply the first parts' writes again once the claim
+        ended, see :mod:`.etcd_window`)."""
         rid, op, s = unit
         assert isinstance(s, StagedBatch)
         if s.atomic:
             return BadRequest(f"an atomic BATCH on the etcd store holds at most "
                               f"{MAX_TXN_KEYS - 1} writes (etcd's txn limit), not "
                               f"{len(s.writes)}; send it in parts or without atomic")
-        key = self.window.key(rid) if rid is not None else None
-        if key is not None:
-            held = self.client.range(key)
-            recorded = self.window.recorded(held.kvs[0] if held.kvs else None, now)
-            if recorded is not None:
-                return self.window.replay(rid, op, s, recorded)  # type: ignore[arg-type]
+        claim = 0
+        if rid is not None:  # the same BATCH through another registry waits, never applies
+            try:
+                claimed = self.window.claim(rid, op, s, now)
+            except RegistryError as e:
+                return e.with_traceback(None)
+            if not isinstance(claimed, int):
+                return claimed
+            claim = claimed
         per_write: list[Outcome | RegistryError] = []
         size = MAX_TXN_KEYS - 1
         revision = self.resource_version
@@ -391,10 +395,14 @@ class EtcdStore(EtcdReads):
             results, revision = self._commit_part(part, now)
             per_write += results
         outcome = replay.batch_outcome(s.ops, per_write, revision)
-        if key is not None and outcome.record and not semantics.transient_batch(outcome.record):
-            self.client.txn([Compare.mod_revision(key, "=", 0)], [TxnOp.put(
-                key, etcd_layout.pack_request_record(outcome.record, now),
-                lease=self.window.lease())])
+        if rid is not None:
+            kept = outcome.record
+            try:
+                self.window.settle(rid, claim, kept if kept and not semantics.transient_batch(
+                    kept) else None, now)
+            except RegistryError as e:  # answered all the same; the claim ends by its lease
+                logger.warning("etcd store: the outcome of BATCH %s was not recorded: %s",
+                               rid, e.message)
         return outcome
 
     def _commit_part(self, part: StagedBatch,

@@ -24,7 +24,6 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,8 +32,8 @@ from typing import Any
 import pytest
 
 from ecsm_actors.config import ControllerSettings, load_config
-from ecsm_actors.etcd.client import prefix_end
 from ecsm_actors.errors import DeadlineExceeded, NotFound, RegistryError
+from ecsm_actors.etcd.client import prefix_end
 from ecsm_actors.informer import Informer
 from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient, Subscriber
@@ -490,3 +489,16 @@ def test_a_prefix_wiped_while_both_registries_run_gets_one_new_epoch_and_informe
         assert informer.stats()["relists"] >= 2
         assert informer.resource_version("default/wipe-after") == rv_of(created)
     assert ca.get(KIND, "default", "wipe-after") == created
+
+
+def test_a_batch_larger_than_one_etcd_txn_sent_through_both_registries_at_once_is_applied_once(  # noqa: E501
+        pair: tuple[Host, Host]) -> None:
+    a, b = pair
+    ca, cb = a.client(deadline=15.0), b.client(deadline=15.0)
+    writes = [{"op": "CREATE", "object": service(f"big{i:03d}")} for i in range(130)]
+    outcomes = race((ca, lambda c: c.request(Op.BATCH, writes=writes, requestId="big-1")),
+                    (cb, lambda c: c.request(Op.BATCH, writes=writes, requestId="big-1")))
+    assert sorted(replayed for _, replayed in outcomes) == [False, True], [
+        (type(r).__name__, replayed) for r, replayed in outcomes]
+    assert outcomes[0][0] == outcomes[1][0]
+    assert all(r["ok"] for r in outcomes[0][0]["results"])
