@@ -26,6 +26,7 @@ from ecsm_actors.drill.recovery import (
     Probe,
     canary_reconciled,
     child_healthy,
+    child_replaced,
     ecsm_service_whole,
     ecsm_services_whole,
 )
@@ -164,7 +165,8 @@ class FaultInjector:
         record = self._pid_of(action.target)
         self._signal(record, signal.SIGSTOP)
         if action.target in REPAIR_PATH:
-            self.ctx.tracker.block("freeze", _REPAIRS, time.monotonic())
+            self.ctx.tracker.block("freeze", _REPAIRS, time.monotonic(),
+                                   over=child_replaced(action.target, record.pid))
         self.frozen[action.target] = record
         ps_check = child_healthy(action.target, None, need_new_pid=False)
         if action.target == "hpa-controller":

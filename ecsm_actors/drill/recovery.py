@@ -15,10 +15,10 @@ again"), ``ps`` (the supervisor shows the child running again with a fresh heart
 Faults overlap (windows last up to seconds, faults come every few seconds): a fault that
 keeps the operator from repairing anything — ECSM failing or slow, the registry, the
 service controller or ECSM frozen, a node down for the ``ecsm`` probes — is a *blocker*
-(:meth:`RecoveryTracker.block`), and the time blockers injected after a fault spent
-inside its measurement is taken out of that fault's recovery (reported as ``blocked``):
-the recovery of a fault is the operator's time to repair it, not the length of the
-faults that hit after it. A fault's own window is not measured at all (a window probe
+(:meth:`RecoveryTracker.block`), and the time other blockers spent inside a fault's
+measurement is taken out of that fault's recovery (reported as ``blocked``): the
+recovery of a fault is the operator's time to repair it, not the length of the faults
+that overlap it. A fault's own window is never inside its measurement (a window probe
 starts at its end); a kill is never a blocker (the restart is part of the recovery).
 """
 
@@ -77,16 +77,18 @@ class Blocker:
     end: float | None
     kinds: frozenset[str]
     window: str = ""
+    #: Ends it before its window closes (a frozen child the watchdog replaced).
+    over: Callable[[Observation], bool] | None = None
 
 
 def blocked_time(blockers: list[Blocker], p: Probe, until: float) -> float:
-    """Seconds of ``[p.measure_from, until]`` covered by blockers that started after
-    ``p`` was injected and block its kind (overlapping blockers counted once)."""
+    """Seconds of ``[p.measure_from, until]`` covered by blockers of its kind
+    (overlapping blockers counted once)."""
     if p.measure_from is None:
         return 0.0
     spans = sorted((max(b.start, p.measure_from), min(until if b.end is None else b.end,
                                                        until))
-                   for b in blockers if b.start > p.injected and p.measured_by in b.kinds)
+                   for b in blockers if p.measured_by in b.kinds)
     total, reach = 0.0, p.measure_from
     for start, end in spans:
         start = max(start, reach)
@@ -103,11 +105,13 @@ class RecoveryTracker:
         self._records: list[FaultRecord] = []
         self._blockers: list[Blocker] = []
 
-    def block(self, window: str, kinds: frozenset[str], now: float) -> None:
+    def block(self, window: str, kinds: frozenset[str], now: float,
+              over: Callable[[Observation], bool] | None = None) -> None:
         """A window fault that blocks the probes of ``kinds`` opened now
-        (:meth:`end_window` closes it)."""
+        (:meth:`end_window` closes it, or the first observation ``over`` holds on)."""
         with self._lock:
-            self._blockers.append(Blocker(start=now, end=None, kinds=kinds, window=window))
+            self._blockers.append(Blocker(start=now, end=None, kinds=kinds, window=window,
+                                          over=over))
 
     def blocked(self, kinds: frozenset[str], start: float, end: float) -> None:
         """The probes of ``kinds`` could not recover from ``start`` to ``end``."""
@@ -154,7 +158,10 @@ class RecoveryTracker:
     def evaluate(self, obs: Observation) -> None:
         with self._lock:
             probes = [p for p in self._probes if not p.done]
-            oldest = min((p.injected for p in probes), default=obs.at)
+            for b in self._blockers:
+                if b.end is None and b.over is not None and b.over(obs):
+                    b.end = obs.at
+            oldest = min((p.injected for p in probes), default=obs.at)  # ≤ measure_from
             self._blockers = [b for b in self._blockers if b.end is None or b.end > oldest]
             blockers = list(self._blockers)
         for p in probes:
@@ -225,6 +232,17 @@ def canary_reconciled(key: str, generation: list[int]) -> Check:
                 and status.get("observedGeneration") == meta.get("generation")
                 and int(status.get("readyReplicas") or 0) == desired_replicas(obj)
                 and _available(obj))
+
+    return check
+
+
+def child_replaced(name: str, pid: int) -> Callable[[Observation], bool]:
+    """The supervisor shows ``name`` under another pid than ``pid`` (e.g. the watchdog
+    killed a frozen child and restarted it)."""
+
+    def check(obs: Observation) -> bool:
+        return any(row.get("name") == name and isinstance(row.get("pid"), int)
+                   and row.get("pid") != pid for row in obs.ps or ())
 
     return check
 

@@ -14,6 +14,7 @@ from ecsm_actors.drill.recovery import (
     Observation,
     Probe,
     RecoveryTracker,
+    child_replaced,
     ecsm_service_whole,
 )
 from ecsm_actors.drill.snapshot import EcsmServiceView
@@ -39,6 +40,26 @@ def test_a_later_fault_that_blocks_the_repair_is_left_out_of_the_recovery() -> N
     [record] = tracker.records()
     assert record.recovery == pytest.approx(2.0)   # 1 s before the partition, 1 s after
     assert record.blocked == pytest.approx(3.0)
+
+
+def test_a_fault_injected_while_ecsm_fails_is_measured_once_ecsm_is_back() -> None:
+    tracker = RecoveryTracker()
+    tracker.block("ecsm", REPAIRS, 1.0)
+    tracker.add(probe(lambda obs: obs.at >= 5.0, injected=2.0, measured_by="canary"))
+    tracker.end_window("ecsm", 4.0)
+    tracker.evaluate(Observation(at=5.0))
+    [record] = tracker.records()
+    assert (record.recovery, record.blocked) == pytest.approx((1.0, 2.0))
+
+
+def test_a_frozen_child_stops_blocking_once_the_watchdog_replaced_it() -> None:
+    tracker = RecoveryTracker()
+    tracker.add(probe(lambda obs: obs.at >= 6.0))
+    tracker.block("freeze", REPAIRS, 1.0, over=child_replaced("registry", 10))
+    tracker.evaluate(Observation(at=3.0, ps=[{"name": "registry", "pid": 11}]))
+    tracker.end_window("freeze", 5.0)  # the thaw finds nothing left to thaw
+    tracker.evaluate(Observation(at=6.0))
+    assert tracker.records()[0].blocked == pytest.approx(2.0)
 
 
 def test_a_fault_that_blocks_only_other_probes_changes_nothing() -> None:
