@@ -7,6 +7,11 @@ than the controller's subscription can buffer, then resumes it. Each injected fa
 registers a recovery probe (see :mod:`.recovery`); a fault that cannot be injected at that
 moment (its victim does not exist yet, ECSM is unreachable) is recorded as skipped.
 
+With ``--store etcd`` (two hosts, :attr:`DrillContext.hosts`): the leading host is killed
+whole and restarted, etcd members are killed by pid and started again; a host kill is
+timed by a poller thread of its own (kill → the other host holds the victim's leases in
+etcd, every 20 ms), recorded through :meth:`RecoveryTracker.measured`.
+
 :meth:`FaultInjector.heal_all` ends every open window (SIGCONT, faults reset, nodes up) and
 keeps trying until it succeeded: the drill never judges a system it left broken.
 """
