@@ -45,6 +45,7 @@ from typing import Any
 
 from ecsm_actors.errors import (
     BadRequest,
+    DeadlineExceeded,
     Internal,
     RegistryError,
     StoreFull,
@@ -295,6 +296,8 @@ class EtcdStore(EtcdReads):
                     raise
                 self.window.forget_lease()  # ended early (etcd restored?): take a new one
                 continue
+            except DeadlineExceeded:
+                raise  # its answer lost (a member died under it): no sign of a lost quorum
             except Unavailable:
                 self.quorum.lost()
                 raise

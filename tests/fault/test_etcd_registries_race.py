@@ -37,6 +37,7 @@ from ecsm_actors.etcd.client import prefix_end
 from ecsm_actors.informer import Informer
 from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient, Subscriber
+from ecsm_actors.store.etcd_store import EtcdStore
 from tests.etcd_cluster import EtcdCluster
 from tests.helpers import Processes, wait_until
 from tests.registry_fixtures import registry_config, start_registry
@@ -185,8 +186,15 @@ def test_a_write_whose_reply_was_lost_retried_through_the_other_registry_is_repl
     a, b = pair
     ca, cb = a.client(), b.client()
     first = ca.request(Op.CREATE, object=service("lost-reply"), requestId="lost-reply-1")
+    cb.update(service("lost-reply", replicas=7))  # changed again meanwhile
     again = cb.request(Op.CREATE, object=service("lost-reply"), requestId="lost-reply-1")
-    assert cb.last_replayed and again == first
+    assert cb.last_replayed and again == first  # the object as that write left it
+    batch = [{"op": "UPDATE", "object": service("lost-reply", replicas=8)},
+             {"op": "CREATE", "object": service("lost-reply")}]
+    first = cb.request(Op.BATCH, writes=batch, requestId="lost-reply-2")
+    again = ca.request(Op.BATCH, writes=batch, requestId="lost-reply-2")
+    assert ca.last_replayed and again == first
+    assert ca.get(KIND, "default", "lost-reply")["metadata"]["generation"] == 3
 
 
 def test_one_request_id_sent_through_both_registries_at_once_is_applied_once(
@@ -520,3 +528,31 @@ def test_a_batch_larger_than_one_etcd_txn_sent_through_both_registries_at_once_i
         (type(r).__name__, replayed) for r, replayed in outcomes]
     assert outcomes[0][0] == outcomes[1][0]
     assert all(r["ok"] for r in outcomes[0][0]["results"])
+
+
+def test_a_write_whose_answer_was_lost_does_not_make_the_store_serve_reads_as_if_quorum_were_lost(  # noqa: E501
+        etcd_cluster: EtcdCluster, etcd_prefix: str) -> None:
+    """A member dying under a write loses its answer (DeadlineExceeded); the cluster keeps
+    its quorum, only electing a leader for a moment: reads wait for it, never stale."""
+    store = EtcdStore(etcd_cluster.client(), prefix=etcd_prefix)
+    try:
+        store.write(Op.CREATE, object=service("lost-answer"))
+        txn, status = store.client.txn, store.client.status
+
+        def answer_lost(*args: Any, **kwargs: Any) -> Any:
+            store.client.txn = txn  # type: ignore[method-assign]
+            raise DeadlineExceeded("etcd store unavailable: the connection broke; the "
+                                   "write may or may not have been applied", applied=None)
+
+        def electing() -> dict[str, Any]:
+            store.client.status = status  # type: ignore[method-assign]
+            return {**status(), "leader": 0}  # the survivors still electing a leader
+
+        store.client.txn = answer_lost  # type: ignore[method-assign]
+        store.client.status = electing  # type: ignore[method-assign]
+        with pytest.raises(DeadlineExceeded):
+            store.write(Op.UPDATE, object=service("lost-answer", replicas=3))
+        assert store.get(KIND, "default", "lost-answer")
+        assert not store.take_stale()
+    finally:
+        store.close()
