@@ -177,9 +177,11 @@ def generate_workload(rng: random.Random, services: int, *, canaries: int | None
                       static_fraction: float = 0.4, hpa_fraction: float = 0.15,
                       chain_fraction: float = 0.15) -> Workload:
     """``services`` random ECSMServices plus ``canaries`` canary services (by default
-    3, and one more per 100 services: each times one fault at a time)."""
+    3, and one more per 50 services: each times one fault at a time, until it has
+    recovered, and the faults of a dense few seconds overlap — with 5 for 200 services,
+    a fault now and then found none free and went unmeasured)."""
     if canaries is None:
-        canaries = 3 + services // 100
+        canaries = 3 + services // 50
     plans: list[ServicePlan] = []
     chain_budget = int(services * chain_fraction)
     i = 0

@@ -17,6 +17,7 @@ from ecsm_actors.drill.recovery import (
     child_replaced,
     ecsm_service_whole,
 )
+from ecsm_actors.drill.schedule import make_schedule
 from ecsm_actors.drill.snapshot import EcsmServiceView
 from ecsm_actors.drill.writer import DesiredStateWriter, Write
 
@@ -90,3 +91,9 @@ def test_canary_writes_go_before_the_other_keys_waiting() -> None:
 def test_a_write_burst_leaves_the_canaries_alone() -> None:
     keys = ["default/svc-0002", "default/drill-canary-0", "default/svc-0001"]
     assert burst_keys(keys) == ["default/svc-0001", "default/svc-0002"]
+
+
+def test_a_200_service_drill_has_a_canary_for_each_fault_of_a_dense_burst() -> None:
+    # seed 1 injects 6 canary-timed faults within 3.2 s (144.9 s to 148.0 s): the sixth found five busy
+    workload = make_schedule(seed=1, duration=600, services=200).workload
+    assert len(workload.canaries) >= 7
