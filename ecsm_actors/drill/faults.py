@@ -97,14 +97,15 @@ class FaultInjector:
 
     def _probe(self, action: Action, check: Any, measured_by: str, *, window: str = "",
                needs_ecsm: bool = False, detail: str = "", on_done: list[Any] | None = None,
-               measure_now: bool = False) -> None:
+               measure_now: bool = False, nodes: tuple[str, ...] = ()) -> None:
         now = time.monotonic()
         callbacks = list(on_done or [])
         self.ctx.tracker.add(Probe(
             label=action.label, at=action.at, injected=now, check=check,
             measured_by=measured_by, deadline=now + PROBE_TIMEOUT, window=window,
             measure_from=now if measure_now else None, needs_ecsm=needs_ecsm, detail=detail,
-            on_done=(lambda: [cb() for cb in callbacks]) if callbacks else None))
+            on_done=(lambda: [cb() for cb in callbacks]) if callbacks else None,
+            nodes=frozenset(nodes)))
 
     def _canary_or(self, action: Action, fallback: Any, fallback_by: str, **kw: Any) -> None:
         """Probe through a canary change made now; ``fallback`` when none is free."""
@@ -208,14 +209,16 @@ class FaultInjector:
         rows = self._our_rows()
         self._admin("node_down", action.target)
         self.nodes_down.add(action.target)
-        # the instances of the services damaged before cannot all come back meanwhile
-        self.ctx.tracker.block("node", frozenset({"ecsm"}), time.monotonic())
-        hit = tuple(r.name for r in rows if action.target in r.nodes and r.factor > 0)
+        # the instances there of the services damaged before cannot come back meanwhile
+        self.ctx.tracker.block("node", frozenset({"ecsm"}), time.monotonic(),
+                               node=action.target)
+        hit = [r for r in rows if action.target in r.nodes and r.factor > 0]
         if not hit:
             self.ctx.tracker.note(action.label, action.at, "no service had instances there")
             return
-        self._probe(action, ecsm_services_whole(hit), "ecsm", window="node", needs_ecsm=True,
-                    detail=f"{len(hit)} services on {action.target}")
+        self._probe(action, ecsm_services_whole(tuple(r.name for r in hit)), "ecsm",
+                    window="node", needs_ecsm=True, detail=f"{len(hit)} services on "
+                    f"{action.target}", nodes=tuple(n for r in hit for n in r.nodes))
 
     def _node_up(self, action: Action) -> None:
         self.ctx.tracker.end_window("node", time.monotonic())
@@ -253,7 +256,8 @@ class FaultInjector:
             raise Skipped(f"{row.name} has no running container")
         self._admin("crash_container", running[0])
         self._probe(action, _while_current(key, row.name, ecsm_service_whole(row.name)), "ecsm",
-                    needs_ecsm=True, detail=f"container {running[0]} of {row.name}")
+                    needs_ecsm=True, detail=f"container {running[0]} of {row.name}",
+                    nodes=row.nodes)
 
     def _ecsm_service_delete(self, action: Action) -> None:
         row, key, _ = self._victim(action)
@@ -267,7 +271,8 @@ class FaultInjector:
                     raise
                 time.sleep(0.2)
         self._probe(action, _while_current(key, row.name, ecsm_service_whole(row.name, row.id)),
-                    "ecsm", needs_ecsm=True, detail=f"ECSM service {row.name} (id {row.id})")
+                    "ecsm", needs_ecsm=True, detail=f"ECSM service {row.name} (id {row.id})",
+                    nodes=row.nodes)
 
     # -- write burst -----------------------------------------------------------------
 

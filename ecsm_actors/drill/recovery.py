@@ -14,7 +14,8 @@ again"), ``ps`` (the supervisor shows the child running again with a fresh heart
 
 Faults overlap (windows last up to seconds, faults come every few seconds): a fault that
 keeps the operator from repairing anything — ECSM failing or slow, the registry, the
-service controller or ECSM frozen, a node down for the ``ecsm`` probes — is a *blocker*
+service controller or ECSM frozen, a node down for the ``ecsm`` probes of services on
+it — is a *blocker*
 (:meth:`RecoveryTracker.block`), and the time other blockers spent inside a fault's
 measurement is taken out of that fault's recovery (reported as ``blocked``): the
 recovery of a fault is the operator's time to repair it, not the length of the faults
@@ -63,6 +64,9 @@ class Probe:
     needs_ecsm: bool = False
     detail: str = ""
     on_done: Callable[[], object] | None = None
+    #: The nodes its ECSM services were on (``ecsm`` probes): only these nodes going down
+    #: block it.
+    nodes: frozenset[str] = frozenset()
     recovery: float | None = None
     done: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +83,8 @@ class Blocker:
     window: str = ""
     #: Ends it before its window closes (a frozen child the watchdog replaced).
     over: Callable[[Observation], bool] | None = None
+    #: A node down: it blocks only the probes with services on that node.
+    node: str = ""
 
 
 def blocked_time(blockers: list[Blocker], p: Probe, until: float) -> float:
@@ -88,7 +94,8 @@ def blocked_time(blockers: list[Blocker], p: Probe, until: float) -> float:
         return 0.0
     spans = sorted((max(b.start, p.measure_from), min(until if b.end is None else b.end,
                                                        until))
-                   for b in blockers if p.measured_by in b.kinds)
+                   for b in blockers
+                   if p.measured_by in b.kinds and (not b.node or b.node in p.nodes))
     total, reach = 0.0, p.measure_from
     for start, end in spans:
         start = max(start, reach)
@@ -106,12 +113,13 @@ class RecoveryTracker:
         self._blockers: list[Blocker] = []
 
     def block(self, window: str, kinds: frozenset[str], now: float,
-              over: Callable[[Observation], bool] | None = None) -> None:
-        """A window fault that blocks the probes of ``kinds`` opened now
-        (:meth:`end_window` closes it, or the first observation ``over`` holds on)."""
+              over: Callable[[Observation], bool] | None = None, node: str = "") -> None:
+        """A window fault that blocks the probes of ``kinds`` (with ``node``: only those
+        with services there) opened now (:meth:`end_window` closes it, or the first
+        observation ``over`` holds on)."""
         with self._lock:
             self._blockers.append(Blocker(start=now, end=None, kinds=kinds, window=window,
-                                          over=over))
+                                          over=over, node=node))
 
     def blocked(self, kinds: frozenset[str], start: float, end: float) -> None:
         """The probes of ``kinds`` could not recover from ``start`` to ``end``."""

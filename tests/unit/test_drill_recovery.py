@@ -63,10 +63,20 @@ def test_a_frozen_child_stops_blocking_once_the_watchdog_replaced_it() -> None:
     assert tracker.records()[0].blocked == pytest.approx(2.0)
 
 
+def test_a_node_down_blocks_only_the_services_on_it() -> None:
+    tracker = RecoveryTracker()
+    elsewhere = probe(lambda obs: obs.at >= 5.0)
+    elsewhere.nodes = frozenset({"node-1"})
+    tracker.add(elsewhere)
+    tracker.block("node", frozenset({"ecsm"}), 1.0, node="node-2")
+    tracker.evaluate(Observation(at=5.0))
+    assert tracker.records()[0].recovery == pytest.approx(5.0)
+
+
 def test_a_fault_that_blocks_only_other_probes_changes_nothing() -> None:
     tracker = RecoveryTracker()
     tracker.add(probe(lambda obs: obs.at >= 5.0, measured_by="canary"))
-    tracker.block("node", frozenset({"ecsm"}), 1.0)   # a node down: canaries re-place
+    tracker.block("node", frozenset({"ecsm"}), 1.0, node="node-1")  # canaries re-place
     tracker.evaluate(Observation(at=5.0))
     assert tracker.records()[0].recovery == pytest.approx(5.0)
 
