@@ -145,6 +145,19 @@ def test_the_builtin_table_starts_the_zygote_before_every_child_it_forks(
     assert specs[0].readiness.kind == "zygote" and specs[0].heartbeat_deadline == 0
 
 
+def test_the_zygote_preloads_the_etcd_client_only_when_the_store_is_on_etcd(
+        tmp_path: Path) -> None:
+    lmdb = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(tmp_path)})
+    etcd = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(tmp_path),
+                                "ECSM_ACTORS_STORE_BACKEND": "etcd",
+                                "ECSM_ACTORS_STORE_ETCD_ENDPOINTS": "http://127.0.0.1:2379"})
+    zygote_on_lmdb = builtin_children(lmdb, simulate=False)[0]
+    zygote_on_etcd = builtin_children(etcd, simulate=False)[0]
+    assert "ecsm_actors.etcd.client" not in zygote_on_lmdb.argv
+    assert {"ecsm_actors.etcd.client", "ecsm_actors.store.etcd_store",
+            "ecsm_actors.runtime.leader.elector"} <= set(zygote_on_etcd.argv)
+
+
 def test_a_child_table_with_a_forward_dependency_is_refused(tmp_path: Path) -> None:
     cfg = load_config(environ={"ECSM_ACTORS_RUN_DIR": str(tmp_path)})
     table = tmp_path / "children.toml"
