@@ -276,10 +276,15 @@ class RegistryClient:
                     doc = protocol.unpack_reply(answer)
         except BadRequest as e:
             raise Internal(f"undecodable reply from the registry: {e}") from e
-        replayed = self._replies.replayed = doc.get("replayed") is True
-        self._replies.stale = doc.get("stale") is True
-        if isinstance(doc.get("epoch"), str) and doc["epoch"]:
-            self.epoch = doc["epoch"]
+        get = doc.get
+        replies = self._replies
+        replayed = replies.replayed = get("replayed") is True
+        replies.stale = get("stale") is True
+        epoch = get("epoch")
+        if epoch:  # a str (unpack_reply checked it)
+            self.epoch = epoch
+        if get("ok") is True and get("id") == envelope:
+            return get("result"), replayed  # a success reply: no Reply object needed
         try:
             reply = protocol.reply_of(doc)  # an error reply raises the registry's own error
         except RegistryError as e:

@@ -425,6 +425,10 @@ class RegistryServer:
         if f["kind"] not in api.KINDS:
             raise Invalid(f"unknown kind {describe_input(f['kind'])}")
         if request.op is Op.GET:
+            get_raw = getattr(self.store, "get_raw", None)  # LMDB: the stored bytes as they are
+            if get_raw is not None:
+                return protocol.encode_reply_encoded(
+                    rid, epoch, get_raw(f["kind"], f["namespace"], f["name"]))
             obj = self.store.get(f["kind"], f["namespace"], f["name"])
             return protocol.encode_reply(rid, epoch, obj)
         if request.op is Op.LIST and "limit" in f:

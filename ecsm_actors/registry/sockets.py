@@ -35,6 +35,9 @@ _EVENTS = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SU
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 _monitor_ids = itertools.count(1)
+# Plain ints: pyzmq's enum members cost an enum operation on every use.
+_EVENTS_OPTION = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 #: How long closing a socket waits for its monitor's last events, seconds.
 _CLOSE_DRAIN = 0.05
 
@@ -147,7 +150,7 @@ class RequestSocket:
         """Take the monitor's pending events; True when MONITOR_STOPPED was among them."""
         monitor = self._monitor
         now = time.monotonic()
-        while monitor is not None and int(monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        while monitor is not None and monitor.get(_EVENTS_OPTION) & _POLLIN:
             event = int(parse_monitor_message(monitor.recv_multipart())["event"])
             if event == zmq.EVENT_MONITOR_STOPPED:
                 return True

@@ -233,6 +233,16 @@ class Store:
             raise NotFound(f"{target} not found")
         return unpack_stored(raw)
 
+    def get_raw(self, kind: str, namespace: str, name: str) -> bytes:
+        """The object as stored (msgpack bytes): a GET is answered with them, not
+        decoded and encoded again. Raises NotFound."""
+        target = Target(kind=kind, namespace=namespace, name=name)
+        with self._env.begin(db=self._objects) as txn:
+            raw = txn.get(target.store_key)
+        if raw is None:
+            raise NotFound(f"{target} not found")
+        return raw
+
     def list_raw(self, kind: str, namespace: str | None = None) -> RawList:
         """Every object of a kind (in one namespace, or all), undecoded, with the version
         of the snapshot they were read at."""

@@ -1,0 +1,36 @@
+"""A GET is answered with the object's stored bytes: the same reply, byte for byte, as
+the object decoded and encoded again (which the registry no longer does)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ecsm_actors import protocol
+from ecsm_actors.errors import NotFound
+from ecsm_actors.protocol import Op
+from ecsm_actors.store import Store
+from tests.registry_samples import service
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "data", map_size=32 << 20)
+    yield s
+    s.close()
+
+
+def test_the_stored_bytes_make_the_same_get_reply_as_the_decoded_object(store: Store) -> None:
+    store.write(Op.CREATE, object=service("web"))
+    obj = store.get("ECSMService", "default", "web")
+    raw = store.get_raw("ECSMService", "default", "web")
+    assert (protocol.encode_reply_encoded(7, store.epoch, raw)
+            == protocol.encode_reply(7, store.epoch, obj))
+    assert protocol.decode_reply(protocol.encode_reply_encoded(7, store.epoch, raw)).result == obj
+
+
+def test_a_missing_object_is_not_found_in_its_stored_bytes_either(store: Store) -> None:
+    with pytest.raises(NotFound, match="web"):
+        store.get_raw("ECSMService", "default", "web")
