@@ -255,6 +255,8 @@ def _check_depth(frame: bytes, doc: Any, limit: int = MAX_DEPTH) -> None:
     level, without recursion, stopping at ``limit``."""
     if len(frame) <= limit or len(frame.translate(None, _NOT_CONTAINER_HEADS)) <= limit:
         return
+    if len(frame) >= _BY_PARTS_FROM and _shallow_by_parts(frame, limit):
+        return
     level = [doc]
     for _ in range(limit):
         below: list[Any] = []
@@ -266,6 +268,55 @@ def _check_depth(frame: bytes, doc: Any, limit: int = MAX_DEPTH) -> None:
             return
         level = below
     raise BadRequest(f"malformed frame: nested more than {limit} levels deep")
+
+
+#: Frames from this size on are first checked part by part (:func:`_shallow_by_parts`).
+_BY_PARTS_FROM = 64 << 10
+#: 1 at the bytes that start a container, 0 elsewhere (``translate`` table).
+_HEAD_FLAGS = bytes(1 if b in _CONTAINER_HEADS else 0 for b in range(256))
+_CONTAINER_HEAD_SET = frozenset(_CONTAINER_HEADS)
+_MAP_HEADS = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
+
+
+def _shallow_by_parts(frame: bytes, limit: int) -> bool:
+    """True when the container heads of ``frame``'s parts prove that it nests at most
+    ``limit`` levels: a part with no more heads than the levels left to it is shallow
+    enough without a look inside, any other is split into its own parts. A LIST reply of
+    10,000 objects is proven so object by object in C (each count one ``bytes.count``)
+    instead of a walk through its 300,000 decoded containers (75 ms). False when
+    undecided — a part at no level left, or three times the frame's bytes split already (a
+    deep chain is split once per level) — and the caller walks the decoded document."""
+    heads = frame.translate(_HEAD_FLAGS)
+    budget = [3 * len(frame)]
+
+    def within(start: int, end: int, room: int) -> bool:
+        if frame[start] not in _CONTAINER_HEAD_SET:
+            return True  # a scalar: head-like bytes inside it are its payload
+        if heads.count(1, start, end) <= room:
+            return True
+        budget[0] -= end - start
+        if room <= 1 or budget[0] < 0:
+            return False
+        unpacker = msgpack.Unpacker(max_buffer_size=end - start)
+        unpacker.feed(memoryview(frame)[start:end])
+        parts = (unpacker.read_map_header() * 2 if frame[start] in _MAP_HEADS
+                 else unpacker.read_array_header())
+        at, below, split = start + unpacker.tell(), room - 1, []
+        skip, tell, count = unpacker.skip, unpacker.tell, heads.count
+        for _ in range(parts):
+            skip()
+            after = start + tell()
+            # within(at, after, below) inlined for the parts it passes at once
+            if frame[at] in _CONTAINER_HEAD_SET and count(1, at, after) > below:
+                split.append((at, after))
+            at = after
+        del unpacker  # its copy of the part: one copy alive at a time, whatever the depth
+        return all(within(a, b, below) for a, b in split)
+
+    try:
+        return within(0, len(frame), limit)
+    except (ValueError, msgpack.OutOfData, msgpack.UnpackException):
+        return False
 
 
 def unpack(frame: bytes, max_bytes: int | None = None) -> dict[str, Any]:
