@@ -15,7 +15,6 @@ record's ``mod_revision`` and is read again when it lost.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,10 +22,10 @@ from typing import Any
 import msgpack
 
 from ecsm_actors.api import event as ev
-from ecsm_actors.errors import Invalid, StoreFull, Unavailable
+from ecsm_actors.errors import StoreFull, Unavailable
 from ecsm_actors.etcd.client import Compare, EtcdClient, KeyValue, RangeResult, TxnOp, prefix_end
 from ecsm_actors.store import etcd_layout
-from ecsm_actors.store.event_store import MAX_TIME, Recorded
+from ecsm_actors.store.event_store import Recorded, kept_record, list_floor
 
 EVENTS = b"events/"
 #: Times a RECORD_EVENTS txn is read and merged again after losing to another registry.
@@ -97,16 +96,8 @@ class EtcdEventRecords:
                 kv = held[key]
                 current = staged.get(key) or (msgpack.unpackb(kv.value, raw=False)
                                               if kv is not None else None)
-                if current is None:
-                    record = ev.merge(None, occ, rkey, first, last)
-                    kept = {"record": record, "first": first, "last": last}
-                else:
-                    record = ev.merge(current["record"], occ, rkey, first, last,
-                                      current["first"], current["last"])
-                    kept = {"record": record, "first": min(first, current["first"]),
-                            "last": max(last, current["last"])}
-                staged[key] = kept
-                out.append(Recorded(added=current is None, record=record))
+                staged[key] = kept = kept_record(current, occ, rkey, first, last)
+                out.append(Recorded(added=current is None, record=kept["record"]))
             try:
                 lease = self._lease_id()
                 txn = self.client.txn(
@@ -149,13 +140,7 @@ class EtcdEventRecords:
     def list(self, namespace: str | None = None, kind: str | None = None,
              name: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
         """As :meth:`EventStore.list`: least recently seen first, within the TTL."""
-        floor = self._clock() - self.ttl
-        if since is not None:
-            if not math.isfinite(since):
-                raise Invalid("since must be a finite number of seconds")
-            floor = max(floor, min(float(since), MAX_TIME))
-        if kind is not None and namespace is None:
-            raise Invalid("events of an object need its namespace")
+        floor = list_floor(self._clock(), self.ttl, namespace, kind, since)
         start = self.prefix + (ev.object_prefix(namespace, kind, name) if namespace else b"")
         held = [msgpack.unpackb(kv.value, raw=False)
                 for kv in self.client.range(start, prefix_end(start)).kvs]

@@ -68,6 +68,33 @@ def _seen_time(seen_key: bytes) -> float:
     return int.from_bytes(seen_key[:8], "big") / 1_000_000
 
 
+def kept_record(held: dict[str, Any] | None, occ: dict[str, Any], key: bytes,
+                first: float, last: float) -> dict[str, Any]:
+    """The stored value ``{record, first, last}`` of a record after one more occurrence
+    (``held``: the value before it, None for a new record)."""
+    if held is None:
+        return {"record": ev.merge(None, occ, key, first, last), "first": first,
+                "last": last}
+    return {"record": ev.merge(held["record"], occ, key, first, last, held["first"],
+                               held["last"]),
+            "first": min(first, held["first"]), "last": max(last, held["last"])}
+
+
+def list_floor(now: float, ttl: float, namespace: str | None, kind: str | None,
+               since: float | None) -> float:
+    """The earliest last-seen time a LIST of events returns (within the TTL, at or
+    after ``since``); raises Invalid for a ``since`` that is not finite or a ``kind``
+    without its namespace."""
+    floor = now - ttl
+    if since is not None:
+        if not math.isfinite(since):
+            raise Invalid("since must be a finite number of seconds")
+        floor = max(floor, min(float(since), MAX_TIME))
+    if kind is not None and namespace is None:
+        raise Invalid("events of an object need its namespace")
+    return floor
+
+
 class EventStore:
     """The event records. Not thread-safe: the registry's loop thread owns it."""
 
@@ -133,21 +160,15 @@ class EventStore:
                     continue  # expired already: never stored
                 key = ev.record_key(occ)
                 raw = txn.get(key, db=self._records)
-                if raw is None:
-                    record = ev.merge(None, occ, key, first, last)
-                    cur_first, cur_last = first, last
+                held = None if raw is None else msgpack.unpackb(raw, raw=False)
+                if held is None:
                     count += 1
                 else:
-                    held = msgpack.unpackb(raw, raw=False)
                     txn.delete(_seen_key(held["last"], key), db=self._seen)
-                    record = ev.merge(held["record"], occ, key, first, last,
-                                      held["first"], held["last"])
-                    cur_first, cur_last = min(first, held["first"]), max(last, held["last"])
-                txn.put(key, msgpack.packb({"record": record, "first": cur_first,
-                                            "last": cur_last}, use_bin_type=True),
-                        db=self._records)
-                txn.put(_seen_key(cur_last, key), b"", db=self._seen)
-                out.append(Recorded(added=raw is None, record=record))
+                kept = kept_record(held, occ, key, first, last)
+                txn.put(key, msgpack.packb(kept, use_bin_type=True), db=self._records)
+                txn.put(_seen_key(kept["last"], key), b"", db=self._seen)
+                out.append(Recorded(added=raw is None, record=kept["record"]))
             evicted = self._drop_oldest(txn, count - self.limit) if count > self.limit else 0
             if self._usage(txn) > FULL_RATIO:
                 evicted += self._drop_oldest(txn, max(1, int(count * EVICT_FRACTION)))
@@ -210,13 +231,7 @@ class EventStore:
         """The records of a namespace (all: None), optionally of one object (``kind`` and
         ``name``), last seen at or after ``since`` and within the TTL, least recently seen
         first."""
-        floor = self._clock() - self.ttl
-        if since is not None:
-            if not math.isfinite(since):
-                raise Invalid("since must be a finite number of seconds")
-            floor = max(floor, min(float(since), MAX_TIME))
-        if kind is not None and namespace is None:
-            raise Invalid("events of an object need its namespace")
+        floor = list_floor(self._clock(), self.ttl, namespace, kind, since)
         try:
             with self._env.begin() as txn:
                 if namespace is None:
