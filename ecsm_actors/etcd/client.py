@@ -34,6 +34,7 @@ from ecsm_actors.etcd.wire import (
     TxnOp,
     TxnResult,
     b64,
+    key_body,
     prefix_end,
     txn_body,
 )
@@ -86,17 +87,9 @@ class EtcdClient:
         """The keys in [key, range_end) (only ``key`` when range_end is None), at
         ``revision`` (0: the latest). ``serializable`` answers from the member's local
         state, possibly stale, without a leader."""
-        body: dict[str, Any] = {"key": b64(key)}
-        if range_end is not None:
-            body["range_end"] = b64(range_end)
-        if revision:
-            body["revision"] = str(revision)
-        if limit:
-            body["limit"] = str(limit)
-        for name, flag in (("serializable", serializable), ("keys_only", keys_only),
-                           ("count_only", count_only)):
-            if flag:
-                body[name] = True
+        body = key_body(key, range_end, revision=revision, limit=limit,
+                        serializable=serializable, keys_only=keys_only,
+                        count_only=count_only)
         return RangeResult.from_wire(self._call("/v3/kv/range", body, read_only=True,
                                                 require_leader=not serializable))
 
@@ -109,10 +102,7 @@ class EtcdClient:
 
     def delete(self, key: Key, range_end: Key | None = None) -> tuple[int, int]:
         """Delete [key, range_end); (keys deleted, the store's revision after it)."""
-        body: dict[str, Any] = {"key": b64(key)}
-        if range_end is not None:
-            body["range_end"] = b64(range_end)
-        answer = self._call("/v3/kv/deleterange", body, read_only=False)
+        answer = self._call("/v3/kv/deleterange", key_body(key, range_end), read_only=False)
         return int(answer.get("deleted") or 0), _revision(answer)
 
     def txn(self, compare: Sequence[Compare], success: Sequence[TxnOp],
@@ -162,15 +152,8 @@ class EtcdClient:
         returned once etcd confirmed the watch, so no later change is missed. If
         ``start_revision`` was compacted, the first ``next()`` raises ``Expired`` (etcd
         creates the watch, then cancels it)."""
-        create: dict[str, Any] = {"key": b64(key)}
-        if range_end is not None:
-            create["range_end"] = b64(range_end)
-        if start_revision:
-            create["start_revision"] = str(start_revision)
-        if prev_kv:
-            create["prev_kv"] = True
-        if progress_notify:
-            create["progress_notify"] = True
+        create = key_body(key, range_end, start_revision=start_revision, prev_kv=prev_kv,
+                          progress_notify=progress_notify)
         watch = self._transport.open_watch(create, start_revision)
         self._watches.add(watch)
         return watch

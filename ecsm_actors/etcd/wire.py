@@ -67,6 +67,20 @@ def prefix_end(prefix: bytes | str) -> bytes:
     return b"\0"
 
 
+def key_body(key: bytes | str, range_end: bytes | str | None = None,
+             **fields: int | bool) -> dict[str, Any]:
+    """A request naming the keys [key, range_end) (only ``key`` when range_end is None),
+    with the ``fields`` not at their default: int64s as strings, flags as true (the
+    gateway's encoding)."""
+    body: dict[str, Any] = {"key": b64(key)}
+    if range_end is not None:
+        body["range_end"] = b64(range_end)
+    for name, value in fields.items():
+        if value:
+            body[name] = True if value is True else str(value)
+    return body
+
+
 def _int(value: Any) -> int:
     return int(value) if value else 0
 
@@ -202,15 +216,13 @@ class TxnOp:
                    range_end=None if range_end is None else as_bytes(range_end))
 
     def to_wire(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"key": b64(self.key)}
         if self.kind == "put":
-            body["value"] = b64(self.value)
+            body: dict[str, Any] = {"key": b64(self.key), "value": b64(self.value)}
             if self.lease:
                 body["lease"] = str(self.lease)
             return {"request_put": body}
-        if self.range_end is not None:
-            body["range_end"] = b64(self.range_end)
-        return {"request_delete_range" if self.kind == "delete" else "request_range": body}
+        return {"request_delete_range" if self.kind == "delete" else "request_range":
+                key_body(self.key, self.range_end)}
 
 
 def txn_body(compare: Sequence[Compare], success: Sequence[TxnOp],
