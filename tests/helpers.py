@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,44 @@ def wait_until(
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}"
                                  f"{detail}")
         time.sleep(interval)
+
+
+class RecordingHandler:
+    """An informer's event handler that records every call, in order, as ``(what, key,
+    rv)``: ``what`` is add, update, delete or resync (thread-safe: an informer calls it
+    from its own thread)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+
+    def _add(self, what: str, key: str, rv: int) -> None:
+        with self._lock:
+            self.calls.append((what, key, rv))
+
+    def on_add(self, key: str, rv: int) -> None:
+        self._add("add", key, rv)
+
+    def on_update(self, key: str, rv: int) -> None:
+        self._add("update", key, rv)
+
+    def on_delete(self, key: str, rv: int) -> None:
+        self._add("delete", key, rv)
+
+    def on_resync(self, key: str, rv: int) -> None:
+        self._add("resync", key, rv)
+
+    def take(self) -> list[tuple[str, str, int]]:
+        """The calls recorded since the last take."""
+        with self._lock:
+            out, self.calls = self.calls, []
+        return out
+
+    def adds(self, key_prefix: str) -> list[tuple[str, int]]:
+        """``(key, rv)`` of the adds of keys starting with ``key_prefix``."""
+        with self._lock:
+            return [(k, rv) for what, k, rv in self.calls
+                    if what == "add" and k.startswith(key_prefix)]
 
 
 class Processes:

@@ -39,7 +39,7 @@ from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 from ecsm_actors.store.etcd_store import EtcdStore
 from tests.etcd_cluster import EtcdCluster
-from tests.helpers import Processes, wait_until
+from tests.helpers import Processes, RecordingHandler, wait_until
 from tests.registry_fixtures import registry_config, start_registry
 from tests.registry_samples import service, with_changes
 
@@ -288,37 +288,8 @@ def test_apply_and_a_finalizer_delete_raced_through_both_registries(
 # -- a registry killed, an etcd member killed, quorum lost ---------------------------------
 
 
-class Handler:
-    """Every call an informer makes, in order (called from its thread)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, int]] = []
-        self._lock = threading.Lock()
-
-    def _add(self, what: str, key: str, rv: int) -> None:
-        with self._lock:
-            self.calls.append((what, key, rv))
-
-    def on_add(self, key: str, rv: int) -> None:
-        self._add("add", key, rv)
-
-    def on_update(self, key: str, rv: int) -> None:
-        self._add("update", key, rv)
-
-    def on_delete(self, key: str, rv: int) -> None:
-        self._add("delete", key, rv)
-
-    def on_resync(self, key: str, rv: int) -> None:
-        self._add("resync", key, rv)
-
-    def adds(self, prefix: str) -> list[tuple[str, int]]:
-        with self._lock:
-            return [(k, rv) for what, k, rv in self.calls
-                    if what == "add" and k.startswith(f"default/{prefix}")]
-
-
 @pytest.fixture
-def informer_on() -> Iterator[Callable[[Host, Handler], Informer]]:
+def informer_on() -> Iterator[Callable[[Host, RecordingHandler], Informer]]:
     """``informer_on(host, handler)``: a started informer of ECSMService through a host's
     registry (stopped, and its clients closed, at teardown)."""
     made: list[Any] = []
@@ -328,7 +299,7 @@ def informer_on() -> Iterator[Callable[[Host, Handler], Informer]]:
         made.append(thing)
         return thing
 
-    def make(host: Host, handler: Handler) -> Informer:
+    def make(host: Host, handler: RecordingHandler) -> Informer:
         cfg = load_config(None, environ=host.processes.env(host.env))
         informer = Informer(
             KIND, handler,
@@ -401,9 +372,9 @@ def names_present(client: RegistryClient, prefix: str) -> set[str]:
 
 
 def test_a_registry_killed_amid_its_writes_and_restarted_loses_nothing_acknowledged_and_its_subscribers_miss_nothing(  # noqa: E501
-        pair: tuple[Host, Host], informer_on: Callable[[Host, Handler], Informer]) -> None:
+        pair: tuple[Host, Host], informer_on: Callable[[Host, RecordingHandler], Informer]) -> None:
     a, b = pair
-    handler = Handler()
+    handler = RecordingHandler()
     informer = informer_on(a, handler)
     with Writers("kill-", [a.client(timeout=1.0, deadline=15.0) for _ in range(2)]
                  + [b.client()], pairs=True) as writers:
@@ -419,9 +390,9 @@ def test_a_registry_killed_amid_its_writes_and_restarted_loses_nothing_acknowled
         assert len(both) in (0, 2), f"{name}: half an atomic BATCH is stored: {both}"
         if not isinstance(outcome, Exception):
             assert both, f"{name}: acknowledged, then lost"
-    wait_until(lambda: len(handler.adds("kill-")) >= len(present), timeout=10,
+    wait_until(lambda: len(handler.adds("default/kill-")) >= len(present), timeout=10,
                what="the informer to see every creation")
-    adds = handler.adds("kill-")
+    adds = handler.adds("default/kill-")
     assert sorted(k for k, _ in adds) == sorted(f"default/{n}" for n in present)
     assert [rv for _, rv in adds] == sorted(rv for _, rv in adds)  # in order, once
     assert informer.stats()["relists"] == 1  # resumed by the event chain, no relist
@@ -493,12 +464,12 @@ def test_a_write_in_flight_when_quorum_is_lost_is_answered_as_of_unknown_outcome
 
 def test_a_prefix_wiped_while_both_registries_run_gets_one_new_epoch_and_informers_relist(
         pair: tuple[Host, Host], etcd_cluster: EtcdCluster,
-        informer_on: Callable[[Host, Handler], Informer]) -> None:
+        informer_on: Callable[[Host, RecordingHandler], Informer]) -> None:
     a, b = pair
     ca, cb = a.client(), b.client()
     ca.create(service("wipe-before"))
     old = ca.ping()["epoch"]
-    informers = [informer_on(host, Handler()) for host in pair]
+    informers = [informer_on(host, RecordingHandler()) for host in pair]
     prefix = a.env["ECSM_ACTORS_STORE_ETCD_PREFIX"].encode()
     with etcd_cluster.client() as etcd:
         etcd.delete(prefix, prefix_end(prefix))

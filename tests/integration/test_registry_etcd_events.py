@@ -7,7 +7,6 @@ event chain and replays; a history compacted meanwhile makes the informer relist
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +18,13 @@ from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 from ecsm_actors.store.etcd_store import EtcdStore
 from tests.etcd_cluster import EtcdCluster
-from tests.helpers import Processes, wait_until
+from tests.helpers import Processes, RecordingHandler, wait_until
 from tests.registry_fixtures import start_registry
 from tests.registry_samples import service, with_changes
 
 pytestmark = pytest.mark.timeout(60)
 
 KIND = "ECSMService"
-
-
-class Handler:
-    """Every call an informer makes, in order (called from its thread)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, int]] = []
-        self._lock = threading.Lock()
-
-    def _add(self, what: str, key: str, rv: int) -> None:
-        with self._lock:
-            self.calls.append((what, key, rv))
-
-    def on_add(self, key: str, rv: int) -> None:
-        self._add("add", key, rv)
-
-    def on_update(self, key: str, rv: int) -> None:
-        self._add("update", key, rv)
-
-    def on_delete(self, key: str, rv: int) -> None:
-        self._add("delete", key, rv)
-
-    def on_resync(self, key: str, rv: int) -> None:
-        self._add("resync", key, rv)
 
 
 def etcd_env(server: EtcdCluster, prefix: str) -> dict[str, str]:
@@ -70,7 +45,7 @@ def informer_of(processes: Processes) -> Any:
         made.append(thing)
         return thing
 
-    def make(env: dict[str, str], handler: Handler, *, rcvhwm: int = 100_000) -> Informer:
+    def make(env: dict[str, str], handler: RecordingHandler, *, rcvhwm: int = 100_000) -> Informer:
         cfg = load_config(None, environ=processes.env(env))
         return Informer(
             KIND, handler,
@@ -99,7 +74,7 @@ def test_an_informer_sees_every_change_once_in_order_through_either_registry(
     env = etcd_env(etcd_server, etcd_prefix)
     _, here = start_registry(processes, env)
     _, there = start_registry(second, env)
-    handler = Handler()
+    handler = RecordingHandler()
     informer = informer_of(env, handler).start()
     try:
         assert informer.wait_for_sync(10)
@@ -128,7 +103,7 @@ def test_an_informer_sees_every_change_once_in_order_through_either_registry(
         there.close()
 
 
-def pump(informer: Informer, handler: Handler, done: Any, what: str) -> None:
+def pump(informer: Informer, handler: RecordingHandler, done: Any, what: str) -> None:
     """Drive a step-by-step informer until ``done(handler.calls)``."""
     def stepped() -> bool:
         informer.step()
@@ -141,7 +116,7 @@ def test_a_subscriber_that_loses_events_finds_the_gap_by_the_chain_and_replays(
         informer_of: Any) -> None:
     env = {**etcd_env(etcd_server, etcd_prefix), "ECSM_ACTORS_REGISTRY_PUB_HWM": "1"}
     _, client = start_registry(processes, env)
-    handler = Handler()
+    handler = RecordingHandler()
     informer = informer_of(env, handler, rcvhwm=1)
     try:
         informer.step()  # subscribe, list; then the reader pauses
@@ -167,7 +142,7 @@ def test_a_history_compacted_while_the_registry_was_away_makes_the_informer_reli
         informer_of: Any) -> None:
     env = etcd_env(etcd_server, etcd_prefix)
     proc, client = start_registry(processes, env)
-    handler = Handler()
+    handler = RecordingHandler()
     informer = informer_of(env, handler)
     store = EtcdStore(etcd_server.client(), prefix=etcd_prefix)
     try:

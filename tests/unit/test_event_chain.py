@@ -21,6 +21,7 @@ from ecsm_actors.errors import BadRequest
 from ecsm_actors.informer import Informer
 from ecsm_actors.protocol import ChainMark, Event, EventType, Heartbeat, Link
 from ecsm_actors.registry.client import WatchResult
+from tests.helpers import RecordingHandler
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -169,28 +170,11 @@ class Inbox:
         pass
 
 
-class Handler:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, int]] = []
-
-    def on_add(self, key: str, rv: int) -> None:
-        self.calls.append(("add", key, rv))
-
-    def on_update(self, key: str, rv: int) -> None:
-        self.calls.append(("update", key, rv))
-
-    def on_delete(self, key: str, rv: int) -> None:
-        self.calls.append(("delete", key, rv))
-
-    def on_resync(self, key: str, rv: int) -> None:
-        self.calls.append(("resync", key, rv))
-
-
 class InformerWorld:
     def __init__(self, **settings: Any) -> None:
         self.clock = FakeClock()
         self.registry = Registry()
-        self.handler = Handler()
+        self.handler = RecordingHandler()
         defaults = {"watch_deadline": 5.0, "resync_period": 0.0}
         self.informer = Informer(KIND, self.handler, registry_factory=lambda: self.registry,
                                  subscriber_factory=lambda: Inbox(self.registry, self.clock),

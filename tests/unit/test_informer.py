@@ -17,6 +17,7 @@ from ecsm_actors.config import ControllerSettings
 from ecsm_actors.errors import Expired, Unavailable
 from ecsm_actors.informer import Informer
 from ecsm_actors.protocol import Event, EventType, Heartbeat
+from tests.helpers import RecordingHandler
 
 KIND = "ECSMService"
 OTHER = "ECSMHpa"
@@ -112,32 +113,11 @@ class FakeSubscriber:
         self.closed = True
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, int]] = []
-
-    def on_add(self, key: str, rv: int) -> None:
-        self.calls.append(("add", key, rv))
-
-    def on_update(self, key: str, rv: int) -> None:
-        self.calls.append(("update", key, rv))
-
-    def on_delete(self, key: str, rv: int) -> None:
-        self.calls.append(("delete", key, rv))
-
-    def on_resync(self, key: str, rv: int) -> None:
-        self.calls.append(("resync", key, rv))
-
-    def take(self) -> list[tuple[str, str, int]]:
-        out, self.calls = self.calls, []
-        return out
-
-
 class World:
     def __init__(self, **settings: Any) -> None:
         self.clock = FakeClock()
         self.registry = FakeRegistry(self.clock)
-        self.handler = Recorder()
+        self.handler = RecordingHandler()
         self.subscribers: list[FakeSubscriber] = []
         self.subscribed_at: list[float] = []
         defaults = {"watch_deadline": 5.0, "resync_period": 0.0, "backoff_base": 0.05,
