@@ -21,31 +21,22 @@ from ecsm_actors.errors import (
     Conflict,
     Invalid,
     NotFound,
-    RegistryError,
     StoreFull,
 )
-from ecsm_actors.protocol import Event, EventType, Op, Request
+from ecsm_actors.protocol import Event, EventType, Op
 from ecsm_actors.store import Outcome, RawList, Store, Write
 from ecsm_actors.store.etcd_event_records import EtcdEventRecords
 from ecsm_actors.store.etcd_store import EtcdStore
 from tests.etcd_cluster import EtcdCluster
 from tests.registry_samples import hpa, service, with_changes
+from tests.store_writes import NOW, FakeClock, batch, create, one
 
 pytestmark = pytest.mark.timeout(60)
 
 KIND = "ECSMService"
-NOW = 1_700_000_000.0
 
 AnyStore = Store | EtcdStore
 OpenStore = Callable[..., AnyStore]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -96,13 +87,6 @@ def lmdb(store: AnyStore) -> bool:
     return isinstance(store, Store)
 
 
-def create(name: str, request_id: str | None = None, **meta: Any) -> Write:
-    fields: dict[str, Any] = {"object": service(name, **meta)}
-    if request_id is not None:
-        fields["requestId"] = request_id
-    return Write(op=Op.CREATE, fields=fields)
-
-
 def update(obj: dict[str, Any], request_id: str) -> Write:
     return Write(op=Op.UPDATE, fields={"object": obj, "requestId": request_id})
 
@@ -113,18 +97,6 @@ def delete(name: str, request_id: str | None = None) -> Write:
     if request_id is not None:
         fields["requestId"] = request_id
     return Write(op=Op.DELETE, fields=fields)
-
-
-def batch(*writes: Write, atomic: bool = False, request_id: str | None = None) -> Write:
-    fields: dict[str, Any] = {"writes": [Request(id=i, op=w.op, fields=w.fields)
-                                         for i, w in enumerate(writes)], "atomic": atomic}
-    if request_id is not None:
-        fields["requestId"] = request_id
-    return Write(op=Op.BATCH, fields=fields)
-
-
-def one(store: AnyStore, write: Write) -> Outcome | RegistryError:
-    return store.execute([write])[0]
 
 
 def event_types(store: AnyStore, since: int) -> list[EventType]:

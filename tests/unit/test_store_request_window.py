@@ -10,21 +10,14 @@ from typing import Any
 
 import pytest
 
-from ecsm_actors.errors import RegistryError, StoreFull
-from ecsm_actors.protocol import Op, Request
-from ecsm_actors.store import Outcome, Store, Write
+from ecsm_actors.errors import StoreFull
+from ecsm_actors.protocol import Op
+from ecsm_actors.store import Outcome, Store
 from ecsm_actors.store.window import PRUNE_STEP
 from tests.registry_samples import service
+from tests.store_writes import FakeClock, batch, create, one
 
 KIND = "ECSMService"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 OpenStore = Callable[..., Store]
@@ -55,25 +48,6 @@ def open_store(tmp_path: Path, clock: FakeClock) -> Iterator[OpenStore]:
 @pytest.fixture
 def store(open_store: OpenStore) -> Store:
     return open_store()
-
-
-def create(name: str, request_id: str | None = None, **meta: Any) -> Write:
-    fields: dict[str, Any] = {"object": service(name, **meta)}
-    if request_id is not None:
-        fields["requestId"] = request_id
-    return Write(op=Op.CREATE, fields=fields)
-
-
-def batch(*writes: Write, atomic: bool = False, request_id: str | None = None) -> Write:
-    fields: dict[str, Any] = {"writes": [Request(id=i, op=w.op, fields=w.fields)
-                                         for i, w in enumerate(writes)], "atomic": atomic}
-    if request_id is not None:
-        fields["requestId"] = request_id
-    return Write(op=Op.BATCH, fields=fields)
-
-
-def one(store: Store, write: Write) -> Outcome | RegistryError:
-    return store.execute([write])[0]
 
 
 # -- transient refusals ------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""Writes for store tests, on either backend (LMDB or etcd): CREATE and BATCH builders,
+one write executed, and a fake wall clock the stores read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ecsm_actors.errors import RegistryError
+from ecsm_actors.protocol import Op, Request
+from ecsm_actors.store import Outcome, Write
+from tests.registry_samples import service
+
+if TYPE_CHECKING:
+    from ecsm_actors.store import Store
+    from ecsm_actors.store.etcd_store import EtcdStore
+
+#: The fake clock's start, seconds since the epoch.
+NOW = 1_700_000_000.0
+
+
+class FakeClock:
+    """A wall clock a test sets: ``clock.now += 3601``."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def create(name: str, request_id: str | None = None, **meta: Any) -> Write:
+    """CREATE of the ECSMService ``name`` (metadata ``meta``)."""
+    fields: dict[str, Any] = {"object": service(name, **meta)}
+    if request_id is not None:
+        fields["requestId"] = request_id
+    return Write(op=Op.CREATE, fields=fields)
+
+
+def batch(*writes: Write, atomic: bool = False, request_id: str | None = None) -> Write:
+    """BATCH of ``writes``."""
+    fields: dict[str, Any] = {"writes": [Request(id=i, op=w.op, fields=w.fields)
+                                         for i, w in enumerate(writes)], "atomic": atomic}
+    if request_id is not None:
+        fields["requestId"] = request_id
+    return Write(op=Op.BATCH, fields=fields)
+
+
+def one(store: Store | EtcdStore, write: Write) -> Outcome | RegistryError:
+    """The outcome of ``write`` executed alone."""
+    return store.execute([write])[0]
