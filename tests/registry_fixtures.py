@@ -7,7 +7,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -79,22 +79,34 @@ def registry_starter(processes: Processes) -> Iterator[StartRegistry]:
 RunCli = Callable[..., tuple[int, str, str]]
 
 
+def without_ecsm_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every ``ECSM_ACTORS_*`` variable for the test."""
+    for var in [v for v in os.environ if v.startswith("ECSM_ACTORS_")]:
+        monkeypatch.delenv(var)
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+            args: Sequence[str], stdin: str | None = None) -> tuple[int, str, str]:
+    """``ecsm-cli args`` in-process through its real entry point (``stdin`` as its
+    standard input when given): ``(code, out, err)``."""
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = cli_main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def cli_runner(processes: Processes, registry: StartRegistry,
                monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
     """Body of a ``cli`` fixture: starts a registry in the run dir (no other
     ``ECSM_ACTORS_*`` variable set) and returns ``run(*args, stdin=None)``, which runs
     ``ecsm-cli`` in-process through its real entry point and returns ``(code, out, err)``."""
-    for var in [v for v in os.environ if v.startswith("ECSM_ACTORS_")]:
-        monkeypatch.delenv(var)
+    without_ecsm_env(monkeypatch)
     monkeypatch.setenv("ECSM_ACTORS_RUN_DIR", str(processes.run_dir))
     registry()
 
     def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = cli_main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(monkeypatch, capsys, args, stdin)
 
     return run
 

@@ -6,9 +6,6 @@ lost: reads answered and marked stale (the CLI says so in one line), writes refu
 
 from __future__ import annotations
 
-import io
-import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from ecsm_actors.cli.ecsm_cli import main as cli_main
 from ecsm_actors.errors import Unavailable
 from ecsm_actors.protocol import Op
 from ecsm_actors.registry.client import RegistryClient
 from tests.etcd_cluster import EtcdCluster
 from tests.helpers import Processes, wait_until
-from tests.registry_fixtures import start_registry
+from tests.registry_fixtures import run_cli, start_registry, without_ecsm_env
 from tests.registry_samples import service
 
 pytestmark = pytest.mark.timeout(90)
@@ -58,17 +54,12 @@ def registry_in(processes: Processes, run_dir: Path, env: dict[str, str],
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
     """``ecsm-cli`` in-process against the registry of a run dir: ``cli(run_dir, *args)``."""
-    for var in [v for v in os.environ if v.startswith("ECSM_ACTORS_")]:
-        monkeypatch.delenv(var)
+    without_ecsm_env(monkeypatch)
 
     def run(run_dir: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
         monkeypatch.setenv("ECSM_ACTORS_RUN_DIR", str(run_dir))
         monkeypatch.setenv("ECSM_ACTORS_REGISTRY_REQUEST_DEADLINE", "4")
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = cli_main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(monkeypatch, capsys, args, stdin)
 
     return run
 
