@@ -53,20 +53,14 @@ def start_hosts(endpoints: Sequence[str], prefix: str, simulator: RunningSimulat
     settings = {**FAST, "ECSM_ACTORS_STORE_ETCD_PREFIX": prefix,
                 "ECSM_ACTORS_ECSM_HOST": "127.0.0.1",
                 "ECSM_ACTORS_ECSM_PORT": str(simulator.port), **env}
-    try:
+    with topology.closed_on_failure():
         for name in ("a", "b"):
             run_dir = _run_dir(name)
             host = Host(name=name, run_dir=run_dir, env=dict(settings),
                         processes=Processes(run_dir))
             topology.hosts[name] = host
             _spawn(topology, host)
-        for host in topology.hosts.values():
-            wait_until(host.ready, timeout=timeout, interval=0.1,
-                       what=f"every child of host {host.name} ready")
-    except BaseException:
-        print(topology.logs())
-        topology.close()
-        raise
+        topology.wait_ready(timeout)
     return topology
 
 

@@ -22,6 +22,7 @@ leader hosts.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -30,7 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,22 @@ class Topology:
                     out[row["name"]].append(host.name)
         return out
 
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until every child of every operator host is ready."""
+        for host in self.controllers:
+            wait_until(host.ready, timeout=timeout, interval=0.1,
+                       what=f"every child of host {host.name} ready")
+
+    @contextlib.contextmanager
+    def closed_on_failure(self) -> Iterator[Topology]:
+        """Around starting the hosts: if that fails, print their logs and close them."""
+        try:
+            yield self
+        except BaseException:
+            print(self.logs())
+            self.close()
+            raise
+
     def close(self) -> None:
         for host in self.hosts.values():
             host.processes.cleanup()
@@ -234,7 +251,7 @@ def start_topology(endpoints: Sequence[str], prefix: str, *, timeout: float = 60
     store = {"ECSM_ACTORS_STORE_ETCD_PREFIX": prefix, **FAST, **env}
     by_env = {"ECSM_ACTORS_STORE_BACKEND": "etcd",
               "ECSM_ACTORS_STORE_ETCD_ENDPOINTS": ",".join(endpoints)}
-    try:
+    with topology.closed_on_failure():
         if simulator_apart:
             ecsm = _host(topology, "ecsm", store)
             ecsm.processes.spawn("simulator", env=store, log_name="simulator")
@@ -250,14 +267,7 @@ def start_topology(endpoints: Sequence[str], prefix: str, *, timeout: float = 60
         b = _host(topology, "b", {**store, **at}, OPERATOR, "run", "--store", "etcd",
                   "--etcd-endpoints", ",".join(endpoints), module=False)
         b.start()
-        a = topology.a
-        for host in (a, b):
-            wait_until(host.ready, timeout=timeout, interval=0.1,
-                       what=f"every child of host {host.name} ready")
-    except BaseException:
-        print(topology.logs())
-        topology.close()
-        raise
+        topology.wait_ready(timeout)
     return topology
 
 
