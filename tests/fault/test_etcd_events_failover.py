@@ -62,48 +62,52 @@ def put(client: EtcdClient, prefix: str, name: str) -> int:
     return wait_until(written, timeout=10, what=f"{name} written")
 
 
-def test_the_watch_resumes_on_another_member_without_losing_or_repeating_an_event(
-        etcd_cluster: EtcdCluster, etcd_prefix: str, context: zmq.Context[Any]) -> None:
+Watched = tuple[EtcdEventSource, Published, EtcdClient]
+
+
+@pytest.fixture
+def watched(etcd_cluster: EtcdCluster, etcd_prefix: str,
+            context: zmq.Context[Any]) -> Iterator[Watched]:
+    """An event source of the test's prefix (not started), what it publishes, and a
+    client to write with (both closed at teardown)."""
     source = EtcdEventSource(etcd_cluster.client(), etcd_prefix, epoch=lambda: "e",
                              context=context)
-    published = Published(source)
     writer = etcd_cluster.client()
     try:
-        source.start()
-        revisions = [put(writer, etcd_prefix, "a")]
-        wait_until(lambda: len(published.take()) == 1, what="the first event")
-        assert source._watch is not None
-        etcd_cluster.kill(etcd_cluster.endpoints.index(source._watch.endpoint))
-        revisions += [put(writer, etcd_prefix, name) for name in ("b", "c", "d")]
-        wait_until(lambda: len(published.take()) >= 4, what="the events after the kill")
-        events = published.take()
-        assert [e.seq for e in events] == revisions
-        assert [e.prev for e in events[1:]] == revisions[:-1]
-        assert source.published == revisions[-1]
-        assert source.stats["watchRestarts"] >= 2
+        yield source, Published(source), writer
     finally:
         writer.close()
         source.close()
+
+
+def test_the_watch_resumes_on_another_member_without_losing_or_repeating_an_event(
+        etcd_cluster: EtcdCluster, etcd_prefix: str, watched: Watched) -> None:
+    source, published, writer = watched
+    source.start()
+    revisions = [put(writer, etcd_prefix, "a")]
+    wait_until(lambda: len(published.take()) == 1, what="the first event")
+    assert source._watch is not None
+    etcd_cluster.kill(etcd_cluster.endpoints.index(source._watch.endpoint))
+    revisions += [put(writer, etcd_prefix, name) for name in ("b", "c", "d")]
+    wait_until(lambda: len(published.take()) >= 4, what="the events after the kill")
+    events = published.take()
+    assert [e.seq for e in events] == revisions
+    assert [e.prev for e in events[1:]] == revisions[:-1]
+    assert source.published == revisions[-1]
+    assert source.stats["watchRestarts"] >= 2
 
 
 def test_a_history_compacted_before_the_watch_resumed_restarts_it_from_the_present(
-        etcd_cluster: EtcdCluster, etcd_prefix: str, context: zmq.Context[Any]) -> None:
-    source = EtcdEventSource(etcd_cluster.client(), etcd_prefix, epoch=lambda: "e",
-                             context=context)
-    published = Published(source)
-    writer = etcd_cluster.client()
-    try:
-        lost = put(writer, etcd_prefix, "lost")  # after the source's start revision
-        writer.compact(writer.put(f"{etcd_prefix}filler", b""))  # "lost" compacted away
-        source.start()
-        wait_until(lambda: (published.take(), source.published)[1] >= lost,
-                   what="the restart past the compacted history")
-        assert published.events == [] and source.stats["resyncs"] == 1
-        restarted_at = source.published
-        after = put(writer, etcd_prefix, "after")
-        wait_until(lambda: published.take(), what="the next event")
-        [event] = published.events
-        assert (event.seq, event.prev) == (after, restarted_at)
-    finally:
-        writer.close()
-        source.close()
+        etcd_prefix: str, watched: Watched) -> None:
+    source, published, writer = watched
+    lost = put(writer, etcd_prefix, "lost")  # after the source's start revision
+    writer.compact(writer.put(f"{etcd_prefix}filler", b""))  # "lost" compacted away
+    source.start()
+    wait_until(lambda: (published.take(), source.published)[1] >= lost,
+               what="the restart past the compacted history")
+    assert published.events == [] and source.stats["resyncs"] == 1
+    restarted_at = source.published
+    after = put(writer, etcd_prefix, "after")
+    wait_until(lambda: published.take(), what="the next event")
+    [event] = published.events
+    assert (event.seq, event.prev) == (after, restarted_at)
