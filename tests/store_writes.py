@@ -1,9 +1,11 @@
 """Writes for store tests, on either backend (LMDB or etcd): CREATE and BATCH builders,
-one write executed, and a fake wall clock the stores read."""
+one write executed, a fake wall clock the stores read, and a store reopened on its data."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ecsm_actors.errors import RegistryError
 from ecsm_actors.protocol import Op, Request
@@ -13,6 +15,8 @@ from tests.registry_samples import service
 if TYPE_CHECKING:
     from ecsm_actors.store import Store
     from ecsm_actors.store.etcd_store import EtcdStore
+
+S = TypeVar("S", bound="Store | EtcdStore")
 
 #: The fake clock's start, seconds since the epoch.
 NOW = 1_700_000_000.0
@@ -48,3 +52,23 @@ def batch(*writes: Write, atomic: bool = False, request_id: str | None = None) -
 def one(store: Store | EtcdStore, write: Write) -> Outcome | RegistryError:
     """The outcome of ``write`` executed alone."""
     return store.execute([write])[0]
+
+
+@contextlib.contextmanager
+def reopening(open_one: Callable[..., S]) -> Iterator[Callable[..., S]]:
+    """``open_(**options)``: a store opened by ``open_one(**options)`` after closing the
+    one opened before (a test reopens its store on the same data); the last one is closed
+    on leaving."""
+    opened: list[S] = []
+
+    def open_(**options: Any) -> S:
+        for s in opened:
+            s.close()
+        opened.clear()
+        store = open_one(**options)
+        opened.append(store)
+        return store
+
+    yield open_
+    for s in opened:
+        s.close()

@@ -29,7 +29,7 @@ from ecsm_actors.store.etcd_event_records import EtcdEventRecords
 from ecsm_actors.store.etcd_store import EtcdStore
 from tests.etcd_cluster import EtcdCluster
 from tests.registry_samples import hpa, service, with_changes
-from tests.store_writes import NOW, FakeClock, batch, create, one
+from tests.store_writes import NOW, FakeClock, batch, create, one, reopening
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -54,28 +54,19 @@ def open_store(backend: str, tmp_path: Path, clock: FakeClock,
                request: pytest.FixtureRequest) -> Iterator[OpenStore]:
     """Opens the store of this test (again: closing the one opened before), on the same
     data: an LMDB directory, or an etcd prefix."""
-    opened: list[AnyStore] = []
     server: EtcdCluster | None = None
     prefix = ""
     if backend == "etcd":
         server = request.getfixturevalue("etcd_server")
         prefix = request.getfixturevalue("etcd_prefix")
 
-    def open_(**options: Any) -> AnyStore:
-        for s in opened:
-            s.close()
-        opened.clear()
-        store: AnyStore
+    def open_one(**options: Any) -> AnyStore:
         if server is not None:
-            store = EtcdStore(server.client(), prefix=prefix, clock=clock, **options)
-        else:
-            store = Store(tmp_path / "data", map_size=16 << 20, clock=clock, **options)
-        opened.append(store)
-        return store
+            return EtcdStore(server.client(), prefix=prefix, clock=clock, **options)
+        return Store(tmp_path / "data", map_size=16 << 20, clock=clock, **options)
 
-    yield open_
-    for s in opened:
-        s.close()
+    with reopening(open_one) as open_:
+        yield open_
 
 
 @pytest.fixture

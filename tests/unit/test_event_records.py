@@ -12,16 +12,7 @@ import pytest
 from ecsm_actors.api.names import format_timestamp
 from ecsm_actors.errors import Invalid
 from ecsm_actors.store.event_store import EventStore
-
-NOW = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
+from tests.store_writes import NOW, FakeClock
 
 
 def occurrence(name: str, *, message: str = "back-off restarting", at: float = NOW,
@@ -34,19 +25,19 @@ def occurrence(name: str, *, message: str = "back-off restarting", at: float = N
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def events(tmp_path: Path, clock: Clock) -> Iterator[EventStore]:
+def events(tmp_path: Path, clock: FakeClock) -> Iterator[EventStore]:
     store = EventStore(tmp_path / "events", limit=100, ttl=3600, clock=clock)
     yield store
     store.close()
 
 
 def test_a_flapping_condition_is_one_record_whose_count_grows(
-        events: EventStore, clock: Clock) -> None:
+        events: EventStore, clock: FakeClock) -> None:
     for i in range(500):
         clock.now = NOW + i
         events.record([occurrence("web", at=clock.now)])
@@ -66,7 +57,7 @@ def test_a_retried_occurrence_moves_no_timestamp(events: EventStore) -> None:
 
 
 def test_a_flood_keeps_the_most_recently_seen_records_up_to_the_limit(
-        events: EventStore, clock: Clock) -> None:
+        events: EventStore, clock: FakeClock) -> None:
     for i in range(1000):
         clock.now = NOW + i
         events.record([occurrence(f"svc-{i}", at=clock.now)])
@@ -76,7 +67,7 @@ def test_a_flood_keeps_the_most_recently_seen_records_up_to_the_limit(
 
 
 def test_expired_records_are_removed_a_bounded_number_at_a_time(
-        events: EventStore, clock: Clock) -> None:
+        events: EventStore, clock: FakeClock) -> None:
     events.record([occurrence(f"old-{i}", at=NOW) for i in range(30)])
     events.record([occurrence("recent", at=NOW + 3000)])
     clock.now = NOW + 3700
@@ -88,7 +79,7 @@ def test_expired_records_are_removed_a_bounded_number_at_a_time(
 
 
 def test_a_full_event_map_evicts_the_oldest_instead_of_refusing(
-        tmp_path: Path, clock: Clock) -> None:
+        tmp_path: Path, clock: FakeClock) -> None:
     store = EventStore(tmp_path / "small", limit=100_000, ttl=3600, map_size=4 << 20,
                        clock=clock)
     try:

@@ -15,7 +15,7 @@ from ecsm_actors.protocol import Op
 from ecsm_actors.store import Outcome, Store
 from ecsm_actors.store.window import PRUNE_STEP
 from tests.registry_samples import service
-from tests.store_writes import FakeClock, batch, create, one
+from tests.store_writes import FakeClock, batch, create, one, reopening
 
 KIND = "ECSMService"
 
@@ -30,19 +30,11 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def open_store(tmp_path: Path, clock: FakeClock) -> Iterator[OpenStore]:
-    opened: list[Store] = []
+    def open_one(**options: Any) -> Store:
+        return Store(tmp_path / "data", **{"map_size": 16 << 20, "clock": clock, **options})
 
-    def open_(**options: Any) -> Store:
-        for s in opened:
-            s.close()
-        opened.clear()
-        store = Store(tmp_path / "data", **{"map_size": 16 << 20, "clock": clock, **options})
-        opened.append(store)
-        return store
-
-    yield open_
-    for s in opened:
-        s.close()
+    with reopening(open_one) as open_:
+        yield open_
 
 
 @pytest.fixture
