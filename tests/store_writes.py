@@ -1,5 +1,6 @@
 """Writes for store tests, on either backend (LMDB or etcd): CREATE and BATCH builders,
-one write executed, a fake wall clock the stores read, and a store reopened on its data."""
+one write executed, an event occurrence (RECORD_EVENTS), a fake wall clock the stores
+read, and a store reopened on its data."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ecsm_actors.api.names import format_timestamp
 from ecsm_actors.errors import RegistryError
 from ecsm_actors.protocol import Op, Request
 from ecsm_actors.store import Outcome, Write
@@ -47,6 +49,16 @@ def batch(*writes: Write, atomic: bool = False, request_id: str | None = None) -
     if request_id is not None:
         fields["requestId"] = request_id
     return Write(op=Op.BATCH, fields=fields)
+
+
+def occurrence(name: str, *, message: str = "back-off restarting", at: float = NOW,
+               count: int = 1, reason: str = "BackOff") -> dict[str, Any]:
+    """A Warning occurrence about the ECSMService ``name``, seen at ``at``."""
+    ts = format_timestamp(at)
+    return {"involvedObject": {"kind": "ECSMService", "namespace": "default", "name": name},
+            "type": "Warning", "reason": reason, "message": message, "count": count,
+            "firstTimestamp": ts, "lastTimestamp": ts,
+            "source": {"component": "service-controller"}}
 
 
 def one(store: Store | EtcdStore, write: Write) -> Outcome | RegistryError:

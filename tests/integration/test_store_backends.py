@@ -29,7 +29,7 @@ from ecsm_actors.store.etcd_event_records import EtcdEventRecords
 from ecsm_actors.store.etcd_store import EtcdStore
 from tests.etcd_cluster import EtcdCluster
 from tests.registry_samples import hpa, service, with_changes
-from tests.store_writes import NOW, FakeClock, batch, create, one, reopening
+from tests.store_writes import FakeClock, batch, create, occurrence, one, reopening
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -781,16 +781,6 @@ def test_a_batch_larger_than_an_etcd_txn_is_committed_in_parts_unless_atomic(
     again = one(store, batch(*writes, request_id="big-1"))
     assert isinstance(again, Outcome) and again.replayed
     assert again.result == result.result
-
-
-def occurrence(name: str, *, at: float = NOW, message: str = "back-off restarting") -> dict:
-    from ecsm_actors.api.names import format_timestamp
-
-    ts = format_timestamp(at)
-    return {"involvedObject": {"kind": KIND, "namespace": "default", "name": name},
-            "type": "Warning", "reason": "BackOff", "message": message, "count": 1,
-            "firstTimestamp": ts, "lastTimestamp": ts,
-            "source": {"component": "service-controller"}}
 
 
 @pytest.fixture

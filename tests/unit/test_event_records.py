@@ -5,23 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ecsm_actors.api.names import format_timestamp
 from ecsm_actors.errors import Invalid
 from ecsm_actors.store.event_store import EventStore
-from tests.store_writes import NOW, FakeClock
-
-
-def occurrence(name: str, *, message: str = "back-off restarting", at: float = NOW,
-               count: int = 1, reason: str = "BackOff") -> dict[str, Any]:
-    ts = format_timestamp(at)
-    return {"involvedObject": {"kind": "ECSMService", "namespace": "default", "name": name},
-            "type": "Warning", "reason": reason, "message": message, "count": count,
-            "firstTimestamp": ts, "lastTimestamp": ts,
-            "source": {"component": "service-controller"}}
+from tests.store_writes import NOW, FakeClock, occurrence
 
 
 @pytest.fixture
