@@ -531,6 +531,9 @@ def test_a_record_older_than_request_window_age_is_never_replayed(
     clock.now += 3601
     again = one(store, create("web", "old"))
     assert isinstance(again, Outcome) and not again.replayed
+    if isinstance(store, Store):
+        with store._env.begin() as txn:  # noqa: SLF001
+            assert store.window.count(txn) == 1  # the old record pruned, the new one kept
 
 
 # -- BATCH -------------------------------------------------------------------------------

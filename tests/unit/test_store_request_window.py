@@ -1,6 +1,6 @@
-"""The LMDB store's request window with a fake clock: bounded by count and age, pruned a
-little per write, never recording a transient refusal, replays after compaction. (Exactly
-once, BATCH and LIST paging on both backends: tests/integration/test_store_backends.py.)"""
+"""The LMDB store's request window with a fake clock: bounded by count, pruned a little
+per write, never recording a transient refusal, replays after compaction. (Bounded by age,
+exactly once, BATCH and LIST paging on both backends: tests/integration/test_store_backends.py.)"""
 
 from __future__ import annotations
 
@@ -113,18 +113,6 @@ def test_beyond_request_window_records_the_oldest_request_ids_are_forgotten(
     forgotten = one(store, create("o0", "id-0"))
     assert isinstance(forgotten, Outcome) and not forgotten.replayed  # applied anew
     assert isinstance(kept, Outcome) and kept.replayed
-
-
-def test_a_record_older_than_request_window_age_is_never_replayed(
-        open_store: OpenStore, clock: FakeClock) -> None:
-    store = open_store(request_window_age=3600)
-    one(store, create("web", "old"))
-    store.write(Op.DELETE, kind=KIND, namespace="default", name="web")
-    clock.now += 3601
-    again = one(store, create("web", "old"))
-    assert isinstance(again, Outcome) and not again.replayed
-    with store._env.begin() as txn:  # noqa: SLF001
-        assert store.window.count(txn) == 1  # the old record pruned, the new one kept
 
 
 def test_pruning_is_incremental_a_few_records_per_write_transaction(
