@@ -284,7 +284,8 @@ class FaultInjector:
             raise Skipped(f"no {kind} to write to")
         self._signal(record, signal.SIGSTOP)
         self.frozen[action.target] = record
-        paused = time.monotonic()
+        if action.target in REPAIR_PATH:  # open now: probes may be judged meanwhile
+            self.ctx.tracker.block("burst", _REPAIRS, time.monotonic())
         try:
             writes = int(action.p["writes"])
             for i in range(writes):
@@ -304,8 +305,7 @@ class FaultInjector:
             self.frozen.pop(action.target, None)
             if self.ctx.system.same_process(record):
                 os.kill(record.pid, signal.SIGCONT)
-            if action.target in REPAIR_PATH:
-                self.ctx.tracker.blocked(_REPAIRS, paused, time.monotonic())
+            self.ctx.tracker.end_window("burst", time.monotonic())
         check = child_healthy(action.target, None, need_new_pid=False)
         if action.target == "hpa-controller":
             self._probe(action, check, "ps", measure_now=True)

@@ -121,11 +121,6 @@ class RecoveryTracker:
             self._blockers.append(Blocker(start=now, end=None, kinds=kinds, window=window,
                                           over=over, node=node))
 
-    def blocked(self, kinds: frozenset[str], start: float, end: float) -> None:
-        """The probes of ``kinds`` could not recover from ``start`` to ``end``."""
-        with self._lock:
-            self._blockers.append(Blocker(start=start, end=end, kinds=kinds))
-
     def add(self, probe: Probe) -> None:
         if not probe.window and probe.measure_from is None:
             probe.measure_from = probe.injected

@@ -4,11 +4,14 @@ service that comes back is whole. Pure bookkeeping, no processes."""
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from ecsm_actors.drill.faults import burst_keys
+from ecsm_actors.drill import faults
+from ecsm_actors.drill.faults import FaultInjector, burst_keys
 from ecsm_actors.drill.ledger import Ledger
 from ecsm_actors.drill.recovery import (
     Observation,
@@ -17,8 +20,8 @@ from ecsm_actors.drill.recovery import (
     child_replaced,
     ecsm_service_whole,
 )
-from ecsm_actors.drill.schedule import make_schedule
-from ecsm_actors.drill.snapshot import EcsmServiceView
+from ecsm_actors.drill.schedule import ActionKind, action, make_schedule
+from ecsm_actors.drill.snapshot import EcsmServiceView, ProcessRecord
 from ecsm_actors.drill.writer import DesiredStateWriter, Write
 
 REPAIRS = frozenset({"canary", "ecsm"})
@@ -107,3 +110,28 @@ def test_a_200_service_drill_has_a_canary_for_each_fault_of_a_dense_burst() -> N
     # seed 1 injects 6 canary-timed faults from 144.9 s to 148.0 s: the sixth found five busy
     workload = make_schedule(seed=1, duration=600, services=200).workload
     assert len(workload.canaries) >= 7
+
+
+def test_a_write_burst_blocks_the_repair_from_the_moment_it_pauses_the_controller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faults.os, "kill", lambda pid, sig: None)  # no process signalled
+    tracker = RecoveryTracker()
+    tracker.add(probe(lambda obs: True, injected=time.monotonic() - 1.0))
+    record = ProcessRecord(pid=4242, create_time=0.0, name="service-controller")
+    judged: list[float] = []
+
+    def pending() -> int:  # the probe is judged while the burst is still draining
+        if not judged:
+            judged.append(time.monotonic())
+            tracker.evaluate(Observation(at=judged[0]))
+        return 0
+
+    system = SimpleNamespace(child=lambda name: {"pid": 4242}, record_of=lambda pid: record,
+                             same_process=lambda r: True)
+    ctx = SimpleNamespace(system=system, tracker=tracker, canary_change=lambda on_done: None,
+                          registry_keys=lambda kind: ["default/svc-0001"],
+                          writer=SimpleNamespace(submit=lambda w: None, pending=pending),
+                          hpa_owned=lambda kind, key: False)
+    FaultInjector(ctx).inject(action(1.0, ActionKind.WRITE_BURST, "service-controller",
+                                     writes=1, seconds=0.0))
+    assert tracker.records()[0].blocked > 0
