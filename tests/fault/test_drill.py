@@ -20,7 +20,7 @@ import pytest
 
 from ecsm_actors.drill.schedule import FAULT_KINDS, make_schedule
 
-SEED, DURATION, SERVICES = 20240611, 45, 20
+SEED, DURATION, SERVICES = 20240611, 30, 20
 
 
 def test_the_fixed_seed_exercises_every_kind_of_fault() -> None:
