@@ -536,27 +536,39 @@ def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,
     return b"".join((head, inner, packer.pack_array_header(count), data))
 
 
+#: What msgpack raises on a malformed frame while an unpacker walks it.
+MSGPACK_ERRORS = (ValueError, TypeError, msgpack.OutOfData, msgpack.UnpackException)
+
+
+def seek_resource_version(frame: bytes | memoryview) -> msgpack.Unpacker | None:
+    """An unpacker over an encoded object, stopped right before the value of its
+    ``metadata.resourceVersion`` (None when it has none), the rest left undecoded.
+    A malformed frame raises one of :data:`MSGPACK_ERRORS`; each caller names it."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(frame)
+    for _ in range(unpacker.read_map_header()):
+        if unpacker.unpack() != "metadata":
+            unpacker.skip()
+            continue
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "resourceVersion":
+                return unpacker
+            unpacker.skip()
+        return None
+    return None
+
+
 def peek_resource_version(frame: bytes | memoryview) -> int:
     """``metadata.resourceVersion`` of an encoded object, read without decoding the rest
     of it (the versions-only LIST serves thousands of objects this way). Raises
     BadRequest when the frame is not an object carrying an integer version."""
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(frame)
     try:
-        for _ in range(unpacker.read_map_header()):
-            if unpacker.unpack() != "metadata":
-                unpacker.skip()
-                continue
-            for _ in range(unpacker.read_map_header()):
-                if unpacker.unpack() == "resourceVersion":
-                    rv = unpacker.unpack()
-                    if isinstance(rv, int) and not isinstance(rv, bool):
-                        return rv
-                    break
-                unpacker.skip()
-            break
-    except (ValueError, TypeError, msgpack.OutOfData, msgpack.UnpackException) as e:
+        unpacker = seek_resource_version(frame)
+        rv = unpacker.unpack() if unpacker is not None else None
+    except MSGPACK_ERRORS as e:
         raise BadRequest(f"malformed object frame: {e}") from e
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        return rv
     raise BadRequest("object frame without an integer metadata.resourceVersion")
 
 

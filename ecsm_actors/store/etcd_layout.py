@@ -25,6 +25,7 @@ from typing import Any
 
 import msgpack
 
+from ecsm_actors import protocol
 from ecsm_actors.errors import Internal
 
 OBJECTS = b"objects/"
@@ -71,21 +72,13 @@ def epoch_key(prefix: bytes) -> bytes:
 
 def _rv_span(frame: bytes) -> tuple[int, int]:
     """Where ``metadata.resourceVersion``'s value lies in an encoded object."""
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(frame)
     try:
-        for _ in range(unpacker.read_map_header()):
-            if unpacker.unpack() != "metadata":
-                unpacker.skip()
-                continue
-            for _ in range(unpacker.read_map_header()):
-                if unpacker.unpack() == "resourceVersion":
-                    start = unpacker.tell()
-                    unpacker.skip()
-                    return start, unpacker.tell()
-                unpacker.skip()
-            break
-    except (ValueError, TypeError, msgpack.OutOfData, msgpack.UnpackException) as e:
+        unpacker = protocol.seek_resource_version(frame)
+        if unpacker is not None:
+            start = unpacker.tell()
+            unpacker.skip()
+            return start, unpacker.tell()
+    except protocol.MSGPACK_ERRORS as e:
         raise Internal(f"stored object is unreadable: {e}") from e
     raise Internal("stored object without metadata.resourceVersion")
 
