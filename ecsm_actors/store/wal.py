@@ -1,0 +1,280 @@
+"""The store's write-ahead log: one file, ``<data dir>/wal``, and what a transaction logs.
+
+Runs only in the registry process, under the store (:mod:`.checkpoint` drives it). LMDB is
+committed without ``fsync`` (``sync=False``); the durable copy of each write transaction
+is ONE record appended here and ``fdatasync``'d before the write is acknowledged: its
+redo, the ordered puts and deletes it made (sub-database name, key, value or None).
+
+Layout of the file, at most ``size`` bytes, allocated ahead of the records with
+``posix_fallocate`` (:data:`CHUNK` at a time: it grows only to what the records between
+two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new extent):
+
+* two header slots of :data:`SLOT` bytes at offsets 0 and :data:`SLOT` — the checkpoint
+  of generation ``g`` is written into slot ``g % 2``, so a header torn by a power loss
+  leaves the other one valid: ``{magic, generation, boot id, LMDB txnid, page size, the
+  two meta pages of data.mdb, crc32}``;
+* from :data:`RECORDS_AT` on, the records of the current generation, one after the
+  other: ``{length, crc32, generation, payload}``, the payload the msgpack list
+  ``[code, sub-db, key, value, code, …]`` (:data:`PUT`, :data:`APPEND`, :data:`DELETE`).
+
+Invariants: generations only grow; records of generation ``g`` are written only after the
+header of ``g`` is durable, and from :data:`RECORDS_AT` on, so whatever follows the last
+valid record of ``g`` (a torn record, zeros, records of an older generation) is not of
+``g`` or fails its crc, and reading stops there.
+
+:class:`Recording` is the proxy of an LMDB write transaction that the store's code writes
+through: it notes each put and delete that took effect (nested transactions of an atomic
+BATCH keep theirs only when committed).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+
+#: Bytes of one header slot (two meta pages of up to 16 KiB each fit).
+SLOT = 64 << 10
+#: Offset of the first record.
+RECORDS_AT = 2 * SLOT
+#: The file is allocated this much further ahead when the records reach its end.
+CHUNK = 1 << 20
+#: Smallest WAL file accepted: the headers and room for records.
+MIN_SIZE = RECORDS_AT + CHUNK
+
+PUT, APPEND, DELETE = 0, 1, 2
+
+MAGIC = b"ECSMWAL1"
+_HEAD = struct.Struct(">8sQ36sQII")  # magic, generation, boot id, txnid, page size, meta len
+_CRC = struct.Struct(">I")
+_REC = struct.Struct(">IIQ")  # payload length, crc32 of generation + payload, generation
+_GEN = struct.Struct(">Q")
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+class WalFailed(SystemExit):
+    """The log could not be written: a write is committed in LMDB but not durable, and
+    must never be acknowledged nor built upon. A ``SystemExit`` so that no catch-all of
+    the registry keeps serving: the process dies, the supervisor starts it again, and the
+    unacknowledged write is either kept (the page cache still holds it) or gone, as after
+    a ``kill -9`` between a commit and its reply."""
+
+
+def read_boot_id() -> str:
+    """This boot of the kernel ('' when unknown: then every open recovers from the log)."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Header:
+    """A checkpoint: LMDB's snapshot ``txnid`` is durable in data.mdb, and ``meta`` holds
+    data.mdb's two meta pages as they were then."""
+
+    generation: int
+    boot_id: str
+    txnid: int
+    page_size: int
+    meta: bytes
+
+    def encode(self) -> bytes:
+        head = _HEAD.pack(MAGIC, self.generation, self.boot_id.encode()[:36].ljust(36),
+                          self.txnid, self.page_size, len(self.meta)) + self.meta
+        return head + _CRC.pack(zlib.crc32(head))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Header | None:
+        """The header in ``raw`` (one slot), or None when it is absent or torn."""
+        if len(raw) < _HEAD.size:
+            return None
+        magic, generation, boot, txnid, page_size, meta_len = _HEAD.unpack_from(raw)
+        end = _HEAD.size + meta_len
+        if magic != MAGIC or end + _CRC.size > len(raw):
+            return None
+        if _CRC.unpack_from(raw, end)[0] != zlib.crc32(raw[:end]):
+            return None
+        return cls(generation=generation, boot_id=boot.decode().strip(), txnid=txnid,
+                   page_size=page_size, meta=bytes(raw[_HEAD.size:end]))
+
+
+class WriteAheadLog:
+    """The file ``path``: its headers, the records of the current generation."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = max(int(size), MIN_SIZE)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self._allocated = os.fstat(self._fd).st_size
+            if self._allocated < MIN_SIZE:
+                self._allocate(MIN_SIZE)
+                os.fsync(self._fd)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._offset = RECORDS_AT
+        self.generation = 0
+
+    def header(self) -> Header | None:
+        """The latest valid checkpoint header, if any."""
+        found = [Header.decode(os.pread(self._fd, SLOT, slot * SLOT)) for slot in (0, 1)]
+        valid = [h for h in found if h is not None]
+        return max(valid, key=lambda h: h.generation) if valid else None
+
+    def _allocate(self, end: int) -> None:
+        os.posix_fallocate(self._fd, self._allocated, end - self._allocated)
+        self._allocated = end
+
+    def records(self, generation: int) -> Iterator[list[Any]]:
+        """The records of ``generation`` in order, up to the first that is not whole."""
+        offset, limit = RECORDS_AT, os.fstat(self._fd).st_size
+        while offset + _REC.size <= limit:
+            length, crc, gen = _REC.unpack(os.pread(self._fd, _REC.size, offset))
+            end = offset + _REC.size + length
+            if gen != generation or end > limit:
+                return
+            payload = os.pread(self._fd, length, offset + _REC.size)
+            if len(payload) != length or zlib.crc32(payload, zlib.crc32(_GEN.pack(gen))) != crc:
+                return
+            yield msgpack.unpackb(payload, raw=False)
+            offset = end
+
+    def write_header(self, header: Header) -> None:
+        """Write ``header`` into its slot and make it durable; records start over after
+        the headers, in its generation."""
+        raw = header.encode()
+        if len(raw) > SLOT:
+            raise OSError(f"a checkpoint header of {len(raw)} bytes does not fit a slot")
+        os.pwrite(self._fd, raw, (header.generation % 2) * SLOT)
+        os.fdatasync(self._fd)
+        self.generation = header.generation
+        self._offset = RECORDS_AT
+
+    def append(self, ops: list[Any]) -> bool:
+        """Append the record of ``ops`` and make it durable; False (nothing written) when
+        it does not fit in the file: the caller checkpoints instead."""
+        payload = msgpack.packb(ops, use_bin_type=True)
+        gen = self.generation
+        end = self._offset + _REC.size + len(payload)
+        if end > self.size:
+            return False
+        if end > self._allocated:
+            self._allocate(min(self.size, end + CHUNK - end % CHUNK))
+        crc = zlib.crc32(payload, zlib.crc32(_GEN.pack(gen)))
+        os.pwrite(self._fd, _REC.pack(len(payload), crc, gen) + payload, self._offset)
+        os.fdatasync(self._fd)
+        self._offset = end
+        return True
+
+    @property
+    def used(self) -> int:
+        """Bytes of records written since the last checkpoint."""
+        return self._offset - RECORDS_AT
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def apply(txn: lmdb.Transaction, dbs: dict[str, Any], ops: list[Any]) -> None:
+    """Redo the puts and deletes of one record in ``txn`` (``dbs``: name → handle)."""
+    for i in range(0, len(ops), 4):
+        code, name, key, value = ops[i:i + 4]
+        db = dbs[name]
+        if code == DELETE:
+            txn.delete(key, db=db)
+        else:
+            txn.put(key, value, db=db, append=code == APPEND)
+
+
+class Recording:
+    """A write transaction that notes the puts and deletes that took effect (``ops`` in
+    the record's layout; None: note nothing, as for a dry run). ``names`` maps each
+    sub-database handle to its name; ``db`` is the transaction's default one."""
+
+    __slots__ = ("txn", "ops", "_env", "_names", "_default")
+
+    def __init__(self, env: lmdb.Environment, txn: lmdb.Transaction,
+                 names: dict[Any, str], ops: list[Any] | None, default: str = "") -> None:
+        self.txn = txn
+        self.ops = ops
+        self._env = env
+        self._names = names
+        self._default = default
+
+    def _name(self, db: Any) -> str:
+        return self._default if db is None else self._names[db]
+
+    def get(self, key: bytes, default: Any = None, db: Any = None) -> Any:
+        return self.txn.get(key, default, db=db)
+
+    def put(self, key: bytes, value: bytes, *, db: Any = None, overwrite: bool = True,
+            append: bool = False) -> bool:
+        done: bool = self.txn.put(key, value, db=db, overwrite=overwrite, append=append)
+        if done and self.ops is not None:
+            self.ops += (APPEND if append else PUT, self._name(db), key, value)
+        return done
+
+    def delete(self, key: bytes, *, db: Any = None) -> bool:
+        done: bool = self.txn.delete(key, db=db)
+        if done and self.ops is not None:
+            self.ops += (DELETE, self._name(db), key, None)
+        return done
+
+    def cursor(self, db: Any = None) -> RecordingCursor:
+        return RecordingCursor(self, self.txn.cursor(db=db), self._name(db))
+
+    def stat(self, db: Any) -> dict[str, Any]:
+        return self.txn.stat(db)  # type: ignore[no-any-return]
+
+    def child(self) -> Recording:
+        """A nested write transaction: its ops join this one's on :meth:`commit`."""
+        return Recording(self._env, self._env.begin(write=True, parent=self.txn),
+                         self._names, [] if self.ops is not None else None, self._default)
+
+    def commit_into(self, parent: Recording) -> None:
+        self.txn.commit()
+        if parent.ops is not None and self.ops:
+            parent.ops += self.ops
+
+    def commit(self) -> None:
+        self.txn.commit()
+
+    def abort(self) -> None:
+        self.txn.abort()
+
+
+#: A write transaction as the store's code sees it: LMDB's own, or one that records.
+Txn = lmdb.Transaction | Recording
+
+
+class RecordingCursor:
+    """A cursor of a :class:`Recording` whose ``delete`` is noted."""
+
+    __slots__ = ("_owner", "_cursor", "_db")
+
+    def __init__(self, owner: Recording, cursor: lmdb.Cursor, db: str) -> None:
+        self._owner, self._cursor, self._db = owner, cursor, db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        return iter(self._cursor)
+
+    def delete(self) -> bool:
+        key = self._cursor.key()
+        done: bool = self._cursor.delete()
+        ops = self._owner.ops
+        if done and ops is not None:
+            ops += (DELETE, self._db, key, None)
+        return done

@@ -1,0 +1,123 @@
+"""The store's write-ahead log file and the recording of a write transaction's redo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from ecsm_actors.store import wal
+from ecsm_actors.store.wal import APPEND, DELETE, PUT, Header, Recording, WriteAheadLog
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def header(generation: int, txnid: int = 7) -> Header:
+    return Header(generation=generation, boot_id="boot-a", txnid=txnid, page_size=4096,
+                  meta=bytes(range(256)) * 32)
+
+
+def test_the_latest_whole_header_is_read_back_and_a_torn_one_leaves_the_other(
+        tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path / "wal", 2 << 20)
+    assert log.header() is None
+    log.write_header(header(1, txnid=5))
+    log.write_header(header(2, txnid=9))
+    assert log.header() == header(2, txnid=9)
+    log.close()
+    with open(tmp_path / "wal", "r+b") as f:  # generation 2 lives in slot 0: tear it
+        f.seek(100)
+        f.write(b"\xff" * 10)
+    assert WriteAheadLog(tmp_path / "wal", 2 << 20).header() == header(1, txnid=5)
+
+
+def test_records_are_read_in_order_up_to_a_torn_one(tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path / "wal", 2 << 20)
+    log.write_header(header(1))
+    for i in range(3):
+        assert log.append([PUT, "objects", b"k%d" % i, b"v" * 1000])
+    assert [ops[2] for ops in log.records(1)] == [b"k0", b"k1", b"k2"]
+    end = wal.RECORDS_AT + log.used
+    log.close()
+    with open(tmp_path / "wal", "r+b") as f:  # the last record's last byte never made it
+        f.seek(end - 1)
+        f.write(b"\0")
+    assert [ops[2] for ops in WriteAheadLog(tmp_path / "wal", 2 << 20).records(1)] == [
+        b"k0", b"k1"]
+
+
+def test_records_of_an_earlier_generation_are_not_read_after_a_checkpoint(
+        tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path / "wal", 2 << 20)
+    log.write_header(header(1))
+    for i in range(3):
+        log.append([DELETE, "events", b"old%d" % i, None])
+    log.write_header(header(2))
+    log.append([APPEND, "events", b"new", b"x"])
+    assert list(log.records(2)) == [[APPEND, "events", b"new", b"x"]]
+    assert list(log.records(1)) == []  # its first record was overwritten
+
+
+def test_a_record_that_does_not_fit_is_refused_and_the_file_grows_only_as_needed(
+        tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path / "wal", wal.MIN_SIZE)
+    log.write_header(header(1))
+    assert os.stat(tmp_path / "wal").st_size == wal.MIN_SIZE
+    assert not log.append([PUT, "objects", b"big", b"x" * wal.CHUNK])
+    assert log.used == 0
+    big = WriteAheadLog(tmp_path / "wal2", 64 << 20)
+    big.write_header(header(1))
+    for _ in range(3):
+        assert big.append([PUT, "objects", b"k", b"x" * (600 << 10)])
+    assert os.stat(tmp_path / "wal2").st_size == 2 * wal.CHUNK  # 1.9 MiB of records
+
+
+def test_a_recording_transaction_notes_what_took_effect_and_a_nested_one_only_if_kept(
+        tmp_path: Path) -> None:
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=2, sync=False)
+    a, b = env.open_db(b"a"), env.open_db(b"b")
+    names = {a: "a", b: "b"}
+    with env.begin(write=True) as txn:
+        txn.put(b"gone", b"1", db=b)
+        txn.put(b"gone2", b"1", db=b)
+    ops: list[object] = []
+    rec = Recording(env, env.begin(write=True), names, ops)
+    rec.put(b"k", b"v", db=a)
+    assert not rec.put(b"k", b"w", db=a, overwrite=False)  # refused: nothing noted
+    rec.put(b"z1", b"e", db=b, append=True)
+    assert not rec.delete(b"missing", db=a)
+    cursor = rec.cursor(db=b)
+    assert cursor.first()
+    cursor.delete()  # as the request window prunes
+    kept = rec.child()
+    kept.put(b"kept", b"1", db=a)
+    kept.commit_into(rec)
+    dropped = rec.child()
+    dropped.put(b"dropped", b"1", db=a)
+    dropped.abort()
+    rec.commit()
+    assert ops == [PUT, "a", b"k", b"v", APPEND, "b", b"z1", b"e", DELETE, "b", b"gone",
+                   None, PUT, "a", b"kept", b"1"]
+    other = lmdb.open(str(tmp_path / "redo"), max_dbs=2)
+    dbs = {"a": other.open_db(b"a"), "b": other.open_db(b"b")}
+    with other.begin(write=True) as txn:
+        txn.put(b"gone", b"1", db=dbs["b"])
+        txn.put(b"gone2", b"1", db=dbs["b"])
+        wal.apply(txn, dbs, ops)
+    with env.begin() as t1, other.begin() as t2:
+        for db, name in names.items():
+            assert list(t1.cursor(db=db)) == list(t2.cursor(db=dbs[name]))
+
+
+def test_a_dry_run_recording_notes_nothing(tmp_path: Path) -> None:
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=1)
+    a = env.open_db(b"a")
+    rec = Recording(env, env.begin(write=True), {a: "a"}, None)
+    rec.put(b"k", b"v", db=a)
+    child = rec.child()
+    child.delete(b"k", db=a)
+    child.commit_into(rec)
+    assert rec.ops is None
+    rec.abort()
