@@ -119,6 +119,12 @@ class RegistrySettings:
     request_window_age: float = 172_800.0
     #: Writes one BATCH request may carry at most.
     max_batch_writes: int = 1_000
+    #: Most bytes of the store's write-ahead log (``<data dir>/wal``, allocated as the
+    #: records need): each write transaction is made durable by one record there (one
+    #: ``fdatasync``), LMDB's own file by a checkpoint when the log is full…
+    wal_size: ByteSize = ByteSize(64 << 20)
+    #: …and about every this many seconds while there are writes.
+    checkpoint_interval: float = 1.0
     #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry
     #: queues per subscriber (see peer_queue_bytes); gaps are repaired by replay.
     pub_hwm: int = 100_000

@@ -26,6 +26,17 @@ The log is the counter: the current resourceVersion is the last key of ``events`
 the compaction floor is its first key minus one (compaction always keeps at least one
 event), so a write touches no meta record.
 
+Durability: LMDB is committed without ``fsync`` (reads see a commit at once; a crash of
+the process loses nothing, the page cache holds it); a write transaction is durable once
+its redo — the puts and deletes it made — is ONE record of the write-ahead log
+(``<data dir>/wal``, :mod:`.wal`) and ``fdatasync``'d, and only then does :meth:`Store.execute`
+return (the registry publishes the events and replies after that). A checkpoint
+(:mod:`.checkpoint`: about every ``registry.checkpoint_interval`` in :meth:`Store.release_pages`,
+when the log is full, at open and close) syncs data.mdb and starts the log over, holding
+the synced snapshot so that LMDB never overwrites its pages before the next checkpoint;
+after a power loss the store opens at that snapshot and replays the log. A transaction
+whose record cannot be written stops the process (:class:`~.wal.WalFailed`).
+
 Invariants: the counter is global and gap-free and is bumped in the same transaction as
 the write; every committed mutation is exactly one event with ``seq == resourceVersion``;
 the log holds exactly the events ``(compacted, rv]``, at most ``event_log_limit`` of them.
@@ -85,7 +96,8 @@ from ecsm_actors.protocol import (
     pack,
     peek_resource_version,
 )
-from ecsm_actors.store import paging, replay, semantics
+from ecsm_actors.store import paging, replay, semantics, wal
+from ecsm_actors.store.checkpoint import Checkpoints
 from ecsm_actors.store.records import (
     Outcome,
     RawList,
@@ -124,8 +136,10 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], *, map_size: int, full_ratio: float = 0.95,
                  event_log_limit: int = 100_000, request_window: int = 100_000,
-                 request_window_age: float = 172_800.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 request_window_age: float = 172_800.0, wal_size: int = 64 << 20,
+                 checkpoint_interval: float = 1.0,
+                 clock: Callable[[], float] = time.time,
+                 boot_id: Callable[[], str] = wal.read_boot_id) -> None:
         self.path = Path(path)
         self.map_size = int(map_size)
         self.full_ratio = full_ratio
@@ -137,22 +151,41 @@ class Store:
         self._largest = 0
         self._lock_fd = self._lock(self.path / "registry.lock")
         try:
+            self._ckpt = Checkpoints(self.path, wal_size=wal_size,
+                                     interval=checkpoint_interval, boot_id=boot_id)
+        except OSError as e:
+            os.close(self._lock_fd)
+            raise Internal(f"cannot open the write-ahead log of {self.path}: {e}") from e
+        try:
+            self._ckpt.restore_meta()
             self._open()
             self.epoch, self._rv, self.compacted = self._load_meta()
-        except lmdb.Error as e:
+            self._ckpt.checkpoint(self._env)
+        except (lmdb.Error, OSError) as e:
+            self._ckpt.close()
             os.close(self._lock_fd)
             raise Internal(f"cannot open the store at {self.path}: {e}") from e
         logger.info("store %s opened: epoch=%s resourceVersion=%d compacted=%d", self.path,
                     self.epoch, self._rv, self.compacted)
 
     def _open(self) -> None:
+        """Open the environment unsynced (the log makes writes durable), hold its
+        snapshot for the checkpoints, and replay the log when recovering."""
         self._env = lmdb.open(str(self.path), map_size=self.map_size, max_dbs=5,
-                              subdir=True, readahead=False, meminit=False)
+                              subdir=True, readahead=False, meminit=False, sync=False)
         self._objects = self._env.open_db(b"objects")
         self._events = self._env.open_db(b"events")
         self._meta = self._env.open_db(b"meta")
+        self._ckpt.opened(self._env)
+        names = {"objects": self._objects, "events": self._events, "meta": self._meta,
+                 "requests": self._env.open_db(b"requests"),
+                 "request_order": self._env.open_db(b"request_order")}
+        self._ckpt.replay(self._env, names)
         size, age = self._window_bounds
         self.window = RequestWindow(self._env, size=size, age=age)
+        self._names = {self._objects: "objects", self._events: "events",
+                       self._meta: "meta", self.window.requests: "requests",
+                       self.window.order: "request_order"}
         self._page_size = self._env.stat()["psize"]
         self._pages = MapPages(self.path / "data.mdb")
         self._largest = 0
@@ -162,7 +195,8 @@ class Store:
         r = cfg.registry
         return cls(cfg.data_dir, map_size=r.map_size, full_ratio=r.full_ratio,
                    event_log_limit=r.event_log_limit, request_window=r.request_window,
-                   request_window_age=r.request_window_age)
+                   request_window_age=r.request_window_age, wal_size=r.wal_size,
+                   checkpoint_interval=r.checkpoint_interval)
 
     @staticmethod
     def _lock(path: Path) -> int:
@@ -206,8 +240,13 @@ class Store:
         later transactions until its environment closes: one BATCH of 1,000 creates left
         the registry 10 MiB larger for good. So once a transaction has written more than
         :data:`REOPEN_AFTER` events, the environment is closed and opened again here
-        (every transaction is over: nothing is lost, a few ms)."""
+        (every transaction is over: nothing is lost, a few ms).
+
+        Also checkpoints (:mod:`.checkpoint`) once ``checkpoint_interval`` has passed
+        since the last one and something was written."""
         if self._largest > REOPEN_AFTER:
+            self._ckpt.checkpoint(self._env)
+            self._ckpt.release()
             self._env.close()
             try:
                 self._open()
@@ -215,13 +254,24 @@ class Store:
                 raise Internal(f"cannot open the store at {self.path} again: {e}") from e
             logger.debug("store environment opened again (its dirty pages let go)")
         else:
+            if self._ckpt.due():
+                self._ckpt.checkpoint(self._env)
             info = self._env.info()
             self._pages.release((info["last_pgno"] + 1) * self._page_size)
         trim_heap()
 
+    def checkpoint(self) -> None:
+        """Make every commit durable in data.mdb and start the log over."""
+        self._ckpt.checkpoint(self._env)
+
     def close(self) -> None:
-        self._env.close()
-        os.close(self._lock_fd)
+        try:
+            if not self._ckpt.failed:
+                self._ckpt.checkpoint(self._env)
+        finally:
+            self._ckpt.close()
+            self._env.close()
+            os.close(self._lock_fd)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -332,7 +382,7 @@ class Store:
                     size += len(value)
             return RawList(count=len(values), data=b"".join(values), resource_version=upto)
 
-    def _whole(self, txn: lmdb.Transaction, seq: int, stub: bytes | memoryview,
+    def _whole(self, txn: wal.Txn, seq: int, stub: bytes | memoryview,
                frame: bytes | memoryview | None = None) -> bytes:
         """The body of the stub event ``seq``, around ``frame`` or else the current object
         of its key, which has the event's version (checked: a log that breaks it is
@@ -361,7 +411,7 @@ class Store:
         with self._env.begin() as txn:
             return self._usage(txn)
 
-    def _usage(self, txn: lmdb.Transaction) -> float:
+    def _usage(self, txn: wal.Txn) -> float:
         pages = 0
         for db in (self._objects, self._events, self._meta, self.window.requests,
                    self.window.order):
@@ -375,6 +425,13 @@ class Store:
         """Apply ``writes`` in order in one durable transaction; one result per write."""
         now = self._clock()
         staged = [(w.fields.get("requestId"), w.op, stage(w)) for w in writes]
+        try:
+            return self._commit(staged, now)
+        except lmdb.MapFullError:
+            pass
+        # The pages freed since the last checkpoint are held for it (see .checkpoint):
+        # a checkpoint lets them be reused.
+        self._ckpt.checkpoint(self._env)
         try:
             return self._commit(staged, now)
         except lmdb.MapFullError:
@@ -395,7 +452,7 @@ class Store:
         nothing stored, the resourceVersion not bumped, no requestId looked up or recorded.
         The outcome's events are dropped (never to be published)."""
         staged = stage(write)
-        txn = self._env.begin(write=True)
+        txn = wal.Recording(self._env, self._env.begin(write=True), self._names, None)
         try:
             result, _ = self._run(txn, staged, self._rv, self._clock(), self._nearly_full(txn))
         except lmdb.MapFullError:
@@ -414,7 +471,7 @@ class Store:
         event, as any write). No validation: the objects come from a store that took
         them. Returns the resourceVersion after them. Raises BadRequest when the store
         already holds objects or an object comes twice, StoreFull when they do not fit."""
-        txn = self._env.begin(write=True)
+        txn = wal.Recording(self._env, self._env.begin(write=True), self._names, None)
         try:
             held = txn.stat(self._objects)["entries"]
             if held:
@@ -438,6 +495,7 @@ class Store:
         except BaseException:
             txn.abort()
             raise
+        self._ckpt.checkpoint(self._env)  # durable without a record (it may be large)
         self._largest = max(self._largest, rv - self._rv)
         self._rv, self.compacted = rv, compacted
         return rv
@@ -454,7 +512,7 @@ class Store:
                          f"{self.usage():.0%} used); write refused — delete objects or raise "
                          f"registry.map_size")
 
-    def _nearly_full(self, txn: lmdb.Transaction) -> bool:
+    def _nearly_full(self, txn: wal.Txn) -> bool:
         """Usage past ``full_ratio``? Live pages never lie beyond the file's high-water
         mark, so they are counted only once that mark is past it."""
         high_water = (self._env.info()["last_pgno"] + 1) * self._page_size
@@ -466,7 +524,8 @@ class Store:
         results: list[Outcome | RegistryError] = []
         window = self.window
         window.begin()
-        txn = self._env.begin(write=True)
+        ops: list[Any] = []
+        txn = wal.Recording(self._env, self._env.begin(write=True), self._names, ops)
         try:
             rv = self._rv
             full = self._nearly_full(txn)
@@ -494,12 +553,14 @@ class Store:
         except BaseException:
             txn.abort()
             raise
+        if ops:
+            self._ckpt.logged(self._env, ops)
         window.committed()
         self._largest = max(self._largest, rv - self._rv)
         self._rv, self.compacted = rv, compacted
         return results
 
-    def _run(self, txn: lmdb.Transaction, s: Staged | StagedBatch | RegistryError, rv: int,
+    def _run(self, txn: wal.Recording, s: Staged | StagedBatch | RegistryError, rv: int,
              now: float, full: bool) -> tuple[Outcome | RegistryError, int]:
         """Apply one staged write or BATCH; (its result, the resourceVersion after it)."""
         if isinstance(s, RegistryError):
@@ -512,12 +573,12 @@ class Store:
             return e.with_traceback(None), rv  # no cycle (see records.stage)
         return outcome, rv + len(outcome.events)
 
-    def _batch(self, txn: lmdb.Transaction, batch: StagedBatch, rv: int, now: float,
+    def _batch(self, txn: wal.Recording, batch: StagedBatch, rv: int, now: float,
                full: bool) -> tuple[Outcome, int]:
         """A BATCH: each write alone, or (atomic) all in a nested transaction that is
         aborted when any is refused."""
         start = rv
-        target = self._env.begin(write=True, parent=txn) if batch.atomic else txn
+        target = txn.child() if batch.atomic else txn
         results: list[Outcome | RegistryError] = []
         try:
             for s in batch.writes:
@@ -529,14 +590,14 @@ class Store:
                     rv = start
                     results = replay.aborted(results)
                 else:
-                    target.commit()
+                    target.commit_into(txn)
         except BaseException:
             if batch.atomic:
                 target.abort()
             raise
         return replay.batch_outcome(batch.ops, results, rv), rv
 
-    def _replay(self, txn: lmdb.Transaction, request_id: str, op: Op,
+    def _replay(self, txn: wal.Recording, request_id: str, op: Op,
                 s: Staged | StagedBatch | RegistryError,
                 recorded: dict[str, Any]) -> Outcome | RegistryError:
         """The answer recorded for ``request_id``, marked replayed; BadRequest when the id
@@ -544,10 +605,10 @@ class Store:
         refused = replay.reused_id(request_id, op, s, recorded)
         if refused is not None:
             return refused
-        return replay.replayed(recorded, replay.rebuild(txn, recorded, self._events,
+        return replay.replayed(recorded, replay.rebuild(txn.txn, recorded, self._events,
                                                         self._objects))
 
-    def _apply(self, txn: lmdb.Transaction, s: Staged, rv: int, now: float,
+    def _apply(self, txn: wal.Recording, s: Staged, rv: int, now: float,
                full: bool) -> Outcome:
         key = s.target.store_key
         raw = txn.get(key, db=self._objects)
@@ -572,7 +633,7 @@ class Store:
         event = self._log_event(txn, s.target, change, frame, rv)
         return replay.outcome(s.op, s.target, change, obj, frame, action, (event,))
 
-    def _log_event(self, txn: lmdb.Transaction, target: Target, change: Change,
+    def _log_event(self, txn: wal.Recording, target: Target, change: Change,
                    frame: bytes, rv: int) -> StoredEvent:
         """Append the event of a write: a stub while its object stays in ``objects``,
         whole when the object left it."""
@@ -582,7 +643,7 @@ class Store:
         txn.put(_be(rv), kept, db=self._events, append=True)
         return StoredEvent(topic=event_topic(target.kind, change.type), body=body)
 
-    def _supersede(self, txn: lmdb.Transaction, version: int, frame: bytes,
+    def _supersede(self, txn: wal.Recording, version: int, frame: bytes,
                    last: bool) -> None:
         """The object ``frame`` of ``version`` is about to be replaced or removed: its
         event, when still in the log as a stub, gets the object back (``last``: it is the
@@ -597,7 +658,7 @@ class Store:
                 txn.delete(seq, db=self._events)
             txn.put(seq, whole, db=self._events, append=last)
 
-    def _compact(self, txn: lmdb.Transaction, rv: int) -> int:
+    def _compact(self, txn: wal.Recording, rv: int) -> int:
         """Drop the oldest events beyond the limit; return the new floor."""
         floor = self.compacted
         new_floor = rv - self.event_log_limit

@@ -36,6 +36,7 @@ import lmdb
 import msgpack
 
 from ecsm_actors.protocol import pack
+from ecsm_actors.store.wal import Txn
 
 #: Records a write transaction prunes beyond those it adds.
 PRUNE_STEP = 64
@@ -75,7 +76,7 @@ class RequestWindow:
         """The transaction since :meth:`begin` is durable."""
         self._seq, self._count, self._oldest = self._pending, self._p_count, self._p_oldest
 
-    def lookup(self, txn: lmdb.Transaction, request_id: str,
+    def lookup(self, txn: Txn, request_id: str,
                now: float) -> dict[str, Any] | None:
         """The record of ``request_id`` if it is in the window and younger than ``age``."""
         raw = txn.get(request_id.encode(), db=self.requests)
@@ -84,7 +85,7 @@ class RequestWindow:
         record: dict[str, Any] = msgpack.unpackb(bytes(raw[16:]), raw=False)
         return record
 
-    def record(self, txn: lmdb.Transaction, request_id: str, record: dict[str, Any],
+    def record(self, txn: Txn, request_id: str, record: dict[str, Any],
                now: float) -> None:
         """Keep ``record`` for ``request_id`` (replacing one past its age)."""
         self._pending += 1
@@ -97,7 +98,7 @@ class RequestWindow:
         txn.put(rid, seq + stamp + pack(record), db=self.requests)
         txn.put(seq, stamp + rid, db=self.order, append=True)
 
-    def prune(self, txn: lmdb.Transaction, now: float) -> int:
+    def prune(self, txn: Txn, now: float) -> int:
         """Remove the oldest records beyond ``size`` or older than ``age``: at most
         :data:`PRUNE_STEP` more than this transaction added. Returns how many."""
         count, horizon = self._p_count, now - self.age
@@ -124,5 +125,5 @@ class RequestWindow:
         self._p_count, self._p_oldest = count - removed, oldest
         return removed
 
-    def count(self, txn: lmdb.Transaction) -> int:
+    def count(self, txn: Txn) -> int:
         return int(txn.stat(self.order)["entries"])
