@@ -122,7 +122,7 @@ class RegistrySettings:
     #: Most bytes of the store's write-ahead log (``<data dir>/wal``, allocated as the
     #: records need): each write transaction is made durable by one record there (one
     #: ``fdatasync``), LMDB's own file by a checkpoint when the log is full…
-    wal_size: ByteSize = ByteSize(64 << 20)
+    wal_size: ByteSize = ByteSize(4 << 20)
     #: …and about every this many seconds while there are writes.
     checkpoint_interval: float = 1.0
     #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry

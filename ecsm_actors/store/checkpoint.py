@@ -6,12 +6,14 @@ nothing, a power loss may lose or tear any page written since the last ``fsync``
 makes a write durable is its record in the log. A checkpoint is what etcd's bbolt commit
 is to its WAL:
 
-1. open a read transaction: snapshot C, the latest commit;
-2. ``env.sync(True)``: one ``fdatasync`` of data.mdb, meta pages included;
-3. read data.mdb's two meta pages;
-4. write the header ``{generation + 1, boot id, C, the meta pages}`` into the log and
-   ``fdatasync`` it; records start over after the headers;
-5. end the previous checkpoint's read transaction, keep the new one.
+1. open a read transaction: snapshot C, the latest commit; read data.mdb's two meta
+   pages (C's and the one before);
+2. ``fdatasync`` data.mdb — in a thread of its own, writes going on meanwhile (logged as
+   ever, and kept aside as the records since C);
+3. once it is done, at the next write or idle turn: write the records since C into the
+   next generation's region of the log, then the header ``{generation + 1, boot id, C,
+   the meta pages}``, each made durable (:meth:`.wal.WriteAheadLog.write_header`);
+4. end the previous checkpoint's read transaction, keep the new one.
 
 The held read transaction is the invariant that makes this sound: LMDB reuses only pages
 freed by transactions older than its oldest reader, so no page of the last durable
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +53,19 @@ logger = logging.getLogger(__name__)
 _DUE = 0.9
 
 
+class _Pending:
+    """A checkpoint begun: its snapshot, data.mdb's meta pages then, the records logged
+    since, and the sync of data.mdb (done when ``done`` is set)."""
+
+    def __init__(self, reader: lmdb.Transaction, page_size: int, meta: bytes) -> None:
+        self.reader = reader
+        self.page_size = page_size
+        self.meta = meta
+        self.since: list[bytes] = []
+        self.done = threading.Event()
+        self.error: OSError | None = None
+
+
 class Checkpoints:
     """The log of one store and the snapshot it holds: see the module docstring."""
 
@@ -66,6 +82,8 @@ class Checkpoints:
         #: Replay the log after opening (set by :meth:`restore_meta`).
         self.replaying = False
         self._held: lmdb.Transaction | None = None
+        self._pending: _Pending | None = None
+        self._data_fd: int | None = None
         self._written = False
         #: The log could not be written: no checkpoint may follow (see WalFailed).
         self.failed = False
@@ -93,6 +111,8 @@ class Checkpoints:
     def opened(self, env: lmdb.Environment) -> None:
         """LMDB is open (first, or again): hold its snapshot until the next checkpoint."""
         self._held = env.begin()
+        if self._data_fd is None:
+            self._data_fd = os.open(self.data_file, os.O_RDWR | os.O_CLOEXEC)
         if self.replaying and self.found is not None and self._held.id() != self.found.txnid:
             raise Internal(f"{self.data_file}: opened at transaction {self._held.id()}, not "
                            f"at the checkpoint's {self.found.txnid}")
@@ -115,12 +135,19 @@ class Checkpoints:
 
     def logged(self, env: lmdb.Environment, ops: list[Any]) -> None:
         """Make the transaction just committed (its redo ``ops``) durable: one record, or
-        a checkpoint when the log is full. Raises WalFailed when the disk refuses."""
+        a checkpoint when the log is full; then finish a checkpoint whose sync is done.
+        Raises WalFailed when the disk refuses."""
         try:
-            if self.log.append(ops):
-                self._written = True
+            payload = wal.encode(ops)
+            if not self.log.append(payload):
+                self.checkpoint(env)
                 return
-            self.checkpoint(env)
+            self._written = True
+            pending = self._pending
+            if pending is not None:
+                pending.since.append(payload)
+                if pending.done.is_set():
+                    self._finish(env)
         except (OSError, lmdb.Error) as e:
             self.failed = True
             logger.critical("store %s: the write-ahead log failed (%s); stopping",
@@ -131,36 +158,89 @@ class Checkpoints:
         """Something was committed that the next checkpoint must cover."""
         self._written = True
 
-    def due(self) -> bool:
-        return self._written and self._clock() - self._last >= self.interval * _DUE
+    def idle(self, env: lmdb.Environment) -> None:
+        """The registry is idle: finish a checkpoint whose sync is done, and begin one
+        in the background when due (about every ``interval`` while there are writes)."""
+        pending = self._pending
+        if pending is not None:
+            if pending.done.is_set():
+                self._finish(env)
+        elif self._written and self._clock() - self._last >= self.interval * _DUE:
+            self._begin(env, background=True)
 
     def checkpoint(self, env: lmdb.Environment) -> None:
-        """Make LMDB's latest snapshot durable and the log start over (module docstring)."""
+        """Make LMDB's latest snapshot durable and the log start over, now (a checkpoint
+        begun in the background is finished first)."""
+        if self._pending is not None:
+            self._pending.done.wait()
+            self._finish(env)
+        self._begin(env, background=False)
+        self._finish(env)
+
+    def _begin(self, env: lmdb.Environment, *, background: bool) -> None:
+        assert self._data_fd is not None and self._pending is None
         reader = env.begin()
         try:
-            env.sync(True)
             page_size = env.stat()["psize"]
-            with open(self.data_file, "rb") as f:
-                meta = f.read(2 * page_size)
-            self.log.write_header(Header(generation=self.log.generation + 1,
-                                         boot_id=self.boot_id, txnid=reader.id(),
-                                         page_size=page_size, meta=meta))
+            meta = os.pread(self._data_fd, 2 * page_size, 0)
         except BaseException:
             reader.abort()
             raise
-        held, self._held = self._held, reader
-        if held is not None:
-            held.abort()
+        pending = self._pending = _Pending(reader, page_size, meta)
         self._written = False
         self._last = self._clock()
+        if background:
+            threading.Thread(target=self._sync, args=(pending, self._data_fd),
+                             name="store-checkpoint", daemon=True).start()
+        else:
+            self._sync(pending, self._data_fd)
+
+    @staticmethod
+    def _sync(pending: _Pending, fd: int) -> None:
+        """One ``fdatasync`` of data.mdb (LMDB writes it, meta pages included, through
+        its own descriptor of the same file: the sync is the file's)."""
+        try:
+            os.fdatasync(fd)
+        except OSError as e:
+            pending.error = e
+        finally:
+            pending.done.set()
+
+    def _finish(self, env: lmdb.Environment) -> None:
+        """The sync is done: write the next generation's records and header."""
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        try:
+            if pending.error is not None:
+                raise pending.error
+            header = Header(generation=self.log.generation + 1, boot_id=self.boot_id,
+                            txnid=pending.reader.id(), page_size=pending.page_size,
+                            meta=pending.meta)
+            if not self.log.write_header(header, pending.since):
+                pending.reader.abort()  # too much since: a checkpoint of the latest
+                self._begin(env, background=False)
+                self._finish(env)
+                return
+        except BaseException:
+            pending.reader.abort()
+            raise
+        held, self._held = self._held, pending.reader
+        if held is not None:
+            held.abort()
         self.stats["checkpoints"] += 1
 
     def release(self) -> None:
-        """LMDB is about to close (after a checkpoint): let the snapshot go."""
+        """LMDB is about to close (after a checkpoint): let the snapshots go."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.done.wait()
+            pending.reader.abort()
         if self._held is not None:
             self._held.abort()
             self._held = None
 
     def close(self) -> None:
         self.release()
+        if self._data_fd is not None:
+            os.close(self._data_fd)
         self.log.close()

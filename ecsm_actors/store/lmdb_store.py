@@ -136,7 +136,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], *, map_size: int, full_ratio: float = 0.95,
                  event_log_limit: int = 100_000, request_window: int = 100_000,
-                 request_window_age: float = 172_800.0, wal_size: int = 64 << 20,
+                 request_window_age: float = 172_800.0, wal_size: int = 4 << 20,
                  checkpoint_interval: float = 1.0,
                  clock: Callable[[], float] = time.time,
                  boot_id: Callable[[], str] = wal.read_boot_id) -> None:
@@ -242,8 +242,9 @@ class Store:
         :data:`REOPEN_AFTER` events, the environment is closed and opened again here
         (every transaction is over: nothing is lost, a few ms).
 
-        Also checkpoints (:mod:`.checkpoint`) once ``checkpoint_interval`` has passed
-        since the last one and something was written."""
+        Also checkpoints (:mod:`.checkpoint`): begins one in the background once
+        ``checkpoint_interval`` has passed since the last one and something was written,
+        finishes one whose sync is done."""
         if self._largest > REOPEN_AFTER:
             self._ckpt.checkpoint(self._env)
             self._ckpt.release()
@@ -254,8 +255,7 @@ class Store:
                 raise Internal(f"cannot open the store at {self.path} again: {e}") from e
             logger.debug("store environment opened again (its dirty pages let go)")
         else:
-            if self._ckpt.due():
-                self._ckpt.checkpoint(self._env)
+            self._ckpt.idle(self._env)
             info = self._env.info()
             self._pages.release((info["last_pgno"] + 1) * self._page_size)
         trim_heap()

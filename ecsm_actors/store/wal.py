@@ -13,14 +13,17 @@ two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new ex
   of generation ``g`` is written into slot ``g % 2``, so a header torn by a power loss
   leaves the other one valid: ``{magic, generation, boot id, LMDB txnid, page size, the
   two meta pages of data.mdb, crc32}``;
-* from :data:`RECORDS_AT` on, the records of the current generation, one after the
-  other: ``{length, crc32, generation, payload}``, the payload the msgpack list
-  ``[code, sub-db, key, value, code, …]`` (:data:`PUT`, :data:`APPEND`, :data:`DELETE`).
+* from :data:`RECORDS_AT` on, two record regions of half the rest each: the records of
+  generation ``g`` in region ``g % 2``, one after the other: ``{length, crc32,
+  generation, payload}``, the payload the msgpack list ``[code, sub-db, key, value,
+  code, …]`` (:data:`PUT`, :data:`APPEND`, :data:`DELETE`).
 
-Invariants: generations only grow; records of generation ``g`` are written only after the
-header of ``g`` is durable, and from :data:`RECORDS_AT` on, so whatever follows the last
-valid record of ``g`` (a torn record, zeros, records of an older generation) is not of
-``g`` or fails its crc, and reading stops there.
+Invariants: generations only grow; the header of ``g`` is written only once the records
+it starts with (the transactions committed since its snapshot, copied from ``g - 1``'s
+region) are durable, into the slot and the region that ``g - 2`` used, so that until it
+is durable, ``g - 1``'s header and records are intact; whatever follows the last valid
+record of ``g`` in its region (a torn record, zeros, records of ``g - 2``) is not of ``g``
+or fails its crc, and reading stops there.
 
 :class:`Recording` is the proxy of an LMDB write transaction that the store's code writes
 through: it notes each put and delete that took effect (nested transactions of an atomic
@@ -32,7 +35,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +49,8 @@ SLOT = 64 << 10
 RECORDS_AT = 2 * SLOT
 #: The file is allocated this much further ahead when the records reach its end.
 CHUNK = 1 << 20
-#: Smallest WAL file accepted: the headers and room for records.
-MIN_SIZE = RECORDS_AT + CHUNK
+#: Smallest WAL file accepted: the headers and two regions of records.
+MIN_SIZE = RECORDS_AT + 2 * CHUNK
 
 PUT, APPEND, DELETE = 0, 1, 2
 
@@ -113,17 +116,19 @@ class WriteAheadLog:
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
         self.size = max(int(size), MIN_SIZE)
+        self.region = (self.size - RECORDS_AT) // 2 // 4096 * 4096
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            self._allocated = os.fstat(self._fd).st_size
-            if self._allocated < MIN_SIZE:
-                self._allocate(MIN_SIZE)
+            if os.fstat(self._fd).st_size < RECORDS_AT:
+                os.posix_fallocate(self._fd, 0, RECORDS_AT)
                 os.fsync(self._fd)
         except BaseException:
             os.close(self._fd)
             raise
-        self._offset = RECORDS_AT
+        #: Bytes allocated from each region's start (at least; as far as this process knows).
+        self._allocated = [0, 0]
         self.generation = 0
+        self._start = self._offset = RECORDS_AT
 
     def header(self) -> Header | None:
         """The latest valid checkpoint header, if any."""
@@ -131,13 +136,21 @@ class WriteAheadLog:
         valid = [h for h in found if h is not None]
         return max(valid, key=lambda h: h.generation) if valid else None
 
-    def _allocate(self, end: int) -> None:
-        os.posix_fallocate(self._fd, self._allocated, end - self._allocated)
-        self._allocated = end
+    def _region(self, generation: int) -> int:
+        return RECORDS_AT + (generation % 2) * self.region
+
+    def _allocate(self, generation: int, end: int) -> None:
+        """Allocate the region of ``generation`` up to ``end`` (an offset in the file)."""
+        start, r = self._region(generation), generation % 2
+        if end - start > self._allocated[r]:
+            upto = min(self.region, end - start + CHUNK - (end - start) % CHUNK)
+            os.posix_fallocate(self._fd, start + self._allocated[r], upto - self._allocated[r])
+            self._allocated[r] = upto
 
     def records(self, generation: int) -> Iterator[list[Any]]:
         """The records of ``generation`` in order, up to the first that is not whole."""
-        offset, limit = RECORDS_AT, os.fstat(self._fd).st_size
+        offset = self._region(generation)
+        limit = min(offset + self.region, os.fstat(self._fd).st_size)
         while offset + _REC.size <= limit:
             length, crc, gen = _REC.unpack(os.pread(self._fd, _REC.size, offset))
             end = offset + _REC.size + length
@@ -149,40 +162,63 @@ class WriteAheadLog:
             yield msgpack.unpackb(payload, raw=False)
             offset = end
 
-    def write_header(self, header: Header) -> None:
-        """Write ``header`` into its slot and make it durable; records start over after
-        the headers, in its generation."""
+    def write_header(self, header: Header, payloads: Sequence[bytes] = ()) -> bool:
+        """Start ``header``'s generation: its region holds ``payloads`` (the records of
+        the transactions since its snapshot), made durable, then the header is written
+        into its slot and made durable. False (nothing written) when they do not fit."""
         raw = header.encode()
         if len(raw) > SLOT:
             raise OSError(f"a checkpoint header of {len(raw)} bytes does not fit a slot")
-        os.pwrite(self._fd, raw, (header.generation % 2) * SLOT)
+        gen = header.generation
+        frames = b"".join(_frame(gen, p) for p in payloads)
+        start = self._region(gen)
+        if len(frames) > self.region:
+            return False
+        if frames:
+            self._allocate(gen, start + len(frames))
+            os.pwrite(self._fd, frames, start)
+            os.fdatasync(self._fd)
+        os.pwrite(self._fd, raw, (gen % 2) * SLOT)
         os.fdatasync(self._fd)
-        self.generation = header.generation
-        self._offset = RECORDS_AT
+        self.generation = gen
+        self._start, self._offset = start, start + len(frames)
+        return True
 
-    def append(self, ops: list[Any]) -> bool:
-        """Append the record of ``ops`` and make it durable; False (nothing written) when
-        it does not fit in the file: the caller checkpoints instead."""
-        payload = msgpack.packb(ops, use_bin_type=True)
+    def append(self, payload: bytes) -> bool:
+        """Append the record ``payload`` (:func:`encode`) and make it durable; False
+        (nothing written) when it does not fit in the region: the caller checkpoints."""
         gen = self.generation
         end = self._offset + _REC.size + len(payload)
-        if end > self.size:
+        if end > self._start + self.region:
             return False
-        if end > self._allocated:
-            self._allocate(min(self.size, end + CHUNK - end % CHUNK))
-        crc = zlib.crc32(payload, zlib.crc32(_GEN.pack(gen)))
-        os.pwrite(self._fd, _REC.pack(len(payload), crc, gen) + payload, self._offset)
+        self._allocate(gen, end)
+        os.pwrite(self._fd, _frame(gen, payload), self._offset)
         os.fdatasync(self._fd)
         self._offset = end
         return True
 
     @property
     def used(self) -> int:
-        """Bytes of records written since the last checkpoint."""
-        return self._offset - RECORDS_AT
+        """Bytes of records written in the current generation."""
+        return self._offset - self._start
+
+    @property
+    def offset(self) -> int:
+        """Where the next record goes in the file."""
+        return self._offset
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def encode(ops: list[Any]) -> bytes:
+    """The payload of the record of ``ops``."""
+    return msgpack.packb(ops, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _frame(generation: int, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(_GEN.pack(generation)))
+    return _REC.pack(len(payload), crc, generation) + payload
 
 
 def apply(txn: lmdb.Transaction, dbs: dict[str, Any], ops: list[Any]) -> None:

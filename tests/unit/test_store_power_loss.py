@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from ecsm_actors.errors import RegistryError
 from ecsm_actors.protocol import Op
 from ecsm_actors.store import Outcome, Store, Write
-from ecsm_actors.store.wal import RECORDS_AT
+from ecsm_actors.store.wal import SLOT
 from tests.store_writes import FakeClock, batch, create, one
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,8 +27,9 @@ PAGE = 4096
 SEEDS = range(20)
 
 
-def open_store(path: Path, boot: str) -> Store:
-    return Store(path, map_size=16 << 20, clock=FakeClock(), boot_id=lambda: boot)
+def open_store(path: Path, boot: str, **options: Any) -> Store:
+    return Store(path, map_size=16 << 20, clock=FakeClock(), boot_id=lambda: boot,
+                 **options)
 
 
 def update(store: Store, name: str, replicas: int) -> Write:
@@ -94,18 +96,16 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     results = store.execute([create(f"g{i}") for i in range(5)] + [update(store, "s50", 7)])
     assert all(isinstance(r, Outcome) for r in results)
     acknowledged = State.of(store)
-    torn_from = RECORDS_AT + store._ckpt.log.used
+    torn_from = store._ckpt.log.offset
     accepted(one(store, create("never-acknowledged")))  # its record will be torn
     yield Scene(path, durable, (path / "data.mdb").read_bytes(), acknowledged, torn_from)
     store.close()
 
 
-def torn_image(scene: Scene, seed: int, into: Path, *, tear_last: bool = True) -> None:
-    """The data dir a power loss may leave: the durable data file plus a random subset of
-    the pages written since (some only as zeros), and the log as synced (its last
-    record, never acknowledged, torn)."""
+def torn_data(durable: bytes, current: bytes, seed: int, into: Path) -> None:
+    """The data file a power loss may leave: the durable one plus a random subset of the
+    pages written since (some only as zeros)."""
     rng = random.Random(seed)
-    durable, current = scene.durable, scene.current
     image = bytearray(durable.ljust(len(current), b"\0"))
     for at in range(0, len(current), PAGE):
         new = current[at:at + PAGE]
@@ -113,11 +113,16 @@ def torn_image(scene: Scene, seed: int, into: Path, *, tear_last: bool = True) -
             image[at:at + PAGE] = bytes(len(new)) if rng.random() < 0.2 else new
     into.mkdir()
     (into / "data.mdb").write_bytes(bytes(image))
+
+
+def torn_image(scene: Scene, seed: int, into: Path) -> None:
+    """The data dir a power loss may leave: a torn data file, and the log as synced (its
+    last record, never acknowledged, torn)."""
+    torn_data(scene.durable, scene.current, seed, into)
     shutil.copyfile(scene.data_dir / "wal", into / "wal")
-    if tear_last:
-        with open(into / "wal", "r+b") as f:
-            f.seek(scene.torn_from + 20)
-            f.write(b"\xff\x00\xff")
+    with open(into / "wal", "r+b") as f:
+        f.seek(scene.torn_from + 20)
+        f.write(b"\xff\x00\xff")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -174,3 +179,75 @@ def test_without_the_log_the_same_torn_files_lose_acknowledged_writes(
         finally:
             store.close()
     assert damaged >= 3
+
+
+@dataclass(frozen=True)
+class Background:
+    """A checkpoint whose sync of data.mdb ran while writes went on: what the sync made
+    durable, the files and state after the first write that finished the checkpoint
+    (``first``), and after the writes that followed (``last``)."""
+
+    durable: bytes
+    first: tuple[bytes, bytes, State]  # data.mdb, wal, state
+    last: tuple[bytes, bytes, State]
+
+
+def files(path: Path, store: Store) -> tuple[bytes, bytes, State]:
+    return (path / "data.mdb").read_bytes(), (path / "wal").read_bytes(), State.of(store)
+
+
+@pytest.fixture(scope="module")
+def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    path = tmp_path_factory.mktemp("background")
+    store = open_store(path, "boot-1", checkpoint_interval=0.0)
+    for i in range(20):
+        accepted(one(store, create(f"a{i}", request_id=f"r-a{i}")))
+    store.checkpoint()
+    for i in range(20):
+        accepted(one(store, update(store, f"a{i}", 5)))
+        accepted(one(store, create(f"b{i}")))
+    store.release_pages()  # due: begins a checkpoint, its sync in a thread
+    pending = store._ckpt._pending
+    assert pending is not None
+    deadline = time.monotonic() + 10
+    while not pending.done.is_set():
+        assert time.monotonic() < deadline
+        pending.done.wait(0.05)
+    durable = (path / "data.mdb").read_bytes()
+    accepted(one(store, create("c0", request_id="r-c0")))  # finishes the checkpoint
+    assert store._ckpt._pending is None
+    first = files(path, store)
+    for i in range(1, 20):
+        accepted(one(store, create(f"c{i}")))
+        accepted(one(store, delete(f"a{i}")))
+    yield Background(durable, first, files(path, store))
+    store.close()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_checkpoint_synced_in_the_background_loses_no_write_after_a_power_loss(
+        background: Background, seed: int, tmp_path: Path) -> None:
+    current, log, acknowledged = background.last
+    torn_data(background.durable, current, seed, tmp_path / "data")
+    (tmp_path / "data" / "wal").write_bytes(log)
+    store = open_store(tmp_path / "data", "boot-2")
+    try:
+        assert State.of(store) == acknowledged
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_header_torn_while_finishing_a_checkpoint_leaves_the_one_before(
+        background: Background, seed: int, tmp_path: Path) -> None:
+    current, log, acknowledged = background.first
+    torn_data(background.durable, current, seed, tmp_path / "data")
+    header = bytearray(log)
+    newest = max((0, 1), key=lambda slot: header[slot * SLOT + 8:slot * SLOT + 16])
+    header[newest * SLOT + 40] ^= 0xFF
+    (tmp_path / "data" / "wal").write_bytes(bytes(header))
+    store = open_store(tmp_path / "data", "boot-2")
+    try:
+        assert State.of(store) == acknowledged
+    finally:
+        store.close()

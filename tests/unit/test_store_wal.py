@@ -37,9 +37,9 @@ def test_records_are_read_in_order_up_to_a_torn_one(tmp_path: Path) -> None:
     log = WriteAheadLog(tmp_path / "wal", 2 << 20)
     log.write_header(header(1))
     for i in range(3):
-        assert log.append([PUT, "objects", b"k%d" % i, b"v" * 1000])
+        assert log.append(wal.encode([PUT, "objects", b"k%d" % i, b"v" * 1000]))
     assert [ops[2] for ops in log.records(1)] == [b"k0", b"k1", b"k2"]
-    end = wal.RECORDS_AT + log.used
+    end = log.offset
     log.close()
     with open(tmp_path / "wal", "r+b") as f:  # the last record's last byte never made it
         f.seek(end - 1)
@@ -53,25 +53,34 @@ def test_records_of_an_earlier_generation_are_not_read_after_a_checkpoint(
     log = WriteAheadLog(tmp_path / "wal", 2 << 20)
     log.write_header(header(1))
     for i in range(3):
-        log.append([DELETE, "events", b"old%d" % i, None])
-    log.write_header(header(2))
-    log.append([APPEND, "events", b"new", b"x"])
-    assert list(log.records(2)) == [[APPEND, "events", b"new", b"x"]]
-    assert list(log.records(1)) == []  # its first record was overwritten
+        log.append(wal.encode([DELETE, "events", b"old%d" % i, None]))
+    log.write_header(header(2), [wal.encode([PUT, "meta", b"since", b"1"])])
+    log.append(wal.encode([APPEND, "events", b"new", b"x"]))
+    assert list(log.records(2)) == [[PUT, "meta", b"since", b"1"],
+                                    [APPEND, "events", b"new", b"x"]]
+    assert len(list(log.records(1))) == 3  # its region is left alone until generation 3
+    log.write_header(header(3))
+    assert list(log.records(3)) == []
+    log.append(wal.encode([DELETE, "events", b"3", None]))
+    assert list(log.records(3)) == [[DELETE, "events", b"3", None]]
+    assert list(log.records(1)) == []  # generation 3 is in its place
 
 
 def test_a_record_that_does_not_fit_is_refused_and_the_file_grows_only_as_needed(
         tmp_path: Path) -> None:
     log = WriteAheadLog(tmp_path / "wal", wal.MIN_SIZE)
     log.write_header(header(1))
-    assert os.stat(tmp_path / "wal").st_size == wal.MIN_SIZE
-    assert not log.append([PUT, "objects", b"big", b"x" * wal.CHUNK])
+    assert not log.append(wal.encode([PUT, "objects", b"big", b"x" * wal.CHUNK]))
     assert log.used == 0
+    assert not log.write_header(header(2), [wal.encode([PUT, "objects", b"k", b"x"])] * (
+        wal.CHUNK // 20))
     big = WriteAheadLog(tmp_path / "wal2", 64 << 20)
+    assert os.stat(tmp_path / "wal2").st_blocks * 512 == wal.RECORDS_AT
     big.write_header(header(1))
     for _ in range(3):
-        assert big.append([PUT, "objects", b"k", b"x" * (600 << 10)])
-    assert os.stat(tmp_path / "wal2").st_size == 2 * wal.CHUNK  # 1.9 MiB of records
+        assert big.append(wal.encode([PUT, "objects", b"k", b"x" * (600 << 10)]))
+    # 1.8 MiB of records in generation 1's region: two chunks allocated, not 64 MiB
+    assert os.stat(tmp_path / "wal2").st_blocks * 512 < wal.RECORDS_AT + 2 * wal.CHUNK + 65536
 
 
 def test_a_recording_transaction_notes_what_took_effect_and_a_nested_one_only_if_kept(
