@@ -135,8 +135,9 @@ class Checkpoints:
 
     def logged(self, env: lmdb.Environment, ops: list[Any]) -> None:
         """Make the transaction just committed (its redo ``ops``) durable: one record, or
-        a checkpoint when the log is full; then finish a checkpoint whose sync is done.
-        Raises WalFailed when the disk refuses."""
+        a checkpoint when the log is full; then finish a checkpoint whose sync is done, or
+        begin one in the background once the log's region is half full. Raises WalFailed
+        when the disk refuses."""
         try:
             payload = wal.encode(ops)
             if not self.log.append(payload):
@@ -148,6 +149,8 @@ class Checkpoints:
                 pending.since.append(payload)
                 if pending.done.is_set():
                     self._finish(env)
+            elif self.log.used > self.log.region // 2:  # before the region fills up
+                self._begin(env, background=True)
         except (OSError, lmdb.Error) as e:
             self.failed = True
             logger.critical("store %s: the write-ahead log failed (%s); stopping",

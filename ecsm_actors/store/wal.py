@@ -12,16 +12,18 @@ two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new ex
 * two header slots of :data:`SLOT` bytes at offsets 0 and :data:`SLOT` — the checkpoint
   of generation ``g`` is written into slot ``g % 2``, so a header torn by a power loss
   leaves the other one valid: ``{magic, generation, boot id, LMDB txnid, page size, the
-  two meta pages of data.mdb, crc32}``;
+  length and crc32 of the records it starts with, the two meta pages of data.mdb,
+  crc32}``;
 * from :data:`RECORDS_AT` on, two record regions of half the rest each: the records of
   generation ``g`` in region ``g % 2``, one after the other: ``{length, crc32,
   generation, payload}``, the payload the msgpack list ``[code, sub-db, key, value,
   code, …]`` (:data:`PUT`, :data:`APPEND`, :data:`DELETE`).
 
-Invariants: generations only grow; the header of ``g`` is written only once the records
-it starts with (the transactions committed since its snapshot, copied from ``g - 1``'s
-region) are durable, into the slot and the region that ``g - 2`` used, so that until it
-is durable, ``g - 1``'s header and records are intact; whatever follows the last valid
+Invariants: generations only grow; the header of ``g`` is written with the records it
+starts with (the transactions committed since its snapshot, copied from ``g - 1``'s
+region), one ``fdatasync`` for both, and is valid only when those records are whole (their
+length and crc32 are in it); it goes into the slot and the region that ``g - 2`` used, so
+that until it is durable, ``g - 1``'s header and records are intact; whatever follows the last valid
 record of ``g`` in its region (a torn record, zeros, records of ``g - 2``) is not of ``g``
 or fails its crc, and reading stops there.
 
@@ -36,7 +38,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,8 @@ MIN_SIZE = RECORDS_AT + 2 * CHUNK
 PUT, APPEND, DELETE = 0, 1, 2
 
 MAGIC = b"ECSMWAL1"
-_HEAD = struct.Struct(">8sQ36sQII")  # magic, generation, boot id, txnid, page size, meta len
+# magic, generation, boot id, txnid, page size, records' length and crc32, meta length
+_HEAD = struct.Struct(">8sQ36sQIQII")
 _CRC = struct.Struct(">I")
 _REC = struct.Struct(">IIQ")  # payload length, crc32 of generation + payload, generation
 _GEN = struct.Struct(">Q")
@@ -89,10 +92,13 @@ class Header:
     txnid: int
     page_size: int
     meta: bytes
+    #: Length and crc32 of the records the generation starts with.
+    records: tuple[int, int] = (0, 0)
 
     def encode(self) -> bytes:
         head = _HEAD.pack(MAGIC, self.generation, self.boot_id.encode()[:36].ljust(36),
-                          self.txnid, self.page_size, len(self.meta)) + self.meta
+                          self.txnid, self.page_size, *self.records,
+                          len(self.meta)) + self.meta
         return head + _CRC.pack(zlib.crc32(head))
 
     @classmethod
@@ -100,14 +106,16 @@ class Header:
         """The header in ``raw`` (one slot), or None when it is absent or torn."""
         if len(raw) < _HEAD.size:
             return None
-        magic, generation, boot, txnid, page_size, meta_len = _HEAD.unpack_from(raw)
+        magic, generation, boot, txnid, page_size, length, crc, meta_len = _HEAD.unpack_from(
+            raw)
         end = _HEAD.size + meta_len
         if magic != MAGIC or end + _CRC.size > len(raw):
             return None
         if _CRC.unpack_from(raw, end)[0] != zlib.crc32(raw[:end]):
             return None
         return cls(generation=generation, boot_id=boot.decode().strip(), txnid=txnid,
-                   page_size=page_size, meta=bytes(raw[_HEAD.size:end]))
+                   page_size=page_size, meta=bytes(raw[_HEAD.size:end]),
+                   records=(length, crc))
 
 
 class WriteAheadLog:
@@ -133,8 +141,16 @@ class WriteAheadLog:
     def header(self) -> Header | None:
         """The latest valid checkpoint header, if any."""
         found = [Header.decode(os.pread(self._fd, SLOT, slot * SLOT)) for slot in (0, 1)]
-        valid = [h for h in found if h is not None]
+        valid = [h for h in found if h is not None and self._whole(h)]
         return max(valid, key=lambda h: h.generation) if valid else None
+
+    def _whole(self, header: Header) -> bool:
+        """Are the records ``header`` starts with whole (not torn with it)?"""
+        length, crc = header.records
+        if not length:
+            return True
+        raw = os.pread(self._fd, length, self._region(header.generation))
+        return len(raw) == length and zlib.crc32(raw) == crc
 
     def _region(self, generation: int) -> int:
         return RECORDS_AT + (generation % 2) * self.region
@@ -163,21 +179,21 @@ class WriteAheadLog:
             offset = end
 
     def write_header(self, header: Header, payloads: Sequence[bytes] = ()) -> bool:
-        """Start ``header``'s generation: its region holds ``payloads`` (the records of
-        the transactions since its snapshot), made durable, then the header is written
-        into its slot and made durable. False (nothing written) when they do not fit."""
-        raw = header.encode()
-        if len(raw) > SLOT:
-            raise OSError(f"a checkpoint header of {len(raw)} bytes does not fit a slot")
+        """Start ``header``'s generation: its region begins with ``payloads`` (the
+        records of the transactions since its snapshot), the header (naming their length
+        and crc32) goes into its slot, one ``fdatasync`` for both. False (nothing written)
+        when they do not fit."""
         gen = header.generation
         frames = b"".join(_frame(gen, p) for p in payloads)
         start = self._region(gen)
         if len(frames) > self.region:
             return False
+        raw = replace(header, records=(len(frames), zlib.crc32(frames))).encode()
+        if len(raw) > SLOT:
+            raise OSError(f"a checkpoint header of {len(raw)} bytes does not fit a slot")
         if frames:
             self._allocate(gen, start + len(frames))
             os.pwrite(self._fd, frames, start)
-            os.fdatasync(self._fd)
         os.pwrite(self._fd, raw, (gen % 2) * SLOT)
         os.fdatasync(self._fd)
         self.generation = gen

@@ -130,3 +130,16 @@ def test_a_dry_run_recording_notes_nothing(tmp_path: Path) -> None:
     child.commit_into(rec)
     assert rec.ops is None
     rec.abort()
+
+
+def test_a_header_whose_records_did_not_all_reach_the_disk_is_not_valid(
+        tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path / "wal", 2 << 20)
+    log.write_header(header(1))
+    log.write_header(header(2), [wal.encode([PUT, "objects", b"k", b"v" * 100])])
+    assert log.header() is not None and log.header().generation == 2
+    log.close()
+    with open(tmp_path / "wal", "r+b") as f:  # generation 2's region is region 0
+        f.seek(wal.RECORDS_AT + 50)
+        f.write(b"\xff")
+    assert WriteAheadLog(tmp_path / "wal", 2 << 20).header() == header(1)
