@@ -11,9 +11,18 @@ is to its WAL:
 2. ``fdatasync`` data.mdb — in a thread of its own, writes going on meanwhile (logged as
    ever, and kept aside as the records since C);
 3. once it is done, at the next write or idle turn: write the records since C into the
-   next generation's region of the log, then the header ``{generation + 1, boot id, C,
-   the meta pages}``, each made durable (:meth:`.wal.WriteAheadLog.write_header`);
+   next generation's region of the log and the header ``{generation + 1, boot id, C,
+   the meta pages}``, one ``fdatasync`` for both (:meth:`.wal.WriteAheadLog.write_header`);
 4. end the previous checkpoint's read transaction, keep the new one.
+
+A checkpoint begins about every ``interval`` while there are writes (:meth:`Checkpoints.idle`),
+as soon as the log's region is half full, and at once (synchronously) at open, close,
+when the region is full, and when LMDB's map is full (the held snapshot keeps the pages
+freed since it from being reused; the next checkpoint lets them go).
+
+A replay runs under the checkpoint's held snapshot too: a replayed transaction would
+otherwise reuse the pages of C that an earlier one freed, and a power loss during the
+replay would find C torn.
 
 The held read transaction is the invariant that makes this sound: LMDB reuses only pages
 freed by transactions older than its oldest reader, so no page of the last durable

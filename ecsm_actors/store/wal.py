@@ -21,11 +21,11 @@ two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new ex
 
 Invariants: generations only grow; the header of ``g`` is written with the records it
 starts with (the transactions committed since its snapshot, copied from ``g - 1``'s
-region), one ``fdatasync`` for both, and is valid only when those records are whole (their
-length and crc32 are in it); it goes into the slot and the region that ``g - 2`` used, so
-that until it is durable, ``g - 1``'s header and records are intact; whatever follows the last valid
-record of ``g`` in its region (a torn record, zeros, records of ``g - 2``) is not of ``g``
-or fails its crc, and reading stops there.
+region), one ``fdatasync`` for both, and is valid only when those records are whole
+(their length and crc32 are in it); it goes into the slot and the region that ``g - 2``
+used, so that until it is durable, ``g - 1``'s header and records are intact; whatever
+follows the last valid record of ``g`` in its region (a torn record, zeros, records of
+``g - 2``) is not of ``g`` or fails its crc, and reading stops there.
 
 :class:`Recording` is the proxy of an LMDB write transaction that the store's code writes
 through: it notes each put and delete that took effect (nested transactions of an atomic
