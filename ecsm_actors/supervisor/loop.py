@@ -101,6 +101,7 @@ class Supervisor:
         if self.tree.zygote is not None and not become_subreaper():
             raise ConfigError("a zygote needs a supervisor that adopts orphans, which this "
                               "kernel refuses: set supervisor.zygote = false")
+        self.tree.prefork_zygote()  # before any thread or ZeroMQ context (see the method)
         context: zmq.Context[Any] = zmq.Context()
         control_sock = context.socket(zmq.REP)
         beats = context.socket(zmq.PULL)

@@ -176,6 +176,19 @@ def fork(zygote: ZygoteLink, name: str, argv: Sequence[str], env: Mapping[str, s
         raise
 
 
+def adopt(name: str, pid: int, *, pid_dir: Path) -> ChildProcess:
+    """Track ``pid``, a child this process forked itself (the zygote's first incarnation:
+    see :mod:`.zygote.template`)."""
+    pidfile = pidfile_path(pid_dir, name)
+    try:
+        pidfile.write_text(f"{pid}\n")
+        return ChildProcess(name, pid, pidfile)
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+
+
 def _rotate(log: Path, limit: int) -> None:
     try:
         if log.stat().st_size > limit:

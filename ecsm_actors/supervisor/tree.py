@@ -37,6 +37,7 @@ from ecsm_actors.supervisor.machine import ALIVE, Action, ChildMachine, ChildSta
 from ecsm_actors.supervisor.probes import Prober, ProbeResult
 from ecsm_actors.supervisor.rundir import HeldChildren
 from ecsm_actors.supervisor.spec import ChildSpec, ReadinessKind
+from ecsm_actors.supervisor.zygote import template
 from ecsm_actors.supervisor.zygote.link import ZygoteLink, ZygoteUnavailable
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class Tree:
         #: Tells the loop a pidfd appeared (process) or went away (None, fd).
         self._on_process = on_process or (lambda proc, fd: None)
         self.exports: dict[str, str] = {}
+        #: The zygote forked from this process (:meth:`prefork_zygote`), until its start.
+        self._preforked: int | None = None
         self.shutting_down = False
         #: Events about the children (``ecsm-cli get events``): kills and unexpected
         #: exits with their cause. The loop sets a registry recorder; none by default.
@@ -100,6 +103,29 @@ class Tree:
         env.update(self.exports)
         env.update(dict(spec.env))
         return env
+
+    def prefork_zygote(self) -> None:
+        """Fork the zygote's first incarnation from this process, which then shares its
+        code with the zygote and every child (see :mod:`.zygote.template`); its first
+        start takes it. Call before any thread or ZeroMQ context exists; does nothing
+        when one does, when the zygote is held, or is not the built-in one."""
+        zygote = self.zygote
+        holder = self.children.get(zygote.name) if zygote is not None else None
+        if zygote is None or holder is None or holder.machine.held:
+            return
+        modules = template.modules_of(holder.spec.argv)
+        if modules is None or not template.single_threaded():
+            return
+        fd, extra = zygote.open()
+        try:
+            self._preforked = template.prefork(
+                modules, fd=fd, env={**self.environment(holder.spec), **extra},
+                log=process.log_path(self.cfg.log_dir, holder.spec.name))
+        except Exception as e:  # noqa: BLE001 - the children's code, imported here: any
+            # failure of it leaves the zygote to a fresh interpreter (which reports it)
+            logger.warning("%s: not forked from the supervisor (%s): it starts as a fresh "
+                           "interpreter", holder.spec.name, e)
+            zygote.lost()
 
     # -- performing actions ----------------------------------------------------------
 
@@ -139,8 +165,9 @@ class Tree:
         child.rss = None
         child.machine.spawned(proc.pid)
         self._on_process(proc, proc.pidfd)
-        logger.info("%s: started pid %d%s", spec.name, proc.pid,
-                    " (forked by the zygote)" if proc.forked else "")
+        logger.info("%s: started pid %d%s", spec.name, proc.pid, "" if not proc.forked else
+                    " (forked from the supervisor)" if self._is_zygote(spec) else
+                    " (forked by the zygote)")
         if spec.readiness.kind == ReadinessKind.SPAWNED:
             self._became_ready(child)
         elif self.zygote is not None and spec.name == self.zygote.name:
@@ -173,12 +200,18 @@ class Tree:
         env = self.environment(spec)
         pass_fds: tuple[int, ...] = ()
         if self.zygote is not None and spec.name == self.zygote.name:
+            if self._preforked is not None:
+                pid, self._preforked = self._preforked, None
+                return process.adopt(spec.name, pid, pid_dir=self.cfg.pid_dir)
             fd, extra = self.zygote.open()
             env.update(extra)
             pass_fds = (fd,)
         return process.spawn(spec.name, argv, env, log_dir=self.cfg.log_dir,
                              pid_dir=self.cfg.pid_dir, pass_fds=pass_fds,
                              log_limit=int(self.cfg.supervisor.log_max_bytes))
+
+    def _is_zygote(self, spec: ChildSpec) -> bool:
+        return self.zygote is not None and spec.name == self.zygote.name
 
     def _became_ready(self, child: Child) -> None:
         if child.machine.ready():

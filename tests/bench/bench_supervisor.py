@@ -24,7 +24,12 @@ Run: ``.venv/bin/python tests/bench/bench_supervisor.py [--objects 1000] [--kill
      ``/proc/PID/smaps_rollup``: shared pages divided among their sharers, so a sum of
      PSS is what the processes cost together) and the CPU seconds used meanwhile, with the
      totals of the daemon without the simulator (a test double a device does not run),
-     next to a floor: as many fresh interpreters that only import zmq and msgpack.
+     next to two floors: as many fresh interpreters that only import zmq and msgpack, and
+     the same shape forked (a parent, a frozen zygote importing zmq and msgpack, and the
+     children forked from it, each with a ZeroMQ context and a connected socket).
+
+``--memory-only``: only the memory at rest of the daemon as started (children forked from
+its first zygote, no kill), with both floors (about 60 s with ``--idle 12``).
 
 Bytecode: an installed package has its modules compiled (``pip install`` does it), but this
 checkout may run with ``PYTHONDONTWRITEBYTECODE=1``, where every process start would compile
@@ -182,6 +187,65 @@ def pss_floor(count: int) -> tuple[int, int]:
             p.wait()
 
 
+#: The fork floor's zygote: imports what every process needs, freezes its heap, forks
+#: ``argv[2]`` children that each open a ZeroMQ context and one socket connected to the
+#: parent (``argv[1]``), say their pid on it and sleep.
+_FLOOR_ZYGOTE = r'''
+import gc, os, sys, time, zmq, msgpack, logging, json
+gc.collect()
+gc.freeze()
+for _ in range(int(sys.argv[2])):
+    if os.fork() == 0:
+        push = zmq.Context().socket(zmq.PUSH)
+        push.connect(sys.argv[1])
+        push.send(str(os.getpid()).encode())
+        time.sleep(3600)
+        os._exit(0)
+sys.stdin.read()
+'''
+#: The fork floor's parent (as the supervisor): imports the same, binds a PULL socket,
+#: starts the zygote, prints its own pid, the zygote's and the children's, then waits.
+_FLOOR_PARENT = r'''
+import os, subprocess, sys, tempfile, zmq, msgpack, logging, json
+path = os.path.join(tempfile.mkdtemp(prefix="ea-floor-"), "sock")
+pull = zmq.Context().socket(zmq.PULL)
+pull.bind("ipc://" + path)
+zygote = subprocess.Popen([sys.executable, "-c", sys.argv[2], "ipc://" + path, sys.argv[1]],
+                          stdin=subprocess.PIPE)
+pids = [int(pull.recv()) for _ in range(int(sys.argv[1]))]
+print(os.getpid(), zygote.pid, *pids, flush=True)
+sys.stdin.read()
+for pid in pids:
+    os.kill(pid, 9)
+zygote.kill()
+zygote.wait()
+os.unlink(path)
+os.rmdir(os.path.dirname(path))
+'''
+
+
+def fork_pss_floor(children: int) -> tuple[list[int], int]:
+    """(PSS of each process, sum of RSS) of the smallest daemon of the same shape: a
+    parent (zmq + msgpack, one bound socket), a zygote importing the same and frozen, and
+    ``children`` forked from it, each with a ZeroMQ context (its two threads) and one
+    connected socket. Under it, whatever the project's own code costs."""
+    parent = subprocess.Popen([sys.executable, "-c", _FLOOR_PARENT, str(children),
+                               _FLOOR_ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        time.sleep(0.5)  # the children's sockets connected and idle
+        return ([pss(p) for p in pids], sum(psutil.Process(p).memory_info().rss for p in pids))
+    finally:
+        assert parent.stdin is not None
+        parent.stdin.close()
+        try:
+            parent.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            parent.kill()
+            parent.wait()
+
+
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
@@ -288,6 +352,41 @@ def line(label: str, values: list[float], base: list[float] | None = None) -> st
     return text
 
 
+def at_rest(client: SupervisorClient, daemon_pid: int, objects: int, idle: float,
+            how: str) -> None:
+    """Once every queue is empty, rest ``idle`` seconds; print each process's RSS, PSS and
+    CPU seconds, the totals without the simulator, and both floors of the same shape."""
+    wait(lambda: all((r["queue"] or 0) == 0 for r in client.ps()), 300,
+         "queues empty", interval=0.5)
+    procs = processes(client, daemon_pid)
+    known = {pr.pid for pr in procs.values()}
+    for extra in psutil.Process(daemon_pid).children(recursive=True):
+        if extra.pid not in known:  # the zygote's spare and its intermediate, if any
+            procs[f"(pid {extra.pid}, of {extra.ppid()})"] = extra
+    start = {n: cpu(pr) for n, pr in procs.items()}
+    time.sleep(idle)
+    rest = {n: (pr.memory_info().rss, pss(pr.pid), cpu(pr) - start[n])
+            for n, pr in procs.items()}
+    print(f"\n{how}: at rest with {objects} objects, over {idle:g}s ({load()})")
+    for n, (rss, ps_, used) in rest.items():
+        print(f"  {n:20s} RSS {rss / MIB:6.1f} MiB   PSS {ps_ / MIB:6.1f} MiB   "
+              f"CPU {used:6.2f} s")
+    device = [n for n in rest if n != "simulator"]
+    total = [sum(rest[n][k] for n in device) for k in range(3)]
+    print(f"  {'without simulator':20s} RSS {total[0] / MIB:6.1f} MiB   "
+          f"PSS {total[1] / MIB:6.1f} MiB   CPU {total[2]:6.2f} s")
+    named = len([n for n in device if not n.startswith("(")])
+    floor_pss, floor_rss = pss_floor(named)
+    print(f"  (floor: {named} interpreters importing zmq + msgpack: "
+          f"RSS {floor_rss / MIB:.1f} MiB, PSS {floor_pss / MIB:.1f} MiB; "
+          f"the daemon {total[1] / floor_pss:.2f}x PSS)")
+    forked, forked_rss = fork_pss_floor(named - 2)
+    print(f"  (fork floor: a parent, a frozen zygote, {named - 2} children forked with "
+          f"a context and a socket: RSS {forked_rss / MIB:.1f} MiB, PSS "
+          f"{sum(forked) / MIB:.1f} MiB ({', '.join(f'{x / MIB:.1f}' for x in forked)}); "
+          f"the daemon {total[1] / sum(forked):.2f}x PSS)")
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--objects", type=int, default=1000)
@@ -298,7 +397,12 @@ def main() -> int:
                    help="controllers' liveness period (default: the configured one)")
     p.add_argument("--no-compile", action="store_true",
                    help="do not compile the project's bytecode first (see the module doc)")
+    p.add_argument("--memory-only", action="store_true",
+                   help="no cold start, no kill: the memory at rest of the daemon as started "
+                        "(children forked from its first zygote), with its floors")
     args = p.parse_args()
+    if args.memory_only:
+        args.cold_starts = 0
     if not args.no_compile:
         package = Path(__file__).resolve().parents[2] / "ecsm_actors"
         compileall.compile_dir(package, quiet=1,
@@ -329,11 +433,13 @@ def main() -> int:
         wait(available, 600, "every ECSMService available", interval=1.0)
         print(f"all available after {time.monotonic() - t0:.1f}s")
         registry.close()
+        if args.memory_only:
+            at_rest(client, d.proc.pid, args.objects, args.idle, "forked from the zygote")
+            return 0
 
         hb = args.heartbeat_interval if args.heartbeat_interval is not None else (
             load_config(environ={}).controller.heartbeat_interval)
         kills: dict[tuple[bool, str], list[float]] = {}
-        rest: dict[bool, dict[str, tuple[int, int, float]]] = {}
         for forked in (False, True):
             how = "forked from the zygote" if forked else "fresh interpreters"
             start_children_as(client, forked, startsecs)
@@ -352,25 +458,7 @@ def main() -> int:
                 print(line(f"{name} spawned", respawn))
 
             print(f"  ({load()})")
-            wait(lambda: all((r["queue"] or 0) == 0 for r in client.ps()), 300,
-                 "queues empty", interval=0.5)
-            procs = processes(client, d.proc.pid)
-            start = {n: cpu(pr) for n, pr in procs.items()}
-            time.sleep(args.idle)
-            rest[forked] = {n: (pr.memory_info().rss, pss(pr.pid), cpu(pr) - start[n])
-                            for n, pr in procs.items()}
-            print(f"\n{how}: at rest with {args.objects} objects, over {args.idle:g}s")
-            for n, (rss, ps_, used) in rest[forked].items():
-                print(f"  {n:20s} RSS {rss / MIB:6.1f} MiB   PSS {ps_ / MIB:6.1f} MiB   "
-                      f"CPU {used:6.2f} s")
-            device = [n for n in rest[forked] if n != "simulator"]
-            total = [sum(rest[forked][n][k] for n in device) for k in range(3)]
-            print(f"  {'without simulator':20s} RSS {total[0] / MIB:6.1f} MiB   "
-                  f"PSS {total[1] / MIB:6.1f} MiB   CPU {total[2]:6.2f} s")
-            floor_pss, floor_rss = pss_floor(len(device))
-            print(f"  (floor: {len(device)} interpreters importing zmq + msgpack: "
-                  f"RSS {floor_rss / MIB:.1f} MiB, PSS {floor_pss / MIB:.1f} MiB; "
-                  f"the daemon {total[1] / floor_pss:.2f}x PSS)")
+            at_rest(client, d.proc.pid, args.objects, args.idle, how)
     finally:
         d.close()
     return 0

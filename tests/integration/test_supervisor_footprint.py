@@ -4,7 +4,9 @@ sending them must not pull the registry client's stack (asyncio, ssl, hashlib, s
 3 MiB of private memory and 80 ms of imports, at the moment a child restarts) into it.
 Its children's RSS and CPU time come from /proc, without psutil.
 A fresh interpreter builds the supervisor, records an event and flushes it (to a registry
-that does not answer), and reports its modules."""
+that does not answer), and reports its modules. (With a zygote in its table the supervisor
+imports the zygote's modules on purpose, before its first fork: pages it then shares with
+the zygote and every child, see ``supervisor/zygote/template.py``; not its own needs.)"""
 
 from __future__ import annotations
 

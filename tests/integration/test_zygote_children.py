@@ -5,14 +5,17 @@ argv they were given — and they are the supervisor's own children."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from ecsm_actors.config import load_config
+from ecsm_actors.lifecycle import PARENT_PID_ENV
 from ecsm_actors.supervisor.client import SupervisorClient
 from tests.helpers import Processes, wait_until
 
@@ -58,3 +61,25 @@ def test_two_forked_children_share_no_random_state_no_fd_and_no_signal_state(
         assert doc["argv"] == [PROBE, "--as", name] and doc["name"] == "__main__"
         assert doc["probe"] == name
     assert a["random"] != b["random"]
+
+
+def test_the_first_zygote_is_forked_from_the_supervisor_and_says_zygote_in_proc(
+        processes: Processes, run_dir: Path) -> None:
+    """The supervisor imports the zygote's modules and forks it (one image shared by all);
+    ``ps`` and the orphan check still see a zygote of this supervisor."""
+    table = processes.run_dir / "children.json"
+    table.write_text(json.dumps([
+        {"name": "zygote", "argv": [sys.executable, "-m", "ecsm_actors", "zygote", "json"],
+         "readiness": "zygote", "heartbeat_deadline": 0}]))
+    supervisor = processes.spawn("supervisor", "--children", str(table), log_name="supervisor")
+    client = SupervisorClient(load_config(environ={"ECSM_ACTORS_RUN_DIR": str(run_dir)}))
+    wait_until(lambda: client.status()["ready"], timeout=20, what="the zygote ready")
+    pid = client.ps()[0]["pid"]
+    log = (processes.run_dir / "test-logs" / "supervisor.0.log").read_text()
+    assert f"zygote: started pid {pid} (forked from the supervisor)" in log
+    zygote = psutil.Process(pid)
+    assert zygote.ppid() == supervisor.pid
+    assert zygote.cmdline()[1:4] == ["-m", "ecsm_actors", "zygote"]
+    environ = zygote.environ()
+    assert environ[PARENT_PID_ENV] == str(supervisor.pid)
+    assert os.path.realpath(environ["ECSM_ACTORS_RUN_DIR"]) == os.path.realpath(run_dir)
