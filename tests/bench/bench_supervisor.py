@@ -252,10 +252,15 @@ def load() -> str:
 
 
 def processes(client: SupervisorClient, daemon_pid: int) -> dict[str, psutil.Process]:
+    """The supervisor, its children and the zygote's spare (forked in advance, waiting for
+    an order) with its intermediate process."""
     procs = {"supervisor": psutil.Process(daemon_pid)}
     for r in client.ps():
         if r["pid"]:
             procs[r["name"]] = psutil.Process(r["pid"])
+    zygote = procs.get("zygote")
+    for proc in zygote.children(recursive=True) if zygote is not None else ():
+        procs["spare" if proc.ppid() != zygote.pid else "spare-intermediate"] = proc
     return procs
 
 
@@ -397,12 +402,17 @@ def main() -> int:
                    help="controllers' liveness period (default: the configured one)")
     p.add_argument("--no-compile", action="store_true",
                    help="do not compile the project's bytecode first (see the module doc)")
+    p.add_argument("--quick", action="store_true",
+                   help="forked children only, no cold start, no rest (about 40 s)")
+    p.add_argument("--only", choices=KILLED, action="append",
+                   help="kill only this child (repeatable; default: all three)")
     p.add_argument("--memory-only", action="store_true",
                    help="no cold start, no kill: the memory at rest of the daemon as started "
                         "(children forked from its first zygote), with its floors")
     args = p.parse_args()
-    if args.memory_only:
+    if args.quick or args.memory_only:
         args.cold_starts = 0
+    killed = tuple(args.only or KILLED)
     if not args.no_compile:
         package = Path(__file__).resolve().parents[2] / "ecsm_actors"
         compileall.compile_dir(package, quiet=1,
@@ -440,7 +450,7 @@ def main() -> int:
         hb = args.heartbeat_interval if args.heartbeat_interval is not None else (
             load_config(environ={}).controller.heartbeat_interval)
         kills: dict[tuple[bool, str], list[float]] = {}
-        for forked in (False, True):
+        for forked in (True,) if args.quick else (False, True):
             how = "forked from the zygote" if forked else "fresh interpreters"
             start_children_as(client, forked, startsecs)
             print(f"\n{how}: kill -9 → replacement ready ({args.kills} kills each, "
@@ -451,13 +461,15 @@ def main() -> int:
                 print(line("(floor: fork + exit, reaped)", fork_floor(args.kills)))
                 print(line("(floor: connect + list versions)",
                            sync_floor(d.cfg.registry_endpoint, args.kills)))
-            for name in KILLED:
+            for name in killed:
                 lat, respawn = measure_kills(client, name, args.kills, startsecs)
                 kills[(forked, name)] = lat
                 print(line(f"{name} ready", lat, kills.get((False, name)) if forked else None))
                 print(line(f"{name} spawned", respawn))
 
             print(f"  ({load()})")
+            if args.quick:
+                continue
             at_rest(client, d.proc.pid, args.objects, args.idle, how)
     finally:
         d.close()

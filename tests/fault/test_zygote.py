@@ -78,9 +78,25 @@ class Daemon:
     def log(self) -> str:
         return (self.run_dir / "test-logs" / "supervisor.0.log").read_text()
 
+    def spare(self, zygote: int | None = None) -> dict[str, int]:
+        """The zygote's spare forked in advance and its intermediate process, the zygote's
+        only descendants while it waits for an order ({} when there is none now)."""
+        try:
+            intermediates = psutil.Process(zygote or self.pids()["zygote"]).children()
+            spares = [c for i in intermediates for c in i.children()]
+        except psutil.NoSuchProcess:
+            return {}
+        if len(intermediates) != 1 or len(spares) != 1:
+            return {}
+        return {"intermediate": intermediates[0].pid, "spare": spares[0].pid}
+
     def only_children_in_group(self) -> None:
-        expected = {self.proc.pid, *(p for p in self.pids().values() if p)}
-        assert group(self.proc.pid) == expected
+        """The supervisor, its children and the zygote's spare, nothing else."""
+        def check() -> bool:
+            expected = {self.proc.pid, *(p for p in self.pids().values() if p)}
+            return group(self.proc.pid) - set(self.spare().values()) == expected
+
+        wait_until(check, timeout=5, what="only the children (and a spare) in the group")
 
 
 class Writer(threading.Thread):
@@ -151,18 +167,23 @@ def test_a_killed_zygote_leaves_children_running_and_later_restarts_still_work(
         processes: Processes, run_dir: Path) -> None:
     d = Daemon(processes, run_dir)
     before = d.pids()
+    old_spare = wait_until(d.spare, timeout=5, what="the zygote's spare")
     os.kill(before["zygote"], signal.SIGKILL)
     zygote = d.replaced("zygote", before["zygote"])
     assert {n: p for n, p in d.pids().items() if n != "zygote"} == {
         n: p for n, p in before.items() if n != "zygote"}  # nobody else moved
     assert all(r["state"] == "RUNNING" for r in d.rows().values())
+    wait_until(lambda: all(gone(p) for p in old_spare.values()), timeout=5,
+               what="the dead zygote's spare and intermediate gone")
 
     old = before["hpa-controller"]
+    spare = wait_until(lambda: d.spare(zygote["pid"]), timeout=5, what="a new spare")
     os.kill(old, signal.SIGKILL)
     new = d.replaced("hpa-controller", old)["pid"]
+    assert new == spare["spare"]  # the restart took the spare forked in advance
     assert f"hpa-controller: started pid {new} (forked by the zygote)" in d.log()
     assert psutil.Process(new).ppid() == d.proc.pid
-    assert psutil.Process(zygote["pid"]).children() == []
+    assert new not in {c.pid for c in psutil.Process(zygote["pid"]).children(recursive=True)}
 
     d.client.stop("zygote")  # while the zygote is down: fresh interpreters
     d.replaced("hpa-controller", 0)
@@ -198,7 +219,8 @@ def test_nothing_is_left_after_the_supervisor_is_killed(
         processes: Processes, run_dir: Path) -> None:
     d = Daemon(processes, run_dir)
     pids = set(d.pids().values())
-    assert len(pids) == 5 and len(group(d.proc.pid)) == 6
+    spare = set(wait_until(d.spare, timeout=5, what="the zygote's spare").values())
+    assert len(pids) == 5 and len(group(d.proc.pid) - spare) == 6
     os.kill(d.proc.pid, signal.SIGKILL)
     wait_until(lambda: not group(d.proc.pid), timeout=10,
                what="nothing left in the supervisor's process group")

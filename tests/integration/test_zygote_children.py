@@ -1,6 +1,7 @@
 """Children forked from the zygote start as clean as fresh interpreters: their own random
 state, no inherited fd but 0/1/2, no blocked signal, default handlers, the environment and
-argv they were given — and they are the supervisor's own children."""
+argv they were given — and they are the supervisor's own children. So does a restart the
+zygote's spare takes (a child forked in advance, waiting for an order)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def described(run_dir: Path, name: str) -> dict[str, Any]:
     return docs[-1] if docs else {}
 
 
+def spare_of(zygote: int) -> int | None:
+    """The zygote's spare: the one child of its one child (the intermediate process)."""
+    intermediates = psutil.Process(zygote).children()
+    spares = [c for i in intermediates for c in i.children()]
+    return spares[0].pid if len(intermediates) == 1 and len(spares) == 1 else None
+
+
 def test_two_forked_children_share_no_random_state_no_fd_and_no_signal_state(
         processes: Processes, run_dir: Path) -> None:
     table = processes.run_dir / "children.json"
@@ -48,11 +56,16 @@ def test_two_forked_children_share_no_random_state_no_fd_and_no_signal_state(
     wait_until(lambda: client.status()["ready"], timeout=20, what="every child ready")
     a, b = (wait_until(lambda n=n: described(run_dir, n), timeout=10, what=f"{n} described")
             for n in ("a", "b"))
-    rows = {r["name"]: r for r in client.ps()}
+    pids = {r["name"]: r["pid"] for r in client.ps()}
+    assert (a["pid"], b["pid"]) == (pids["a"], pids["b"])
+    spare = wait_until(lambda: spare_of(pids["zygote"]), timeout=10, what="the zygote's spare")
+    os.kill(b["pid"], signal.SIGKILL)  # its restart takes the spare forked in advance
+    c = wait_until(lambda: (doc := described(run_dir, "b"))["pid"] != b["pid"] and doc,
+                   timeout=10, what="b restarted and described")
+    assert c["pid"] == spare == {r["name"]: r["pid"] for r in client.ps()}["b"]
     log = (processes.run_dir / "test-logs" / "supervisor.0.log").read_text()
-    for name, doc in (("a", a), ("b", b)):
+    for name, doc in (("a", a), ("b", b), ("b", c)):
         assert f"{name}: started pid {doc['pid']} (forked by the zygote)" in log
-        assert doc["pid"] == rows[name]["pid"]
         assert doc["ppid"] == supervisor.pid  # adopted: reaped by the supervisor itself
         assert doc["fds"] == [0, 1, 2]
         assert doc["blocked"] == []
@@ -60,7 +73,7 @@ def test_two_forked_children_share_no_random_state_no_fd_and_no_signal_state(
         assert doc["sigterm"] == str(signal.SIG_DFL)
         assert doc["argv"] == [PROBE, "--as", name] and doc["name"] == "__main__"
         assert doc["probe"] == name
-    assert a["random"] != b["random"]
+    assert len({a["random"], b["random"], c["random"]}) == 3
 
 
 def test_the_first_zygote_is_forked_from_the_supervisor_and_says_zygote_in_proc(

@@ -1,7 +1,10 @@
 """A child forked by the zygote, from the fork until it is the process it was asked to be.
 
 Runs in the forked child only (the zygote's grandchild), and never returns into the
-zygote's code: :func:`become` ends with ``os._exit``. Steps, in order:
+zygote's code: :func:`become` and :func:`wait_for_order` end with ``os._exit``. A child
+is forked for one order (:func:`become`), or in advance as the zygote's spare
+(:func:`wait_for_order`: steps 1-3 and part of 4 are done before any order, while it
+waits; an order then only costs the steps that depend on it). Steps, in order:
 
 1. note the intermediate process (:func:`~ecsm_actors.lifecycle.adopted_from`): the
    child is the supervisor's own child (the supervisor is a child subreaper) only once
@@ -15,8 +18,8 @@ zygote's code: :func:`become` ends with ``os._exit``. Steps, in order:
 3. fds: stdin from /dev/null, stdout and stderr to the log the supervisor opened, every
    other inherited fd closed (the Python objects over the zygote's own fds are detached
    first, so none can close a number the child reuses);
-4. logging handlers removed, ``os.environ`` made the order's, ``random`` reseeded
-   (``os.register_at_fork`` hooks of other modules have run already), ``sys.argv`` set;
+4. logging handlers removed, ``random`` reseeded (``os.register_at_fork`` hooks of other
+   modules have run already), ``os.environ`` made the order's, ``sys.argv`` set;
 5. run ``python -m MODULE`` / ``python SCRIPT`` with :mod:`runpy`, as the interpreter
    does (``-m ecsm_actors``, the zygote's own main module, by calling its ``main``), and
    exit as it would: ``SystemExit`` code, a traceback and 1 on an uncaught
@@ -37,6 +40,7 @@ import traceback
 from collections.abc import Callable, Mapping
 
 from ecsm_actors import lifecycle
+from ecsm_actors.supervisor.zygote import orders
 from ecsm_actors.supervisor.zygote.orders import Order
 
 #: Signal handlers as ``signal.getsignal`` gave them at the zygote's start.
@@ -48,24 +52,77 @@ def become(order: Order, *, log_fd: int, intermediate: int, handlers: Handlers,
     """Turn this freshly forked process into ``order.argv``; never returns."""
     code = 1
     try:
-        lifecycle.adopted_from(intermediate)
-        _reset_signals(handlers)
-        for sock in detach:
-            sock.detach()
-        _redirect(log_fd)
-        _reset_logging()
-        _replace_environ(order.env)
-        random.seed()
-        code = _run(order.argv)
+        _prepare(intermediate=intermediate, handlers=handlers, detach=detach, keep=log_fd)
+        code = _take(order, log_fd)
     except SystemExit as e:
         code = exit_code(e.code)
     except BaseException:  # noqa: BLE001 - the forked child's process boundary
-        try:
-            traceback.print_exc()
-        finally:
-            code = 1
+        code = _uncaught()
     finally:
         _exit(code)
+
+
+def wait_for_order(orders_sock: socket.socket, *, intermediate: int, handlers: Handlers,
+                   detach: tuple[socket.socket, ...]) -> None:
+    """Be the zygote's spare: prepare, then wait on ``orders_sock`` for one order (the
+    zygote's datagram, the log fd with it) and become it; never returns. Without an order
+    (the zygote gone, or the spare discarded: the socket closes) it exits 0 quietly."""
+    code = 0
+    try:
+        try:
+            _prepare(intermediate=intermediate, handlers=handlers, detach=detach,
+                     keep=orders_sock.fileno())
+            data, fds, flags, _ = socket.recv_fds(orders_sock, orders.MAX_MESSAGE, 1)
+            if not data or len(fds) != 1 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+                os._exit(0)  # the zygote is gone, or discarded this spare
+            orders_sock.close()
+            order = orders.decode_order(data)
+        except BaseException:  # noqa: BLE001 - no order taken: nothing to run, nor report
+            os._exit(0)
+        code = _take(order, fds[0])
+    except SystemExit as e:
+        code = exit_code(e.code)
+    except BaseException:  # noqa: BLE001 - the forked child's process boundary
+        code = _uncaught()
+    finally:
+        _exit(code)
+
+
+def _prepare(*, intermediate: int, handlers: Handlers, detach: tuple[socket.socket, ...],
+             keep: int) -> None:
+    """What does not depend on the order: steps 1-3 (stdout and stderr left as they are)
+    and the order-free part of 4; every fd from 3 on is closed but ``keep`` (the log, or
+    the spare's socket to the zygote)."""
+    lifecycle.adopted_from(intermediate)
+    _reset_signals(handlers)
+    for sock in detach:
+        sock.detach()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    if keep >= 3:
+        os.closerange(3, keep)
+    os.closerange(max(3, keep + 1), _max_fd())
+    _reset_logging()
+    random.seed()
+
+
+def _take(order: Order, log_fd: int) -> int:
+    """The order's part: stdout and stderr to its log, its environment, its main run."""
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    if log_fd > 2:
+        os.close(log_fd)
+    _replace_environ(order.env)
+    return _run(order.argv)
+
+
+def _uncaught() -> int:
+    """Print the traceback of the exception being handled; the status it gives (1)."""
+    try:
+        traceback.print_exc()
+    except BaseException:  # noqa: BLE001 - exiting with 1 anyway
+        pass
+    return 1
 
 
 def exit_code(code: object) -> int:
@@ -90,14 +147,6 @@ def _reset_signals(handlers: Handlers) -> None:
         except (OSError, ValueError, TypeError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-
-
-def _redirect(log_fd: int) -> None:
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.closerange(3, _max_fd())
 
 
 def _max_fd() -> int:

@@ -14,6 +14,12 @@ intermediate is gone: see :meth:`~..process.ChildProcess.reap`). So killing the 
 leaves its children running, and the exit status of a child reaches the supervisor once,
 by ``waitpid``, never through the zygote.
 
+Between orders the zygote keeps a spare (:class:`Spare`): a child forked in advance the
+same way, its intermediate process still alive, prepared and waiting for an order. An
+order the spare takes costs no fork: it gets the order and the log fd, the intermediate
+exits, the supervisor adopts the spare, and the zygote replies with its pid at once. A
+new spare is forked once no order came for :data:`SPARE_DELAY`.
+
 The zygote exits when the supervisor closes the socket (or dies: ``PR_SET_PDEATHSIG``),
 and on SIGTERM, with status 0 (it holds nothing to clean up). It ignores SIGINT (a Ctrl-C
 reaches the whole process group; the supervisor stops its children itself). What it
@@ -25,13 +31,24 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import select
 import signal
 import socket
 import sys
+import time
 from types import FrameType
 
 from ecsm_actors import lifecycle
 from ecsm_actors.supervisor.zygote import child, orders
+
+#: Quiet time after the last order (or the zygote's ready) before a spare is forked.
+SPARE_DELAY = 0.1
+#: After a spare could not be forked, the next try waits this long.
+SPARE_RETRY = 1.0
+#: Longest wait for the intermediate to name the spare it forked.
+SPARE_TIMEOUT = 1.0
+#: The word that lets a spare's intermediate exit, leaving the spare to the supervisor.
+_GO = b"g"
 
 
 def preload(modules: list[str]) -> None:
@@ -74,8 +91,16 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def serve(sock: socket.socket, handlers: child.Handlers) -> int:
-    """Answer fork orders until the supervisor closes its end."""
+    """Answer fork orders until the supervisor closes its end; between orders, keep a
+    spare forked in advance (see :class:`Spare`)."""
+    spare: Spare | None = None
+    spare_at = time.monotonic() + SPARE_DELAY
     while True:
+        if spare is None and not _readable(sock, spare_at - time.monotonic()):
+            spare = Spare.fork(sock, handlers)
+            if spare is None:
+                spare_at = time.monotonic() + SPARE_RETRY
+            continue
         try:
             data, fds, flags, _ = socket.recv_fds(sock, orders.MAX_MESSAGE, 1)
         except ConnectionError:
@@ -87,7 +112,17 @@ def serve(sock: socket.socket, handlers: child.Handlers) -> int:
             if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 1:
                 raise ValueError("malformed order (truncated, or not exactly one fd)")
             order = orders.decode_order(data)
-            pid, intermediate = fork(order, fds[0], sock, handlers)
+            pid = None
+            if spare is not None:
+                used, spare = spare, None
+                intermediate = used.intermediate
+                try:
+                    pid = used.take(data, fds[0])
+                except OSError:  # the spare is gone: its intermediate reaps it and exits
+                    os.waitpid(intermediate, 0)
+                    intermediate = None
+            if pid is None:
+                pid, intermediate = fork(order, fds[0], sock, handlers)
             reply = orders.encode_reply(pid=pid)
         except (ValueError, OSError) as e:
             reply = orders.encode_reply(error=str(e))
@@ -101,6 +136,105 @@ def serve(sock: socket.socket, handlers: child.Handlers) -> int:
         finally:
             if intermediate is not None:
                 os.waitpid(intermediate, 0)  # after the reply: its exit takes milliseconds
+            spare_at = time.monotonic() + SPARE_DELAY
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether an order (or the supervisor's close) waits on ``sock`` within ``timeout``."""
+    readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
+    return bool(readable)
+
+
+class Spare:
+    """A child forked in advance, waiting for an order: an order it takes costs no fork.
+
+    Forked as every child is, twice, but the intermediate process stays until the spare
+    is used: the spare is still no child of the supervisor (whose stray sweep would kill
+    it), and its exit status could not reach the supervisor. The spare prepares what
+    does not depend on an order (signals, fds, logging, seeds: :func:`.child.wait_for_order`)
+    and waits on its socket. :meth:`take` sends it the order with the log fd and tells
+    the intermediate to exit without it, so the supervisor adopts the spare as it adopts
+    any forked child. A closed socket ends both: the intermediate kills and reaps the
+    spare and exits, the spare exits (the zygote discarded it, or died). Each spare is
+    forked :data:`SPARE_DELAY` after the last order, so its forks take no CPU from the
+    child starting meanwhile; an order that finds no spare forks as before.
+    """
+
+    def __init__(self, pid: int, intermediate: int, orders_sock: socket.socket,
+                 control: socket.socket) -> None:
+        self.pid = pid
+        self.intermediate = intermediate
+        self._orders = orders_sock
+        self._control = control
+
+    @classmethod
+    def fork(cls, sock: socket.socket, handlers: child.Handlers) -> Spare | None:
+        """A new spare; None when it cannot be forked now (the intermediate reaped)."""
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # nothing buffered may be written twice
+        try:
+            orders_ours, orders_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            control, control_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            intermediate = os.fork()
+        except OSError as e:
+            print(f"zygote: cannot fork a spare: {e}", file=sys.stderr)
+            return None
+        if intermediate == 0:
+            try:
+                orders_ours.close()
+                control.close()
+                me = os.getpid()
+                pid = os.fork()
+                if pid == 0:
+                    control_theirs.close()
+                    child.wait_for_order(orders_theirs, intermediate=me, handlers=handlers,
+                                         detach=(sock,))
+                orders_theirs.close()
+                control_theirs.send(pid.to_bytes(4, "little"))
+                if control_theirs.recv(1) != _GO:  # discarded, or the zygote is gone
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            finally:
+                os._exit(0)
+        orders_theirs.close()
+        control_theirs.close()
+        control.settimeout(SPARE_TIMEOUT)
+        try:
+            data = control.recv(4)
+        except OSError:
+            data = b""
+        if len(data) != 4:
+            orders_ours.close()
+            control.close()  # a late spare sees its socket closed and exits
+            try:
+                os.kill(intermediate, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(intermediate, 0)
+            print("zygote: the intermediate process died before naming the spare",
+                  file=sys.stderr)
+            return None
+        control.settimeout(None)
+        return cls(int.from_bytes(data, "little"), intermediate, orders_ours, control)
+
+    def take(self, data: bytes, log_fd: int) -> int:
+        """Hand the spare an order (``data``, its log fd) and let it go; its pid. OSError
+        when the spare is gone (it is discarded: reap the intermediate)."""
+        try:
+            socket.send_fds(self._orders, [data], [log_fd])
+        except OSError:
+            self._close()
+            raise
+        try:
+            self._control.send(_GO)
+        except OSError:
+            pass  # the intermediate is gone already: the spare is adopted all the same
+        self._close()
+        return self.pid
+
+    def _close(self) -> None:
+        self._orders.close()
+        self._control.close()
 
 
 def fork(order: orders.Order, log_fd: int, sock: socket.socket,
