@@ -81,6 +81,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import repeat
 from typing import Any, TypeVar
 
 import msgpack
@@ -257,6 +258,13 @@ def _check_depth(frame: bytes, doc: Any, limit: int = MAX_DEPTH) -> None:
         return
     if len(frame) >= _BY_PARTS_FROM and _shallow_by_parts(frame, limit):
         return
+    if not _nests_within(doc, limit):
+        raise BadRequest(f"malformed frame: nested more than {limit} levels deep")
+
+
+def _nests_within(doc: Any, limit: int) -> bool:
+    """Whether the decoded map or list ``doc`` nests at most ``limit`` levels of maps and
+    lists, walked level by level without recursion, stopping past ``limit``."""
     level = [doc]
     for _ in range(limit):
         below: list[Any] = []
@@ -265,9 +273,9 @@ def _check_depth(frame: bytes, doc: Any, limit: int = MAX_DEPTH) -> None:
                 if type(value) is dict or type(value) is list:
                     below.append(value)
         if not below:
-            return
+            return True
         level = below
-    raise BadRequest(f"malformed frame: nested more than {limit} levels deep")
+    return False
 
 
 #: Frames from this size on are first checked part by part (:func:`_shallow_by_parts`).
@@ -319,22 +327,114 @@ def _shallow_by_parts(frame: bytes, limit: int) -> bool:
         return False
 
 
+class _Undecided(Exception):
+    """A part :func:`_unpack_by_parts` leaves to the whole frame's decode and walk."""
+
+
+_ARRAY_HEADS = _CONTAINER_HEAD_SET - _MAP_HEADS
+#: Levels of maps :func:`_unpack_by_parts` builds itself (a reply and its result).
+_MAPS_BY_PARTS = 2
+#: An array is decoded element by element when its elements take this many bytes on
+#: average at least (objects, events), else whole (a long array of small values).
+_ELEMENT_BYTES = 64
+#: Elements decoded between two counts (bounds the positions kept).
+_CHUNK = 4096
+
+
+def _array_length(frame: bytes, at: int) -> int:
+    """The element count in the array header at ``frame[at]``."""
+    head = frame[at]
+    if head < 0xA0:
+        return head & 0x0F
+    size = 2 if head == 0xDC else 4
+    return int.from_bytes(frame[at + 1:at + 1 + size], "big")
+
+
+def _shallow(value: Any, limit: int) -> bool:
+    """Whether a decoded value nests at most ``limit`` levels (a scalar: 0)."""
+    return not (type(value) is dict or type(value) is list) or _nests_within(value, limit)
+
+
+def _unpack_by_parts(frame: bytes) -> dict[str, Any] | None:
+    """The map of a large ``frame`` decoded part by part and proven to nest at most
+    :data:`MAX_DEPTH` levels as it is decoded, or None: then the frame is decoded and
+    checked whole (:func:`_check_depth`), which alone decides anything else — a refusal,
+    a message, a map key of another type than ``str``.
+
+    The frame's map and the maps in it (a reply's ``result``) are built here; each array
+    in them is decoded element by element, where the decoder's own position gives every
+    element's bytes, so that the container heads they hold (counted in C) prove each one
+    shallow enough: a LIST of 10,000 objects is checked in about 18 ms over its decode
+    instead of 60 for a separate pass over the frame. An element the counts leave open
+    is walked; every other value is decoded whole and counted likewise."""
+    count = frame.translate(_HEAD_FLAGS).count
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=len(frame))
+    unpacker.feed(frame)
+    unpack, tell = unpacker.unpack, unpacker.tell
+
+    def elements(left: int, room: int) -> list[Any]:
+        """The next ``left`` values, each proven to nest at most ``room`` levels."""
+        items: list[Any] = []
+        while left:
+            n = min(left, _CHUNK)
+            left -= n
+            starts: list[int] = []
+            mark = starts.append
+            chunk = [unpack() for _ in repeat(None, n) if not mark(tell())]
+            ends = [*starts[1:], tell()]
+            if max(map(count, repeat(1), starts, ends)) > room:
+                for item, start, end in zip(chunk, starts, ends):
+                    if count(1, start, end) > room and not _shallow(item, room):
+                        raise _Undecided
+            items += chunk
+        return items
+
+    def part(room: int, maps: int) -> Any:
+        start = tell()
+        head = frame[start]
+        if maps and head in _MAP_HEADS:
+            doc: dict[str, Any] = {}
+            for _ in range(unpacker.read_map_header()):
+                key = unpack()
+                if type(key) is not str:
+                    raise _Undecided
+                doc[key] = part(room - 1, maps - 1)
+            return doc
+        if (head in _ARRAY_HEADS
+                and _array_length(frame, start) * _ELEMENT_BYTES <= len(frame) - start):
+            return elements(unpacker.read_array_header(), room - 1)
+        value = unpack()
+        if count(1, start, tell()) > room and not _shallow(value, room):
+            raise _Undecided
+        return value
+
+    try:
+        doc = part(MAX_DEPTH, _MAPS_BY_PARTS)
+    except (_Undecided, ValueError, TypeError, IndexError, msgpack.OutOfData,
+            msgpack.UnpackException):
+        return None
+    return doc if type(doc) is dict and tell() == len(frame) else None
+
+
 def unpack(frame: bytes, max_bytes: int | None = None) -> dict[str, Any]:
     """Decode one frame into a map, or raise BadRequest saying why."""
     if max_bytes is not None and len(frame) > max_bytes:
         raise BadRequest(f"frame of {len(frame)} bytes exceeds the limit of {max_bytes}")
     if not isinstance(frame, bytes):
         frame = bytes(frame)
-    try:
-        doc = msgpack.unpackb(frame, raw=False, strict_map_key=True)
-    except msgpack.StackError as e:
-        raise BadRequest(f"malformed frame: nested more than {MAX_DEPTH} levels deep") from e
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.UnpackException) as e:
-        raise BadRequest(f"malformed frame: {describe_error(e)}") from e
-    if not isinstance(doc, dict):
-        raise BadRequest("malformed frame: expected a map")
-    _check_depth(frame, doc)
+    doc = _unpack_by_parts(frame) if len(frame) >= _BY_PARTS_FROM else None
+    if doc is None:
+        try:
+            doc = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+        except msgpack.StackError as e:
+            raise BadRequest(f"malformed frame: nested more than {MAX_DEPTH} levels "
+                             "deep") from e
+        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+                msgpack.UnpackException) as e:
+            raise BadRequest(f"malformed frame: {describe_error(e)}") from e
+        if not isinstance(doc, dict):
+            raise BadRequest("malformed frame: expected a map")
+        _check_depth(frame, doc)
     v = doc.get("v")
     if v != VERSION:
         raise BadRequest(f"unsupported protocol version {describe_input(v)} "
