@@ -78,6 +78,7 @@ recursive), so a hostile frame costs its decode and one short line, never the pr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -239,6 +240,11 @@ def kind_topic(kind: str) -> bytes:
 
 def pack(doc: Mapping[str, Any]) -> bytes:
     return msgpack.packb(doc, use_bin_type=True)
+
+
+def _packed_keys(*keys: str) -> bytes:
+    """Map keys packed back to back: the constant parts of frames packed once."""
+    return b"".join(msgpack.packb(k) for k in keys)
 
 
 # Every map or list starts with one byte of these (fixmap, fixarray, array 16/32, map
@@ -616,11 +622,24 @@ def encode_reply_encoded(request_id: int | str | None, epoch: str, result: bytes
                          replayed: bool = False) -> bytes:
     """A success reply whose ``result`` is already msgpack bytes (``replayed: true`` when
     it is a recorded outcome replayed)."""
-    doc: dict[str, Any] = {"v": VERSION, "id": request_id, "ok": True, "epoch": epoch}
+    return b"".join((_REPLY_HEADS[replayed], msgpack.packb(request_id),
+                     _reply_tail(epoch, replayed), result))
+
+
+#: A success reply's map header, ``v`` and the key ``id`` (without / with ``replayed``).
+_REPLY_HEADS = {replayed: msgpack.Packer().pack_map_header(6 if replayed else 5)
+                + _packed_keys("v") + msgpack.packb(VERSION) + _packed_keys("id")
+                for replayed in (False, True)}
+
+
+@functools.lru_cache(maxsize=16)
+def _reply_tail(epoch: str, replayed: bool) -> bytes:
+    """``ok``, ``epoch`` (and ``replayed``) of a success reply and the key ``result``: the
+    same bytes packing the whole map gives, packed once per epoch."""
+    tail: dict[str, Any] = {"ok": True, "epoch": epoch}
     if replayed:
-        doc["replayed"] = True
-    doc["result"] = None
-    return _ending_with(doc, result)
+        tail["replayed"] = True
+    return pack(tail)[1:] + _packed_keys("result")
 
 
 def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,

@@ -178,7 +178,8 @@ class RegistryClient:
                 del fields[name]
         envelope = next(self._ids)
         frame = protocol.encode_request(op, envelope, **fields)
-        call = _Call(started=time.monotonic(), until=time.monotonic() + self.deadline)
+        now = time.monotonic()
+        call = _Call(started=now, until=now + self.deadline)
         try:
             while True:
                 call.attempts += 1

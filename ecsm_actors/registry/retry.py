@@ -94,15 +94,23 @@ _id_pid = -1
 _id_counter = itertools.count(1)
 
 
+def _forget_request_ids() -> None:
+    """In a forked child: draw a prefix of its own at its first id."""
+    global _id_pid
+    _id_pid = -1
+
+
+os.register_at_fork(after_in_child=_forget_request_ids)
+
+
 def new_request_id() -> str:
     """A fresh idempotency key: 16 characters of process-wide randomness (96 bits), a dot,
     a hexadecimal counter. At most 64 characters of ``[A-Za-z0-9._-]``."""
     global _id_prefix, _id_pid, _id_counter
-    pid = os.getpid()
-    if pid != _id_pid:  # first call, or a forked child: never share the parent's prefix
+    if _id_pid < 0:  # first call, or a forked child: never share the parent's prefix
         with _id_lock:
-            if pid != _id_pid:
+            if _id_pid < 0:
                 _id_prefix = base64.urlsafe_b64encode(secrets.token_bytes(12)).decode("ascii")
                 _id_counter = itertools.count(1)
-                _id_pid = pid
+                _id_pid = os.getpid()
     return f"{_id_prefix}.{next(_id_counter):x}"

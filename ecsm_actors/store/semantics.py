@@ -20,8 +20,8 @@ Invariants kept here:
 from __future__ import annotations
 
 import functools
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,16 +68,28 @@ class Target:
     namespace: str
     name: str
 
-    @property
+    # Cached (frozen: cached_property writes the instance's __dict__, not through
+    # __setattr__): a write asks for its keys four times.
+    @functools.cached_property
     def key(self) -> str:
         return object_key(self.namespace, self.name)
 
-    @property
+    @functools.cached_property
     def store_key(self) -> bytes:
         return f"{self.kind}/{self.namespace}/{self.name}".encode()
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` makes it, in a third
+    of its time (no UUID object)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def rfc3339(ts: float) -> str:
@@ -156,7 +168,7 @@ def create(target: Target, current: dict[str, Any] | None, prepared: dict[str, A
     if current is not None:
         raise AlreadyExists(f"{target} already exists")
     meta = dict(prepared["metadata"])
-    meta.update(uid=str(uuid.uuid4()), creationTimestamp=rfc3339(now), generation=1)
+    meta.update(uid=new_uid(), creationTimestamp=rfc3339(now), generation=1)
     meta.pop("deletionTimestamp", None)
     obj = {**prepared, "metadata": meta, "status": initial_status(target.kind)}
     return Change(type=EventType.ADDED, object=obj)

@@ -137,6 +137,12 @@ def test_an_already_encoded_object_travels_as_if_packed_with_its_envelope() -> N
     frame_ = protocol.pack(obj)
     assert protocol.encode_reply_encoded(3, "e1", frame_) == protocol.pack(
         {"v": 1, "id": 3, "ok": True, "epoch": "e1", "result": obj})
+    for rid in (0, 200, 70_000, 2**40, -3, "req.1f", "é" * 40, None):
+        for epoch, replayed in (("e1", False), ("e1", True), ("", True), ("ü" * 40, False)):
+            doc = {"v": 1, "id": rid, "ok": True, "epoch": epoch}
+            doc.update({"replayed": True} if replayed else {})
+            assert protocol.encode_reply_encoded(rid, epoch, frame_, replayed=replayed) == (
+                protocol.pack({**doc, "result": obj}))
     body = protocol.encode_event_body("e1", EventType.ADDED, "ECSMService", "d/a", 7, frame_)
     assert body == protocol.pack(Event(epoch="e1", seq=7, type=EventType.ADDED,
                                        kind="ECSMService", key="d/a", resource_version=7,

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from ecsm_actors.clock import FakeClock
+from ecsm_actors.registry import retry as retry_module
 from ecsm_actors.registry.retry import Backoff, RttEstimator, new_request_id
 
 
@@ -84,3 +85,11 @@ def test_request_ids_are_short_allowed_text_and_never_repeat() -> None:
     prefix = ids[0].split(".")[0]
     assert len(prefix) == 16  # 96 random bits
     assert all(i.startswith(prefix + ".") for i in ids)  # one process, one prefix
+
+
+def test_a_forked_child_draws_request_ids_of_its_own() -> None:
+    parent = new_request_id()
+    retry_module._forget_request_ids()  # what os.fork runs in the child
+    child = new_request_id()
+    assert child.split(".")[0] != parent.split(".")[0]
+    assert child.endswith(".1")  # its own counter

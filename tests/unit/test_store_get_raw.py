@@ -3,6 +3,7 @@ the object decoded and encoded again (which the registry no longer does)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,3 +35,12 @@ def test_the_stored_bytes_make_the_same_get_reply_as_the_decoded_object(store: S
 def test_a_missing_object_is_not_found_in_its_stored_bytes_either(store: Store) -> None:
     with pytest.raises(NotFound, match="web"):
         store.get_raw("ECSMService", "default", "web")
+
+
+def test_each_created_object_gets_a_random_version_4_uid(store: Store) -> None:
+    uids = [store.write(Op.CREATE, object=service(f"web-{i}"))["metadata"]["uid"]
+            for i in range(200)]
+    assert len(set(uids)) == len(uids)
+    for uid in uids:
+        parsed = uuid.UUID(uid)
+        assert str(parsed) == uid and parsed.version == 4 and parsed.variant == uuid.RFC_4122
