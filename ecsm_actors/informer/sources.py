@@ -13,7 +13,9 @@ from ecsm_actors import protocol
 
 
 class EventHandler(Protocol):
-    """Receives the changes of one kind. Implementations only enqueue keys."""
+    """Receives the changes of one kind. Implementations only enqueue keys. One may also
+    have ``on_add_all(items)``: the informer then hands it a first list's
+    ``(key, resourceVersion)`` pairs in one call instead of ``on_add`` for each."""
 
     def on_add(self, key: str, resource_version: int) -> None: ...
     def on_update(self, key: str, resource_version: int) -> None: ...

@@ -38,8 +38,11 @@ class Informer:
         subscriber_factory: Callable[[], EventSource],
         settings: ControllerSettings,
         clock: Clock | None = None,
+        on_synced: Callable[[], None] | None = None,
     ) -> None:
         self.kind = kind
+        #: Called once, from the informer's thread, as soon as the first list is delivered.
+        self._on_synced = on_synced
         self._handler = handler
         self._registry_factory = registry_factory
         self._subscriber_factory = subscriber_factory
@@ -187,22 +190,30 @@ class Informer:
         result = self._client().list_versions(self.kind)
         epoch_changed = self._epoch is not None and result.epoch != self._epoch
         fresh = dict(result.versions)
-        for key in [k for k in self._cache if k not in fresh]:
-            self._handler.on_delete(key, self._cache.pop(key))
-        for key, rv in fresh.items():
-            old = self._cache.get(key)
-            self._cache[key] = rv
-            if old is None:
-                self._handler.on_add(key, rv)
-            elif old != rv or epoch_changed:
-                self._handler.on_update(key, rv)
+        add_all = getattr(self._handler, "on_add_all", None)
+        if not self._cache and add_all is not None:  # every key is new: one call
+            self._cache = fresh
+            add_all(list(fresh.items()))
+        else:
+            for key in [k for k in self._cache if k not in fresh]:
+                self._handler.on_delete(key, self._cache.pop(key))
+            for key, rv in fresh.items():
+                old = self._cache.get(key)
+                self._cache[key] = rv
+                if old is None:
+                    self._handler.on_add(key, rv)
+                elif old != rv or epoch_changed:
+                    self._handler.on_update(key, rv)
         self._epoch = result.epoch
         self._mark = protocol.ChainMark(int(result.resource_version))
         self._pending = None
         self._replay_cause = None
         self._last_heard = self._clock.now()
         self._counters["relists"] += 1
-        self._synced.set()
+        if not self._synced.is_set():
+            self._synced.set()
+            if self._on_synced is not None:
+                self._on_synced()
 
     def _replay(self, cause: str) -> None:
         if cause != "reconnect":  # the reconnect was logged when it happened

@@ -92,6 +92,9 @@ class _Enqueuer:
 
     on_update = on_add
 
+    def on_add_all(self, items: list[tuple[str, int]]) -> None:
+        self._queue.add_all(self._echo.admit_all(items))
+
     def on_delete(self, key: str, resource_version: int) -> None:
         self._echo.forget(key)
         self._queue.add(key)
@@ -138,7 +141,7 @@ class Controller:
             spec.kind, self.handler,
             registry_factory=self._reader_factory,
             subscriber_factory=subscriber_factory or _default_subscriber_factory(cfg),
-            settings=settings, clock=self._clock)
+            settings=settings, clock=self._clock, on_synced=self._synced)
         self._report_liveness = report_liveness
         self._liveness: LivenessReporter | None = None
         #: Whether this instance may reconcile (one leader per kind and store).
@@ -163,14 +166,17 @@ class Controller:
     def start(self) -> Controller:
         logger.info("%s: starting (%s, %d workers)", self.spec.name, self.spec.kind,
                     self.spec.workers)
-        # The informer first: its list is on its way (a restart is ready once it synced)
-        # while the rest starts.
-        self.informer.start()
         if self._report_liveness:
             # The process's one context (the registry clients' too): one I/O thread.
+            # Made before the informer starts: the informer reports its sync through it.
             self._liveness = LivenessReporter(
                 zmq.Context.instance(), self.cfg.heartbeat_endpoint, self.spec.name,
-                self.cfg.controller.heartbeat_interval, self.liveness_report).start()
+                self.cfg.controller.heartbeat_interval, self.liveness_report)
+        # The informer next: its list is on its way (a restart is ready once it synced)
+        # while the rest starts.
+        self.informer.start()
+        if self._liveness is not None:
+            self._liveness.start()
         self.leader.start()
         for i in range(self.spec.workers):
             t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}", daemon=True)
@@ -225,6 +231,13 @@ class Controller:
                 "last_completed": self.metrics.last_completed,
                 "stats": self.stats()}
 
+    def _synced(self) -> None:
+        """The informer delivered its first list: report "synced" at once, from its
+        thread, before the workers woken by it take the CPU (the supervisor counts a
+        restarted controller ready from this report)."""
+        if self._liveness is not None:
+            self._liveness.beat()
+
     def _leadership_changed(self, leading: bool) -> None:
         if self._liveness is not None:
             self._liveness.beat()  # the new role shows in ``ps`` at once
@@ -235,10 +248,6 @@ class Controller:
         while not self.informer.wait_for_sync(0.5):
             if self._stopping.is_set():
                 return
-        if index == 0 and self._liveness is not None:
-            # Report "synced" at once: the supervisor counts a restarted controller as
-            # ready from this report, so waiting for the next period would delay it.
-            self._liveness.beat()
         if index == 0 and self.sweeper is not None:
             self.sweeper.schedule()  # the first pass of every key has just been queued
         registry = self._registry_factory()

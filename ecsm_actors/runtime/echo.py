@@ -14,6 +14,7 @@ and the worker threads (:meth:`EchoFilter.begin` / :meth:`EchoFilter.end` around
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 
 class EchoFilter:
@@ -50,19 +51,28 @@ class EchoFilter:
         """Whether an ADDED/MODIFIED event of ``key`` at ``resource_version`` should
         enqueue the key."""
         with self._lock:
-            mine = self._written.get(key)
-            if mine:
-                echo = resource_version in mine
-                mine.difference_update([rv for rv in mine if rv <= resource_version])
-                if not mine:
-                    del self._written[key]
-                if echo:
-                    return False
-            held = self._held.get(key)
-            if held is not None:
-                held.append(resource_version)
+            return self._admit_locked(key, resource_version)
+
+    def admit_all(self, items: Iterable[tuple[str, int]]) -> list[str]:
+        """The keys of ``(key, resource_version)`` pairs :meth:`admit` lets through, in
+        order, under one lock (an informer's first list)."""
+        with self._lock:
+            return [key for key, rv in items if self._admit_locked(key, rv)]
+
+    def _admit_locked(self, key: str, resource_version: int) -> bool:
+        mine = self._written.get(key)
+        if mine:
+            echo = resource_version in mine
+            mine.difference_update([rv for rv in mine if rv <= resource_version])
+            if not mine:
+                del self._written[key]
+            if echo:
                 return False
-            return True
+        held = self._held.get(key)
+        if held is not None:
+            held.append(resource_version)
+            return False
+        return True
 
     def forget(self, key: str) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ import heapq
 import itertools
 import threading
 from collections import deque
+from collections.abc import Iterable
 from enum import IntEnum
 
 from ecsm_actors.clock import Clock, RealClock
@@ -75,9 +76,19 @@ class WorkQueue:
         with self._ready:
             self._add_locked(key, Priority.RESYNC if resync else Priority.EVENT)
 
-    def _add_locked(self, key: str, priority: Priority) -> None:
+    def add_all(self, keys: Iterable[str]) -> None:
+        """:meth:`add` of every key (event priority) under one lock, the waiting getters
+        woken once (an informer's first list: thousands of keys)."""
+        with self._ready:
+            added = sum(self._add_locked(key, Priority.EVENT, notify=False) for key in keys)
+            if added:
+                self._ready.notify(added)
+
+    def _add_locked(self, key: str, priority: Priority, *, notify: bool = True) -> bool:
+        """Whether ``key`` became waiting (a getter was notified, unless ``notify`` is
+        False)."""
         if self._shutting_down:
-            return
+            return False
         current = self._dirty.get(key)
         if current is not None:
             if priority < current[0]:  # an event promotes a waiting resync key
@@ -85,14 +96,16 @@ class WorkQueue:
                 self._dirty[key] = (priority, token)
                 if key not in self._processing:
                     self._levels[priority].append((key, token))
-            return
+            return False
         token = next(self._tokens)
         self._dirty[key] = (priority, token)
         if key in self._processing:
-            return  # re-queued by done()
+            return False  # re-queued by done()
         self._levels[priority].append((key, token))
         self._waiting += 1
-        self._ready.notify()
+        if notify:
+            self._ready.notify()
+        return True
 
     def add_after(self, key: str, delay: float) -> None:
         """Add ``key`` once ``delay`` seconds have passed; an earlier deadline wins."""

@@ -311,7 +311,8 @@ class Daemon:
         wait(lambda: self.client.status()["ready"], 60, "every child ready", interval=0.005)
         return time.monotonic() - self.started
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = False) -> None:
+        """Stop the daemon; remove its run dir unless ``keep`` (its logs tell a failure)."""
         try:
             self.client.shutdown()
             self.proc.wait(timeout=60)
@@ -319,7 +320,10 @@ class Daemon:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.log.close()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        if keep:
+            print(f"(run dir kept, with the logs: {self.run_dir})", file=sys.stderr)
+        else:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def cold_starts(runs: int) -> dict[bool, list[float]]:
@@ -427,6 +431,7 @@ def main() -> int:
 
     startsecs = 0.3
     d = Daemon(zygote=True, startsecs=startsecs, heartbeat_interval=args.heartbeat_interval)
+    failed = False
     client = d.client
     try:
         print(f"\ndaemon ready in {d.wait_ready():.2f}s (run dir {d.run_dir})")
@@ -471,8 +476,11 @@ def main() -> int:
             if args.quick:
                 continue
             at_rest(client, d.proc.pid, args.objects, args.idle, how)
+    except SystemExit:
+        failed = True
+        raise
     finally:
-        d.close()
+        d.close(keep=failed)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,10 +123,15 @@ class World:
         self.subscribed_at: list[float] = []
         defaults = {"watch_deadline": 5.0, "resync_period": 0.0, "backoff_base": 0.05,
                     "watch_retry_cap": 2.0}
+        self.settings = ControllerSettings(**{**defaults, **settings})
+        self.make_informer()
+
+    def make_informer(self, on_synced: Callable[[], None] | None = None) -> Informer:
         self.informer = Informer(
             KIND, self.handler, registry_factory=lambda: self.registry,
-            subscriber_factory=self._subscribe,
-            settings=ControllerSettings(**{**defaults, **settings}), clock=self.clock)
+            subscriber_factory=self._subscribe, settings=self.settings, clock=self.clock,
+            on_synced=on_synced)
+        return self.informer
 
     def _subscribe(self) -> FakeSubscriber:
         self.registry.calls.append("subscribe")
@@ -371,3 +377,38 @@ def test_the_version_cache_holds_only_keys_and_versions() -> None:
     assert w.informer.keys() == ["default/a"]
     assert w.informer.resource_version("default/a") == 1
     assert protocol.object_key("default", "a") == "default/a"
+
+
+class BulkHandler(RecordingHandler):
+    """A handler that also takes a first list's keys in one call."""
+
+    def on_add_all(self, items: list[tuple[str, int]]) -> None:
+        self.calls.append(("add_all", len(items), sorted(items)))
+
+
+def test_a_first_list_goes_in_one_call_to_a_handler_that_takes_them_all() -> None:
+    w = World()
+    w.handler = BulkHandler()
+    w.make_informer()
+    w.registry.commit(KIND, "a", publish=False)
+    w.registry.commit(KIND, "b", publish=False)
+    w.informer.step()
+    assert w.informer.has_synced() and w.informer.keys() == ["default/a", "default/b"]
+    assert w.handler.take() == [("add_all", 2, [("default/a", 1), ("default/b", 2)])]
+    w.registry.wipe()
+    w.registry.commit(KIND, "d")
+    w.pump()  # a relist over a cache that is not empty: key by key
+    assert [c[0] for c in w.handler.take()] == ["delete", "delete", "add"]
+
+
+def test_the_first_sync_is_announced_once_right_after_the_first_list_is_delivered() -> None:
+    w = World()
+    announced: list[list[tuple[str, str, int]]] = []
+    w.make_informer(on_synced=lambda: announced.append(w.handler.take()))
+    w.registry.commit(KIND, "a", publish=False)
+    w.informer.step()
+    assert announced == [[("add", "default/a", 1)]]  # delivered before it is announced
+    w.registry.wipe()
+    w.registry.commit(KIND, "b")
+    w.pump()  # a relist later is no first sync
+    assert len(announced) == 1

@@ -58,6 +58,23 @@ def test_duplicates_collapse_while_waiting() -> None:
     assert drain_order(q) == ["a", "b"]
 
 
+def test_keys_added_all_at_once_behave_as_added_one_by_one() -> None:
+    q, _ = make()
+    q.add("b")
+    assert ready_now(q) == "b"  # in flight: runs once more after done
+    q.add("a", resync=True)  # waiting at low priority: promoted
+    q.add_all(["a", "b", "c", "c", "d"])
+    assert len(q) == 3
+    q.done("b")
+    assert drain_order(q) == ["a", "c", "d", "b"]
+
+
+def test_keys_added_all_at_once_wake_a_blocked_get() -> None:
+    q, clock = make()
+    clock.call_later(1.0, lambda: q.add_all(["x", "y"]))
+    assert q.get() == ("x", False)
+
+
 def test_a_key_being_processed_is_not_handed_to_a_second_worker() -> None:
     q, _ = make()
     q.add("a")
