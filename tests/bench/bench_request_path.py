@@ -1,4 +1,4 @@
-"""Where one registry round trip goes: GET and UPDATE, client and registry, against a bare echo.
+"""Where one registry round trip goes: GET, UPDATE, CREATE, client and registry, against an echo.
 
 Run: ``.venv/bin/python tests/bench/bench_request_path.py [--n N] [--rounds R] [--profile]``
 
@@ -11,10 +11,12 @@ two processes, no work). Measured in interleaved rounds, p50 of N calls each:
 * ``client``: :class:`RegistryClient` (the client's cost = client - raw).
 
 UPDATE writes one object back with the version just read (raw: pre-encoded frames, one
-per version). The LMDB commit of an update alone is printed beside it, with and without
-``metasync`` (LMDB then syncs the data pages only, the meta page riding on the next
-commit's sync: not durable against power loss, measured for reference only), and the
-decode of a LIST of 10,000 with msgpack and with msgspec when installed.
+per version); CREATE writes new objects (raw: pre-encoded frames). Every write carries a
+``requestId``, as every write of ``RegistryClient`` does. The LMDB commit of an update
+alone is printed beside it, with and without ``metasync`` (LMDB then syncs the data
+pages only, the meta page riding on the next commit's sync: not durable against power
+loss, measured for reference only), and the decode of a LIST of 10,000 with msgpack and
+with msgspec when installed.
 
 Wall times on a shared machine are noisy; the CPU each call takes in this thread and in
 the server process (the registry, or the echo) is printed too.
@@ -179,13 +181,17 @@ def main() -> int:
         teach(get_frame, raw(get_frame))
 
         def update_frames(obj: dict[str, Any], n: int) -> list[bytes]:
-            rv, frames = obj["metadata"]["resourceVersion"], []
+            """Updates of ``obj`` one after the other: the first at its version, each next
+            at the store's version after the one before (creates moved it past ``obj``'s)."""
+            frames, store_rv = [], client.ping()["resourceVersion"]
+            base = obj["spec"]["deploymentStrategy"]["replicas"] - 1  # each frame changes it
             for i in range(n):
-                o = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv + i},
+                rv = obj["metadata"]["resourceVersion"] if i == 0 else store_rv + i
+                o = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv},
                      "spec": {**obj["spec"], "deploymentStrategy": {
-                         **obj["spec"]["deploymentStrategy"], "replicas": 2 + (i + 1) % 3}}}
+                         **obj["spec"]["deploymentStrategy"], "replicas": 2 + (base + i) % 3}}}
                 frames.append(protocol.encode_request(Op.UPDATE, 1, object=o,
-                                                      requestId=f"bench.{rv + i:x}"))
+                                                      requestId=f"bench.{store_rv}.{i}"))
             return frames
 
         figures: dict[str, list[float]] = {}
@@ -220,19 +226,31 @@ def main() -> int:
                     o["metadata"]["resourceVersion"] + 1) % 3
                 holder[0] = client.update(o)
             note("UPDATE client", p50_of([update] * args.n, reg_proc))
+            rnd = len(figures["UPDATE client"])
+            creates = [protocol.encode_request(Op.CREATE, 1, requestId=f"bench.c{rnd}.{i}",
+                                               object=value(f"raw-{rnd}-{i}", namespace="hot"))
+                       for i in range(args.n + 1)]
+            answer = raw(creates[0])
+            assert msgpack.unpackb(answer)["ok"], msgpack.unpackb(answer)
+            teach(creates[0], answer)
+            first = creates[0]
+            note("CREATE echo", p50_of([lambda f=first: to_echo(f)] * args.n, echo_proc))
+            note("CREATE raw", p50_of([lambda f=f: raw(f) for f in creates[1:]], reg_proc))
+            objs = [value(f"client-{rnd}-{i}", namespace="hot") for i in range(args.n)]
+            note("CREATE client", p50_of([lambda o=o: client.create(o) for o in objs], reg_proc))
 
         def us(name: str) -> str:
             return f"{statistics.median(figures[name]) * 1e6:.0f}"
 
         print("CPU per call, us (client thread / server process):")
-        for op in ("GET", "UPDATE"):
+        for op in ("GET", "UPDATE", "CREATE"):
             report(f"  {op} echo", f"{us(f'{op} echo cpu')} / {us(f'{op} echo server cpu')}")
             report(f"  {op} bare socket to the registry",
                    f"{us(f'{op} raw cpu')} / {us(f'{op} raw server cpu')}")
             report(f"  {op} RegistryClient",
                    f"{us(f'{op} client cpu')} / {us(f'{op} client server cpu')}")
         print("wall p50:")
-        for op in ("GET", "UPDATE"):
+        for op in ("GET", "UPDATE", "CREATE"):
             echo_s = statistics.median(figures[f"{op} echo"])
             raw_s = statistics.median(figures[f"{op} raw"])
             client_s = statistics.median(figures[f"{op} client"])
