@@ -63,7 +63,7 @@ from ecsm_actors.errors import (
     Unavailable,
     describe_input,
 )
-from ecsm_actors.lifecycle import gc_paused
+from ecsm_actors.lifecycle import gc_paused_long_lived
 from ecsm_actors.protocol import ApplyAction, Event, ListView, Op
 from ecsm_actors.registry.results import (
     ApplyResult,
@@ -83,7 +83,8 @@ __all__ = ["ApplyResult", "BatchItem", "BatchResult", "ListResult", "RegistryCli
 
 logger = logging.getLogger(__name__)
 
-#: Replies this large (a LIST, a replay) are decoded with the cyclic GC paused.
+#: Replies this large (a LIST, a replay) are decoded with the cyclic GC paused, their
+#: containers then old (:func:`~ecsm_actors.lifecycle.gc_paused_long_lived`).
 GC_PAUSE_BYTES = 64 << 10
 
 #: ``on_wait(attempt, elapsed)``: called before each retry with the number of the attempt
@@ -273,7 +274,7 @@ class RegistryClient:
             if len(answer) < GC_PAUSE_BYTES:
                 doc = protocol.unpack_reply(answer)
             else:
-                with gc_paused():
+                with gc_paused_long_lived():
                     doc = protocol.unpack_reply(answer)
         except BadRequest as e:
             raise Internal(f"undecodable reply from the registry: {e}") from e

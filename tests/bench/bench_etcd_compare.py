@@ -10,8 +10,9 @@ objects stored as JSON under ``/registry/ecsmservices/<namespace>/<name>``, a cr
 txn on ``mod_revision == 0``, an update a txn on the ``mod_revision`` just read, a LIST a
 range over the namespace prefix decoded at the client, a watch a stream in another process.
 For the LIST, etcd is filled with the objects as the registry stored them (defaults, uid,
-timestamps, status) and decodes them with the cyclic GC paused, as ``RegistryClient`` decodes
-a large reply: both sides build the same documents under the same GC conditions.
+timestamps, status) and decodes them under the GC conditions ``RegistryClient`` decodes a
+large reply in (:func:`~ecsm_actors.lifecycle.gc_paused_long_lived`): both sides build the
+same documents under the same GC conditions.
 ``--list-only`` fills both and times only the LIST (and RSS, disk).
 
 The etcd client speaks etcd's native gRPC API (``grpcio`` with the stubs generated from
@@ -50,7 +51,7 @@ import requests  # noqa: E402
 
 from ecsm_actors import etcd as etcd_client  # noqa: E402
 from ecsm_actors.etcd import Compare, TxnOp  # noqa: E402
-from ecsm_actors.lifecycle import gc_paused  # noqa: E402
+from ecsm_actors.lifecycle import gc_paused_long_lived  # noqa: E402
 from ecsm_actors.registry.client import RegistryClient  # noqa: E402
 from tests.bench.bench_registry import (  # noqa: E402
     PY,
@@ -109,7 +110,7 @@ class EtcdClient:
         """The objects of ``namespace`` ("": of every namespace), decoded."""
         prefix = f"{PREFIX}{namespace}/" if namespace else PREFIX
         kvs = self.etcd.range(prefix, etcd_client.prefix_end(prefix)).kvs
-        with gc_paused():  # as RegistryClient decodes a large reply
+        with gc_paused_long_lived():  # as RegistryClient decodes a large reply
             return [json.loads(kv.value) for kv in kvs]
 
     def put_many(self, objs: list[dict[str, Any]]) -> None:
@@ -156,7 +157,7 @@ class EtcdGrpcClient:
         prefix = (f"{PREFIX}{namespace}/" if namespace else PREFIX).encode()
         reply = self.kv.Range(self.pb.RangeRequest(
             key=prefix, range_end=prefix[:-1] + bytes([prefix[-1] + 1])), timeout=60)
-        with gc_paused():  # as RegistryClient decodes a large reply (its GC pass after)
+        with gc_paused_long_lived():  # as RegistryClient decodes a large reply
             return [json.loads(kv.value) for kv in reply.kvs]
 
     def put_many(self, objs: list[dict[str, Any]]) -> None:
@@ -502,8 +503,12 @@ def main() -> int:
         # stored them (defaults, uid, timestamps, status: what an apiserver stores), so
         # that both LISTs decode the same documents; LIST of them all decoded at the
         # client, RSS, disk.
-        have = len(client.list("ECSMService").items)
+        stored = client.list("ECSMService").items
+        have = len(stored)
         assert have == len(etcd.list("")), "the two systems hold different objects"
+        for i in range(0, have, 100):  # the objects of the figures above, as stored
+            etcd.put_many(stored[i:i + 100])
+        del stored
         batch = [value(f"fill-{i}", namespace="bulk") for i in range(total - have)]
         total = max(total, have)  # many rounds: already past 10,000
         for i in range(0, len(batch), 100):
