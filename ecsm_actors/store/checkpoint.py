@@ -51,7 +51,7 @@ from typing import Any
 
 import lmdb
 
-from ecsm_actors.errors import Internal
+from ecsm_actors.errors import Internal, StoreFull
 from ecsm_actors.store import wal
 from ecsm_actors.store.wal import Header, WalFailed, WriteAheadLog
 
@@ -70,6 +70,7 @@ class _Pending:
         self.reader = reader
         self.page_size = page_size
         self.meta = meta
+        self.began = time.monotonic()
         self.since: list[bytes] = []
         self.done = threading.Event()
         self.error: OSError | None = None
@@ -86,8 +87,12 @@ class Checkpoints:
         self._clock = clock
         self.boot_id = boot_id()
         self.log = WriteAheadLog(data_dir / "wal", wal_size)
-        self.found = self.log.header()
-        self.log.generation = self.found.generation if self.found else 0
+        self.found = self.log.found
+        if self.found is not None and self.found.region and self.found.region != (
+                WriteAheadLog.region_for(wal_size)):
+            logger.info("store %s: the write-ahead log keeps its size (%d bytes); a changed "
+                        "registry.wal_size applies to a new log", data_dir,
+                        self.log.region * 2 + wal.RECORDS_AT)
         #: Replay the log after opening (set by :meth:`restore_meta`).
         self.replaying = False
         self._held: lmdb.Transaction | None = None
@@ -97,7 +102,10 @@ class Checkpoints:
         #: The log could not be written: no checkpoint may follow (see WalFailed).
         self.failed = False
         self._last = clock()
-        self.stats = {"checkpoints": 0, "replayed": 0}
+        #: checkpoints made, the last one's duration (begun → its header durable), records
+        #: replayed at open.
+        self.stats: dict[str, float] = {"checkpoints": 0, "lastCheckpointMs": 0.0,
+                                        "replayed": 0}
 
     def restore_meta(self) -> None:
         """Before LMDB opens data.mdb: after another boot (or an unknown one), put back
@@ -114,8 +122,6 @@ class Checkpoints:
         finally:
             os.close(fd)
         self.replaying = True
-        logger.warning("store %s: recovering from its write-ahead log (checkpoint of "
-                       "transaction %d, another boot)", self.data_file.parent, found.txnid)
 
     def opened(self, env: lmdb.Environment) -> None:
         """LMDB is open (first, or again): hold its snapshot until the next checkpoint."""
@@ -138,17 +144,40 @@ class Checkpoints:
             count += 1
         self.replaying = False
         self.stats["replayed"] = count
-        logger.warning("store %s: %d logged transactions replayed", self.data_file.parent,
-                       count)
+        logger.info("store %s recovered after a reboot: checkpoint txn %d, replayed %d "
+                    "records", self.data_file.parent, self.found.txnid, count)
         return count
 
-    def logged(self, env: lmdb.Environment, ops: list[Any]) -> None:
-        """Make the transaction just committed (its redo ``ops``) durable: one record, or
-        a checkpoint when the log is full; then finish a checkpoint whose sync is done, or
-        begin one in the background once the log's region is half full. Raises WalFailed
-        when the disk refuses."""
+    def reserve(self, ops: list[Any]) -> bytes:
+        """Before the transaction of the redo ``ops`` commits in LMDB: its record's
+        payload, its space in the log allocated. Raises StoreFull when the disk has no
+        room for it (abort the transaction: nothing is lost, reads go on), Internal when
+        the log cannot be grown for another reason."""
+        payload = wal.encode(ops)
         try:
-            payload = wal.encode(ops)
+            self.log.reserve(len(payload))
+        except OSError as e:
+            if e.errno in wal.NO_SPACE:
+                raise StoreFull(f"no space left for the registry's write-ahead log "
+                                f"{self.log.path}: write refused (reads go on) — free space "
+                                f"on that filesystem") from None
+            raise Internal(f"cannot grow the write-ahead log {self.log.path}: {e}; write "
+                           "refused") from None
+        return payload
+
+    @property
+    def wal_bytes(self) -> int:
+        """Bytes of records in the log's current generation."""
+        return self.log.used
+
+    def logged(self, env: lmdb.Environment, payload: bytes) -> None:
+        """Make the transaction just committed (its record ``payload``, from
+        :meth:`reserve`) durable: one record, or a checkpoint when the log is full; then
+        finish a checkpoint whose sync is done, or begin one in the background once the
+        log's region is half full. Raises WalFailed when the disk refuses (the write is
+        committed in LMDB but not durable: an ``fdatasync`` EIO is fatal, the process
+        exits; a full disk was refused before the commit by :meth:`reserve`)."""
+        try:
             if not self.log.append(payload):
                 self.checkpoint(env)
                 return
@@ -173,12 +202,18 @@ class Checkpoints:
     def idle(self, env: lmdb.Environment) -> None:
         """The registry is idle: finish a checkpoint whose sync is done, and begin one
         in the background when due (about every ``interval`` while there are writes)."""
-        pending = self._pending
-        if pending is not None:
-            if pending.done.is_set():
-                self._finish(env)
-        elif self._written and self._clock() - self._last >= self.interval * _DUE:
-            self._begin(env, background=True)
+        try:
+            pending = self._pending
+            if pending is not None:
+                if pending.done.is_set():
+                    self._finish(env)
+            elif self._written and self._clock() - self._last >= self.interval * _DUE:
+                self._begin(env, background=True)
+        except (OSError, lmdb.Error) as e:  # a sync of data.mdb or of the log failed
+            self.failed = True
+            logger.critical("store %s: a checkpoint failed (%s); stopping",
+                            self.data_file.parent, e)
+            raise WalFailed(70) from e
 
     def checkpoint(self, env: lmdb.Environment) -> None:
         """Make LMDB's latest snapshot durable and the log start over, now (a checkpoint
@@ -240,6 +275,7 @@ class Checkpoints:
         if held is not None:
             held.abort()
         self.stats["checkpoints"] += 1
+        self.stats["lastCheckpointMs"] = round((time.monotonic() - pending.began) * 1e3, 3)
 
     def release(self) -> None:
         """LMDB is about to close (after a checkpoint): let the snapshots go."""

@@ -126,6 +126,10 @@ def _be(n: int) -> bytes:
 #: environment again to let go of the pages it dirtied (about 0.5 MiB of them).
 REOPEN_AFTER = 128
 
+#: Key in ``meta`` of a store written behind the write-ahead log (its data.mdb alone may be
+#: torn after a power loss; one from before the log was committed with fsync).
+WAL_MARK = b"wal"
+
 #: First byte of an event kept without its object (see the module docstring).
 STUB = 0
 _STUB_TYPES = {ord(t.value[0]): t for t in (EventType.ADDED, EventType.MODIFIED)}
@@ -156,14 +160,31 @@ class Store:
         except OSError as e:
             os.close(self._lock_fd)
             raise Internal(f"cannot open the write-ahead log of {self.path}: {e}") from e
+        existed = (self.path / "data.mdb").is_file()
         try:
             self._ckpt.restore_meta()
             self._open()
+            if self._ckpt.found is None:
+                # No checkpoint in the log: a new store, or one from before the log
+                # (committed with fsync: data.mdb is whole). One written behind the log
+                # but without it may be torn: refused. A checkpoint first, so that even
+                # the first unsynced commit has one under it.
+                if existed and self._written_behind_log():
+                    raise Internal(
+                        f"{self.path / 'wal'} is missing or has no valid checkpoint, but "
+                        f"{self.path / 'data.mdb'} was written behind it (without fsync) and "
+                        "may be torn alone: put the wal file back beside it, or restore the "
+                        "store from a backup (ecsm-operator store migrate)")
+                self._ckpt.checkpoint(self._env)
             self.epoch, self._rv, self.compacted = self._load_meta()
             self._ckpt.checkpoint(self._env)
-        except (lmdb.Error, OSError) as e:
+        except (lmdb.Error, OSError, RegistryError) as e:
             self._ckpt.close()
+            if hasattr(self, "_env"):
+                self._env.close()
             os.close(self._lock_fd)
+            if isinstance(e, RegistryError):
+                raise
             raise Internal(f"cannot open the store at {self.path}: {e}") from e
         logger.info("store %s opened: epoch=%s resourceVersion=%d compacted=%d", self.path,
                     self.epoch, self._rv, self.compacted)
@@ -208,6 +229,15 @@ class Store:
             raise Internal(f"the store at {path.parent} is in use by another registry") from e
         return fd
 
+    def _written_behind_log(self) -> bool:
+        """Does data.mdb say it was written behind the write-ahead log (or is it
+        unreadable)?"""
+        try:
+            with self._env.begin(db=self._meta) as txn:
+                return txn.get(WAL_MARK) is not None
+        except lmdb.Error:
+            return True
+
     def _load_meta(self) -> tuple[str, int, int]:
         with self._env.begin(write=True, db=self._meta) as txn:
             epoch = txn.get(b"epoch")
@@ -215,6 +245,8 @@ class Store:
                 epoch = os.urandom(8).hex().encode()  # not secrets: it maps libcrypto (3.8 MiB)
                 txn.put(b"epoch", epoch)
                 logger.info("new store: epoch %s", epoch.decode())
+            if txn.get(WAL_MARK) is None:
+                txn.put(WAL_MARK, b"1")
             rv, compacted = self._log_bounds(txn)
         return epoch.decode(), rv, compacted
 
@@ -263,6 +295,12 @@ class Store:
     def checkpoint(self) -> None:
         """Make every commit durable in data.mdb and start the log over."""
         self._ckpt.checkpoint(self._env)
+
+    def wal_stats(self) -> dict[str, float]:
+        """The write-ahead log's figures: ``checkpoints`` made since open,
+        ``lastCheckpointMs``, ``walBytes`` (records since the last checkpoint),
+        ``replayed`` (records replayed at open)."""
+        return {**self._ckpt.stats, "walBytes": self._ckpt.wal_bytes}
 
     def close(self) -> None:
         try:
@@ -429,6 +467,9 @@ class Store:
             return self._commit(staged, now)
         except lmdb.MapFullError:
             pass
+        except StoreFull as e:  # no room on the disk for the log's record: nothing applied
+            logger.warning("%s", e)
+            return [e] * len(staged)
         # The pages freed since the last checkpoint are held for it (see .checkpoint):
         # a checkpoint lets them be reused.
         self._ckpt.checkpoint(self._env)
@@ -549,12 +590,13 @@ class Store:
                 results.append(result)
             window.prune(txn, now)
             compacted = self._compact(txn, rv) if rv != self._rv else self.compacted
+            payload = self._ckpt.reserve(ops) if ops else None  # StoreFull: disk full
             txn.commit()
         except BaseException:
             txn.abort()
             raise
-        if ops:
-            self._ckpt.logged(self._env, ops)
+        if payload is not None:
+            self._ckpt.logged(self._env, payload)
         window.committed()
         self._largest = max(self._largest, rv - self._rv)
         self._rv, self.compacted = rv, compacted

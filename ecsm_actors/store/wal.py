@@ -12,11 +12,12 @@ two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new ex
 * two header slots of :data:`SLOT` bytes at offsets 0 and :data:`SLOT` — the checkpoint
   of generation ``g`` is written into slot ``g % 2``, so a header torn by a power loss
   leaves the other one valid: ``{magic, generation, boot id, LMDB txnid, page size, the
-  length and crc32 of the records it starts with, the two meta pages of data.mdb,
-  crc32}``;
+  length and crc32 of the records it starts with, the two meta pages of data.mdb, the
+  generation's salt, the size of a record region, crc32}``;
 * from :data:`RECORDS_AT` on, two record regions of half the rest each: the records of
   generation ``g`` in region ``g % 2``, one after the other: ``{length, crc32,
-  generation, payload}``, the payload the msgpack list ``[code, sub-db, key, value,
+  generation, payload}`` (the crc32 covers the generation, the header's random salt and
+  the payload), the payload the msgpack list ``[code, sub-db, key, value,
   code, …]`` (:data:`PUT`, :data:`APPEND`, :data:`DELETE`).
 
 Invariants: generations only grow; the header of ``g`` is written with the records it
@@ -25,7 +26,15 @@ region), one ``fdatasync`` for both, and is valid only when those records are wh
 (their length and crc32 are in it); it goes into the slot and the region that ``g - 2``
 used, so that until it is durable, ``g - 1``'s header and records are intact; whatever
 follows the last valid record of ``g`` in its region (a torn record, zeros, records of
-``g - 2``) is not of ``g`` or fails its crc, and reading stops there.
+``g - 2``, or records of an attempt at ``g`` whose header never became durable: another
+salt) is not of ``g`` or fails its crc, and reading stops there. The region size is the
+one the header names: a changed ``registry.wal_size`` applies to a new log only (a log's
+regions never move under records a header still needs).
+
+Disk full: the space of a record is allocated (:meth:`WriteAheadLog.reserve`) before its
+transaction commits in LMDB, so that a full disk refuses the write (``StoreFull``) instead
+of leaving it committed but not durable. An ``fdatasync`` that fails after the commit
+(EIO) stays fatal: :class:`WalFailed`.
 
 :class:`Recording` is the proxy of an LMDB write transaction that the store's code writes
 through: it notes each put and delete that took effect (nested transactions of an atomic
@@ -34,11 +43,12 @@ BATCH keep theirs only when committed).
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +66,16 @@ MIN_SIZE = RECORDS_AT + 2 * CHUNK
 
 PUT, APPEND, DELETE = 0, 1, 2
 
-MAGIC = b"ECSMWAL1"
+#: errno of an allocation refused for want of space.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+MAGIC = b"ECSMWAL2"
+#: The first layout (no salt, no region size: read, never written).
+MAGIC_1 = b"ECSMWAL1"
 # magic, generation, boot id, txnid, page size, records' length and crc32, meta length
-_HEAD = struct.Struct(">8sQ36sQIQII")
+_HEAD_1 = struct.Struct(">8sQ36sQIQII")
+# ... then the salt and the size of a record region
+_HEAD = struct.Struct(">8sQ36sQIQII8sQ")
 _CRC = struct.Struct(">I")
 _REC = struct.Struct(">IIQ")  # payload length, crc32 of generation + payload, generation
 _GEN = struct.Struct(">Q")
@@ -94,37 +111,50 @@ class Header:
     meta: bytes
     #: Length and crc32 of the records the generation starts with.
     records: tuple[int, int] = (0, 0)
+    #: Mixed into the crc32 of each record of the generation (b'' in the first layout).
+    salt: bytes = field(default=b"", compare=False)
+    #: Bytes of a record region (0 in the first layout: the configured size's).
+    region: int = field(default=0, compare=False)
 
     def encode(self) -> bytes:
         head = _HEAD.pack(MAGIC, self.generation, self.boot_id.encode()[:36].ljust(36),
-                          self.txnid, self.page_size, *self.records,
-                          len(self.meta)) + self.meta
+                          self.txnid, self.page_size, *self.records, len(self.meta),
+                          self.salt, self.region)
+        head += self.meta
         return head + _CRC.pack(zlib.crc32(head))
 
     @classmethod
     def decode(cls, raw: bytes) -> Header | None:
         """The header in ``raw`` (one slot), or None when it is absent or torn."""
-        if len(raw) < _HEAD.size:
+        magic = raw[:8]
+        layout = _HEAD if magic == MAGIC else _HEAD_1 if magic == MAGIC_1 else None
+        if layout is None or len(raw) < layout.size:
             return None
-        magic, generation, boot, txnid, page_size, length, crc, meta_len = _HEAD.unpack_from(
-            raw)
-        end = _HEAD.size + meta_len
-        if magic != MAGIC or end + _CRC.size > len(raw):
+        salt, region = b"", 0
+        if layout is _HEAD:
+            (_, generation, boot, txnid, page_size, length, crc, meta_len, salt,
+             region) = _HEAD.unpack_from(raw)
+        else:
+            _, generation, boot, txnid, page_size, length, crc, meta_len = _HEAD_1.unpack_from(
+                raw)
+        end = layout.size + meta_len
+        if end + _CRC.size > len(raw):
             return None
         if _CRC.unpack_from(raw, end)[0] != zlib.crc32(raw[:end]):
             return None
         return cls(generation=generation, boot_id=boot.decode().strip(), txnid=txnid,
-                   page_size=page_size, meta=bytes(raw[_HEAD.size:end]),
-                   records=(length, crc))
+                   page_size=page_size, meta=bytes(raw[layout.size:end]),
+                   records=(length, crc), salt=salt, region=region)
 
 
 class WriteAheadLog:
-    """The file ``path``: its headers, the records of the current generation."""
+    """The file ``path``: its headers, the records of the current generation. Opened,
+    it takes on the latest valid header's generation, salt and region size (:attr:`found`)."""
 
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
         self.size = max(int(size), MIN_SIZE)
-        self.region = (self.size - RECORDS_AT) // 2 // 4096 * 4096
+        self.region = self.region_for(self.size)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             if os.fstat(self._fd).st_size < RECORDS_AT:
@@ -136,7 +166,22 @@ class WriteAheadLog:
         #: Bytes allocated from each region's start (at least; as far as this process knows).
         self._allocated = [0, 0]
         self.generation = 0
+        self.salt = b""
+        #: The salt of each generation known (found, written) in this process.
+        self._salts: dict[int, bytes] = {}
         self._start = self._offset = RECORDS_AT
+        #: The latest valid header when the file was opened.
+        self.found = self.header()
+        if self.found is not None:
+            self.generation, self.salt = self.found.generation, self.found.salt
+            self._salts[self.generation] = self.salt
+            if self.found.region:
+                self.region = self.found.region
+
+    @staticmethod
+    def region_for(size: int) -> int:
+        """Bytes of a record region in a log of ``size`` bytes."""
+        return (max(int(size), MIN_SIZE) - RECORDS_AT) // 2 // 4096 * 4096
 
     def header(self) -> Header | None:
         """The latest valid checkpoint header, if any."""
@@ -149,11 +194,12 @@ class WriteAheadLog:
         length, crc = header.records
         if not length:
             return True
-        raw = os.pread(self._fd, length, self._region(header.generation))
+        raw = os.pread(self._fd, length, self._region(header.generation,
+                                                      header.region or self.region))
         return len(raw) == length and zlib.crc32(raw) == crc
 
-    def _region(self, generation: int) -> int:
-        return RECORDS_AT + (generation % 2) * self.region
+    def _region(self, generation: int, region: int | None = None) -> int:
+        return RECORDS_AT + (generation % 2) * (self.region if region is None else region)
 
     def _allocate(self, generation: int, end: int) -> None:
         """Allocate the region of ``generation`` up to ``end`` (an offset in the file)."""
@@ -164,7 +210,9 @@ class WriteAheadLog:
             self._allocated[r] = upto
 
     def records(self, generation: int) -> Iterator[list[Any]]:
-        """The records of ``generation`` in order, up to the first that is not whole."""
+        """The records of ``generation`` (one this object opened at or wrote: its salt is
+        known) in order, up to the first that is not whole."""
+        seed = zlib.crc32(self._salts.get(generation, b""), zlib.crc32(_GEN.pack(generation)))
         offset = self._region(generation)
         limit = min(offset + self.region, os.fstat(self._fd).st_size)
         while offset + _REC.size <= limit:
@@ -173,7 +221,7 @@ class WriteAheadLog:
             if gen != generation or end > limit:
                 return
             payload = os.pread(self._fd, length, offset + _REC.size)
-            if len(payload) != length or zlib.crc32(payload, zlib.crc32(_GEN.pack(gen))) != crc:
+            if len(payload) != length or zlib.crc32(payload, seed) != crc:
                 return
             yield msgpack.unpackb(payload, raw=False)
             offset = end
@@ -182,23 +230,41 @@ class WriteAheadLog:
         """Start ``header``'s generation: its region begins with ``payloads`` (the
         records of the transactions since its snapshot), the header (naming their length
         and crc32) goes into its slot, one ``fdatasync`` for both. False (nothing written)
-        when they do not fit."""
-        gen = header.generation
-        frames = b"".join(_frame(gen, p) for p in payloads)
+        when they do not fit, in the region or on the disk."""
+        gen, salt = header.generation, os.urandom(8)
+        frames = b"".join(_frame(gen, salt, p) for p in payloads)
         start = self._region(gen)
         if len(frames) > self.region:
             return False
-        raw = replace(header, records=(len(frames), zlib.crc32(frames))).encode()
+        raw = replace(header, records=(len(frames), zlib.crc32(frames)), salt=salt,
+                      region=self.region).encode()
         if len(raw) > SLOT:
             raise OSError(f"a checkpoint header of {len(raw)} bytes does not fit a slot")
         if frames:
-            self._allocate(gen, start + len(frames))
+            try:
+                self._allocate(gen, start + len(frames))
+            except OSError as e:  # nothing written: the caller checkpoints without them
+                if e.errno in NO_SPACE:
+                    return False
+                raise
             os.pwrite(self._fd, frames, start)
         os.pwrite(self._fd, raw, (gen % 2) * SLOT)
         os.fdatasync(self._fd)
-        self.generation = gen
+        self.generation, self.salt = gen, salt
+        self._salts = {gen - 1: self._salts.get(gen - 1, b""), gen: salt}
         self._start, self._offset = start, start + len(frames)
         return True
+
+    def fits(self, length: int) -> bool:
+        """Does a record of ``length`` payload bytes fit in the current region?"""
+        return self._offset + _REC.size + length <= self._start + self.region
+
+    def reserve(self, length: int) -> None:
+        """Allocate the space of the next record (``length`` payload bytes) when it fits
+        in the region, so that :meth:`append` needs no new block. Raises OSError (ENOSPC:
+        the disk is full) before anything is committed."""
+        if self.fits(length):
+            self._allocate(self.generation, self._offset + _REC.size + length)
 
     def append(self, payload: bytes) -> bool:
         """Append the record ``payload`` (:func:`encode`) and make it durable; False
@@ -208,7 +274,7 @@ class WriteAheadLog:
         if end > self._start + self.region:
             return False
         self._allocate(gen, end)
-        os.pwrite(self._fd, _frame(gen, payload), self._offset)
+        os.pwrite(self._fd, _frame(gen, self.salt, payload), self._offset)
         os.fdatasync(self._fd)
         self._offset = end
         return True
@@ -232,8 +298,8 @@ def encode(ops: list[Any]) -> bytes:
     return msgpack.packb(ops, use_bin_type=True)  # type: ignore[no-any-return]
 
 
-def _frame(generation: int, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(_GEN.pack(generation)))
+def _frame(generation: int, salt: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(salt, zlib.crc32(_GEN.pack(generation))))
     return _REC.pack(len(payload), crc, generation) + payload
 
 

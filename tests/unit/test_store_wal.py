@@ -143,3 +143,36 @@ def test_a_header_whose_records_did_not_all_reach_the_disk_is_not_valid(
         f.seek(wal.RECORDS_AT + 50)
         f.write(b"\xff")
     assert WriteAheadLog(tmp_path / "wal", 2 << 20).header() == header(1)
+
+
+def test_records_left_by_an_attempt_at_a_generation_whose_header_was_torn_are_not_read(
+        tmp_path: Path) -> None:
+    """A power loss while generation 2 began left its records but not its header; the
+    next boot begins generation 2 again: a record of the same length as the first left
+    over must not let the others be read after it."""
+    log = WriteAheadLog(tmp_path / "wal", 2 << 20)
+    log.write_header(header(1))
+    log.append(wal.encode([PUT, "objects", b"a", b"1"]))
+    stale = [wal.encode([PUT, "objects", b"k%d" % i, b"old"]) for i in range(3)]
+    log.write_header(header(2), stale)
+    log.close()
+    with open(tmp_path / "wal", "r+b") as f:  # generation 2's header (slot 0) is torn
+        f.seek(100)
+        f.write(b"\xff" * 10)
+    log = WriteAheadLog(tmp_path / "wal", 2 << 20)
+    assert log.header() == header(1)
+    log.write_header(header(2))
+    fresh = wal.encode([PUT, "objects", b"k9", b"new"])
+    assert len(fresh) == len(stale[0])
+    log.append(fresh)
+    assert list(log.records(2)) == [[PUT, "objects", b"k9", b"new"]]
+
+
+def test_the_records_are_found_where_they_were_written_when_the_log_size_changed(
+        tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path / "wal", 4 << 20)
+    log.write_header(header(1))  # generation 1: the second region
+    log.append(wal.encode([PUT, "objects", b"k", b"v"]))
+    log.close()
+    log = WriteAheadLog(tmp_path / "wal", 8 << 20)  # registry.wal_size raised since
+    assert list(log.records(1)) == [[PUT, "objects", b"k", b"v"]]
