@@ -647,6 +647,9 @@ class RegistryServer:
                           eventStore=dict(self.events.stats))
         if self.event_source is not None:
             self.stats["eventSource"] = dict(self.event_source.stats)
+        wal_stats = getattr(self.store, "wal_stats", None)  # the LMDB store's log
+        if wal_stats is not None:
+            self.stats["wal"] = wal_stats()
 
 
 def main(argv: list[str] | None = None) -> int:

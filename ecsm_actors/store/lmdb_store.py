@@ -298,9 +298,9 @@ class Store:
 
     def wal_stats(self) -> dict[str, float]:
         """The write-ahead log's figures: ``checkpoints`` made since open,
-        ``lastCheckpointMs``, ``walBytes`` (records since the last checkpoint),
+        ``lastCheckpointMs``, ``bytes`` (of records since the last checkpoint),
         ``replayed`` (records replayed at open)."""
-        return {**self._ckpt.stats, "walBytes": self._ckpt.wal_bytes}
+        return {**self._ckpt.stats, "bytes": self._ckpt.wal_bytes}
 
     def close(self) -> None:
         try:

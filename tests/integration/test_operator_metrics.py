@@ -75,6 +75,8 @@ def test_metrics_show_registry_controller_and_supervisor_figures_on_the_cli_and_
     assert value(cli, "ecsm_actors_registry_requests_total", child="registry") >= 3
     assert value(cli, "ecsm_actors_registry_commits_total", child="registry") >= 1
     assert value(cli, "ecsm_actors_registry_batch_size_count", child="registry") >= 1
+    assert value(cli, "ecsm_actors_registry_wal_checkpoints", child="registry") >= 1
+    assert value(cli, "ecsm_actors_registry_wal_bytes", child="registry") >= 0
     assert value(cli, "ecsm_actors_controller_reconciles_total",
                  child="service-controller") >= 3
     assert value(cli, "ecsm_actors_controller_latency_seconds_count",

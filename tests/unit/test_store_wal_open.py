@@ -116,7 +116,7 @@ def test_a_recovery_is_one_info_line_and_the_checkpoints_are_in_the_stats(
     for i in range(4):
         one(store, create(f"t{i}"))
     stats = store.wal_stats()
-    assert stats["checkpoints"] >= 1 and stats["walBytes"] > 0
+    assert stats["checkpoints"] >= 1 and stats["bytes"] > 0
     assert stats["lastCheckpointMs"] > 0 and stats["replayed"] == 0
     shutil.copytree(written, tmp_path / "copy", ignore=shutil.ignore_patterns("*.lock"))
     store.close()
