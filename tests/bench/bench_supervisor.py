@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import zmq
 
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.errors import ControlError, RegistryError
@@ -414,6 +415,10 @@ def main() -> int:
                    help="no cold start, no kill: the memory at rest of the daemon as started "
                         "(children forked from its first zygote), with its floors")
     args = p.parse_args()
+    # The supervisor client opens a socket per request, polled every 10 ms while a child
+    # restarts; on a loaded machine ZeroMQ's reaper falls behind their closes, and past
+    # its default 1,023 sockets the bench died of "Too many open files".
+    zmq.Context.instance().set(zmq.MAX_SOCKETS, 16384)
     if args.quick or args.memory_only:
         args.cold_starts = 0
     killed = tuple(args.only or KILLED)
