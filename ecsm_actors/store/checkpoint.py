@@ -30,17 +30,25 @@ snapshot C is ever overwritten, on disk or in the page cache, until the next che
 is durable.
 
 Recovery, before LMDB is opened: with no header (a new store, or one written before the
-log) nothing is done. When the header's boot id is this boot's, the OS has not gone down
-since, the page cache and so data.mdb are whole: nothing is replayed (replaying would be
-wrong: LMDB may hold one committed but unlogged, never acknowledged transaction). Any
-other boot (a power loss, a crash or a reboot since): the saved meta pages are written
-back into data.mdb (``fdatasync``) before LMDB opens it, so LMDB opens snapshot C, whose
-pages the held reader protected and the checkpoint made durable; then the records of the
-header's generation are replayed in order. Either way a checkpoint follows at once.
+log; the store refuses a data.mdb marked as written behind a log) nothing is done. When
+the header's boot id is this boot's, the OS has not gone down since, the page cache and
+so data.mdb are whole: nothing is replayed (LMDB may hold one committed but unlogged,
+never acknowledged transaction: kept, as after a ``kill -9`` before the reply) — unless a
+sync failed in this boot (:meth:`Checkpoints.distrust`: the page cache may have dropped
+pages it never wrote). Any other boot (a power loss, a crash or a reboot since), or such
+a failure: the saved meta pages are written back into data.mdb (``fdatasync``) before
+LMDB opens it, so LMDB opens snapshot C, whose pages the held reader protected and the
+checkpoint made durable; then the records of the header's generation are replayed in
+order, and one INFO line says so. Either way a checkpoint follows at once.
+
+Threads: the background thread only ``fdatasync``s its own descriptor of data.mdb; every
+LMDB call (the snapshot's read transaction begun and aborted, commits, the replay) is made
+on the registry's loop thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -56,6 +64,10 @@ from ecsm_actors.store import wal
 from ecsm_actors.store.wal import Header, WalFailed, WriteAheadLog
 
 logger = logging.getLogger(__name__)
+
+#: A directory that lives as long as this boot (tmpfs): it holds a file for each data.mdb
+#: whose page cache a failed sync made untrustworthy (see :meth:`Checkpoints.distrust`).
+VOLATILE_DIR = Path("/dev/shm")
 
 #: Fraction of the interval after which a checkpoint is due (heartbeats come about once
 #: an interval: a few µs early must not skip one).
@@ -81,8 +93,12 @@ class Checkpoints:
 
     def __init__(self, data_dir: Path, *, wal_size: int, interval: float,
                  boot_id: Callable[[], str] = wal.read_boot_id,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 volatile_dir: Path = VOLATILE_DIR) -> None:
         self.data_file = data_dir / "data.mdb"
+        self.volatile_dir = volatile_dir
+        #: Why the store is recovered at open ('' when it is not).
+        self.recovering = ""
         self.interval = interval
         self._clock = clock
         self.boot_id = boot_id()
@@ -111,10 +127,17 @@ class Checkpoints:
         """Before LMDB opens data.mdb: after another boot (or an unknown one), put back
         the meta pages of the last checkpoint, so LMDB opens its durable snapshot."""
         found = self.found
-        if found is None or (self.boot_id and found.boot_id == self.boot_id):
+        if found is None:
             return
         if not self.data_file.is_file():
-            raise Internal(f"{self.data_file} is gone but its write-ahead log is there")
+            raise Internal(f"{self.data_file} is gone but its write-ahead log is there: "
+                           "put data.mdb back beside it, or restore the store from a backup")
+        if self._distrust_file().exists():
+            self.recovering = "after a failed sync in this boot"
+        elif not self.boot_id or found.boot_id != self.boot_id:
+            self.recovering = "after a reboot"
+        else:
+            return
         fd = os.open(self.data_file, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.pwrite(fd, found.meta, 0)
@@ -144,9 +167,32 @@ class Checkpoints:
             count += 1
         self.replaying = False
         self.stats["replayed"] = count
-        logger.info("store %s recovered after a reboot: checkpoint txn %d, replayed %d "
-                    "records", self.data_file.parent, self.found.txnid, count)
+        logger.info("store %s recovered %s: checkpoint txn %d, replayed %d records",
+                    self.data_file.parent, self.recovering, self.found.txnid, count)
         return count
+
+    def _distrust_file(self) -> Path:
+        st = os.stat(self.data_file)
+        return self.volatile_dir / f"ecsm-actors-store-{st.st_dev}-{st.st_ino}"
+
+    def distrust(self) -> None:
+        """A sync failed: pages of data.mdb may be marked clean in the page cache but
+        not on the disk (Linux drops them later), so until the next boot the page cache is
+        no proof: the next open recovers from the log as after a reboot (best effort: a
+        file in :data:`VOLATILE_DIR`)."""
+        try:
+            self._distrust_file().touch()
+        except OSError as e:
+            logger.error("store %s: cannot note that data.mdb's page cache is not to be "
+                         "trusted (%s): after a restart in this boot, check the store",
+                         self.data_file.parent, e)
+
+    def trusted(self) -> None:
+        """Recovered and checkpointed: data.mdb's page cache is whole again."""
+        if self.recovering:
+            self.recovering = ""
+            with contextlib.suppress(OSError):
+                self._distrust_file().unlink()
 
     def reserve(self, ops: list[Any]) -> bytes:
         """Before the transaction of the redo ``ops`` commits in LMDB: its record's
@@ -191,6 +237,7 @@ class Checkpoints:
                 self._begin(env, background=True)
         except (OSError, lmdb.Error) as e:
             self.failed = True
+            self.distrust()
             logger.critical("store %s: the write-ahead log failed (%s); stopping",
                             self.data_file.parent, e)
             raise WalFailed(70) from e
@@ -211,18 +258,25 @@ class Checkpoints:
                 self._begin(env, background=True)
         except (OSError, lmdb.Error) as e:  # a sync of data.mdb or of the log failed
             self.failed = True
+            self.distrust()
             logger.critical("store %s: a checkpoint failed (%s); stopping",
                             self.data_file.parent, e)
             raise WalFailed(70) from e
 
     def checkpoint(self, env: lmdb.Environment) -> None:
         """Make LMDB's latest snapshot durable and the log start over, now (a checkpoint
-        begun in the background is finished first)."""
-        if self._pending is not None:
-            self._pending.done.wait()
+        begun in the background is finished first). A failure is the caller's to raise;
+        no checkpoint may follow it (:attr:`failed`)."""
+        try:
+            if self._pending is not None:
+                self._pending.done.wait()
+                self._finish(env)
+            self._begin(env, background=False)
             self._finish(env)
-        self._begin(env, background=False)
-        self._finish(env)
+        except (OSError, lmdb.Error):
+            self.failed = True
+            self.distrust()
+            raise
 
     def _begin(self, env: lmdb.Environment, *, background: bool) -> None:
         assert self._data_fd is not None and self._pending is None

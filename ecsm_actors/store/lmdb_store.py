@@ -34,8 +34,12 @@ return (the registry publishes the events and replies after that). A checkpoint
 (:mod:`.checkpoint`: about every ``registry.checkpoint_interval`` in :meth:`Store.release_pages`,
 when the log is full, at open and close) syncs data.mdb and starts the log over, holding
 the synced snapshot so that LMDB never overwrites its pages before the next checkpoint;
-after a power loss the store opens at that snapshot and replays the log. A transaction
-whose record cannot be written stops the process (:class:`~.wal.WalFailed`).
+after a power loss the store opens at that snapshot and replays the log. A record's space
+in the log is allocated before its transaction commits: a full disk refuses the write
+(``StoreFull``, nothing applied, reads go on); a record that cannot be written once
+committed (an ``fdatasync`` EIO) stops the process (:class:`~.wal.WalFailed`). A data.mdb
+written behind the log (``meta`` holds :data:`WAL_MARK`) is refused when the log holds no
+valid checkpoint (lost, or both headers torn): alone it may be torn.
 
 Invariants: the counter is global and gap-free and is bumped in the same transaction as
 the write; every committed mutation is exactly one event with ``seq == resourceVersion``;
@@ -97,7 +101,7 @@ from ecsm_actors.protocol import (
     peek_resource_version,
 )
 from ecsm_actors.store import paging, replay, semantics, wal
-from ecsm_actors.store.checkpoint import Checkpoints
+from ecsm_actors.store.checkpoint import VOLATILE_DIR, Checkpoints
 from ecsm_actors.store.records import (
     Outcome,
     RawList,
@@ -143,7 +147,8 @@ class Store:
                  request_window_age: float = 172_800.0, wal_size: int = 4 << 20,
                  checkpoint_interval: float = 1.0,
                  clock: Callable[[], float] = time.time,
-                 boot_id: Callable[[], str] = wal.read_boot_id) -> None:
+                 boot_id: Callable[[], str] = wal.read_boot_id,
+                 volatile_dir: Path = VOLATILE_DIR) -> None:
         self.path = Path(path)
         self.map_size = int(map_size)
         self.full_ratio = full_ratio
@@ -156,7 +161,8 @@ class Store:
         self._lock_fd = self._lock(self.path / "registry.lock")
         try:
             self._ckpt = Checkpoints(self.path, wal_size=wal_size,
-                                     interval=checkpoint_interval, boot_id=boot_id)
+                                     interval=checkpoint_interval, boot_id=boot_id,
+                                     volatile_dir=volatile_dir)
         except OSError as e:
             os.close(self._lock_fd)
             raise Internal(f"cannot open the write-ahead log of {self.path}: {e}") from e
@@ -178,6 +184,7 @@ class Store:
                 self._ckpt.checkpoint(self._env)
             self.epoch, self._rv, self.compacted = self._load_meta()
             self._ckpt.checkpoint(self._env)
+            self._ckpt.trusted()
         except (lmdb.Error, OSError, RegistryError) as e:
             self._ckpt.close()
             if hasattr(self, "_env"):

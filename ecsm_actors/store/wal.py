@@ -389,6 +389,12 @@ class RecordingCursor:
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(self._cursor)
 
+    def _unrecorded(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("a write through this cursor would not reach the "
+                                  "write-ahead log: write through the transaction")
+
+    put = replace = pop = putmulti = _unrecorded
+
     def delete(self) -> bool:
         key = self._cursor.key()
         done: bool = self._cursor.delete()

@@ -32,6 +32,8 @@ class Writer(threading.Thread):
         super().__init__(daemon=True)
         self.client = RegistryClient(endpoint, timeout=0.3)
         self.acked: dict[str, int] = {}  # name -> replicas acknowledged
+        #: The write being tried: (name, replicas); its outcome unknown while it is.
+        self.trying: tuple[str, int] | None = None
         self.outages = 0
         self.stop = threading.Event()
 
@@ -45,6 +47,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         for op, name, replicas in self.ops():
+            self.trying = (name, replicas)
             while not self.stop.is_set():  # retry one write until its outcome is known
                 try:
                     if op == "create":

@@ -176,3 +176,15 @@ def test_the_records_are_found_where_they_were_written_when_the_log_size_changed
     log.close()
     log = WriteAheadLog(tmp_path / "wal", 8 << 20)  # registry.wal_size raised since
     assert list(log.records(1)) == [[PUT, "objects", b"k", b"v"]]
+
+
+def test_a_recording_cursor_refuses_a_write_the_log_would_not_see(tmp_path: Path) -> None:
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=1)
+    a = env.open_db(b"a")
+    rec = Recording(env, env.begin(write=True), {a: "a"}, [])
+    cursor = rec.cursor(db=a)
+    for write in (lambda: cursor.put(b"k", b"v"), lambda: cursor.replace(b"k", b"v"),
+                  lambda: cursor.pop(b"k"), lambda: cursor.putmulti([(b"k", b"v")])):
+        with pytest.raises(NotImplementedError):
+            write()
+    rec.abort()

@@ -131,3 +131,38 @@ def test_a_recovery_is_one_info_line_and_the_checkpoints_are_in_the_stats(
         assert names(again)[-4:] == ["t0", "t1", "t2", "t3"]
     finally:
         again.close()
+
+
+def test_after_a_failed_sync_of_the_data_file_the_next_open_in_the_same_boot_recovers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed fdatasync may leave pages of data.mdb marked clean but never written (the
+    page cache then drops them): the registry stops, and its next start, in the same boot,
+    must not trust data.mdb's page cache but recover from the log."""
+    volatile = tmp_path / "shm"
+    volatile.mkdir()
+    store = open_store(tmp_path / "data", volatile_dir=volatile)
+    for i in range(3):
+        one(store, create(f"s{i}"))
+    store.checkpoint()
+    for i in range(3, 6):
+        one(store, create(f"s{i}"))
+    data_fd = store._ckpt._data_fd
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        if fd == data_fd:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    with pytest.raises(OSError):
+        store.checkpoint()
+    monkeypatch.setattr(os, "fdatasync", real)
+    store.close()  # no checkpoint after the failure: the fds and the lock let go
+    again = open_store(tmp_path / "data", volatile_dir=volatile)  # the same boot
+    try:
+        assert again.wal_stats()["replayed"] == 3
+        assert names(again) == [f"s{i}" for i in range(6)]
+        assert list(volatile.iterdir()) == []  # trusted again once recovered
+    finally:
+        again.close()
