@@ -317,7 +317,7 @@ class Daemon:
         try:
             self.client.shutdown()
             self.proc.wait(timeout=60)
-        except (ControlError, subprocess.TimeoutExpired):
+        except (ControlError, zmq.ZMQError, subprocess.TimeoutExpired):
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.log.close()
