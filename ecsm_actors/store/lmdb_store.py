@@ -73,9 +73,11 @@ aborted: its answer is the real one, and nothing of it remains.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
+import resource
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -129,6 +131,10 @@ def _be(n: int) -> bytes:
 #: Events one transaction may write before :meth:`Store.release_pages` opens the
 #: environment again to let go of the pages it dirtied (about 0.5 MiB of them).
 REOPEN_AFTER = 128
+
+#: Free bytes on the filesystem under which a commit cut short (EIO) is taken for a full
+#: disk (a transaction writes a few MiB at most).
+NO_SPACE_FLOOR = 8 << 20
 
 #: Key in ``meta`` of a store written behind the write-ahead log (its data.mdb alone may be
 #: torn after a power loss; one from before the log was committed with fsync).
@@ -560,6 +566,25 @@ class Store:
                          f"{self.usage():.0%} used); write refused — delete objects or raise "
                          f"registry.map_size")
 
+    def _no_space(self, error: lmdb.Error) -> bool:
+        """Did a commit fail for want of room for data.mdb to grow? LMDB reports ENOSPC,
+        or EIO when a write was cut short: then the filesystem is nearly full (under
+        :data:`NO_SPACE_FLOOR`) or data.mdb is at the process's file size limit."""
+        text = str(error)
+        if text.endswith(wal.NO_SPACE_TEXT):
+            return True
+        if not text.endswith(os.strerror(errno.EIO)):
+            return False
+        try:
+            fs = os.statvfs(self.path)
+            size = os.path.getsize(self.path / "data.mdb")
+        except OSError:
+            return False
+        free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        return free < NO_SPACE_FLOOR or (
+            limit != resource.RLIM_INFINITY and size + NO_SPACE_FLOOR > limit)
+
     def _nearly_full(self, txn: wal.Txn) -> bool:
         """Usage past ``full_ratio``? Live pages never lie beyond the file's high-water
         mark, so they are counted only once that mark is past it."""
@@ -598,7 +623,14 @@ class Store:
             window.prune(txn, now)
             compacted = self._compact(txn, rv) if rv != self._rv else self.compacted
             payload = self._ckpt.reserve(ops) if ops else None  # StoreFull: disk full
-            txn.commit()
+            try:
+                txn.commit()
+            except lmdb.Error as e:  # data.mdb could not grow? nothing committed
+                if not self._no_space(e):
+                    raise
+                raise StoreFull(f"no space left for the registry's store {self.path}/data.mdb"
+                                f" ({e}): write refused (reads go on) — free space on that "
+                                "filesystem") from None
         except BaseException:
             txn.abort()
             raise

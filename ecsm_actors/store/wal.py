@@ -66,8 +66,11 @@ MIN_SIZE = RECORDS_AT + 2 * CHUNK
 
 PUT, APPEND, DELETE = 0, 1, 2
 
-#: errno of an allocation refused for want of space.
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+#: errno of a write or an allocation refused for want of space (EFBIG: the process's
+#: file size limit).
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: How LMDB words them (it raises lmdb.Error with the message only).
+NO_SPACE_TEXT = tuple(os.strerror(n) for n in NO_SPACE)
 
 MAGIC = b"ECSMWAL2"
 #: The first layout (no salt, no region size: read, never written).

@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +168,47 @@ def test_after_a_failed_sync_of_the_data_file_the_next_open_in_the_same_boot_rec
         assert list(volatile.iterdir()) == []  # trusted again once recovered
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("full", ["wal", "data.mdb"])
+def test_when_the_files_cannot_grow_writes_are_refused_with_store_full_and_reads_go_on(
+        tmp_path: Path, full: str) -> None:
+    """A real limit on the files' growth (the process's file size limit: a full disk as
+    far as the store can tell): the log (``wal``: its next MiB) or LMDB's file cannot grow,
+    the write is refused, nothing acknowledged is lost, and once there is room writes go
+    on."""
+    store = open_store(tmp_path / "data", "boot-1")
+    acknowledged: list[str] = []
+    if full == "data.mdb":  # the log's first MiB allocated: LMDB's file is first to grow
+        assert isinstance(one(store, create("first")), Outcome)
+        acknowledged.append("first")
+    limit = max(os.path.getsize(tmp_path / "data" / name) for name in ("data.mdb", "wal"))
+    refused: StoreFull | None = None
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit + (256 << 10), old_limit[1]))
+    try:
+        for i in range(5000):
+            result = one(store, create(f"s{i}"))
+            if isinstance(result, StoreFull):
+                refused = result
+                break
+            assert isinstance(result, Outcome), result
+            acknowledged.append(f"s{i}")
+        assert refused is not None and "\n" not in str(refused), refused
+        assert "no space left" in str(refused)
+        assert str(tmp_path / "data" / full) in str(refused), refused
+        assert isinstance(one(store, create("again")), StoreFull)
+        assert names(store) == sorted(acknowledged)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    try:
+        assert isinstance(one(store, create("after")), Outcome)
+    finally:
+        store.close()
+    store = open_store(tmp_path / "data", "boot-2")
+    try:
+        assert names(store) == sorted([*acknowledged, "after"])
+    finally:
+        store.close()
