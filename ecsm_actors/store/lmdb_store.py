@@ -128,6 +128,14 @@ def _be(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 #: Events one transaction may write before :meth:`Store.release_pages` opens the
 #: environment again to let go of the pages it dirtied (about 0.5 MiB of them).
 REOPEN_AFTER = 128
@@ -191,6 +199,8 @@ class Store:
             self.epoch, self._rv, self.compacted = self._load_meta()
             self._ckpt.checkpoint(self._env)
             self._ckpt.trusted()
+            if not existed or self._ckpt.log.created:  # their entries, durable before a write
+                _fsync_dir(self.path)
         except (lmdb.Error, OSError, RegistryError) as e:
             self._ckpt.close()
             if hasattr(self, "_env"):

@@ -143,6 +143,8 @@ def _open_lmdb(cfg: Config, path: Path) -> Store:
                      event_log_limit=r.event_log_limit, request_window=r.request_window,
                      request_window_age=r.request_window_age)
     except Internal as e:
+        if "in use" not in str(e):  # e.g. a data.mdb without its write-ahead log
+            raise MigrationError(str(e)) from e
         raise MigrationError(f"{e}: stop the registry that uses it first") from e
 
 

@@ -159,10 +159,13 @@ class WriteAheadLog:
         self.size = max(int(size), MIN_SIZE)
         self.region = self.region_for(self.size)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        #: The file was made here (its directory entry is the caller's to sync).
+        self.created = False
         try:
             if os.fstat(self._fd).st_size < RECORDS_AT:
                 os.posix_fallocate(self._fd, 0, RECORDS_AT)
                 os.fsync(self._fd)
+                self.created = True
         except BaseException:
             os.close(self._fd)
             raise
