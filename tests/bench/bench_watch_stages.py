@@ -303,12 +303,28 @@ def paced_writes(client: RegistryClient, n: int, rate: float,
     return out
 
 
+def set_slice(pid: int, ns: int) -> None:
+    """Ask the scheduler for a slice of ``ns`` for each thread of ``pid`` (0: the
+    default again): sched_setattr's sched_runtime for SCHED_OTHER (EEVDF, Linux 6.12+)."""
+    import ctypes
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        attr = ctypes.create_string_buffer(struct.pack("IIQiIQQQ", 48, 0, 0, 0, 0, ns, 0, 0))
+        if libc.syscall(314, int(tid), attr, 0) != 0:
+            raise OSError(ctypes.get_errno(), "sched_setattr")
+
+
 def registry_round(client: RegistryClient, events: str, n: int, rate: float,
-                   tag: str) -> tuple[dict[int, tuple[float, float]], dict[str, Any]]:
+                   tag: str, slice_ns: int = 0,
+                   registry_pid: int = 0) -> tuple[dict[int, tuple[float, float]], dict[str, Any]]:
     last = client.ping()["resourceVersion"] + n
     sub = subprocess.Popen([PY, "-c", TRACED_SUBSCRIBER, str(ROOT), events, str(last)],
                            stdout=subprocess.PIPE, text=True)
     assert sub.stdout is not None and sub.stdout.readline().strip() == "ready"
+    if registry_pid:
+        set_slice(sub.pid, slice_ns)
+        set_slice(registry_pid, slice_ns)
     time.sleep(0.5)  # the SUB connection settles (slow joiner)
     sent = paced_writes(client, n, rate, tag)
     seen = json.loads(sub.stdout.readline())
@@ -388,6 +404,8 @@ def tail_report(rows: list[dict[str, float]], inside: dict[str, Any],
               f"{', '.join(flags) or '-'}")
     print("  longest stage of the tail writes: " + ", ".join(
         f"{k} x{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+    print(f"  tail writes whose way overlapped a data.mdb sync: "
+          f"{sum(overlaps(r['issued'], r['callback'], syncs) for r in tail)} of {len(tail)}")
     for name, a, b in STAGES[1:5]:
         dur = [r[b] - r[a] for r in rows if overlaps(r[a], r[b], syncs)]
         if dur:
@@ -433,6 +451,9 @@ def main() -> int:
     parser.add_argument("--ab-chunked-checkpoint", action="store_true",
                         help="what if: every other registry round, a checkpoint writes "
                         "data.mdb back a chunk at a time before its fdatasync")
+    parser.add_argument("--ab-slice", type=float, default=0.0, metavar="MS",
+                        help="what if: every other registry round, the registry's and the "
+                        "subscriber's threads ask the scheduler for a slice of MS")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ea-bench-stages-", dir="/tmp"))
     tmp.chmod(0o700)
@@ -470,16 +491,19 @@ def main() -> int:
                     if etcd is not None:
                         theirs.append(etcd_watch(etcd, args.writes, args.rate, f"s{r}"))
                     continue
-                mode = int(args.ab_chunked_checkpoint and r % 2 == 1)
+                mode = int((args.ab_chunked_checkpoint or args.ab_slice > 0) and r % 2 == 1)
                 if mode:
-                    flag.touch()
+                    if args.ab_chunked_checkpoint:
+                        flag.touch()
                 elif flag.exists():
                     flag.unlink()
                 modes.append(mode)
                 floor.extend(paced_log_appends(tmp / "floor", args.writes // 3, args.rate,
                                                RECORD_BYTES))
-                sent, seen = registry_round(client, f"ipc://{run_dir}/events.sock",
-                                            args.writes, args.rate, f"s{r}")
+                sent, seen = registry_round(
+                    client, f"ipc://{run_dir}/events.sock", args.writes, args.rate, f"s{r}",
+                    int(args.ab_slice * 1e6) if mode else 0,
+                    registry.pid if args.ab_slice > 0 else 0)
                 rounds_seen.append((sent, seen))
                 ours.append([seen["got"][str(rv)][3] - t for rv, (t, _) in sent.items()])
     finally:
@@ -511,6 +535,16 @@ def main() -> int:
         print(line)
         print(f"    floor: a {RECORD_BYTES} B record appended and fdatasync'd alone, same "
               f"pace: p{p} {pct(floor, p) * 1e3:.3f} ms")
+    if args.ab_slice > 0:
+        for mode in (0, 1):
+            xs = [x for m, r in zip(modes, ours, strict=True) if m == mode for x in r]
+            ys = [x for m, r in zip(modes, rounds_seen, strict=True) if m == mode
+                  for x in timelines(*r, inside)]
+            pub = [y["readable"] - y["pub"] for y in ys]
+            print(f"  {'slice ' + str(args.ab_slice) + ' ms' if mode else 'default slice'}: "
+                  f"watcher p50 {pct(xs, 50) * 1e3:.3f} p99 {pct(xs, 99) * 1e3:.3f} ms; "
+                  f"event to PUB -> subscriber readable p50 {pct(pub, 50) * 1e3:.3f} "
+                  f"p99 {pct(pub, 99) * 1e3:.3f} ms")
     if args.ab_chunked_checkpoint:
         for mode, name in ((0, "one fdatasync"), (1, "chunked writeback")):
             xs = [x for m, r in zip(modes, ours, strict=True) if m == mode for x in r]
