@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -512,6 +513,7 @@ def main() -> int:
         if etcd_server is not None:
             etcd_server.stop()
     inside = json.loads(trace.read_text())
+    shutil.rmtree(tmp, ignore_errors=True)
     rows: list[dict[str, float]] = []
     for sent, seen in rounds_seen:
         rows += timelines(sent, seen, inside)
