@@ -115,6 +115,9 @@ class Checkpoints:
         self._pending: _Pending | None = None
         self._data_fd: int | None = None
         self._written = False
+        #: The redo of the transactions committed since the last record that wrote only
+        #: the request window (:meth:`defer`): logged with the next record.
+        self._deferred: list[Any] = []
         #: The log could not be written: no checkpoint may follow (see WalFailed).
         self.failed = False
         self._last = clock()
@@ -194,12 +197,26 @@ class Checkpoints:
             with contextlib.suppress(OSError):
                 self._distrust_file().unlink()
 
+    def defer(self, ops: list[Any]) -> None:
+        """A transaction that wrote only the request window (the record of a refusal or of
+        a write that changed nothing, a prune) committed: no ``fdatasync`` before its
+        reply. Its redo ``ops`` lead the next record (:meth:`reserve`), or a record of
+        their own before the next checkpoint's snapshot (:meth:`_begin`), so the log stays
+        the redo of every commit after the checkpoint, in order. A power loss before then
+        loses these window records only (and every commit after them, none acknowledged):
+        each recorded an outcome that changed no object, no event, no resourceVersion, so
+        a retry of its request, evaluated again, cannot apply a write twice — and a
+        ``kill -9`` loses nothing (LMDB's commit is in the page cache)."""
+        self._deferred += ops
+        self._written = True
+
     def reserve(self, ops: list[Any]) -> bytes:
         """Before the transaction of the redo ``ops`` commits in LMDB: its record's
-        payload, its space in the log allocated. Raises StoreFull when the disk has no
-        room for it (abort the transaction: nothing is lost, reads go on), Internal when
-        the log cannot be grown for another reason."""
-        payload = wal.encode(ops)
+        payload (led by the deferred redo, :meth:`defer`), its space in the log
+        allocated. Raises StoreFull when the disk has no room for it (abort the
+        transaction: nothing is lost, reads go on), Internal when the log cannot be grown
+        for another reason."""
+        payload = wal.encode(self._deferred + ops if self._deferred else ops)
         try:
             self.log.reserve(len(payload))
         except OSError as e:
@@ -223,6 +240,7 @@ class Checkpoints:
         log's region is half full. Raises WalFailed when the disk refuses (the write is
         committed in LMDB but not durable: an ``fdatasync`` EIO is fatal, the process
         exits; a full disk was refused before the commit by :meth:`reserve`)."""
+        self._deferred = []  # in payload, or in the checkpoint's snapshot below
         try:
             if not self.log.append(payload):
                 self.checkpoint(env)
@@ -278,8 +296,22 @@ class Checkpoints:
             self.distrust()
             raise
 
+    def _log_deferred(self) -> None:
+        """Before a snapshot: the deferred redo (:meth:`defer`) as a record of its own, so
+        that no commit before the snapshot is left out of the log of the generation that
+        a power loss before the checkpoint's header would recover from. When it does not
+        fit (the region or the disk is full), the checkpoint alone covers them."""
+        ops, self._deferred = self._deferred, []
+        if ops:
+            try:
+                self.log.append(wal.encode(ops))
+            except OSError as e:
+                if e.errno not in wal.NO_SPACE:
+                    raise
+
     def _begin(self, env: lmdb.Environment, *, background: bool) -> None:
         assert self._data_fd is not None and self._pending is None
+        self._log_deferred()
         reader = env.begin()
         try:
             page_size = env.stat()["psize"]

@@ -30,7 +30,10 @@ Durability: LMDB is committed without ``fsync`` (reads see a commit at once; a c
 the process loses nothing, the page cache holds it); a write transaction is durable once
 its redo — the puts and deletes it made — is ONE record of the write-ahead log
 (``<data dir>/wal``, :mod:`.wal`) and ``fdatasync``'d, and only then does :meth:`Store.execute`
-return (the registry publishes the events and replies after that). A checkpoint
+return (the registry publishes the events and replies after that). A transaction that
+wrote only the request window — the record of a refusal, or of a write that changed
+nothing — changed no object, event or resourceVersion: it is answered without a sync, its
+redo leading the next record (:meth:`.checkpoint.Checkpoints.defer`). A checkpoint
 (:mod:`.checkpoint`: about every ``registry.checkpoint_interval`` in :meth:`Store.release_pages`,
 when the log is full, at open and close) syncs data.mdb and starts the log over, holding
 the synced snapshot so that LMDB never overwrites its pages before the next checkpoint;
@@ -147,6 +150,9 @@ NO_SPACE_FLOOR = 8 << 20
 #: Key in ``meta`` of a store written behind the write-ahead log (its data.mdb alone may be
 #: torn after a power loss; one from before the log was committed with fsync).
 WAL_MARK = b"wal"
+
+#: The request window's sub-databases (a transaction that wrote only them is not synced).
+_WINDOW = frozenset(("requests", "request_order"))
 
 #: First byte of an event kept without its object (see the module docstring).
 STUB = 0
@@ -641,7 +647,10 @@ class Store:
                 results.append(result)
             window.prune(txn, now)
             compacted = self._compact(txn, rv) if rv != self._rv else self.compacted
-            payload = self._ckpt.reserve(ops) if ops else None  # StoreFull: disk full
+            # A transaction that wrote only the request window needs no fdatasync before
+            # its replies (see Checkpoints.defer); any other: its record, space reserved.
+            logged = bool(ops) and not _WINDOW.issuperset(ops[1::4])
+            payload = self._ckpt.reserve(ops) if logged else None  # StoreFull: disk full
             try:
                 txn.commit()
             except lmdb.Error as e:  # data.mdb could not grow? nothing committed
@@ -655,6 +664,8 @@ class Store:
             raise
         if payload is not None:
             self._ckpt.logged(self._env, payload)
+        elif ops:
+            self._ckpt.defer(ops)
         window.committed()
         self._largest = max(self._largest, rv - self._rv)
         self._rv, self.compacted = rv, compacted
