@@ -12,7 +12,10 @@ two processes, no work). Measured in interleaved rounds, p50 of N calls each:
 
 UPDATE writes one object back with the version just read (raw: pre-encoded frames, one
 per version); CREATE writes new objects (raw: pre-encoded frames). Every write carries a
-``requestId``, as every write of ``RegistryClient`` does. The LMDB commit of an update
+``requestId``, as every write of ``RegistryClient`` does; the same updates without one
+are timed beside them, and updates that write no object (one that changes nothing, one
+refused at a past version), with and without a ``requestId`` (with one, the request
+window records each). The LMDB commit of an update
 alone is printed beside it, with and without ``metasync`` (LMDB then syncs the data
 pages only, the meta page riding on the next commit's sync: not durable against power
 loss, measured for reference only), and the decode of a LIST of 10,000 with msgpack and
@@ -180,7 +183,7 @@ def main() -> int:
                                             name="hot")
         teach(get_frame, raw(get_frame))
 
-        def update_frames(obj: dict[str, Any], n: int) -> list[bytes]:
+        def update_frames(obj: dict[str, Any], n: int, with_id: bool = True) -> list[bytes]:
             """Updates of ``obj`` one after the other: the first at its version, each next
             at the store's version after the one before (creates moved it past ``obj``'s)."""
             frames, store_rv = [], client.ping()["resourceVersion"]
@@ -190,8 +193,8 @@ def main() -> int:
                 o = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv},
                      "spec": {**obj["spec"], "deploymentStrategy": {
                          **obj["spec"]["deploymentStrategy"], "replicas": 2 + (base + i) % 3}}}
-                frames.append(protocol.encode_request(Op.UPDATE, 1, object=o,
-                                                      requestId=f"bench.{store_rv}.{i}"))
+                rid = {"requestId": f"bench.{store_rv}.{i}"} if with_id else {}
+                frames.append(protocol.encode_request(Op.UPDATE, 1, object=o, **rid))
             return frames
 
         figures: dict[str, list[float]] = {}
@@ -203,7 +206,7 @@ def main() -> int:
 
         reg_proc, echo_proc = psutil.Process(registry.pid), psutil.Process(echo.pid)
 
-        for _ in range(args.rounds):
+        for rnd_ in range(args.rounds):
             note("GET echo", p50_of([lambda: to_echo(get_frame)] * args.n, echo_proc))
             note("GET raw", p50_of([lambda: raw(get_frame)] * args.n, reg_proc))
             note("GET client", p50_of([lambda: client.get("ECSMService", "hot", "hot")]
@@ -215,9 +218,29 @@ def main() -> int:
             teach(frames[0], answer)
             first = frames[0]
             note("UPDATE echo", p50_of([lambda f=first: to_echo(f)] * args.n, echo_proc))
-            note("UPDATE raw", p50_of([lambda f=f: raw(f) for f in frames[1:-1]], reg_proc))
-            answer = msgpack.unpackb(raw(frames[-1]))
+            answer = msgpack.unpackb(raw(frames[1]))
             assert answer["ok"], answer
+            # the same updates with and without a requestId, which first alternating
+            for with_id in (True, False) if rnd_ % 2 == 0 else (False, True):
+                frames = update_frames(client.get("ECSMService", "hot", "hot"), args.n + 1,
+                                       with_id)
+                note("UPDATE raw" if with_id else "UPDATE raw, no requestId",
+                     p50_of([lambda f=f: raw(f) for f in frames[:-1]], reg_proc))
+                answer = msgpack.unpackb(raw(frames[-1]))
+                assert answer["ok"], answer
+            # Updates that write no object: one that changes nothing, one refused (at a
+            # past version); a requestId makes each a record of the request window.
+            current = client.get("ECSMService", "hot", "hot")
+            stale = {**current, "metadata": {**current["metadata"], "resourceVersion":
+                                             current["metadata"]["resourceVersion"] - 1}}
+            for name, o in (("unchanged", current), ("refused", stale)):
+                for with_id in (True, False):
+                    label = f"UPDATE {name}, {'with' if with_id else 'no'} requestId"
+                    idle = [protocol.encode_request(
+                        Op.UPDATE, 1, object=o,
+                        **({"requestId": f"bench.{name}.{rnd_}.{i}"} if with_id else {}))
+                        for i in range(args.n)]
+                    note(label, p50_of([lambda f=f: raw(f) for f in idle], reg_proc))
             holder = [client.get("ECSMService", "hot", "hot")]
 
             def update(holder: list[dict[str, Any]] = holder) -> None:
@@ -249,6 +272,10 @@ def main() -> int:
                    f"{us(f'{op} raw cpu')} / {us(f'{op} raw server cpu')}")
             report(f"  {op} RegistryClient",
                    f"{us(f'{op} client cpu')} / {us(f'{op} client server cpu')}")
+        for name in ("unchanged", "refused"):
+            for how in ("with", "no"):
+                label = f"UPDATE {name}, {how} requestId"
+                report(f"  {label}", f"{us(label + ' cpu')} / {us(label + ' server cpu')}")
         print("wall p50:")
         for op in ("GET", "UPDATE", "CREATE"):
             echo_s = statistics.median(figures[f"{op} echo"])
@@ -257,6 +284,17 @@ def main() -> int:
             report(f"{op} echo (floor)", f"{echo_s * 1e6:.0f} us")
             report(f"{op} bare socket to the registry", f"{raw_s * 1e6:.0f} us",
                    f"registry's own +{(raw_s - echo_s) * 1e6:.0f} us")
+            if op == "UPDATE":
+                bare_s = statistics.median(figures["UPDATE raw, no requestId"])
+                report("UPDATE bare socket, no requestId", f"{bare_s * 1e6:.0f} us",
+                       f"with one {raw_s / bare_s:.2f}x; registry CPU "
+                       f"{us('UPDATE raw, no requestId server cpu')} us")
+                for name in ("unchanged", "refused"):
+                    with_s = statistics.median(figures[f"UPDATE {name}, with requestId"])
+                    no_s = statistics.median(figures[f"UPDATE {name}, no requestId"])
+                    report(f"UPDATE {name} (no object written), with / without requestId",
+                           f"{with_s * 1e6:.0f} / {no_s * 1e6:.0f} us",
+                           f"{with_s / no_s:.2f}x")
             report(f"{op} RegistryClient", f"{client_s * 1e6:.0f} us",
                    f"client's own +{(client_s - raw_s) * 1e6:.0f} us; "
                    f"{client_s / echo_s:.2f}x the echo")
