@@ -41,16 +41,33 @@ LMDB opens it, so LMDB opens snapshot C, whose pages the held reader protected a
 checkpoint made durable; then the records of the header's generation are replayed in
 order, and one INFO line says so. Either way a checkpoint follows at once.
 
-Threads: the background thread only ``fdatasync``s its own descriptor of data.mdb; every
-LMDB call (the snapshot's read transaction begun and aborted, commits, the replay) is made
-on the registry's loop thread.
+Threads: one checkpoint thread lives as long as the store (started when it opens,
+stopped and joined when it closes; the registry never forks once its store is open, and a
+thread found gone — after a fork — makes the sync synchronous again). The loop hands it a
+begun checkpoint through a queue and never waits for it; the thread only writes data.mdb
+back and ``fdatasync``s it through its own descriptor, and sets the checkpoint's ``done``
+(an error kept for the loop to raise, as WalFailed). Every LMDB call (the snapshot's read
+transaction begun and aborted, commits, the replay) is made on the registry's loop thread.
+
+Writeback in chunks (:func:`write_back`): a checkpoint's ``fdatasync`` alone would put a
+second's worth of dirty pages (13-16 ms of writeback) in the disk's queue at once, and
+every log ``fdatasync`` issued meanwhile (a write's durability) waited behind them. The
+thread first writes data.mdb back :data:`WRITEBACK_CHUNK` bytes at a time, each chunk
+waited for (``sync_file_range``), so a log sync queues behind one chunk at most; the
+``fdatasync`` that follows writes what is left (pages dirtied meanwhile, the file's size)
+and flushes the disk's cache. A checkpoint is complete only after that ``fdatasync``:
+the writeback is no part of its durability, and a writeback error is the sync's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import logging
 import os
+import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -73,6 +90,53 @@ VOLATILE_DIR = Path("/dev/shm")
 #: an interval: a few µs early must not skip one).
 _DUE = 0.9
 
+#: Bytes of data.mdb written back (and waited for) at a time before a checkpoint's
+#: ``fdatasync`` (see the module docstring): 64 KiB let a log sync issued meanwhile take
+#: p50 0.26 ms against 0.45 with 256 KiB (bench_watch_stages, same run).
+WRITEBACK_CHUNK = 64 << 10
+
+#: At most this many chunks a checkpoint (about 1.2 µs of CPU each when clean): a larger
+#: data.mdb is written back in larger chunks.
+WRITEBACK_CALLS = 1024
+
+#: sync_file_range(2): wait for writeback under way, start it, wait for it.
+_SYNC_FILE_RANGE_WAIT_ALL = 1 | 2 | 4
+
+_sync_file_range: Any = None
+
+
+def _libc_sync_file_range() -> Any:
+    """libc's ``sync_file_range`` (Linux; None elsewhere). ctypes lets the GIL go."""
+    global _sync_file_range
+    if _sync_file_range is None:
+        fn: Any = False
+        if sys.platform == "linux":
+            fn = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", False)
+            if fn:
+                fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+                fn.restype = ctypes.c_int
+        _sync_file_range = fn
+    return _sync_file_range or None
+
+
+def write_back(fd: int, chunk: int = WRITEBACK_CHUNK) -> None:
+    """Write the dirty pages of ``fd`` back ``chunk`` bytes at a time (at most
+    :data:`WRITEBACK_CALLS` chunks), each chunk waited for, so that the disk never queues
+    more than a chunk of it ahead of another file's sync. Durable only after an
+    ``fdatasync`` (which this is not). Raises OSError when the disk refuses; does nothing
+    where ``sync_file_range`` is not to be had."""
+    fn = _libc_sync_file_range()
+    if fn is None:
+        return
+    size = os.fstat(fd).st_size
+    chunk = max(chunk, -(-size // WRITEBACK_CALLS))
+    for offset in range(0, size, chunk):
+        if fn(fd, offset, chunk, _SYNC_FILE_RANGE_WAIT_ALL) != 0:
+            err = ctypes.get_errno()
+            if err in (errno.ENOSYS, errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP):
+                return  # not supported here: the fdatasync writes it all
+            raise OSError(err, os.strerror(err))
+
 
 class _Pending:
     """A checkpoint begun: its snapshot, data.mdb's meta pages then, the records logged
@@ -86,6 +150,11 @@ class _Pending:
         self.since: list[bytes] = []
         self.done = threading.Event()
         self.error: OSError | None = None
+
+
+#: What the checkpoint thread is handed: a checkpoint and data.mdb's descriptor, or None
+#: to stop.
+_Job = tuple[_Pending, int] | None
 
 
 class Checkpoints:
@@ -125,6 +194,29 @@ class Checkpoints:
         #: replayed at open.
         self.stats: dict[str, float] = {"checkpoints": 0, "lastCheckpointMs": 0.0,
                                         "replayed": 0}
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._serve, name="store-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        """The checkpoint thread: each checkpoint handed over, data.mdb written back and
+        synced (:meth:`_sync`), until told to stop."""
+        while (job := self._jobs.get()) is not None:
+            pending, fd = job
+            try:
+                self._sync(pending, fd)
+            except BaseException as e:  # noqa: BLE001 - the loop raises it (WalFailed)
+                if not pending.done.is_set():
+                    pending.error = OSError(errno.EIO, f"checkpoint thread: {e!r}")
+                    pending.done.set()
+
+    def _stop(self) -> None:
+        """Stop the checkpoint thread and wait for it (no thread left behind)."""
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._jobs.put(None)
+            thread.join()
 
     def restore_meta(self) -> None:
         """Before LMDB opens data.mdb: after another boot (or an unknown one), put back
@@ -322,20 +414,28 @@ class Checkpoints:
         pending = self._pending = _Pending(reader, page_size, meta)
         self._written = False
         self._last = self._clock()
-        if background:
-            threading.Thread(target=self._sync, args=(pending, self._data_fd),
-                             name="store-checkpoint", daemon=True).start()
+        if background and self._thread is not None and self._thread.is_alive():
+            self._jobs.put((pending, self._data_fd))  # never waits for the thread
         else:
-            self._sync(pending, self._data_fd)
+            try:
+                os.fdatasync(self._data_fd)
+            except OSError as e:
+                pending.error = e
+            finally:
+                pending.done.set()
 
     @staticmethod
     def _sync(pending: _Pending, fd: int) -> None:
-        """One ``fdatasync`` of data.mdb (LMDB writes it, meta pages included, through
-        its own descriptor of the same file: the sync is the file's)."""
+        """In the checkpoint thread: data.mdb written back in chunks (:func:`write_back`),
+        then one ``fdatasync`` (LMDB writes the file, meta pages included, through its own
+        descriptor: the sync is the file's). Done when that returns."""
         try:
+            write_back(fd)
             os.fdatasync(fd)
         except OSError as e:
             pending.error = e
+        except BaseException as e:  # noqa: BLE001 - never done without the sync
+            pending.error = OSError(errno.EIO, f"checkpoint thread: {e!r}")
         finally:
             pending.done.set()
 
@@ -375,6 +475,7 @@ class Checkpoints:
 
     def close(self) -> None:
         self.release()
+        self._stop()
         if self._data_fd is not None:
             os.close(self._data_fd)
         self.log.close()

@@ -143,6 +143,10 @@ def _fsync_dir(path: Path) -> None:
 #: environment again to let go of the pages it dirtied (about 0.5 MiB of them).
 REOPEN_AFTER = 128
 
+#: While writes go on, :meth:`Store.release_pages` lets the map's pages go at every Nth
+#: call only (about every N heartbeats).
+RELEASE_WHILE_WRITING = 10
+
 #: Free bytes on the filesystem under which a commit cut short (EIO) is taken for a full
 #: disk (a transaction writes a few MiB at most).
 NO_SPACE_FLOOR = 8 << 20
@@ -301,10 +305,18 @@ class Store:
     def resource_version(self) -> int:
         return self._rv
 
+    #: The resourceVersion at the last call of :meth:`release_pages`, and the calls
+    #: since the map's pages were last released.
+    _seen_rv: int = -1
+    _release_skipped: int = 0
+
     def release_pages(self) -> None:
         """Let go of map pages read so far and of the C heap's free pages (see
         :mod:`.residency`; a LIST's buffers of several MiB are freed amid the heap, where
-        glibc keeps them otherwise); call when idle (0.05-0.4 ms).
+        glibc keeps them otherwise); call when idle (0.05-0.4 ms, up to 1-2 ms on a busy
+        machine). While writes go on (the resourceVersion moved since the last release)
+        they are released only every :data:`RELEASE_WHILE_WRITING`-th call: a write
+        arriving meanwhile would wait for them, and steady writes touch few pages.
 
         LMDB keeps the pages a write transaction dirtied (4 KiB each, from malloc) for
         later transactions until its environment closes: one BATCH of 1,000 creates left
@@ -326,8 +338,13 @@ class Store:
             logger.debug("store environment opened again (its dirty pages let go)")
         else:
             self._ckpt.idle(self._env)
+            writing, self._seen_rv = self._rv != self._seen_rv, self._rv
+            if writing and self._release_skipped < RELEASE_WHILE_WRITING - 1:
+                self._release_skipped += 1
+                return
             info = self._env.info()
             self._pages.release((info["last_pgno"] + 1) * self._page_size)
+        self._release_skipped = 0
         trim_heap()
 
     def checkpoint(self) -> None:
