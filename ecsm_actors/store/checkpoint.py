@@ -18,7 +18,9 @@ is to its WAL:
 A checkpoint begins about every ``interval`` while there are writes (:meth:`Checkpoints.idle`),
 as soon as the log's region is half full, and at once (synchronously) at open, close,
 when the region is full, and when LMDB's map is full (the held snapshot keeps the pages
-freed since it from being reused; the next checkpoint lets them go).
+freed since it from being reused; the next checkpoint lets them go). Once one is complete
+and nothing was written for an interval since it began (and at close), the log's blocks
+that no recovery reads are given back (:meth:`.wal.WriteAheadLog.trim`).
 
 A replay runs under the checkpoint's held snapshot too: a replayed transaction would
 otherwise reuse the pages of C that an earlier one freed, and a power loss during the
@@ -189,6 +191,8 @@ class Checkpoints:
         self._deferred: list[Any] = []
         #: The log could not be written: no checkpoint may follow (see WalFailed).
         self.failed = False
+        #: A checkpoint completed since the log's unused blocks were last given back.
+        self._untrimmed = False
         self._last = clock()
         #: checkpoints made, the last one's duration (begun → its header durable), records
         #: replayed at open.
@@ -358,7 +362,9 @@ class Checkpoints:
 
     def idle(self, env: lmdb.Environment) -> None:
         """The registry is idle: finish a checkpoint whose sync is done, and begin one
-        in the background when due (about every ``interval`` while there are writes)."""
+        in the background when due (about every ``interval`` while there are writes).
+        Once a checkpoint is complete and nothing was written for an interval since it
+        began, give back the log's blocks that no recovery reads (:meth:`_trim`)."""
         try:
             pending = self._pending
             if pending is not None:
@@ -366,12 +372,28 @@ class Checkpoints:
                     self._finish(env)
             elif self._written and self._clock() - self._last >= self.interval * _DUE:
                 self._begin(env, background=True)
+            if (self._untrimmed and self._pending is None and not self._written
+                    and self._clock() - self._last >= self.interval * _DUE):
+                self._trim()
         except (OSError, lmdb.Error) as e:  # a sync of data.mdb or of the log failed
             self.failed = True
             self.distrust()
             logger.critical("store %s: a checkpoint failed (%s); stopping",
                             self.data_file.parent, e)
             raise WalFailed(70) from e
+
+    def _trim(self) -> None:
+        """The latest checkpoint is complete and writes have paused: punch the log's
+        blocks that its header no longer needs (:meth:`.wal.WriteAheadLog.trim`; not at
+        every checkpoint: a record written into blocks allocated again takes a slower
+        ``fdatasync``). A punch that fails is no failure of the log: the blocks stay."""
+        self._untrimmed = False
+        try:
+            self.log.trim()
+        except OSError as e:
+            self.log.can_trim = False
+            logger.warning("store %s: cannot give back the unused blocks of the write-ahead "
+                           "log (%s); it keeps them", self.data_file.parent, e)
 
     def checkpoint(self, env: lmdb.Environment) -> None:
         """Make LMDB's latest snapshot durable and the log start over, now (a checkpoint
@@ -460,6 +482,7 @@ class Checkpoints:
         held, self._held = self._held, pending.reader
         if held is not None:
             held.abort()
+        self._untrimmed = True
         self.stats["checkpoints"] += 1
         self.stats["lastCheckpointMs"] = round((time.monotonic() - pending.began) * 1e3, 3)
 
@@ -474,6 +497,8 @@ class Checkpoints:
             self._held = None
 
     def close(self) -> None:
+        if not self.failed and self._pending is None and not self._written:
+            self._trim()  # after the store's last checkpoint
         self.release()
         self._stop()
         if self._data_fd is not None:

@@ -36,6 +36,15 @@ transaction commits in LMDB, so that a full disk refuses the write (``StoreFull`
 of leaving it committed but not durable. An ``fdatasync`` that fails after the commit
 (EIO) stays fatal: :class:`WalFailed`.
 
+Blocks given back (:meth:`WriteAheadLog.trim`, when the registry is idle after a
+checkpoint): once the header of ``g`` is durable, a recovery reads the header slots, the
+records of ``g`` up to the first that is not whole, and the start of the other region only
+to find ``g - 1``'s header no longer whole (it lost to ``g`` anyway). So the other region
+and the current one after its last record are punched (``fallocate`` PUNCH_HOLE, the
+file's size kept; they read as zeros, which end a region's records); a power loss during
+or after the punch leaves either the old blocks or zeros there, both read alike. Space is
+allocated again (:meth:`WriteAheadLog.reserve`) before a record needs it.
+
 :class:`Recording` is the proxy of an LMDB write transaction that the store's code writes
 through: it notes each put and delete that took effect (nested transactions of an atomic
 BATCH keep theirs only when committed).
@@ -43,9 +52,11 @@ BATCH keep theirs only when committed).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import struct
+import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -84,6 +95,43 @@ _REC = struct.Struct(">IIQ")  # payload length, crc32 of generation + payload, g
 _GEN = struct.Struct(">Q")
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+#: fallocate(2) mode: free the blocks of a range (reads return zeros), keep the file size.
+_PUNCH_HOLE = 2 | 1  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+#: errno of a punch the filesystem or kernel cannot do: the blocks stay, nothing else.
+_CANNOT_PUNCH = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENOTTY)
+
+_fallocate: Any = None
+
+
+def _libc_fallocate() -> Any:
+    """libc's ``fallocate`` (Linux; None elsewhere: Python has no punching one)."""
+    global _fallocate
+    if _fallocate is None:
+        fn: Any = False
+        if sys.platform == "linux":
+            libc = ctypes.CDLL(None, use_errno=True)
+            fn = getattr(libc, "fallocate64", False) or getattr(libc, "fallocate", False)
+            if fn:
+                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+                fn.restype = ctypes.c_int
+        _fallocate = fn
+    return _fallocate or None
+
+
+def punch(fd: int, offset: int, length: int) -> bool:
+    """Give back the blocks of ``length`` bytes at ``offset`` of ``fd`` (they read as
+    zeros, the size stays). False where the filesystem cannot (nothing changed); OSError
+    when it fails otherwise."""
+    fn = _libc_fallocate()
+    if fn is None:
+        return False
+    if length > 0 and fn(fd, _PUNCH_HOLE, offset, length) != 0:
+        err = ctypes.get_errno()
+        if err in _CANNOT_PUNCH:
+            return False
+        raise OSError(err, os.strerror(err))
+    return True
 
 
 class WalFailed(SystemExit):
@@ -176,6 +224,11 @@ class WriteAheadLog:
         #: The salt of each generation known (found, written) in this process.
         self._salts: dict[int, bytes] = {}
         self._start = self._offset = RECORDS_AT
+        #: A header was made durable by this object (its generation's is then surely
+        #: durable: one found at open may sit in the page cache only, after a failed sync).
+        self._wrote_header = False
+        #: Blocks may be punched (False once the filesystem could not).
+        self.can_trim = True
         #: The latest valid header when the file was opened.
         self.found = self.header()
         if self.found is not None:
@@ -259,6 +312,30 @@ class WriteAheadLog:
         self.generation, self.salt = gen, salt
         self._salts = {gen - 1: self._salts.get(gen - 1, b""), gen: salt}
         self._start, self._offset = start, start + len(frames)
+        self._wrote_header = True
+        return True
+
+    def trim(self) -> bool:
+        """Give back the blocks no recovery reads (see the module docstring): the other
+        region, and the current one after its last record (rounded up to a block). Only
+        once this object made the current generation's header durable. False when
+        nothing was punched (no such header, or the filesystem cannot: then
+        :attr:`can_trim` turns False); OSError when a punch fails otherwise (the blocks
+        that stay are read as before). A record appended afterwards is allocated again
+        (:meth:`reserve`), into blocks never written: its ``fdatasync`` costs more, so
+        trim only when writes have paused."""
+        if not (self._wrote_header and self.can_trim):
+            return False
+        current = self.generation % 2
+        keep = -(-(self._offset - self._start) // 4096) * 4096
+        # What is allocated is noted as less first: allocating again is always safe.
+        self._allocated[1 - current] = 0
+        self._allocated[current] = min(self._allocated[current], keep)
+        other = self._region(self.generation + 1)
+        if not (punch(self._fd, other, self.region)
+                and punch(self._fd, self._start + keep, self.region - keep)):
+            self.can_trim = False
+            return False
         return True
 
     def fits(self, length: int) -> bool:
