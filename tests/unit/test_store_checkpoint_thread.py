@@ -133,3 +133,21 @@ def test_the_maps_pages_are_let_go_when_writes_pause_and_only_now_and_then_while
         assert len(released) == 3
     finally:
         store.close()
+
+
+def test_the_last_checkpoints_time_is_its_sync_not_the_wait_until_the_loop_noticed_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(tmp_path / "data")
+    try:
+        assert isinstance(one(store, create("s0")), Outcome)
+        store.release_pages()  # due (interval 0): begun in the background
+        pending = store._ckpt._pending  # noqa: SLF001 - the checkpoint in flight is the point
+        assert pending is not None and pending.done.wait(10)
+        later = time.monotonic() + 60.0  # the loop comes back to it a minute later
+        monkeypatch.setattr(checkpoint.time, "monotonic", lambda: later)
+        store.release_pages()  # finishes it
+        assert store._ckpt._pending is None  # noqa: SLF001
+        assert 0 < store.wal_stats()["lastCheckpointMs"] < 30_000
+    finally:
+        monkeypatch.undo()
+        store.close()
