@@ -166,19 +166,13 @@ def fork(zygote: ZygoteLink, name: str, argv: Sequence[str], env: Mapping[str, s
     _rotate(log, log_limit)
     with open(log, "ab", buffering=0) as out:
         pid = zygote.fork(argv, env, out.fileno())
-    pidfile = pidfile_path(pid_dir, name)
-    try:
-        pidfile.write_text(f"{pid}\n")
-        return ChildProcess(name, pid, pidfile)
-    except OSError:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
+    return adopt(name, pid, pid_dir=pid_dir)
 
 
 def adopt(name: str, pid: int, *, pid_dir: Path) -> ChildProcess:
-    """Track ``pid``, a child this process forked itself (the zygote's first incarnation:
-    see :mod:`.zygote.template`)."""
+    """Track ``pid``, a child forked for this process (by the zygote, or by this process
+    itself: the zygote's first incarnation, see :mod:`.zygote.template`); killed and
+    reaped when its pidfile cannot be written."""
     pidfile = pidfile_path(pid_dir, name)
     try:
         pidfile.write_text(f"{pid}\n")
