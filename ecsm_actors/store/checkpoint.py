@@ -69,7 +69,6 @@ import errno
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -80,7 +79,7 @@ import lmdb
 
 from ecsm_actors.errors import Internal, StoreFull
 from ecsm_actors.store import wal
-from ecsm_actors.store.wal import Header, WalFailed, WriteAheadLog
+from ecsm_actors.store.wal import Header, WalFailed, WriteAheadLog, libc_function
 
 logger = logging.getLogger(__name__)
 
@@ -104,21 +103,10 @@ WRITEBACK_CALLS = 1024
 #: sync_file_range(2): wait for writeback under way, start it, wait for it.
 _SYNC_FILE_RANGE_WAIT_ALL = 1 | 2 | 4
 
-_sync_file_range: Any = None
-
-
 def _libc_sync_file_range() -> Any:
-    """libc's ``sync_file_range`` (Linux; None elsewhere). ctypes lets the GIL go."""
-    global _sync_file_range
-    if _sync_file_range is None:
-        fn: Any = False
-        if sys.platform == "linux":
-            fn = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", False)
-            if fn:
-                fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-                fn.restype = ctypes.c_int
-        _sync_file_range = fn
-    return _sync_file_range or None
+    """libc's ``sync_file_range``."""
+    return libc_function("sync_file_range",
+                         argtypes=(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint))
 
 
 def write_back(fd: int, chunk: int = WRITEBACK_CHUNK) -> None:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import struct
 import sys
@@ -101,22 +102,27 @@ _PUNCH_HOLE = 2 | 1  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 #: errno of a punch the filesystem or kernel cannot do: the blocks stay, nothing else.
 _CANNOT_PUNCH = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENOTTY)
 
-_fallocate: Any = None
+@functools.cache
+def libc_function(*names: str, argtypes: tuple[Any, ...]) -> Any:
+    """The first of ``names`` libc has, typed (returns an int; errno kept for
+    ``ctypes.get_errno``), or None where there is none (not Linux). ctypes lets the GIL
+    go during the call."""
+    if sys.platform != "linux":
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    for name in names:
+        fn = getattr(libc, name, None)
+        if fn is not None:
+            fn.argtypes = list(argtypes)
+            fn.restype = ctypes.c_int
+            return fn
+    return None
 
 
 def _libc_fallocate() -> Any:
-    """libc's ``fallocate`` (Linux; None elsewhere: Python has no punching one)."""
-    global _fallocate
-    if _fallocate is None:
-        fn: Any = False
-        if sys.platform == "linux":
-            libc = ctypes.CDLL(None, use_errno=True)
-            fn = getattr(libc, "fallocate64", False) or getattr(libc, "fallocate", False)
-            if fn:
-                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-                fn.restype = ctypes.c_int
-        _fallocate = fn
-    return _fallocate or None
+    """libc's ``fallocate`` (Python has no punching one)."""
+    return libc_function("fallocate64", "fallocate",
+                         argtypes=(ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64))
 
 
 def punch(fd: int, offset: int, length: int) -> bool:
