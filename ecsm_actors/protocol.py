@@ -648,11 +648,18 @@ def encode_reply_with_raw_list(request_id: int | str | None, epoch: str,
     """A success reply whose result is ``{**fields, list_key: [...]}``, the list given as
     ``count`` already-encoded msgpack documents concatenated in ``data`` (LIST and
     WATCH_SINCE ship stored objects and events as they are stored)."""
+    return b"".join((raw_list_reply_head(request_id, epoch, fields, list_key, count), data))
+
+
+def raw_list_reply_head(request_id: int | str | None, epoch: str,
+                        fields: Mapping[str, Any], list_key: str, count: int) -> bytes:
+    """The bytes of :func:`encode_reply_with_raw_list`'s reply before the documents: a
+    store joins them with the documents it reads, the reply made in one copy."""
     packer = msgpack.Packer(use_bin_type=True)
     head = pack_map({"v": VERSION, "id": request_id, "ok": True, "epoch": epoch,
                      "result": None})[:-1]  # the map minus the value of "result"
     inner = pack_map({**fields, list_key: None})[:-1]  # likewise minus the list
-    return b"".join((head, inner, packer.pack_array_header(count), data))
+    return b"".join((head, inner, packer.pack_array_header(count)))
 
 
 #: What msgpack raises on a malformed frame while an unpacker walks it.

@@ -91,8 +91,12 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 512
 #: How long the loop sleeps at most between checks of the stop flag, seconds.
 POLL_CAP = 0.1
-#: A read returning this many documents releases the map pages it touched at once.
+#: A read returning this many documents releases the map pages it touched at once (right
+#: after its reply is sent: the reply does not wait for it).
 BULK = 1000
+#: A reply this large is sent without a copy: ZeroMQ sends the reply's own bytes and lets
+#: go of them once written (11 MB, a LIST of 10,000, took 7 ms to copy).
+ZERO_COPY_BYTES = 1 << 20
 #: WATCH_SINCE answers at most this many events (about this many bytes) per reply; its
 #: resourceVersion then says how far the page goes, and the caller asks again from there.
 WATCH_PAGE = 10_000
@@ -337,6 +341,8 @@ class RegistryServer:
                     records.append((envelope, request))
                 else:
                     self._send(envelope, self._read(request))
+                    if self._release_due:
+                        self._release_after_read()
             except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
                 self._send(envelope, self._refusal(body, e))
             if taken >= self.max_batch_bytes:
@@ -384,6 +390,20 @@ class RegistryServer:
         self.failures.record("internalErrors", f"internal error serving {what}", error)
         return Internal(f"internal error: {describe_error(error)}")
 
+    #: The read just answered returned at least BULK documents: release the store's
+    #: pages once its reply is sent (:meth:`_release_after_read`).
+    _release_due: bool = False
+
+    def _release_after_read(self) -> None:
+        """Release the pages a bulk read touched (``Store.release_pages``: the map's
+        pages, the C heap's free ones; 3 ms and more after a LIST of 10,000), its reply
+        already sent. Its one answer is gone: a failure is recorded, never answered."""
+        self._release_due = False
+        try:
+            self.store.release_pages()
+        except Exception as e:  # noqa: BLE001 - the reply is sent: record, keep serving
+            self.failures.record("internalErrors", "cannot release the store's pages", e)
+
     def _read(self, request: Request) -> bytes:
         epoch = self.store.epoch
         try:
@@ -420,8 +440,7 @@ class RegistryServer:
             source = self.event_source or self.store
             raw = source.watch_since_raw(f["resourceVersion"], max_events=WATCH_PAGE,
                                          max_bytes=WATCH_PAGE_BYTES)
-            if raw.count >= BULK:
-                self.store.release_pages()
+            self._release_due = raw.count >= BULK
             return protocol.encode_reply_with_raw_list(
                 rid, epoch, {"resourceVersion": raw.resource_version}, "events",
                 raw.count, raw.data)
@@ -439,19 +458,20 @@ class RegistryServer:
         if request.op is Op.LIST:
             if f.get("view") == ListView.VERSIONS:
                 versions, rv = self.store.list_versions(f["kind"], f["namespace"])
-                if len(versions) >= BULK:
-                    self.store.release_pages()
+                self._release_due = len(versions) >= BULK
                 return protocol.encode_reply(rid, epoch, {"resourceVersion": rv,
                                                           "versions": versions})
             if f.get("view") not in (None, ListView.FULL):
                 raise BadRequest(f"LIST: unknown view {describe_input(f['view'])} "
                                  "(full or versions)")
-            raw = self.store.list_raw(f["kind"], f["namespace"])
-            if raw.count >= BULK:
-                self.store.release_pages()
-            return protocol.encode_reply_with_raw_list(
-                rid, epoch, {"resourceVersion": raw.resource_version}, "items",
-                raw.count, raw.data)
+
+            def head(count: int, rv: int) -> bytes:  # the reply made in the store's one copy
+                return protocol.raw_list_reply_head(rid, epoch, {"resourceVersion": rv},
+                                                    "items", count)
+
+            raw = self.store.list_raw(f["kind"], f["namespace"], head=head)
+            self._release_due = raw.count >= BULK
+            return raw.data
         raise BadRequest(f"op {request.op} is not a read")
 
     def _list_page(self, request: Request) -> bytes:
@@ -463,8 +483,7 @@ class RegistryServer:
         versions = f.get("view") == ListView.VERSIONS
         page = self.store.list_page(f["kind"], f["namespace"], limit=f["limit"],
                                     continue_token=f.get("continue"), versions=versions)
-        if page.count >= BULK:
-            self.store.release_pages()
+        self._release_due = page.count >= BULK
         head = {"resourceVersion": page.resource_version, "continue": page.continue_token,
                 "remainingItemCount": page.remaining}
         if versions:
@@ -602,7 +621,7 @@ class RegistryServer:
             try:
                 for frame in envelope:
                     send(frame, _MORE)
-                send(reply, zmq.NOBLOCK)
+                send(reply, zmq.NOBLOCK, copy=len(reply) < ZERO_COPY_BYTES)
                 return
             except zmq.Again:
                 if attempt == 2:

@@ -13,6 +13,7 @@ backend; each page is read at its own revision.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from ecsm_actors.errors import NotFound
@@ -76,11 +77,15 @@ class EtcdReads:
         kv = result.kvs[0]
         return etcd_layout.decode_object(kv.value, kv.mod_revision)
 
-    def list_raw(self, kind: str, namespace: str | None = None) -> RawList:
+    def list_raw(self, kind: str, namespace: str | None = None, *,
+                 head: Callable[[int, int], bytes] | None = None) -> RawList:
+        """As the LMDB store's: ``head(count, resource_version)`` starts ``data``."""
         start, _ = self._objects_prefix(kind, namespace)
         result = self._range(start, prefix_end(start))
         frames = [etcd_layout.object_frame(kv.value, kv.mod_revision) for kv in result.kvs]
-        return RawList(count=len(frames), data=b"".join(frames),
+        if head is not None:
+            frames.insert(0, head(len(result.kvs), result.revision))
+        return RawList(count=len(result.kvs), data=b"".join(frames),
                        resource_version=result.revision)
 
     def list_objects(self, kind: str,

@@ -82,7 +82,7 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -386,23 +386,31 @@ class Store:
             raise NotFound(f"{target} not found")
         return raw
 
-    def list_raw(self, kind: str, namespace: str | None = None) -> RawList:
+    def list_raw(self, kind: str, namespace: str | None = None, *,
+                 head: Callable[[int, int], bytes] | None = None) -> RawList:
         """Every object of a kind (in one namespace, or all), undecoded, with the version
-        of the snapshot they were read at."""
+        of the snapshot they were read at. ``head(count, resource_version)``: bytes that
+        ``data`` starts with, before the objects (a reply around them, made in the one
+        copy out of the map; 10,000 objects, 11 MB, are not joined twice).
+
+        The objects are the map's own buffers until that copy, each key compared in
+        place (a generator and a ``bytes`` of each key took 7 ms of 10,000's 11)."""
         prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
+        n = len(prefix)
         with self._env.begin(db=self._objects, buffers=True) as txn:
             rv, _ = self._log_bounds(txn)
-            values = list(self._scan(txn.cursor(), prefix))
-            return RawList(count=len(values), data=b"".join(values), resource_version=rv)
-
-    @staticmethod
-    def _scan(cursor: lmdb.Cursor, prefix: bytes) -> Iterator[bytes | memoryview]:
-        if not cursor.set_range(prefix):
-            return
-        for key, value in cursor:
-            if bytes(key[: len(prefix)]) != prefix:
-                return
-            yield value
+            cursor = txn.cursor()
+            values: list[bytes | memoryview] = [b""]
+            append = values.append
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    if key[:n] != prefix:
+                        break
+                    append(value)
+            count = len(values) - 1
+            if head is not None:
+                values[0] = head(count, rv)
+            return RawList(count=count, data=b"".join(values), resource_version=rv)
 
     def list_versions(self, kind: str,
                       namespace: str | None = None) -> tuple[list[tuple[str, int]], int]:
