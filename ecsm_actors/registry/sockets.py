@@ -123,9 +123,14 @@ class RequestSocket:
         #: When this socket's request could leave (see :class:`Attempt`).
         self.sent_at: float | None = None
         self._lost = False
+        #: The monitor's mailbox descriptor, readable once an event (a command) is pending
+        #: after :meth:`drain` found none: polled as a plain descriptor, so a wait for a
+        #: reply asks libzmq for the monitor's ``EVENTS`` only when something happened
+        #: (each ask is a ``poll`` and a ``getpid`` system call; two a request otherwise).
+        self._monitor_fd: int = monitor.getsockopt(zmq.FD)
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
-        self._poller.register(monitor, zmq.POLLIN)
+        self._poller.register(self._monitor_fd, zmq.POLLIN)
 
     @property
     def handshaken(self) -> bool:
@@ -210,7 +215,7 @@ class RequestSocket:
                     attempt.replied_at, attempt.from_earlier = now, True
                     attempt.sent_at = earlier.sent_at
                     return attempt
-                if earlier._monitor in ready:
+                if earlier._monitor_fd in ready:
                     earlier.drain()
                     if earlier._lost:
                         attempt.earlier_lost = True
@@ -226,7 +231,7 @@ class RequestSocket:
                     attempt.sent_at = max(self.handshaken_at or queued_at, queued_at)
                     self.sent_at = attempt.sent_at
                 return attempt
-            if self._monitor in ready:
+            if self._monitor_fd in ready:
                 self.drain()
                 if self._lost and attempt.sent_at is not None:
                     attempt.lost = True
@@ -234,9 +239,11 @@ class RequestSocket:
 
     def _poller_with(self, earlier: RequestSocket) -> zmq.Poller:
         poller = zmq.Poller()
-        for sock in (self.socket, self._monitor, earlier.socket, earlier._monitor):
-            if sock is not None:
-                poller.register(sock, zmq.POLLIN)
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(earlier.socket, zmq.POLLIN)
+        for owner in (self, earlier):
+            if owner._monitor is not None:
+                poller.register(owner._monitor_fd, zmq.POLLIN)
         return poller
 
     def close(self) -> int:

@@ -379,11 +379,10 @@ class Store:
     def get_raw(self, kind: str, namespace: str, name: str) -> bytes:
         """The object as stored (msgpack bytes): a GET is answered with them, not
         decoded and encoded again. Raises NotFound."""
-        target = Target(kind=kind, namespace=namespace, name=name)
-        with self._env.begin(db=self._objects) as txn:
-            raw = txn.get(target.store_key)
+        with self._env.begin(db=self._objects) as txn:  # the key as Target.store_key makes it
+            raw = txn.get(f"{kind}/{namespace}/{name}".encode())
         if raw is None:
-            raise NotFound(f"{target} not found")
+            raise NotFound(f"{Target(kind=kind, namespace=namespace, name=name)} not found")
         return raw
 
     def list_raw(self, kind: str, namespace: str | None = None, *,
