@@ -1,0 +1,50 @@
+"""A LIST's reply is made in the store's one copy out of its map (``list_raw(head=...)``):
+byte for byte the reply made around the objects joined apart, as clients decode it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ecsm_actors import protocol
+from ecsm_actors.protocol import Op
+from ecsm_actors.store import Store
+from tests.registry_samples import hpa, service
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "data", map_size=32 << 20)
+    yield s
+    s.close()
+
+
+def reply_in_one_copy(store: Store, kind: str, namespace: str | None) -> bytes:
+    def head(count: int, rv: int) -> bytes:
+        return protocol.raw_list_reply_head(7, store.epoch, {"resourceVersion": rv},
+                                            "items", count)
+    return store.list_raw(kind, namespace, head=head).data
+
+
+def reply_joined_apart(store: Store, kind: str, namespace: str | None) -> bytes:
+    raw = store.list_raw(kind, namespace)
+    return protocol.encode_reply_with_raw_list(
+        7, store.epoch, {"resourceVersion": raw.resource_version}, "items", raw.count,
+        raw.data)
+
+
+@pytest.mark.parametrize("namespace", [None, "one", "two", "none-such"])
+def test_the_reply_made_in_the_stores_copy_is_the_reply_made_around_the_joined_objects(
+        store: Store, namespace: str | None) -> None:
+    for i in range(20):  # 16 and more: an array16 header; a kind after them not listed
+        store.write(Op.CREATE, object=service(f"web-{i}", namespace="one"))
+    store.write(Op.CREATE, object=service("db", namespace="two"))
+    store.write(Op.CREATE, object=hpa("web"))
+    made = reply_in_one_copy(store, "ECSMService", namespace)
+    assert made == reply_joined_apart(store, "ECSMService", namespace)
+    items = protocol.decode_reply(made).result["items"]
+    expected = {None: 21, "one": 20, "two": 1, "none-such": 0}[namespace]
+    assert len(items) == expected
+    assert all(o["kind"] == "ECSMService" for o in items)
