@@ -1,4 +1,5 @@
-"""Files replaced atomically: the one way this project rewrites a state or config file.
+"""Files replaced atomically: the one way this project rewrites a state or config file;
+and a directory's entries flushed (:func:`fsync_dir`).
 
 Used wherever a file is rewritten in place (the CLI's contexts and watch positions, the
 registry's authorized keys, the supervisor's held children, the link agent's info file,
@@ -34,8 +35,14 @@ def replace_atomically(path: str | os.PathLike[str], data: bytes, *, mode: int =
             os.unlink(tmp)
         raise
     if sync_dir:
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(target.parent)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush the directory ``path``'s entries to disk, so a file created or renamed in it
+    survives a power loss."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

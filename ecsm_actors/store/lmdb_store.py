@@ -96,6 +96,7 @@ from ecsm_actors.errors import (
     RegistryError,
     StoreFull,
 )
+from ecsm_actors.files import fsync_dir
 from ecsm_actors.protocol import (
     Event,
     EventType,
@@ -129,14 +130,6 @@ logger = logging.getLogger(__name__)
 
 def _be(n: int) -> bytes:
     return n.to_bytes(8, "big")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 #: Events one transaction may write before :meth:`Store.release_pages` opens the
@@ -214,7 +207,7 @@ class Store:
             self._ckpt.checkpoint(self._env)
             self._ckpt.trusted()
             if not existed or self._ckpt.log.created:  # their entries, durable before a write
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
         except (lmdb.Error, OSError, RegistryError) as e:
             self._ckpt.close()
             if hasattr(self, "_env"):

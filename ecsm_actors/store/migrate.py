@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ecsm_actors.api import KINDS
 from ecsm_actors.config import Config
 from ecsm_actors.errors import EcsmActorsError, Internal, MigrationError, RegistryError
+from ecsm_actors.files import fsync_dir
 from ecsm_actors.store import etcd_layout as layout
 from ecsm_actors.store.lmdb_store import Store
 
@@ -197,17 +198,9 @@ def write_lmdb(cfg: Config, objects: list[dict[str, Any]], *, held: int,
         kept = data.with_name(f"{data.name}.replaced-{stamp}")
         data.rename(kept)
     staging.rename(data)
-    _fsync_dir(data.parent)
+    fsync_dir(data.parent)
     return Report(source=source, target=_lmdb_name(cfg), kinds=_kinds(objects),
                   resource_version=rv, replaced=held, kept_aside=kept)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _cause(e: BaseException) -> str:
