@@ -1,4 +1,5 @@
-"""Frames of 64 KiB and more are proven shallow part by part (the container heads each
+"""Frames of 64 KiB and more are proven shallow by their decode (wrapped so that the
+decoder's own stack bound falls at MAX_DEPTH), else part by part (the container heads each
 part holds) before any walk of the decoded document: a frame is still refused exactly
 when it nests more than MAX_DEPTH levels, wherever the deep part sits."""
 
@@ -84,7 +85,7 @@ def test_random_nesting_is_refused_exactly_past_the_limit() -> None:
     assert seen == {True, False}
 
 
-# -- decoded part by part -------------------------------------------------------------
+# -- decoded wrapped ------------------------------------------------------------------
 
 
 def levels(doc: Any) -> int:
@@ -109,19 +110,46 @@ def decoded_whole(frame: bytes) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and levels(doc) <= protocol.MAX_DEPTH else None
 
 
-def test_a_large_list_reply_is_decoded_part_by_part_as_a_whole_decode_would() -> None:
+def test_the_decoders_own_bound_is_found_and_put_at_max_depth() -> None:
+    levels = protocol._decoder_levels()
+    chain = b"\x91" * (levels - 1)
+    msgpack.unpackb(chain + b"\x90")  # levels nested containers decode
+    with pytest.raises(msgpack.StackError):
+        msgpack.unpackb(chain + b"\x91\x90")  # one more does not
+    assert len(protocol._wrap()) + protocol.MAX_DEPTH == levels
+
+
+@pytest.mark.parametrize("levels", [97, 98])
+def test_a_large_frame_decoded_wrapped_is_refused_exactly_past_max_depth(levels: int) -> None:
+    for at in (0, 500, 1000):
+        objects = [OBJECT] * 1000
+        objects.insert(at, nested(levels))
+        doc = protocol._unpack_wrapped(list_reply(objects))
+        assert (doc is not None) is (levels + 3 <= protocol.MAX_DEPTH)
+        if doc is not None:
+            assert depth(doc) == protocol.MAX_DEPTH
+
+
+def test_a_large_list_reply_is_proven_shallow_by_its_decode_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     frame = list_reply([{**OBJECT, "metadata": {"name": f"web-{i}"}} for i in range(400)])
-    doc = protocol._unpack_by_parts(frame)
-    assert doc is not None  # decided by the parts' counts, no fallback to the whole walk
-    assert doc == msgpack.unpackb(frame, raw=False, strict_map_key=True)
-    assert protocol.unpack(frame) == doc
+    whole = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a second look at the frame")
+
+    # no element-by-element decode, no count of container heads, no walk
+    monkeypatch.setattr(msgpack, "Unpacker", refused)
+    monkeypatch.setattr(protocol, "_shallow_by_parts", refused)
+    monkeypatch.setattr(protocol, "_nests_within", refused)
+    assert protocol.unpack(frame) == whole
 
 
 @pytest.mark.timeout(60)
-def test_decoding_part_by_part_accepts_only_what_the_whole_decode_does_and_alike() -> None:
+def test_decoding_wrapped_accepts_exactly_what_the_whole_decode_does_and_alike() -> None:
     """Hostile large frames (values swapped for deep, lying or odd ones; bytes flipped,
-    cut, spliced, repeated): the part-by-part decode gives exactly the whole decode's
-    document, or leaves the frame to it (None); it never accepts a refused frame."""
+    cut, spliced, repeated): the wrapped decode gives exactly the whole decode's
+    document, and leaves every frame the whole decode refuses to it (None)."""
     from tests.fuzz_harness import mutate_bytes, swap_value
 
     rng = random.Random(16)
@@ -142,10 +170,10 @@ def test_decoding_part_by_part_accepts_only_what_the_whole_decode_does_and_alike
                      else mutate_bytes(rng, frame, rng.choice(frames)))
         if len(frame) < 64 << 10:
             continue
-        fast, whole = protocol._unpack_by_parts(frame), decoded_whole(frame)
+        fast, whole = protocol._unpack_wrapped(frame), decoded_whole(frame)
         taken += fast is not None
         refused += whole is None
+        assert (fast is None) is (whole is None), frame[:64].hex()
         if fast is not None:
-            assert whole is not None, frame[:64].hex()
             assert msgpack.packb(fast) == msgpack.packb(whole)
     assert taken > 20 and refused > 20, (taken, refused)
