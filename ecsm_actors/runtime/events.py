@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,12 +52,35 @@ FLUSH_INTERVAL = 1.0
 SeriesKey = tuple[str, str, str, str, str, str]
 
 
-@dataclass(kw_only=True)
+#: The keys of an ``involvedObject`` a series rebuilds from its key (and uid) when sent.
+_REF_KEYS = frozenset({"kind", "namespace", "name", "uid"})
+
+
+@dataclass(slots=True)
 class _Series:
-    involved: dict[str, str]
+    """One remembered series, compact (thousands live as long as the process): the
+    ``involvedObject`` is rebuilt from the series key and ``uid`` when sent; ``extra``
+    holds its other keys, if any (none from :func:`involved_of` or :func:`object_ref`)."""
+
+    uid: str | None
+    extra: dict[str, str] | None
     first: float
     last: float
     pending: int = 0
+
+    def involved(self, namespace: str, kind: str, name: str) -> dict[str, str]:
+        ref = {"kind": kind, "namespace": namespace, "name": name}
+        if self.uid is not None:
+            ref["uid"] = self.uid
+        if self.extra:
+            ref.update(self.extra)
+        return ref
+
+
+def _word(value: Any) -> str:
+    """``value`` as an interned string (namespaces, kinds, types, reasons: a few words
+    repeated by thousands of series)."""
+    return sys.intern(str(value))
 
 
 def involved_of(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -92,9 +115,12 @@ class EventRecorder:
         self._autostart = autostart
         self._clock = clock
         self._lock = threading.Lock()
-        self._series: OrderedDict[SeriesKey, _Series] = OrderedDict()
+        #: Least recently seen first (a plain dict: re-inserted when seen again).
+        self._series: dict[SeriesKey, _Series] = {}
         self._pending: dict[SeriesKey, _Series] = {}
-        self._buckets: OrderedDict[tuple[str, str, str], tuple[float, float]] = OrderedDict()
+        #: Object → (tokens, when), least recently used first; a bucket refilled since is
+        #: the same as none, and is forgotten (:meth:`_forget_refilled`).
+        self._buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._stop = threading.Event()
@@ -121,24 +147,28 @@ class EventRecorder:
     def _event(self, involved: Mapping[str, Any], type_: str, reason: str,
                message: str) -> None:
         now = self._clock()
-        obj = (str(involved.get("namespace", "")), str(involved.get("kind", "")),
+        # the small vocabularies interned: one copy of each however many series name it
+        obj = (_word(involved.get("namespace", "")), _word(involved.get("kind", "")),
                str(involved.get("name", "")))
-        key: SeriesKey = (*obj, type_, reason, message)
+        key: SeriesKey = (*obj, _word(type_), _word(reason), message)
         with self._lock:
             self.counts["recorded"] += 1
-            series = self._series.get(key)
+            series = self._series.pop(key, None)
             if series is not None:
-                self._series.move_to_end(key)
+                self._series[key] = series  # now the most recently seen
                 self.counts["aggregated"] += 1
             elif not self._take_token(obj, now):
                 self.counts["droppedRateLimited"] += 1
                 return
             else:
-                series = _Series(involved={k: str(v) for k, v in involved.items()},
+                uid = involved.get("uid")
+                extra = {k: str(v) for k, v in involved.items() if k not in _REF_KEYS}
+                series = _Series(uid=None if uid is None else str(uid), extra=extra or None,
                                  first=now, last=now)
                 self._series[key] = series
                 while len(self._series) > MAX_SERIES:
-                    old_key, _ = self._series.popitem(last=False)
+                    old_key = next(iter(self._series))
+                    del self._series[old_key]
                     self._pending.pop(old_key, None)
             if key not in self._pending:
                 if len(self._pending) >= MAX_PENDING:
@@ -155,8 +185,21 @@ class EventRecorder:
         ok = tokens >= 1.0
         self._buckets[obj] = (tokens - 1.0 if ok else tokens, now)
         while len(self._buckets) > MAX_SERIES:
-            self._buckets.popitem(last=False)
+            del self._buckets[next(iter(self._buckets))]
+        self._forget_refilled(now)
         return ok
+
+    def _forget_refilled(self, now: float) -> None:
+        """Forget the buckets untouched long enough to be full again (a full bucket is
+        what an object without one gets), least recently used first (under the lock)."""
+        full_after = self._burst * self._refill
+        stale = []
+        for obj, (_, at) in self._buckets.items():
+            if now - at < full_after:
+                break
+            stale.append(obj)
+        for obj in stale:
+            del self._buckets[obj]
 
     def _ensure_thread(self) -> None:
         if not self._autostart or (self._thread is not None and self._pid == os.getpid()):
@@ -181,10 +224,12 @@ class EventRecorder:
         """Send what is pending; return the occurrences sent (0 when they were dropped).
         Never raises."""
         with self._lock:
+            self._forget_refilled(self._clock())
             pending, self._pending = self._pending, {}
             batch = []
-            for (_, _, _, type_, reason, message), s in pending.items():
-                batch.append({"involvedObject": s.involved, "type": type_, "reason": reason,
+            for (namespace, kind, name, type_, reason, message), s in pending.items():
+                batch.append({"involvedObject": s.involved(namespace, kind, name),
+                              "type": type_, "reason": reason,
                               "message": message, "count": s.pending,
                               "firstTimestamp": format_timestamp(s.first),
                               "lastTimestamp": format_timestamp(s.last),
@@ -208,7 +253,8 @@ class EventRecorder:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {**self.counts, "pending": len(self._pending)}
+            return {**self.counts, "pending": len(self._pending), "series": len(self._series),
+                    "rateLimitedObjects": len(self._buckets)}
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop the flusher after one last flush (waiting at most ``timeout``)."""
