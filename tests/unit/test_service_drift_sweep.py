@@ -3,11 +3,13 @@ keys that differ enqueued."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from ecsm_actors.controllers.service.model import RevisionView
 from ecsm_actors.controllers.service.naming import parse_any
-from ecsm_actors.controllers.service.sweep import Snapshot, diff, fingerprint
+from ecsm_actors.controllers.service.sweep import DriftSweep, Snapshot, diff, fingerprint
 from ecsm_actors.errors import EcsmUnavailable
 from tests.unit.service_world import World, esvc
 
@@ -132,3 +134,38 @@ def test_keys_stranded_by_an_ecsm_outage_are_enqueued_by_the_first_sweep_that_re
     w.settle("web")
     assert w.sweep() == []  # repaired: nothing stranded any more
 
+
+
+def test_a_thousand_settled_records_hold_less_than_half_a_kibibyte_each():
+    """What a settled pass saw lives as long as the controller: node names decoded anew by
+    each pass are held once, whatever the number of keys placed on them."""
+    sweep = DriftSweep(None, None, interval=10.0)
+    pool = tuple(f"node-{n}" for n in range(3))
+    keys = [f"ns/svc-{i:04d}" for i in range(1000)]  # the informer's, held anyway
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for i, key in enumerate(keys):
+            decoded = tuple("".join(n) for n in (pool[i % 3], pool[(i + 1) % 3]))
+            sweep.settled(key, fingerprint(
+                [view(f"{i:08d}-5d2c-4a7e-9f1b-3c6e8a0d{i:04d}", nodes=decoded)],
+                ["".join(n) for n in pool], frozenset(), None))
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    held = sum(d.size_diff for d in after.compare_to(before, "filename"))
+    assert len(sweep.records()) == 1000
+    assert held / 1000 < 512
+
+
+def test_a_record_shared_with_others_still_tells_its_own_drift():
+    sweep = DriftSweep(None, None, interval=10.0)
+    pool = ("node-1", "node-2")
+    for key in ("ns/a", "ns/b"):
+        sweep.settled(key, fingerprint([view(key)], list(pool), frozenset(), None))
+    snap = Snapshot(rows={"ns/a": [view("ns/a")], "ns/b": [view("ns/b", factor=3)]},
+                    names=frozenset(pool), down=frozenset(), containers={})
+    assert diff(sweep.records(), ["ns/a", "ns/b"], snap) == ["ns/b"]
+    down = Snapshot(rows=snap.rows, names=frozenset(pool), down=frozenset({"node-2"}),
+                    containers={})
+    assert diff(sweep.records(), ["ns/a"], down) == ["ns/a"]

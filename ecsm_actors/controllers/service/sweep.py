@@ -25,9 +25,10 @@ reports it once.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ecsm_actors.controllers.service import observe
@@ -39,13 +40,18 @@ from ecsm_actors.ecsm.resources.paging import DEFAULT_PAGE_SIZE
 Row = tuple[str, str, int, tuple[str, ...], int, str]
 #: One container: service id, name, node, status, refused.
 Container = tuple[str, str, str, str, bool]
+#: Distinct node sets and tuples shared across records before the table starts afresh.
+MAX_SHAPES = 1024
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Observed:
-    """What a settled pass of one key saw, in the terms a sweep can see again."""
+    """What a settled pass of one key saw, in the terms a sweep can see again. One per
+    settled key for as long as the process lives: kept compact (slots, a sorted tuple of
+    rows; :class:`DriftSweep` shares the node sets equal across records)."""
 
-    rows: frozenset[Row]
+    #: Sorted, without repeats.
+    rows: tuple[Row, ...]
     #: The nodes that matter to this key (its pool or list, and where it runs) → down?
     nodes: frozenset[tuple[str, bool]]
     #: Every node ECSM knew, when the placement was "every node" (an empty pool).
@@ -68,7 +74,11 @@ class Snapshot:
 
 def _row(v: RevisionView) -> Row:
     return (v.service_id, v.revision, v.factor, tuple(sorted(v.node_names)), v.online,
-            str(v.policy))
+            sys.intern(str(v.policy)))
+
+
+def _rows(views: Iterable[RevisionView]) -> tuple[Row, ...]:
+    return tuple(sorted({_row(v) for v in views}))
 
 
 def _containers(views: Iterable[RevisionView],
@@ -90,7 +100,7 @@ def fingerprint(views: Sequence[RevisionView], wanted_nodes: Iterable[str],
         relevant.update(v.node_names)
         relevant.update(c.node_name for c in v.containers or ())
     listed = any(v.containers is not None for v in views)
-    return Observed(rows=frozenset(_row(v) for v in views),
+    return Observed(rows=_rows(views),
                     nodes=frozenset((n, n in down) for n in relevant),
                     every_node=frozenset(every_node) if every_node is not None else None,
                     containers=_containers(views) if listed else None)
@@ -98,7 +108,7 @@ def fingerprint(views: Sequence[RevisionView], wanted_nodes: Iterable[str],
 
 def still(record: Observed, views: Sequence[RevisionView], snap: Snapshot) -> bool:
     """Whether ECSM, as ``snap`` shows it, still matches ``record`` for one key."""
-    if frozenset(_row(v) for v in views) != record.rows:
+    if _rows(views) != record.rows:
         return False
     if any((n in snap.down) != was for n, was in record.nodes):
         return False
@@ -132,10 +142,24 @@ class DriftSweep:
         self._page_size = page_size
         self._lock = threading.Lock()
         self._records: dict[str, Observed] = {}
+        #: One instance of each node set and node tuple the records hold (most keys of a
+        #: cluster name the same few): see :meth:`_shared`.
+        self._shapes: dict[Any, Any] = {}
 
     def settled(self, key: str, record: Observed) -> None:
         with self._lock:
-            self._records[key] = record
+            self._records[key] = self._shared(record)
+
+    def _shared(self, record: Observed) -> Observed:
+        """``record`` holding the instances of its node sets and node tuples that other
+        records hold already (equal values, one copy; under the lock)."""
+        if len(self._shapes) > MAX_SHAPES:
+            self._shapes.clear()  # shapes of gone records: the next records share anew
+        shape = self._shapes.setdefault
+        rows = tuple((*r[:3], shape(r[3], r[3]), *r[4:]) for r in record.rows)
+        every = record.every_node
+        return replace(record, rows=rows, nodes=shape(record.nodes, record.nodes),
+                       every_node=every if every is None else shape(every, every))
 
     def forget(self, key: str) -> None:
         with self._lock:
