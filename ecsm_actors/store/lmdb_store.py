@@ -120,6 +120,7 @@ from ecsm_actors.store.records import (
 )
 from ecsm_actors.store.residency import MapPages, trim_heap
 from ecsm_actors.store.semantics import Change, Target
+from ecsm_actors.store.versions import VersionChange, VersionIndex
 from ecsm_actors.store.window import RequestWindow
 
 #: A write on its way into a transaction: its requestId, op, and what staging made of it.
@@ -154,6 +155,9 @@ _WINDOW = frozenset(("requests", "request_order"))
 #: First byte of an event kept without its object (see the module docstring).
 STUB = 0
 _STUB_TYPES = {ord(t.value[0]): t for t in (EventType.ADDED, EventType.MODIFIED)}
+#: A stub's first two bytes by event type, and each kind's event topics: made once.
+_STUB_HEADS = {t: bytes((STUB, ord(t.value[0]))) for t in EventType}
+_TOPICS: dict[tuple[str, EventType], bytes] = {}
 
 
 class Store:
@@ -240,6 +244,12 @@ class Store:
         self._page_size = self._env.stat()["psize"]
         self._pages = MapPages(self.path / "data.mdb")
         self._largest = 0
+        #: Versions by key of the kinds listed by version (:mod:`.versions`), started over
+        #: at each open (a log replayed, or the environment opened again).
+        self._versions = VersionIndex()
+        #: The object changes of the write transaction under way, for the index once
+        #: it has committed.
+        self._changes: list[VersionChange] = []
 
     @classmethod
     def from_config(cls, cfg: Any) -> Store:
@@ -408,12 +418,20 @@ class Store:
                       namespace: str | None = None) -> tuple[list[tuple[str, int]], int]:
         """``[(namespace/name, resourceVersion)...]`` of every object of a kind (in one
         namespace, or all) and the version of the snapshot, without decoding objects:
-        the key comes from the store key, the version is peeked from the frame."""
-        prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
+        the key comes from the store key, the version is peeked from the frame; read
+        from the index of versions (:mod:`.versions`) once the kind is in it: the first
+        call for a kind reads every object of it (all namespaces) and indexes them."""
+        if kind not in self._versions:
+            self._versions.build(kind, self._peek_versions(kind))
+        return self._versions.versions(kind, namespace or None), self._rv
+
+    def _peek_versions(self, kind: str) -> list[tuple[str, int]]:
+        """``(namespace/name, resourceVersion)`` of every object of a kind, in all
+        namespaces, as stored now (the resourceVersion of the snapshot is ``_rv``)."""
+        prefix = f"{kind}/".encode()
         skip = len(kind) + 1
         versions: list[tuple[str, int]] = []
         with self._env.begin(db=self._objects, buffers=True) as txn:
-            rv, _ = self._log_bounds(txn)
             cursor = txn.cursor()
             if cursor.set_range(prefix):
                 for raw_key, value in cursor:
@@ -425,7 +443,7 @@ class Store:
                     except RegistryError as e:
                         raise Internal(f"stored object {key!r} is unreadable: {e}") from e
                     versions.append((key[skip:].decode(), version))
-        return versions, rv
+        return versions
 
     def list_page(self, kind: str, namespace: str | None, *, limit: int,
                   continue_token: str | None = None, versions: bool = False) -> paging.Page:
@@ -476,10 +494,14 @@ class Store:
             return RawList(count=len(values), data=b"".join(values), resource_version=upto)
 
     def _whole(self, txn: wal.Txn, seq: int, stub: bytes | memoryview,
-               frame: bytes | memoryview | None = None) -> bytes:
+               frame: bytes | memoryview | None = None,
+               target: Target | None = None) -> bytes:
         """The body of the stub event ``seq``, around ``frame`` or else the current object
         of its key, which has the event's version (checked: a log that breaks it is
-        reported, not served)."""
+        reported, not served). ``target``: the stub's object, when the caller has it."""
+        if target is not None and frame is not None:
+            return encode_event_body(self.epoch, _STUB_TYPES[stub[1]], target.kind,
+                                     target.key, seq, bytes(frame))
         store_key = bytes(stub[2:])
         if frame is None:
             frame = txn.get(store_key, db=self._objects)
@@ -594,6 +616,7 @@ class Store:
         self._ckpt.checkpoint(self._env)  # durable without a record (it may be large)
         self._largest = max(self._largest, rv - self._rv)
         self._rv, self.compacted = rv, compacted
+        self._versions.clear()
         return rv
 
     def write(self, op: Op, **fields: Any) -> Any:
@@ -640,6 +663,8 @@ class Store:
         window = self.window
         window.begin()
         ops: list[Any] = []
+        changes: list[VersionChange] = []
+        self._changes = changes
         txn = wal.Recording(self._env, self._env.begin(write=True), self._names, ops)
         try:
             rv = self._rv
@@ -649,7 +674,7 @@ class Store:
                     result, rv = self._run(txn, s, rv, now, full)
                     results.append(result)
                     continue
-                recorded = window.lookup(txn, request_id, now)
+                recorded = window.lookup(txn.txn, request_id, now)
                 if recorded is not None:
                     results.append(self._replay(txn, request_id, op, s, recorded))
                     continue
@@ -686,6 +711,7 @@ class Store:
         window.committed()
         self._largest = max(self._largest, rv - self._rv)
         self._rv, self.compacted = rv, compacted
+        self._versions.commit(changes)
         return results
 
     def _run(self, txn: wal.Recording, s: Staged | StagedBatch | RegistryError, rv: int,
@@ -705,7 +731,7 @@ class Store:
                full: bool) -> tuple[Outcome, int]:
         """A BATCH: each write alone, or (atomic) all in a nested transaction that is
         aborted when any is refused."""
-        start = rv
+        start, changed = rv, len(self._changes)
         target = txn.child() if batch.atomic else txn
         results: list[Outcome | RegistryError] = []
         try:
@@ -715,6 +741,7 @@ class Store:
             if batch.atomic:
                 if any(isinstance(r, RegistryError) for r in results):
                     target.abort()
+                    del self._changes[changed:]
                     rv = start
                     results = replay.aborted(results)
                 else:
@@ -753,11 +780,12 @@ class Store:
         frame = pack(obj)
         if raw is not None and current is not None:
             version = current["metadata"]["resourceVersion"]
-            self._supersede(txn, version, raw, last=version == rv - 1)
+            self._supersede(txn, version, raw, last=version == rv - 1, target=s.target)
         if change.remove:
             txn.delete(key, db=self._objects)
         else:
             txn.put(key, frame, db=self._objects)
+        self._changes.append((s.target.kind, s.target.key, None if change.remove else rv))
         event = self._log_event(txn, s.target, change, frame, rv)
         return replay.outcome(s.op, s.target, change, obj, frame, action, (event,))
 
@@ -767,12 +795,15 @@ class Store:
         whole when the object left it."""
         assert change.type is not None
         body = encode_event_body(self.epoch, change.type, target.kind, target.key, rv, frame)
-        kept = body if change.remove else b"\0" + change.type[0].encode() + target.store_key
+        kept = body if change.remove else _STUB_HEADS[change.type] + target.store_key
         txn.put(_be(rv), kept, db=self._events, append=True)
-        return StoredEvent(topic=event_topic(target.kind, change.type), body=body)
+        topic = _TOPICS.get((target.kind, change.type))
+        if topic is None:
+            topic = _TOPICS[target.kind, change.type] = event_topic(target.kind, change.type)
+        return StoredEvent(topic=topic, body=body)
 
     def _supersede(self, txn: wal.Recording, version: int, frame: bytes,
-                   last: bool) -> None:
+                   last: bool, target: Target) -> None:
         """The object ``frame`` of ``version`` is about to be replaced or removed: its
         event, when still in the log as a stub, gets the object back (``last``: it is the
         last event of the log)."""
@@ -781,7 +812,7 @@ class Store:
         seq = _be(version)
         held = txn.get(seq, db=self._events)
         if held is not None and held[0] == STUB:
-            whole = self._whole(txn, version, held, frame)
+            whole = self._whole(txn, version, held, frame, target)
             if last:  # appended again: grown in place, it would leave its page half full
                 txn.delete(seq, db=self._events)
             txn.put(seq, whole, db=self._events, append=last)
