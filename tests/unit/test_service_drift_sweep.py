@@ -4,12 +4,17 @@ keys that differ enqueued."""
 from __future__ import annotations
 
 import tracemalloc
+import weakref
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from ecsm_actors.controllers.service.model import RevisionView
 from ecsm_actors.controllers.service.naming import parse_any
 from ecsm_actors.controllers.service.sweep import DriftSweep, Snapshot, diff, fingerprint
+from ecsm_actors.ecsm.resources import paging
+from ecsm_actors.ecsm.types import Page
 from ecsm_actors.errors import EcsmUnavailable
 from tests.unit.service_world import World, esvc
 
@@ -169,3 +174,52 @@ def test_a_record_shared_with_others_still_tells_its_own_drift():
     down = Snapshot(rows=snap.rows, names=frozenset(pool), down=frozenset({"node-2"}),
                     containers={})
     assert diff(sweep.records(), ["ns/a"], down) == ["ns/a"]
+
+
+class WireRow:
+    """A listed ECSM service as decoded from the wire (what a page holds)."""
+
+    def __init__(self, i: int) -> None:
+        self.id = f"id-{i}"
+        self.name = f"ns.svc-{i}.0123456789"
+        self.factor = self.instance_online = 1
+        self.node_list = (SimpleNamespace(node_name="node-1"),)
+        self.policy, self.created_time = "dynamic", ""
+        self.raw = {"name": self.name, "padding": "x" * 2000}
+
+
+class PagedServices:
+    """ECSM's service list in pages of ``size``, noting how many rows of the pages it
+    answered before are still held by someone when it answers the next."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.answered: list[weakref.ref[WireRow]] = []
+        self.held_at_each_page: list[int] = []
+
+    def list(self, num: int, size: int) -> Page[Any]:
+        self.held_at_each_page.append(sum(r() is not None for r in self.answered))
+        rows = tuple(WireRow(i) for i in range((num - 1) * size, min(num * size, self.count)))
+        self.answered += [weakref.ref(r) for r in rows]
+        return Page(total=self.count, page_num=num, page_size=size, items=rows)
+
+    def collect(self, page_size: int) -> paging.Listing[WireRow]:
+        """Every row, as the clientset's own ``collect`` lists them."""
+        return paging.collect(self.list, page_size, key=lambda row: row.id)
+
+
+def test_a_sweep_holds_the_wire_rows_of_one_page_at_a_time():
+    services = PagedServices(1000)
+    nodes = SimpleNamespace(get=lambda max_age: (("node-1",), frozenset()))
+    sweep = DriftSweep(SimpleNamespace(services=services), nodes, interval=10.0,
+                       page_size=100)
+    keys = [f"ns/svc-{i}" for i in range(1000)]
+    for key in keys:
+        sweep.settled(key, fingerprint([view(key.replace("ns/svc", "id"), factor=1,
+                                             online=1, nodes=("node-1",))],
+                                       ["node-1"], frozenset(), None))
+    drifted: list[str] = []
+    sweep.sweep(keys, drifted.append)
+    assert drifted == []
+    assert len(services.held_at_each_page) == 10
+    assert max(services.held_at_each_page) == 0

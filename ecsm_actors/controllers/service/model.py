@@ -20,7 +20,7 @@ class Policy(StrEnum):
     DYNAMIC = "dynamic"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ContainerView:
     """One observed container of a revision."""
 
@@ -32,7 +32,7 @@ class ContainerView:
     refused: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RevisionView:
     """One observed ECSM service of this object (one template revision)."""
 

@@ -34,7 +34,9 @@ from typing import Any
 from ecsm_actors.controllers.service import observe
 from ecsm_actors.controllers.service.model import ContainerView, RevisionView
 from ecsm_actors.controllers.service.naming import parse_any
+from ecsm_actors.ecsm.resources import paging
 from ecsm_actors.ecsm.resources.paging import DEFAULT_PAGE_SIZE
+from ecsm_actors.ecsm.types import Page
 
 #: One ECSM service as the sweep compares it: id, revision, factor, nodes, online, policy.
 Row = tuple[str, str, int, tuple[str, ...], int, str]
@@ -126,6 +128,36 @@ def diff(records: Mapping[str, Observed], keys: Iterable[str], snap: Snapshot) -
             and not still(record, snap.rows.get(key, ()), snap)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """One ECSM service row as a sweep keeps it: its id (the listing's key), the object
+    key that owns it (None: not ours) and its revision views. A row decoded from the wire
+    (with its whole raw dict) is several times larger: each page is reduced to these as it
+    arrives, so a sweep of a thousand services never holds a thousand wire rows at once
+    (the heap they would grow stays grown, fragmented by what outlives the sweep)."""
+
+    id: str
+    key: str | None
+    views: tuple[RevisionView, ...]
+
+
+def _listed_id(listed: _Listed) -> str:
+    return listed.id
+
+
+def _listed_page(page: Page[Any]) -> Page[_Listed]:
+    items = []
+    for row in page.items:
+        owned = parse_any(row.name)
+        if owned is None:
+            items.append(_Listed(row.id, None, ()))
+        else:
+            items.append(_Listed(row.id, f"{owned.namespace}/{owned.name}", tuple(
+                observe.revisions([row], owned.namespace, owned.name))))
+    return Page(total=page.total, page_num=page.page_num, page_size=page.page_size,
+                items=tuple(items))
+
+
 class DriftSweep:
     """The records of settled keys and the sweep over them (see the module doc).
     Thread-safe: workers record while another worker sweeps."""
@@ -192,13 +224,13 @@ class DriftSweep:
     def snapshot(self, records: Mapping[str, Observed]) -> Snapshot:
         """ECSM now: every service (paged), the nodes, and the containers of the
         services whose record includes them."""
-        listing = self._ecsm.services.collect(page_size=self._page_size)
+        listing = paging.collect(
+            lambda num, size: _listed_page(self._ecsm.services.list(num, size)),
+            self._page_size, key=_listed_id)
         rows: dict[str, list[RevisionView]] = {}
-        for row in listing.items:
-            owned = parse_any(row.name)
-            if owned is not None:
-                rows.setdefault(f"{owned.namespace}/{owned.name}", []).extend(
-                    observe.revisions([row], owned.namespace, owned.name))
+        for listed in listing.items:
+            if listed.key is not None:
+                rows.setdefault(listed.key, []).extend(listed.views)
         names, down = self._nodes.get(0.0)
         ids = [v.service_id for key, record in records.items()
                if record.containers is not None for v in rows.get(key, ())]
