@@ -87,6 +87,7 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
+import msgpack
 
 from ecsm_actors.errors import (
     BadRequest,
@@ -175,6 +176,8 @@ class Store:
         self.full_ratio = full_ratio
         self.event_log_limit = event_log_limit
         self._clock = clock
+        #: msgpack's packer kept (as ``protocol.pack``, without making one each write).
+        self._pack = msgpack.Packer(use_bin_type=True).pack
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._window_bounds = (request_window, request_window_age)
         #: The most events one transaction wrote since the environment was opened.
@@ -777,7 +780,7 @@ class Store:
         rv += 1
         obj = change.object
         obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}}
-        frame = pack(obj)
+        frame = self._pack(obj)
         if raw is not None and current is not None:
             version = current["metadata"]["resourceVersion"]
             self._supersede(txn, version, raw, last=version == rv - 1, target=s.target)

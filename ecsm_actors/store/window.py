@@ -35,7 +35,6 @@ from typing import Any
 import lmdb
 import msgpack
 
-from ecsm_actors.protocol import pack
 from ecsm_actors.store.wal import Txn
 
 #: Records a write transaction prunes beyond those it adds.
@@ -60,6 +59,7 @@ class RequestWindow:
         self.requests = env.open_db(b"requests")
         self.order = env.open_db(b"request_order")
         self._slack = max(1, min(PRUNE_BATCH, self.size // 100))
+        self._pack = msgpack.Packer(use_bin_type=True).pack  # as protocol.pack, kept
         with env.begin(db=self.order) as txn:
             cursor = txn.cursor()
             self._seq = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
@@ -95,7 +95,7 @@ class RequestWindow:
             self._p_oldest = now
         seq, stamp = _be(self._pending), _TIME.pack(now)
         rid = request_id.encode()
-        txn.put(rid, seq + stamp + pack(record), db=self.requests)
+        txn.put(rid, seq + stamp + self._pack(record), db=self.requests)
         txn.put(seq, stamp + rid, db=self.order, append=True)
 
     def prune(self, txn: Txn, now: float) -> int:
