@@ -23,7 +23,7 @@ from ecsm_actors.registry.client import RegistryClient
 from ecsm_actors.supervisor.client import SupervisorClient
 from tests.helpers import Processes, wait_until
 
-STARTSECS = 0.2
+STARTSECS = 0.1
 FAST = {
     "ECSM_ACTORS_SUPERVISOR_STARTSECS": str(STARTSECS),
     "ECSM_ACTORS_SUPERVISOR_FLAP_RESTARTS": "1000",
