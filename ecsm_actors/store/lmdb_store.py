@@ -398,20 +398,26 @@ class Store:
         ``data`` starts with, before the objects (a reply around them, made in the one
         copy out of the map; 10,000 objects, 11 MB, are not joined twice).
 
-        The objects are the map's own buffers until that copy, each key compared in
-        place (a generator and a ``bytes`` of each key took 7 ms of 10,000's 11)."""
+        The objects are the map's own buffers until that copy. The first key past the
+        prefix is found first: the keys before it are not looked at (10,000 objects in
+        3 ms instead of 6 with each key's prefix compared), and none at all when no key
+        follows (a generator and a ``bytes`` of each key took 7 ms of 10,000's 11)."""
         prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
-        n = len(prefix)
         with self._env.begin(db=self._objects, buffers=True) as txn:
             rv, _ = self._log_bounds(txn)
             cursor = txn.cursor()
             values: list[bytes | memoryview] = [b""]
-            append = values.append
+            # "/" + 1 is "0": the first key past every key with the prefix
+            past = bytes(cursor.key()) if cursor.set_range(prefix[:-1] + b"0") else None
             if cursor.set_range(prefix):
-                for key, value in cursor:
-                    if key[:n] != prefix:
-                        break
-                    append(value)
+                if past is None:
+                    values += cursor.iternext(keys=False)
+                else:
+                    append = values.append
+                    for key, value in cursor:
+                        if key == past:
+                            break
+                        append(value)
             count = len(values) - 1
             if head is not None:
                 values[0] = head(count, rv)

@@ -48,3 +48,24 @@ def test_the_reply_made_in_the_stores_copy_is_the_reply_made_around_the_joined_o
     expected = {None: 21, "one": 20, "two": 1, "none-such": 0}[namespace]
     assert len(items) == expected
     assert all(o["kind"] == "ECSMService" for o in items)
+
+
+def test_every_kind_and_namespace_lists_exactly_its_objects_in_key_order(
+        store: Store) -> None:
+    # namespaces around "one" in key order: "one-more" before it, "one0" and "two" after
+    for namespace in ("one", "one-more", "one0", "two"):
+        for name in ("a", "b"):
+            store.write(Op.CREATE, object=service(f"{name}-{namespace}", namespace=namespace))
+    store.write(Op.CREATE, object=hpa("web"))
+    objects = [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
+               for kind in ("ECSMHpa", "ECSMService")
+               for o in store.list_raw(kind).decode()]
+    assert objects == sorted(objects, key="/".join) and len(objects) == 9  # store keys
+    for kind, namespace in [("ECSMHpa", None), ("ECSMHpa", "default"), ("ECSMService", None),
+                            ("ECSMService", "one"), ("ECSMService", "one-more"),
+                            ("ECSMService", "one0"), ("ECSMService", "two"),
+                            ("ECSMService", "on"), ("ECSMService", "default")]:
+        listed = [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
+                  for o in store.list_raw(kind, namespace).decode()]
+        assert listed == [o for o in objects
+                          if o[0] == kind and namespace in (None, o[1])], (kind, namespace)
