@@ -174,9 +174,10 @@ class RegistryClient:
         a write without ``requestId`` gets a fresh one, used by every attempt."""
         if op in _WRITE_OPS and fields.get("requestId") is None:
             fields["requestId"] = new_request_id()
-        for name in _OMITTED_WHEN_NONE:
-            if name in fields and fields[name] is None:
-                del fields[name]
+        if None in fields.values():  # a GET has none: no loop over the names
+            for name in _OMITTED_WHEN_NONE:
+                if name in fields and fields[name] is None:
+                    del fields[name]
         envelope = next(self._ids)
         frame = protocol.encode_request(op, envelope, **fields)
         now = time.monotonic()

@@ -20,6 +20,7 @@ uses it under its lock.
 from __future__ import annotations
 
 import itertools
+import select
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -128,9 +129,20 @@ class RequestSocket:
         #: reply asks libzmq for the monitor's ``EVENTS`` only when something happened
         #: (each ask is a ``poll`` and a ``getpid`` system call; two a request otherwise).
         self._monitor_fd: int = monitor.getsockopt(zmq.FD)
+        #: Whether a :meth:`drain` ran to its end: only then does the monitor's descriptor
+        #: become readable at its next event (before, libzmq's pipe need not signal).
+        self._drained = False
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
         self._poller.register(self._monitor_fd, zmq.POLLIN)
+        #: The same two as plain descriptors (see :meth:`_wait`): the socket's mailbox,
+        #: readable once a command (a reply's arrival among them) is pending, the monitor's.
+        self._fd: int = self.socket.getsockopt(zmq.FD)
+        self._fds = select.poll()
+        self._fds.register(self._fd, select.POLLIN)
+        self._fds.register(self._monitor_fd, select.POLLIN)
+        self._monitor_fds = select.poll()
+        self._monitor_fds.register(self._monitor_fd, select.POLLIN)
 
     @property
     def handshaken(self) -> bool:
@@ -160,6 +172,7 @@ class RequestSocket:
             if event == zmq.EVENT_MONITOR_STOPPED:
                 return True
             self._on_event(event, now)
+        self._drained = monitor is not None
         return False
 
     def exchange(self, frame: bytes, *, rto: float, until: float,
@@ -178,7 +191,8 @@ class RequestSocket:
         before a new connection is handshaken): its reply is taken as well.
 
         Raises zmq.ZMQError from the socket (the client wraps it)."""
-        self.drain()
+        if not self._drained or self._monitor_fds.poll(0):
+            self.drain()
         self._lost = False
         attempt = Attempt()
         now = time.monotonic()
@@ -189,7 +203,9 @@ class RequestSocket:
         queued_at = now
         if self.handshaken_at is not None:
             attempt.sent_at = self.sent_at = now
-        poller = self._poller if earlier is None else self._poller_with(earlier)
+        if earlier is None:
+            return self._wait(attempt, queued_at, rto, until)
+        poller = self._poller_with(earlier)
         while True:
             if attempt.sent_at is None and self.handshaken_at is not None:
                 attempt.sent_at = self.sent_at = max(self.handshaken_at, queued_at)
@@ -236,6 +252,65 @@ class RequestSocket:
                 if self._lost and attempt.sent_at is not None:
                     attempt.lost = True
                     return attempt
+
+    def _wait(self, attempt: Attempt, queued_at: float, rto: float, until: float) -> Attempt:
+        """:meth:`exchange`'s wait for its reply on this socket alone, as its loop with
+        ``earlier`` waits, with fewer system calls: libzmq's ``zmq_poll`` polls once
+        without waiting, asks for the socket's ``EVENTS`` (two more) before and after it
+        waits, and pyzmq's poller is Python around it. Here ``EVENTS`` is asked once after
+        the send (which also makes the socket's descriptor signal the reply: libzmq
+        signals a pipe's reader only once it found the pipe empty) and one ``poll`` waits
+        on both descriptors; once the socket's is readable, the receive itself takes the
+        pending commands (a wake-up that brought no reply raises ``zmq.Again`` and leaves
+        the descriptor armed again), and a readable monitor is drained."""
+        sock = self.socket
+        if sock.get(_EVENTS_OPTION) & _POLLIN:
+            attempt.reply = sock.recv(zmq.NOBLOCK)
+            return self._replied(attempt, queued_at, time.monotonic())
+        wait, fd, monitor_fd = self._fds.poll, self._fd, self._monitor_fd
+        now = time.monotonic()
+        while True:
+            if attempt.sent_at is None and self.handshaken_at is not None:
+                attempt.sent_at = self.sent_at = max(self.handshaken_at, queued_at)
+            if attempt.sent_at is not None:
+                limit = attempt.sent_at + rto
+            elif self.connected_at is not None:
+                limit = until
+            else:
+                limit = queued_at + rto
+            if now >= min(limit, until):
+                attempt.refused = self.refused
+                attempt.timed_out = limit < until
+                return attempt
+            limit = min(limit, until)
+            ready = wait(max(1, int((limit - now) * 1000) + 1))
+            now = time.monotonic()
+            socket_ready = monitor_ready = False
+            for ready_fd, _ in ready:
+                if ready_fd == fd:
+                    socket_ready = True
+                elif ready_fd == monitor_fd:
+                    monitor_ready = True
+            if socket_ready:
+                try:
+                    attempt.reply = sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
+                else:
+                    return self._replied(attempt, queued_at, now)
+            if monitor_ready:
+                self.drain()
+                if self._lost and attempt.sent_at is not None:
+                    attempt.lost = True
+                    return attempt
+
+    def _replied(self, attempt: Attempt, queued_at: float, now: float) -> Attempt:
+        attempt.replied_at = now
+        if attempt.sent_at is None:  # its handshake event not read yet
+            self.drain()
+            attempt.sent_at = max(self.handshaken_at or queued_at, queued_at)
+            self.sent_at = attempt.sent_at
+        return attempt
 
     def _poller_with(self, earlier: RequestSocket) -> zmq.Poller:
         poller = zmq.Poller()
