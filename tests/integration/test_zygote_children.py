@@ -59,6 +59,8 @@ def test_two_forked_children_share_no_random_state_no_fd_and_no_signal_state(
     pids = {r["name"]: r["pid"] for r in client.ps()}
     assert (a["pid"], b["pid"]) == (pids["a"], pids["b"])
     spare = wait_until(lambda: spare_of(pids["zygote"]), timeout=10, what="the zygote's spare")
+    waiter = psutil.Process(spare).parent()  # the intermediate, waiting as a shell
+    assert os.path.realpath(waiter.exe()) == os.path.realpath("/bin/sh")
     os.kill(b["pid"], signal.SIGKILL)  # its restart takes the spare forked in advance
     c = wait_until(lambda: (doc := described(run_dir, "b"))["pid"] != b["pid"] and doc,
                    timeout=10, what="b restarted and described")
