@@ -14,11 +14,14 @@ import importlib
 import logging
 import re
 import sys
+from types import ModuleType
 
 from ecsm_actors import lifecycle, logs
 from ecsm_actors.config import Config, load_config
 from ecsm_actors.errors import ConfigError, EcsmActorsError
+from ecsm_actors.informer.ahead import FirstList
 from ecsm_actors.runtime import Controller, ControllerSpec
+from ecsm_actors.runtime.controller import list_ahead
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +30,23 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 def load_spec(name: str, cfg: Config) -> ControllerSpec:
     """``ecsm_actors.controllers.<name>:build(cfg)``; ConfigError if there is none."""
+    return build_spec(name, controller_module(name), cfg)
+
+
+def controller_module(name: str) -> ModuleType:
+    """``ecsm_actors.controllers.<name>``; ConfigError if there is none."""
     if not _NAME.match(name) or name == "main":
         raise ConfigError(f"unknown controller {name!r}")
     try:
-        module = importlib.import_module(f"ecsm_actors.controllers.{name}")
+        return importlib.import_module(f"ecsm_actors.controllers.{name}")
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith(f"ecsm_actors.controllers.{name}"):
             raise ConfigError(f"unknown controller {name!r}") from e
         raise
+
+
+def build_spec(name: str, module: ModuleType, cfg: Config) -> ControllerSpec:
+    """The spec ``module.build(cfg)`` returns; ConfigError if it has no build."""
     build = getattr(module, "build", None)
     if build is None:
         raise ConfigError(f"ecsm_actors.controllers.{name} has no build(cfg)")
@@ -68,12 +80,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(cfg.log, f"{name}-controller")
     stop = lifecycle.StopFlag().install()
+    first: FirstList | None = None
     try:
         cfg.ensure_run_dir()
         with lifecycle.startup():
-            spec = load_spec(name, cfg)
-        controller = Controller(spec, cfg)  # its leader elector checks the [controller] durations
+            module = controller_module(name)
+            # The first LIST on its way while the reconciler and the controller are built
+            # (a restart is ready once it is answered), when the module names its kind.
+            kind = getattr(module, "KIND", None)
+            first = list_ahead(kind, cfg) if isinstance(kind, str) else None
+            spec = build_spec(name, module, cfg)
+        if first is not None and first.kind != spec.kind:
+            first.close()
+            first = None
+        # its leader elector checks the [controller] durations
+        controller = Controller(spec, cfg, first_list=first)
     except (EcsmActorsError, OSError) as e:
+        if first is not None:
+            first.close()
         logger.error("controller %s cannot start: %s", name, e)
         return 2
     controller.start()

@@ -13,7 +13,8 @@ from ecsm_actors import protocol
 from ecsm_actors.clock import Clock, RealClock
 from ecsm_actors.config import ControllerSettings
 from ecsm_actors.errors import BadRequest, Expired, RegistryError
-from ecsm_actors.informer.sources import EventHandler, EventSource, RegistryReader
+from ecsm_actors.informer.ahead import FirstList
+from ecsm_actors.informer.sources import EventHandler, EventSource, RegistryReader, VersionsLike
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ class Informer:
         settings: ControllerSettings,
         clock: Clock | None = None,
         on_synced: Callable[[], None] | None = None,
+        first_list: FirstList | None = None,
     ) -> None:
         self.kind = kind
+        #: The first LIST, sent ahead by the process (:mod:`.ahead`): its subscriber,
+        #: client and reply are taken at the first step instead of made again.
+        self._first = first_list
+        self._prelisted: VersionsLike | None = None
         #: Called once, from the informer's thread, as soon as the first list is delivered.
         self._on_synced = on_synced
         self._handler = handler
@@ -110,6 +116,8 @@ class Informer:
             while not self._stop.is_set():
                 self.step()
         finally:
+            if self._first is not None:
+                self._first.close()
             self._close_registry()
             self._close_subscriber()
 
@@ -119,7 +127,10 @@ class Informer:
         """Recover if needed, then wait for and handle one message (or a deadline)."""
         try:
             if self._subscriber is None:
-                self._subscriber = self._subscriber_factory()
+                if self._first is not None and not self._take_first():
+                    return  # stopped while the first LIST was on its way
+                if self._subscriber is None:
+                    self._subscriber = self._subscriber_factory()
                 self._last_heard = self._clock.now()
             self._recover()
             if self._settings.resync_period > 0 and self._clock.now() >= self._next_resync:
@@ -170,6 +181,26 @@ class Informer:
 
     # -- recovery -----------------------------------------------------------------------
 
+    def _take_first(self) -> bool:
+        """Take the subscriber, client and reply of the first LIST sent ahead, once it
+        is answered (raises what it raised); False when stopped meanwhile."""
+        first = self._first
+        assert first is not None
+        listed = None
+        while listed is None and not first.done:
+            if self._stop.is_set():
+                return False
+            listed = first.take(self.MAX_WAIT)
+        listed = listed or first.take(0)
+        self._first = None
+        if listed is None:  # taken or closed elsewhere: list as without it
+            return True
+        self._subscriber, self._registry = listed.subscriber, listed.registry
+        if listed.error is not None:
+            raise listed.error
+        self._prelisted = listed.result
+        return True
+
     def _client(self) -> RegistryReader:
         if self._registry is None:
             self._registry = self._registry_factory()
@@ -187,7 +218,9 @@ class Informer:
     def _relist(self, cause: str) -> None:
         if self._synced.is_set():
             logger.warning("%s informer: relisting: %s", self.kind, cause)
-        result = self._client().list_versions(self.kind)
+        result, self._prelisted = self._prelisted, None
+        if result is None:
+            result = self._client().list_versions(self.kind)
         epoch_changed = self._epoch is not None and result.epoch != self._epoch
         fresh = dict(result.versions)
         add_all = getattr(self._handler, "on_add_all", None)

@@ -1,8 +1,8 @@
 """The controller: an informer feeding a workqueue drained by N reconcile workers.
 
 Runs in a controller process (``python -m ecsm_actors controller <name>``). Threads: one
-informer, ``spec.workers`` workers (each with its own registry client; they start only
-after the informer's first list), one liveness reporter. A spec's periodic sweep runs on
+informer, ``spec.workers`` workers (each with its own registry client; started once the
+informer's first list is delivered), one liveness reporter. A spec's periodic sweep runs on
 a worker too, as a reserved queue key (:mod:`.sweep`).
 
 Invariants:
@@ -47,6 +47,7 @@ from ecsm_actors.clock import Clock, RealClock
 from ecsm_actors.config import Config
 from ecsm_actors.errors import EcsmActorsError, EcsmDecodeError, NotFound, TerminalError
 from ecsm_actors.informer import EventSource, Informer, RegistryReader
+from ecsm_actors.informer.ahead import FirstList
 from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.runtime import conditions
 from ecsm_actors.runtime.echo import EchoFilter
@@ -77,6 +78,14 @@ def _default_subscriber_factory(cfg: Config) -> Callable[[], EventSource]:
     # them all (but not the Event records, outside the count: topic ``Event.``).
     hwm = cfg.controller.event_buffer or cfg.registry.pub_hwm
     return lambda: Subscriber(cfg.events_endpoint, kinds=protocol.KINDS, rcvhwm=hwm)
+
+
+def list_ahead(kind: str, cfg: Config) -> FirstList:
+    """The first LIST of a controller of ``kind`` with ``cfg``'s registry, sent now from
+    a thread of its own, ahead of the controller (:mod:`ecsm_actors.informer.ahead`):
+    pass it to :class:`Controller` as ``first_list``."""
+    return FirstList(kind, registry_factory=_default_registry_factory(cfg),
+                     subscriber_factory=_default_subscriber_factory(cfg)).start()
 
 
 class _Enqueuer:
@@ -116,6 +125,7 @@ class Controller:
         clock: Clock | None = None,
         report_liveness: bool = True,
         leader: LeaderElector | AlwaysLeader | None = None,
+        first_list: FirstList | None = None,
     ) -> None:
         self.spec = spec
         self.cfg = cfg
@@ -141,7 +151,8 @@ class Controller:
             spec.kind, self.handler,
             registry_factory=self._reader_factory,
             subscriber_factory=subscriber_factory or _default_subscriber_factory(cfg),
-            settings=settings, clock=self._clock, on_synced=self._synced)
+            settings=settings, clock=self._clock, on_synced=self._synced,
+            first_list=first_list)
         self._report_liveness = report_liveness
         self._liveness: LivenessReporter | None = None
         #: Whether this instance may reconcile (one leader per kind and store).
@@ -178,11 +189,17 @@ class Controller:
         if self._liveness is not None:
             self._liveness.start()
         self.leader.start()
-        for i in range(self.spec.workers):
-            t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}", daemon=True)
-            t.start()
-            self._workers.append(t)
-        return self
+        return self  # the workers start once the informer synced (see _synced)
+
+    def _start_workers(self) -> None:
+        with self._lock:
+            if self._workers or self._stopping.is_set():
+                return
+            for i in range(self.spec.workers):
+                t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}",
+                                     daemon=True)
+                t.start()
+                self._workers.append(t)
 
     def alive(self) -> bool:
         """False when a thread that must run died (a bug): the process should exit."""
@@ -198,7 +215,9 @@ class Controller:
             logger.warning("%s: %d reconcile(s) still running after the %.1fs drain grace",
                            self.spec.name, self.queue.processing_len(), grace)
         self.informer.stop()
-        for t in self._workers:
+        with self._lock:
+            workers = list(self._workers)
+        for t in workers:
             t.join(timeout=0.5)
         self.leader.stop()  # after the drain: the lease released, a standby leads at once
         self.recorder.close()
@@ -233,10 +252,12 @@ class Controller:
 
     def _synced(self) -> None:
         """The informer delivered its first list: report "synced" at once, from its
-        thread, before the workers woken by it take the CPU (the supervisor counts a
-        restarted controller ready from this report)."""
+        thread (the supervisor counts a restarted controller ready from this report),
+        then start the workers. Before it they could only wait: started with the
+        controller, their threads' starts competed with the first list for the CPU."""
         if self._liveness is not None:
             self._liveness.beat()
+        self._start_workers()
 
     def _leadership_changed(self, leading: bool) -> None:
         if self._liveness is not None:

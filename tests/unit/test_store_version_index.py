@@ -1,7 +1,8 @@
-"""The store answers a versions-only LIST from its index of versions (:mod:`ecsm_actors.store.versions`):
-without reading an object once the kind is indexed, and always exactly what the committed
-objects say — after creates, updates, deletes, batches (atomic ones rolled back), dry
-runs, replayed requests, a transaction that failed, a restore, and the store opened again."""
+"""The store answers a versions-only LIST from its index of versions
+(:mod:`ecsm_actors.store.versions`): without reading an object once the kind is indexed,
+and always exactly what the committed objects say — after creates, updates, deletes,
+batches (atomic ones rolled back), dry runs, replayed requests, a transaction that
+failed, a restore, and the store opened again."""
 
 from __future__ import annotations
 

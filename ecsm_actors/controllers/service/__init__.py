@@ -17,6 +17,9 @@ from __future__ import annotations
 from ecsm_actors.config import Config
 from ecsm_actors.runtime import ControllerSpec
 
+#: The kind it reconciles (``controllers.main`` sends its first LIST before ``build``).
+KIND = "ECSMService"
+
 
 def build(cfg: Config) -> ControllerSpec:
     """The controller's spec for the runtime (``controllers.main`` calls this)."""
@@ -24,6 +27,6 @@ def build(cfg: Config) -> ControllerSpec:
     from ecsm_actors.ecsm.clientset import Clientset
 
     reconciler = ServiceReconciler(cfg, Clientset.from_config(cfg))
-    return ControllerSpec(name="service-controller", kind="ECSMService",
+    return ControllerSpec(name="service-controller", kind=KIND,
                           reconciler=reconciler, workers=cfg.controller.workers,
                           sweep=reconciler.drift)
