@@ -57,6 +57,8 @@ class EchoFilter:
         """The keys of ``(key, resource_version)`` pairs :meth:`admit` lets through, in
         order, under one lock (an informer's first list)."""
         with self._lock:
+            if not self._written and not self._held:  # nothing of ours to filter out
+                return [key for key, _ in items]
             return [key for key, rv in items if self._admit_locked(key, rv)]
 
     def _admit_locked(self, key: str, resource_version: int) -> bool:

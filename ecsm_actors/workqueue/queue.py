@@ -80,9 +80,28 @@ class WorkQueue:
         """:meth:`add` of every key (event priority) under one lock, the waiting getters
         woken once (an informer's first list: thousands of keys)."""
         with self._ready:
-            added = sum(self._add_locked(key, Priority.EVENT, notify=False) for key in keys)
+            if not self._dirty and not self._processing and not self._shutting_down:
+                added = self._add_all_to_empty(keys)
+            else:
+                added = sum(self._add_locked(key, Priority.EVENT, notify=False)
+                            for key in keys)
             if added:
                 self._ready.notify(added)
+
+    def _add_all_to_empty(self, keys: Iterable[str]) -> int:
+        """:meth:`add_all` into a queue with no key waiting or processing, in bulk (no
+        call per key: a restarted controller's first list of 1,000 keys): what
+        :meth:`_add_locked` would do for each, in order; the number added."""
+        unique = list(dict.fromkeys(keys))
+        n = len(unique)
+        first = next(self._tokens)
+        self._tokens = itertools.count(first + n)
+        tokens = range(first, first + n)
+        self._dirty = dict(zip(unique, zip(itertools.repeat(Priority.EVENT, n), tokens,
+                                           strict=True), strict=True))
+        self._levels[Priority.EVENT].extend(zip(unique, tokens, strict=True))
+        self._waiting += n
+        return n
 
     def _add_locked(self, key: str, priority: Priority, *, notify: bool = True) -> bool:
         """Whether ``key`` became waiting (a getter was notified, unless ``notify`` is
