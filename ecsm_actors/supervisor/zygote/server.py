@@ -15,7 +15,8 @@ leaves its children running, and the exit status of a child reaches the supervis
 by ``waitpid``, never through the zygote.
 
 Between orders the zygote keeps a spare (:class:`Spare`): a child forked in advance the
-same way, its intermediate process still alive, prepared and waiting for an order. An
+same way, its intermediate process still alive (waiting as ``/bin/sh``, not as a copy of
+the zygote's interpreter), prepared and waiting for an order. An
 order the spare takes costs no fork: it gets the order and the log fd, the intermediate
 exits, the supervisor adopts the spare, and the zygote replies with its pid at once. A
 new spare is forked once no order came for :data:`SPARE_DELAY`.
