@@ -193,7 +193,7 @@ class EventRecorder:
         """Forget the buckets untouched long enough to be full again (a full bucket is
         what an object without one gets), least recently used first (under the lock)."""
         full_after = self._burst * self._refill
-        stale = []
+        stale: list[tuple[str, str, str]] = []
         for obj, (_, at) in self._buckets.items():
             if now - at < full_after:
                 break

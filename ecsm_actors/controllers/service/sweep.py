@@ -146,7 +146,7 @@ def _listed_id(listed: _Listed) -> str:
 
 
 def _listed_page(page: Page[Any]) -> Page[_Listed]:
-    items = []
+    items: list[_Listed] = []
     for row in page.items:
         owned = parse_any(row.name)
         if owned is None:
