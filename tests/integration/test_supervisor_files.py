@@ -82,10 +82,14 @@ def test_a_running_childs_log_is_rotated_once_past_the_configured_limit(
     # The child keeps writing at the start of the truncated file: it stays near the limit.
     wait_until(lambda: log.stat().st_size > 0, timeout=5, what="the child writing again")
     copies = {rotated.stat().st_mtime_ns}
+    sizes = [log.stat().st_size]
 
     def rotated_three_more_times() -> bool:
         copies.add(rotated.stat().st_mtime_ns)
+        sizes.append(log.stat().st_size)
         return len(copies) >= 4
 
     wait_until(rotated_three_more_times, timeout=20, what="three more rotations")
     assert log.stat().st_size < 4 * (64 << 10)
+    # Each rotation truncated the file the child writes to (a copy alone would not).
+    assert any(later < earlier for earlier, later in zip(sizes, sizes[1:])), sizes[-20:]
