@@ -210,10 +210,38 @@ def operator(run_dir: Path, *args: str, timeout: float = 30) -> subprocess.Compl
                           capture_output=True, text=True, timeout=timeout)
 
 
+class InProcess:
+    """``ecsm-operator ARGS`` run by its entry point in the test's process, with the
+    environment :func:`operator` gives it: the same code and outcome, without an
+    interpreter start per command."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch,
+                 capsys: pytest.CaptureFixture[str]) -> None:
+        self.monkeypatch, self.capsys = monkeypatch, capsys
+
+    def __call__(self, run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        from ecsm_actors.cli.operator import main
+
+        for var in [v for v in os.environ if v.startswith("ECSM_ACTORS_")]:
+            self.monkeypatch.delenv(var)
+        for var, value in FAST.items():
+            self.monkeypatch.setenv(var, value)
+        argv = ["--run-dir", str(run_dir), *args]
+        self.capsys.readouterr()
+        code = main(argv)
+        out, err = self.capsys.readouterr()
+        return subprocess.CompletedProcess([OPERATOR, *argv], code, out, err)
+
+
 @pytest.mark.timeout(60)
-def test_the_operator_cli_drives_a_running_daemon(processes: Processes, run_dir: Path) -> None:
+def test_the_operator_cli_drives_a_running_daemon(
+        processes: Processes, run_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     d = Daemon(processes, [beating("alpha"), worker("beta")])
-    missing = operator(run_dir, "ps")
+    # The daemon is started by the program a user runs; the other verbs by its entry
+    # point in this process (an interpreter start each saved).
+    run = InProcess(monkeypatch, capsys)
+    missing = run(run_dir, "ps")
     assert missing.returncode == 1
     assert missing.stderr.strip() == (f"error: no supervisor running in {run_dir} "
                                       f"(control socket ipc://{run_dir}/control.sock)")
@@ -222,31 +250,31 @@ def test_the_operator_cli_drives_a_running_daemon(processes: Processes, run_dir:
     try:
         assert started.returncode == 0, started.stderr
         assert "ready" in started.stdout
-        ps = operator(run_dir, "ps").stdout.splitlines()
+        ps = run(run_dir, "ps").stdout.splitlines()
         assert ps[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT",
                                  "HEARTBEAT-AGE", "QUEUE", "ROLE"]
         assert [line.split()[:2] for line in ps[1:]] == [["alpha", "RUNNING"],
                                                          ["beta", "RUNNING"]]
         first = d.row("alpha")["pid"]
-        assert operator(run_dir, "kill", "alpha").returncode == 0
+        assert run(run_dir, "kill", "alpha").returncode == 0
         d.wait_row("alpha", lambda r: r["pid"] not in (None, first) and r["state"] == "RUNNING")
         assert d.row("alpha")["lastExit"] == "SIGKILL"
 
-        restarted = operator(run_dir, "restart", "beta")
+        restarted = run(run_dir, "restart", "beta")
         assert restarted.returncode == 0 and "beta restarted" in restarted.stdout
-        assert operator(run_dir, "stop", "beta").returncode == 0
+        assert run(run_dir, "stop", "beta").returncode == 0
         assert d.row("beta")["state"] == "STOPPED"
-        assert operator(run_dir, "start", "beta").returncode == 0
+        assert run(run_dir, "start", "beta").returncode == 0
         assert d.row("beta")["state"] == "RUNNING"
 
-        stats = operator(run_dir, "stats", "alpha", "-o", "json")
+        stats = run(run_dir, "stats", "alpha", "-o", "json")
         doc = json.loads(stats.stdout)["alpha"]
         assert doc["liveness"]["stats"]["synced"] is True and doc["rss"] > 0
-        assert "up" in operator(run_dir, "logs", "alpha", "-n", "5").stdout
-        bad = operator(run_dir, "kill", "nobody")
+        assert "up" in run(run_dir, "logs", "alpha", "-n", "5").stdout
+        bad = run(run_dir, "kill", "nobody")
         assert bad.returncode == 1 and bad.stderr.startswith("error: no child named 'nobody'")
 
-        stopped = operator(run_dir, "stop")
+        stopped = run(run_dir, "stop")
         assert stopped.returncode == 0, stopped.stderr
         assert daemon_pid is not None and gone(daemon_pid)
     finally:
