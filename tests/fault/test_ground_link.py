@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from ecsm_actors import curve, protocol
 from ecsm_actors.protocol import Event, EventType, Heartbeat, Op
@@ -356,14 +357,20 @@ def test_an_unknown_key_gets_nothing_at_all(device: Device, crews: Any) -> None:
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     keys.apply(sock)
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
     sock.connect(f"tcp://127.0.0.1:{device.ports[0]}")
     try:
         sock.send(protocol.encode_request(Op.PING, 1))
-        assert not sock.poll(1000), "the registry answered an unknown key"
+        # Refused at the handshake (ZAP): the client is told so, and never answered.
+        assert monitor.poll(5000), "the handshake of an unknown key did not fail"
+        assert recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        assert not sock.poll(100), "the registry answered an unknown key"
     finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
         sock.close()
     stranger.reach(device, device.ports, secret)
-    done = stranger.cli("--request-timeout", "2", "get", "esvc")
+    done = stranger.cli("--request-timeout", "1", "get", "esvc")
     assert done.returncode == 1 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
@@ -387,7 +394,7 @@ def test_a_revoked_key_is_cut_off_even_on_an_open_connection(
     device.operator("keys", "revoke", "crew")  # applies within a second
 
     def cut_off() -> bool:
-        done = crew.cli("--request-timeout", "2", "get", "esvc")
+        done = crew.cli("--request-timeout", "1", "get", "esvc")
         assert done.stdout == ""
         return done.returncode == 1
 
