@@ -340,7 +340,12 @@ def _decoder_levels() -> int:
     """The levels of maps and lists msgpack's decoder nests before it raises
     ``StackError`` (its fixed stack: 1,024 in msgpack 1.x), found by trying chains of
     empty lists (two tries when it is 1,024; 0.3 ms, once, at the first large frame);
-    0 when it bounds none up to 65,536."""
+    0 when it bounds none up to 65,536, or is msgpack's pure-Python fallback: its bound
+    is Python's recursion limit, reached sooner or later as the caller's stack is deeper
+    or shallower than at this first frame (it would let a deep frame through)."""
+    if msgpack.Unpacker.__module__ == "msgpack.fallback":
+        return 0
+
     def decodes(levels: int) -> bool:
         try:
             msgpack.unpackb(b"\x91" * (levels - 1) + b"\x90")
