@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ecsm_actors import curve, protocol
+from ecsm_actors.cli.ecsm_cli import main as cli_main
+from ecsm_actors.cli.operator import main as operator_main
 from ecsm_actors.protocol import Event, EventType, Heartbeat, Op
 from ecsm_actors.registry.client import RegistryClient, Subscriber
 from tests.helpers import Processes, wait_until
@@ -159,12 +161,37 @@ class Crew:
                     stream.close()
 
 
+InProcess = Callable[..., tuple[int, str, str]]
+
+
 @pytest.fixture
-def device(processes: Processes) -> Iterator[Device]:
+def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcess:
+    """``run(main, env, *args)``: ``ecsm-operator`` or ``ecsm-cli`` (``main``, its entry
+    point) in the test's process with the settings, HOME and XDG_RUNTIME_DIR of ``env``:
+    ``(code, out, err)``. The fixtures' key commands run so (an interpreter start each
+    saved); the tests' own commands run as programs."""
+    def run(main: Callable[[list[str]], int], env: dict[str, str],
+            *args: str) -> tuple[int, str, str]:
+        with monkeypatch.context() as m:
+            for var in [v for v in os.environ if v.startswith("ECSM_ACTORS_")]:
+                m.delenv(var)
+            for var, value in env.items():
+                if var.startswith("ECSM_ACTORS_") or var in ("HOME", "XDG_RUNTIME_DIR"):
+                    m.setenv(var, value)
+            capsys.readouterr()
+            code = main(list(args))
+            out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+@pytest.fixture
+def device(processes: Processes, in_process: InProcess) -> Iterator[Device]:
     dev = Device(processes, (free_port(), free_port()))
     dev.start()
-    keys = Z85_KEY.findall(dev.operator("keys", "show"))
-    assert keys, "ecsm-operator keys show printed no key"
+    code, out, err = in_process(operator_main, processes.env(dev.env), "keys", "show")
+    keys = Z85_KEY.findall(out)
+    assert code == 0 and keys, f"ecsm-operator keys show printed no key: {err}"
     dev.server_key = keys[0]
     yield dev
     if dev.client is not None:
@@ -187,11 +214,16 @@ def crews(run_dir: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def crew(device: Device, crews: Any) -> Crew:
+def crew(device: Device, crews: Any, in_process: InProcess) -> Crew:
     """A crew with a write key, reaching the device directly (see ``over``)."""
     c: Crew = crews("crew")
-    public, secret = c.generate_key("crew")
-    device.operator("keys", "authorize", "crew", public, "--role", "write")
+    keys = c.home / "keys" / "crew"
+    code, out, err = in_process(cli_main, c.environ(), "keys", "generate", "--out", str(keys))
+    assert code == 0, err
+    public, secret = Z85_KEY.findall(out)[0], keys.parent / "crew.key_secret"
+    code, out, err = in_process(operator_main, device.processes.env(device.env), "keys",
+                                "authorize", "crew", public, "--role", "write")
+    assert code == 0, err
     c.reach(device, device.ports, secret)
     c.secret = secret  # type: ignore[attr-defined]
     return c
