@@ -579,6 +579,7 @@ class Store:
         nothing stored, the resourceVersion not bumped, no requestId looked up or recorded.
         The outcome's events are dropped (never to be published)."""
         staged = stage(write)
+        self._changes = []  # its changes never reach the index (nor stay held)
         txn = wal.Recording(self._env, self._env.begin(write=True), self._names, None)
         try:
             result, _ = self._run(txn, staged, self._rv, self._clock(), self._nearly_full(txn))
