@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,16 @@ def test_quorum_lost_refuses_writes_serves_stale_reads_steps_leaders_down_then_r
     for i in lost:
         hosts.cluster.kill(i)
 
-    refused = hosts.a.cli("apply", "-f", "-", stdin=manifest("no-quorum"), check=False)
+    # A write through host a and a read through host b, at once (the write is retried
+    # until the CLI's deadline, the read waits out one etcd request timeout).
+    with ThreadPoolExecutor(2) as pool:
+        writing = pool.submit(hosts.a.cli, "apply", "-f", "-", stdin=manifest("no-quorum"),
+                              check=False)
+        reading = pool.submit(hosts.b.cli, "get", "esvc")
+        refused, read = writing.result(), reading.result()
     assert refused.returncode != 0 and refused.stdout == ""
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "etcd store unavailable" in refused.stderr, refused.stderr
-    read = hosts.b.cli("get", "esvc")
     assert "may be stale" in read.stderr and "b-0" in read.stdout + read.stderr, read
     wait_until(lambda: all(r == "standby" for h in (hosts.a, hosts.b) for r in roles(h)),
                timeout=RENEW + 2 * HEARTBEAT + 2, what="every controller standing down")
