@@ -26,9 +26,9 @@ from ecsm_actors.cli.operator import main as operator_main
 from ecsm_actors.curve import ClientKeys
 from ecsm_actors.errors import Forbidden
 from ecsm_actors.protocol import Event, Op
-from ecsm_actors.registry.client import RegistryClient, Subscriber
 from ecsm_actors.registry import authorized
 from ecsm_actors.registry.authorized import Role
+from ecsm_actors.registry.client import RegistryClient, Subscriber
 from tests.helpers import Processes, wait_until
 from tests.registry_fixtures import StartRegistry, registry_starter
 from tests.registry_samples import service

@@ -92,4 +92,4 @@ def test_a_running_childs_log_is_rotated_once_past_the_configured_limit(
     wait_until(rotated_three_more_times, timeout=20, what="three more rotations")
     assert log.stat().st_size < 4 * (64 << 10)
     # Each rotation truncated the file the child writes to (a copy alone would not).
-    assert any(later < earlier for earlier, later in zip(sizes, sizes[1:])), sizes[-20:]
+    assert any(b < a for a, b in zip(sizes, sizes[1:], strict=False)), sizes[-20:]
