@@ -16,7 +16,10 @@ is to its WAL:
 4. end the previous checkpoint's read transaction, keep the new one.
 
 A checkpoint begins about every ``interval`` while there are writes (:meth:`Checkpoints.idle`),
-as soon as the log's region is half full, and at once (synchronously) at open, close,
+as soon as the log's region is half full or the commits since the last one began dirtied
+about ``page_budget`` pages (:func:`.wal.dirtied_pages`: every page a commit dirties is a
+fresh one while a snapshot is held, so this bounds what data.mdb grows by under
+sustained writes), and at once (synchronously) at open, close,
 when the region is full, and when LMDB's map is full (the held snapshot keeps the pages
 freed since it from being reused; the next checkpoint lets them go). Once one is complete
 and nothing was written for an interval since it began (and at close), the log's blocks
@@ -100,6 +103,12 @@ WRITEBACK_CHUNK = 64 << 10
 #: data.mdb is written back in larger chunks.
 WRITEBACK_CALLS = 1024
 
+#: Pages dirtied (estimated) since the last checkpoint began after which the next one
+#: begins at once: data.mdb holds about twice this many free pages at most under
+#: sustained writes (plus what is dirtied while a checkpoint's sync runs), instead of
+#: an interval's worth (bench_store_steady).
+PAGE_BUDGET = 1024
+
 #: sync_file_range(2): wait for writeback under way, start it, wait for it.
 _SYNC_FILE_RANGE_WAIT_ALL = 1 | 2 | 4
 
@@ -153,7 +162,7 @@ class Checkpoints:
     """The log of one store and the snapshot it holds: see the module docstring."""
 
     def __init__(self, data_dir: Path, *, wal_size: int, interval: float,
-                 boot_id: Callable[[], str] = wal.read_boot_id,
+                 page_budget: int = PAGE_BUDGET, boot_id: Callable[[], str] = wal.read_boot_id,
                  clock: Callable[[], float] = time.monotonic,
                  volatile_dir: Path = VOLATILE_DIR) -> None:
         self.data_file = data_dir / "data.mdb"
@@ -161,6 +170,9 @@ class Checkpoints:
         #: Why the store is recovered at open ('' when it is not).
         self.recovering = ""
         self.interval = interval
+        self.page_budget = page_budget
+        #: Pages dirtied (estimated) since the last checkpoint began.
+        self._dirtied = 0
         self._clock = clock
         self.boot_id = boot_id()
         self.log = WriteAheadLog(data_dir / "wal", wal_size)
@@ -294,6 +306,7 @@ class Checkpoints:
         a retry of its request, evaluated again, cannot apply a write twice — and a
         ``kill -9`` loses nothing (LMDB's commit is in the page cache)."""
         self._deferred += ops
+        self._dirtied += wal.dirtied_pages(ops)
         self._written = True
 
     def reserve(self, ops: list[Any]) -> bytes:
@@ -319,14 +332,16 @@ class Checkpoints:
         """Bytes of records in the log's current generation."""
         return self.log.used
 
-    def logged(self, env: lmdb.Environment, payload: bytes) -> None:
+    def logged(self, env: lmdb.Environment, payload: bytes, pages: int = 0) -> None:
         """Make the transaction just committed (its record ``payload``, from
-        :meth:`reserve`) durable: one record, or a checkpoint when the log is full; then
-        finish a checkpoint whose sync is done, or begin one in the background once the
-        log's region is half full. Raises WalFailed when the disk refuses (the write is
+        :meth:`reserve`; it dirtied about ``pages``) durable: one record, or a checkpoint
+        when the log is full; then finish a checkpoint whose sync is done, or begin one in
+        the background once the log's region is half full or about ``page_budget`` pages
+        were dirtied since the last one began. Raises WalFailed when the disk refuses (the write is
         committed in LMDB but not durable: an ``fdatasync`` EIO is fatal, the process
         exits; a full disk was refused before the commit by :meth:`reserve`)."""
         self._deferred = []  # in payload, or in the checkpoint's snapshot below
+        self._dirtied += pages
         try:
             if not self.log.append(payload):
                 self.checkpoint(env)
@@ -337,7 +352,8 @@ class Checkpoints:
                 pending.since.append(payload)
                 if pending.done.is_set():
                     self._finish(env)
-            elif self.log.used > self.log.region // 2:  # before the region fills up
+            elif (self.log.used > self.log.region // 2  # before the region fills up
+                  or self._dirtied >= self.page_budget):
                 self._begin(env, background=True)
         except (OSError, lmdb.Error) as e:
             self.failed = True
@@ -360,7 +376,8 @@ class Checkpoints:
             if pending is not None:
                 if pending.done.is_set():
                     self._finish(env)
-            elif self._written and self._clock() - self._last >= self.interval * _DUE:
+            elif self._written and (self._clock() - self._last >= self.interval * _DUE
+                                    or self._dirtied >= self.page_budget):
                 self._begin(env, background=True)
             if (self._untrimmed and self._pending is None and not self._written
                     and self._clock() - self._last >= self.interval * _DUE):
@@ -425,6 +442,7 @@ class Checkpoints:
             raise
         pending = self._pending = _Pending(reader, page_size, meta)
         self._written = False
+        self._dirtied = 0
         self._last = self._clock()
         if background and self._thread is not None and self._thread.is_alive():
             self._jobs.put((pending, self._data_fd))  # never waits for the thread

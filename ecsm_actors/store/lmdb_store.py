@@ -715,7 +715,7 @@ class Store:
             txn.abort()
             raise
         if payload is not None:
-            self._ckpt.logged(self._env, payload)
+            self._ckpt.logged(self._env, payload, wal.dirtied_pages(ops))
         elif ops:
             self._ckpt.defer(ops)
         window.committed()

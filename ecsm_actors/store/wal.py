@@ -387,6 +387,28 @@ def encode(ops: list[Any]) -> bytes:
     return msgpack.packb(ops, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+#: Pages of a sub-database's path from its root to a leaf, as :func:`dirtied_pages` counts.
+PATH_PAGES = 3
+#: LMDB's page size as :func:`dirtied_pages` counts appended bytes.
+_PAGE = 4096
+
+
+def dirtied_pages(ops: list[Any]) -> int:
+    """An estimate of the LMDB pages a transaction of the redo ``ops`` dirtied (each a
+    fresh page while a checkpoint's snapshot is held): the main and free databases' two;
+    for each sub-database it wrote, the pages above its leaves (an appended one's last
+    leaf among them); each put or delete, a leaf of its own; appends, the pages their
+    bytes fill. 12 for a create with a ``requestId``, 13 for an update; more than there
+    are for a large transaction whose keys share leaves."""
+    codes = ops[0::4]
+    appends = codes.count(APPEND)
+    pages = 2 + (PATH_PAGES - 1) * len(set(ops[1::4])) + len(codes) - appends
+    if appends:
+        pages += sum(len(v) for c, v in zip(codes, ops[3::4], strict=True)
+                     if c == APPEND) // _PAGE
+    return pages
+
+
 def _frame(generation: int, salt: bytes, payload: bytes) -> bytes:
     crc = zlib.crc32(payload, _seed(generation, salt))
     return _REC.pack(len(payload), crc, generation) + payload
