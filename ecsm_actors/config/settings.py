@@ -123,8 +123,13 @@ class RegistrySettings:
     #: records need): each write transaction is made durable by one record there (one
     #: ``fdatasync``), LMDB's own file by a checkpoint when the log is full…
     wal_size: ByteSize = ByteSize(4 << 20)
-    #: …and about every this many seconds while there are writes.
+    #: …and about every this many seconds while there are writes…
     checkpoint_interval: float = 1.0
+    #: …and once the writes since the last one dirtied about this many LMDB pages (4 KiB;
+    #: 0: never). A checkpoint's snapshot keeps LMDB from reusing the pages freed after
+    #: it, so data.mdb grows by the pages dirtied between two checkpoints: at 500 writes/s
+    #: about 30 MiB of free pages, 15 with 2048 here, for a watcher p99 about 1.4× as long.
+    checkpoint_pages: int = 0
     #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry
     #: queues per subscriber (see peer_queue_bytes); gaps are repaired by replay.
     pub_hwm: int = 100_000

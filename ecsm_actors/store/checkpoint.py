@@ -16,14 +16,15 @@ is to its WAL:
 4. end the previous checkpoint's read transaction, keep the new one.
 
 A checkpoint begins about every ``interval`` while there are writes (:meth:`Checkpoints.idle`),
-as soon as the log's region is half full or the commits since the last one began dirtied
-about ``page_budget`` pages (:func:`.wal.dirtied_pages`: every page a commit dirties is a
-fresh one while a snapshot is held, so this bounds what data.mdb grows by under
-sustained writes), and at once (synchronously) at open, close,
-when the region is full, and when LMDB's map is full (the held snapshot keeps the pages
-freed since it from being reused; the next checkpoint lets them go). Once one is complete
-and nothing was written for an interval since it began (and at close), the log's blocks
-that no recovery reads are given back (:meth:`.wal.WriteAheadLog.trim`).
+as soon as the log's region is half full or (``page_budget``, registry.checkpoint_pages,
+when not 0) the commits since the last one began dirtied about that many pages
+(:func:`.wal.dirtied_pages`: every page a commit dirties is a fresh one while a snapshot is
+held, so this bounds what data.mdb grows by under sustained writes), and at once
+(synchronously) at open, close, when the region is full, and when LMDB's map is full
+(the held snapshot keeps the pages freed since it from being reused; the next checkpoint
+lets them go). Once one is complete and nothing was written for an interval since it began
+(and at close), the log's blocks that no recovery reads are given back
+(:meth:`.wal.WriteAheadLog.trim`).
 
 A replay runs under the checkpoint's held snapshot too: a replayed transaction would
 otherwise reuse the pages of C that an earlier one freed, and a power loss during the
@@ -103,14 +104,6 @@ WRITEBACK_CHUNK = 64 << 10
 #: data.mdb is written back in larger chunks.
 WRITEBACK_CALLS = 1024
 
-#: Pages dirtied (estimated) since the last checkpoint began after which the next one
-#: begins at once: data.mdb keeps about twice this many free pages under sustained
-#: writes (plus what is dirtied while a checkpoint's sync runs) instead of one to two
-#: intervals' worth (bench_store_steady: 500 writes/s, 30.5 -> 15.1 MiB). 1,024 kept
-#: less (5.5-9 MiB) but cost 15% more CPU a write back to back: pages reused all over
-#: the file are written one by one, not in runs.
-PAGE_BUDGET = 2048
-
 #: sync_file_range(2): wait for writeback under way, start it, wait for it.
 _SYNC_FILE_RANGE_WAIT_ALL = 1 | 2 | 4
 
@@ -164,7 +157,7 @@ class Checkpoints:
     """The log of one store and the snapshot it holds: see the module docstring."""
 
     def __init__(self, data_dir: Path, *, wal_size: int, interval: float,
-                 page_budget: int = PAGE_BUDGET, boot_id: Callable[[], str] = wal.read_boot_id,
+                 page_budget: int = 0, boot_id: Callable[[], str] = wal.read_boot_id,
                  clock: Callable[[], float] = time.monotonic,
                  volatile_dir: Path = VOLATILE_DIR) -> None:
         self.data_file = data_dir / "data.mdb"
@@ -172,7 +165,15 @@ class Checkpoints:
         #: Why the store is recovered at open ('' when it is not).
         self.recovering = ""
         self.interval = interval
-        self.page_budget = page_budget
+        #: Pages dirtied (estimated) since the last checkpoint began after which the next
+        #: one begins at once (None: never). data.mdb then keeps about twice this many
+        #: free pages under sustained writes, plus what is dirtied while a checkpoint's
+        #: sync runs, instead of one to two intervals' worth (bench_store_steady: 500
+        #: writes/s, 30.5 -> 15.1 MiB with 2,048; 1,024 kept 5.5-9 MiB but cost 15% more
+        #: CPU a write back to back: reused pages are written one by one, not in runs) —
+        #: for more checkpoints, whose syncs of data.mdb the log's appends queue behind
+        #: (watcher p99 about 1.4× at 500 writes/s).
+        self.page_budget = page_budget if page_budget > 0 else None
         #: Pages dirtied (estimated) since the last checkpoint began.
         self._dirtied = 0
         self._clock = clock
@@ -355,7 +356,7 @@ class Checkpoints:
                 if pending.done.is_set():
                     self._finish(env)
             elif (self.log.used > self.log.region // 2  # before the region fills up
-                  or self._dirtied >= self.page_budget):
+                  or (self.page_budget is not None and self._dirtied >= self.page_budget)):
                 self._begin(env, background=True)
         except (OSError, lmdb.Error) as e:
             self.failed = True
@@ -378,8 +379,8 @@ class Checkpoints:
             if pending is not None:
                 if pending.done.is_set():
                     self._finish(env)
-            elif self._written and (self._clock() - self._last >= self.interval * _DUE
-                                    or self._dirtied >= self.page_budget):
+            elif self._written and (self._clock() - self._last >= self.interval * _DUE or (
+                    self.page_budget is not None and self._dirtied >= self.page_budget)):
                 self._begin(env, background=True)
             if (self._untrimmed and self._pending is None and not self._written
                     and self._clock() - self._last >= self.interval * _DUE):

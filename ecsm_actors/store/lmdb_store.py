@@ -167,7 +167,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], *, map_size: int, full_ratio: float = 0.95,
                  event_log_limit: int = 100_000, request_window: int = 100_000,
                  request_window_age: float = 172_800.0, wal_size: int = 4 << 20,
-                 checkpoint_interval: float = 1.0,
+                 checkpoint_interval: float = 1.0, checkpoint_pages: int = 0,
                  clock: Callable[[], float] = time.time,
                  boot_id: Callable[[], str] = wal.read_boot_id,
                  volatile_dir: Path = VOLATILE_DIR) -> None:
@@ -185,7 +185,8 @@ class Store:
         self._lock_fd = self._lock(self.path / "registry.lock")
         try:
             self._ckpt = Checkpoints(self.path, wal_size=wal_size,
-                                     interval=checkpoint_interval, boot_id=boot_id,
+                                     interval=checkpoint_interval,
+                                     page_budget=checkpoint_pages, boot_id=boot_id,
                                      volatile_dir=volatile_dir)
         except OSError as e:
             os.close(self._lock_fd)
@@ -260,7 +261,8 @@ class Store:
         return cls(cfg.data_dir, map_size=r.map_size, full_ratio=r.full_ratio,
                    event_log_limit=r.event_log_limit, request_window=r.request_window,
                    request_window_age=r.request_window_age, wal_size=r.wal_size,
-                   checkpoint_interval=r.checkpoint_interval)
+                   checkpoint_interval=r.checkpoint_interval,
+                   checkpoint_pages=r.checkpoint_pages)
 
     @staticmethod
     def _lock(path: Path) -> int:

@@ -6,7 +6,8 @@ Run: ``.venv/bin/python tests/bench/bench_store_steady.py [window|growth]
 process per round (real LMDB and write-ahead log on this disk, in a temporary directory);
 ``--against DIR``: a clone of the code before (``git clone -q /work/main DIR`` at the
 commit to compare with), run alternately with this tree, round by round, which goes first
-swapping, each figure printed with its ratio (this / before) and ``uptime``.
+swapping, each figure printed with its ratio (this / before) and ``uptime``. ``--pages
+N``: this tree's store with ``registry.checkpoint_pages`` N.
 
 ``window``: a store of 1,000 objects whose request window is full (100,000 records, the
 default ``registry.request_window``, filled with recorded refusals), then ``--writes``
@@ -99,11 +100,12 @@ def _live_mib(store: Any) -> float:
     return store.usage() * store.map_size / 2**20
 
 
-def child_window(tmp: Path, writes: int) -> dict[str, Any]:
+def child_window(tmp: Path, writes: int, pages: int) -> dict[str, Any]:
     from ecsm_actors.protocol import Op
     from ecsm_actors.store import Store, Write
 
-    store = Store(tmp / "data", map_size=2 << 30, request_window=WINDOW)
+    budget = {"checkpoint_pages": pages} if pages else {}  # the code before has none
+    store = Store(tmp / "data", map_size=2 << 30, request_window=WINDOW, **budget)
     objs = {}
     for first in range(0, 1000, 100):
         batch = [Write(op=Op.CREATE, fields={"object": _value(f"o{i}")})
@@ -147,11 +149,12 @@ def child_window(tmp: Path, writes: int) -> dict[str, Any]:
             "prune_top3pct": statistics.fmean(spent[:max(1, writes * 3 // 100)])}
 
 
-def child_growth(tmp: Path, rate: float, seconds: float) -> dict[str, Any]:
+def child_growth(tmp: Path, rate: float, seconds: float, pages: int) -> dict[str, Any]:
     from ecsm_actors.protocol import Op
     from ecsm_actors.store import Store, Write, wal
 
-    store = Store(tmp / "data", map_size=2 << 30)
+    budget = {"checkpoint_pages": pages} if pages else {}  # the code before has none
+    store = Store(tmp / "data", map_size=2 << 30, **budget)
     data = tmp / "data" / "data.mdb"
     objs = {}
     for first in range(0, 10_000, 100):
@@ -248,19 +251,22 @@ def main() -> int:
     p.add_argument("--rates", default="200,500,1000")
     p.add_argument("--rate", type=float, default=200.0, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--pages", type=int, default=0,
+                   help="registry.checkpoint_pages for this tree (not for --against)")
     a = p.parse_args()
     if a.child:
         tmp = Path(tempfile.mkdtemp(prefix="bench-steady-"))
         try:
             if a.mode == "window":
-                out = child_window(tmp, a.writes)
+                out = child_window(tmp, a.writes, a.pages)
             else:
-                out = child_growth(tmp, a.rate, a.seconds)
+                out = child_growth(tmp, a.rate, a.seconds, a.pages)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         print(json.dumps(out))
         return 0
     codes = {"this": ROOT}
+    extra = ["--pages", str(a.pages)] if a.pages else []
     if a.against is not None:
         codes["before"] = a.against
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
@@ -273,7 +279,7 @@ def main() -> int:
         order = list(codes)
         for _ in range(a.rounds):
             for name in order:
-                runs[name].append(run_child(codes[name], args))
+                runs[name].append(run_child(codes[name], args + extra * (name == "this")))
             order.reverse()
         show(label, runs)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())

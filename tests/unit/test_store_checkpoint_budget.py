@@ -1,7 +1,7 @@
-"""Under sustained writes a checkpoint begins once the commits since the last one dirtied
-about ``checkpoint.PAGE_BUDGET`` pages, not only once an interval has passed: LMDB reuses
-no page freed after the snapshot a checkpoint holds, so data.mdb grows by what is dirtied
-between two checkpoints (real LMDB, a long interval)."""
+"""With registry.checkpoint_pages, a checkpoint begins once the commits since the last one
+dirtied about that many pages, not only once an interval has passed: LMDB reuses no page
+freed after the snapshot a checkpoint holds, so data.mdb grows by what is dirtied between
+two checkpoints (real LMDB, a long interval)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ecsm_actors.store import Outcome, Store, checkpoint, wal
+from ecsm_actors.store import Outcome, Store, wal
 from tests.store_writes import FakeClock, create, one
 
 pytestmark = pytest.mark.timeout(30)
@@ -26,10 +26,11 @@ def test_a_create_with_a_request_id_is_counted_as_the_pages_it_dirties() -> None
 def test_writes_that_dirty_the_page_budget_begin_a_checkpoint_before_the_interval(
         tmp_path: Path) -> None:
     store = Store(tmp_path / "data", map_size=64 << 20, clock=FakeClock(),
-                  boot_id=lambda: "boot-1", checkpoint_interval=3600)
+                  boot_id=lambda: "boot-1", checkpoint_interval=3600,
+                  checkpoint_pages=1024)
     try:
         before = store.wal_stats()["checkpoints"]
-        for i in range(checkpoint.PAGE_BUDGET // 12 + 2):  # a create dirties about 12
+        for i in range(1024 // 12 + 2):  # a create dirties about 12
             assert isinstance(one(store, create(f"s{i}", request_id=f"r-{i}")), Outcome)
         pending = store._ckpt._pending  # noqa: SLF001 - the checkpoint in flight is the point
         if pending is not None:
