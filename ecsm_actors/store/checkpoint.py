@@ -309,7 +309,8 @@ class Checkpoints:
         a retry of its request, evaluated again, cannot apply a write twice — and a
         ``kill -9`` loses nothing (LMDB's commit is in the page cache)."""
         self._deferred += ops
-        self._dirtied += wal.dirtied_pages(ops)
+        if self.page_budget is not None:
+            self._dirtied += wal.dirtied_pages(ops)
         self._written = True
 
     def reserve(self, ops: list[Any]) -> bytes:

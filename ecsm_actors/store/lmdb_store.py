@@ -717,7 +717,8 @@ class Store:
             txn.abort()
             raise
         if payload is not None:
-            self._ckpt.logged(self._env, payload, wal.dirtied_pages(ops))
+            self._ckpt.logged(self._env, payload,
+                              wal.dirtied_pages(ops) if self._ckpt.page_budget else 0)
         elif ops:
             self._ckpt.defer(ops)
         window.committed()
