@@ -345,6 +345,7 @@ class Store:
                 raise Internal(f"cannot open the store at {self.path} again: {e}") from e
             logger.debug("store environment opened again (its dirty pages let go)")
         else:
+            self._prune_window()
             self._ckpt.idle(self._env)
             writing, self._seen_rv = self._rv != self._seen_rv, self._rv
             if writing and self._release_skipped < RELEASE_WHILE_WRITING - 1:
@@ -354,6 +355,33 @@ class Store:
             self._pages.release((info["last_pgno"] + 1) * self._page_size)
         self._release_skipped = 0
         trim_heap()
+
+    def _prune_window(self) -> None:
+        """An idle turn: the request window, when it holds more than its size, pruned in
+        a transaction of its own (:mod:`.window`), so that writes seldom prune (every
+        32nd did, 0.3 ms on it, once the window is full). It writes only the window: no
+        ``fdatasync`` (:meth:`.checkpoint.Checkpoints.defer`). When it fails (a full
+        map), the writes prune as before."""
+        window = self.window
+        if not window.over():
+            return
+        window.begin()
+        ops: list[Any] = []
+        txn = wal.Recording(self._env, self._env.begin(write=True), self._names, ops)
+        try:
+            window.prune(txn, self._clock(), idle=True)
+            txn.commit()
+        except lmdb.Error as e:
+            txn.abort()
+            logger.warning("store %s: the request window is left to the writes to prune (%s)",
+                           self.path, e)
+            return
+        except BaseException:
+            txn.abort()
+            raise
+        if ops:
+            self._ckpt.defer(ops)
+        window.committed()
 
     def checkpoint(self) -> None:
         """Make every commit durable in data.mdb and start the log over."""
