@@ -317,6 +317,8 @@ class Store:
     #: since the map's pages were last released.
     _seen_rv: int = -1
     _release_skipped: int = 0
+    #: The heartbeat's prune of the request window failed last time (reported once).
+    _prune_failing: bool = False
 
     def release_pages(self) -> None:
         """Let go of map pages read so far and of the C heap's free pages (see
@@ -373,12 +375,15 @@ class Store:
             txn.commit()
         except lmdb.Error as e:
             txn.abort()
-            logger.warning("store %s: the request window is left to the writes to prune (%s)",
-                           self.path, e)
+            if not self._prune_failing:  # once, not at every heartbeat while it lasts
+                logger.warning("store %s: the request window is left to the writes to "
+                               "prune (%s)", self.path, e)
+            self._prune_failing = True
             return
         except BaseException:
             txn.abort()
             raise
+        self._prune_failing = False
         if ops:
             self._ckpt.defer(ops)
         window.committed()

@@ -60,3 +60,37 @@ def test_a_window_beyond_its_size_is_pruned_at_the_heartbeat_not_by_a_write(
         assert window_count(store) == SIZE + 1  # the prune was logged with the write
     finally:
         store.close()
+
+
+def test_a_heartbeat_prune_that_keeps_failing_is_reported_once_until_it_succeeds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import lmdb
+
+    store = open_store(tmp_path / "data")
+    try:
+        store.execute([refused(f"r-{i}") for i in range(SIZE + PRUNE_BATCH // 2)])
+        real_prune = store.window.prune
+
+        def full(*args: object, **kwargs: object) -> None:
+            raise lmdb.MapFullError("MDB_MAP_FULL")
+
+        monkeypatch.setattr(store.window, "prune", full)
+        with caplog.at_level("WARNING", logger="ecsm_actors"):
+            for _ in range(5):
+                store.release_pages()  # five heartbeats with a full map
+        warned = [r for r in caplog.records if "left to the writes to prune" in r.message]
+        assert len(warned) == 1
+        monkeypatch.setattr(store.window, "prune", real_prune)
+        store.release_pages()  # it succeeds: the next failure is news again
+        assert window_count(store) == SIZE
+        store.execute([refused(f"s-{i}") for i in range(PRUNE_BATCH // 2)])
+        monkeypatch.setattr(store.window, "prune", full)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="ecsm_actors"):
+            store.release_pages()
+            store.release_pages()
+        assert len([r for r in caplog.records
+                    if "left to the writes to prune" in r.message]) == 1
+    finally:
+        store.close()
