@@ -20,6 +20,7 @@ uses it under its lock.
 from __future__ import annotations
 
 import itertools
+import math
 import select
 import time
 from dataclasses import dataclass
@@ -207,14 +208,7 @@ class RequestSocket:
             return self._wait(attempt, queued_at, rto, until)
         poller = self._poller_with(earlier)
         while True:
-            if attempt.sent_at is None and self.handshaken_at is not None:
-                attempt.sent_at = self.sent_at = max(self.handshaken_at, queued_at)
-            if attempt.sent_at is not None:
-                limit = attempt.sent_at + rto
-            elif self.connected_at is not None:
-                limit = until
-            else:
-                limit = queued_at + rto
+            limit = self._limit(attempt, queued_at, rto)
             if now >= min(limit, until):
                 attempt.refused = self.refused
                 attempt.timed_out = limit < until
@@ -253,6 +247,19 @@ class RequestSocket:
                     attempt.lost = True
                     return attempt
 
+    def _limit(self, attempt: Attempt, queued_at: float, rto: float) -> float:
+        """When the attempt's wait ends, ``until`` aside: ``rto`` after the request went
+        out (its send time taken from the handshake once that is known), the caller's
+        deadline while connected without a handshake (a slow CURVE handshake), ``rto``
+        after it was queued before any connection."""
+        if attempt.sent_at is None and self.handshaken_at is not None:
+            attempt.sent_at = self.sent_at = max(self.handshaken_at, queued_at)
+        if attempt.sent_at is not None:
+            return attempt.sent_at + rto
+        if self.connected_at is not None:
+            return math.inf
+        return queued_at + rto
+
     def _wait(self, attempt: Attempt, queued_at: float, rto: float, until: float) -> Attempt:
         """:meth:`exchange`'s wait for its reply on this socket alone, as its loop with
         ``earlier`` waits, with fewer system calls: libzmq's ``zmq_poll`` polls once
@@ -270,14 +277,7 @@ class RequestSocket:
         wait, fd, monitor_fd = self._fds.poll, self._fd, self._monitor_fd
         now = time.monotonic()
         while True:
-            if attempt.sent_at is None and self.handshaken_at is not None:
-                attempt.sent_at = self.sent_at = max(self.handshaken_at, queued_at)
-            if attempt.sent_at is not None:
-                limit = attempt.sent_at + rto
-            elif self.connected_at is not None:
-                limit = until
-            else:
-                limit = queued_at + rto
+            limit = self._limit(attempt, queued_at, rto)
             if now >= min(limit, until):
                 attempt.refused = self.refused
                 attempt.timed_out = limit < until
