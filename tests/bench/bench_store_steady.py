@@ -103,32 +103,20 @@ def _live_mib(store: Any) -> float:
     return store.usage() * store.map_size / 2**20
 
 
-def child_window(tmp: Path, writes: int, pages: int, rate: float) -> dict[str, Any]:
+def _paced_updates(store: Any, objs: dict[str, Any], writes: int,
+                   rate: float) -> list[float]:
+    """``writes`` updates of objects drawn from ``objs`` (seeded), ``rate`` a second (0:
+    back to back), each with its ``requestId``, the heartbeat (``release_pages``) once a
+    second as the registry's loop calls it; ``objs`` follows the stored versions.
+    Returns each write's wall time."""
     from ecsm_actors.protocol import Op
-    from ecsm_actors.store import Store, Write
+    from ecsm_actors.store import Write
 
-    budget = {"checkpoint_pages": pages} if pages else {}  # the code before has none
-    store = Store(tmp / "data", map_size=2 << 30, request_window=WINDOW, **budget)
-    objs = {}
-    for first in range(0, 1000, 100):
-        batch = [Write(op=Op.CREATE, fields={"object": _value(f"o{i}")})
-                 for i in range(first, first + 100)]
-        for r in store.execute(batch):
-            obj = r.result  # type: ignore[union-attr]
-            objs[obj["metadata"]["name"]] = obj
-    for _ in range(0, WINDOW + 64, 1000):  # refusals (NotFound), each recorded
-        store.execute([Write(op=Op.DELETE, fields={
-            "kind": "ECSMService", "namespace": "default", "name": "absent",
-            "requestId": uuid.uuid4().hex}) for _ in range(1000)])
-    store.checkpoint()
-    store.release_pages()
     names = sorted(objs)
     rng = random.Random(1)
-    prunes = _timed_prunes()
     walls: list[float] = []
-    beat = time.monotonic() + 1.0
-    cpu0 = time.thread_time()
     start = time.monotonic()
+    beat = start + 1.0
     for i in range(writes):
         if rate:
             due = start + i / rate
@@ -149,6 +137,31 @@ def child_window(tmp: Path, writes: int, pages: int, rate: float) -> dict[str, A
         if time.monotonic() >= beat:
             store.release_pages()
             beat = time.monotonic() + 1.0
+    return walls
+
+
+def child_window(tmp: Path, writes: int, pages: int, rate: float) -> dict[str, Any]:
+    from ecsm_actors.protocol import Op
+    from ecsm_actors.store import Store, Write
+
+    budget = {"checkpoint_pages": pages} if pages else {}  # the code before has none
+    store = Store(tmp / "data", map_size=2 << 30, request_window=WINDOW, **budget)
+    objs = {}
+    for first in range(0, 1000, 100):
+        batch = [Write(op=Op.CREATE, fields={"object": _value(f"o{i}")})
+                 for i in range(first, first + 100)]
+        for r in store.execute(batch):
+            obj = r.result  # type: ignore[union-attr]
+            objs[obj["metadata"]["name"]] = obj
+    for _ in range(0, WINDOW + 64, 1000):  # refusals (NotFound), each recorded
+        store.execute([Write(op=Op.DELETE, fields={
+            "kind": "ECSMService", "namespace": "default", "name": "absent",
+            "requestId": uuid.uuid4().hex}) for _ in range(1000)])
+    store.checkpoint()
+    store.release_pages()
+    prunes = _timed_prunes()
+    cpu0 = time.thread_time()
+    walls = _paced_updates(store, objs, writes, rate)
     cpu = (time.thread_time() - cpu0) / writes
     with store._env.begin() as txn:  # noqa: SLF001 - the window's size is the point
         count = store.window.count(txn)
@@ -179,33 +192,11 @@ def child_growth(tmp: Path, rate: float, seconds: float, pages: int) -> dict[str
     store.release_pages()
     filled, _ = _blocks(data)
     checkpoints = store.wal_stats()["checkpoints"]
-    names = sorted(objs)
-    rng = random.Random(1)
     appends = _timed_appends(wal)
-    walls: list[float] = []
     n = int(rate * seconds)
     start = time.monotonic()
-    beat = start + 1.0
     cpu0 = time.thread_time()
-    for i in range(n):
-        due = start + i / rate
-        while (now := time.monotonic()) < due:
-            if now >= beat:
-                store.release_pages()
-                beat = now + 1.0
-                continue
-            time.sleep(min(due - now, beat - now))
-        name = rng.choice(names)
-        obj = objs[name]
-        obj["spec"]["deploymentStrategy"]["replicas"] = i % 7 + 1
-        w = Write(op=Op.UPDATE, fields={"object": obj, "requestId": uuid.uuid4().hex})
-        t = time.perf_counter()
-        r = store.execute([w])[0]
-        walls.append(time.perf_counter() - t)
-        objs[name] = r.result  # type: ignore[union-attr]
-        if time.monotonic() >= beat:
-            store.release_pages()
-            beat = time.monotonic() + 1.0
+    walls = _paced_updates(store, objs, n, rate)
     took = time.monotonic() - start
     cpu = (time.thread_time() - cpu0) / n
     after, apparent = _blocks(data)
