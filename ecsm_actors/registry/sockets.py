@@ -208,13 +208,10 @@ class RequestSocket:
             return self._wait(attempt, queued_at, rto, until)
         poller = self._poller_with(earlier)
         while True:
-            limit = self._limit(attempt, queued_at, rto)
-            if now >= min(limit, until):
-                attempt.refused = self.refused
-                attempt.timed_out = limit < until
+            timeout = self._timeout(attempt, queued_at, rto, until, now)
+            if timeout is None:
                 return attempt
-            limit = min(limit, until)
-            ready = dict(poller.poll(max(1, int((limit - now) * 1000) + 1)))
+            ready = dict(poller.poll(timeout))
             now = time.monotonic()
             if earlier is not None:
                 if earlier.socket in ready:
@@ -235,30 +232,33 @@ class RequestSocket:
                     attempt.reply = self.socket.recv(zmq.NOBLOCK)
                 except zmq.Again:
                     continue
-                attempt.replied_at = now
-                if attempt.sent_at is None:  # its handshake event not read yet
-                    self.drain()
-                    attempt.sent_at = max(self.handshaken_at or queued_at, queued_at)
-                    self.sent_at = attempt.sent_at
-                return attempt
+                return self._replied(attempt, queued_at, now)
             if self._monitor_fd in ready:
                 self.drain()
                 if self._lost and attempt.sent_at is not None:
                     attempt.lost = True
                     return attempt
 
-    def _limit(self, attempt: Attempt, queued_at: float, rto: float) -> float:
-        """When the attempt's wait ends, ``until`` aside: ``rto`` after the request went
-        out (its send time taken from the handshake once that is known), the caller's
-        deadline while connected without a handshake (a slow CURVE handshake), ``rto``
-        after it was queued before any connection."""
+    def _timeout(self, attempt: Attempt, queued_at: float, rto: float, until: float,
+                 now: float) -> int | None:
+        """The next poll's timeout in ms, or None when the attempt's wait is over (then
+        ``refused`` and ``timed_out`` say how). It ends ``rto`` after the request went
+        out (its send time taken from the handshake once that is known), at ``until``
+        while connected without a handshake (a slow CURVE handshake), ``rto`` after it
+        was queued before any connection, and at ``until`` in any case."""
         if attempt.sent_at is None and self.handshaken_at is not None:
             attempt.sent_at = self.sent_at = max(self.handshaken_at, queued_at)
         if attempt.sent_at is not None:
-            return attempt.sent_at + rto
-        if self.connected_at is not None:
-            return math.inf
-        return queued_at + rto
+            limit = attempt.sent_at + rto
+        elif self.connected_at is not None:
+            limit = math.inf
+        else:
+            limit = queued_at + rto
+        if now >= min(limit, until):
+            attempt.refused = self.refused
+            attempt.timed_out = limit < until
+            return None
+        return max(1, int((min(limit, until) - now) * 1000) + 1)
 
     def _wait(self, attempt: Attempt, queued_at: float, rto: float, until: float) -> Attempt:
         """:meth:`exchange`'s wait for its reply on this socket alone, as its loop with
@@ -277,13 +277,10 @@ class RequestSocket:
         wait, fd, monitor_fd = self._fds.poll, self._fd, self._monitor_fd
         now = time.monotonic()
         while True:
-            limit = self._limit(attempt, queued_at, rto)
-            if now >= min(limit, until):
-                attempt.refused = self.refused
-                attempt.timed_out = limit < until
+            timeout = self._timeout(attempt, queued_at, rto, until, now)
+            if timeout is None:
                 return attempt
-            limit = min(limit, until)
-            ready = wait(max(1, int((limit - now) * 1000) + 1))
+            ready = wait(timeout)
             now = time.monotonic()
             socket_ready = monitor_ready = False
             for ready_fd, _ in ready:

@@ -103,6 +103,22 @@ def _live_mib(store: Any) -> float:
     return store.usage() * store.map_size / 2**20
 
 
+def _filled(store: Any, count: int, name: str) -> dict[str, Any]:
+    """``count`` objects created 100 a transaction, named ``name.format(i)``: each
+    stored object by its name."""
+    from ecsm_actors.protocol import Op
+    from ecsm_actors.store import Write
+
+    objs: dict[str, Any] = {}
+    for first in range(0, count, 100):
+        batch = [Write(op=Op.CREATE, fields={"object": _value(name.format(i))})
+                 for i in range(first, min(first + 100, count))]
+        for r in store.execute(batch):
+            obj = r.result  # type: ignore[union-attr]
+            objs[obj["metadata"]["name"]] = obj
+    return objs
+
+
 def _paced_updates(store: Any, objs: dict[str, Any], writes: int,
                    rate: float) -> list[float]:
     """``writes`` updates of objects drawn from ``objs`` (seeded), ``rate`` a second (0:
@@ -146,13 +162,7 @@ def child_window(tmp: Path, writes: int, pages: int, rate: float) -> dict[str, A
 
     budget = {"checkpoint_pages": pages} if pages else {}  # the code before has none
     store = Store(tmp / "data", map_size=2 << 30, request_window=WINDOW, **budget)
-    objs = {}
-    for first in range(0, 1000, 100):
-        batch = [Write(op=Op.CREATE, fields={"object": _value(f"o{i}")})
-                 for i in range(first, first + 100)]
-        for r in store.execute(batch):
-            obj = r.result  # type: ignore[union-attr]
-            objs[obj["metadata"]["name"]] = obj
+    objs = _filled(store, 1000, "o{}")
     for _ in range(0, WINDOW + 64, 1000):  # refusals (NotFound), each recorded
         store.execute([Write(op=Op.DELETE, fields={
             "kind": "ECSMService", "namespace": "default", "name": "absent",
@@ -175,19 +185,12 @@ def child_window(tmp: Path, writes: int, pages: int, rate: float) -> dict[str, A
 
 
 def child_growth(tmp: Path, rate: float, seconds: float, pages: int) -> dict[str, Any]:
-    from ecsm_actors.protocol import Op
-    from ecsm_actors.store import Store, Write, wal
+    from ecsm_actors.store import Store, wal
 
     budget = {"checkpoint_pages": pages} if pages else {}  # the code before has none
     store = Store(tmp / "data", map_size=2 << 30, **budget)
     data = tmp / "data" / "data.mdb"
-    objs = {}
-    for first in range(0, 10_000, 100):
-        batch = [Write(op=Op.CREATE, fields={"object": _value(f"o{i:05}")})
-                 for i in range(first, first + 100)]
-        for r in store.execute(batch):
-            obj = r.result  # type: ignore[union-attr]
-            objs[obj["metadata"]["name"]] = obj
+    objs = _filled(store, 10_000, "o{:05}")
     store.checkpoint()
     store.release_pages()
     filled, _ = _blocks(data)
