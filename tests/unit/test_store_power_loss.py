@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,9 +102,10 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     store.close()
 
 
-def torn_data(durable: bytes, current: bytes, seed: int, into: Path) -> None:
+def torn_data(durable: bytes, current: bytes, seed: int, into: Path,
+              log: bytes | None = None) -> None:
     """The data file a power loss may leave: the durable one plus a random subset of the
-    pages written since (some only as zeros)."""
+    pages written since (some only as zeros); beside it ``log`` as the log synced."""
     rng = random.Random(seed)
     image = bytearray(durable.ljust(len(current), b"\0"))
     for at in range(0, len(current), PAGE):
@@ -113,6 +114,19 @@ def torn_data(durable: bytes, current: bytes, seed: int, into: Path) -> None:
             image[at:at + PAGE] = bytes(len(new)) if rng.random() < 0.2 else new
     into.mkdir()
     (into / "data.mdb").write_bytes(bytes(image))
+    if log is not None:
+        (into / "wal").write_bytes(log)
+
+
+def state_after_boot(opener: Callable[[Path, str], Store], path: Path,
+                     boot: str = "boot-2") -> State:
+    """The state of the store at ``path`` opened by ``opener`` after another boot
+    (what its recovery made), the store closed again."""
+    store = opener(path, boot)
+    try:
+        return State.of(store)
+    finally:
+        store.close()
 
 
 def torn_image(scene: Scene, seed: int, into: Path) -> None:
@@ -228,13 +242,8 @@ def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]
 def test_a_checkpoint_synced_in_the_background_loses_no_write_after_a_power_loss(
         background: Background, seed: int, tmp_path: Path) -> None:
     current, log, acknowledged = background.last
-    torn_data(background.durable, current, seed, tmp_path / "data")
-    (tmp_path / "data" / "wal").write_bytes(log)
-    store = open_store(tmp_path / "data", "boot-2")
-    try:
-        assert State.of(store) == acknowledged
-    finally:
-        store.close()
+    torn_data(background.durable, current, seed, tmp_path / "data", log)
+    assert state_after_boot(open_store, tmp_path / "data") == acknowledged
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -246,8 +255,4 @@ def test_a_header_torn_while_finishing_a_checkpoint_leaves_the_one_before(
     newest = max((0, 1), key=lambda slot: header[slot * SLOT + 8:slot * SLOT + 16])
     header[newest * SLOT + 40] ^= 0xFF
     (tmp_path / "data" / "wal").write_bytes(bytes(header))
-    store = open_store(tmp_path / "data", "boot-2")
-    try:
-        assert State.of(store) == acknowledged
-    finally:
-        store.close()
+    assert state_after_boot(open_store, tmp_path / "data") == acknowledged

@@ -13,7 +13,7 @@ import pytest
 
 from ecsm_actors.store import Store, wal
 from tests.store_writes import FakeClock, batch, create, one
-from tests.unit.test_store_power_loss import State, accepted, torn_data
+from tests.unit.test_store_power_loss import State, accepted, state_after_boot, torn_data
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -113,13 +113,8 @@ def test_a_power_loss_right_after_the_punch_loses_no_acknowledged_write(
     finally:
         at_punch.close()
     # ... and after the writes that followed it: a torn data.mdb, the log as synced.
-    torn_data(durable, current, seed, tmp_path / "later")
-    (tmp_path / "later" / "wal").write_bytes(log)
-    later = open_store(tmp_path / "later", "boot-2")
-    try:
-        assert State.of(later) == acknowledged
-    finally:
-        later.close()
+    torn_data(durable, current, seed, tmp_path / "later", log)
+    assert state_after_boot(open_store, tmp_path / "later") == acknowledged
 
 
 def test_where_blocks_cannot_be_punched_the_log_keeps_them_and_writes_go_on(
