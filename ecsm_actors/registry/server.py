@@ -243,6 +243,9 @@ class RegistryServer:
         # cyclic GC's way (requests allocate many short-lived dicts).
         gc.collect()
         gc.freeze()
+        # Then the young collections run at the heartbeat, between requests, not inside
+        # whichever request's allocation crossed the threshold.
+        collector = lifecycle.IdleCollector()
         interval = self.cfg.registry.heartbeat_interval
         next_beat = time.monotonic()
         poller, generation = self._poller(), self._generation()
@@ -253,6 +256,7 @@ class RegistryServer:
             now = time.monotonic()
             if now >= next_beat:
                 self._heartbeat()
+                collector.collect()
                 next_beat = now + interval
             if self._generation() != generation:  # the remote sockets were bound again
                 poller, generation = self._poller(), self._generation()
@@ -279,6 +283,7 @@ class RegistryServer:
             # Handshakes last: a flood of them delays only itself.
             if self.remote is not None and self.remote.zap in ready:
                 self.remote.serve_zap()
+        collector.close()
         st = self.stats
         logger.info("registry stopping (signal %s): %d requests, %d writes in %d commits "
                     "(largest batch %d), %d bad requests, %d internal errors", stop.signum,
@@ -525,8 +530,11 @@ class RegistryServer:
 
     def _write(self, writes: list[tuple[Frames, Request]]) -> None:
         batch = [Write(op=r.op, fields=r.fields) for _, r in writes]
+        # LMDB: committed, its log record's sync under way while the replies are made;
+        # nothing leaves before that sync is done (wait_synced below).
+        execute = getattr(self.store, "execute_unsynced", None) or self.store.execute
         try:
-            results = self.store.execute(batch)
+            results = execute(batch)
         except Exception:  # noqa: BLE001 - the process boundary: isolate the failing write
             logger.exception("batch of %d writes failed; retrying one by one", len(batch))
             results = [self._write_alone(w) for w in batch]
@@ -537,14 +545,9 @@ class RegistryServer:
         replays = sum(1 for r in results if r.replayed)
         if replays:  # retries answered from the request window, not applied again
             self.stats["replays"] = self.stats.get("replays", 0) + replays
-        # Published before the acknowledgements: both follow the commit, and a watcher
-        # then never lags the writer it races with. (With etcd: from the store's watch.)
-        for result in results if self.event_source is None else ():
-            if isinstance(result, Outcome):
-                for stored in result.events:
-                    self._publish([stored.topic, stored.body])
         epoch = self.store.epoch
-        for (envelope, request), result in zip(writes, results, strict=True):
+        replies: list[bytes] = []
+        for (_, request), result in zip(writes, results, strict=True):
             try:
                 if isinstance(result, RegistryError):
                     reply = protocol.encode_error(request.id, epoch, result)
@@ -554,6 +557,18 @@ class RegistryServer:
             except Exception as e:  # noqa: BLE001 - the process boundary: answer, keep serving
                 reply = protocol.encode_error(request.id, epoch,
                                               self._internal(request.op, e))
+            replies.append(reply)
+        wait_synced = getattr(self.store, "wait_synced", None)
+        if wait_synced is not None:
+            wait_synced()  # WalFailed (the process stops) when the disk refused
+        # Published before the acknowledgements: both follow the durable commit, and a
+        # watcher then never lags the writer it races with. (With etcd: from the store's
+        # watch.)
+        for result in results if self.event_source is None else ():
+            if isinstance(result, Outcome):
+                for stored in result.events:
+                    self._publish([stored.topic, stored.body])
+        for (envelope, _), reply in zip(writes, replies, strict=True):
             self._send(envelope, reply)
 
     def _dry_run(self, request: Request) -> bytes:

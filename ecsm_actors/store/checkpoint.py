@@ -55,6 +55,15 @@ back and ``fdatasync``s it through its own descriptor, and sets the checkpoint's
 (an error kept for the loop to raise, as WalFailed). Every LMDB call (the snapshot's read
 transaction begun and aborted, commits, the replay) is made on the registry's loop thread.
 
+The log's own syncs are asynchronous (:class:`~.log_sync.LogSync`, :attr:`Checkpoints.syncs`):
+a write's record is written before LMDB commits it (:meth:`Checkpoints.write`), its
+``fdatasync`` submitted to the kernel meanwhile, a cancel record following when the commit
+fails (:meth:`Checkpoints.cancel`). Every other write to the log (the deferred window
+redo, a header with its records, a cancel record) is synced on the loop thread at once:
+its ``fdatasync`` covers the records of any sync in flight too, and a new generation's
+header copies their records (``since``) before it is durable. The log's blocks are given
+back only once no sync is in flight.
+
 Writeback in chunks (:func:`write_back`): a checkpoint's ``fdatasync`` alone would put a
 second's worth of dirty pages (13-16 ms of writeback) in the disk's queue at once, and
 every log ``fdatasync`` issued meanwhile (a write's durability) waited behind them. The
@@ -77,12 +86,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lmdb
 
 from ecsm_actors.errors import Internal, StoreFull
 from ecsm_actors.store import wal
+from ecsm_actors.store.log_sync import LogSync
 from ecsm_actors.store.wal import Header, WalFailed, WriteAheadLog, libc_function
 
 logger = logging.getLogger(__name__)
@@ -179,6 +189,8 @@ class Checkpoints:
         self._clock = clock
         self.boot_id = boot_id()
         self.log = WriteAheadLog(data_dir / "wal", wal_size)
+        #: The log's syncs, in a thread (see :meth:`write`).
+        self.syncs = LogSync(self.log.fd)
         self.found = self.log.found
         if self.found is not None and self.found.region and self.found.region != (
                 WriteAheadLog.region_for(wal_size)):
@@ -336,18 +348,65 @@ class Checkpoints:
         """Bytes of records in the log's current generation."""
         return self.log.used
 
-    def logged(self, env: lmdb.Environment, payload: bytes, pages: int = 0) -> None:
-        """Make the transaction just committed (its record ``payload``, from
-        :meth:`reserve`; it dirtied about ``pages``) durable: one record, or a checkpoint
-        when the log is full; then finish a checkpoint whose sync is done, or begin one in
-        the background once the log's region is half full or about ``page_budget`` pages
-        were dirtied since the last one began. Raises WalFailed when the disk refuses (the write is
-        committed in LMDB but not durable: an ``fdatasync`` EIO is fatal, the process
-        exits; a full disk was refused before the commit by :meth:`reserve`)."""
+    def write(self, payload: bytes) -> bool:
+        """Before LMDB commits the transaction of ``payload`` (from :meth:`reserve`):
+        write its record and ask for its sync (:attr:`syncs`, in a thread: durable once
+        :attr:`syncs` passes :attr:`LogSync.requested`). False (nothing written) when it
+        does not fit in the region: :meth:`logged` then checkpoints after the commit.
+        Raises WalFailed when the disk refuses (its space was reserved)."""
+        try:
+            if not self.log.write(payload):
+                return False
+        except OSError as e:
+            self._failed("the write-ahead log failed", e)
+        self.syncs.request()
+        return True
+
+    def cancel(self) -> None:
+        """LMDB's commit of the transaction whose record was just written failed: a
+        cancel record, durable before the caller answers (no recovery redoes the record).
+        Raises WalFailed when it cannot be made durable."""
+        try:
+            self.log.cancel()
+        except OSError as e:
+            self._failed("the write-ahead log failed", e)
+
+    def wait(self, ticket: int | None = None) -> None:
+        """Return once the record of ``ticket`` (default: every record written) is
+        durable. Raises WalFailed when its sync failed."""
+        try:
+            self.syncs.wait(self.syncs.requested if ticket is None else ticket)
+        except OSError as e:
+            self._failed("the write-ahead log failed", e)
+
+    def check_synced(self) -> int:
+        """The loop found :attr:`LogSync.ready` readable: every ticket up to the one
+        returned is durable. Raises WalFailed when a sync failed."""
+        try:
+            return self.syncs.check()
+        except OSError as e:
+            self._failed("the write-ahead log failed", e)
+
+    def _failed(self, what: str, error: BaseException) -> NoReturn:
+        self.failed = True
+        self.distrust()
+        logger.critical("store %s: %s (%s); stopping", self.data_file.parent, what, error)
+        raise WalFailed(70) from error
+
+    def logged(self, env: lmdb.Environment, payload: bytes, written: bool,
+               pages: int = 0) -> None:
+        """The transaction of the record ``payload`` (:meth:`reserve`; ``written`` by
+        :meth:`write`, its sync under way; it dirtied about ``pages``) committed in LMDB:
+        when it was not written (the log is full), a checkpoint now makes it durable; then
+        finish a checkpoint whose sync is done, or begin one in the background once the
+        log's region is half full or about ``page_budget`` pages were dirtied since the
+        last one began. Raises WalFailed when the disk refuses (the write is committed in
+        LMDB but not durable: an ``fdatasync`` EIO is fatal, the process exits; a full disk
+        was refused before the commit by :meth:`reserve`)."""
         self._deferred = []  # in payload, or in the checkpoint's snapshot below
         self._dirtied += pages
         try:
-            if not self.log.append(payload):
+            if not written:
                 self.checkpoint(env)
                 return
             self._written = True
@@ -360,11 +419,7 @@ class Checkpoints:
                   or (self.page_budget is not None and self._dirtied >= self.page_budget)):
                 self._begin(env, background=True)
         except (OSError, lmdb.Error) as e:
-            self.failed = True
-            self.distrust()
-            logger.critical("store %s: the write-ahead log failed (%s); stopping",
-                            self.data_file.parent, e)
-            raise WalFailed(70) from e
+            self._failed("the write-ahead log failed", e)
 
     def written(self) -> None:
         """Something was committed that the next checkpoint must cover."""
@@ -387,11 +442,7 @@ class Checkpoints:
                     and self._clock() - self._last >= self.interval * _DUE):
                 self._trim()
         except (OSError, lmdb.Error) as e:  # a sync of data.mdb or of the log failed
-            self.failed = True
-            self.distrust()
-            logger.critical("store %s: a checkpoint failed (%s); stopping",
-                            self.data_file.parent, e)
-            raise WalFailed(70) from e
+            self._failed("a checkpoint failed", e)
 
     def _trim(self) -> None:
         """The latest checkpoint is complete and writes have paused: punch the log's
@@ -399,6 +450,7 @@ class Checkpoints:
         every checkpoint: a record written into blocks allocated again takes a slower
         ``fdatasync``). A punch that fails is no failure of the log: the blocks stay."""
         self._untrimmed = False
+        self.wait()  # no record's sync under way beside the punch
         try:
             self.log.trim()
         except OSError as e:
@@ -520,4 +572,5 @@ class Checkpoints:
         self._stop()
         if self._data_fd is not None:
             os.close(self._data_fd)
+        self.syncs.close()
         self.log.close()

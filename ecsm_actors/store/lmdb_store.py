@@ -30,19 +30,23 @@ Durability: LMDB is committed without ``fsync`` (reads see a commit at once; a c
 the process loses nothing, the page cache holds it); a write transaction is durable once
 its redo — the puts and deletes it made — is ONE record of the write-ahead log
 (``<data dir>/wal``, :mod:`.wal`) and ``fdatasync``'d, and only then does :meth:`Store.execute`
-return (the registry publishes the events and replies after that). A transaction that
-wrote only the request window — the record of a refusal, or of a write that changed
-nothing — changed no object, event or resourceVersion: it is answered without a sync, its
-redo leading the next record (:meth:`.checkpoint.Checkpoints.defer`). A checkpoint
-(:mod:`.checkpoint`: about every ``registry.checkpoint_interval`` in :meth:`Store.release_pages`,
-when the log is full, at open and close) syncs data.mdb and starts the log over, holding
-the synced snapshot so that LMDB never overwrites its pages before the next checkpoint;
-after a power loss the store opens at that snapshot and replays the log. A record's space
-in the log is allocated before its transaction commits: a full disk refuses the write
-(``StoreFull``, nothing applied, reads go on); a record that cannot be written once
-committed (an ``fdatasync`` EIO) stops the process (:class:`~.wal.WalFailed`). A data.mdb
-written behind the log (``meta`` holds :data:`WAL_MARK`) is refused when the log holds no
-valid checkpoint (lost, or both headers torn): alone it may be torn.
+return. The record is written before LMDB commits, its ``fdatasync`` running meanwhile
+(:mod:`.log_sync`); :meth:`Store.execute_unsynced` returns once committed, and the
+registry holds the replies and events of the commit (and any read answered meanwhile)
+until :meth:`Store.wait_synced` or the log's ``ready`` descriptor says it is durable. A
+transaction that wrote only the request window — the record of a refusal, or of a write
+that changed nothing — changed no object, event or resourceVersion: it is answered without
+a sync, its redo leading the next record (:meth:`.checkpoint.Checkpoints.defer`). A
+checkpoint (:mod:`.checkpoint`: about every ``registry.checkpoint_interval`` in
+:meth:`Store.release_pages`, when the log is full, at open and close) syncs data.mdb and
+starts the log over, holding the synced snapshot so that LMDB never overwrites its pages
+before the next checkpoint; after a power loss the store opens at that snapshot and
+replays the log. A record's space in the log is allocated before its transaction commits:
+a full disk refuses the write (``StoreFull``, nothing applied, reads go on); a record that
+cannot be written once committed (an ``fdatasync`` EIO) stops the process
+(:class:`~.wal.WalFailed`). A data.mdb written behind the log (``meta`` holds
+:data:`WAL_MARK`) is refused when the log holds no valid checkpoint (lost, or both headers
+torn): alone it may be torn.
 
 Invariants: the counter is global and gap-free and is bumped in the same transaction as
 the write; every committed mutation is exactly one event with ``seq == resourceVersion``;
@@ -109,6 +113,7 @@ from ecsm_actors.protocol import (
 )
 from ecsm_actors.store import paging, replay, semantics, wal
 from ecsm_actors.store.checkpoint import VOLATILE_DIR, Checkpoints
+from ecsm_actors.store.log_sync import LogSync
 from ecsm_actors.store.records import (
     Outcome,
     RawList,
@@ -582,6 +587,33 @@ class Store:
 
     def execute(self, writes: Sequence[Write]) -> list[Outcome | RegistryError]:
         """Apply ``writes`` in order in one durable transaction; one result per write."""
+        results = self.execute_unsynced(writes)
+        self._ckpt.wait()
+        return results
+
+    @property
+    def log_sync(self) -> LogSync:
+        """The log's syncs: :attr:`LogSync.requested` is the ticket that covers every
+        commit made so far, :attr:`LogSync.synced` how far they are durable, and
+        :attr:`LogSync.ready` the descriptor to poll for their progress (then
+        :meth:`synced`)."""
+        return self._ckpt.syncs
+
+    def synced(self) -> int:
+        """After :attr:`log_sync`'s ``ready`` was readable: the ticket up to which every
+        commit is durable. Raises WalFailed when a sync failed."""
+        return self._ckpt.check_synced()
+
+    def wait_synced(self, ticket: int | None = None) -> None:
+        """Return once the commits of ``ticket`` (default: all made so far) are durable.
+        Raises WalFailed when a sync failed."""
+        self._ckpt.wait(ticket)
+
+    def execute_unsynced(self, writes: Sequence[Write]) -> list[Outcome | RegistryError]:
+        """:meth:`execute`, returning once the transaction is committed in LMDB, its
+        record's sync under way: nothing of it — its replies, its events, a read that
+        sees it — may leave before the ticket :attr:`log_sync` ``.requested`` (taken after
+        this returns) is synced (:meth:`wait_synced`)."""
         now = self._clock()
         staged = [(w.fields.get("requestId"), w.op, stage(w)) for w in writes]
         try:
@@ -738,10 +770,15 @@ class Store:
             # its replies (see Checkpoints.defer); any other: its record, space reserved.
             logged = bool(ops) and not _WINDOW.issuperset(ops[1::4])
             payload = self._ckpt.reserve(ops) if logged else None  # StoreFull: disk full
+            # The record first, its sync in a thread while LMDB commits (and the caller
+            # prepares its replies): see Checkpoints.write.
+            written = payload is not None and self._ckpt.write(payload)
             try:
                 txn.commit()
-            except lmdb.Error as e:  # data.mdb could not grow? nothing committed
-                if not self._no_space(e):
+            except BaseException as e:  # nothing committed
+                if written:  # the record is not to be redone: durable before the error
+                    self._ckpt.cancel()
+                if not isinstance(e, lmdb.Error) or not self._no_space(e):
                     raise
                 raise StoreFull(f"no space left for the registry's store {self.path}/data.mdb"
                                 f" ({e}): write refused (reads go on) — free space on that "
@@ -750,7 +787,7 @@ class Store:
             txn.abort()
             raise
         if payload is not None:
-            self._ckpt.logged(self._env, payload,
+            self._ckpt.logged(self._env, payload, written,
                               wal.dirtied_pages(ops) if self._ckpt.page_budget else 0)
         elif ops:
             self._ckpt.defer(ops)

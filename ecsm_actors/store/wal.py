@@ -18,7 +18,17 @@ two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new ex
   generation ``g`` in region ``g % 2``, one after the other: ``{length, crc32,
   generation, payload}`` (the crc32 covers the generation, the header's random salt and
   the payload), the payload the msgpack list ``[code, sub-db, key, value,
-  code, …]`` (:data:`PUT`, :data:`APPEND`, :data:`DELETE`).
+  code, …]`` (:data:`PUT`, :data:`APPEND`, :data:`DELETE`); or a cancel record,
+  ``[CANCEL, None, None, None]``: the record before it is not redone (its transaction
+  was logged, then LMDB's commit failed: :meth:`WriteAheadLog.cancel`).
+
+A record is written before its transaction commits in LMDB, and synced meanwhile by
+:class:`~.log_sync.LogSync` (:meth:`WriteAheadLog.write`); nothing is acknowledged before
+that sync. When the commit then fails, a cancel record follows, durable before the error
+is answered; a ``kill -9`` between the record and LMDB's commit leaves the record orphaned
+in the log: a recovery in the same boot trusts data.mdb and starts a new generation
+without it; after a power loss it is redone — a write applied without an acknowledgement,
+whose request-window record (in the same redo) answers a retry of its requestId.
 
 Invariants: generations only grow; the header of ``g`` is written with the records it
 starts with (the transactions committed since its snapshot, copied from ``g - 1``'s
@@ -77,6 +87,9 @@ CHUNK = 1 << 20
 MIN_SIZE = RECORDS_AT + 2 * CHUNK
 
 PUT, APPEND, DELETE = 0, 1, 2
+#: The code of a cancel record, ``[CANCEL, None, None, None]``: the record just before it
+#: is not to be redone (its transaction was written to the log, then LMDB's commit failed).
+CANCEL = 3
 
 #: errno of a write or an allocation refused for want of space (EFBIG: the process's
 #: file size limit).
@@ -275,8 +288,22 @@ class WriteAheadLog:
             self._allocated[r] = upto
 
     def records(self, generation: int) -> Iterator[list[Any]]:
-        """The records of ``generation`` (one this object opened at or wrote: its salt is
-        known) in order, up to the first that is not whole."""
+        """The redo of ``generation`` (one this object opened at or wrote: its salt is
+        known): its records in order, up to the first that is not whole, without those a
+        cancel record (:data:`CANCEL`) follows, nor the cancel records."""
+        held: list[Any] | None = None
+        for ops in self._frames(generation):
+            if ops[:1] == [CANCEL]:
+                held = None
+                continue
+            if held is not None:
+                yield held
+            held = ops
+        if held is not None:
+            yield held
+
+    def _frames(self, generation: int) -> Iterator[list[Any]]:
+        """Every whole record of ``generation``, in order, cancel records included."""
         seed = zlib.crc32(self._salts.get(generation, b""), zlib.crc32(_GEN.pack(generation)))
         offset = self._region(generation)
         limit = min(offset + self.region, os.fstat(self._fd).st_size)
@@ -345,28 +372,53 @@ class WriteAheadLog:
         return True
 
     def fits(self, length: int) -> bool:
-        """Does a record of ``length`` payload bytes fit in the current region?"""
-        return self._offset + _REC.size + length <= self._start + self.region
+        """Does a record of ``length`` payload bytes fit in the current region, with room
+        for a cancel record after it?"""
+        return self._offset + _REC.size + length + CANCEL_FRAME <= self._start + self.region
 
     def reserve(self, length: int) -> None:
-        """Allocate the space of the next record (``length`` payload bytes) when it fits
-        in the region, so that :meth:`append` needs no new block. Raises OSError (ENOSPC:
-        the disk is full) before anything is committed."""
+        """Allocate the space of the next record (``length`` payload bytes) and of a
+        cancel record after it when they fit in the region, so that :meth:`write` and
+        :meth:`cancel` need no new block. Raises OSError (ENOSPC: the disk is full)
+        before anything is committed."""
         if self.fits(length):
-            self._allocate(self.generation, self._offset + _REC.size + length)
+            self._allocate(self.generation, self._offset + _REC.size + length + CANCEL_FRAME)
 
-    def append(self, payload: bytes) -> bool:
-        """Append the record ``payload`` (:func:`encode`) and make it durable; False
-        (nothing written) when it does not fit in the region: the caller checkpoints."""
-        gen = self.generation
+    def write(self, payload: bytes) -> bool:
+        """Write the record ``payload`` (:func:`encode`) after the last one, not synced
+        (durable once an ``fdatasync`` of the file that began after this returned);
+        False (nothing written) when it does not fit in the region with a cancel record
+        after it: the caller checkpoints."""
         end = self._offset + _REC.size + len(payload)
-        if end > self._start + self.region:
+        if end + CANCEL_FRAME > self._start + self.region:
             return False
-        self._allocate(gen, end)
-        os.pwrite(self._fd, _frame(gen, self.salt, payload), self._offset)
-        os.fdatasync(self._fd)
+        self._allocate(self.generation, end)
+        os.pwrite(self._fd, _frame(self.generation, self.salt, payload), self._offset)
         self._offset = end
         return True
+
+    def append(self, payload: bytes) -> bool:
+        """:meth:`write` the record ``payload`` and make it durable (``fdatasync``);
+        False (nothing written) when it does not fit: the caller checkpoints."""
+        if not self.write(payload):
+            return False
+        os.fdatasync(self._fd)
+        return True
+
+    def cancel(self) -> None:
+        """Write a cancel record after the last record written (whose transaction did not
+        commit in LMDB) and make both durable: no recovery redoes that record. Its space
+        was reserved with the record's (:meth:`reserve`)."""
+        end = self._offset + CANCEL_FRAME
+        self._allocate(self.generation, end)
+        os.pwrite(self._fd, _frame(self.generation, self.salt, CANCEL_PAYLOAD), self._offset)
+        os.fdatasync(self._fd)
+        self._offset = end
+
+    @property
+    def fd(self) -> int:
+        """The file's descriptor (synced by :class:`~.log_sync.LogSync`)."""
+        return self._fd
 
     @property
     def used(self) -> int:
@@ -385,6 +437,11 @@ class WriteAheadLog:
 def encode(ops: list[Any]) -> bytes:
     """The payload of the record of ``ops``."""
     return msgpack.packb(ops, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+#: The payload of a cancel record, and the bytes it takes in the log.
+CANCEL_PAYLOAD = msgpack.packb([CANCEL, None, None, None])
+CANCEL_FRAME = _REC.size + len(CANCEL_PAYLOAD)
 
 
 #: Pages of a sub-database's path from its root to a leaf, as :func:`dirtied_pages` counts.

@@ -16,6 +16,7 @@ import pytest
 from ecsm_actors.errors import Conflict
 from ecsm_actors.protocol import Op
 from ecsm_actors.store import Outcome, Store, Write
+from ecsm_actors.store.log_sync import LogSync
 from tests.store_writes import FakeClock, create, one
 
 pytestmark = pytest.mark.timeout(30)
@@ -39,15 +40,21 @@ def update(store: Store, name: str, request_id: str, *, replicas: int | None = N
 
 @pytest.fixture
 def syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The descriptors ``os.fdatasync`` is called on, from now on."""
+    """The descriptors ``os.fdatasync`` is called on, and the log's syncs (-1 each,
+    asynchronous), from now on."""
     calls: list[int] = []
-    real = os.fdatasync
+    real, real_start = os.fdatasync, LogSync._start
 
     def fdatasync(fd: int) -> None:
         calls.append(fd)
         real(fd)
 
+    def start(self: LogSync) -> None:
+        calls.append(-1)
+        real_start(self)
+
     monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(LogSync, "_start", start)
     return calls
 
 

@@ -1,0 +1,206 @@
+"""The write-ahead log's ``fdatasync``, asynchronous: tickets, group commit, and a descriptor
+the registry's loop polls.
+
+Runs only in the registry process, under the store (:class:`~.checkpoint.Checkpoints`
+owns one). The loop writes a record (``pwrite``, no sync) and asks for its sync
+(:meth:`LogSync.request`: a ticket, 1, 2, …), submitted to the kernel as an asynchronous
+``fdatasync`` (Linux AIO, ``IOCB_CMD_FDSYNC``: the kernel syncs in a worker of its own, no
+thread of ours, no GIL to hand over), while the loop commits in LMDB and prepares the
+replies and events, or serves the next requests. Its completion counts one on
+:attr:`LogSync.ready`, an eventfd the loop polls beside its sockets (or reads to wait,
+:meth:`LogSync.wait`); :meth:`LogSync.check` then collects it. One sync is in flight at a
+time and covers every record written before it was submitted: the tickets asked for
+meanwhile are all covered by the next one, submitted when it completes (group commit
+across turns of the loop). A Python thread measured no better than the sync inline: the
+thread needs the GIL to begin and to end the sync, and the loop holds it while it works
+(in-process, 50 µs of work overlapped: thread p50 228, inline 185-209, AIO 172 µs, the
+process's CPU 140 / 101-105 / 54-56 µs).
+
+Where the kernel has no asynchronous ``fdatasync`` (not Linux, no AIO context to be had,
+or after a fork: the context is the parent's), a request syncs at once on the caller's
+thread, as before.
+
+Invariants: :attr:`synced` only grows and never passes a ticket whose record was written
+before the ``fdatasync`` that covered it was submitted; once a sync has failed
+(:attr:`error`), :attr:`synced` never moves again (an ``fdatasync`` after an EIO may
+succeed with pages lost): the store stops (:class:`~.wal.WalFailed`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import select
+import sys
+
+# x86-64 and arm64 (generic) numbers of the AIO system calls.
+_SYSCALLS = {"x86_64": (206, 207, 208, 209), "aarch64": (0, 1, 4, 2)}
+_IOCB_CMD_FDSYNC = 3
+_IOCB_FLAG_RESFD = 1
+
+
+class _Iocb(ctypes.Structure):
+    """struct iocb (little-endian layout)."""
+
+    _fields_ = [("data", ctypes.c_uint64), ("key", ctypes.c_uint32),
+                ("rw_flags", ctypes.c_int32), ("opcode", ctypes.c_uint16),
+                ("reqprio", ctypes.c_int16), ("fildes", ctypes.c_uint32),
+                ("buf", ctypes.c_uint64), ("nbytes", ctypes.c_uint64),
+                ("offset", ctypes.c_int64), ("reserved2", ctypes.c_uint64),
+                ("flags", ctypes.c_uint32), ("resfd", ctypes.c_uint32)]
+
+
+class _Event(ctypes.Structure):
+    """struct io_event."""
+
+    _fields_ = [("data", ctypes.c_uint64), ("obj", ctypes.c_uint64),
+                ("res", ctypes.c_int64), ("res2", ctypes.c_int64)]
+
+
+class _Aio:
+    """One AIO context that syncs one file, its completions counted on an eventfd."""
+
+    def __init__(self, fd: int, ready: int) -> None:
+        machine = os.uname().machine
+        if sys.platform != "linux" or sys.byteorder != "little" or machine not in _SYSCALLS:
+            raise OSError(errno.ENOSYS, "no Linux AIO here")
+        self._setup, self._destroy, self._getevents, self._submit = _SYSCALLS[machine]
+        self._call = ctypes.CDLL(None, use_errno=True).syscall
+        self._call.restype = ctypes.c_long
+        self._ctx = ctypes.c_ulong(0)
+        if self._call(self._setup, 1, ctypes.byref(self._ctx)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        self._pid = os.getpid()
+        self._iocb = _Iocb(opcode=_IOCB_CMD_FDSYNC, fildes=fd, flags=_IOCB_FLAG_RESFD,
+                           resfd=ready)
+        self._iocbs = (ctypes.POINTER(_Iocb) * 1)(ctypes.pointer(self._iocb))
+        self._events = (_Event * 1)()
+
+    def submit(self) -> bool:
+        """Submit the file's ``fdatasync``; False when the kernel will not (then sync
+        inline: a forked child, an unsupported file)."""
+        if os.getpid() != self._pid:
+            return False
+        if self._call(self._submit, self._ctx, 1, self._iocbs) == 1:
+            return True
+        err = ctypes.get_errno()
+        if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EAGAIN, errno.EBADF):
+            return False
+        raise OSError(err, os.strerror(err))
+
+    def completed(self) -> int | None:
+        """The result of the sync in flight when it is done (0, or -errno), else None."""
+        n = self._call(self._getevents, self._ctx, 0, 1, self._events, None)
+        if n < 0:
+            err = ctypes.get_errno()
+            if err == errno.EINTR:
+                return None
+            raise OSError(err, os.strerror(err))
+        return int(self._events[0].res) if n else None
+
+    def close(self) -> None:
+        if os.getpid() == self._pid:  # waits for the sync in flight, if any
+            self._call(self._destroy, self._ctx)
+
+
+class LogSync:
+    """The syncs of the log file ``fd`` (see the module docstring)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        #: The latest ticket asked for (a record written, its sync asked).
+        self.requested = 0
+        #: Every ticket up to this one is durable.
+        self.synced = 0
+        #: The ticket the sync in flight covers (0: none in flight).
+        self._inflight = 0
+        #: Why a sync failed (then nothing more is synced).
+        self.error: OSError | None = None
+        #: Counts one per sync completed: the loop polls it, :meth:`wait` reads it.
+        self.ready = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._waiter = select.poll()
+        self._waiter.register(self.ready, select.POLLIN)
+        self._aio: _Aio | None
+        try:
+            self._aio = _Aio(fd, self.ready)
+        except OSError:
+            self._aio = None
+
+    @property
+    def pending(self) -> bool:
+        """Is a record written whose sync is not done?"""
+        return self.synced != self.requested
+
+    def request(self) -> int:
+        """A record was just written: its ticket, durable once :attr:`synced` reaches it
+        (at once when no asynchronous sync can be had)."""
+        ticket = self.requested = self.requested + 1
+        if not self._inflight:
+            self._start()
+        return ticket
+
+    def _start(self) -> None:
+        """Submit a sync covering every ticket asked for until now (or sync inline)."""
+        ticket = self.requested
+        if self.error is not None:
+            return
+        try:
+            if self._aio is not None and self._aio.submit():
+                self._inflight = ticket
+                return
+            self._aio = None
+            os.fdatasync(self._fd)
+        except OSError as e:
+            self.error = e
+            return
+        self.synced = ticket
+
+    def check(self) -> int:
+        """Collect a completed sync (after :attr:`ready` was found readable, or any time)
+        and submit the next one when records were written meanwhile; return
+        :attr:`synced`. Raises the sync's OSError when one failed."""
+        if self._inflight:
+            try:
+                os.eventfd_read(self.ready)
+            except BlockingIOError:
+                pass
+            aio = self._aio
+            assert aio is not None
+            try:
+                res = aio.completed()
+            except OSError as e:
+                self.error = e
+                res = None
+            if res is not None:
+                if res < 0:
+                    self.error = OSError(-res, os.strerror(-res))
+                else:
+                    self.synced = self._inflight
+                self._inflight = 0
+                if self.requested != self.synced:
+                    self._start()
+        if self.error is not None:
+            raise self.error
+        return self.synced
+
+    def wait(self, ticket: int) -> None:
+        """Return once ``ticket`` is durable; raise the sync's OSError when it failed."""
+        while self.check() < ticket:
+            if not self._inflight:  # nothing in flight can bring it: submit one
+                self._start()
+                continue
+            self._waiter.poll()  # the next completion (the eventfd does not block)
+
+    def drain(self) -> None:
+        """Wait for every ticket asked for (raise when a sync failed)."""
+        self.wait(self.requested)
+
+    def close(self) -> None:
+        """Let the sync in flight complete, then let go of the context and the eventfd."""
+        if self._aio is not None:
+            self._aio.close()
+            self._aio = None
+        os.close(self.ready)
+

@@ -1,0 +1,135 @@
+"""A write's log record is written before LMDB commits its transaction (the record's sync
+under way meanwhile): when that commit fails, a cancel record keeps every recovery from
+redoing it; when the process dies between the two, a recovery in the same boot never
+redoes the orphan record, and one after a power loss redoes it whole, request window
+included (real LMDB, the files as the kernel holds them)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import pytest
+
+from ecsm_actors.errors import StoreFull
+from ecsm_actors.store import Outcome, Store, wal
+from tests.store_writes import FakeClock, create, one
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def open_store(path: Path, boot: str) -> Store:
+    return Store(path, map_size=16 << 20, clock=FakeClock(), boot_id=lambda: boot,
+                 checkpoint_interval=3600)
+
+
+def names(store: Store) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in store.list_objects("ECSMService")[0])
+
+
+def failing_commit(monkeypatch: pytest.MonkeyPatch, before: Callable[[], None]) -> None:
+    """The next LMDB commit of a write calls ``before`` (its record is in the log by
+    then), then fails as on a full disk (nothing committed)."""
+    real = wal.Recording.commit
+
+    def commit(self: wal.Recording) -> None:
+        monkeypatch.setattr(wal.Recording, "commit", real)
+        before()
+        self.txn.abort()
+        raise lmdb.Error(f"mdb_txn_commit: {os.strerror(errno.ENOSPC)}")
+
+    monkeypatch.setattr(wal.Recording, "commit", commit)
+
+
+def copy(store: Store, into: Path) -> Path:
+    """The data dir as a ``kill -9`` or a power loss now would leave it (the page cache
+    of the log and data.mdb read as they are)."""
+    shutil.copytree(store.path, into, ignore=shutil.ignore_patterns("*.lock"))
+    return into
+
+
+def test_a_write_whose_lmdb_commit_fails_after_its_record_is_never_redone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(tmp_path / "data", "boot-1")
+    try:
+        assert isinstance(one(store, create("s0", request_id="r-0")), Outcome)
+        written: list[int] = []
+        failing_commit(monkeypatch, lambda: written.append(store._ckpt.log.offset))
+        refused = one(store, create("lost", request_id="r-lost"))
+        assert isinstance(refused, StoreFull) and "no space left" in str(refused)
+        assert written and written[0] > 0  # its record was in the log before the commit
+        assert isinstance(one(store, create("s1", request_id="r-1")), Outcome)
+        lost_power = copy(store, tmp_path / "lost")
+    finally:
+        store.close()
+    again = open_store(lost_power, "boot-2")  # the log replayed: record, cancel, record
+    try:
+        assert again.wal_stats()["replayed"] == 2
+        assert names(again) == ["s0", "s1"]
+        retried = one(again, create("lost", request_id="r-lost"))  # never recorded
+        assert isinstance(retried, Outcome) and not retried.replayed
+    finally:
+        again.close()
+
+
+@pytest.fixture
+def killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The data dir of a registry killed after a write's record was logged (and synced),
+    before LMDB committed it."""
+    store = open_store(tmp_path / "data", "boot-1")
+    try:
+        assert isinstance(one(store, create("s0", request_id="r-0")), Outcome)
+
+        def kill() -> None:
+            store.wait_synced()  # the worst case: the orphan record is durable
+            copy(store, tmp_path / "killed")
+
+        failing_commit(monkeypatch, kill)
+        one(store, create("orphan", request_id="r-orphan"))
+    finally:
+        store.close()
+    return tmp_path / "killed"
+
+
+def test_after_a_kill_before_the_commit_the_same_boot_never_redoes_the_orphan_record(
+        killed: Path) -> None:
+    store = open_store(killed, "boot-1")  # data.mdb trusted: nothing replayed
+    try:
+        assert store.wal_stats()["replayed"] == 0 and names(store) == ["s0"]
+    finally:
+        store.close()
+    store = open_store(killed, "boot-2")  # a power loss since: the open's generation
+    try:
+        assert names(store) == ["s0"]
+    finally:
+        store.close()
+
+
+def test_after_a_power_loss_before_the_commit_the_orphan_is_redone_with_its_answer(
+        killed: Path) -> None:
+    store = open_store(killed, "boot-2")
+    try:
+        assert names(store) == ["orphan", "s0"]  # applied, never acknowledged
+        retried = one(store, create("orphan", request_id="r-orphan"))
+        assert isinstance(retried, Outcome) and retried.replayed
+    finally:
+        store.close()
+
+
+def test_the_records_of_a_generation_skip_the_one_a_cancel_record_follows(
+        tmp_path: Path) -> None:
+    log = wal.WriteAheadLog(tmp_path / "wal", 4 << 20)
+    try:
+        ops: list[list[Any]] = [[wal.PUT, "objects", f"k{i}".encode(), b"v"] for i in range(3)]
+        for i, op in enumerate(ops):
+            assert log.write(wal.encode(op))
+            if i == 1:
+                log.cancel()
+        assert list(log.records(log.generation)) == [ops[0], ops[2]]
+    finally:
+        log.close()
