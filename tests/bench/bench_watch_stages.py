@@ -20,7 +20,10 @@ client and watcher).
 
 Printed: each stage's p50 / p99 / max and the load average; the tail writes (above the
 end-to-end p99) with the stage that took longest and what overlapped them (a checkpoint's
-sync of data.mdb, a checkpoint's header, a heartbeat, a GC); the log's fdatasync with and
+sync of data.mdb, a checkpoint's header, a heartbeat, a GC), and each stage's share of
+their excess over its p50; the way without the log's sync; the writes a GC of the
+registry overlapped; the CPU a write of the registry's and the subscriber's processes
+(every thread, ``schedstat``); the log's fdatasync with and
 without a checkpoint's sync running; and the end-to-end p50 / p99 beside etcd's, in ratios,
 and beside the disk's floor (a record of a create's size appended and ``fdatasync``'d
 alone, at the same pace, before each registry round). ``--ab-chunked-checkpoint``: every
@@ -126,9 +129,10 @@ def _sync(pending, fd):
         syncs.append((t, mono(), mode))
 checkpoint.Checkpoints._sync = staticmethod(_sync)
 
-published = []
+published, publishing = [], []
 orig_publish = R._publish
 def _publish(self, frames):
+    publishing.append(mono())
     orig_publish(self, frames)
     published.append(mono())
 R._publish = _publish
@@ -136,12 +140,13 @@ R._publish = _publish
 orig_write = R._write
 def _write(self, writes):
     published.clear()
+    publishing.clear()
     orig_write(self, writes)
     t = mono()
     rv = self.store.resource_version
     n = len(published)
     commits.append({"rv": rv, "n": n, "writes": len(writes), **cur,
-                    "pub": published[:], "replied": t})
+                    "pub": published[:], "pub0": publishing[:], "replied": t})
 R._write = _write
 
 orig_batch = R.serve_batch
@@ -211,6 +216,15 @@ def on_gc(phase, info):
 gc.callbacks.append(on_gc)
 import os, threading
 tids = [int(t) for t in os.listdir("/proc/self/task")]
+def delays_cpu():  # ns each thread of this process ran, so far
+    out = []
+    for t in tids:
+        try:
+            with open(f"/proc/self/task/{t}/schedstat") as f:
+                out.append(int(f.read().split()[0]))
+        except OSError:
+            out.append(0)
+    return out
 def delays():  # ns each thread of this process waited for a core, so far
     out = []
     for t in tids:
@@ -223,12 +237,15 @@ def delays():  # ns each thread of this process waited for a core, so far
 prev = delays()
 waits = {}
 seen = []
+cpu0 = None
 def watcher(event):  # the callback: what an informer's handler would be given
     seen.append(event.seq)
 print("ready", flush=True)
 while True:
     if not sub._poller.poll(10_000):
         break
+    if cpu0 is None:
+        cpu0 = sum(delays_cpu())
     readable = mono()
     frames = sub._recv_frames()
     received = mono()
@@ -242,7 +259,9 @@ while True:
         prev = now
         if m.seq >= last:
             break
-print(json.dumps({"got": got, "gcs": gcs, "waits": waits, "tids": tids}), flush=True)
+cpu = (sum(delays_cpu()) - (cpu0 or 0)) / 1e9
+print(json.dumps({"got": got, "gcs": gcs, "waits": waits, "tids": tids, "cpu": cpu}),
+      flush=True)
 """
 
 #: About a create's record in the write-ahead log (its puts: object, event, request).
@@ -254,7 +273,8 @@ STAGES = [  # (name, from, to) in each write's timeline
     ("commit begins -> record written", "exec0", "append0"),
     ("log record pwrite + fdatasync", "append0", "append1"),
     ("synced -> commit returns", "append1", "exec1"),
-    ("commit returns -> event to PUB", "exec1", "pub"),
+    ("commit returns -> publish called", "exec1", "pub0"),
+    ("publish called -> event sent to PUB", "pub0", "pub"),
     ("event to PUB -> reply sent", "pub", "replied"),
     ("event to PUB -> subscriber readable", "pub", "readable"),
     ("readable -> frames received", "readable", "received"),
@@ -262,6 +282,7 @@ STAGES = [  # (name, from, to) in each write's timeline
     ("decoded -> watcher callback", "decoded", "callback"),
     ("issued -> acknowledged (writer)", "issued", "acked"),
     ("issued -> watcher callback", "issued", "callback"),
+    ("publish called -> subscriber readable", "pub0", "readable"),
 ]
 
 
@@ -304,6 +325,18 @@ def paced_writes(client: RegistryClient, n: int, rate: float,
     return out
 
 
+def task_cpu(pid: int) -> float:
+    """Seconds of CPU every thread of ``pid`` has run so far (``schedstat``)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total / 1e9
+
+
 def set_slice(pid: int, ns: int) -> None:
     """Ask the scheduler for a slice of ``ns`` for each thread of ``pid`` (0: the
     default again): sched_setattr's sched_runtime for SCHED_OTHER (EEVDF, Linux 6.12+)."""
@@ -339,8 +372,8 @@ def timelines(sent: dict[int, tuple[float, float]], seen: dict[str, Any],
     by_rv: dict[int, dict[str, Any]] = {}
     for c in inside["commits"]:
         first = c["rv"] - c["n"] + 1
-        for k, t in enumerate(c["pub"]):
-            by_rv[first + k] = c | {"pub": t}
+        for k, (t0, t) in enumerate(zip(c["pub0"], c["pub"], strict=True)):
+            by_rv[first + k] = c | {"pub0": t0, "pub": t}
     rows = []
     for rv, (issued, acked) in sent.items():
         c = by_rv.get(rv)
@@ -350,9 +383,9 @@ def timelines(sent: dict[int, tuple[float, float]], seen: dict[str, Any],
         readable, received, decoded, callback = got
         rows.append({"rv": rv, "issued": issued, "acked": acked, "recv": c["recv"],
                      "exec0": c["exec0"], "append0": c["append0"], "append1": c["append1"],
-                     "exec1": c["exec1"], "pub": c["pub"], "replied": c["replied"],
-                     "writes": c["writes"], "readable": readable, "received": received,
-                     "decoded": decoded, "callback": callback})
+                     "exec1": c["exec1"], "pub0": c["pub0"], "pub": c["pub"],
+                     "replied": c["replied"], "writes": c["writes"], "readable": readable,
+                     "received": received, "decoded": decoded, "callback": callback})
     return rows
 
 
@@ -376,12 +409,14 @@ def tail_report(rows: list[dict[str, float]], inside: dict[str, Any],
     syncs, headers = inside["syncs"], inside["headers"]
     beats = inside["beats"]
     reg_gc2 = [g for g in inside["gcs"] if g[2] == 2]
+    reg_gc = inside["gcs"]
     sub_gc = seen["gcs"]
     print(f"\n  tail: {len(tail)} writes at or above the p99 ({p99 * 1e3:.2f} ms); "
           f"longest stage of each, and what overlapped it")
     counts: dict[str, int] = {}
+    med = {name: pct([r[b] - r[a] for r in rows], 50) for name, a, b in STAGES}
     for r in sorted(tail, key=lambda r: r["issued"]):
-        steps = [(r[b] - r[a], name) for name, a, b in STAGES[:11] if name !=
+        steps = [(r[b] - r[a], name) for name, a, b in STAGES[:12] if name !=
                  "event to PUB -> reply sent"]
         worst = max(steps)
         counts[worst[1]] = counts.get(worst[1], 0) + 1
@@ -392,10 +427,14 @@ def tail_report(rows: list[dict[str, float]], inside: dict[str, Any],
             flags.append("ckpt header")
         if overlaps(r["issued"], r["callback"], beats):
             flags.append("heartbeat")
-        if overlaps(r["issued"], r["callback"], reg_gc2):
-            flags.append("registry gc2")
-        if overlaps(r["issued"], r["callback"], sub_gc):
-            flags.append("subscriber gc")
+        gcs = [g for g in reg_gc if g[0] < r["callback"] and g[1] > r["issued"]]
+        if gcs:
+            flags.append("registry gc" + "/".join(
+                f"{g[2]} {(g[1] - g[0]) * 1e3:.2f} ms" for g in gcs))
+        gcs = [g for g in sub_gc if g[0] < r["callback"] and g[1] > r["issued"]]
+        if gcs:
+            flags.append("subscriber gc" + "/".join(
+                f"{g[2]} {(g[1] - g[0]) * 1e3:.2f} ms" for g in gcs))
         w = seen.get("waits", {}).get(str(r["rv"]))
         if w:
             flags.append("subscriber threads waited for a core " + "/".join(
@@ -403,10 +442,27 @@ def tail_report(rows: list[dict[str, float]], inside: dict[str, Any],
         print(f"    rv {r['rv']}: {(r['callback'] - r['issued']) * 1e3:6.2f} ms, "
               f"{worst[1]} {worst[0] * 1e3:.2f} ms; batch {r['writes']:.0f}; "
               f"{', '.join(flags) or '-'}")
+    print("  the tail's excess over each stage's p50, shared out (mean ms a tail write): " +
+          ", ".join(f"{name} {x * 1e3:.3f}" for x, name in sorted(
+              ((sum(max(0.0, r[b] - r[a] - med[name]) for r in tail) / len(tail), name)
+               for name, a, b in STAGES[:12] if name != "event to PUB -> reply sent"),
+              reverse=True)[:6]))
+    hit = [r["callback"] - r["issued"] for r in rows
+           if overlaps(r["issued"], r["callback"], reg_gc)]
+    if hit:
+        print(f"  writes whose way overlapped a registry GC: {len(hit)}, end to end p50 "
+              f"{pct(hit, 50) * 1e3:.3f}, max {max(hit) * 1e3:.3f} ms")
+    rest = [r["callback"] - r["issued"] - (r["append1"] - r["append0"]) for r in rows]
+    print(f"  issued -> watcher without the log's pwrite + fdatasync: p50 "
+          f"{pct(rest, 50) * 1e3:.3f}, p99 {pct(rest, 99) * 1e3:.3f} ms")
     print("  longest stage of the tail writes: " + ", ".join(
         f"{k} x{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
     print(f"  tail writes whose way overlapped a data.mdb sync: "
-          f"{sum(overlaps(r['issued'], r['callback'], syncs) for r in tail)} of {len(tail)}")
+          f"{sum(overlaps(r['issued'], r['callback'], syncs) for r in tail)} of {len(tail)}"
+          f"; a registry GC {sum(overlaps(r['issued'], r['callback'], reg_gc) for r in tail)}"
+          f", a subscriber GC {sum(overlaps(r['issued'], r['callback'], sub_gc) for r in tail)}"
+          f"; of all writes, {sum(overlaps(r['issued'], r['callback'], reg_gc) for r in rows)}"
+          f" and {sum(overlaps(r['issued'], r['callback'], sub_gc) for r in rows)}")
     for name, a, b in STAGES[1:5]:
         dur = [r[b] - r[a] for r in rows if overlaps(r[a], r[b], syncs)]
         if dur:
@@ -436,7 +492,8 @@ def tail_report(rows: list[dict[str, float]], inside: dict[str, Any],
     for g in (0, 1, 2):
         d = [y - x for x, y, gen in inside["gcs"] if gen == g and x >= t0]
         if d:
-            print(f"  registry gc gen {g}: {len(d)}, max {max(d) * 1e3:.2f} ms")
+            print(f"  registry gc gen {g}: {len(d)}, max {max(d) * 1e3:.2f} ms, in all "
+                  f"{sum(d) * 1e3:.2f} ms")
     print(f"  gcs: registry {len(inside['gcs'])} ({len(reg_gc2)} gen 2, longest "
           f"{max((b - a for a, b, _ in inside['gcs']), default=0) * 1e3:.2f} ms), "
           f"subscriber {len(sub_gc)} (longest "
@@ -478,6 +535,7 @@ def main() -> int:
     theirs: list[list[float]] = []
     floor: list[float] = []
     rounds_seen: list[tuple[dict[int, tuple[float, float]], dict[str, Any]]] = []
+    cpu: list[tuple[float, float, int]] = []  # registry, subscriber CPU s; writes
     try:
         client = RegistryClient(f"ipc://{run_dir}/registry.sock", timeout=60)
         client.ping()
@@ -501,11 +559,13 @@ def main() -> int:
                 modes.append(mode)
                 floor.extend(paced_log_appends(tmp / "floor", args.writes // 3, args.rate,
                                                RECORD_BYTES))
+                cpu0 = task_cpu(registry.pid)
                 sent, seen = registry_round(
                     client, f"ipc://{run_dir}/events.sock", args.writes, args.rate, f"s{r}",
                     int(args.ab_slice * 1e6) if mode else 0,
                     registry.pid if args.ab_slice > 0 else 0)
                 rounds_seen.append((sent, seen))
+                cpu.append((task_cpu(registry.pid) - cpu0, seen.get("cpu", 0.0), len(sent)))
                 ours.append([seen["got"][str(rv)][3] - t for rv, (t, _) in sent.items()])
     finally:
         registry.send_signal(signal.SIGTERM)
@@ -525,6 +585,9 @@ def main() -> int:
             "gcs": [g for _, s in rounds_seen for g in s["gcs"]],
             "waits": {k: v for _, s in rounds_seen for k, v in s.get("waits", {}).items()}}
     tail_report(rows, inside, gots)
+    print("  CPU a write, by round (ms): registry " + ", ".join(
+        f"{r / n * 1e3:.3f}" for r, _, n in cpu) + "; subscriber " + ", ".join(
+        f"{s / n * 1e3:.3f}" for _, s, n in cpu))
     a = [x for xs in ours for x in xs]
     print("\nend to end, write issued -> watcher callback")
     for p in (50, 99):
