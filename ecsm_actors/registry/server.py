@@ -243,9 +243,6 @@ class RegistryServer:
         # cyclic GC's way (requests allocate many short-lived dicts).
         gc.collect()
         gc.freeze()
-        # Then the young collections run at the heartbeat, between requests, not inside
-        # whichever request's allocation crossed the threshold.
-        collector = lifecycle.IdleCollector()
         interval = self.cfg.registry.heartbeat_interval
         next_beat = time.monotonic()
         poller, generation = self._poller(), self._generation()
@@ -256,7 +253,6 @@ class RegistryServer:
             now = time.monotonic()
             if now >= next_beat:
                 self._heartbeat()
-                collector.collect()
                 next_beat = now + interval
             if self._generation() != generation:  # the remote sockets were bound again
                 poller, generation = self._poller(), self._generation()
@@ -283,7 +279,6 @@ class RegistryServer:
             # Handshakes last: a flood of them delays only itself.
             if self.remote is not None and self.remote.zap in ready:
                 self.remote.serve_zap()
-        collector.close()
         st = self.stats
         logger.info("registry stopping (signal %s): %d requests, %d writes in %d commits "
                     "(largest batch %d), %d bad requests, %d internal errors", stop.signum,
