@@ -15,6 +15,8 @@ Contract used by the rest of the project (stable names):
   the normalised wire dict. Raises :class:`ecsm_actors.errors.Invalid` with causes.
   Server-owned metadata (uid, resourceVersion, generation, creationTimestamp,
   deletionTimestamp) is passed through untouched; the store owns it.
+* ``prepare_spec(obj: dict) -> dict``: ``prepare`` of what a write of spec and metadata
+  keeps (``status`` and server-owned metadata left out, unchecked), the object not copied.
 * ``prepare_status(kind: str, status: dict) -> dict``: validates a status block.
 * ``configure_limits(cfg.api)``: the configurable upper bounds (replicas, nodes, memory,
   disk) of :mod:`.limits`; the registry applies them at start.
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
     from ecsm_actors.api.quantity import parse_quantity, to_bytes, to_mib
     from ecsm_actors.api.revision import template_hash
     from ecsm_actors.api.service import ECSMService, ServiceSpec, ServiceStatus, Template
-    from ecsm_actors.api.validation import prepare, prepare_status
+    from ecsm_actors.api.validation import prepare, prepare_spec, prepare_status
 
 # The names below are imported on first use (PEP 562), so a process pays only for the
 # parts it touches: the service controller needs template_hash, not validation or the
@@ -100,6 +102,7 @@ _EXPORTS = {
     "ServiceStatus": "service",
     "Template": "service",
     "prepare": "validation",
+    "prepare_spec": "validation",
     "prepare_status": "validation",
     "configure_limits": "limits",
 }
@@ -114,6 +117,7 @@ __all__ = [
     "KindInfo",
     "resolve_kind",
     "prepare",
+    "prepare_spec",
     "prepare_status",
     "configure_limits",
     "template_hash",

@@ -45,7 +45,17 @@ from ecsm_actors.api.scalars import (
     Quantity,
     Str,
 )
-from ecsm_actors.api.schema import INVALID, MISSING, ListOf, MapOf, Node, Obj, Walk
+from ecsm_actors.api.schema import (
+    INVALID,
+    MISSING,
+    Check,
+    Ignored,
+    ListOf,
+    MapOf,
+    Node,
+    Obj,
+    Walk,
+)
 from ecsm_actors.errors import Invalid
 
 FastWalk = Callable[[Any, Walk], Any]
@@ -98,18 +108,27 @@ def _generic(node: Node) -> FastWalk:
 
 # -- generated functions --------------------------------------------------------------
 
+#: For loops nested deeper than this call the inner node's own function instead (CPython
+#: refuses more than 20 statically nested blocks in one function).
+_MAX_LOOPS = 6
+
 
 class _Source:
-    """The text of one generated function and the names it reads."""
+    """The text of one generated function, the names it reads and its local variables."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {"Fallback": Fallback}
+        self.count = 0
 
     def bind(self, value: Any) -> str:
         name = f"n{len(self.names)}"
         self.names[name] = value
         return name
+
+    def local(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
 
     def add(self, depth: int, *lines: str) -> None:
         self.lines += ("    " * depth + line for line in lines)
@@ -124,123 +143,213 @@ def _literal(value: Any, src: _Source) -> str:
     return repr(value) if type(value) in (int, str) else src.bind(value)
 
 
-def _invalid_when(node: Node, src: _Source) -> str | None:
+def _check_fails(check: Check, v: str, src: _Source) -> str:
+    """An expression, true when ``check`` has a message for ``v``: the check's own inline
+    form (see :func:`~ecsm_actors.api.names.inline_check`) or a call."""
+    form = getattr(check, "inline", None)
+    if form is None:
+        return f"{src.bind(check)}({v})"
+    text, names = form
+    bound = {k: src.bind(x) for k, x in names.items()}
+    return "(" + text.format(v=v, check=src.bind(check), **bound) + ")"
+
+
+def _invalid_when(node: Node, src: _Source, v: str = "v") -> str | None:
     """An expression, True when ``v`` is invalid for a scalar node that returns its input
     unchanged; None for any other node (exact types only, as in :func:`_compile`)."""
     kind = type(node)
     if kind is Str and isinstance(node, Str):
-        cond = "type(v) is not str"
+        cond = f"type({v}) is not str"
         if node.max_len is not None:
-            cond += f" or len(v) > {_literal(node.max_len, src)}"
+            cond += f" or len({v}) > {_literal(node.max_len, src)}"
         if node.nonempty:
-            cond += " or not v"
+            cond += f" or not {v}"
         if node.check is not None:
-            cond += f" or {src.bind(node.check)}(v)"
+            cond += f" or {_check_fails(node.check, v, src)}"
         return cond
     if kind is Enum and isinstance(node, Enum):
-        return f"type(v) is not str or v not in {src.bind(frozenset(node.values))}"
+        return f"type({v}) is not str or {v} not in {src.bind(frozenset(node.values))}"
     if kind is Int and isinstance(node, Int):
-        cond = "type(v) is not int"
+        cond = f"type({v}) is not int"
         if node.minimum is not None:
-            cond += f" or v < {_literal(node.minimum, src)}"
+            cond += f" or {v} < {_literal(node.minimum, src)}"
         if node.maximum is not None:
-            cond += f" or v > {_literal(node.maximum, src)}"
+            cond += f" or {v} > {_literal(node.maximum, src)}"
         return cond
     if kind is Bool:
-        return "type(v) is not bool"
+        return f"type({v}) is not bool"
     return None
 
 
-def _value(node: Node, src: _Source, depth: int) -> None:
-    """Lines that check ``v`` (a scalar) or replace it by its walked value."""
-    cond = _invalid_when(node, src)
+def _emit(node: Node, v: str, src: _Source, depth: int, loops: int) -> str:
+    """Lines that check the value in variable ``v`` and give its walked value: the name
+    of the variable that holds it (``v`` itself for a scalar returned unchanged).
+    ``loops``: the for loops around these lines."""
+    cond = _invalid_when(node, src, v)
     if cond is not None:
         src.add(depth, f"if {cond}:", "    raise Fallback")
-    else:
-        src.add(depth, f"v = {src.bind(compiled(node))}(v, w)")
+        return v
+    kind = type(node)
+    if kind is Obj and isinstance(node, Obj):
+        return _emit_obj(node, v, src, depth, loops)
+    if kind is ListOf and isinstance(node, ListOf) and loops < _MAX_LOOPS:
+        return _emit_list(node, v, src, depth, loops)
+    if kind is MapOf and isinstance(node, MapOf) and loops < _MAX_LOOPS:
+        return _emit_map(node, v, src, depth, loops)
+    if kind is IntOrPercent and isinstance(node, IntOrPercent) and node.max_int is not None:
+        # An int in range is returned as is; anything else is the node's own function's.
+        src.add(depth, f"if type({v}) is not int or {v} < 0 or "
+                       f"{v} > {_literal(node.max_int, src)}:",
+                f"    {v} = {src.bind(compiled(node))}({v}, w)")
+        return v
+    out = src.local("r")
+    src.add(depth, f"{out} = {src.bind(compiled(node))}({v}, w)")
+    return out
 
 
-def _obj(node: Obj) -> FastWalk:
-    src = _Source()
+def _returns_container(node: Node) -> bool | None:
+    """Whether the walked value of ``node`` is always a dict or list (True), never one
+    (False), or either (None)."""
+    kind = type(node)
+    if kind in (Obj, ListOf, MapOf):
+        return True
+    if kind in (Str, Enum, Int, Bool, Number, Float, Quantity, IntOrPercent):
+        return False
+    return None
+
+
+def _emit_obj(node: Obj, v: str, src: _Source, depth: int, loops: int) -> str:
+    out, count = src.local("o"), src.local("c")
     keys = src.bind(frozenset(node.props))
-    src.add(0, "def walk(value, w):")
-    src.add(1, f"if type(value) is not dict or not value.keys() <= {keys}:",
-            "    raise Fallback", "get = value.get", "out = {}")
-    for key, prop in node.props.items():
+    props = [(key, prop) for key, prop in node.props.items() if type(prop.node) is not Ignored]
+    # Unknown fields: the fields found are counted (those always there once, up front),
+    # and only a map with more keys than that (unknown ones, or known ones set to None,
+    # or ignored ones) has its keys compared with the schema's.
+    counted = len(props) == len(node.props)
+    src.add(depth, f"if type({v}) is not dict:" if counted else
+            f"if type({v}) is not dict or not {v}.keys() <= {keys}:", "    raise Fallback")
+    if counted:
+        src.add(depth, f"{count} = {sum(1 for _, p in props if p.required)}")
+    found = f"    {count} += 1" if counted else "    pass"
+    # Fields that are always there are gathered in one dict display, up to the first
+    # optional one; the rest are set one by one, in schema order.
+    gathered: list[str] | None = []
+    for key, prop in props:
         field = _literal(key, src)
-        src.add(1, f"v = get({field})")
+        x = src.local("x")
+        src.add(depth, f"{x} = {v}.get({field})")
         if prop.required:
-            src.add(1, "if v is None:", "    raise Fallback")
-            _value(prop.node, src, 1)
-            src.add(1, f"out[{field}] = v")
+            src.add(depth, f"if {x} is None:", "    raise Fallback")
+            item = _emit(prop.node, x, src, depth, loops)
         elif prop.default is MISSING:  # optional: an empty map or list is left out
-            src.add(1, "if v is not None:")
-            _value(prop.node, src, 2)
-            src.add(2, "if v or not isinstance(v, (dict, list)):", f"    out[{field}] = v")
+            if gathered is not None:
+                src.add(depth, f"{out} = {{{', '.join(gathered)}}}")
+                gathered = None
+            src.add(depth, f"if {x} is not None:")
+            if counted:
+                src.add(depth, found)
+            item = _emit(prop.node, x, src, depth + 1, loops)
+            container = _returns_container(prop.node)
+            if container is None:
+                src.add(depth + 1, f"if {item} or not isinstance({item}, (dict, list)):",
+                        f"    {out}[{field}] = {item}")
+            elif container:
+                src.add(depth + 1, f"if {item}:", f"    {out}[{field}] = {item}")
+            else:
+                src.add(depth + 1, f"{out}[{field}] = {item}")
+            continue
         else:
             default = src.bind(prop.default)
-            fill = f"{default}(w)" if callable(prop.default) else default
-            src.add(1, "if v is None:", f"    v = {fill}", "if v is not None:")
-            _value(prop.node, src, 2)
-            src.add(2, f"out[{field}] = v")
+            if callable(prop.default):  # may give None: the field is then left out
+                if gathered is not None:
+                    src.add(depth, f"{out} = {{{', '.join(gathered)}}}")
+                    gathered = None
+                src.add(depth, f"if {x} is None:", f"    {x} = {default}(w)", "else:", found,
+                        f"if {x} is not None:")
+                item = _emit(prop.node, x, src, depth + 1, loops)
+                src.add(depth + 1, f"{out}[{field}] = {item}")
+                continue
+            src.add(depth, f"if {x} is None:", f"    {x} = {default}", "else:", found)
+            item = _emit(prop.node, x, src, depth, loops)
+        if gathered is not None:
+            gathered.append(f"{field}: {item}")
+        else:
+            src.add(depth, f"{out}[{field}] = {item}")
+    if gathered is not None:
+        src.add(depth, f"{out} = {{{', '.join(gathered)}}}")
+    if counted:
+        src.add(depth, f"if len({v}) != {count} and not {v}.keys() <= {keys}:",
+                "    raise Fallback")
     if node.post is not None:
-        src.add(1, f"{src.bind(node.post)}(out, '', w)", "if w.causes:", "    raise Fallback")
-    src.add(1, "return out")
-    return src.build()
+        src.add(depth, f"{src.bind(node.post)}({out}, '', w)", "if w.causes:",
+                "    raise Fallback")
+    return out
 
 
-def _list(node: ListOf) -> FastWalk:
+def _emit_list(node: ListOf, v: str, src: _Source, depth: int, loops: int) -> str:
+    out = src.local("l")
+    bad = f"type({v}) is not list"
+    if node.min_items:
+        bad += f" or len({v}) < {_literal(node.min_items, src)}"
+    if node.max_items is not None:
+        bad += f" or len({v}) > {_literal(node.max_items, src)}"
+    src.add(depth, f"if {bad}:", "    raise Fallback")
+    item = src.local("e")
+    cond = _invalid_when(node.item, src, item)
+    if cond is not None:  # scalars pass through unchanged: check them, copy the list
+        src.add(depth, f"for {item} in {v}:", f"    if {cond}:", "        raise Fallback",
+                f"{out} = {v}[:]")
+        if node.unique_items:
+            src.add(depth, f"if len(set({out})) != len({out}):", "    raise Fallback")
+            return out
+    elif node.unique_key and type(node.item) is Obj:  # unique by a field: seen as walked
+        seen, key = src.local("s"), src.local("k")
+        src.add(depth, f"{out} = []", f"{seen} = set()", f"for {item} in {v}:")
+        walked = _emit(node.item, item, src, depth + 1, loops + 1)
+        src.add(depth + 1, f"{out}.append({walked})",
+                f"{key} = {walked}.get({_literal(node.unique_key, src)})",
+                f"if {key} is not None and {key} in {seen}:", "    raise Fallback",
+                f"{seen}.add({key})")
+        return out
+    else:
+        src.add(depth, f"{out} = []", f"for {item} in {v}:")
+        walked = _emit(node.item, item, src, depth + 1, loops + 1)
+        src.add(depth + 1, f"{out}.append({walked})")
+    if node.unique_by is not None:
+        seen, key, each = src.local("s"), src.local("k"), src.local("e")
+        src.add(depth, f"{seen} = set()", f"for {each} in {out}:",
+                f"    {key} = {src.bind(node.unique_by)}({each})",
+                f"    if {key} is not None and {key} in {seen}:", "        raise Fallback",
+                f"    {seen}.add({key})")
+    return out
+
+
+def _emit_map(node: MapOf, v: str, src: _Source, depth: int, loops: int) -> str:
+    out, key, item = src.local("m"), src.local("k"), src.local("e")
+    bad = f"type({v}) is not dict"
+    if node.max_items is not None:
+        bad += f" or len({v}) > {_literal(node.max_items, src)}"
+    src.add(depth, f"if {bad}:", "    raise Fallback", f"for {key} in {v}:",
+            f"    if type({key}) is not str:", "        raise Fallback",
+            f"{out} = {{}}", f"for {key} in sorted({v}):")
+    if node.key_check is not None:
+        src.add(depth + 1, f"if {_check_fails(node.key_check, key, src)}:",
+                "    raise Fallback")
+    src.add(depth + 1, f"{item} = {v}[{key}]")
+    walked = _emit(node.value, item, src, depth + 1, loops + 1)
+    src.add(depth + 1, f"{out}[{key}] = {walked}")
+    return out
+
+
+def _function(node: Node) -> FastWalk:
+    """One function for ``node`` and everything below it."""
     src = _Source()
     src.add(0, "def walk(value, w):")
-    src.add(1, f"if type(value) is not list or len(value) < {_literal(node.min_items, src)}:",
-            "    raise Fallback")
-    if node.max_items is not None:
-        src.add(1, f"if len(value) > {_literal(node.max_items, src)}:", "    raise Fallback")
-    cond = _invalid_when(node.item, src)
-    if cond is not None:  # scalars pass through unchanged: check them, copy the list
-        src.add(1, "for v in value:", f"    if {cond}:", "        raise Fallback",
-                "out = value[:]")
-    else:
-        src.add(1, f"out = [{src.bind(compiled(node.item))}(v, w) for v in value]")
-    if node.unique_items and cond is not None:
-        src.add(1, "if len(set(out)) != len(out):", "    raise Fallback")
-    elif node.unique_by is not None:
-        src.add(1, "seen = set()", "for v in out:", f"    k = {src.bind(node.unique_by)}(v)",
-                "    if k is not None and k in seen:", "        raise Fallback",
-                "    seen.add(k)")
-    src.add(1, "return out")
+    src.add(1, f"return {_emit(node, 'value', src, 1, 0)}")
     return src.build()
 
 
 # -- closures -------------------------------------------------------------------------
-
-
-def _map(node: MapOf) -> FastWalk:
-    sub, key_check, max_items = compiled(node.value), node.key_check, node.max_items
-
-    def walk(value: Any, w: Walk) -> Any:
-        if type(value) is not dict or (max_items is not None and len(value) > max_items):
-            raise Fallback
-        for key in value:
-            if type(key) is not str:
-                raise Fallback
-        out: dict[str, Any] = {}
-        for key in sorted(value):
-            if key_check is not None and key_check(key):
-                raise Fallback
-            out[key] = sub(value[key], w)
-        return out
-
-    return walk
-
-
-def _scalar(node: Node) -> FastWalk:
-    """A scalar on its own (a list item, a map value): its inline check as a function."""
-    src = _Source()
-    src.add(0, "def walk(v, w):")
-    _value(node, src, 1)
-    src.add(1, "return v")
-    return src.build()
 
 
 def _within(minimum: float | None, maximum: float | None) -> Callable[[Any], bool]:
@@ -316,13 +425,13 @@ def _int_or_percent(node: IntOrPercent) -> FastWalk:
 
 
 _BUILDERS: dict[type, Callable[[Any], FastWalk]] = {
-    Obj: _obj,
-    ListOf: _list,
-    MapOf: _map,
-    Str: _scalar,
-    Enum: _scalar,
-    Int: _scalar,
-    Bool: _scalar,
+    Obj: _function,
+    ListOf: _function,
+    MapOf: _function,
+    Str: _function,
+    Enum: _function,
+    Int: _function,
+    Bool: _function,
     Number: _float,
     Float: _float,
     Quantity: _quantity,

@@ -56,7 +56,7 @@ CONDITION = Obj(
     }
 )
 
-CONDITIONS = ListOf(CONDITION, unique_by=lambda c: c.get("type"), unique_field="type")
+CONDITIONS = ListOf(CONDITION, unique_key="type")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -139,8 +139,17 @@ class Raw(Node):
             return INVALID
 
 
+class Ignored(Node):
+    """A field taken and left out of the result, whatever its value: what a request may
+    carry that is not the caller's to set (a spec write's ``status``, say)."""
+
+    def walk(self, value: Any, path: str, w: Walk) -> Any:
+        return INVALID
+
+
 class ListOf(Node):
-    """A list; ``unique_by`` (item → key) and ``unique_field`` report duplicates."""
+    """A list; ``unique_by`` (item → key) and ``unique_field`` report duplicates;
+    ``unique_key``: the items are maps unique by that field (both at once)."""
 
     expected = "list"
 
@@ -151,10 +160,14 @@ class ListOf(Node):
         unique: bool = False,
         unique_by: Callable[[Any], Any] | None = None,
         unique_field: str = "",
+        unique_key: str = "",
         min_items: int = 0,
         max_items: int | None = None,
     ) -> None:
         self.item = item
+        if unique_key:
+            unique_by, unique_field = (lambda v: v.get(unique_key)), unique_key
+        self.unique_key = unique_key
         self.unique_by = unique_by if unique_by else (lambda v: v) if unique else None
         #: The items themselves must be unique (not a key of them).
         self.unique_items = unique and not unique_by

@@ -23,7 +23,7 @@ from ecsm_actors.api import limits as L
 from ecsm_actors.api.image import image_check, parse_image
 from ecsm_actors.api.limits import bounded
 from ecsm_actors.api.meta import CONDITIONS
-from ecsm_actors.api.names import absolute_path, dns_label
+from ecsm_actors.api.names import absolute_path, dns_label, inline_check
 from ecsm_actors.api.scalars import Bool, Enum, Int, IntOrPercent, Quantity, Str
 from ecsm_actors.api.schema import ListOf, Obj, Prop, Walk, join
 from ecsm_actors.api.secrets import Secret
@@ -127,6 +127,7 @@ def _word() -> Str:
     return Str(nonempty=True, max_len=L.MAX_WORD)
 
 
+@inline_check("'=' in {v}")
 def _env_name(value: str) -> str | None:
     return "must not contain '='" if "=" in value else None
 
@@ -186,8 +187,7 @@ SYLIXOS = Obj(
                         "access": Prop(node=_word()),
                     }
                 ),
-                unique_by=lambda d: d.get("path"),
-                unique_field="path",
+                unique_key="path",
                 max_items=L.MAX_DEVICES,
             )
         ),
@@ -232,7 +232,7 @@ TEMPLATE = Obj(
         "hostname": Prop(node=Str(nonempty=True, max_len=L.MAX_HOSTNAME),
                          default=_hostname_default),
         "command": Prop(node=ListOf(Str(max_len=L.MAX_ARG), max_items=L.MAX_COMMAND_ARGS)),
-        "env": Prop(node=ListOf(ENV_VAR, unique_by=lambda e: e.get("name"), unique_field="name",
+        "env": Prop(node=ListOf(ENV_VAR, unique_key="name",
                                 max_items=L.MAX_ENV)),
         "resources": Prop(
             node=Obj(
@@ -251,8 +251,7 @@ TEMPLATE = Obj(
         "volumeMounts": Prop(
             node=ListOf(
                 VOLUME_MOUNT,
-                unique_by=lambda m: m.get("containerPath"),
-                unique_field="containerPath",
+                unique_key="containerPath",
                 max_items=L.MAX_VOLUMES,
             )
         ),
@@ -337,8 +336,7 @@ STATUS = Obj(
         "underlyingServiceIDs": Prop(node=ListOf(Str(nonempty=True), unique=True)),
         "currentRevision": Prop(node=Str(nonempty=True)),
         "conditions": Prop(node=CONDITIONS),
-        "preemptions": Prop(node=ListOf(PREEMPTION, unique_by=lambda p: p.get("preemptor"),
-                                        unique_field="preemptor",
+        "preemptions": Prop(node=ListOf(PREEMPTION, unique_key="preemptor",
                                         max_items=MAX_PREEMPTIONS)),
         "preemptionsGiven": Prop(node=ListOf(PREEMPTION_GIVEN, max_items=MAX_PREEMPTIONS)),
     }

@@ -18,11 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
-from ecsm_actors.api import prepare, prepare_status
-from ecsm_actors.api.compiled import Fallback, compiled
+from ecsm_actors.api import prepare, prepare_spec, prepare_status, service_schema
+from ecsm_actors.api.compiled import Fallback, _check_fails, _Source, compiled
 from ecsm_actors.api.enums import StrategyType
+from ecsm_actors.api.image import image_check
+from ecsm_actors.api.meta import SERVER_OWNED
+from ecsm_actors.api.names import absolute_path, dns_label, label_value, qualified_name
 from ecsm_actors.api.schema import Walk
-from ecsm_actors.api.validation import _OBJECTS, _STATUSES, _UNKNOWN_KIND, _name_of
+from ecsm_actors.api.validation import _OBJECTS, _SPEC_WRITES, _STATUSES, _UNKNOWN_KIND, _name_of
 from ecsm_actors.errors import Invalid
 from tests.registry_samples import hpa, service
 
@@ -174,3 +177,120 @@ def test_an_invalid_object_reports_the_generic_walkers_causes() -> None:
     with pytest.raises(Invalid) as status_info:
         prepare_status("ECSMService", {"replicas": -1})
     assert [c.field for c in status_info.value.causes] == ["status.replicas"]
+
+
+# -- the checks written out inline ------------------------------------------------------
+
+INLINE_CHECKS = [dns_label, qualified_name, label_value, absolute_path, image_check,
+                 service_schema._env_name]
+STRINGS = ["", "a", "A", "-a", "a-", "a-b", "a.b", "a_b", "a\n", "\n", "a b", "é", "x" * 63,
+           "x" * 64, "a" * 62 + "-", "a/b", "/b", "a/", "/", "//", "ecsm.sh/x", "ecsm.sh/",
+           "Ecsm.sh/x", "e" * 254 + "/x", "a=b", "=", "app@1.0", "app@1.0#sylixos",
+           "app@1.0#", "@1.0", "app@", "a/b:c@1.0+x#os", "app@1.0#sylixos\n", "/abs", "rel"]
+
+
+def inline_form(check: Any) -> Any:
+    """The check's inline expression as a function of ``v``."""
+    src = _Source()
+    src.add(0, "def walk(v, w):", f"    return {_check_fails(check, 'v', src)}")
+    return src.build()
+
+
+@pytest.mark.parametrize("check", INLINE_CHECKS, ids=lambda c: c.__name__)
+def test_a_check_written_out_inline_refuses_exactly_what_the_check_refuses(check: Any) -> None:
+    assert getattr(check, "inline", None) is not None
+    inline = inline_form(check)
+    rng = random.Random(20261205)
+    alphabet = "aZ09-._/=@#:+ \n"
+    drawn = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+             for _ in range(3000)]
+    for value in STRINGS + drawn:
+        assert bool(inline(value, None)) == (check(value) is not None), repr(value)
+
+
+# -- a spec write: status and server-owned metadata left out -----------------------------
+
+
+def stripped_then_prepared(doc: Any) -> dict[str, Any]:
+    """What a spec write keeps, the long way: the object copied without its status and
+    server-owned metadata, then prepared."""
+    body = dict(doc)
+    body.pop("status", None)
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        body["metadata"] = {k: v for k, v in meta.items() if k not in SERVER_OWNED}
+    out = prepare(body)
+    out.pop("status", None)
+    return out
+
+
+def answer(prepare_of: Any, doc: Any) -> tuple[Any, ...]:
+    try:
+        return ("ok", prepare_of(doc))
+    except Invalid as e:
+        return ("invalid", str(e), [(c.field, c.message) for c in e.causes])
+
+
+def as_written(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as a client writes back what it read: server metadata and status with it."""
+    out = copy.deepcopy(doc)
+    out["metadata"] = {**out["metadata"], "uid": "u-1", "resourceVersion": 7, "generation": 2,
+                       "creationTimestamp": "2026-11-26T08:51:49Z"}
+    out["status"] = SERVICE_STATUS if doc["kind"] == "ECSMService" else HPA_STATUS
+    return out
+
+
+def rich_service() -> dict[str, Any]:
+    """A service with labels, a command, env, limits and a rollout (bench_registry's)."""
+    doc = service("b-1", labels={"app": "bench", "tier": "web"})
+    doc["spec"]["template"].update(
+        command=["/apps/app/app", "--port", "8080"],
+        env=[{"name": f"VAR_{i}", "value": f"value-{i}"} for i in range(8)],
+        resources={"limits": {"memory": "256Mi", "disk": "1Gi"}})
+    doc["spec"]["rollout"] = {"maxSurge": 1, "maxUnavailable": 0}
+    return doc
+
+
+def spec_corpus() -> list[dict[str, Any]]:
+    docs = corpus() + [rich_service()]
+    return docs + [as_written(d) for d in docs] + [as_written(prepare(d)) for d in docs]
+
+
+@pytest.mark.parametrize("doc", spec_corpus(),
+                         ids=lambda d: f"{d['kind']}-{d['metadata']['name']}-{len(d)}")
+def test_a_valid_spec_write_takes_the_fast_path_and_gets_what_the_long_way_gets(
+        doc: dict[str, Any]) -> None:
+    fast = compiled(_SPEC_WRITES[doc["kind"]])(doc, Walk(context={"name": _name_of(doc)}))
+    assert same(fast, stripped_then_prepared(doc))
+    assert same(prepare_spec(doc), fast)
+
+
+def test_thousands_of_mutated_spec_writes_get_the_long_ways_answer() -> None:
+    rng = random.Random(20261205)
+    docs = spec_corpus()
+    fast = 0
+    for _ in range(3000):
+        doc = mutated(rng.choice(docs), rng)
+        if rng.random() < 0.1:  # metadata's server fields with values of any type
+            meta = doc.get("metadata")
+            if isinstance(meta, dict):
+                meta[rng.choice(SERVER_OWNED)] = copy.deepcopy(rng.choice(PALETTE))
+        expected, got = answer(stripped_then_prepared, doc), answer(prepare_spec, doc)
+        assert got[0] == expected[0], doc
+        if expected[0] == "ok":
+            assert same(got[1], expected[1]), doc
+        else:
+            assert got[1:] == expected[1:], doc
+        fast += took_fast_path(doc)
+    assert 300 < fast < 3000  # both paths were exercised
+
+
+def took_fast_path(doc: Any) -> bool:
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if not isinstance(kind, str) or kind not in _SPEC_WRITES:
+        return False
+    try:
+        compiled(_SPEC_WRITES[kind])(doc, Walk(context={"name": _name_of(doc)}))
+    except Fallback:
+        return False
+    return True

@@ -1,0 +1,136 @@
+"""The registry's CPU to stage a write and work out its change, in-process.
+
+Run: ``.venv/bin/python tests/bench/bench_stage.py [--base DIR] [--rounds N] [-n N]``
+
+What a write costs before the store touches LMDB: :func:`ecsm_actors.store.records.stage`
+(defaults and validation of the request, outside the transaction) then
+:func:`ecsm_actors.store.semantics.change_for` (what the write does to the current object:
+server metadata, generation, status), for the object of ``bench_registry.value()``:
+
+* create: a new object (no current one);
+* update: the stored object read back by a client, its replicas changed, written with its
+  ``resourceVersion`` (an optimistic update, as ``bench_etcd_compare`` times it).
+
+Each request is decoded from its msgpack bytes first (untimed), as the registry gets it.
+Printed: thread CPU per call of stage, of change_for and of both. With ``--base DIR`` (a
+clean clone of the code before), each round runs the code of this tree and of ``DIR`` in
+two processes, alternately, and prints the ratio of their medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: The child: measures the code found on its argv[1] and prints its figures as JSON.
+CHILD = r"""
+import gc, json, sys, time
+sys.path.insert(0, sys.argv[1])
+import ecsm_actors  # from argv[1]: bench_registry below puts this tree first on sys.path
+sys.path.insert(0, sys.argv[2])
+import msgpack
+from bench_registry import value
+from ecsm_actors.protocol import Op
+from ecsm_actors.store import semantics
+from ecsm_actors.store.records import Write, stage
+
+n = int(sys.argv[3])
+clock = time.thread_time_ns
+decode = lambda o: msgpack.unpackb(msgpack.packb(o, use_bin_type=True), raw=False)
+
+def timed(requests, currents):
+    st = ch = 0
+    now = time.time()
+    for i, fields in enumerate(requests):
+        w = Write(op=fields.pop("op"), fields=fields)
+        t0 = clock()
+        s = stage(w)
+        t1 = clock()
+        change, _ = semantics.change_for(s, currents[i], now)
+        t2 = clock()
+        st += t1 - t0
+        ch += t2 - t1
+    return st / n / 1e3, ch / n / 1e3
+
+def creates():
+    return [decode({"op": "CREATE", "object": value(f"o-{i}"), "requestId": f"r{i}"})
+            for i in range(n)], [None] * n
+
+def stored():
+    s = stage(Write(op=Op.CREATE, fields=decode({"object": value("hot")})))
+    obj = semantics.change_for(s, None, time.time())[0].object
+    obj["metadata"]["resourceVersion"] = 7
+    return decode(obj)
+
+def updates():
+    current = stored()
+    reqs = []
+    for i in range(n):
+        obj = decode(current)
+        obj["spec"]["deploymentStrategy"]["replicas"] = 3 + i % 3
+        reqs.append(decode({"op": "UPDATE", "object": obj, "requestId": f"u{i}"}))
+    return reqs, [decode(current) for _ in range(n)]
+
+gc.collect(); gc.freeze()
+out = {}
+for name, make in (("create", creates), ("update", updates)):
+    best = None
+    for _ in range(3):
+        reqs, cur = make()
+        for r in reqs:
+            r["op"] = Op(r["op"])
+        figures = timed(reqs, cur)
+        if best is None or sum(figures) < sum(best):
+            best = figures
+    out[name] = best
+print(json.dumps(out))
+"""
+
+
+def run(code: Path, n: int) -> dict[str, list[float]]:
+    cp = subprocess.run([sys.executable, "-c", CHILD, str(code), str(ROOT / "tests" / "bench"),
+                         str(n)], capture_output=True, text=True, check=True)
+    return json.loads(cp.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", type=Path, help="a clone of the code before, run alternately")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("-n", type=int, default=2000, help="writes of each kind per measure")
+    args = ap.parse_args()
+    trees = [("this", ROOT)] + ([("base", args.base)] if args.base else [])
+    results: dict[str, list[dict[str, list[float]]]] = {name: [] for name, _ in trees}
+    with open("/proc/loadavg") as f:
+        print(f"load {f.read().split()[0]}; {args.rounds} rounds of {args.n} writes each")
+    for r in range(args.rounds):
+        order = trees if r % 2 == 0 else trees[::-1]
+        for name, code in order:
+            results[name].append(run(code, args.n))
+    for op in ("create", "update"):
+        print(f"{op}: CPU per call (us), median of rounds [range]")
+        med: dict[str, float] = {}
+        for name, _ in trees:
+            rows = [x[op] for x in results[name]]
+            st = [a for a, _ in rows]
+            ch = [b for _, b in rows]
+            both = [a + b for a, b in rows]
+            med[name] = statistics.median(both)
+            print(f"  {name:5s} stage {statistics.median(st):6.1f}  change_for "
+                  f"{statistics.median(ch):6.1f}  both {med[name]:6.1f} "
+                  f"[{min(both):.1f}-{max(both):.1f}]")
+        if "base" in med:
+            print(f"  this / base: {med['this'] / med['base']:.2f}x")
+    with open("/proc/loadavg") as f:
+        print(f"load {f.read().split()[0]} at the end; {time.strftime('%H:%M:%S')}")
+
+
+if __name__ == "__main__":
+    main()
