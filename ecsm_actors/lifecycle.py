@@ -18,6 +18,7 @@ too), so the process exits at once — every process is built to survive ``kill 
 :func:`startup` wraps a process's imports and setup: they allocate only long-lived objects
 (modules, classes, settings), so the cyclic GC is paused meanwhile (a few percent of a
 controller's start) and what they built is then frozen out of every later collection.
+:class:`IdleCollector` moves a serving loop's collections to its idle moments.
 """
 
 from __future__ import annotations
@@ -125,6 +126,42 @@ def startup() -> Iterator[None]:
     with gc_paused():
         yield
     gc.freeze()
+
+
+#: In a process whose collections run at its idle moments (:class:`IdleCollector`), the
+#: containers allocated (net) beyond which a young collection runs wherever an allocation
+#: falls: in a burst with no idle moment, and the bound on the cyclic garbage it leaves.
+BUSY_YOUNG_THRESHOLD = 10_000
+
+
+class IdleCollector:
+    """The cyclic GC's collections of a serving loop moved to its idle moments
+    (:meth:`collect`, called between requests), off the requests' way.
+
+    Made once the process's long-lived heap is frozen: the young threshold is raised to
+    ``busy``, so the interpreter collects only in a burst that leaves the loop no idle
+    moment, and :meth:`collect` runs the collection the interpreter's own thresholds say
+    is due (the young generation, the middle one every ``threshold1`` of them, a full one
+    every ``threshold2`` of those: a small heap, the rest being frozen). In the registry
+    no request leaves cyclic garbage (each kind checked, malformed ones included), so
+    the young collections find nothing, and the young count a request adds is the
+    allocator's churn, not survivors: each collection scans the few containers alive."""
+
+    def __init__(self, busy: int = BUSY_YOUNG_THRESHOLD) -> None:
+        self.thresholds = gc.get_threshold()
+        gc.set_threshold(max(busy, self.thresholds[0]), *self.thresholds[1:])
+
+    def collect(self) -> None:
+        """Collect now what the interpreter's thresholds say is due, if anything."""
+        young, middle, old = gc.get_count()
+        t0, t1, t2 = self.thresholds
+        if young <= t0 or not gc.isenabled():
+            return
+        gc.collect(2 if old > t2 else 1 if middle > t1 else 0)
+
+    def close(self) -> None:
+        """The interpreter's own thresholds again."""
+        gc.set_threshold(*self.thresholds)
 
 
 def exit_if_orphaned() -> None:
