@@ -3,15 +3,17 @@
 Runs only in the registry process (never opened before a fork, never by two processes: a
 ``flock`` on ``<data dir>/registry.lock`` refuses a second registry on the same store).
 
-Layout, five sub-databases of one environment with an explicit map size:
+Layout, four sub-databases of one environment with an explicit map size:
 
 * ``objects`` — key ``Kind/namespace/name``, value the msgpack object.
 * ``events``  — key the resourceVersion (8 bytes big-endian), value the msgpack event body
   exactly as published (``{v, epoch, seq, …, resourceVersion, object}``) — or, while the
   event's object is the current one, the body without it (see below).
 * ``meta``    — ``epoch`` (random hex, written once when the store is created).
-* ``requests``, ``request_order`` — the request window (:mod:`.window`): requestId →
-  recorded outcome, written in the transaction of the write it records.
+* ``requests`` — the request window (:mod:`.window`): requestId → recorded outcome, and
+  the order in which records leave it, written in the transaction of the write it
+  records. A store from before keeps that order in a fifth, ``request_order``: moved into
+  ``requests`` when the store opens (:func:`.window.migrate_order`), after its log is replayed.
 
 No object is kept twice: the event of an object's current version is kept as a *stub*,
 ``0x00``, the first letter of its type (``A``/``M``), then the store key (a 0x00 never
@@ -50,7 +52,9 @@ torn): alone it may be torn.
 
 Invariants: the counter is global and gap-free and is bumped in the same transaction as
 the write; every committed mutation is exactly one event with ``seq == resourceVersion``;
-the log holds exactly the events ``(compacted, rv]``, at most ``event_log_limit`` of them.
+the log holds exactly the events ``(compacted, rv]``, at most ``event_log_limit`` of them
+(and, once full, at least that many less :data:`COMPACT_BATCH`: the oldest are dropped a
+batch at a time, see :meth:`Store._compact`).
 :meth:`Store.execute` applies a batch of writes in ONE durable transaction (group commit),
 each write checked before its first ``put`` so a refused write leaves no trace; a full map
 (``MapFullError``) aborts the transaction and the batch is retried write by write, so only
@@ -127,7 +131,7 @@ from ecsm_actors.store.records import (
 from ecsm_actors.store.residency import MapPages, trim_heap
 from ecsm_actors.store.semantics import Change, Target
 from ecsm_actors.store.versions import VersionChange, VersionIndex
-from ecsm_actors.store.window import RequestWindow
+from ecsm_actors.store.window import RequestWindow, migrate_order
 
 #: A write on its way into a transaction: its requestId, op, and what staging made of it.
 Pending = tuple[str | None, Op, Staged | StagedBatch | RegistryError]
@@ -154,6 +158,11 @@ NO_SPACE_FLOOR = 8 << 20
 #: Key in ``meta`` of a store written behind the write-ahead log (its data.mdb alone may be
 #: torn after a power loss; one from before the log was committed with fsync).
 WAL_MARK = b"wal"
+
+#: Most events a full log drops at once beyond the one a write adds (a hundredth of
+#: ``event_log_limit`` at most): dropped one a write, each write also rewrote the log's
+#: oldest leaf and the pages above it (2 of a create's 14 dirtied pages).
+COMPACT_BATCH = 64
 
 #: The request window's sub-databases (a transaction that wrote only them is not synced).
 _WINDOW = frozenset(("requests", "request_order"))
@@ -242,14 +251,17 @@ class Store:
         self._meta = self._env.open_db(b"meta")
         self._ckpt.opened(self._env)
         names = {"objects": self._objects, "events": self._events, "meta": self._meta,
-                 "requests": self._env.open_db(b"requests"),
-                 "request_order": self._env.open_db(b"request_order")}
+                 "requests": self._env.open_db(b"requests")}
+        try:  # a store from before (migrate_order): its log may still name it
+            self._legacy_order = names["request_order"] = self._env.open_db(
+                b"request_order", create=False)
+        except lmdb.NotFoundError:
+            self._legacy_order = None
         self._ckpt.replay(self._env, names)
         size, age = self._window_bounds
         self.window = RequestWindow(self._env, size=size, age=age)
         self._names = {self._objects: "objects", self._events: "events",
-                       self._meta: "meta", self.window.requests: "requests",
-                       self.window.order: "request_order"}
+                       self._meta: "meta", self.window.requests: "requests"}
         self._page_size = self._env.stat()["psize"]
         self._pages = MapPages(self.path / "data.mdb")
         self._largest = 0
@@ -289,7 +301,10 @@ class Store:
             return True
 
     def _meta_to_write(self) -> bool:
-        """Will :meth:`_load_meta` write (the epoch or :data:`WAL_MARK` missing)?"""
+        """Will :meth:`_load_meta` write (the epoch or :data:`WAL_MARK` missing, the
+        request window to migrate)?"""
+        if self._legacy_order is not None:
+            return True
         with self._env.begin(db=self._meta) as txn:
             return txn.get(b"epoch") is None or txn.get(WAL_MARK) is None
 
@@ -302,7 +317,14 @@ class Store:
                 logger.info("new store: epoch %s", epoch.decode())
             if txn.get(WAL_MARK) is None:
                 txn.put(WAL_MARK, b"1")
+            if self._legacy_order is not None:
+                moved = migrate_order(txn, self.window.requests, self._legacy_order)
+                logger.info("store %s: its request window's order (%d records) moved into "
+                            "requests", self.path, moved)
             rv, compacted = self._log_bounds(txn)
+        if self._legacy_order is not None:
+            self._legacy_order = None
+            self.window.load(self._env)
         return epoch.decode(), rv, compacted
 
     def _log_bounds(self, txn: lmdb.Transaction) -> tuple[int, int]:
@@ -577,8 +599,7 @@ class Store:
 
     def _usage(self, txn: wal.Txn) -> float:
         pages = 0
-        for db in (self._objects, self._events, self._meta, self.window.requests,
-                   self.window.order):
+        for db in (self._objects, self._events, self._meta, self.window.requests):
             st = txn.stat(db)
             pages += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
         return pages * self._page_size / self.map_size
@@ -901,11 +922,13 @@ class Store:
             txn.put(seq, whole, db=self._events, append=last)
 
     def _compact(self, txn: wal.Recording, rv: int) -> int:
-        """Drop the oldest events beyond the limit; return the new floor."""
+        """Drop the oldest events beyond the limit, and up to :data:`COMPACT_BATCH` more
+        (so that the next writes drop none); return the new floor."""
         floor = self.compacted
         new_floor = rv - self.event_log_limit
         if new_floor <= floor:
             return floor
+        new_floor += min(COMPACT_BATCH, self.event_log_limit // 100)
         for seq in range(floor + 1, new_floor + 1):
             txn.delete(_be(seq), db=self._events)
         return new_floor

@@ -5,17 +5,21 @@ of its own): a write's outcome is recorded in the SAME transaction as the write,
 a crash either both are on disk or neither is, and a retried request is answered with the
 recorded outcome instead of being applied again (see :mod:`ecsm_actors.protocol`).
 
-Two sub-databases of the store's environment:
+One sub-database of the store's environment, ``requests``, holding two kinds of records:
 
-* ``requests`` — key the requestId (ASCII), value ``seq`` (8 bytes big-endian) + the wall
-  time it was recorded (8-byte double) + the msgpack record: ``{op, key, rv, action?,
-  gone?}`` for a success (the object's store key and the resourceVersion it had after
-  the write; ``gone`` when it left the store), ``{op, error: {code, message, causes}}``
-  for a refusal, ``{op: "BATCH", rv, results: [record...]}`` for a BATCH. A few dozen
-  bytes: the objects themselves are found again in the event log (see
-  ``Store._replay``).
-* ``request_order`` — key ``seq`` (8 bytes big-endian, increasing), value the wall time
-  (8-byte double) + the requestId: the order in which records leave the window.
+* requestId (ASCII) → ``seq`` (8 bytes big-endian) + the wall time it was recorded
+  (8-byte double) + the msgpack record: ``{op, key, rv, action?, gone?}`` for a success
+  (the object's store key and the resourceVersion it had after the write; ``gone`` when it
+  left the store), ``{op, error: {code, message, causes}}`` for a refusal, ``{op:
+  "BATCH", rv, results: [record...]}`` for a BATCH. A few dozen bytes: the objects
+  themselves are found again in the event log (see ``Store._replay``).
+* :data:`ORDER` (``0xff``, a byte no UTF-8 text holds, so after every requestId) +
+  ``seq`` → the wall time + the requestId: the order in which records leave the window,
+  appended at the end of the sub-database. Seqs are consecutive (each record the next,
+  the oldest pruned first), so the window holds ``last - first + 1`` records.
+
+One sub-database, not one for each kind of record: a write that records its outcome
+dirties one root page fewer (see :func:`migrate_order` for stores written before).
 
 Bounds: at most ``size`` records (registry.request_window) and none older than ``age``
 seconds (registry.request_window_age). A record past its age is never replayed, even
@@ -51,6 +55,9 @@ IDLE_PRUNE = 256
 
 _TIME = struct.Struct(">d")
 
+#: First byte of the key of an order record (no requestId holds it).
+ORDER = b"\xff"
+
 
 def _be(n: int) -> bytes:
     return n.to_bytes(8, "big")
@@ -64,15 +71,28 @@ class RequestWindow:
         self.size = int(size)
         self.age = float(age)
         self.requests = env.open_db(b"requests")
-        self.order = env.open_db(b"request_order")
         self._slack = max(1, min(PRUNE_BATCH, self.size // 100))
         self._pack = msgpack.Packer(use_bin_type=True).pack  # as protocol.pack, kept
-        with env.begin(db=self.order) as txn:
-            cursor = txn.cursor()
-            self._seq = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
-            self._oldest = _TIME.unpack_from(cursor.value())[0] if cursor.first() else None
-            self._count = int(txn.stat(self.order)["entries"])
+        self.load(env)
+
+    def load(self, env: lmdb.Environment) -> None:
+        """Read the count, the last seq and the oldest record's time as committed."""
+        with env.begin(db=self.requests) as txn:
+            first, last, oldest = self._bounds(txn)
+        self._seq, self._oldest = last, oldest
+        self._count = last - first + 1 if first else 0
         self.begin()
+
+    def _bounds(self, txn: Txn) -> tuple[int, int, float | None]:
+        """(first seq, last seq, the oldest record's time) of the order records; (0,
+        0, None) when there is none."""
+        cursor = txn.cursor(db=self.requests)
+        if not cursor.set_range(ORDER):
+            return 0, 0, None
+        first, oldest = int.from_bytes(cursor.key()[1:], "big"), _TIME.unpack_from(
+            cursor.value())[0]
+        cursor.last()
+        return first, int.from_bytes(cursor.key()[1:], "big"), oldest
 
     def begin(self) -> None:
         """A write transaction starts: forget what an aborted one had counted."""
@@ -103,7 +123,7 @@ class RequestWindow:
         seq, stamp = _be(self._pending), _TIME.pack(now)
         rid = request_id.encode()
         txn.put(rid, seq + stamp + self._pack(record), db=self.requests)
-        txn.put(seq, stamp + rid, db=self.order, append=True)
+        txn.put(ORDER + seq, stamp + rid, db=self.requests, append=True)
 
     def over(self) -> bool:
         """Does the window hold more than ``size`` records (as last committed)?"""
@@ -119,24 +139,42 @@ class RequestWindow:
                 self._p_oldest is None or self._p_oldest >= horizon):
             return 0
         budget = IDLE_PRUNE if idle else self._added + PRUNE_STEP
-        cursor = txn.cursor(db=self.order)
+        requests = self.requests
+        cursor = txn.cursor(db=requests)
         removed = 0
         oldest = None
-        while cursor.first():
-            seq, value = cursor.item()
+        while cursor.set_range(ORDER):
+            key, value = cursor.item()
             oldest = _TIME.unpack_from(value)[0]
             if removed >= budget or (count - removed <= self.size and oldest >= horizon):
                 break
             oldest = None
-            rid = bytes(value[8:])
-            raw = txn.get(rid, db=self.requests)
+            key, rid = bytes(key), bytes(value[8:])
+            raw = txn.get(rid, db=requests)
             # A record replaced after its age has a newer seq: it stays.
-            if raw is not None and bytes(raw[:8]) == bytes(seq):
-                txn.delete(rid, db=self.requests)
-            cursor.delete()
+            if raw is not None and bytes(raw[:8]) == key[1:]:
+                txn.delete(rid, db=requests)
+            txn.delete(key, db=requests)
             removed += 1
         self._p_count, self._p_oldest = count - removed, oldest
         return removed
 
     def count(self, txn: Txn) -> int:
-        return int(txn.stat(self.order)["entries"])
+        """The records in the window as ``txn`` sees it."""
+        first, last, _ = self._bounds(txn)
+        return last - first + 1 if first else 0
+
+
+def migrate_order(txn: lmdb.Transaction, requests: Any, order: Any) -> int:
+    """Move the order records of a store written before the window was one sub-database
+    (``request_order``: key ``seq``, value the time + the requestId) into ``requests``
+    (:data:`ORDER` + ``seq``), and drop ``request_order``. In the caller's transaction,
+    which is not logged: a checkpoint must follow it (and, when the snapshot held is not
+    the log's checkpoint, precede it). Returns the records moved."""
+    moved = 0
+    cursor = txn.cursor(db=order)
+    for seq, value in cursor:
+        txn.put(ORDER + seq, value, db=requests, append=True)
+        moved += 1
+    txn.drop(order, delete=True)
+    return moved

@@ -37,6 +37,23 @@ def test_the_event_log_is_bounded_and_older_versions_are_expired(tmp_path: Path)
     store.close()
 
 
+def test_a_full_event_log_drops_its_oldest_events_a_batch_at_a_time(tmp_path: Path) -> None:
+    store = open_store(tmp_path, map_size=32 * MiB, event_log_limit=300)  # batches of 3
+    for i in range(301):
+        store.write(Op.CREATE, object=service(f"s{i}"))
+    assert store.compacted == 4  # the one beyond the limit, and three more
+    for i in range(301, 304):  # the next writes drop none
+        store.write(Op.CREATE, object=service(f"s{i}"))
+        assert store.compacted == 4
+    events, rv = store.watch_since(4)
+    assert [e.seq for e in events] == list(range(5, 305)) and rv == 304
+    with pytest.raises(Expired):
+        store.watch_since(3)
+    store.write(Op.CREATE, object=service("s304"))
+    assert store.compacted == 8
+    store.close()
+
+
 def test_a_replay_page_cut_short_says_how_far_it_goes(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     for i in range(5):
