@@ -27,6 +27,7 @@ namespace; nothing of the input ever reaches the source text.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections.abc import Callable
@@ -54,6 +55,7 @@ from ecsm_actors.api.schema import (
     MapOf,
     Node,
     Obj,
+    Prop,
     Walk,
 )
 from ecsm_actors.errors import Invalid
@@ -120,6 +122,8 @@ class _Source:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {"Fallback": Fallback}
         self.count = 0
+        #: (map variable, field) → the variable holding a required scalar field's value.
+        self.required: dict[tuple[str, str], str] = {}
 
     def bind(self, value: Any) -> str:
         name = f"n{len(self.names)}"
@@ -207,6 +211,60 @@ def _emit(node: Node, v: str, src: _Source, depth: int, loops: int) -> str:
     return out
 
 
+def _pure(node: Node, value: Any) -> bool:
+    """Whether the walk of ``value`` by ``node`` depends on ``value`` alone: no rule and
+    no context met on the way (fields absent from ``value`` without a default are not
+    walked)."""
+    kind = type(node)
+    if kind is Obj and isinstance(node, Obj):
+        if node.post is not None or type(value) is not dict:
+            return False
+        for key, prop in node.props.items():
+            if key in value:
+                if not _pure(prop.node, value[key]):
+                    return False
+            elif prop.default is not MISSING and (
+                    callable(prop.default) or not _pure(prop.node, prop.default)):
+                return False
+        return True
+    if kind is ListOf and isinstance(node, ListOf):
+        return type(value) is list and all(_pure(node.item, v) for v in value)
+    if kind is MapOf and isinstance(node, MapOf):
+        return type(value) is dict and all(_pure(node.value, v) for v in value.values())
+    return kind in (Str, Enum, Int, Bool)
+
+
+def _display(value: Any) -> str | None:
+    """Source text that makes a new ``value`` each time it runs (a dict or list display
+    of str, int and bool literals), or None for any other value."""
+    if type(value) in (str, int, bool):
+        return repr(value)
+    if type(value) is dict and all(type(k) is str for k in value):
+        items = [(repr(k), _display(v)) for k, v in value.items()]
+        if all(text is not None for _, text in items):
+            return "{" + ", ".join(f"{k}: {text}" for k, text in items) + "}"
+    if type(value) is list:
+        texts = [_display(v) for v in value]
+        if all(text is not None for text in texts):
+            return "[" + ", ".join(texts) + "]"  # type: ignore[arg-type]
+    return None
+
+
+def _walked_default(prop: Prop) -> str | None:
+    """The walked value of a constant default as a display (see :func:`_display`), when
+    the node's walk is pure and the default valid; else None."""
+    if callable(prop.default) or not _pure(prop.node, prop.default):
+        return None
+    w = Walk()
+    walked = prop.node.walk(copy.deepcopy(prop.default), "", w)
+    return None if walked is INVALID or w.causes else _display(walked)
+
+
+#: Nodes whose check refuses None (a required field then needs no check of its own).
+_REFUSE_NONE = frozenset({Str, Enum, Int, Bool, Obj, ListOf, MapOf, Quantity, IntOrPercent,
+                          Float, Number})
+
+
 def _returns_container(node: Node) -> bool | None:
     """Whether the walked value of ``node`` is always a dict or list (True), never one
     (False), or either (None)."""
@@ -234,18 +292,27 @@ def _emit_obj(node: Obj, v: str, src: _Source, depth: int, loops: int) -> str:
     # Fields that are always there are gathered in one dict display, up to the first
     # optional one; the rest are set one by one, in schema order.
     gathered: list[str] | None = []
+
+    def flush() -> None:
+        nonlocal gathered
+        if gathered is not None:
+            src.add(depth, f"{out} = {{{', '.join(gathered)}}}")
+            gathered = None
+
     for key, prop in props:
         field = _literal(key, src)
         x = src.local("x")
-        src.add(depth, f"{x} = {v}.get({field})")
         if prop.required:
-            src.add(depth, f"if {x} is None:", "    raise Fallback")
+            # A missing key raises KeyError: the function's caller declines then.
+            src.add(depth, f"{x} = {v}[{field}]")
+            if type(prop.node) not in _REFUSE_NONE:
+                src.add(depth, f"if {x} is None:", "    raise Fallback")
             item = _emit(prop.node, x, src, depth, loops)
+            if item == x:  # a scalar as given: its variable holds the field's value
+                src.required[out, key] = x
         elif prop.default is MISSING:  # optional: an empty map or list is left out
-            if gathered is not None:
-                src.add(depth, f"{out} = {{{', '.join(gathered)}}}")
-                gathered = None
-            src.add(depth, f"if {x} is not None:")
+            flush()
+            src.add(depth, f"{x} = {v}.get({field})", f"if {x} is not None:")
             if counted:
                 src.add(depth, found)
             item = _emit(prop.node, x, src, depth + 1, loops)
@@ -258,25 +325,31 @@ def _emit_obj(node: Obj, v: str, src: _Source, depth: int, loops: int) -> str:
             else:
                 src.add(depth + 1, f"{out}[{field}] = {item}")
             continue
+        elif callable(prop.default):  # may give None: the field is then left out
+            flush()
+            src.add(depth, f"{x} = {v}.get({field})", f"if {x} is None:",
+                    f"    {x} = {src.bind(prop.default)}(w)", "else:", found,
+                    f"if {x} is not None:")
+            item = _emit(prop.node, x, src, depth + 1, loops)
+            src.add(depth + 1, f"{out}[{field}] = {item}")
+            continue
+        elif (walked := _walked_default(prop)) is not None:
+            # The default's walked value is made by a display: no walk when it is used.
+            src.add(depth, f"{x} = {v}.get({field})", f"if {x} is None:",
+                    f"    {x} = {walked}", "else:", found)
+            item = _emit(prop.node, x, src, depth + 1, loops)
+            if item != x:
+                src.add(depth + 1, f"{x} = {item}")
+            item = x
         else:
-            default = src.bind(prop.default)
-            if callable(prop.default):  # may give None: the field is then left out
-                if gathered is not None:
-                    src.add(depth, f"{out} = {{{', '.join(gathered)}}}")
-                    gathered = None
-                src.add(depth, f"if {x} is None:", f"    {x} = {default}(w)", "else:", found,
-                        f"if {x} is not None:")
-                item = _emit(prop.node, x, src, depth + 1, loops)
-                src.add(depth + 1, f"{out}[{field}] = {item}")
-                continue
-            src.add(depth, f"if {x} is None:", f"    {x} = {default}", "else:", found)
+            src.add(depth, f"{x} = {v}.get({field})", f"if {x} is None:",
+                    f"    {x} = {src.bind(prop.default)}", "else:", found)
             item = _emit(prop.node, x, src, depth, loops)
         if gathered is not None:
             gathered.append(f"{field}: {item}")
         else:
             src.add(depth, f"{out}[{field}] = {item}")
-    if gathered is not None:
-        src.add(depth, f"{out} = {{{', '.join(gathered)}}}")
+    flush()
     if counted:
         src.add(depth, f"if len({v}) != {count} and not {v}.keys() <= {keys}:",
                 "    raise Fallback")
@@ -306,10 +379,15 @@ def _emit_list(node: ListOf, v: str, src: _Source, depth: int, loops: int) -> st
         seen, key = src.local("s"), src.local("k")
         src.add(depth, f"{out} = []", f"{seen} = set()", f"for {item} in {v}:")
         walked = _emit(node.item, item, src, depth + 1, loops + 1)
-        src.add(depth + 1, f"{out}.append({walked})",
-                f"{key} = {walked}.get({_literal(node.unique_key, src)})",
-                f"if {key} is not None and {key} in {seen}:", "    raise Fallback",
-                f"{seen}.add({key})")
+        src.add(depth + 1, f"{out}.append({walked})")
+        known = src.required.get((walked, node.unique_key))
+        if known is not None:  # a required field: never None
+            src.add(depth + 1, f"if {known} in {seen}:", "    raise Fallback",
+                    f"{seen}.add({known})")
+        else:
+            src.add(depth + 1, f"{key} = {walked}.get({_literal(node.unique_key, src)})",
+                    f"if {key} is not None and {key} in {seen}:", "    raise Fallback",
+                    f"{seen}.add({key})")
         return out
     else:
         src.add(depth, f"{out} = []", f"for {item} in {v}:")
@@ -344,8 +422,9 @@ def _emit_map(node: MapOf, v: str, src: _Source, depth: int, loops: int) -> str:
 def _function(node: Node) -> FastWalk:
     """One function for ``node`` and everything below it."""
     src = _Source()
-    src.add(0, "def walk(value, w):")
-    src.add(1, f"return {_emit(node, 'value', src, 1, 0)}")
+    src.add(0, "def walk(value, w):", "    try:")
+    src.add(2, f"return {_emit(node, 'value', src, 2, 0)}")
+    src.add(1, "except KeyError:", "    raise Fallback from None")
     return src.build()
 
 

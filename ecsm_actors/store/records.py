@@ -11,8 +11,8 @@ a :class:`StagedBatch` of its writes, each staged alone.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -80,16 +80,16 @@ class RawList:
         return list(unpacker)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Staged:
-    """A write validated outside the transaction, ready to be applied."""
+class Staged(NamedTuple):
+    """A write validated outside the transaction, ready to be applied (a named tuple, not
+    a frozen dataclass: made for every write, in half the time)."""
 
     op: Op
     target: Target
     wanted: int | None = None
     prepared: dict[str, Any] | None = None
     status: dict[str, Any] | None = None
-    keep_absent: frozenset[str] = field(default_factory=frozenset)
+    keep_absent: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import msgpack
 
@@ -51,10 +51,10 @@ SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
 USER_METADATA = ("labels", "annotations", "finalizers")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Change:
+class Change(NamedTuple):
     """The outcome of a write. ``type is None``: nothing changed (no event, no version).
-    ``remove``: the object leaves the store (``object`` is its last state)."""
+    ``remove``: the object leaves the store (``object`` is its last state). A named tuple,
+    not a frozen dataclass: made for every write, in half the time."""
 
     type: EventType | None
     object: dict[str, Any]
