@@ -40,9 +40,13 @@ def _is_zero(value: Any) -> bool:
     return value == 0 or value == "0%"
 
 
+# Read once: an enum member read off its class costs about 0.1 µs (Python 3.11).
+_STATIC, _DYNAMIC = StrategyType.STATIC.value, StrategyType.DYNAMIC.value
+
+
 def _check_strategy(out: dict[str, Any], path: str, w: Walk) -> None:
     kind = out.get("type")
-    if kind == StrategyType.STATIC:
+    if kind == _STATIC:
         if "nodes" not in out and not w.failed(join(path, "nodes")):
             w.error(join(path, "nodes"), "required for type Static (one instance per node)")
         if "nodePool" in out:
@@ -52,7 +56,7 @@ def _check_strategy(out: dict[str, Any], path: str, w: Walk) -> None:
                 join(path, "replicas"),
                 "forbidden for type Static (one instance per listed node); use type Dynamic",
             )
-    elif kind == StrategyType.DYNAMIC:
+    elif kind == _DYNAMIC:
         if "nodePool" not in out and not w.failed(join(path, "nodePool")):
             w.error(join(path, "nodePool"), "required for type Dynamic (candidate nodes)")
         if "nodes" in out:

@@ -101,10 +101,14 @@ class StagedBatch:
     atomic: bool = False
 
 
+# Enum members read once: a member read off its class costs about 0.1 µs (Python 3.11).
+_BATCH, _DELETE, _UPDATE_STATUS, _APPLY = Op.BATCH, Op.DELETE, Op.UPDATE_STATUS, Op.APPLY
+
+
 def stage(write: Write) -> Staged | StagedBatch | RegistryError:
     """Validate a write outside the transaction; a refusal is returned, not raised."""
     op, f = write.op, write.fields
-    if op is Op.BATCH:
+    if op is _BATCH:
         writes = f["writes"]
         return StagedBatch(ops=tuple(w.op for w in writes), atomic=bool(f.get("atomic")),
                            writes=tuple(_stage_one(Write(op=w.op, fields=w.fields))
@@ -115,21 +119,21 @@ def stage(write: Write) -> Staged | StagedBatch | RegistryError:
 def _stage_one(write: Write) -> Staged | RegistryError:
     op, f = write.op, write.fields
     try:
-        if op is Op.DELETE:
+        if op is _DELETE:
             kind = f.get("kind")
             if kind not in semantics.api.KINDS:
                 raise Invalid(f"unknown kind {kind!r}")
             target = Target(kind=kind, namespace=f["namespace"], name=f["name"])
             return Staged(op=op, target=target, wanted=f.get("resourceVersion"))
         obj = f["object"]
-        if op is Op.UPDATE_STATUS:
+        if op is _UPDATE_STATUS:
             target = semantics.target_of(obj)
             return Staged(op=op, target=target, wanted=semantics.requested_version(obj),
                           status=semantics.prepare_status(target.kind, obj))
         wanted = semantics.requested_version(obj)
         prepared = semantics.prepare_object(obj)
         keep: frozenset[str] = frozenset()
-        if op is Op.APPLY:
+        if op is _APPLY:
             raw_meta = obj.get("metadata") or {}
             keep = frozenset(k for k in semantics.USER_METADATA if k not in raw_meta)
         meta = prepared["metadata"]  # validated: kind, name and namespace are there

@@ -50,6 +50,14 @@ SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
 #: Metadata fields users and controllers own besides the name.
 USER_METADATA = ("labels", "annotations", "finalizers")
 
+# Enum members read once: a member read off its class costs about 0.1 µs (Python 3.11),
+# and a write reads several.
+_CREATE, _UPDATE, _APPLY, _UPDATE_STATUS, _DELETE = (
+    Op.CREATE, Op.UPDATE, Op.APPLY, Op.UPDATE_STATUS, Op.DELETE)
+_ADDED, _MODIFIED, _DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
+_CREATED, _CONFIGURED, _UNCHANGED = (
+    ApplyAction.CREATED, ApplyAction.CONFIGURED, ApplyAction.UNCHANGED)
+
 
 class Change(NamedTuple):
     """The outcome of a write. ``type is None``: nothing changed (no event, no version).
@@ -216,7 +224,7 @@ def create(target: Target, current: dict[str, Any] | None, prepared: dict[str, A
             "generation": 1}
     meta.pop("deletionTimestamp", None)
     obj = {**prepared, "metadata": meta, "status": initial_status(target.kind)}
-    return Change(type=EventType.ADDED, object=obj)
+    return Change(type=_ADDED, object=obj)
 
 
 def update(target: Target, current: dict[str, Any] | None, prepared: dict[str, Any],
@@ -253,8 +261,8 @@ def update(target: Target, current: dict[str, Any] | None, prepared: dict[str, A
     if same_spec and obj == current:
         return Change(type=None, object=current)
     if deleting and not new_meta.get("finalizers"):
-        return Change(type=EventType.DELETED, object=obj, remove=True)
-    return Change(type=EventType.MODIFIED, object=obj)
+        return Change(type=_DELETED, object=obj, remove=True)
+    return Change(type=_MODIFIED, object=obj)
 
 
 def update_status(target: Target, current: dict[str, Any] | None, status: dict[str, Any],
@@ -264,7 +272,7 @@ def update_status(target: Target, current: dict[str, Any] | None, status: dict[s
     check_version(target, current, wanted)
     if status == current.get("status"):
         return Change(type=None, object=current)
-    return Change(type=EventType.MODIFIED, object={**current, "status": status})
+    return Change(type=_MODIFIED, object={**current, "status": status})
 
 
 def prepare_status(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -287,23 +295,23 @@ def delete(target: Target, current: dict[str, Any] | None, wanted: int | None,
         if meta.get("deletionTimestamp"):
             return Change(type=None, object=current)
         marked = {**meta, "deletionTimestamp": rfc3339(now)}
-        return Change(type=EventType.MODIFIED, object={**current, "metadata": marked})
-    return Change(type=EventType.DELETED, object=current, remove=True)
+        return Change(type=_MODIFIED, object={**current, "metadata": marked})
+    return Change(type=_DELETED, object=current, remove=True)
 
 
 def change_for(s: Staged, current: dict[str, Any] | None,
                now: float) -> tuple[Change, ApplyAction | None]:
     """What the staged write ``s`` does to ``current`` (None: absent), and for APPLY
     whether it created, configured or left it unchanged. Raises the write's refusal."""
-    assert s.prepared is not None or s.op in (Op.DELETE, Op.UPDATE_STATUS)
-    if s.op is Op.CREATE or (s.op is Op.APPLY and current is None):
-        return create(s.target, current, s.prepared, now), ApplyAction.CREATED  # type: ignore[arg-type]
-    if s.op in (Op.UPDATE, Op.APPLY):
+    op = s.op
+    assert s.prepared is not None or op is _DELETE or op is _UPDATE_STATUS
+    if op is _CREATE or (op is _APPLY and current is None):
+        return create(s.target, current, s.prepared, now), _CREATED  # type: ignore[arg-type]
+    if op is _UPDATE or op is _APPLY:
         change = update(s.target, current, s.prepared, s.wanted,  # type: ignore[arg-type]
                         keep_absent=s.keep_absent)
-        return change, (ApplyAction.UNCHANGED if change.type is None
-                        else ApplyAction.CONFIGURED)
-    if s.op is Op.UPDATE_STATUS:
+        return change, (_UNCHANGED if change.type is None else _CONFIGURED)
+    if op is _UPDATE_STATUS:
         return update_status(s.target, current, s.status or {}, s.wanted), None
     return delete(s.target, current, s.wanted, now), None
 
@@ -311,7 +319,7 @@ def change_for(s: Staged, current: dict[str, Any] | None,
 def exempt_from_full(op: Op, current: dict[str, Any] | None) -> bool:
     """A write a full store still takes: a delete, or any write to an object being
     deleted (removing its finalizers frees space)."""
-    return op is Op.DELETE or bool(current and current["metadata"].get("deletionTimestamp"))
+    return op is _DELETE or bool(current and current["metadata"].get("deletionTimestamp"))
 
 
 #: Refusals that a retry may not meet again: never recorded in the request window.
