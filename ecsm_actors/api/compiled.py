@@ -65,6 +65,8 @@ FastWalk = Callable[[Any, Walk], Any]
 
 #: Quantities are few and repeat; strings longer than this are not remembered.
 _QUANTITY_CACHE_LEN = 32
+#: Accepted quantity texts a node remembers (its generated readers look them up inline).
+_QUANTITIES_KNOWN = 256
 
 
 class Fallback(Exception):
@@ -207,7 +209,13 @@ def _emit(node: Node, v: str, src: _Source, depth: int, loops: int) -> str:
                 f"    {v} = {src.bind(compiled(node))}({v}, w)")
         return v
     out = src.local("r")
-    src.add(depth, f"{out} = {src.bind(compiled(node))}({v}, w)")
+    walk = compiled(node)
+    known = getattr(walk, "known", None)
+    if known is not None:  # a text accepted before: its wire form, without a call
+        src.add(depth, f"{out} = {src.bind(known)}.get({v}) if type({v}) is str else None",
+                f"if {out} is None:", f"    {out} = {src.bind(walk)}({v}, w)")
+        return out
+    src.add(depth, f"{out} = {src.bind(walk)}({v}, w)")
     return out
 
 
@@ -469,6 +477,8 @@ def _quantity(node: Quantity) -> FastWalk:
     compute = _quantity_text.__wrapped__
     maximum = math.inf if node.maximum is None else node.maximum
 
+    known: dict[str, str] = {}  # accepted texts → their wire form, read inline (_emit)
+
     def walk(value: Any, w: Walk) -> Any:
         t = type(value)
         if t is int:
@@ -479,8 +489,11 @@ def _quantity(node: Quantity) -> FastWalk:
             raise Fallback
         if found is None or found[1] > maximum:
             raise Fallback
+        if t is str and len(value) <= _QUANTITY_CACHE_LEN and len(known) < _QUANTITIES_KNOWN:
+            known[value] = found[0]
         return found[0]
 
+    walk.known = known  # type: ignore[attr-defined]
     return walk
 
 
