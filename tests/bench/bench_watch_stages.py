@@ -16,7 +16,9 @@ event decoded and a watcher callback, and how long each of its threads waited fo
 (``/proc/self/task/*/schedstat``) since the event before. The writer issues creates at
 ``--rate`` a second, sleeping between them. Then an etcd 3.5 watcher is measured the
 same way, rounds alternating which system goes first (``bench_etcd_compare``'s gRPC
-client and watcher).
+client and watcher). The subscriber decodes each event as an informer does: its head,
+the object left undecoded (``decode_published_head``; whole in code without it, or with
+``--objects``) — etcd's watcher leaves its values undecoded too.
 
 Printed: each stage's p50 / p99 / max and the load average; the tail writes (above the
 end-to-end p99) with the stage that took longest and what overlapped them (a checkpoint's
@@ -56,15 +58,20 @@ from tests.bench.bench_registry import PY, pct, value  # noqa: E402
 #: The registry, its stages timed (patched around, nothing else changed); the figures are
 #: written to argv[1] as JSON when it stops (SIGTERM).
 TRACED_REGISTRY = r"""
-import gc, json, sys, threading, time
+import gc, json, sys, threading, time, collections
 sys.path.insert(0, sys.argv[2])
 mono = time.monotonic
+from ecsm_actors import protocol
 from ecsm_actors.registry import server as srv
 from ecsm_actors.store import lmdb_store, wal, checkpoint
 out = sys.argv[1]
-commits, syncs, headers, beats, gcs, appends = [], [], [], [], [], []
-cur = {}
+syncs, headers, beats, gcs, appends = [], [], [], [], []
+by_rv = {}  # resourceVersion -> its stage times
+cur = {}  # the turn's: recv, exec0, append0 (its record written), append1 (synced, old)
+unsynced = []  # (ticket or None, rv) committed, not known durable yet
+unpublished = collections.deque()  # rvs whose event is not sent yet, in order
 R = srv.RegistryServer
+S = lmdb_store.Store
 
 orig_recv = R._recv
 def _recv(self, *, queued_only=False):
@@ -74,24 +81,75 @@ def _recv(self, *, queued_only=False):
     return frames
 R._recv = _recv
 
-orig_execute = lmdb_store.Store.execute
+def durable(ticket=None):
+    t = mono()
+    keep = []
+    for k, rv in unsynced:
+        if ticket is None or k is None or k <= ticket:
+            by_rv[rv]["durable"] = t
+            a0 = by_rv[rv].get("append0")
+            if a0 is not None:
+                appends.append((a0, t, 1 if flag and os.path.exists(flag) else 0))
+        else:
+            keep.append((k, rv))
+    unsynced[:] = keep
+
+# The store's write: execute_unsynced when the store has it (its sync under way when it
+# returns; durable once wait_synced or synced says so), else execute (durable on return).
+pipelined = hasattr(S, "execute_unsynced")
+name = "execute_unsynced" if pipelined else "execute"
+orig_execute = getattr(S, name)
 def execute(self, writes):
-    cur["exec0"] = mono()
+    rv0 = self.resource_version
+    exec0 = mono()
     try:
         return orig_execute(self, writes)
     finally:
-        cur["exec1"] = mono()
-lmdb_store.Store.execute = execute
+        exec1 = mono()
+        syncs_ = getattr(self, "log_sync", None)
+        ticket = syncs_.requested if syncs_ is not None else None
+        for rv in range(rv0 + 1, self.resource_version + 1):
+            by_rv[rv] = {"recv": cur.get("recv", exec0), "exec0": exec0, "exec1": exec1,
+                         "append0": cur.get("append0"), "writes": len(writes)}
+            unpublished.append(rv)
+            if pipelined:
+                unsynced.append((ticket, rv))
+            elif "append1" in cur:
+                by_rv[rv]["durable"] = cur["append1"]
+                appends.append((cur["append0"], cur["append1"],
+                                1 if flag and os.path.exists(flag) else 0))
+        cur.pop("append0", None)
+        cur.pop("append1", None)
+setattr(S, name, execute)
+if pipelined:
+    orig_wait = S.wait_synced
+    def wait_synced(self, ticket=None):
+        orig_wait(self, ticket)
+        durable(ticket)
+    S.wait_synced = wait_synced
+    if hasattr(S, "synced"):
+        orig_synced = S.synced
+        def synced(self):
+            ticket = orig_synced(self)
+            durable(ticket)
+            return ticket
+        S.synced = synced
 
-orig_append = wal.WriteAheadLog.append
-def append(self, payload):
-    t = mono()
-    try:
-        return orig_append(self, payload)
-    finally:
-        cur["append0"], cur["append1"] = t, mono()
-        appends.append((t, cur["append1"], 1 if flag and os.path.exists(flag) else 0))
-wal.WriteAheadLog.append = append
+# The log record: written (and, before the pipelined sync, synced) by write or append.
+for meth in ("write", "append"):
+    if not hasattr(wal.WriteAheadLog, meth):
+        continue
+    def wrap(orig, meth=meth):
+        def record(self, payload):
+            t = mono()
+            try:
+                return orig(self, payload)
+            finally:
+                cur.setdefault("append0", t)
+                if meth == "append":
+                    cur["append1"] = mono()
+        return record
+    setattr(wal.WriteAheadLog, meth, wrap(getattr(wal.WriteAheadLog, meth)))
 
 orig_header = wal.WriteAheadLog.write_header
 def write_header(self, header, payloads=()):
@@ -129,24 +187,22 @@ def _sync(pending, fd):
         syncs.append((t, mono(), mode))
 checkpoint.Checkpoints._sync = staticmethod(_sync)
 
-published, publishing = [], []
-orig_publish = R._publish
-def _publish(self, frames):
-    publishing.append(mono())
-    orig_publish(self, frames)
-    published.append(mono())
-R._publish = _publish
+# An object event really sent (not held): the next resourceVersion's, in order.
+orig_publish_on = R._publish_on
+def _publish_on(pub, frames):
+    t = mono()
+    orig_publish_on(pub, frames)
+    if frames[0] != protocol.HEARTBEAT_TOPIC and unpublished:
+        by_rv[unpublished.popleft()].update(pub0=t, pub=mono())
+R._publish_on = staticmethod(_publish_on)
 
 orig_write = R._write
 def _write(self, writes):
-    published.clear()
-    publishing.clear()
+    rv0 = self.store.resource_version
     orig_write(self, writes)
     t = mono()
-    rv = self.store.resource_version
-    n = len(published)
-    commits.append({"rv": rv, "n": n, "writes": len(writes), **cur,
-                    "pub": published[:], "pub0": publishing[:], "replied": t})
+    for rv in range(rv0 + 1, self.store.resource_version + 1):
+        by_rv[rv]["replied"] = t  # the reply sent, or held until its sync
 R._write = _write
 
 orig_batch = R.serve_batch
@@ -191,7 +247,7 @@ try:
     code = srv.main([])
 finally:
     with open(out, "w") as f:
-        json.dump({"commits": commits, "syncs": syncs, "headers": headers, "beats": beats,
+        json.dump({"by_rv": by_rv, "syncs": syncs, "headers": headers, "beats": beats,
                    "gcs": gcs, "appends": appends, "parts": parts}, f)
 sys.exit(code)
 """
@@ -203,9 +259,13 @@ import gc, json, sys, time
 sys.path.insert(0, sys.argv[1])
 mono = time.monotonic
 from ecsm_actors import protocol
-from ecsm_actors.protocol import Event
+from ecsm_actors.protocol import Heartbeat
 from ecsm_actors.registry.subscriber import Subscriber
 sub = Subscriber(sys.argv[2], kinds=["ECSMService"])
+# As an informer decodes (each event's head, where the code has it), or whole (--objects).
+decode = protocol.decode_published
+if sys.argv[4] == "heads":
+    decode = getattr(protocol, "decode_published_head", decode)
 last, got, gcs = int(sys.argv[3]), {}, []
 gc_start = [0.0]
 def on_gc(phase, info):
@@ -249,9 +309,9 @@ while True:
     readable = mono()
     frames = sub._recv_frames()
     received = mono()
-    m = protocol.decode_published(frames)
+    m = decode(frames)
     decoded = mono()
-    if isinstance(m, Event):
+    if not isinstance(m, Heartbeat):
         watcher(m)
         got[m.seq] = (readable, received, decoded, mono())
         now = delays()
@@ -271,9 +331,8 @@ STAGES = [  # (name, from, to) in each write's timeline
     ("issued -> request received", "issued", "recv"),
     ("received -> commit begins", "recv", "exec0"),
     ("commit begins -> record written", "exec0", "append0"),
-    ("log record pwrite + fdatasync", "append0", "append1"),
-    ("synced -> commit returns", "append1", "exec1"),
-    ("commit returns -> publish called", "exec1", "pub0"),
+    ("record written -> durable (its sync)", "append0", "durable"),
+    ("durable -> publish called", "durable", "pub0"),
     ("publish called -> event sent to PUB", "pub0", "pub"),
     ("event to PUB -> reply sent", "pub", "replied"),
     ("event to PUB -> subscriber readable", "pub", "readable"),
@@ -282,6 +341,7 @@ STAGES = [  # (name, from, to) in each write's timeline
     ("decoded -> watcher callback", "decoded", "callback"),
     ("issued -> acknowledged (writer)", "issued", "acked"),
     ("issued -> watcher callback", "issued", "callback"),
+    ("commit begins -> commit returns", "exec0", "exec1"),
     ("publish called -> subscriber readable", "pub0", "readable"),
 ]
 
@@ -350,10 +410,11 @@ def set_slice(pid: int, ns: int) -> None:
 
 
 def registry_round(client: RegistryClient, events: str, n: int, rate: float,
-                   tag: str, slice_ns: int = 0,
+                   tag: str, objects: bool, slice_ns: int = 0,
                    registry_pid: int = 0) -> tuple[dict[int, tuple[float, float]], dict[str, Any]]:
     last = client.ping()["resourceVersion"] + n
-    sub = subprocess.Popen([PY, "-c", TRACED_SUBSCRIBER, str(ROOT), events, str(last)],
+    sub = subprocess.Popen([PY, "-c", TRACED_SUBSCRIBER, str(ROOT), events, str(last),
+                            "objects" if objects else "heads"],
                            stdout=subprocess.PIPE, text=True)
     assert sub.stdout is not None and sub.stdout.readline().strip() == "ready"
     if registry_pid:
@@ -369,23 +430,15 @@ def registry_round(client: RegistryClient, events: str, n: int, rate: float,
 def timelines(sent: dict[int, tuple[float, float]], seen: dict[str, Any],
               inside: dict[str, Any]) -> list[dict[str, float]]:
     """One dict of stage times per write."""
-    by_rv: dict[int, dict[str, Any]] = {}
-    for c in inside["commits"]:
-        first = c["rv"] - c["n"] + 1
-        for k, (t0, t) in enumerate(zip(c["pub0"], c["pub"], strict=True)):
-            by_rv[first + k] = c | {"pub0": t0, "pub": t}
     rows = []
     for rv, (issued, acked) in sent.items():
-        c = by_rv.get(rv)
+        c = inside["by_rv"].get(str(rv))
         got = seen["got"].get(str(rv))
-        if c is None or got is None or "append0" not in c:
+        if c is None or got is None or not {"append0", "durable", "pub"} <= c.keys():
             continue
         readable, received, decoded, callback = got
-        rows.append({"rv": rv, "issued": issued, "acked": acked, "recv": c["recv"],
-                     "exec0": c["exec0"], "append0": c["append0"], "append1": c["append1"],
-                     "exec1": c["exec1"], "pub0": c["pub0"], "pub": c["pub"],
-                     "replied": c["replied"], "writes": c["writes"], "readable": readable,
-                     "received": received, "decoded": decoded, "callback": callback})
+        rows.append(c | {"rv": rv, "issued": issued, "acked": acked, "readable": readable,
+                         "received": received, "decoded": decoded, "callback": callback})
     return rows
 
 
@@ -416,7 +469,7 @@ def tail_report(rows: list[dict[str, float]], inside: dict[str, Any],
     counts: dict[str, int] = {}
     med = {name: pct([r[b] - r[a] for r in rows], 50) for name, a, b in STAGES}
     for r in sorted(tail, key=lambda r: r["issued"]):
-        steps = [(r[b] - r[a], name) for name, a, b in STAGES[:12] if name !=
+        steps = [(r[b] - r[a], name) for name, a, b in STAGES[:11] if name !=
                  "event to PUB -> reply sent"]
         worst = max(steps)
         counts[worst[1]] = counts.get(worst[1], 0) + 1
@@ -445,15 +498,15 @@ def tail_report(rows: list[dict[str, float]], inside: dict[str, Any],
     print("  the tail's excess over each stage's p50, shared out (mean ms a tail write): " +
           ", ".join(f"{name} {x * 1e3:.3f}" for x, name in sorted(
               ((sum(max(0.0, r[b] - r[a] - med[name]) for r in tail) / len(tail), name)
-               for name, a, b in STAGES[:12] if name != "event to PUB -> reply sent"),
+               for name, a, b in STAGES[:11] if name != "event to PUB -> reply sent"),
               reverse=True)[:6]))
     hit = [r["callback"] - r["issued"] for r in rows
            if overlaps(r["issued"], r["callback"], reg_gc)]
     if hit:
         print(f"  writes whose way overlapped a registry GC: {len(hit)}, end to end p50 "
               f"{pct(hit, 50) * 1e3:.3f}, max {max(hit) * 1e3:.3f} ms")
-    rest = [r["callback"] - r["issued"] - (r["append1"] - r["append0"]) for r in rows]
-    print(f"  issued -> watcher without the log's pwrite + fdatasync: p50 "
+    rest = [r["callback"] - r["issued"] - (r["durable"] - r["append0"]) for r in rows]
+    print(f"  issued -> watcher without record written -> durable: p50 "
           f"{pct(rest, 50) * 1e3:.3f}, p99 {pct(rest, 99) * 1e3:.3f} ms")
     print("  longest stage of the tail writes: " + ", ".join(
         f"{k} x{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
@@ -463,7 +516,7 @@ def tail_report(rows: list[dict[str, float]], inside: dict[str, Any],
           f", a subscriber GC {sum(overlaps(r['issued'], r['callback'], sub_gc) for r in tail)}"
           f"; of all writes, {sum(overlaps(r['issued'], r['callback'], reg_gc) for r in rows)}"
           f" and {sum(overlaps(r['issued'], r['callback'], sub_gc) for r in rows)}")
-    for name, a, b in STAGES[1:5]:
+    for name, a, b in STAGES[1:4]:
         dur = [r[b] - r[a] for r in rows if overlaps(r[a], r[b], syncs)]
         if dur:
             print(f"  {name} while data.mdb syncs: n={len(dur)}, p50 "
@@ -506,6 +559,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--no-etcd", action="store_true")
+    parser.add_argument("--objects", action="store_true",
+                        help="the subscriber decodes each event whole, its object included "
+                        "(as the CLI's watch does), not its head alone (as an informer does)")
     parser.add_argument("--ab-chunked-checkpoint", action="store_true",
                         help="what if: every other registry round, a checkpoint writes "
                         "data.mdb back a chunk at a time before its fdatasync")
@@ -562,7 +618,7 @@ def main() -> int:
                 cpu0 = task_cpu(registry.pid)
                 sent, seen = registry_round(
                     client, f"ipc://{run_dir}/events.sock", args.writes, args.rate, f"s{r}",
-                    int(args.ab_slice * 1e6) if mode else 0,
+                    args.objects, int(args.ab_slice * 1e6) if mode else 0,
                     registry.pid if args.ab_slice > 0 else 0)
                 rounds_seen.append((sent, seen))
                 cpu.append((task_cpu(registry.pid) - cpu0, seen.get("cpu", 0.0), len(sent)))
