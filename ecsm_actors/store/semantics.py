@@ -89,13 +89,19 @@ class _computed_once(Generic[_T]):
         return value
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class Target:
     """Where a write lands: kind, namespace, name."""
 
     kind: str
     namespace: str
     name: str
+
+    def __init__(self, *, kind: str, namespace: str, name: str) -> None:
+        # Its fields set in its __dict__ at once (what the frozen dataclass's own
+        # __init__ does a field at a time through object.__setattr__, twice as long).
+        fields = self.__dict__
+        fields["kind"], fields["namespace"], fields["name"] = kind, namespace, name
 
     # Cached (frozen: the value goes into the instance's __dict__, not through
     # __setattr__): a write asks for its keys four times.
@@ -118,14 +124,21 @@ _uids: list[str] = []
 os.register_at_fork(after_in_child=_uids.clear)
 
 
+#: Byte maps setting a UUID's version (4, in byte 6) and its RFC 4122 variant (byte 8).
+_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+
+
 def _draw_uids() -> None:
     """Fill the pool: random (version 4) UUIDs as ``str(uuid.uuid4())`` makes them, from
     the same source (``os.urandom``), 16 random bytes each with the version and the RFC
     4122 variant set."""
-    h = os.urandom(16 * _UIDS_DRAWN).hex()
-    _uids.extend(f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-"
-                 f"{'89ab'[int(h[i + 16], 16) & 3]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
-                 for i in range(0, 32 * _UIDS_DRAWN, 32))
+    raw = bytearray(os.urandom(16 * _UIDS_DRAWN))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_VARIANT)
+    h = raw.hex()
+    _uids.extend(f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-"
+                 f"{h[i + 20:i + 32]}" for i in range(0, 32 * _UIDS_DRAWN, 32))
 
 
 def new_uid() -> str:

@@ -125,7 +125,9 @@ def main() -> None:
                   f"{statistics.median(ch):6.1f}  both {med[name]:6.1f} "
                   f"[{min(both):.1f}-{max(both):.1f}]")
         if "base" in med:
-            print(f"  this / base: {med['this'] / med['base']:.2f}x")
+            best = {name: min(sum(x[op]) for x in results[name]) for name, _ in trees}
+            print(f"  this / base: {med['this'] / med['base']:.2f}x (best rounds "
+                  f"{best['this'] / best['base']:.2f}x)")
     with open("/proc/loadavg") as f:
         print(f"load {f.read().split()[0]} at the end; {time.strftime('%H:%M:%S')}")
 
