@@ -1,7 +1,7 @@
 """The fast path of the strict walker: schema nodes compiled into plain Python functions.
 
 Owns :func:`compiled` (a node → its :data:`FastWalk`) and :class:`Fallback`. Runs in every
-process; the registry's :func:`~ecsm_actors.api.prepare` and
+process; the registry's :func:`~ecsm_actors.api.prepare_spec` and
 :func:`~ecsm_actors.api.prepare_status` take it on every write, where validation is the
 costliest step. The generic walker (:meth:`ecsm_actors.api.schema.Node.walk`) builds a
 field path for every value and a cause for every problem; a valid object needs neither.
@@ -18,11 +18,18 @@ cause also means fall back. No path is built on this path, so rules get ``""`` a
 Defaults are walked without the generic walker's deep copy: no walker mutates its input,
 and every container a walker returns is new.
 
-How: an :class:`~ecsm_actors.api.schema.Obj` (and a list of scalars) becomes the source
-text of one function — its fields in schema order, the checks of its scalar fields written
-out inline — compiled once with :func:`exec` (as :mod:`dataclasses` builds ``__init__``);
-every other node is a closure. The generated code only reads names bound in its own
-namespace; nothing of the input ever reaches the source text.
+How: a map, list or scalar node and everything below it become the source text of one
+function, compiled once with :func:`exec` (as :mod:`dataclasses` builds ``__init__``): the
+fields of each map in schema order, nested maps, lists and maps of them written out in
+place (as loops), scalar checks inline, syntax checks too when they carry an inline form
+(:func:`~ecsm_actors.api.names.inline_check`); a required field is read by subscript (a
+missing one raises ``KeyError``, which declines), the fields found are counted and only a
+map with more keys than that has its keys compared with the schema's, and a constant
+default whose walk is pure is written as the display of its walked value. Quantities,
+numbers and int-or-percent values are closures (a quantity text accepted before is read
+from the node's own map, inline). The generated code only reads names bound in its own
+namespace; nothing of the input ever reaches the source text. ``tests/bench/bench_stage.py``
+measures it within a write's staging.
 """
 
 from __future__ import annotations
