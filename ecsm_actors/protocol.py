@@ -778,10 +778,11 @@ def mark_stale(frame: bytes) -> bytes:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Event:
-    """One committed change. ``seq == resource_version``; ``object`` is the full object
-    (for DELETED: its last state). ``prev``, ``index``, ``last``: its link in the event
-    chain (see the module docstring); ``prev`` left out (-1) means ``seq - 1``."""
+class EventHead:
+    """One committed change without its object: its place in the event chain, what
+    changed and where — all an informer reads (:func:`decode_published_head`). ``seq ==
+    resource_version``. ``prev``, ``index``, ``last``: its link in the event chain (see
+    the module docstring); ``prev`` left out (-1) means ``seq - 1``."""
 
     epoch: str
     seq: int
@@ -789,7 +790,6 @@ class Event:
     kind: str
     key: str
     resource_version: int
-    object: dict[str, Any] | None
     prev: int = -1
     index: int = 0
     last: bool = True
@@ -797,6 +797,20 @@ class Event:
     def __post_init__(self) -> None:
         if self.prev < 0:
             object.__setattr__(self, "prev", self.seq - 1)
+
+    @classmethod
+    def from_wire(cls, doc: Mapping[str, Any]) -> EventHead:
+        """The event head of a decoded body (its ``object`` not looked at). Raises
+        BadRequest."""
+        return cls(**_event_fields(doc, with_object=False))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event(EventHead):
+    """One committed change with its object: ``object`` is the full object (for
+    DELETED: its last state)."""
+
+    object: dict[str, Any] | None
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -816,27 +830,36 @@ class Event:
     @classmethod
     def from_wire(cls, doc: Mapping[str, Any]) -> Event:
         """The event of a decoded body (see :meth:`to_wire`). Raises BadRequest."""
-        if not isinstance(doc, Mapping):
-            raise BadRequest(f"malformed event: expected a map, got {describe_input(doc)}")
-        type_ = doc.get("type")
-        event_type = _EVENT_TYPES.get(type_) if isinstance(type_, str) else None
-        if event_type is None:
-            raise BadRequest(f"malformed event: unknown type {describe_input(type_)}")
-        obj = doc.get("object")
+        return cls(**_event_fields(doc, with_object=True))
+
+
+def _event_fields(doc: Mapping[str, Any], *, with_object: bool) -> dict[str, Any]:
+    """The fields of an event in a decoded body, checked (its object too when
+    ``with_object``). Raises BadRequest."""
+    if not isinstance(doc, Mapping):
+        raise BadRequest(f"malformed event: expected a map, got {describe_input(doc)}")
+    type_ = doc.get("type")
+    event_type = _EVENT_TYPES.get(type_) if isinstance(type_, str) else None
+    if event_type is None:
+        raise BadRequest(f"malformed event: unknown type {describe_input(type_)}")
+    fields: dict[str, Any] = {}
+    if with_object:
+        obj = fields["object"] = doc.get("object")
         if obj is not None and not isinstance(obj, dict):
             raise BadRequest(f"malformed event: object is {describe_input(obj)}")
-        seq = _typed(doc, "seq", int, "event")
-        prev = _typed(doc, "prev", int, "event", seq - 1)
-        index = _typed(doc, "index", int, "event", 0)
-        last = doc.get("last", True)
-        if not 0 <= prev < seq or index < 0 or type(last) is not bool:
-            raise BadRequest(f"malformed event: chain link prev {describe_input(prev)}, "
-                             f"index {describe_input(index)}, last {describe_input(last)} "
-                             f"at seq {seq}")
-        return cls(epoch=_typed(doc, "epoch", str, "event"), seq=seq, prev=prev, index=index,
-                   last=last, type=event_type, kind=_typed(doc, "kind", str, "event"),
-                   key=_typed(doc, "key", str, "event"),
-                   resource_version=_typed(doc, "resourceVersion", int, "event"), object=obj)
+    seq = _typed(doc, "seq", int, "event")
+    prev = _typed(doc, "prev", int, "event", seq - 1)
+    index = _typed(doc, "index", int, "event", 0)
+    last = doc.get("last", True)
+    if not 0 <= prev < seq or index < 0 or type(last) is not bool:
+        raise BadRequest(f"malformed event: chain link prev {describe_input(prev)}, "
+                         f"index {describe_input(index)}, last {describe_input(last)} "
+                         f"at seq {seq}")
+    fields.update(epoch=_typed(doc, "epoch", str, "event"), seq=seq, prev=prev, index=index,
+                  last=last, type=event_type, kind=_typed(doc, "kind", str, "event"),
+                  key=_typed(doc, "key", str, "event"),
+                  resource_version=_typed(doc, "resourceVersion", int, "event"))
+    return fields
 
 
 def _typed(doc: Mapping[str, Any], name: str, type_: type[T], what: str,
@@ -894,7 +917,7 @@ class ChainMark:
         revision the one before it, its events already delivered then dropped."""
         return self.seq if self.finished else self.prev
 
-    def link(self, event: Event) -> Link:
+    def link(self, event: EventHead) -> Link:
         if event.seq < self.seq or (event.seq == self.seq
                                     and (self.finished or event.index <= self.index)):
             return Link.DUPLICATE
@@ -904,7 +927,7 @@ class ChainMark:
             return Link.GAP
         return Link.NEXT
 
-    def after(self, event: Event) -> ChainMark:
+    def after(self, event: EventHead) -> ChainMark:
         """The mark once ``event`` (a :attr:`Link.NEXT`) is delivered."""
         return ChainMark(event.seq, event.index, event.last, event.prev)
 
@@ -920,7 +943,7 @@ class ChainMark:
         lost (the heartbeat follows a revision's events on the same socket)."""
         return seq > self.seq or (seq == self.seq and not self.finished)
 
-    def describe_gap(self, event: Event) -> str:
+    def describe_gap(self, event: EventHead) -> str:
         """One line: why ``event`` (a :attr:`Link.GAP`) reveals a loss."""
         return (f"gap in events: got seq {event.seq} (prev {event.prev}, index "
                 f"{event.index}) after {self}")
@@ -967,9 +990,65 @@ def decode_published(frames: list[bytes]) -> Event | Heartbeat:
         raise BadRequest(f"expected 2 frames, got {len(frames)}")
     doc = unpack(frames[1])
     if frames[0] == HEARTBEAT_TOPIC:
-        return Heartbeat(epoch=_typed(doc, "epoch", str, "heartbeat"),
-                         seq=_typed(doc, "seq", int, "heartbeat"))
+        return _heartbeat_of(doc)
     return Event.from_wire(doc)
+
+
+def decode_published_head(frames: list[bytes]) -> EventHead | Heartbeat:
+    """As :func:`decode_published`, an event's object left undecoded: stepped over in
+    the frame (its bytes checked to be well-formed msgpack, a map or nil), so none of
+    its containers is built. Raises BadRequest."""
+    if len(frames) != 2:
+        raise BadRequest(f"expected 2 frames, got {len(frames)}")
+    if frames[0] == HEARTBEAT_TOPIC:
+        return _heartbeat_of(unpack(frames[1]))
+    return EventHead.from_wire(_unpack_head(frames[1]))
+
+
+def _heartbeat_of(doc: Mapping[str, Any]) -> Heartbeat:
+    return Heartbeat(epoch=_typed(doc, "epoch", str, "heartbeat"),
+                     seq=_typed(doc, "seq", int, "heartbeat"))
+
+
+# The first byte of a map (fixmap, map 16, map 32) or of nil: what an event's object is.
+_MAP_OR_NIL = frozenset((*range(0x80, 0x90), 0xDE, 0xDF, 0xC0))
+
+
+def _unpack_head(frame: bytes) -> dict[str, Any]:
+    """The map of an event's body as :func:`unpack` returns it, but for its ``object``,
+    which is stepped over (``Unpacker.skip``: the C parser, nothing built, the same stack
+    bound) once its first byte says it is a map or nil. An object is not looked into: one
+    nested deeper than ``MAX_DEPTH`` or with a key that is not a string, which the whole
+    decode refuses, goes by unseen (an informer never reads it). Raises BadRequest."""
+    unpacker = msgpack.Unpacker(None, raw=False, strict_map_key=True,
+                                max_buffer_size=max(1, len(frame)))
+    doc: dict[str, Any] = {}
+    try:
+        unpacker.feed(frame)
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if type(key) is not str:
+                raise BadRequest(f"malformed frame: map key {describe_input(key)}")
+            if key != "object":
+                doc[key] = unpacker.unpack()
+            elif frame[unpacker.tell()] in _MAP_OR_NIL:
+                unpacker.skip()
+            else:
+                raise BadRequest("malformed event: object is "
+                                 f"{describe_input(unpacker.unpack())}")
+    except msgpack.StackError as e:
+        raise BadRequest(f"malformed frame: nested more than {MAX_DEPTH} levels "
+                         "deep") from e
+    except (ValueError, TypeError, IndexError, msgpack.OutOfData, msgpack.FormatError,
+            msgpack.UnpackException) as e:
+        raise BadRequest(f"malformed frame: {describe_error(e)}") from e
+    if unpacker.tell() != len(frame):
+        raise BadRequest("malformed frame: extra data after the map")
+    v = doc.get("v")
+    if v != VERSION:
+        raise BadRequest(f"unsupported protocol version {describe_input(v)} "
+                         f"(this side speaks {VERSION})")
+    return doc
 
 
 # -- supervisor: liveness and control --------------------------------------------------

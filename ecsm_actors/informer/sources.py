@@ -1,8 +1,9 @@
 """What the informer talks to and calls: the registry reader, the event source, the
 handler (all Protocols, so unit tests plug in fakes), and the key/version of an object.
 
-Runs in controller processes. ``RegistryClient`` and ``Subscriber`` of
-:mod:`ecsm_actors.registry.client` satisfy the reader and the source.
+Runs in controller processes. ``RegistryClient`` of :mod:`ecsm_actors.registry.client`
+satisfies the reader; ``HeadSubscriber`` (events without their objects, all the informer
+reads of them) and ``Subscriber`` of :mod:`ecsm_actors.registry.subscriber` the source.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ class RegistryReader(Protocol):
 
 
 class EventSource(Protocol):
-    """The part of ``Subscriber`` the informer uses."""
+    """The part of ``HeadSubscriber`` the informer uses."""
 
-    def recv(self, timeout: float | None) -> protocol.Event | protocol.Heartbeat | None: ...
+    def recv(self, timeout: float | None) -> protocol.EventHead | protocol.Heartbeat | None:
+        ...
     def close(self) -> None: ...
 
 

@@ -359,7 +359,7 @@ class Informer:
 
     # -- delivery -----------------------------------------------------------------------
 
-    def _apply(self, event: protocol.Event) -> None:
+    def _apply(self, event: protocol.EventHead) -> None:
         self._mark = self._mark.after(event)
         self._counters["events"] += 1
         if event.kind != self.kind:

@@ -1,10 +1,12 @@
-"""The registry's events as a client receives them: :class:`Subscriber`, a SUB socket.
+"""The registry's events as a client receives them: :class:`Subscriber`, a SUB socket,
+and :class:`HeadSubscriber`, the same with each event's object left undecoded.
 
-Runs in controllers (the informer), the CLI's ``watch`` and the link agent. Filtered by
-kind, always receiving heartbeats; frames that do not decode are logged and skipped. On a
-remote link it is a CURVE client with ZMTP heartbeats (:mod:`~ecsm_actors.registry.sockets`),
-so a silent connection is dropped and re-established; ZeroMQ re-sends the subscriptions.
-Re-exported by :mod:`ecsm_actors.registry.client`.
+Runs in controllers (the informer, which reads events' heads only), the CLI's ``watch``
+and the link agent. Filtered by kind, always receiving heartbeats; frames that do not
+decode are logged and skipped. On a remote link it is a CURVE client with ZMTP heartbeats
+(:mod:`~ecsm_actors.registry.sockets`), so a silent connection is dropped and
+re-established; ZeroMQ re-sends the subscriptions. Re-exported by
+:mod:`ecsm_actors.registry.client`.
 """
 
 from __future__ import annotations
@@ -12,21 +14,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 import zmq
 
 from ecsm_actors import protocol
 from ecsm_actors.curve import ClientKeys
 from ecsm_actors.errors import BadRequest
-from ecsm_actors.protocol import Event, Heartbeat
+from ecsm_actors.protocol import Event, EventHead, Heartbeat
 from ecsm_actors.registry.sockets import LinkOptions, prepare
 
 logger = logging.getLogger(__name__)
 
 
-class Subscriber:
-    """Events of the given kinds (all kinds when empty) and every heartbeat."""
+class _Subscription:
+    """The SUB socket of events of the given kinds (all kinds when empty) and every
+    heartbeat, and the wait for its next message."""
 
     def __init__(self, endpoint: str, *, kinds: Iterable[str] = (), rcvhwm: int = 100_000,
                  context: zmq.Context[Any] | None = None, curve: ClientKeys | None = None,
@@ -50,28 +53,19 @@ class Subscriber:
 
     @classmethod
     def from_config(cls, cfg: Any, kinds: Iterable[str] = (), *,
-                    curve: ClientKeys | None = None) -> Subscriber:
+                    curve: ClientKeys | None = None) -> Self:
         return cls(cfg.events_endpoint, kinds=kinds, rcvhwm=cfg.registry.pub_hwm, curve=curve,
                    heartbeat_interval=cfg.link.heartbeat_interval,
                    heartbeat_timeout=cfg.link.heartbeat_timeout)
 
-    def recv(self, timeout: float | None) -> Event | Heartbeat | None:
-        """The next event or heartbeat, or None when ``timeout`` seconds pass first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            wait = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._poller.poll(wait):
-                return None
-            frames = self._recv_frames()
-            try:
-                return protocol.decode_published(frames)
-            except BadRequest as e:
-                logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
-
     def recv_frames(self, timeout: float | None) -> list[bytes] | None:
         """The next message's frames undecoded (``ecsm-cli get events -w`` reads Event
         records, which are no object events), or None when ``timeout`` seconds pass."""
-        wait = -1 if timeout is None else max(0, int(timeout * 1000))
+        return self._next(None if timeout is None else time.monotonic() + timeout)
+
+    def _next(self, deadline: float | None) -> list[bytes] | None:
+        """The next message's frames, or None once ``deadline`` passed waiting."""
+        wait = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
         if not self._poller.poll(wait):
             return None
         return self._recv_frames()
@@ -89,8 +83,41 @@ class Subscriber:
     def close(self) -> None:
         self._socket.close(linger=0)
 
-    def __enter__(self) -> Subscriber:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Subscriber(_Subscription):
+    """Events of the given kinds (all kinds when empty), each with its object, and every
+    heartbeat."""
+
+    def recv(self, timeout: float | None) -> Event | Heartbeat | None:
+        """The next event or heartbeat, or None when ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (frames := self._next(deadline)) is not None:
+            try:
+                return protocol.decode_published(frames)
+            except BadRequest as e:
+                logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
+        return None
+
+
+class HeadSubscriber(_Subscription):
+    """As :class:`Subscriber`, each event without its object
+    (:func:`~ecsm_actors.protocol.decode_published_head`): what an informer reads — an
+    event's place in the chain, its kind, type and key — at a fraction of the decode and
+    none of the object's containers built."""
+
+    def recv(self, timeout: float | None) -> EventHead | Heartbeat | None:
+        """The next event head or heartbeat, or None when ``timeout`` seconds pass
+        first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (frames := self._next(deadline)) is not None:
+            try:
+                return protocol.decode_published_head(frames)
+            except BadRequest as e:
+                logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
+        return None
