@@ -1,6 +1,7 @@
 """The registry's CPU to stage a write and work out its change, in-process.
 
-Run: ``.venv/bin/python tests/bench/bench_stage.py [--base DIR] [--rounds N] [-n N]``
+Run: ``.venv/bin/python tests/bench/bench_stage.py [--base DIR] [--rounds N] [-n N]
+[--cold MIB]``
 
 What a write costs before the store touches LMDB: :func:`ecsm_actors.store.records.stage`
 (defaults and validation of the request, outside the transaction) then
@@ -48,12 +49,16 @@ clock = time.thread_time_ns
 pack = lambda o: msgpack.packb(o, use_bin_type=True)
 unpack = lambda b: msgpack.unpackb(b, raw=False)
 
+cold = bytearray(int(sys.argv[4]) << 20)  # walked through between writes: caches cold
+
 def timed(op, requests, current):
     # Each request (and the current object) is decoded right before it is staged, as in
     # the registry: its memory is as warm as there.
     st = ch = 0
     now = time.time()
     for frame in requests:
+        if cold:
+            cold[::64] = bytes(len(cold) // 64)
         w = Write(op=op, fields=unpack(frame))
         cur = None if current is None else unpack(current)
         t0 = clock()
@@ -92,9 +97,9 @@ print(json.dumps(out))
 """
 
 
-def run(code: Path, n: int) -> dict[str, list[float]]:
+def run(code: Path, n: int, cold: int) -> dict[str, list[float]]:
     cp = subprocess.run([sys.executable, "-c", CHILD, str(code), str(ROOT / "tests" / "bench"),
-                         str(n)], capture_output=True, text=True, check=True)
+                         str(n), str(cold)], capture_output=True, text=True, check=True)
     return json.loads(cp.stdout)
 
 
@@ -103,15 +108,19 @@ def main() -> None:
     ap.add_argument("--base", type=Path, help="a clone of the code before, run alternately")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-n", type=int, default=2000, help="writes of each kind per measure")
+    ap.add_argument("--cold", type=int, default=0, metavar="MIB",
+                    help="write through a buffer of MIB MiB between writes (untimed), so "
+                         "that each write finds the caches cold, as in the registry")
     args = ap.parse_args()
     trees = [("this", ROOT)] + ([("base", args.base)] if args.base else [])
     results: dict[str, list[dict[str, list[float]]]] = {name: [] for name, _ in trees}
     with open("/proc/loadavg") as f:
-        print(f"load {f.read().split()[0]}; {args.rounds} rounds of {args.n} writes each")
+        print(f"load {f.read().split()[0]}; {args.rounds} rounds of {args.n} writes each"
+              + (f", caches cold ({args.cold} MiB written between writes)" if args.cold else ""))
     for r in range(args.rounds):
         order = trees if r % 2 == 0 else trees[::-1]
         for name, code in order:
-            results[name].append(run(code, args.n))
+            results[name].append(run(code, args.n, args.cold))
     for op in ("create", "update"):
         print(f"{op}: CPU per call (us), median of rounds [range]")
         med: dict[str, float] = {}
