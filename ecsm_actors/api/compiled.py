@@ -22,14 +22,15 @@ How: a map, list or scalar node and everything below it become the source text o
 function, compiled once with :func:`exec` (as :mod:`dataclasses` builds ``__init__``): the
 fields of each map in schema order, nested maps, lists and maps of them written out in
 place (as loops), scalar checks inline, syntax checks too when they carry an inline form
-(:func:`~ecsm_actors.api.names.inline_check`); a required field is read by subscript (a
-missing one raises ``KeyError``, which declines), the fields found are counted and only a
-map with more keys than that has its keys compared with the schema's, and a constant
-default whose walk is pure is written as the display of its walked value. Quantities,
-numbers and int-or-percent values are closures (a quantity text accepted before is read
-from the node's own map, inline). The generated code only reads names bound in its own
-namespace; nothing of the input ever reaches the source text. ``tests/bench/bench_stage.py``
-measures it within a write's staging.
+(:func:`~ecsm_actors.api.names.inline_check`) or, for costly ones, a look among the
+strings they found valid before (:func:`~ecsm_actors.api.names.remembered`); a required
+field is read by subscript (a missing one raises ``KeyError``, which declines), the fields
+found are counted and only a map with more keys than that has its keys compared with the
+schema's, and a constant default whose walk is pure is written as the display of its
+walked value. Quantities, numbers and int-or-percent values are closures (a quantity text
+accepted before is read from the node's own map, inline). The generated code only reads
+names bound in its own namespace; nothing of the input ever reaches the source text.
+``tests/bench/bench_stage.py`` measures it within a write's staging.
 """
 
 from __future__ import annotations
@@ -156,15 +157,40 @@ def _literal(value: Any, src: _Source) -> str:
     return repr(value) if type(value) in (int, str) else src.bind(value)
 
 
+#: Valid strings a remembered check keeps (then it forgets them all and starts again).
+_KNOWN_VALID = 256
+_known_valid: dict[Check, set[str]] = {}
+
+
+def _judge(check: Check) -> tuple[set[str], Callable[[str], bool]]:
+    """The strings ``check`` found valid, and a function telling whether it has a message
+    for a string (which it keeps when not)."""
+    known = _known_valid.setdefault(check, set())
+
+    def judge(value: str) -> bool:
+        if check(value) is not None:
+            return True
+        if len(known) >= _KNOWN_VALID:
+            known.clear()
+        known.add(value)
+        return False
+
+    return known, judge
+
+
 def _check_fails(check: Check, v: str, src: _Source) -> str:
-    """An expression, true when ``check`` has a message for ``v``: the check's own inline
-    form (see :func:`~ecsm_actors.api.names.inline_check`) or a call."""
+    """An expression, true when ``check`` has a message for the str ``v``: the check's
+    own inline form (see :func:`~ecsm_actors.api.names.inline_check`), a look among the
+    strings a remembered check (:func:`~ecsm_actors.api.names.remembered`) found valid
+    before, or a call."""
+    if getattr(check, "remembered", False):
+        known, judge = _judge(check)
+        return f"({v} not in {src.bind(known)} and {src.bind(judge)}({v}))"
     form = getattr(check, "inline", None)
     if form is None:
         return f"{src.bind(check)}({v})"
     text, names = form
-    bound = {k: src.bind(x) for k, x in names.items()}
-    return "(" + text.format(v=v, check=src.bind(check), **bound) + ")"
+    return "(" + text.format(v=v, **{k: src.bind(x) for k, x in names.items()}) + ")"
 
 
 def _invalid_when(node: Node, src: _Source, v: str = "v") -> str | None:

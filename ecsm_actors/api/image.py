@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ecsm_actors.api.names import inline_check
+from ecsm_actors.api.names import remembered
 from ecsm_actors.errors import Cause, Invalid
 
 _IMAGE = re.compile(
@@ -42,6 +42,6 @@ def parse_image(ref: str) -> ImageRef:
     return ImageRef(name=match["name"], tag=match["tag"], os=match["os"])
 
 
-@inline_check("{match}({v}) is None", match=_IMAGE.match)
+@remembered
 def image_check(value: str) -> str | None:
     return None if _IMAGE.match(value) else IMAGE_HINT

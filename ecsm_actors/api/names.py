@@ -4,7 +4,8 @@ Owns the syntax checks used by the schemas (each returns an error message or ``N
 and the one timestamp format of the API (``2026-11-26T08:51:49Z``, UTC, whole seconds).
 Pure functions; run in every process. :func:`inline_check` gives a check the inline form
 the compiled fast path of validation (:mod:`ecsm_actors.api.compiled`) writes out in place
-of a call.
+of a call; :func:`remembered` lets that fast path remember the strings a costly check
+found valid.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ _C = TypeVar("_C", bound=Callable[[str], "str | None"])
 
 def inline_check(text: str, **names: Any) -> Callable[[_C], _C]:
     """Gives a check its inline form: an expression of the str ``{v}`` (and of the values
-    ``names``, each written ``{name}``, and of ``{check}``, the check itself) that is true
-    exactly when the check returns a message for ``v`` (``tests/unit/test_api_compiled.py``
-    compares them)."""
+    ``names``, each written ``{name}``) that is true exactly when the check returns a
+    message for ``v`` (``tests/unit/test_api_compiled.py`` compares them)."""
 
     def mark(check: _C) -> _C:
         check.inline = (text, names)  # type: ignore[attr-defined]
@@ -41,7 +41,15 @@ def inline_check(text: str, **names: Any) -> Callable[[_C], _C]:
     return mark
 
 
-@inline_check("len({v}) > 63 or {match}({v}) is None", match=_DNS_LABEL.match)
+def remembered(check: _C) -> _C:
+    """Marks a check that costs more than a set look-up (a regular expression): the fast
+    path keeps strings it found valid and looks there first (a check is a pure function
+    of its string; the namespace, label keys and image of most writes repeat)."""
+    check.remembered = True  # type: ignore[attr-defined]
+    return check
+
+
+@remembered
 def dns_label(value: str) -> str | None:
     """RFC 1123 label: at most 63 of ``[a-z0-9-]``, starting and ending alphanumeric."""
     if len(value) > 63:
@@ -54,8 +62,7 @@ def dns_label(value: str) -> str | None:
     return None
 
 
-@inline_check("{check}({v}) is not None if '/' in {v} else "
-              "(len({v}) > 63 or {match}({v}) is None)", match=_QUALIFIED_NAME.match)
+@remembered
 def qualified_name(value: str) -> str | None:
     """Label/annotation key or finalizer: ``[prefix/]name`` with a DNS subdomain prefix."""
     prefix, slash, name = value.rpartition("/")
@@ -69,8 +76,7 @@ def qualified_name(value: str) -> str | None:
     return None
 
 
-@inline_check("{v} != '' and (len({v}) > 63 or {match}({v}) is None)",
-              match=_QUALIFIED_NAME.match)
+@remembered
 def label_value(value: str) -> str | None:
     if value and (len(value) > 63 or not _QUALIFIED_NAME.match(value)):
         return "must be empty or at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric"
@@ -82,6 +88,7 @@ def absolute_path(value: str) -> str | None:
     return None if value.startswith("/") else "must be an absolute path"
 
 
+@remembered
 def timestamp_check(value: str) -> str | None:
     try:
         parse_timestamp(value)
