@@ -4,10 +4,22 @@ Runs as ``python -m ecsm_actors registry [--conf FILE]``; the only process that 
 LMDB. One thread owns the store and both sockets; a daemon thread sends liveness reports.
 
 Loop: wait for requests (or the next heartbeat), drain every request already queued,
-answer reads from committed state, then apply all the writes in ONE durable transaction
-(group commit: a refused write does not affect the others), publish their events, and
-only then acknowledge them. So an acknowledged write is on disk, and every event is
-published after its commit, in ``seq`` order, without gaps.
+answer reads from committed state, then apply all the writes in ONE transaction (group
+commit: a refused write does not affect the others), publish their events, and only then
+acknowledge them. So an acknowledged write is on disk, and every event is published after
+its commit, in ``seq`` order, without gaps.
+
+The LMDB store's log record of a turn is synced asynchronously
+(:mod:`ecsm_actors.store.log_sync`) while the turn makes its replies and events; the turn
+waits for that sync before it sends them. Pipelined (``registry.pipelined_sync``; off by
+default, see its comment): the turn does not wait, and everything the loop would send
+while the sync runs — the turn's events and replies, and any reply
+or event of a later turn, reads included (they may show a commit not yet durable) — is
+held, in order, each with the ticket of the last record written, and sent once the sync
+covering it is done: the loop polls the log's eventfd beside its sockets and serves the
+next requests meanwhile, whose records the next ``fdatasync`` covers together (group
+commit across turns). So no reply or event ever shows a write a power loss could take
+back, and each request still gets exactly one answer.
 
 Hostile input — malformed msgpack, wrong types, unknown op or version, an oversized or
 too deeply nested frame, a wrong frame count — is answered ``BadRequest``; any unexpected
@@ -50,6 +62,7 @@ Memory is bounded against peers, in bytes:
 from __future__ import annotations
 
 import argparse
+import collections
 import gc
 import logging
 import os
@@ -217,6 +230,14 @@ class RegistryServer:
         self.batch_sizes = Histogram()
         # The socket the current turn serves: replies go back where requests came from.
         self._serving = self.router
+        #: The LMDB store's log syncs (None: the store syncs each write itself), its
+        #: eventfd, and what waits for them, in order: (ticket, socket or None for an
+        #: event, envelope, reply or event frames).
+        self._syncs = getattr(self.store, "log_sync", None)
+        self._sync_fd: int | None = self._syncs.ready if self._syncs is not None else None
+        self._held: collections.deque[tuple[int, Any, Any, Any]] = collections.deque()
+        #: registry.pipelined_sync: hold instead of waiting for the sync at each turn.
+        self._pipelined = bool(cfg.registry.pipelined_sync) and self._syncs is not None
         self.remote: RemoteEndpoints | None = None
         if cfg.registry.remote_endpoint or cfg.registry.remote_events_endpoint:
             self.remote = RemoteEndpoints(
@@ -248,6 +269,7 @@ class RegistryServer:
         poller, generation = self._poller(), self._generation()
         remote_router = self.remote.router if self.remote else None
         alone = self._router_alone()
+        both = self._router_and_sync() if alone is not None else None
         self._router_armed = False
         while not stop.is_set():
             now = time.monotonic()
@@ -259,12 +281,16 @@ class RegistryServer:
                 remote_router = self.remote.router if self.remote else None
             timeout = max(0.0, min(next_beat - now, POLL_CAP))
             if alone is not None:
-                if self._router_ready(alone, timeout):
+                if self._held:  # the log's sync too (see the module docstring)
+                    self._serve_held(both, timeout)
+                elif self._router_ready(alone, timeout):
                     self.serve_batch()
                 continue
             ready = dict(poller.poll(int(timeout * 1000)))
             if not ready:
                 continue
+            if self._sync_fd in ready:
+                self._release()
             if self.event_source is not None and self.event_source.socket in ready:
                 for frames in self.event_source.receive():
                     self._publish(frames)
@@ -279,6 +305,7 @@ class RegistryServer:
             # Handshakes last: a flood of them delays only itself.
             if self.remote is not None and self.remote.zap in ready:
                 self.remote.serve_zap()
+        self.flush_held()  # the answers of the last turns, once durable
         st = self.stats
         logger.info("registry stopping (signal %s): %d requests, %d writes in %d commits "
                     "(largest batch %d), %d bad requests, %d internal errors", stop.signum,
@@ -295,6 +322,8 @@ class RegistryServer:
         Socket.poll makes one per call)."""
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
+        if self._sync_fd is not None:
+            poller.register(self._sync_fd, zmq.POLLIN)
         if self.event_source is not None:
             poller.register(self.event_source.socket, zmq.POLLIN)
         if self.remote is not None:
@@ -326,6 +355,58 @@ class RegistryServer:
             self._router_armed = False  # the receive takes the pending commands
             return True
         return False
+
+    def _router_and_sync(self) -> select.poll | None:
+        """The local router's descriptor and the log's sync eventfd, waited on while
+        replies are held (:meth:`_serve_held`); None without a log."""
+        if self._sync_fd is None:
+            return None
+        fds = select.poll()
+        fds.register(self.router.getsockopt(zmq.FD), select.POLLIN)
+        fds.register(self._sync_fd, select.POLLIN)
+        return fds
+
+    def _serve_held(self, fds: select.poll | None, timeout: float) -> None:
+        """One wait of the router-alone loop while replies are held: for the log's sync
+        (then send what it made durable, :meth:`_release`) and for requests (then serve
+        them: their writes join the next sync), released first when both are ready."""
+        assert fds is not None
+        queued = not self._router_armed and bool(self.router.get(_EVENTS_OPTION) & _POLLIN)
+        if not queued:
+            self._router_armed = True
+        for fd, _ in fds.poll(0 if queued else int(timeout * 1000)):
+            if fd == self._sync_fd:
+                self._release()
+            else:
+                self._router_armed = False  # the receive takes the pending commands
+                queued = True
+        if queued:
+            self.serve_batch()
+
+    def _holding(self) -> bool:
+        """Must what is sent now wait for the log's sync (a record written whose sync is
+        not done, or something held before it)?"""
+        syncs = self._syncs
+        return syncs is not None and (bool(self._held) or syncs.requested != syncs.synced)
+
+    def _release(self) -> None:
+        """Collect the log's completed syncs (the next one submitted when records were
+        written meanwhile) and send, in order, what they made durable. Raises WalFailed
+        (the process stops, nothing held is sent) when a sync failed."""
+        synced = self.store.synced()  # type: ignore[attr-defined]
+        held = self._held
+        while held and held[0][0] <= synced:
+            _, sock, envelope, payload = held.popleft()
+            if sock is None:
+                self._publish_now(payload)  # type: ignore[arg-type]
+            else:
+                self._send_on(sock, envelope, payload)  # type: ignore[arg-type]
+
+    def flush_held(self) -> None:
+        """Send everything held once every commit made is durable (at stop)."""
+        if self._held:
+            self.store.wait_synced()  # type: ignore[attr-defined]
+            self._release()
 
     def _generation(self) -> int:
         return self.remote.generation if self.remote is not None else 0
@@ -526,7 +607,8 @@ class RegistryServer:
     def _write(self, writes: list[tuple[Frames, Request]]) -> None:
         batch = [Write(op=r.op, fields=r.fields) for _, r in writes]
         # LMDB: committed, its log record's sync under way while the replies are made;
-        # nothing leaves before that sync is done (wait_synced below).
+        # nothing leaves before that sync is done: waited for below, or (pipelined) held
+        # until then (_publish, _send; see the module docstring).
         execute = getattr(self.store, "execute_unsynced", None) or self.store.execute
         try:
             results = execute(batch)
@@ -554,7 +636,7 @@ class RegistryServer:
                                               self._internal(request.op, e))
             replies.append(reply)
         wait_synced = getattr(self.store, "wait_synced", None)
-        if wait_synced is not None:
+        if wait_synced is not None and not self._pipelined:
             wait_synced()  # WalFailed (the process stops) when the disk refused
         # Published before the acknowledgements: both follow the durable commit, and a
         # watcher then never lags the writer it races with. (With etcd: from the store's
@@ -650,7 +732,17 @@ class RegistryServer:
     # these run for every request and every event.
 
     def _send(self, envelope: Frames, reply: bytes) -> None:
-        """Send a reply; a peer that is gone or does not read its replies loses it.
+        """Send a reply on the socket being served, or hold it until the log's sync
+        covers everything committed so far (see the module docstring)."""
+        if self._holding():
+            assert self._syncs is not None
+            self._held.append((self._syncs.requested, self._serving, envelope, reply))
+            return
+        self._send_on(self._serving, envelope, reply)
+
+    def _send_on(self, sock: zmq.Socket[Any], envelope: Frames, reply: bytes) -> None:
+        """Send a reply on ``sock``; a peer that is gone or does not read its replies
+        loses it.
 
         libzmq learns that a peer read its messages through commands the socket
         processes lazily, so a pipe can look full (at SNDHWM) while the peer has read
@@ -659,7 +751,7 @@ class RegistryServer:
         silent drop), and on EAGAIN the pending commands are processed (reading
         ``EVENTS`` does that) and the reply sent once more; still full, the peer is
         really not reading."""
-        send = self._serving.send
+        send = sock.send
         self._router_armed = False  # a send may take the commands that would signal
         for attempt in (1, 2):
             try:
@@ -671,12 +763,20 @@ class RegistryServer:
                 if attempt == 2:
                     logger.debug("reply not sent: the peer does not read")
                     return
-                self._serving.getsockopt(zmq.EVENTS)
+                sock.getsockopt(zmq.EVENTS)
             except zmq.ZMQError as e:  # the peer is gone: its loss
                 logger.debug("reply not sent: %s", e)
                 return
 
     def _publish(self, frames: Frames) -> None:
+        """Publish an event (or hold it, as :meth:`_send` does a reply)."""
+        if self._holding():
+            assert self._syncs is not None
+            self._held.append((self._syncs.requested, None, None, frames))
+            return
+        self._publish_now(frames)
+
+    def _publish_now(self, frames: Frames) -> None:
         self._publish_on(self.pub, frames)
         if self.remote is not None and self.remote.pub is not None:
             self._publish_on(self.remote.pub, frames)

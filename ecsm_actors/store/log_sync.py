@@ -38,6 +38,9 @@ import sys
 _SYSCALLS = {"x86_64": (206, 207, 208, 209), "aarch64": (0, 1, 4, 2)}
 _IOCB_CMD_FDSYNC = 3
 _IOCB_FLAG_RESFD = 1
+#: Syncs in flight at most: each covers the records written before it was submitted, so
+#: a record written while others sync gets its own at once rather than after them.
+IN_FLIGHT = 8
 
 
 class _Iocb(ctypes.Structure):
@@ -69,39 +72,44 @@ class _Aio:
         self._call = ctypes.CDLL(None, use_errno=True).syscall
         self._call.restype = ctypes.c_long
         self._ctx = ctypes.c_ulong(0)
-        if self._call(self._setup, 1, ctypes.byref(self._ctx)) != 0:
+        if self._call(self._setup, IN_FLIGHT, ctypes.byref(self._ctx)) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
         self._pid = os.getpid()
+        # The kernel copies the iocb at submission: one serves every sync in flight.
         self._iocb = _Iocb(opcode=_IOCB_CMD_FDSYNC, fildes=fd, flags=_IOCB_FLAG_RESFD,
                            resfd=ready)
         self._iocbs = (ctypes.POINTER(_Iocb) * 1)(ctypes.pointer(self._iocb))
-        self._events = (_Event * 1)()
+        self._events = (_Event * IN_FLIGHT)()
 
-    def submit(self) -> bool:
-        """Submit the file's ``fdatasync``; False when the kernel will not (then sync
-        inline: a forked child, an unsupported file)."""
+    def submit(self, ticket: int) -> bool | None:
+        """Submit the file's ``fdatasync`` for ``ticket``; None when the kernel cannot
+        now (EAGAIN), False when it never will (a forked child, an unsupported file):
+        then sync inline."""
         if os.getpid() != self._pid:
             return False
+        self._iocb.data = ticket
         if self._call(self._submit, self._ctx, 1, self._iocbs) == 1:
             return True
         err = ctypes.get_errno()
-        if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EAGAIN, errno.EBADF):
+        if err == errno.EAGAIN:
+            return None
+        if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
             return False
         raise OSError(err, os.strerror(err))
 
-    def completed(self) -> int | None:
-        """The result of the sync in flight when it is done (0, or -errno), else None."""
-        n = self._call(self._getevents, self._ctx, 0, 1, self._events, None)
+    def completed(self) -> list[tuple[int, int]]:
+        """The syncs done since the last call: (ticket, 0 or -errno) each."""
+        n = self._call(self._getevents, self._ctx, 0, IN_FLIGHT, self._events, None)
         if n < 0:
             err = ctypes.get_errno()
             if err == errno.EINTR:
-                return None
+                return []
             raise OSError(err, os.strerror(err))
-        return int(self._events[0].res) if n else None
+        return [(int(e.data), int(e.res)) for e in self._events[:n]]
 
     def close(self) -> None:
-        if os.getpid() == self._pid:  # waits for the sync in flight, if any
+        if os.getpid() == self._pid:  # waits for the syncs in flight, if any
             self._call(self._destroy, self._ctx)
 
 
@@ -114,8 +122,9 @@ class LogSync:
         self.requested = 0
         #: Every ticket up to this one is durable.
         self.synced = 0
-        #: The ticket the sync in flight covers (0: none in flight).
-        self._inflight = 0
+        #: The latest ticket a sync was submitted for, and how many are in flight.
+        self._submitted = 0
+        self._in_flight = 0
         #: Why a sync failed (then nothing more is synced).
         self.error: OSError | None = None
         #: Counts one per sync completed: the loop polls it, :meth:`wait` reads it.
@@ -137,7 +146,7 @@ class LogSync:
         """A record was just written: its ticket, durable once :attr:`synced` reaches it
         (at once when no asynchronous sync can be had)."""
         ticket = self.requested = self.requested + 1
-        if not self._inflight:
+        if self._in_flight < IN_FLIGHT:
             self._start()
         return ticket
 
@@ -147,40 +156,42 @@ class LogSync:
         if self.error is not None:
             return
         try:
-            if self._aio is not None and self._aio.submit():
-                self._inflight = ticket
-                return
-            self._aio = None
+            if self._aio is not None:
+                submitted = self._aio.submit(ticket)
+                if submitted:
+                    self._submitted = ticket
+                    self._in_flight += 1
+                    return
+                if submitted is False:  # never again: every sync inline from now on
+                    self._aio, self._in_flight = None, 0
             os.fdatasync(self._fd)
         except OSError as e:
             self.error = e
             return
-        self.synced = ticket
+        self._submitted = self.synced = ticket
 
     def check(self) -> int:
-        """Collect a completed sync (after :attr:`ready` was found readable, or any time)
-        and submit the next one when records were written meanwhile; return
-        :attr:`synced`. Raises the sync's OSError when one failed."""
-        if self._inflight:
+        """Collect the completed syncs (after :attr:`ready` was found readable, or any
+        time) and submit one for the records written meanwhile when none could be;
+        return :attr:`synced`. Raises the sync's OSError when one failed."""
+        try:
+            os.eventfd_read(self.ready)
+        except BlockingIOError:
+            pass
+        aio = self._aio
+        if self._in_flight and aio is not None:
             try:
-                os.eventfd_read(self.ready)
-            except BlockingIOError:
-                pass
-            aio = self._aio
-            assert aio is not None
-            try:
-                res = aio.completed()
+                done = aio.completed()
             except OSError as e:
-                self.error = e
-                res = None
-            if res is not None:
+                self.error, done = e, []
+            for ticket, res in done:
+                self._in_flight -= 1
                 if res < 0:
                     self.error = OSError(-res, os.strerror(-res))
-                else:
-                    self.synced = self._inflight
-                self._inflight = 0
-                if self.requested != self.synced:
-                    self._start()
+                elif self.error is None and ticket > self.synced:
+                    self.synced = ticket
+            if self._submitted != self.requested and self._in_flight < IN_FLIGHT:
+                self._start()
         if self.error is not None:
             raise self.error
         return self.synced
@@ -188,8 +199,8 @@ class LogSync:
     def wait(self, ticket: int) -> None:
         """Return once ``ticket`` is durable; raise the sync's OSError when it failed."""
         while self.check() < ticket:
-            if not self._inflight:  # nothing in flight can bring it: submit one
-                self._start()
+            if self._submitted < ticket and self._in_flight < IN_FLIGHT:
+                self._start()  # nothing in flight covers it: submit one
                 continue
             self._waiter.poll()  # the next completion (the eventfd does not block)
 
@@ -198,9 +209,8 @@ class LogSync:
         self.wait(self.requested)
 
     def close(self) -> None:
-        """Let the sync in flight complete, then let go of the context and the eventfd."""
+        """Let the syncs in flight complete, then let go of the context and the eventfd."""
         if self._aio is not None:
             self._aio.close()
             self._aio = None
         os.close(self.ready)
-

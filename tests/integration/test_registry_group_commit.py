@@ -108,9 +108,9 @@ def test_an_acknowledgement_is_sent_after_its_commit_and_after_its_event(
     sub = here.subscriber()
     server = here.server
     checked: list[int] = []
-    send = server._send
+    send = server._send_on
 
-    def checking_send(envelope: list[bytes], reply: bytes) -> None:
+    def checking_send(sock: zmq.Socket[Any], envelope: list[bytes], reply: bytes) -> None:
         doc = msgpack.unpackb(reply)
         if doc["ok"] and doc["result"] and "metadata" in doc["result"]:
             meta = doc["result"]["metadata"]
@@ -119,7 +119,7 @@ def test_an_acknowledgement_is_sent_after_its_commit_and_after_its_event(
             event = protocol.decode_published(sub.recv_multipart())
             assert event.seq == meta["resourceVersion"]
             checked.append(event.seq)
-        send(envelope, reply)
+        send(sock, envelope, reply)
 
     try:
         # inproc delivers at once: wait until the subscription has reached the PUB side.
@@ -128,7 +128,7 @@ def test_an_acknowledgement_is_sent_after_its_commit_and_after_its_event(
             return bool(sub.poll(0)) and sub.recv_multipart()[0] == protocol.HEARTBEAT_TOPIC
 
         wait_until(subscribed, timeout=5, what="the subscription")
-        server._send = checking_send  # type: ignore[method-assign]
+        server._send_on = checking_send  # type: ignore[method-assign]
         for i in range(5):
             here.request(Op.CREATE, i, object=service(f"s{i}"))
         server.serve_batch()
