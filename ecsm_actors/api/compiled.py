@@ -321,15 +321,25 @@ def _emit_obj(node: Obj, v: str, src: _Source, depth: int, loops: int) -> str:
     out, count = src.local("o"), src.local("c")
     keys = src.bind(frozenset(node.props))
     props = [(key, prop) for key, prop in node.props.items() if type(prop.node) is not Ignored]
+    required = sum(1 for _, p in props if p.required)
     # Unknown fields: the fields found are counted (those always there once, up front),
     # and only a map with more keys than that (unknown ones, or known ones set to None,
-    # or ignored ones) has its keys compared with the schema's.
+    # or ignored ones) has its keys compared with the schema's. With one field that may
+    # be absent, each of its two branches knows the count.
     counted = len(props) == len(node.props)
+    single = counted and len(props) - required == 1
     src.add(depth, f"if type({v}) is not dict:" if counted else
             f"if type({v}) is not dict or not {v}.keys() <= {keys}:", "    raise Fallback")
-    if counted:
-        src.add(depth, f"{count} = {sum(1 for _, p in props if p.required)}")
-    found = f"    {count} += 1" if counted else "    pass"
+    if counted and not single:
+        src.add(depth, f"{count} = {required}")
+
+    def fields_found(n: int) -> list[str]:
+        return [f"    if len({v}) != {n} and not {v}.keys() <= {keys}:",
+                "        raise Fallback"]
+
+    present = (fields_found(required + 1) if single else
+               [f"    {count} += 1"] if counted else ["    pass"])
+    absent = fields_found(required) if single else []
     # Fields that are always there are gathered in one dict display, up to the first
     # optional one; the rest are set one by one, in schema order.
     gathered: list[str] | None = []
@@ -353,9 +363,7 @@ def _emit_obj(node: Obj, v: str, src: _Source, depth: int, loops: int) -> str:
                 src.required[out, key] = x
         elif prop.default is MISSING:  # optional: an empty map or list is left out
             flush()
-            src.add(depth, f"{x} = {v}.get({field})", f"if {x} is not None:")
-            if counted:
-                src.add(depth, found)
+            src.add(depth, f"{x} = {v}.get({field})", f"if {x} is not None:", *present)
             item = _emit(prop.node, x, src, depth + 1, loops)
             container = _returns_container(prop.node)
             if container is None:
@@ -365,11 +373,13 @@ def _emit_obj(node: Obj, v: str, src: _Source, depth: int, loops: int) -> str:
                 src.add(depth + 1, f"if {item}:", f"    {out}[{field}] = {item}")
             else:
                 src.add(depth + 1, f"{out}[{field}] = {item}")
+            if absent:
+                src.add(depth, "else:", *absent)
             continue
         elif callable(prop.default):  # may give None: the field is then left out
             flush()
             src.add(depth, f"{x} = {v}.get({field})", f"if {x} is None:",
-                    f"    {x} = {src.bind(prop.default)}(w)", "else:", found,
+                    f"    {x} = {src.bind(prop.default)}(w)", *absent, "else:", *present,
                     f"if {x} is not None:")
             item = _emit(prop.node, x, src, depth + 1, loops)
             src.add(depth + 1, f"{out}[{field}] = {item}")
@@ -377,21 +387,21 @@ def _emit_obj(node: Obj, v: str, src: _Source, depth: int, loops: int) -> str:
         elif (walked := _walked_default(prop)) is not None:
             # The default's walked value is made by a display: no walk when it is used.
             src.add(depth, f"{x} = {v}.get({field})", f"if {x} is None:",
-                    f"    {x} = {walked}", "else:", found)
+                    f"    {x} = {walked}", *absent, "else:", *present)
             item = _emit(prop.node, x, src, depth + 1, loops)
             if item != x:
                 src.add(depth + 1, f"{x} = {item}")
             item = x
         else:
             src.add(depth, f"{x} = {v}.get({field})", f"if {x} is None:",
-                    f"    {x} = {src.bind(prop.default)}", "else:", found)
+                    f"    {x} = {src.bind(prop.default)}", *absent, "else:", *present)
             item = _emit(prop.node, x, src, depth, loops)
         if gathered is not None:
             gathered.append(f"{field}: {item}")
         else:
             src.add(depth, f"{out}[{field}] = {item}")
     flush()
-    if counted:
+    if counted and not single:
         src.add(depth, f"if len({v}) != {count} and not {v}.keys() <= {keys}:",
                 "    raise Fallback")
     if node.post is not None:
@@ -418,13 +428,17 @@ def _emit_list(node: ListOf, v: str, src: _Source, depth: int, loops: int) -> st
             return out
     elif node.unique_key and type(node.item) is Obj:  # unique by a field: seen as walked
         seen, key = src.local("s"), src.local("k")
-        src.add(depth, f"{out} = []", f"{seen} = set()", f"for {item} in {v}:")
+        prop = node.item.props.get(node.unique_key)  # type: ignore[attr-defined]
+        # A required field of a scalar kept as given is never None: its values are
+        # gathered, and compared at the end.
+        gather = prop is not None and prop.required and _invalid_when(prop.node, src) is not None
+        src.add(depth, f"{out} = []", f"{seen} = {'[]' if gather else 'set()'}",
+                f"for {item} in {v}:")
         walked = _emit(node.item, item, src, depth + 1, loops + 1)
         src.add(depth + 1, f"{out}.append({walked})")
-        known = src.required.get((walked, node.unique_key))
-        if known is not None:  # a required field: never None
-            src.add(depth + 1, f"if {known} in {seen}:", "    raise Fallback",
-                    f"{seen}.add({known})")
+        if gather:
+            src.add(depth + 1, f"{seen}.append({src.required[walked, node.unique_key]})")
+            src.add(depth, f"if len(set({seen})) != len({seen}):", "    raise Fallback")
         else:
             src.add(depth + 1, f"{key} = {walked}.get({_literal(node.unique_key, src)})",
                     f"if {key} is not None and {key} in {seen}:", "    raise Fallback",
