@@ -838,7 +838,9 @@ class EventHead:
     def from_wire(cls, doc: Mapping[str, Any]) -> EventHead:
         """The event head of a decoded body (its ``object`` not looked at). Raises
         BadRequest."""
-        return cls(**_event_fields(doc, with_object=False))
+        head = object.__new__(cls)  # its fields set as __init__ would: 0.2 µs, not 1.2
+        head.__dict__.update(_event_fields(doc, with_object=False))
+        return head
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -866,12 +868,14 @@ class Event(EventHead):
     @classmethod
     def from_wire(cls, doc: Mapping[str, Any]) -> Event:
         """The event of a decoded body (see :meth:`to_wire`). Raises BadRequest."""
-        return cls(**_event_fields(doc, with_object=True))
+        event = object.__new__(cls)  # as EventHead.from_wire
+        event.__dict__.update(_event_fields(doc, with_object=True))
+        return event
 
 
 def _event_fields(doc: Mapping[str, Any], *, with_object: bool) -> dict[str, Any]:
     """The fields of an event in a decoded body, checked (its object too when
-    ``with_object``). Raises BadRequest."""
+    ``with_object``), every one of them, ``prev`` resolved. Raises BadRequest."""
     if not isinstance(doc, Mapping):
         raise BadRequest(f"malformed event: expected a map, got {describe_input(doc)}")
     type_ = doc.get("type")
