@@ -41,6 +41,10 @@ import json, os, sys, time
 sys.path.insert(0, sys.argv[2])
 if sys.argv[3] == "no-fsync":
     os.fdatasync = lambda fd: None  # bench only: nothing is durable
+    from ecsm_actors.store import log_sync
+    def no_aio(*args):  # the log's syncs inline (through the fdatasync above), not AIO
+        raise OSError("bench: no asynchronous sync")
+    log_sync._Aio = no_aio
 import zmq
 from ecsm_actors.registry import server as S
 from ecsm_actors.store import lmdb_store as L

@@ -2,7 +2,8 @@
 under way meanwhile): when that commit fails, a cancel record keeps every recovery from
 redoing it; when the process dies between the two, a recovery in the same boot never
 redoes the orphan record, and one after a power loss redoes it whole, request window
-included (real LMDB, the files as the kernel holds them)."""
+included; when the record's sync fails, the store stops and the next open recovers from
+the log (real LMDB, the files as the kernel holds them)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ import pytest
 
 from ecsm_actors.errors import StoreFull
 from ecsm_actors.store import Outcome, Store, wal
+from ecsm_actors.store.wal import WalFailed
 from tests.store_writes import FakeClock, create, one
 
 pytestmark = pytest.mark.timeout(30)
 
 
-def open_store(path: Path, boot: str) -> Store:
+def open_store(path: Path, boot: str, **options: Any) -> Store:
     return Store(path, map_size=16 << 20, clock=FakeClock(), boot_id=lambda: boot,
-                 checkpoint_interval=3600)
+                 checkpoint_interval=3600, **options)
 
 
 def names(store: Store) -> list[str]:
@@ -133,3 +135,44 @@ def test_the_records_of_a_generation_skip_the_one_a_cancel_record_follows(
         assert list(log.records(log.generation)) == [ops[0], ops[2]]
     finally:
         log.close()
+
+
+class FailingDisk:
+    """Stands in for the kernel's asynchronous syncs of the log: each one fails (EIO)."""
+
+    def __init__(self, ready: int) -> None:
+        self.ready, self.tickets = ready, [0]
+
+    def submit(self, ticket: int) -> bool:
+        self.tickets.append(ticket)
+        os.eventfd_write(self.ready, 1)
+        return True
+
+    def completed(self) -> list[tuple[int, int]]:
+        return [(self.tickets[-1], -errno.EIO)]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_record_whose_sync_fails_stops_the_store_and_the_next_open_recovers_from_the_log(
+        tmp_path: Path) -> None:
+    volatile = tmp_path / "shm"
+    volatile.mkdir()
+    store = open_store(tmp_path / "data", "boot-1", volatile_dir=volatile)
+    try:
+        assert isinstance(one(store, create("s0", request_id="r-0")), Outcome)
+        store.log_sync._aio = FailingDisk(store.log_sync.ready)  # type: ignore[assignment]
+        with pytest.raises(WalFailed):  # never acknowledged
+            one(store, create("s1", request_id="r-1"))
+        assert store._ckpt.failed and list(volatile.iterdir())
+        with pytest.raises(WalFailed):  # nothing more is durable, nothing acknowledged
+            one(store, create("s2"))
+    finally:
+        store.close()  # no checkpoint after the failure
+    again = open_store(tmp_path / "data", "boot-1", volatile_dir=volatile)  # same boot
+    try:
+        assert again.wal_stats()["replayed"] >= 1  # from the log, not the page cache
+        assert "s0" in names(again)
+    finally:
+        again.close()
