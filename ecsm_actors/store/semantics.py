@@ -256,8 +256,9 @@ def update(target: Target, current: dict[str, Any] | None, prepared: dict[str, A
     value is kept (APPLY: a manifest without ``finalizers`` keeps the controllers' ones)."""
     if current is None:
         raise NotFound(f"{target} not found")
-    check_version(target, current, wanted)
     old_meta = current["metadata"]
+    if wanted is not None and wanted != old_meta["resourceVersion"]:
+        check_version(target, current, wanted)  # raises the Conflict
     new_meta = dict(old_meta)
     incoming = prepared["metadata"]
     for field in USER_METADATA:
@@ -280,7 +281,8 @@ def update(target: Target, current: dict[str, Any] | None, prepared: dict[str, A
     same_spec = spec == current.get("spec")
     if not same_spec:
         new_meta["generation"] = int(old_meta.get("generation", 0)) + 1
-    obj = {**prepared, "metadata": new_meta, "status": current.get("status", {})}
+    status = current.get("status", _ABSENT)
+    obj = {**prepared, "metadata": new_meta, "status": {} if status is _ABSENT else status}
     if same_spec and obj == current:
         return Change(type=None, object=current)
     if deleting and not new_meta.get("finalizers"):
