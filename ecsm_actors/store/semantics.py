@@ -147,7 +147,8 @@ def _draw_uids() -> None:
     variant[0::2] = variant[0::2].translate(_VARIANT)
     _uids.extend(map("-".join, zip(
         _hex_groups(raw[:4 * n], 4), _hex_groups(raw[4 * n:6 * n], 2),
-        _hex_groups(version, 2), _hex_groups(variant, 2), _hex_groups(raw[10 * n:], 6))))
+        _hex_groups(version, 2), _hex_groups(variant, 2), _hex_groups(raw[10 * n:], 6),
+        strict=True)))
 
 
 def new_uid() -> str:
