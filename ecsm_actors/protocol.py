@@ -79,6 +79,7 @@ recursive), so a hostile frame costs its decode and one short line, never the pr
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -238,8 +239,28 @@ def kind_topic(kind: str) -> bytes:
 # -- framing ---------------------------------------------------------------------------
 
 
-def pack(doc: Mapping[str, Any]) -> bytes:
-    return msgpack.packb(doc, use_bin_type=True)
+#: Each thread's kept packer (``packer``): ``msgpack.packb`` makes one a call, with a
+#: 256 KiB buffer (a request's encode 8.3 against 4.6 µs with caches cold).
+_packers = threading.local()
+#: The kept packer's first buffer, bytes; after a frame larger than
+#: :data:`_KEPT_PACKER_BYTES`, whose buffer grew to its size, a thread makes another.
+_PACKER_BUFFER = 8 << 10
+_KEPT_PACKER_BYTES = 64 << 10
+
+
+def pack(doc: Any) -> bytes:
+    """``doc`` (a map, or any value msgpack packs) as msgpack bytes, by this thread's kept
+    packer: plain values run no Python code while packed, so no other ``pack`` of the
+    thread comes in between."""
+    try:
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True,
+                                                  buf_size=_PACKER_BUFFER)
+    frame: bytes = packer.pack(doc)
+    if len(frame) > _KEPT_PACKER_BYTES:
+        del _packers.packer
+    return frame
 
 
 def _packed_keys(*keys: str) -> bytes:
@@ -667,7 +688,7 @@ def encode_reply_encoded(request_id: int | str | None, epoch: str, result: bytes
                          replayed: bool = False) -> bytes:
     """A success reply whose ``result`` is already msgpack bytes (``replayed: true`` when
     it is a recorded outcome replayed)."""
-    return b"".join((_REPLY_HEADS[replayed], msgpack.packb(request_id),
+    return b"".join((_REPLY_HEADS[replayed], pack(request_id),
                      _reply_tail(epoch, replayed), result))
 
 

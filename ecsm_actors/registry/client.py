@@ -188,7 +188,7 @@ class RegistryClient:
                 answer, round_trip = self._attempt(frame, op, call)
                 if answer is not None:
                     try:
-                        result = self._answer(answer, envelope)[0]
+                        result = self._answer(answer, envelope)
                     except Unavailable as e:
                         # Not served (a link agent could not send it): no round trip;
                         # unless the registry could not tell whether its store applied it.
@@ -269,8 +269,8 @@ class RegistryClient:
             call.refused = attempt.refused or call.refused
             return None, 0.0
 
-    def _answer(self, answer: bytes, envelope: int) -> tuple[Any, bool]:
-        """(result, replayed) of a reply frame; an error reply raises its typed error."""
+    def _answer(self, answer: bytes, envelope: int) -> Any:
+        """The result of a reply frame; an error reply raises its typed error."""
         try:
             if len(answer) < GC_PAUSE_BYTES:
                 doc = protocol.unpack_reply(answer)
@@ -287,7 +287,7 @@ class RegistryClient:
         if epoch:  # a str (unpack_reply checked it)
             self.epoch = epoch
         if get("ok") is True and get("id") == envelope:
-            return get("result"), replayed  # a success reply: no Reply object needed
+            return get("result")  # a success reply: no Reply object needed
         try:
             reply = protocol.reply_of(doc)  # an error reply raises the registry's own error
         except RegistryError as e:
@@ -296,7 +296,7 @@ class RegistryClient:
         if reply.id != envelope:
             raise Internal(f"reply id {describe_input(reply.id)} does not match "
                            f"request id {envelope}")
-        return reply.result, replayed
+        return reply.result
 
     def _deadline_exceeded(self, op: Op, fields: Mapping[str, Any], call: _Call,
                            elapsed: float) -> DeadlineExceeded:

@@ -40,6 +40,10 @@ _monitor_ids = itertools.count(1)
 # Plain ints: pyzmq's enum members cost an enum operation on every use.
 _EVENTS_OPTION = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+#: pyzmq's own send, without the Python method around it (``zmq.Socket.send``, which only
+#: adds the draft sockets' ``routing_id`` and ``group``).
+_send = zmq.backend.Socket.send
 #: How long closing a socket waits for its monitor's last events, seconds.
 _CLOSE_DRAIN = 0.05
 
@@ -198,7 +202,7 @@ class RequestSocket:
         attempt = Attempt()
         now = time.monotonic()
         try:
-            self.socket.send(frame, zmq.NOBLOCK)
+            _send(self.socket, frame, _NOBLOCK)
         except zmq.Again:
             return attempt  # no pipe to the registry: nothing left
         queued_at = now
@@ -216,7 +220,7 @@ class RequestSocket:
             if earlier is not None:
                 if earlier.socket in ready:
                     try:
-                        attempt.reply = earlier.socket.recv(zmq.NOBLOCK)
+                        attempt.reply = earlier.socket.recv(_NOBLOCK)
                     except zmq.Again:
                         continue
                     attempt.replied_at, attempt.from_earlier = now, True
@@ -229,7 +233,7 @@ class RequestSocket:
                         earlier, poller = None, self._poller
             if self.socket in ready:
                 try:
-                    attempt.reply = self.socket.recv(zmq.NOBLOCK)
+                    attempt.reply = self.socket.recv(_NOBLOCK)
                 except zmq.Again:
                     continue
                 return self._replied(attempt, queued_at, now)
@@ -272,7 +276,7 @@ class RequestSocket:
         the descriptor armed again), and a readable monitor is drained."""
         sock = self.socket
         if sock.get(_EVENTS_OPTION) & _POLLIN:
-            attempt.reply = sock.recv(zmq.NOBLOCK)
+            attempt.reply = sock.recv(_NOBLOCK)
             return self._replied(attempt, queued_at, time.monotonic())
         wait, fd, monitor_fd = self._fds.poll, self._fd, self._monitor_fd
         now = time.monotonic()
@@ -290,7 +294,7 @@ class RequestSocket:
                     monitor_ready = True
             if socket_ready:
                 try:
-                    attempt.reply = sock.recv(zmq.NOBLOCK)
+                    attempt.reply = sock.recv(_NOBLOCK)
                 except zmq.Again:
                     pass
                 else:
