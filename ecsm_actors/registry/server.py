@@ -264,6 +264,10 @@ class RegistryServer:
         # cyclic GC's way (requests allocate many short-lived dicts).
         gc.collect()
         gc.freeze()
+        # Then the young collections run when the loop is idle (nothing queued, about to
+        # wait: _router_ready) or at the heartbeat, not inside whichever request's
+        # allocation crossed the threshold.
+        collector = self._collector = lifecycle.IdleCollector()
         interval = self.cfg.registry.heartbeat_interval
         next_beat = time.monotonic()
         poller, generation = self._poller(), self._generation()
@@ -275,6 +279,7 @@ class RegistryServer:
             now = time.monotonic()
             if now >= next_beat:
                 self._heartbeat()
+                collector.collect()
                 next_beat = now + interval
             if self._generation() != generation:  # the remote sockets were bound again
                 poller, generation = self._poller(), self._generation()
@@ -306,6 +311,7 @@ class RegistryServer:
             if self.remote is not None and self.remote.zap in ready:
                 self.remote.serve_zap()
         self.flush_held()  # the answers of the last turns, once durable
+        collector.close()
         st = self.stats
         logger.info("registry stopping (signal %s): %d requests, %d writes in %d commits "
                     "(largest batch %d), %d bad requests, %d internal errors", stop.signum,
@@ -351,6 +357,7 @@ class RegistryServer:
         if not self._router_armed and self.router.get(_EVENTS_OPTION) & _POLLIN:
             return True
         self._router_armed = True
+        self._collector.collect()  # idle: the GC's collection due, if any (see serve)
         if fds.poll(int(timeout * 1000)):
             self._router_armed = False  # the receive takes the pending commands
             return True
