@@ -30,10 +30,10 @@ def unpack_stored(raw: bytes | memoryview) -> Any:
     return msgpack.unpackb(raw, raw=False)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Write:
+class Write(NamedTuple):
     """One write request: its op and its decoded fields (as in :class:`protocol.Request`;
-    ``requestId`` among them when given; a BATCH's ``writes`` as protocol Requests)."""
+    ``requestId`` among them when given; a BATCH's ``writes`` as protocol Requests). A
+    named tuple, not a frozen dataclass: made for every write, in half the time."""
 
     op: Op
     fields: dict[str, Any]
