@@ -468,9 +468,11 @@ class Checkpoints:
                 self._finish(env)
             self._begin(env, background=False)
             self._finish(env)
-        except (OSError, lmdb.Error):
+        except (OSError, lmdb.Error) as e:
             self.failed = True
             self.distrust()
+            if self.syncs.error is None:  # nor may the log's syncs acknowledge a write
+                self.syncs.error = OSError(errno.EIO, f"a checkpoint failed: {e}")
             raise
 
     def _log_deferred(self) -> None:
@@ -481,13 +483,18 @@ class Checkpoints:
         ops, self._deferred = self._deferred, []
         if ops:
             try:
-                self.log.append(wal.encode(ops))
-            except OSError as e:
+                written = self.log.write(wal.encode(ops))
+            except OSError as e:  # no room for it: nothing to sync
                 if e.errno not in wal.NO_SPACE:
                     raise
+                written = False
+            if written:  # a sync that fails (ENOSPC too) fails the checkpoint
+                os.fdatasync(self.log.fd)
 
     def _begin(self, env: lmdb.Environment, *, background: bool) -> None:
         assert self._data_fd is not None and self._pending is None
+        if self.failed:  # a sync that succeeds after a failed one proves nothing
+            raise OSError(errno.EIO, "a sync failed before: no checkpoint may follow")
         self._log_deferred()
         reader = env.begin()
         try:

@@ -163,6 +163,7 @@ class LogSync:
                     self._in_flight += 1
                     return
                 if submitted is False:  # never again: every sync inline from now on
+                    self._aio.close()  # the context let go (none after a fork)
                     self._aio, self._in_flight = None, 0
             os.fdatasync(self._fd)
         except OSError as e:
