@@ -291,6 +291,7 @@ class RegistryServer:
                 elif self._router_ready(alone, timeout):
                     self.serve_batch()
                 continue
+            self._release_collected()
             ready = dict(poller.poll(int(timeout * 1000)))
             if not ready:
                 continue
@@ -378,6 +379,7 @@ class RegistryServer:
         (then send what it made durable, :meth:`_release`) and for requests (then serve
         them: their writes join the next sync), released first when both are ready."""
         assert fds is not None
+        self._release_collected()
         queued = not self._router_armed and bool(self.router.get(_EVENTS_OPTION) & _POLLIN)
         if not queued:
             self._router_armed = True
@@ -408,6 +410,14 @@ class RegistryServer:
                 self._publish_now(payload)  # type: ignore[arg-type]
             else:
                 self._send_on(sock, envelope, payload)  # type: ignore[arg-type]
+
+    def _release_collected(self) -> None:
+        """Send what is held and durable already: a wait of the store's own (the log's
+        blocks given back when idle, a write retried alone) may have collected the sync
+        and read the eventfd, which then stays quiet."""
+        syncs = self._syncs
+        if syncs is not None and self._held and self._held[0][0] <= syncs.synced:
+            self._release()
 
     def flush_held(self) -> None:
         """Send everything held once every commit made is durable (at stop)."""

@@ -113,3 +113,21 @@ def test_with_the_sync_done_a_read_is_answered_at_once(here: InProcessRegistry) 
     here.request(Op.GET, 2, kind="ECSMService", namespace="default", name="web")
     server.serve_batch()
     assert not server._held and here.peer.poll(1000), "a read held with nothing to sync"
+
+
+def test_answers_whose_sync_a_wait_of_the_store_collected_are_still_sent(
+        here: InProcessRegistry) -> None:
+    server = here.server
+    disk = SlowDisk(server.store.log_sync, server.store._ckpt.log.fd)
+    here.request(Op.CREATE, 1, object=service("web"))
+    server.serve_batch()
+    assert server._held and not here.peer.poll(50)
+    disk.complete()
+    # The store waits for its syncs itself at times (the log's blocks given back at an
+    # idle heartbeat, a write retried alone): that wait reads the eventfd the loop polls.
+    server.store.wait_synced()
+    fds = server._router_and_sync()
+    wait_until(lambda: server._serve_held(fds, 0.1) or not server._held, timeout=2,
+               what="the held answer sent though the eventfd was read")
+    assert here.peer.poll(1000)
+    assert msgpack.unpackb(here.peer.recv_multipart()[-1])["id"] == 1
