@@ -1079,24 +1079,28 @@ def _unpack_head(frame: bytes) -> dict[str, Any]:
     """The map of an event's body as :func:`unpack` returns it, but for its ``object``,
     which is stepped over (``Unpacker.skip``: the C parser, nothing built, the same stack
     bound) once its first byte says it is a map or nil. An object is not looked into: one
-    nested deeper than ``MAX_DEPTH`` or with a key that is not a string, which the whole
-    decode refuses, goes by unseen (an informer never reads it). Raises BadRequest."""
+    nested deeper than ``MAX_DEPTH``, with a key that is not a string or a string that is
+    not UTF-8, which the whole decode refuses, goes by unseen (an informer never reads
+    it); so does a field no event has nested that deep (up to msgpack's own stack bound;
+    ignored). Every other frame is taken or refused as by the whole decode: a key that is
+    bytes is taken (and ignored); of an ``object`` given twice, the last counts. Raises
+    BadRequest."""
     unpacker = msgpack.Unpacker(None, raw=False, strict_map_key=True,
                                 max_buffer_size=max(1, len(frame)))
-    doc: dict[str, Any] = {}
+    doc: dict[Any, Any] = {}
     try:
         unpacker.feed(frame)
         for _ in range(unpacker.read_map_header()):
             key = unpacker.unpack()
-            if type(key) is not str:
+            if type(key) is not str and type(key) is not bytes:  # as strict_map_key
                 raise BadRequest(f"malformed frame: map key {describe_input(key)}")
             if key != "object":
                 doc[key] = unpacker.unpack()
             elif frame[unpacker.tell()] in _MAP_OR_NIL:
                 unpacker.skip()
-            else:
-                raise BadRequest("malformed event: object is "
-                                 f"{describe_input(unpacker.unpack())}")
+                doc["object"] = None
+            else:  # no map: refused below unless a later object is one
+                doc["object"] = unpacker.unpack()
     except msgpack.StackError as e:
         raise BadRequest(f"malformed frame: nested more than {MAX_DEPTH} levels "
                          "deep") from e
@@ -1109,6 +1113,9 @@ def _unpack_head(frame: bytes) -> dict[str, Any]:
     if v != VERSION:
         raise BadRequest(f"unsupported protocol version {describe_input(v)} "
                          f"(this side speaks {VERSION})")
+    obj = doc.get("object")
+    if obj is not None:
+        raise BadRequest(f"malformed event: object is {describe_input(obj)}")
     return doc
 
 

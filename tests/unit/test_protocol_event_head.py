@@ -91,3 +91,31 @@ def test_a_malformed_frame_is_one_short_bad_request(frame: bytes) -> None:
 def test_two_frames_are_expected() -> None:
     with pytest.raises(BadRequest, match="expected 2 frames, got 1"):
         protocol.decode_published_head([TOPIC])
+
+
+def pairs(*items: tuple[Any, Any]) -> bytes:
+    """A map of ``items`` in their order, duplicated keys kept (as a peer may send)."""
+    return msgpack.Packer(use_bin_type=True).pack_map_header(len(items)) + b"".join(
+        msgpack.packb(k, use_bin_type=True) + msgpack.packb(v, use_bin_type=True)
+        for k, v in items)
+
+
+@pytest.mark.parametrize("frame", [
+    pairs(*EVENT.items(), (b"extra", 1)),
+    pairs(("object", 5), *EVENT.items()),
+    pairs(("object", [1]), *{**EVENT, "object": None}.items()),
+], ids=["bytes-key", "object-then-map", "object-then-nil"])
+def test_a_frame_the_whole_decode_accepts_the_head_decode_accepts_alike(frame: bytes) -> None:
+    frames = [TOPIC, frame]
+    whole = protocol.decode_published(frames)
+    head = protocol.decode_published_head(frames)
+    assert {f: getattr(whole, f) for f in EventHead.__dataclass_fields__} == vars(head)
+
+
+def test_an_object_that_is_no_map_after_one_that_is_is_refused_as_by_the_whole_decode() -> None:
+    frames = [TOPIC, pairs(*EVENT.items(), ("object", "x"))]
+    with pytest.raises(BadRequest) as whole:
+        protocol.decode_published(frames)
+    with pytest.raises(BadRequest) as head:
+        protocol.decode_published_head(frames)
+    assert str(head.value) == str(whole.value) == 'malformed event: object is string "x"'
