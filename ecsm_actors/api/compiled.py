@@ -159,6 +159,10 @@ def _literal(value: Any, src: _Source) -> str:
 
 #: Valid strings a remembered check keeps (then it forgets them all and starts again).
 _KNOWN_VALID = 256
+#: Longest string remembered (an image's most): a valid string may be as long as a request
+#: (a timestamp's fraction of a second has any number of digits), and 256 of those would
+#: hold hundreds of MiB; a longer one is checked each time.
+_KNOWN_MAX_LEN = 512
 _known_valid: dict[Check, set[str]] = {}
 
 
@@ -170,6 +174,8 @@ def _judge(check: Check) -> tuple[set[str], Callable[[str], bool]]:
     def judge(value: str) -> bool:
         if check(value) is not None:
             return True
+        if len(value) > _KNOWN_MAX_LEN:
+            return False
         if len(known) >= _KNOWN_VALID:
             known.clear()
         known.add(value)
