@@ -131,6 +131,9 @@ MIN_SUBSCRIBER_EVENTS = 1000
 
 Frames = list[bytes]
 _MORE = zmq.NOBLOCK | zmq.SNDMORE
+#: pyzmq's own send, without the Python method around it (``zmq.Socket.send``, which only
+#: adds the draft sockets' ``routing_id`` and ``group``).
+_zmq_send = zmq.backend.Socket.send
 # Plain ints: pyzmq's enum members cost an enum operation on every use.
 _EVENTS_OPTION = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
@@ -329,7 +332,7 @@ class RegistryServer:
         Socket.poll makes one per call)."""
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
-        if self._sync_fd is not None:
+        if self._sync_fd is not None and self._pipelined:  # else nothing is ever held
             poller.register(self._sync_fd, zmq.POLLIN)
         if self.event_source is not None:
             poller.register(self.event_source.socket, zmq.POLLIN)
@@ -622,26 +625,29 @@ class RegistryServer:
                                                    "items", page.count, page.data)
 
     def _write(self, writes: list[tuple[Frames, Request]]) -> None:
-        batch = [Write(op=r.op, fields=r.fields) for _, r in writes]
+        batch = [Write(r.op, r.fields) for _, r in writes]
         # LMDB: committed, its log record's sync under way while the replies are made;
         # nothing leaves before that sync is done: waited for below, or (pipelined) held
         # until then (_publish, _send; see the module docstring).
-        execute = getattr(self.store, "execute_unsynced", None) or self.store.execute
+        store = self.store
+        execute = getattr(store, "execute_unsynced", None) or store.execute
         try:
             results = execute(batch)
         except Exception:  # noqa: BLE001 - the process boundary: isolate the failing write
             logger.exception("batch of %d writes failed; retrying one by one", len(batch))
             results = [self._write_alone(w) for w in batch]
-        self.stats["writes"] += len(batch)
-        self.stats["commits"] += 1
-        self.stats["maxBatch"] = max(self.stats["maxBatch"], len(batch))
-        self.batch_sizes.observe(len(batch))
-        replays = sum(1 for r in results if r.replayed)
-        if replays:  # retries answered from the request window, not applied again
-            self.stats["replays"] = self.stats.get("replays", 0) + replays
-        epoch = self.store.epoch
+        n, stats = len(batch), self.stats
+        stats["writes"] += n
+        stats["commits"] += 1
+        if n > stats["maxBatch"]:
+            stats["maxBatch"] = n
+        self.batch_sizes.observe(n)
+        epoch = store.epoch
         replies: list[bytes] = []
+        replays = 0
         for (_, request), result in zip(writes, results, strict=True):
+            if result.replayed:  # a retry answered from the request window, not applied
+                replays += 1
             try:
                 if isinstance(result, RegistryError):
                     reply = protocol.encode_error(request.id, epoch, result)
@@ -652,18 +658,29 @@ class RegistryServer:
                 reply = protocol.encode_error(request.id, epoch,
                                               self._internal(request.op, e))
             replies.append(reply)
-        wait_synced = getattr(self.store, "wait_synced", None)
-        if wait_synced is not None and not self._pipelined:
-            wait_synced()  # WalFailed (the process stops) when the disk refused
+        if replays:
+            stats["replays"] = stats.get("replays", 0) + replays
+        if not self._pipelined:
+            wait_synced = getattr(store, "wait_synced", None)
+            if wait_synced is not None:
+                wait_synced()  # WalFailed (the process stops) when the disk refused
         # Published before the acknowledgements: both follow the durable commit, and a
         # watcher then never lags the writer it races with. (With etcd: from the store's
         # watch.)
+        # Held or sent: the same for the whole turn (_holding does not change within it).
+        held = self._holding()
+        publish = self._publish if held else self._publish_now
         for result in results if self.event_source is None else ():
             if isinstance(result, Outcome):
                 for stored in result.events:
-                    self._publish([stored.topic, stored.body])
-        for (envelope, _), reply in zip(writes, replies, strict=True):
-            self._send(envelope, reply)
+                    publish([stored.topic, stored.body])
+        if held:
+            for (envelope, _), reply in zip(writes, replies, strict=True):
+                self._send(envelope, reply)
+        else:
+            sock, send = self._serving, self._send_on
+            for (envelope, _), reply in zip(writes, replies, strict=True):
+                send(sock, envelope, reply)
 
     def _dry_run(self, request: Request) -> bytes:
         """The answer to a write with ``dryRun``: what it would do, nothing stored or
@@ -768,7 +785,7 @@ class RegistryServer:
         silent drop), and on EAGAIN the pending commands are processed (reading
         ``EVENTS`` does that) and the reply sent once more; still full, the peer is
         really not reading."""
-        send = sock.send
+        send = _zmq_send.__get__(sock)
         self._router_armed = False  # a send may take the commands that would signal
         for attempt in (1, 2):
             try:
@@ -800,7 +817,7 @@ class RegistryServer:
 
     @staticmethod
     def _publish_on(pub: zmq.Socket[Any], frames: Frames) -> None:
-        send = pub.send
+        send = _zmq_send.__get__(pub)
         try:
             for frame in frames[:-1]:
                 send(frame, _MORE)

@@ -20,6 +20,13 @@ Where the kernel has no asynchronous ``fdatasync`` (not Linux, no AIO context to
 or after a fork: the context is the parent's), a request syncs at once on the caller's
 thread, as before.
 
+System calls per sync: the submission (``io_submit``; a fork is noticed by a hook, not by
+a ``getpid`` each time); :meth:`LogSync.wait` is one ``io_getevents`` that blocks until a
+completion (it leaves the eventfd as it is: its count may then name completions already
+collected, which a poller of :attr:`LogSync.ready` takes for one wake with nothing to
+collect); :meth:`LogSync.check`, after a poll found the eventfd readable, reads it and
+collects without blocking.
+
 Invariants: :attr:`synced` only grows and never passes a ticket whose record was written
 before the ``fdatasync`` that covered it was submitted; once a sync has failed
 (:attr:`error`), :attr:`synced` never moves again (an ``fdatasync`` after an EIO may
@@ -41,6 +48,19 @@ _IOCB_FLAG_RESFD = 1
 #: Syncs in flight at most: each covers the records written before it was submitted, so
 #: a record written while others sync gets its own at once rather than after them.
 IN_FLIGHT = 8
+
+#: Forks of this process seen (:func:`os.register_at_fork`): an AIO context belongs to the
+#: process that set it up, which a child tells by this count (no ``getpid`` each sync).
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 class _Iocb(ctypes.Structure):
@@ -75,7 +95,7 @@ class _Aio:
         if self._call(self._setup, IN_FLIGHT, ctypes.byref(self._ctx)) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
-        self._pid = os.getpid()
+        self._forks = _forks
         # The kernel copies the iocb at submission: one serves every sync in flight.
         self._iocb = _Iocb(opcode=_IOCB_CMD_FDSYNC, fildes=fd, flags=_IOCB_FLAG_RESFD,
                            resfd=ready)
@@ -86,7 +106,7 @@ class _Aio:
         """Submit the file's ``fdatasync`` for ``ticket``; None when the kernel cannot
         now (EAGAIN), False when it never will (a forked child, an unsupported file):
         then sync inline."""
-        if os.getpid() != self._pid:
+        if self._forks != _forks:
             return False
         self._iocb.data = ticket
         if self._call(self._submit, self._ctx, 1, self._iocbs) == 1:
@@ -98,18 +118,24 @@ class _Aio:
             return False
         raise OSError(err, os.strerror(err))
 
-    def completed(self) -> list[tuple[int, int]]:
-        """The syncs done since the last call: (ticket, 0 or -errno) each."""
-        n = self._call(self._getevents, self._ctx, 0, IN_FLIGHT, self._events, None)
+    def completed(self, wait: bool = False) -> list[tuple[int, int]]:
+        """The syncs done since the last call: (ticket, 0 or -errno) each; ``wait``:
+        block until there is one (none when a signal came first). The GIL is let go
+        meanwhile (a ctypes call)."""
+        n = self._call(self._getevents, self._ctx, 1 if wait else 0, IN_FLIGHT, self._events,
+                       None)
         if n < 0:
             err = ctypes.get_errno()
             if err == errno.EINTR:
                 return []
             raise OSError(err, os.strerror(err))
-        return [(int(e.data), int(e.res)) for e in self._events[:n]]
+        if n == 1:
+            e = self._events[0]
+            return [(e.data, e.res)]
+        return [(e.data, e.res) for e in self._events[:n]]
 
     def close(self) -> None:
-        if os.getpid() == self._pid:  # waits for the syncs in flight, if any
+        if self._forks == _forks:  # waits for the syncs in flight, if any
             self._call(self._destroy, self._ctx)
 
 
@@ -179,31 +205,47 @@ class LogSync:
             os.eventfd_read(self.ready)
         except BlockingIOError:
             pass
-        aio = self._aio
-        if self._in_flight and aio is not None:
-            try:
-                done = aio.completed()
-            except OSError as e:
-                self.error, done = e, []
-            for ticket, res in done:
-                self._in_flight -= 1
-                if res < 0:
-                    self.error = OSError(-res, os.strerror(-res))
-                elif self.error is None and ticket > self.synced:
-                    self.synced = ticket
-            if self._submitted != self.requested and self._in_flight < IN_FLIGHT:
-                self._start()
+        self._collect(False)
         if self.error is not None:
             raise self.error
         return self.synced
 
+    def _collect(self, wait: bool) -> bool:
+        """Take the completed syncs (``wait``: at least one, blocking) and submit one for
+        the records written meanwhile when none could be; whether any was taken."""
+        aio = self._aio
+        if not self._in_flight or aio is None:
+            return False
+        try:
+            done = aio.completed(wait)
+        except OSError as e:
+            self.error, done = e, []
+        for ticket, res in done:
+            self._in_flight -= 1
+            if res < 0:
+                self.error = OSError(-res, os.strerror(-res))
+            elif self.error is None and ticket > self.synced:
+                self.synced = ticket
+        if self._submitted != self.requested and self._in_flight < IN_FLIGHT:
+            self._start()
+        return bool(done)
+
     def wait(self, ticket: int) -> None:
         """Return once ``ticket`` is durable; raise the sync's OSError when it failed."""
-        while self.check() < ticket:
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self.synced >= ticket:
+                return
             if self._submitted < ticket and self._in_flight < IN_FLIGHT:
                 self._start()  # nothing in flight covers it: submit one
-                continue
-            self._waiter.poll()  # the next completion (the eventfd does not block)
+            elif not self._in_flight:  # (never: what was submitted is synced or in flight)
+                self._start()
+            elif not self._collect(True):  # a signal came first: wait on the eventfd
+                try:
+                    os.eventfd_read(self.ready)
+                except BlockingIOError:
+                    self._waiter.poll()
 
     def drain(self) -> None:
         """Wait for every ticket asked for (raise when a sync failed)."""

@@ -77,6 +77,8 @@ from typing import Any
 import lmdb
 import msgpack
 
+from ecsm_actors.protocol import pack
+
 #: Bytes of one header slot (two meta pages of up to 16 KiB each fit).
 SLOT = 64 << 10
 #: Offset of the first record.
@@ -435,8 +437,9 @@ class WriteAheadLog:
 
 
 def encode(ops: list[Any]) -> bytes:
-    """The payload of the record of ``ops``."""
-    return msgpack.packb(ops, use_bin_type=True)  # type: ignore[no-any-return]
+    """The payload of the record of ``ops`` (by the thread's kept packer: ``packb`` makes
+    one, with its buffer, each call)."""
+    return pack(ops)
 
 
 #: The payload of a cancel record, and the bytes it takes in the log.

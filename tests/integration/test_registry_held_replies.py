@@ -39,7 +39,7 @@ class SlowDisk:
         self.submitted.append(ticket)
         return True
 
-    def completed(self) -> list[tuple[int, int]]:
+    def completed(self, wait: bool = False) -> list[tuple[int, int]]:
         done, self.done = self.done, []
         return [(ticket, 0) for ticket in done]
 

@@ -148,7 +148,7 @@ class FailingDisk:
         os.eventfd_write(self.ready, 1)
         return True
 
-    def completed(self) -> list[tuple[int, int]]:
+    def completed(self, wait: bool = False) -> list[tuple[int, int]]:
         return [(self.tickets[-1], -errno.EIO)]
 
     def close(self) -> None:
