@@ -112,6 +112,7 @@ from ecsm_actors.protocol import (
     Op,
     encode_event_body,
     event_topic,
+    object_key,
     pack,
     peek_resource_version,
 )
@@ -604,29 +605,21 @@ class Store:
                     size += len(value)
             return RawList(count=len(values), data=b"".join(values), resource_version=upto)
 
-    def _whole(self, txn: wal.Txn, seq: int, stub: bytes | memoryview,
-               frame: bytes | memoryview | None = None,
-               target: Target | None = None) -> bytes:
-        """The body of the stub event ``seq``, around ``frame`` or else the current object
-        of its key, which has the event's version (checked: a log that breaks it is
-        reported, not served). ``target``: the stub's object, when the caller has it."""
-        if target is not None and frame is not None:
-            return self._bodies.body(_STUB_TYPES[stub[1]], target.kind, target.key, seq,
-                                     frame)
+    def _whole(self, txn: wal.Txn, seq: int, stub: bytes | memoryview) -> bytes:
+        """The body of the stub event ``seq``, around the current object of its key, which
+        has the event's version (checked: a log that breaks it is reported, not served)."""
         store_key = bytes(stub[2:])
-        if frame is None:
-            frame = txn.get(store_key, db=self._objects)
-            try:
-                held = peek_resource_version(frame) if frame is not None else None
-            except RegistryError:
-                held = None
-            if held != seq:
-                raise Internal(f"event {seq} of {store_key.decode(errors='replace')} lost "
-                               f"its object (the store holds version {held}); relist")
+        frame = txn.get(store_key, db=self._objects)
+        try:
+            held = peek_resource_version(frame) if frame is not None else None
+        except RegistryError:
+            held = None
+        if held != seq:
+            raise Internal(f"event {seq} of {store_key.decode(errors='replace')} lost "
+                           f"its object (the store holds version {held}); relist")
         kind, namespace, name = store_key.decode().split("/", 2)
-        return self._bodies.body(_STUB_TYPES[stub[1]], kind,
-                                 Target(kind=kind, namespace=namespace, name=name).key, seq,
-                                 frame)  # type: ignore[arg-type]
+        return self._bodies.body(_STUB_TYPES[stub[1]], kind, object_key(namespace, name),
+                                 seq, frame)
 
     def watch_since(self, resource_version: int, **limits: int) -> tuple[list[Event], int]:
         raw = self.watch_since_raw(resource_version, **limits)
@@ -958,7 +951,9 @@ class Store:
         seq = _be(version)
         held = txn.get(seq, db=self._events)
         if held is not None and held[0] == STUB:
-            whole = self._whole(txn, version, held, frame, target)
+            # Its body around the object being superseded (the target's own key).
+            whole = self._bodies.body(_STUB_TYPES[held[1]], target.kind, target.key, version,
+                                      frame)
             if last:  # appended again: grown in place, it would leave its page half full
                 txn.delete(seq, db=self._events)
             txn.put(seq, whole, db=self._events, append=last)
