@@ -107,8 +107,15 @@ _DUE = 0.9
 
 #: Bytes of data.mdb written back (and waited for) at a time before a checkpoint's
 #: ``fdatasync`` (see the module docstring): 64 KiB let a log sync issued meanwhile take
-#: p50 0.26 ms against 0.45 with 256 KiB (bench_watch_stages, same run).
-WRITEBACK_CHUNK = 64 << 10
+#: p50 0.26 ms against 0.45 with 256 KiB (bench_watch_stages, same run). 128 KiB: each
+#: chunk costs the checkpoint thread a wake-up (its wait, the GIL, the disk's kick),
+#: about 20 µs here, so half as many took its CPU from 45-46 to 33-35 µs a create
+#: (1 client), and the writeback ends sooner (41-55 against 58-68 ms at 500 writes/s):
+#: fewer log syncs overlap it (208-243 against 263-335), no slower (p50 0.34-0.43 against
+#: 0.35-0.45 ms); watcher p99 2.2-2.9 against 2.7-3.6 ms in three of four runs
+#: (bench_watch_stages --ab-chunked-checkpoint, same runs; the fourth, at load 3.1, 5.0
+#: against 4.3), log appends' p99 1.0-3.3 against 1.3-3.1 ms.
+WRITEBACK_CHUNK = 128 << 10
 
 #: At most this many chunks a checkpoint (about 1.2 µs of CPU each when clean): a larger
 #: data.mdb is written back in larger chunks.
