@@ -13,7 +13,8 @@ bench-only mode that leaves the disk out, to see the CPU of the rest of the path
 writes are then NOT durable (never anything but a benchmark).
 
 The parts nest: ``serve_batch`` holds decode, ``_write`` (which holds ``execute``: stage,
-``_commit`` with ``_apply``), ``_send``, ``_publish``; ``_recv`` and ``poll`` are apart.
+``_commit`` with ``_apply``), ``_send_on`` (a reply sent), ``_publish_now`` (an event
+published, on each PUB socket); ``_recv`` and ``poll`` are apart.
 Figures on a loaded machine are about twice the quiet ones; compare parts within a run.
 """
 
@@ -58,7 +59,7 @@ def timed(owner, name):
         finally:
             e = parts.setdefault(name, [0, 0]); e[0] += clock() - t; e[1] += 1
     setattr(owner, name, wrapper)
-for name in ("serve_batch", "_write", "_recv", "_send", "_publish"):
+for name in ("serve_batch", "_write", "_recv", "_send_on", "_publish_now"):
     timed(S.RegistryServer, name)
 for name in ("execute", "_commit", "_apply"):
     timed(L.Store, name)
