@@ -110,11 +110,11 @@ _DUE = 0.9
 #: p50 0.26 ms against 0.45 with 256 KiB (bench_watch_stages, same run). 128 KiB: each
 #: chunk costs the checkpoint thread a wake-up (its wait, the GIL, the disk's kick),
 #: about 20 µs here, so half as many took its CPU from 45-46 to 33-35 µs a create
-#: (1 client), and the writeback ends sooner (41-55 against 58-68 ms at 500 writes/s):
-#: fewer log syncs overlap it (208-243 against 263-335), no slower (p50 0.34-0.43 against
-#: 0.35-0.45 ms); watcher p99 2.2-2.9 against 2.7-3.6 ms in three of four runs
-#: (bench_watch_stages --ab-chunked-checkpoint, same runs; the fourth, at load 3.1, 5.0
-#: against 4.3), log appends' p99 1.0-3.3 against 1.3-3.1 ms.
+#: (1 client; bench_registry_turn create: the process 378-380 against 408-439 µs), and the
+#: writeback ends sooner (41-55 against 58-68 ms at 500 writes/s): fewer log syncs overlap
+#: it (185-243 against 246-335), each a little slower on a quiet disk (a synthetic 32 MB
+#: writeback beside appends at 500/s, 20 runs: p50 0.27 against 0.22 ms, p99 0.46 alike);
+#: the watcher's p99 within the noise (seven runs: 3 lower, 3 higher, 1 alike).
 WRITEBACK_CHUNK = 128 << 10
 
 #: At most this many chunks a checkpoint (about 1.2 µs of CPU each when clean): a larger
