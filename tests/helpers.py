@@ -2,7 +2,8 @@
 
 Every process a test starts goes through :class:`Processes`, which kills its whole
 process group (SIGKILL) at teardown, so no test leaves an orphan behind. Waits poll a
-predicate until a deadline instead of sleeping a fixed time.
+predicate until a deadline instead of sleeping a fixed time. :func:`cycle` makes the
+unreachable garbage cycle the collector tests look for.
 """
 
 from __future__ import annotations
@@ -13,11 +14,26 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+class Node:
+    """A container that can be weakly referenced, to see when a cycle is collected."""
+
+    def __init__(self) -> None:
+        self.other: Any = None
+
+
+def cycle() -> weakref.ref[Node]:
+    """A garbage cycle, already unreachable: only the cyclic GC frees it."""
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
 
 
 def wait_until(

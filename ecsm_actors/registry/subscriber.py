@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from typing import Any, Self
+from collections.abc import Callable, Iterable
+from typing import Any, Self, TypeVar
 
 import zmq
 
@@ -25,6 +25,8 @@ from ecsm_actors.protocol import Event, EventHead, Heartbeat
 from ecsm_actors.registry.sockets import LinkOptions, prepare
 
 logger = logging.getLogger(__name__)
+
+_Decoded = TypeVar("_Decoded")
 
 
 class _Subscription:
@@ -70,6 +72,18 @@ class _Subscription:
             return None
         return self._recv_frames()
 
+    def _decoded(self, decode: Callable[[list[bytes]], _Decoded],
+                 timeout: float | None) -> _Decoded | None:
+        """The next message that ``decode`` accepts, or None when ``timeout`` seconds pass
+        first; a malformed one is skipped with a warning."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (frames := self._next(deadline)) is not None:
+            try:
+                return decode(frames)
+            except BadRequest as e:
+                logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
+        return None
+
     def _recv_frames(self) -> list[bytes]:
         """One message; its frames carry their "more" flag (recv_multipart asks the socket
         for it, a Python enum lookup per frame in pyzmq)."""
@@ -96,13 +110,7 @@ class Subscriber(_Subscription):
 
     def recv(self, timeout: float | None) -> Event | Heartbeat | None:
         """The next event or heartbeat, or None when ``timeout`` seconds pass first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (frames := self._next(deadline)) is not None:
-            try:
-                return protocol.decode_published(frames)
-            except BadRequest as e:
-                logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
-        return None
+        return self._decoded(protocol.decode_published, timeout)
 
 
 class HeadSubscriber(_Subscription):
@@ -114,10 +122,4 @@ class HeadSubscriber(_Subscription):
     def recv(self, timeout: float | None) -> EventHead | Heartbeat | None:
         """The next event head or heartbeat, or None when ``timeout`` seconds pass
         first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (frames := self._next(deadline)) is not None:
-            try:
-                return protocol.decode_published_head(frames)
-            except BadRequest as e:
-                logger.warning("skipping a malformed message from %s: %s", self.endpoint, e)
-        return None
+        return self._decoded(protocol.decode_published_head, timeout)

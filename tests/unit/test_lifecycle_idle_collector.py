@@ -7,27 +7,12 @@ interpreter's own pace, and the interpreter's thresholds back when it closes."""
 from __future__ import annotations
 
 import gc
-import weakref
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from ecsm_actors.lifecycle import IdleCollector
-
-
-class Node:
-    """A container that can be weakly referenced, to see when a cycle is collected."""
-
-    def __init__(self) -> None:
-        self.other: Any = None
-
-
-def cycle() -> weakref.ref[Node]:
-    """A garbage cycle, already unreachable: only the cyclic GC frees it."""
-    a, b = Node(), Node()
-    a.other, b.other = b, a
-    return weakref.ref(a)
+from tests.helpers import cycle
 
 
 @pytest.fixture
