@@ -65,16 +65,18 @@ def clock_cost():
         runs.append(total / 1000)
     return min(runs)
 
-def timed(op, requests, current):
-    # Each request (and the current object) is decoded right before it is staged, as in
-    # the registry: its memory is as warm as there.
-    st = ch = 0
-    now = time.time()
+def prepared(op, requests, current):
+    # Each request (and the current object) decoded right before it is staged, as in the
+    # registry: its memory is as warm as there. Yields (write, current object).
     for frame in requests:
         if cold:
             cold[::64] = bytes(len(cold) // 64)
-        w = Write(op=op, fields=unpack(frame))
-        cur = None if current is None else unpack(current)
+        yield Write(op=op, fields=unpack(frame)), None if current is None else unpack(current)
+
+def timed(op, requests, current):
+    st = ch = 0
+    now = time.time()
+    for w, cur in prepared(op, requests, current):
         t0 = clock()
         s = stage(w)
         t1 = clock()
@@ -88,11 +90,7 @@ def wall(op, requests, current):
     # The same, each call's wall time read by the cheap clock (no system call), median.
     times = []
     now = time.time()
-    for frame in requests:
-        if cold:
-            cold[::64] = bytes(len(cold) // 64)
-        w = Write(op=op, fields=unpack(frame))
-        cur = None if current is None else unpack(current)
+    for w, cur in prepared(op, requests, current):
         t0 = time.perf_counter_ns()
         semantics.change_for(stage(w), cur, now)
         times.append(time.perf_counter_ns() - t0)
