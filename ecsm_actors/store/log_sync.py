@@ -241,7 +241,9 @@ class LogSync:
                 self._start()  # nothing in flight covers it: submit one
             elif not self._in_flight:  # (never: what was submitted is synced or in flight)
                 self._start()
-            elif not self._collect(True):  # a signal came first: wait on the eventfd
+            elif not self._collect(True) and self.error is None:
+                # A signal came first (io_getevents refused: raised above, next round):
+                # wait on the eventfd.
                 try:
                     os.eventfd_read(self.ready)
                 except BlockingIOError:
