@@ -28,9 +28,11 @@ collect); :meth:`LogSync.check`, after a poll found the eventfd readable, reads 
 collects without blocking.
 
 Invariants: :attr:`synced` only grows and never passes a ticket whose record was written
-before the ``fdatasync`` that covered it was submitted; once a sync has failed
-(:attr:`error`), :attr:`synced` never moves again (an ``fdatasync`` after an EIO may
-succeed with pages lost): the store stops (:class:`~.wal.WalFailed`).
+before the ``fdatasync`` that covered it was submitted, nor a sync submitted before that
+one and not yet collected (an EIO is reported to one of the syncs running on a file,
+not to all: syncs completed out of order count only once the earlier ones did); once a
+sync has failed (:attr:`error`), :attr:`synced` never moves again (an ``fdatasync``
+after an EIO may succeed with pages lost): the store stops (:class:`~.wal.WalFailed`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import errno
 import os
 import select
 import sys
+from collections import deque
 
 # x86-64 and arm64 (generic) numbers of the AIO system calls.
 _SYSCALLS = {"x86_64": (206, 207, 208, 209), "aarch64": (0, 1, 4, 2)}
@@ -151,6 +154,10 @@ class LogSync:
         #: The latest ticket a sync was submitted for, and how many are in flight.
         self._submitted = 0
         self._in_flight = 0
+        #: The tickets of the syncs in flight, in the order submitted, and those of them
+        #: done: :attr:`synced` moves only past a prefix of this order (see _collect).
+        self._flying: deque[int] = deque()
+        self._landed: set[int] = set()
         #: Why a sync failed (then nothing more is synced).
         self.error: OSError | None = None
         #: Counts one per sync completed: the loop polls it, :meth:`wait` reads it.
@@ -187,10 +194,13 @@ class LogSync:
                 if submitted:
                     self._submitted = ticket
                     self._in_flight += 1
+                    self._flying.append(ticket)
                     return
                 if submitted is False:  # never again: every sync inline from now on
                     self._aio.close()  # the context let go (none after a fork)
                     self._aio, self._in_flight = None, 0
+                    self._flying.clear()
+                    self._landed.clear()
             os.fdatasync(self._fd)
         except OSError as e:
             self.error = e
@@ -224,7 +234,16 @@ class LogSync:
             self._in_flight -= 1
             if res < 0:
                 self.error = OSError(-res, os.strerror(-res))
-            elif self.error is None and ticket > self.synced:
+            else:
+                self._landed.add(ticket)
+        # In submission order only: a writeback error is reported to one of the
+        # ``fdatasync`` calls running on the file, so a later sync may succeed while an
+        # earlier one, not yet collected, got the EIO.
+        flying, landed = self._flying, self._landed
+        while flying and flying[0] in landed:
+            ticket = flying.popleft()
+            landed.discard(ticket)
+            if self.error is None and ticket > self.synced:
                 self.synced = ticket
         if self._submitted != self.requested and self._in_flight < IN_FLIGHT:
             self._start()

@@ -1,6 +1,9 @@
-"""A wait for the log's sync ends in the sync's error when collecting its completion fails
-(``io_getevents`` refused, as it refuses a forked child the parent's AIO context): it
-raises at once rather than waiting on the eventfd for a completion that never comes."""
+"""Syncs of the log count in the order they were submitted (a writeback error is reported
+to one of the syncs running on a file: a later one done first proves nothing until the
+earlier one is collected), and a wait for the log's sync ends in the sync's error when
+collecting its completion fails (``io_getevents`` refused, as it refuses a forked child
+the parent's AIO context): it raises at once rather than waiting on the eventfd for a
+completion that never comes."""
 
 from __future__ import annotations
 
@@ -59,3 +62,52 @@ def test_a_wait_whose_completions_cannot_be_collected_raises_instead_of_waiting_
     finally:
         syncs.close()
         os.close(fd)
+
+
+class OutOfOrderDisk:
+    """Stands in for the kernel's asynchronous syncs: completions are handed back in the
+    order the test gives, each with its result."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[int, int]] = []
+
+    def submit(self, ticket: int) -> bool:
+        return True
+
+    def completed(self, wait: bool = False) -> list[tuple[int, int]]:
+        done, self.done = self.done, []
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_later_sync_done_first_marks_nothing_durable_until_the_earlier_one_is_collected(
+        tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
+    syncs = LogSync(fd)
+    disk = syncs._aio = OutOfOrderDisk()  # type: ignore[assignment]
+    try:
+        first, second = syncs.request(), syncs.request()  # two syncs in flight
+        disk.done = [(second, 0)]  # the later one succeeds first
+        assert syncs.check() == 0, "the later sync's success counted before the earlier's"
+        disk.done = [(first, -errno.EIO)]  # the earlier one got the disk's error
+        with pytest.raises(OSError):
+            syncs.check()
+        assert syncs.synced == 0
+    finally:
+        syncs.close()
+
+
+def test_syncs_done_out_of_order_count_once_every_earlier_one_is_done(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
+    syncs = LogSync(fd)
+    disk = syncs._aio = OutOfOrderDisk()  # type: ignore[assignment]
+    try:
+        first, second, third = syncs.request(), syncs.request(), syncs.request()
+        disk.done = [(third, 0), (second, 0)]
+        assert syncs.check() == 0
+        disk.done = [(first, 0)]
+        assert syncs.check() == third
+    finally:
+        syncs.close()
