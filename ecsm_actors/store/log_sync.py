@@ -51,6 +51,8 @@ _IOCB_FLAG_RESFD = 1
 #: Syncs in flight at most: each covers the records written before it was submitted, so
 #: a record written while others sync gets its own at once rather than after them.
 IN_FLIGHT = 8
+#: A completion's data: its ticket, shifted, and the file description it ran on.
+_SLOT_BITS, _SLOT_MASK = 4, 15
 
 #: Forks of this process seen (:func:`os.register_at_fork`): an AIO context belongs to the
 #: process that set it up, which a child tells by this count (no ``getpid`` each sync).
@@ -85,7 +87,13 @@ class _Event(ctypes.Structure):
 
 
 class _Aio:
-    """One AIO context that syncs one file, its completions counted on an eventfd."""
+    """One AIO context that syncs one file, its completions counted on an eventfd.
+
+    Each sync in flight runs on a file description of its own (the file opened again,
+    :data:`IN_FLIGHT` times, before any record): Linux reports a writeback error once per
+    open file description, to whichever ``fdatasync`` on it looks first, so two syncs on
+    one description could leave the EIO to the one collected later; on descriptions of
+    their own, every sync running when the error is recorded reports it."""
 
     def __init__(self, fd: int, ready: int) -> None:
         machine = os.uname().machine
@@ -99,6 +107,14 @@ class _Aio:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
         self._forks = _forks
+        self._files: list[int] = []
+        try:
+            for _ in range(IN_FLIGHT):
+                self._files.append(os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC))
+        except OSError:
+            self.close()
+            raise
+        self._free = list(range(IN_FLIGHT))  # the descriptions no sync in flight uses
         # The kernel copies the iocb at submission: one serves every sync in flight.
         self._iocb = _Iocb(opcode=_IOCB_CMD_FDSYNC, fildes=fd, flags=_IOCB_FLAG_RESFD,
                            resfd=ready)
@@ -111,10 +127,15 @@ class _Aio:
         then sync inline."""
         if self._forks != _forks:
             return False
-        self._iocb.data = ticket
+        if not self._free:
+            return None
+        slot = self._free.pop()
+        self._iocb.fildes = self._files[slot]
+        self._iocb.data = ticket << _SLOT_BITS | slot
         if self._call(self._submit, self._ctx, 1, self._iocbs) == 1:
             return True
         err = ctypes.get_errno()
+        self._free.append(slot)
         if err == errno.EAGAIN:
             return None
         if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
@@ -132,14 +153,18 @@ class _Aio:
             if err == errno.EINTR:
                 return []
             raise OSError(err, os.strerror(err))
-        if n == 1:
-            e = self._events[0]
-            return [(e.data, e.res)]
-        return [(e.data, e.res) for e in self._events[:n]]
+        done = []
+        for e in self._events[:n]:
+            self._free.append(e.data & _SLOT_MASK)
+            done.append((e.data >> _SLOT_BITS, e.res))
+        return done
 
     def close(self) -> None:
         if self._forks == _forks:  # waits for the syncs in flight, if any
             self._call(self._destroy, self._ctx)
+        for fd in self._files:
+            os.close(fd)
+        self._files = []
 
 
 class LogSync:

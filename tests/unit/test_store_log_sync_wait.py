@@ -111,3 +111,34 @@ def test_syncs_done_out_of_order_count_once_every_earlier_one_is_done(tmp_path: 
         assert syncs.check() == third
     finally:
         syncs.close()
+
+
+def test_each_sync_in_flight_runs_on_a_file_description_of_its_own(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
+    syncs = LogSync(fd)
+    aio = syncs._aio
+    if aio is None:
+        pytest.skip("no asynchronous fdatasync on this kernel")
+    used: list[int] = []
+    submit = aio.submit
+
+    def recording(ticket: int) -> bool | None:
+        submitted = submit(ticket)
+        used.append(aio._iocb.fildes)
+        return submitted
+
+    aio.submit = recording  # type: ignore[method-assign]
+    try:
+        os.pwrite(fd, b"first", 0)
+        syncs.request()
+        os.pwrite(fd, b"second", 8)
+        second = syncs.request()  # the first not collected yet: both in flight
+        assert len(used) == 2 and len(set(used)) == 2 and fd not in used
+        # Descriptions of their own (a dup shares its offset; these do not):
+        os.lseek(used[0], 5, os.SEEK_SET)
+        assert os.lseek(used[1], 0, os.SEEK_CUR) != 5 and os.lseek(fd, 0, os.SEEK_CUR) != 5
+        syncs.wait(second)
+        assert syncs.synced == second
+    finally:
+        syncs.close()
+        os.close(fd)
