@@ -7,8 +7,9 @@ owns one). The loop writes a record (``pwrite``, no sync) and asks for its sync
 ``fdatasync`` (Linux AIO, ``IOCB_CMD_FDSYNC``: the kernel syncs in a worker of its own, no
 thread of ours, no GIL to hand over), while the loop commits in LMDB and prepares the
 replies and events, or serves the next requests. Its completion counts one on
-:attr:`LogSync.ready`, an eventfd the loop polls beside its sockets (or reads to wait,
-:meth:`LogSync.wait`); :meth:`LogSync.check` then collects it. One sync is in flight at a
+:attr:`LogSync.ready`, an eventfd the loop polls beside its sockets when it holds replies
+(pipelined); :meth:`LogSync.check` then collects it (:meth:`LogSync.wait` collects without
+it). One sync is in flight at a
 time and covers every record written before it was submitted: the tickets asked for
 meanwhile are all covered by the next one, submitted when it completes (group commit
 across turns of the loop). A Python thread measured no better than the sync inline: the
@@ -185,7 +186,7 @@ class LogSync:
         self._landed: set[int] = set()
         #: Why a sync failed (then nothing more is synced).
         self.error: OSError | None = None
-        #: Counts one per sync completed: the loop polls it, :meth:`wait` reads it.
+        #: Counts one per sync completed: the pipelined loop polls it, :meth:`check` reads it.
         self.ready = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._waiter = select.poll()
         self._waiter.register(self.ready, select.POLLIN)
