@@ -11,12 +11,24 @@ import errno
 import os
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from ecsm_actors.store.log_sync import LogSync
 
 pytestmark = pytest.mark.timeout(30)
+
+_Disk = TypeVar("_Disk")
+
+
+def faked(syncs: LogSync, disk: _Disk) -> _Disk:
+    """``disk`` in place of the kernel's asynchronous syncs of ``syncs`` (the real AIO
+    context let go)."""
+    if syncs._aio is not None:
+        syncs._aio.close()
+    syncs._aio = disk  # type: ignore[assignment]
+    return disk
 
 
 class UncollectableDisk:
@@ -37,7 +49,7 @@ def test_a_wait_whose_completions_cannot_be_collected_raises_instead_of_waiting_
         tmp_path: Path) -> None:
     fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
     syncs = LogSync(fd)
-    syncs._aio = UncollectableDisk()  # type: ignore[assignment]
+    faked(syncs, UncollectableDisk())
     raised: list[BaseException] = []
 
     def wait() -> None:
@@ -86,7 +98,7 @@ def test_a_later_sync_done_first_marks_nothing_durable_until_the_earlier_one_is_
         tmp_path: Path) -> None:
     fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
     syncs = LogSync(fd)
-    disk = syncs._aio = OutOfOrderDisk()  # type: ignore[assignment]
+    disk = faked(syncs, OutOfOrderDisk())
     try:
         first, second = syncs.request(), syncs.request()  # two syncs in flight
         disk.done = [(second, 0)]  # the later one succeeds first
@@ -97,12 +109,13 @@ def test_a_later_sync_done_first_marks_nothing_durable_until_the_earlier_one_is_
         assert syncs.synced == 0
     finally:
         syncs.close()
+        os.close(fd)
 
 
 def test_syncs_done_out_of_order_count_once_every_earlier_one_is_done(tmp_path: Path) -> None:
     fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
     syncs = LogSync(fd)
-    disk = syncs._aio = OutOfOrderDisk()  # type: ignore[assignment]
+    disk = faked(syncs, OutOfOrderDisk())
     try:
         first, second, third = syncs.request(), syncs.request(), syncs.request()
         disk.done = [(third, 0), (second, 0)]
@@ -111,6 +124,7 @@ def test_syncs_done_out_of_order_count_once_every_earlier_one_is_done(tmp_path: 
         assert syncs.check() == third
     finally:
         syncs.close()
+        os.close(fd)
 
 
 def test_each_sync_in_flight_runs_on_a_file_description_of_its_own(tmp_path: Path) -> None:
