@@ -501,30 +501,44 @@ class Store:
         ``data`` starts with, before the objects (a reply around them, made in the one
         copy out of the map; 10,000 objects, 11 MB, are not joined twice).
 
-        The objects are the map's own buffers until that copy. The first key past the
-        prefix is found first: each key is compared with it whole, no prefix cut out of
-        it, and none at all when no key follows (10,000 objects in 3 ms instead of 6; a
-        generator and a ``bytes`` of each key had taken 7 ms of 10,000's 11)."""
+        The objects are the map's own buffers until that copy, each appended to ``data``
+        (a ``bytearray``) as it is read: no list of a buffer per object, whose 10,000
+        ``memoryview`` objects (2 MiB) each LIST left in the interpreter's object arenas,
+        freed but resident for good. The head is written into room left before them once
+        the count is known. The first key past the prefix is found first: each key is
+        compared with it whole, no prefix cut out of it, and none at all when no key
+        follows (10,000 objects in 3 ms instead of 6; a generator and a ``bytes`` of each
+        key had taken 7 ms of 10,000's 11)."""
         prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
         with self._env.begin(db=self._objects, buffers=True) as txn:
             rv, _ = self._log_bounds(txn)
             cursor = txn.cursor()
-            values: list[bytes | memoryview] = [b""]
+            # Room for the head: of its bytes only the array header's (1 to 5) depend on
+            # the count.
+            room = 0 if head is None else len(head(0, rv)) + 4
+            data = bytearray(room)
+            count = 0
             # "/" + 1 is "0": the first key past every key with the prefix
             past = bytes(cursor.key()) if cursor.set_range(prefix[:-1] + b"0") else None
             if cursor.set_range(prefix):
                 if past is None:
-                    values += cursor.iternext(keys=False)
+                    rows = enumerate(cursor.iternext(keys=False), 1)
+                    for count, value in rows:  # noqa: B007 - the last is the count
+                        data += value
                 else:
-                    append = values.append
-                    for key, value in cursor:
+                    for count, (key, value) in enumerate(cursor, 1):
                         if key == past:
+                            count -= 1
                             break
-                        append(value)
-            count = len(values) - 1
+                        data += value
             if head is not None:
-                values[0] = head(count, rv)
-            return RawList(count=count, data=b"".join(values), resource_version=rv)
+                made = head(count, rv)
+                if len(made) <= room:
+                    data[room - len(made):room] = made
+                    del data[:room - len(made)]  # off the front: no copy
+                else:
+                    data[:room] = made
+            return RawList(count=count, data=data, resource_version=rv)
 
     def list_versions(self, kind: str,
                       namespace: str | None = None) -> tuple[list[tuple[str, int]], int]:

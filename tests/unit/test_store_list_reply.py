@@ -3,9 +3,12 @@ byte for byte the reply made around the objects joined apart, as clients decode 
 
 from __future__ import annotations
 
+import sys
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from ecsm_actors import protocol
@@ -69,3 +72,28 @@ def test_every_kind_and_namespace_lists_exactly_its_objects_in_key_order(
                   for o in store.list_raw(kind, namespace).decode()]
         assert listed == [o for o in objects
                           if o[0] == kind and namespace in (None, o[1])], (kind, namespace)
+
+
+
+def array_head(count: int, rv: int) -> bytes:
+    """A head made without msgpack (whose packers take 256 KiB buffers each)."""
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("namespace", [None, "one"])
+def test_a_list_holds_no_python_object_per_listed_object_while_it_reads(
+        store: Store, namespace: str | None) -> None:
+    # A buffer object kept per object (about 200 bytes each) would stay in the
+    # interpreter's arenas, resident, after every LIST: only the reply's bytes may count.
+    for i in range(300):
+        store.write(Op.CREATE, object=service(f"web-{i:03}", namespace="one"))
+    store.write(Op.CREATE, object=service("db", namespace="two"))
+    store.list_raw("ECSMService", namespace, head=array_head)  # caches warm
+    tracemalloc.start()
+    try:
+        data = store.list_raw("ECSMService", namespace, head=array_head).data
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(msgpack.unpackb(data)) == 301 - (namespace == "one")
+    assert peak - sys.getsizeof(data) < 8 << 10
