@@ -68,10 +68,11 @@ class Outcome:
 
 @dataclass(frozen=True, kw_only=True)
 class RawList:
-    """``count`` msgpack documents concatenated in ``data``, read at ``resource_version``."""
+    """``count`` msgpack documents concatenated in ``data``, read at ``resource_version``
+    (the LMDB store's LIST: a bytearray, the reply's head in front, filled in place)."""
 
     count: int
-    data: bytes
+    data: bytes | bytearray
     resource_version: int
 
     def decode(self) -> list[Any]:
