@@ -31,15 +31,23 @@ def faked(syncs: LogSync, disk: _Disk) -> _Disk:
     return disk
 
 
-class UncollectableDisk:
+class FakeDisk:
     """Stands in for the kernel's asynchronous syncs: each is taken, none signals the
-    eventfd, and collecting them fails with EINVAL."""
+    eventfd; collecting them hands back ``done`` (ticket, result) in the order the test
+    gives, or fails with ``refusal`` (an errno) when set."""
+
+    def __init__(self, refusal: int | None = None) -> None:
+        self.done: list[tuple[int, int]] = []
+        self.refusal = refusal
 
     def submit(self, ticket: int) -> bool:
         return True
 
     def completed(self, wait: bool = False) -> list[tuple[int, int]]:
-        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        if self.refusal is not None:
+            raise OSError(self.refusal, os.strerror(self.refusal))
+        done, self.done = self.done, []
+        return done
 
     def close(self) -> None:
         pass
@@ -49,7 +57,7 @@ def test_a_wait_whose_completions_cannot_be_collected_raises_instead_of_waiting_
         tmp_path: Path) -> None:
     fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
     syncs = LogSync(fd)
-    faked(syncs, UncollectableDisk())
+    faked(syncs, FakeDisk(refusal=errno.EINVAL))
     raised: list[BaseException] = []
 
     def wait() -> None:
@@ -76,29 +84,11 @@ def test_a_wait_whose_completions_cannot_be_collected_raises_instead_of_waiting_
         os.close(fd)
 
 
-class OutOfOrderDisk:
-    """Stands in for the kernel's asynchronous syncs: completions are handed back in the
-    order the test gives, each with its result."""
-
-    def __init__(self) -> None:
-        self.done: list[tuple[int, int]] = []
-
-    def submit(self, ticket: int) -> bool:
-        return True
-
-    def completed(self, wait: bool = False) -> list[tuple[int, int]]:
-        done, self.done = self.done, []
-        return done
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_later_sync_done_first_marks_nothing_durable_until_the_earlier_one_is_collected(
         tmp_path: Path) -> None:
     fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
     syncs = LogSync(fd)
-    disk = faked(syncs, OutOfOrderDisk())
+    disk = faked(syncs, FakeDisk())
     try:
         first, second = syncs.request(), syncs.request()  # two syncs in flight
         disk.done = [(second, 0)]  # the later one succeeds first
@@ -115,7 +105,7 @@ def test_a_later_sync_done_first_marks_nothing_durable_until_the_earlier_one_is_
 def test_syncs_done_out_of_order_count_once_every_earlier_one_is_done(tmp_path: Path) -> None:
     fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
     syncs = LogSync(fd)
-    disk = faked(syncs, OutOfOrderDisk())
+    disk = faked(syncs, FakeDisk())
     try:
         first, second, third = syncs.request(), syncs.request(), syncs.request()
         disk.done = [(third, 0), (second, 0)]
