@@ -52,6 +52,9 @@ Three channels, all msgpack frames with a protocol version ``v``:
   log, carry no ``requestId`` (a retried occurrence only adds to a count) and are
   published on PUB as ``Event.ADDED`` / ``Event.MODIFIED`` (:func:`encode_event_record`),
   a topic no object kind's subscription matches.
+  *Local stream* (``unix://PATH``, :class:`FrameReader`): the same request and reply
+  documents, each preceded by its 4-byte big-endian length, one request out at a time per
+  connection, replies in order.
 * **Registry PUB** — events as two frames ``[topic, body]``; topic ``<Kind>.<TYPE>``
   (e.g. ``ECSMService.MODIFIED``); body ``{v, epoch, seq, prev, index, last, type, kind,
   key, resourceVersion, object}``. ``seq`` equals the event's ``resourceVersion``.
@@ -79,6 +82,7 @@ recursive), so a hostile frame costs its decode and one short line, never the pr
 from __future__ import annotations
 
 import functools
+import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -1188,3 +1192,73 @@ def decode_control(frame: bytes, max_bytes: int = 1 << 20) -> tuple[int | str, C
         raise BadRequest(f"unknown control op {describe_input(raw_op)}")
     rest = {k: v for k, v in doc.items() if k not in ("v", "id", "op")}
     return request_id, op, rest
+
+
+# -- stream framing: the registry's local stream endpoint (``unix://PATH``) -------------
+
+#: The scheme of a stream endpoint: the same request and reply documents as the ROUTER's,
+#: each preceded by its length (:func:`frame_head`), over an AF_UNIX stream socket.
+STREAM_SCHEME = "unix://"
+#: Bytes of a stream frame's length prefix (big-endian, unsigned).
+FRAME_HEAD_BYTES = 4
+_FRAME_HEAD = struct.Struct(">I")
+frame_head = _FRAME_HEAD.pack
+"""``frame_head(n)``: the 4-byte big-endian length that precedes a frame of ``n`` bytes."""
+frame_size = _FRAME_HEAD.unpack_from
+"""``frame_size(buffer, offset=0)``: ``(n,)``, the length in the head at ``offset``."""
+
+
+def stream_frame_limit(max_frame: int) -> int:
+    """The longest frame a stream peer may send: beyond ``max_frame`` a frame is still
+    read and answered BadRequest, beyond this its connection is closed (the limit
+    ZeroMQ's MAXMSGSIZE puts on the ROUTER)."""
+    return 2 * max_frame + (64 << 10)
+
+
+class FrameReader:
+    """Splits a byte stream into its frames (each preceded by :func:`frame_head`): fed
+    what the socket gave, it hands out each complete frame, in order. A head announcing
+    more than ``limit`` bytes raises BadRequest (the stream cannot be read past it: its
+    reader closes it). Holds at most what was fed and not yet taken: a frame is not
+    read ahead of its bytes (a head alone costs 4 bytes, whatever it announces)."""
+
+    __slots__ = ("_buf", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._buf = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes fed and not yet taken."""
+        return len(self._buf)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf += data
+
+    def ready(self) -> bool:
+        """Whether :meth:`next` has something to say: a complete frame, or a head beyond
+        the limit."""
+        buf = self._buf
+        if len(buf) < FRAME_HEAD_BYTES:
+            return False
+        size = frame_size(buf)[0]
+        return size > self.limit or len(buf) >= FRAME_HEAD_BYTES + size
+
+    def next(self) -> bytes | None:
+        """The next complete frame (taken out of the buffer), or None until it is
+        complete. Raises BadRequest when its head announces more than ``limit``."""
+        buf = self._buf
+        if len(buf) < FRAME_HEAD_BYTES:
+            return None
+        size = frame_size(buf)[0]
+        if size > self.limit:
+            raise BadRequest(f"stream frame of {size} bytes exceeds the limit of "
+                             f"{self.limit}")
+        end = FRAME_HEAD_BYTES + size
+        if len(buf) < end:
+            return None
+        with memoryview(buf) as view:
+            frame = bytes(view[FRAME_HEAD_BYTES:end])
+        del buf[:end]
+        return frame

@@ -35,10 +35,11 @@ def registry_config(processes: Processes, env: dict[str, str] | None = None) -> 
 def start_registry(processes: Processes, env: dict[str, str] | None = None,
                    timeout: float = 15.0) -> tuple[subprocess.Popen[Any], RegistryClient]:
     """Spawn ``python -m ecsm_actors registry`` in the run dir; return it and a client
-    once it answers PING (the client uses a short timeout so a test never hangs)."""
+    once it answers PING (the client uses a short timeout so a test never hangs; it talks
+    to the local stream endpoint when the registry serves one, as local processes do)."""
     proc = processes.spawn("registry", env=env, log_name="registry")
     cfg = registry_config(processes, env)
-    client = RegistryClient(cfg.registry_endpoint, timeout=1.0)
+    client = RegistryClient(cfg.registry_local_endpoint, timeout=1.0)
 
     def ready() -> bool:
         assert proc.poll() is None, f"registry exited with {proc.returncode}"

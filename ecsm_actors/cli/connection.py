@@ -113,7 +113,12 @@ def resolve(cfg: Config, *, flag_registry: str | None, context_name: str | None,
     explicit = flag_registry or environ.get(ENV_REGISTRY) or environ.get(
         ENV_REGISTRY + "_ENDPOINT")
     from_context = bool(not explicit and context and context.registry)
-    endpoint = context.registry if from_context and context else cfg.registry_endpoint
+    if from_context and context:
+        endpoint = context.registry
+    elif not explicit and (cfg.registry.stream_endpoint or not cfg.registry.endpoint):
+        endpoint = cfg.registry_local_endpoint  # the instance's stream, when it serves one
+    else:
+        endpoint = cfg.registry_endpoint
     events = environ.get(ENV_EVENTS) or environ.get(ENV_EVENTS + "_ENDPOINT") or (
         context.events if context and context.events else "") or cfg.registry.events_endpoint
     if not events and not endpoint.startswith("tcp://"):
@@ -277,7 +282,8 @@ def registry_client(ctx: CliContext) -> RegistryClient:
                          on_wait=on_wait)
     else:
         endpoint = r.target.endpoint
-        if endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists():
+        scheme = endpoint.partition("://")[0]
+        if scheme in ("ipc", "unix") and not Path(endpoint[len(scheme) + 3:]).exists():
             raise Unavailable(f"no registry is running at {endpoint} (start it with "
                               f"ecsm-operator, or pass --registry/--run-dir/--context)")
         client = _Client(endpoint, timeout=cfg.registry.request_timeout,

@@ -55,9 +55,10 @@ def check_name(name: str) -> str:
 
 
 def check_endpoint(value: str, what: str) -> str:
-    """``tcp://HOST:PORT`` or ``ipc://PATH``, or ConfigError naming ``what``."""
+    """``tcp://HOST:PORT``, ``ipc://PATH`` or ``unix://PATH`` (the registry's local stream
+    endpoint), or ConfigError naming ``what``."""
     text = value.strip()
-    if text.startswith("ipc://") and len(text) > len("ipc://"):
+    if text.startswith(("ipc://", "unix://")) and len(text.partition("://")[2]) > 0:
         return text
     if text.startswith("tcp://"):
         host, _, port = text[len("tcp://"):].rpartition(":")

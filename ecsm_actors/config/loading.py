@@ -141,6 +141,10 @@ def _check(cfg: Config) -> None:
         ep = getattr(getattr(cfg, section), name)
         checks.append((endpoint_key, ep == "" or ep.startswith(("ipc://", "tcp://")),
                        "expected ipc://PATH or tcp://HOST:PORT"))
+    stream = cfg.registry.stream_endpoint.strip()
+    checks.append(("registry.stream_endpoint", stream == "" or stream.lower() == "off" or (
+        stream.startswith("unix://") and len(stream) > len("unix://")),
+        "expected unix://PATH, or off"))
     for endpoint_key in ("registry.remote_endpoint", "registry.remote_events_endpoint"):
         ep = getattr(cfg.registry, endpoint_key.split(".")[1])
         checks.append((endpoint_key, ep == "" or ep.startswith("tcp://"),

