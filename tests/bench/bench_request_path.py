@@ -2,12 +2,14 @@
 
 Run: ``.venv/bin/python tests/bench/bench_request_path.py [--n N] [--rounds R] [--profile]``
 
-A real registry (durable LMDB, ipc://) and, beside it, an echo process: a ZeroMQ ROUTER
-that answers each request with the bytes the registry answers it (the floor: ZeroMQ, the
-two processes, no work). Measured in interleaved rounds, p50 of N calls each:
+A real registry (durable LMDB) and, beside it, an echo process that answers each request
+with the bytes the registry answers it (the floor: the transport, the two processes, no
+work): on the registry's local stream endpoint (unix://, length-prefixed frames on an
+AF_UNIX stream socket), or with ``--zmq`` on its ZeroMQ endpoint (ipc://, the echo a
+ROUTER). Measured in interleaved rounds, p50 of N calls each:
 
-* ``echo``: a bare REQ socket to the echo process, the request's bytes pre-encoded;
-* ``raw``: the same bare REQ socket to the registry (the registry's own cost = raw - echo);
+* ``echo``: a bare socket to the echo process, the request's bytes pre-encoded;
+* ``raw``: the same bare socket to the registry (the registry's own cost = raw - echo);
 * ``client``: :class:`RegistryClient` (the client's cost = client - raw).
 
 UPDATE writes one object back with the version just read (raw: pre-encoded frames, one
@@ -37,6 +39,7 @@ import gc
 import os
 import pstats
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -75,6 +78,41 @@ while True:
 """
 
 
+#: The echo on a stream endpoint: length-prefixed frames, its greeting first (as the
+#: registry's), one connection at a time.
+ECHO_STREAM = """
+import socket, struct, sys
+H = struct.Struct(">I")
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(sys.argv[1]); listener.listen(8)
+replies = {}
+print("up", flush=True)
+def serve(c):
+    c.sendall(H.pack(0))
+    buf = b""
+    while True:
+        while len(buf) < 4 or len(buf) < 4 + H.unpack_from(buf)[0]:
+            data = c.recv(1 << 16)
+            if not data:
+                return True
+            buf += data
+        n = H.unpack_from(buf)[0]
+        body, buf = buf[4:4 + n], buf[4 + n:]
+        if body.startswith(b"teach:"):
+            k = int(body[6:16]); replies[body[16:16 + k]] = body[16 + k:]
+            c.sendall(H.pack(2) + b"ok"); continue
+        if body == b"quit":
+            return False
+        reply = replies.get(body, body)
+        c.sendall(H.pack(len(reply)) + reply)
+while True:
+    c, _ = listener.accept()
+    with c:
+        if not serve(c):
+            break
+"""
+
+
 #: CPU seconds per call of the last :func:`p50_of`: (this thread, the server process).
 cpu: dict[str, float] = {}
 
@@ -108,6 +146,23 @@ class Bare:
     def __call__(self, frame: bytes) -> bytes:
         self.sock.send(frame)
         return self.sock.recv()
+
+
+class BareStream:
+    """A bare stream socket: send a frame (its length first), receive one."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(endpoint[len("unix://"):])
+        assert self.sock.recv(4) == protocol.frame_head(0)  # the greeting
+
+    def __call__(self, frame: bytes) -> bytes:
+        sock = self.sock
+        sock.sendall(protocol.frame_head(len(frame)) + frame)
+        data = sock.recv(1 << 16)
+        while len(data) < 4 or len(data) < 4 + protocol.frame_size(data)[0]:
+            data += sock.recv(1 << 16)
+        return data[4:]
 
 
 def commit_p50(path: Path, stored: bytes, event: bytes, n: int, metasync: bool) -> float:
@@ -153,6 +208,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000, help="calls per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--zmq", action="store_true",
+                        help="the registry's ZeroMQ endpoint (ipc://) and a ZeroMQ echo, "
+                        "not the local stream endpoint and a stream echo")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile 20,000 GETs and UPDATEs through the client")
     args = parser.parse_args()
@@ -165,16 +223,28 @@ def main() -> int:
     print(f"one round trip, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; "
           f"{args.rounds} rounds of {args.n} calls, p50")
     registry = subprocess.Popen([PY, "-m", "ecsm_actors", "registry"], env=env, cwd=ROOT)
-    echo_endpoint = f"ipc://{tmp}/echo.sock"
-    echo = subprocess.Popen([PY, "-c", ECHO, echo_endpoint], stdout=subprocess.PIPE)
+    if args.zmq:
+        echo_endpoint = f"ipc://{tmp}/echo.sock"
+        echo = subprocess.Popen([PY, "-c", ECHO, echo_endpoint], stdout=subprocess.PIPE)
+    else:
+        echo_endpoint = f"unix://{tmp}/echo.stream"
+        echo = subprocess.Popen([PY, "-c", ECHO_STREAM, echo_endpoint[len("unix://"):]],
+                                stdout=subprocess.PIPE)
     ctx = zmq.Context()
     try:
         assert echo.stdout is not None and echo.stdout.readline().strip() == b"up"
-        endpoint = f"ipc://{run_dir}/registry.sock"
+        endpoint = (f"ipc://{run_dir}/registry.sock" if args.zmq
+                    else f"unix://{run_dir}/registry.stream")
+        print(f"on {endpoint.partition(':')[0]}://")
         client = RegistryClient(endpoint, timeout=60)
         client.ping()
         obj = client.create(value("hot", namespace="hot"))
-        raw, to_echo = Bare(ctx, endpoint), Bare(ctx, echo_endpoint)
+        raw: Any
+        to_echo: Any
+        if args.zmq:
+            raw, to_echo = Bare(ctx, endpoint), Bare(ctx, echo_endpoint)
+        else:
+            raw, to_echo = BareStream(endpoint), BareStream(echo_endpoint)
 
         def teach(request: bytes, reply: bytes) -> None:
             to_echo(b"teach:" + b"%010d" % len(request) + request + reply)
