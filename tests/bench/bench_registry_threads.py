@@ -141,6 +141,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="writes/s a client (0: back to back)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--zmq", action="store_true",
+                        help="clients on the ZeroMQ endpoint (ipc://), not the local stream "
+                        "(a tree from before the stream endpoint has only that one)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ea-bench-threads-", dir="/tmp"))
     tmp.chmod(0o700)
@@ -153,7 +156,8 @@ def main() -> int:
     with errors.open("w") as err:
         registry = subprocess.Popen([PY, "-c", REGISTRY, args.root], env=env, cwd=args.root,
                                     stderr=err)
-    endpoint = f"ipc://{run_dir}/registry.sock"
+    endpoint = (f"ipc://{run_dir}/registry.sock" if args.zmq
+                else f"unix://{run_dir}/registry.stream")
     device = device_of(tmp)
     clients: list[subprocess.Popen[str]] = []
     try:
