@@ -243,8 +243,10 @@ class RegistryServer:
         self.stats: dict[str, Any] = {"requests": 0, "writes": 0, "commits": 0,
                                       "maxBatch": 0, "badRequests": 0, "internalErrors": 0}
         self.failures = FailureLog(logger, counts=self.stats)
-        #: The local stream endpoint (None: ``registry.stream_endpoint`` is off).
+        #: The local stream endpoint (None: ``registry.stream_endpoint`` is off), and the
+        #: zmq.Poller it is watched by (made again when the remote sockets are).
         self.stream: StreamEndpoint | None = None
+        self._stream_poller: zmq.Poller | None = None
         if cfg.registry_stream_endpoint:
             self.stream = StreamEndpoint(cfg.registry_stream_endpoint,
                                          max_frame=self.max_frame,
@@ -361,7 +363,7 @@ class RegistryServer:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         if self.stream is not None:
-            self.stream.watch(poller, replacing=getattr(self, "_stream_poller", None))
+            self.stream.watch(poller, replacing=self._stream_poller)
             self._stream_poller = poller
         if self._sync_fd is not None and self._pipelined:  # else nothing is ever held
             poller.register(self._sync_fd, zmq.POLLIN)
