@@ -144,9 +144,7 @@ class InProcessRegistry:
         self.send(protocol.encode_request(op, request_id, **fields))
 
     def replies(self, count: int) -> dict[Any, dict[str, Any]]:
-        """The next ``count`` replies by request id (each must be there already, or held
-        until the log's sync: sent here once it is done)."""
-        self.server.flush_held()
+        """The next ``count`` replies by request id (each must be there already)."""
         out = {}
         for _ in range(count):
             assert self.peer.poll(5000), f"only {len(out)} of {count} replies"

@@ -136,11 +136,6 @@ class RegistrySettings:
     #: it, so data.mdb grows by the pages dirtied between two checkpoints: at 500 writes/s
     #: about 30 MiB of free pages, 15 with 2048 here, for a watcher p99 about 1.4× as long.
     checkpoint_pages: int = 0
-    #: Serve the next requests while the log's sync of a turn's writes runs, their replies
-    #: and events (and any reply meanwhile) held until the sync covering them is done,
-    #: instead of waiting for it at the end of each turn. Off: on 2 shared cores it
-    #: measured no faster with 4 clients, for 3-10% more of the registry's CPU a write.
-    pipelined_sync: bool = False
     #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry
     #: queues per subscriber (see peer_queue_bytes); gaps are repaired by replay.
     pub_hwm: int = 100_000

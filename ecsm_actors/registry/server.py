@@ -11,15 +11,8 @@ its commit, in ``seq`` order, without gaps.
 
 The LMDB store's log record of a turn is synced asynchronously
 (:mod:`ecsm_actors.store.log_sync`) while the turn makes its replies and events; the turn
-waits for that sync before it sends them. Pipelined (``registry.pipelined_sync``; off by
-default, see its comment): the turn does not wait, and everything the loop would send
-while the sync runs — the turn's events and replies, and any reply
-or event of a later turn, reads included (they may show a commit not yet durable) — is
-held, in order, each with the ticket of the last record written, and sent once the sync
-covering it is done: the loop polls the log's eventfd beside its sockets and serves the
-next requests meanwhile, whose records the next ``fdatasync`` covers together (group
-commit across turns). So no reply or event ever shows a write a power loss could take
-back, and each request still gets exactly one answer.
+waits for that sync before it sends them, so no reply or event (nor a read of a later
+turn) ever shows a write a power loss could take back.
 
 Hostile input — malformed msgpack, wrong types, unknown op or version, an oversized or
 too deeply nested frame, a wrong frame count — is answered ``BadRequest``; any unexpected
@@ -70,7 +63,6 @@ Memory is bounded against peers, in bytes:
 from __future__ import annotations
 
 import argparse
-import collections
 import gc
 import logging
 import os
@@ -256,14 +248,6 @@ class RegistryServer:
         self.batch_sizes = Histogram()
         # The socket the current turn serves: replies go back where requests came from.
         self._serving = self.router
-        #: The LMDB store's log syncs (None: the store syncs each write itself), its
-        #: eventfd, and what waits for them, in order: (ticket, socket or None for an
-        #: event, envelope, reply or event frames).
-        self._syncs = getattr(self.store, "log_sync", None)
-        self._sync_fd: int | None = self._syncs.ready if self._syncs is not None else None
-        self._held: collections.deque[tuple[int, Any, Any, Any]] = collections.deque()
-        #: registry.pipelined_sync: hold instead of waiting for the sync at each turn.
-        self._pipelined = bool(cfg.registry.pipelined_sync) and self._syncs is not None
         self.remote: RemoteEndpoints | None = None
         if cfg.registry.remote_endpoint or cfg.registry.remote_events_endpoint:
             self.remote = RemoteEndpoints(
@@ -300,7 +284,6 @@ class RegistryServer:
         poller, generation = self._poller(), self._generation()
         remote_router = self.remote.router if self.remote else None
         alone = self._router_alone()
-        both = self._router_and_sync() if alone is not None else None
         self._router_armed = False
         while not stop.is_set():
             now = time.monotonic()
@@ -313,24 +296,18 @@ class RegistryServer:
                 remote_router = self.remote.router if self.remote else None
             timeout = max(0.0, min(next_beat - now, POLL_CAP))
             if alone is not None:
-                if self._held:  # the log's sync too (see the module docstring)
-                    self._serve_held(both, timeout)
-                else:
-                    self._serve_local(alone, timeout)
+                self._serve_local(alone, timeout)
                 continue
-            self._release_collected()
             stream = self.stream
             if stream is not None and stream.has_frames:
                 timeout = 0.0
             ready = dict(poller.poll(int(timeout * 1000)))
-            if self._sync_fd in ready:
-                self._release()
             if self.event_source is not None and self.event_source.socket in ready:
                 for frames in self.event_source.receive():
                     self._publish(frames)
             if stream is not None:
                 for key, events in ready.items():
-                    if key.__class__ is int and key != self._sync_fd:
+                    if key.__class__ is int:
                         stream.on_event(key, from_zmq(events))
             router_ready = self.router in ready
             if router_ready or (stream is not None and stream.has_frames):
@@ -344,7 +321,6 @@ class RegistryServer:
             # Handshakes last: a flood of them delays only itself.
             if self.remote is not None and self.remote.zap in ready:
                 self.remote.serve_zap()
-        self.flush_held()  # the answers of the last turns, once durable
         collector.close()
         st = self.stats
         logger.info("registry stopping (signal %s): %d requests, %d writes in %d commits "
@@ -365,8 +341,6 @@ class RegistryServer:
         if self.stream is not None:
             self.stream.watch(poller, replacing=self._stream_poller)
             self._stream_poller = poller
-        if self._sync_fd is not None and self._pipelined:  # else nothing is ever held
-            poller.register(self._sync_fd, zmq.POLLIN)
         if self.event_source is not None:
             poller.register(self.event_source.socket, zmq.POLLIN)
         if self.remote is not None:
@@ -419,73 +393,6 @@ class RegistryServer:
                 stream.on_event(fd, events)  # type: ignore[union-attr]
         if router or (stream is not None and stream.has_frames):
             self.serve_batch(router=router)
-
-    def _router_and_sync(self) -> select.poll | None:
-        """The local router's descriptor and the log's sync eventfd, waited on while
-        replies are held (:meth:`_serve_held`); None without a log."""
-        if self._sync_fd is None:
-            return None
-        fds = select.poll()
-        fds.register(self._router_fd, select.POLLIN)
-        fds.register(self._sync_fd, select.POLLIN)
-        if self.stream is not None:
-            self.stream.watch(fds)
-        return fds
-
-    def _serve_held(self, fds: select.poll | None, timeout: float) -> None:
-        """One wait of the router-alone loop while replies are held: for the log's sync
-        (then send what it made durable, :meth:`_release`) and for requests (then serve
-        them: their writes join the next sync), released first when both are ready."""
-        assert fds is not None
-        self._release_collected()
-        stream = self.stream
-        queued = not self._router_armed and bool(self.router.get(_EVENTS_OPTION) & _POLLIN)
-        if not queued:
-            self._router_armed = True
-        waiting = queued or (stream is not None and stream.has_frames)
-        for fd, events in fds.poll(0 if waiting else int(timeout * 1000)):
-            if fd == self._sync_fd:
-                self._release()
-            elif fd == self._router_fd:
-                self._router_armed = False  # the receive takes the pending commands
-                queued = True
-            elif stream is not None:
-                stream.on_event(fd, events)
-        if queued or (stream is not None and stream.has_frames):
-            self.serve_batch(router=queued)
-
-    def _holding(self) -> bool:
-        """Must what is sent now wait for the log's sync (a record written whose sync is
-        not done, or something held before it)?"""
-        syncs = self._syncs
-        return syncs is not None and (bool(self._held) or syncs.requested != syncs.synced)
-
-    def _release(self) -> None:
-        """Collect the log's completed syncs (the next one submitted when records were
-        written meanwhile) and send, in order, what they made durable. Raises WalFailed
-        (the process stops, nothing held is sent) when a sync failed."""
-        synced = self.store.synced()  # type: ignore[attr-defined]
-        held = self._held
-        while held and held[0][0] <= synced:
-            _, sock, envelope, payload = held.popleft()
-            if sock is None:
-                self._publish_now(payload)  # type: ignore[arg-type]
-            else:
-                self._send_on(sock, envelope, payload)  # type: ignore[arg-type]
-
-    def _release_collected(self) -> None:
-        """Send what is held and durable already: a wait of the store's own (the log's
-        blocks given back when idle, a write retried alone) may have collected the sync
-        and read the eventfd, which then stays quiet."""
-        syncs = self._syncs
-        if syncs is not None and self._held and self._held[0][0] <= syncs.synced:
-            self._release()
-
-    def flush_held(self) -> None:
-        """Send everything held once every commit made is durable (at stop)."""
-        if self._held:
-            self.store.wait_synced()  # type: ignore[attr-defined]
-            self._release()
 
     def _generation(self) -> int:
         return self.remote.generation if self.remote is not None else 0
@@ -715,8 +622,7 @@ class RegistryServer:
     def _write(self, writes: list[tuple[Envelope, Request]]) -> None:
         batch = [Write(r.op, r.fields) for _, r in writes]
         # LMDB: committed, its log record's sync under way while the replies are made;
-        # nothing leaves before that sync is done: waited for below, or (pipelined) held
-        # until then (_publish, _send; see the module docstring).
+        # nothing leaves before that sync is done (waited for below).
         store = self.store
         execute = getattr(store, "execute_unsynced", None) or store.execute
         try:
@@ -748,27 +654,20 @@ class RegistryServer:
             replies.append(reply)
         if replays:
             stats["replays"] = stats.get("replays", 0) + replays
-        if not self._pipelined:
-            wait_synced = getattr(store, "wait_synced", None)
-            if wait_synced is not None:
-                wait_synced()  # WalFailed (the process stops) when the disk refused
+        wait_synced = getattr(store, "wait_synced", None)
+        if wait_synced is not None:
+            wait_synced()  # WalFailed (the process stops) when the disk refused
         # Published before the acknowledgements: both follow the durable commit, and a
         # watcher then never lags the writer it races with. (With etcd: from the store's
         # watch.)
-        # Held or sent: the same for the whole turn (_holding does not change within it).
-        held = self._holding()
-        publish = self._publish if held else self._publish_now
+        publish = self._publish
         for result in results if self.event_source is None else ():
             if isinstance(result, Outcome):
                 for stored in result.events:
                     publish([stored.topic, stored.body])
-        if held:
-            for (envelope, _), reply in zip(writes, replies, strict=True):
-                self._send(envelope, reply)
-        else:
-            sock, send = self._serving, self._send_on
-            for (envelope, _), reply in zip(writes, replies, strict=True):
-                send(sock, envelope, reply)
+        sock, send = self._serving, self._send_on
+        for (envelope, _), reply in zip(writes, replies, strict=True):
+            send(sock, envelope, reply)
 
     def _dry_run(self, request: Request) -> bytes:
         """The answer to a write with ``dryRun``: what it would do, nothing stored or
@@ -854,12 +753,7 @@ class RegistryServer:
     # these run for every request and every event.
 
     def _send(self, envelope: Envelope, reply: bytes) -> None:
-        """Send a reply on the socket being served, or hold it until the log's sync
-        covers everything committed so far (see the module docstring)."""
-        if self._holding():
-            assert self._syncs is not None
-            self._held.append((self._syncs.requested, self._serving, envelope, reply))
-            return
+        """Send a reply on the socket being served."""
         self._send_on(self._serving, envelope, reply)
 
     def _send_on(self, sock: zmq.Socket[Any], envelope: Envelope, reply: bytes) -> None:
@@ -894,14 +788,7 @@ class RegistryServer:
                 return
 
     def _publish(self, frames: Frames) -> None:
-        """Publish an event (or hold it, as :meth:`_send` does a reply)."""
-        if self._holding():
-            assert self._syncs is not None
-            self._held.append((self._syncs.requested, None, None, frames))
-            return
-        self._publish_now(frames)
-
-    def _publish_now(self, frames: Frames) -> None:
+        """Publish an event (or a heartbeat) to every subscriber."""
         self._publish_on(self.pub, frames)
         if self.remote is not None and self.remote.pub is not None:
             self._publish_on(self.remote.pub, frames)
