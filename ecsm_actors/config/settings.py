@@ -385,7 +385,12 @@ class Config:
     @property
     def registry_local_endpoint(self) -> str:
         """The endpoint the processes of this computer send their requests to: the
-        stream endpoint when it is served, else ``registry_endpoint``."""
+        stream endpoint when it is served, else ``registry_endpoint``. A process given
+        ``registry.endpoint`` and no ``registry.stream_endpoint`` (pointed at another
+        instance's registry, or a remote one) talks to ``registry.endpoint``: the default
+        stream is its own run dir's."""
+        if self.registry.endpoint and not self.registry.stream_endpoint:
+            return self.registry_endpoint
         return self.registry_stream_endpoint or self.registry_endpoint
 
     @property
