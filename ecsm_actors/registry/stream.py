@@ -126,8 +126,10 @@ class StreamConnection:
         self.sock = sock
         self.fd = sock.fileno()
         self.reader = protocol.FrameReader(limit)
-        #: Reply bytes not written yet, in order, and their sum.
-        self.out: collections.deque[memoryview] = collections.deque()
+        #: Reply bytes not written yet, in order, and their sum: a large reply's own
+        #: bytes, smaller ones copied together into one buffer (a queue of many small
+        #: replies holds their bytes, not two objects each: the bound is memory).
+        self.out: collections.deque[memoryview | bytearray] = collections.deque()
         self.queued = 0
         self.open = True
         #: Listed in the endpoint's pending connections (a complete frame buffered).
@@ -163,9 +165,16 @@ class StreamConnection:
             self._queue(memoryview(reply)[sent - len(head):])
 
     def _queue(self, *views: memoryview) -> None:
-        was_empty = not self.out
+        out = self.out
+        was_empty = not out
         for view in views:
-            self.out.append(view)
+            last = out[-1] if out else None
+            if len(view) >= GATHER_BYTES:
+                out.append(view)
+            elif isinstance(last, bytearray):
+                last += view  # in place
+            else:
+                out.append(bytearray(view))
             self.queued += len(view)
         endpoint = self.endpoint
         if self.queued > endpoint.queue_bytes and not self.blocked:
@@ -182,7 +191,10 @@ class StreamConnection:
                 sent = self.sock.send(view)
                 self.queued -= sent
                 if sent < len(view):
-                    out[0] = view[sent:]
+                    if isinstance(view, bytearray):
+                        del view[:sent]  # its start moves: no copy
+                    else:
+                        out[0] = view[sent:]
                     break
                 out.popleft()
         except BlockingIOError:
