@@ -92,7 +92,10 @@ class StreamRequestSocket:
     def _connect(self, until: float) -> bool:
         """Connect, then wait until ``until`` for the registry's greeting (its loop
         accepted the connection): False when either fails (nothing can have been sent)."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        except OSError:  # out of descriptors: nothing sent
+            return False
         fds = select.poll()
         fds.register(sock.fileno(), _IN)
         greeting = b""
