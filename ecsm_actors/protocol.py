@@ -507,6 +507,12 @@ class Request:
 
 
 def encode_request(op: Op, request_id: int | str, **fields: Any) -> bytes:
+    return encode_request_of(op, request_id, fields)
+
+
+def encode_request_of(op: Op, request_id: int | str, fields: Mapping[str, Any]) -> bytes:
+    """:func:`encode_request` of a map of the fields (the client's own: not copied again
+    into keyword arguments)."""
     return pack({"v": VERSION, "id": request_id, "op": str(op), **fields})
 
 
@@ -799,12 +805,16 @@ def decode_reply(frame: bytes) -> Reply:
     return reply_of(unpack_reply(frame))
 
 
+#: The types of a reply's ``id``: a tuple (``int | str | None`` makes a union each call).
+_REPLY_ID_TYPES = (int, str, type(None))
+
+
 def unpack_reply(frame: bytes) -> dict[str, Any]:
     """The map of a reply frame, its ``id`` and ``epoch`` type-checked. Raises BadRequest
     only when the frame itself is not a reply (an error reply is a well-formed reply)."""
     doc = unpack(frame)
     request_id, epoch = doc.get("id"), doc.get("epoch", "")
-    if (not isinstance(request_id, int | str | None) or isinstance(request_id, bool)
+    if (not isinstance(request_id, _REPLY_ID_TYPES) or isinstance(request_id, bool)
             or not isinstance(epoch, str)):
         raise BadRequest("malformed reply: id or epoch of the wrong type")
     return doc

@@ -55,7 +55,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import zmq
@@ -103,11 +103,14 @@ _WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY, Op.DEL
 #: No attempt starts with less time than this (or a round trip) left before the deadline.
 _LAST_CHANCE = 0.05
 _OMITTED_WHEN_NONE = ("requestId", "limit", "continue", "atomic", "dryRun")
+#: ``(replayed, stale)`` of a thread that got no reply yet.
+_NEITHER = (False, False)
 
 
-@dataclass(kw_only=True)
-class _Call:
-    """The state of one :meth:`RegistryClient.request` across its attempts."""
+class _Call(SimpleNamespace):
+    """The state of one :meth:`RegistryClient.request` across its attempts: ``started``
+    and ``until`` given, the others the class's defaults until set (a namespace is made
+    in C, without the Python ``__init__`` of a dataclass)."""
 
     started: float
     until: float
@@ -170,13 +173,13 @@ class RegistryClient:
     def last_replayed(self) -> bool:
         """Whether the last reply this thread got (success or error) was the replay of a
         recorded outcome (the write was applied by an earlier attempt, not again)."""
-        return bool(getattr(self._replies, "replayed", False))
+        return getattr(self._replies, "last", _NEITHER)[0]
 
     @property
     def last_stale(self) -> bool:
         """Whether the last reply this thread got was a read the registry served while its
         store had lost quorum (etcd), from one member's state: it may lag."""
-        return bool(getattr(self._replies, "stale", False))
+        return getattr(self._replies, "last", _NEITHER)[1]
 
     # -- the request loop --------------------------------------------------------------
 
@@ -191,7 +194,7 @@ class RegistryClient:
                 if name in fields and fields[name] is None:
                     del fields[name]
         envelope = next(self._ids)
-        frame = protocol.encode_request(op, envelope, **fields)
+        frame = protocol.encode_request_of(op, envelope, fields)
         now = time.monotonic()
         call = _Call(started=now, until=now + self.deadline)
         try:
@@ -213,7 +216,8 @@ class RegistryClient:
                         self._observe(round_trip)  # an error answer is an answer
                         raise
                     else:
-                        self._observe(round_trip)
+                        with self._lock:  # _observe inline: one call fewer a request
+                            self.rtt.observe(round_trip)
                         return result
                 now = time.monotonic()
                 pause = min(self.backoff.delay(call.attempts), max(0.0, call.until - now))
@@ -295,15 +299,13 @@ class RegistryClient:
                     doc = protocol.unpack_reply(answer)
         except BadRequest as e:
             raise Internal(f"undecodable reply from the registry: {e}") from e
-        get = doc.get
-        replies = self._replies
-        replayed = replies.replayed = get("replayed") is True
-        replies.stale = get("stale") is True
-        epoch = get("epoch")
+        replayed = doc.get("replayed") is True
+        self._replies.last = (replayed, doc.get("stale") is True)  # one thread-local set
+        epoch = doc.get("epoch")
         if epoch:  # a str (unpack_reply checked it)
             self.epoch = epoch
-        if get("ok") is True and get("id") == envelope:
-            return get("result")  # a success reply: no Reply object needed
+        if doc.get("ok") is True and doc.get("id") == envelope:
+            return doc.get("result")  # a success reply: no Reply object needed
         try:
             reply = protocol.reply_of(doc)  # an error reply raises the registry's own error
         except RegistryError as e:

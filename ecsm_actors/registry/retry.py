@@ -57,7 +57,8 @@ class RttEstimator:
 
     def observe(self, rtt: float) -> None:
         """A measured round trip (seconds) of an answered attempt; ends any backoff."""
-        rtt = max(0.0, rtt)
+        if rtt < 0.0:
+            rtt = 0.0
         if self.srtt is None:
             self.srtt, self.rttvar = rtt, rtt / 2
         else:
@@ -72,7 +73,11 @@ class RttEstimator:
     def rto(self) -> float:
         """How long the next attempt waits for its answer, seconds."""
         base = self.initial if self.srtt is None else self.srtt + _K * self.rttvar
-        return min(self.cap, max(self.floor, base) * (2 ** self._doublings))
+        if base < self.floor:  # comparisons, not min/max/**: read before every attempt
+            base = self.floor
+        if self._doublings:
+            base *= 2 ** self._doublings
+        return base if base < self.cap else self.cap
 
 
 @dataclass(frozen=True, kw_only=True)
