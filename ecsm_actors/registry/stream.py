@@ -30,7 +30,9 @@ here:
   order (ZeroMQ drops replies beyond its high-water mark instead; a REQ client has one
   request outstanding). The queue can exceed the bound by one turn's replies;
 * each connection begins with the registry's :data:`GREETING`;
-* at most :data:`MAX_CONNECTIONS` connections; one more is closed at once, logged;
+* at most :data:`MAX_CONNECTIONS` connections, and :data:`MAX_CONNECTIONS_PER_PROCESS`
+  from one process (its pid, ``SO_PEERCRED``): one more is closed at once, logged
+  (:class:`Admission`, which the event stream endpoint shares);
 * a peer gone (end of stream, reset) loses its queued replies and the requests not yet
   taken, nothing else.
 """
@@ -42,6 +44,8 @@ import logging
 import os
 import select
 import socket
+import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,14 @@ logger = logging.getLogger(__name__)
 
 #: Connections served at once; one more is closed as soon as it is accepted.
 MAX_CONNECTIONS = 256
+#: Connections one process (the pid the kernel gives for its end, ``SO_PEERCRED``) may
+#: hold at once; one more from it is closed as soon as it is accepted. Without it, one
+#: local process holding MAX_CONNECTIONS (half frames suffice) had every other process's
+#: connection closed at once, their clients retrying to their deadline. A process holds
+#: one a client: a controller one a reconcile worker (``controller.workers``, 2 by
+#: default) and its recorder's and informer's; 64 leaves room for 60 workers, and takes a
+#: quarter of MAX_CONNECTIONS.
+MAX_CONNECTIONS_PER_PROCESS = 64
 #: Bytes one read of a connection takes at most.
 RECV_BYTES = 256 << 10
 #: Connections accepted at most per wake-up of the listener (the rest at the next).
@@ -70,6 +82,7 @@ GREETING = protocol.frame_head(0)
 GATHER_BYTES = 64 << 10
 
 _IN, _OUT = select.POLLIN, select.POLLOUT
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
 _ZMQ_IN, _ZMQ_OUT, _ZMQ_ERR = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.POLLERR)
 
@@ -112,6 +125,63 @@ def listen(endpoint: str) -> socket.socket:
         os.umask(umask)
     sock.setblocking(False)
     return sock
+
+
+def peer_pid(sock: socket.socket) -> int:
+    """The pid of the process at the other end of ``sock`` (as of its connect,
+    ``SO_PEERCRED``); 0 when the kernel does not say."""
+    try:
+        return int(_UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                 _UCRED.size))[0])
+    except (OSError, struct.error):
+        return 0
+
+
+class Admission:
+    """Which accepted connections an endpoint serves: at most :data:`MAX_CONNECTIONS` in
+    all, :data:`MAX_CONNECTIONS_PER_PROCESS` from one process (its pid read once, at
+    accept); any other is closed at once and counted (``streamRefused``), one line
+    logged (rate-limited) naming the process when its own cap refused it. ``what`` names
+    a connection in it ("stream connection", "stream subscriber")."""
+
+    def __init__(self, endpoint: str, what: str, failures: FailureLog, *,
+                 pid_of: Callable[[socket.socket], int] = peer_pid) -> None:
+        self.endpoint = endpoint
+        self.what = what
+        self.failures = failures
+        self._pid_of = pid_of
+        #: The pid of each connection served, by its descriptor; connections by pid.
+        self._pids: dict[int, int] = {}
+        self._held: dict[int, int] = {}
+
+    def admit(self, sock: socket.socket) -> bool:
+        """Whether ``sock`` (just accepted) is served: then counted until
+        :meth:`release`; else closed and logged."""
+        if len(self._pids) >= MAX_CONNECTIONS:
+            why = f"{MAX_CONNECTIONS} {self.what}s are open on {self.endpoint} (the most)"
+        else:
+            pid = self._pid_of(sock)
+            held = self._held.get(pid, 0)
+            if held < MAX_CONNECTIONS_PER_PROCESS:
+                self._pids[sock.fileno()] = pid
+                self._held[pid] = held + 1
+                return True
+            why = (f"process {pid} holds {held} {self.what}s on {self.endpoint} (the most "
+                   "one process may)")
+        sock.close()
+        self.failures.record("streamRefused", f"{self.what} refused",
+                             Unavailable(why))
+        return False
+
+    def release(self, fd: int) -> None:
+        """The connection on ``fd`` (admitted) is closed: no longer counted."""
+        pid = self._pids.pop(fd, None)
+        if pid is not None:
+            held = self._held[pid] - 1
+            if held:
+                self._held[pid] = held
+            else:
+                del self._held[pid]
 
 
 class StreamConnection:
@@ -248,6 +318,7 @@ class StreamEndpoint:
         self.limit = protocol.stream_frame_limit(max_frame)
         self.queue_bytes = queue_bytes
         self.failures = failures
+        self.admission = Admission(endpoint, "stream connection", failures)
         self.connections: dict[int, StreamConnection] = {}
         #: Connections with a complete frame (or a head beyond the limit) buffered.
         self.pending: list[StreamConnection] = []
@@ -326,16 +397,13 @@ class StreamEndpoint:
                                      Unavailable(f"cannot accept a stream connection: {e}"))
                 self._set_accepting(False)
                 return
-            if len(self.connections) >= MAX_CONNECTIONS:
-                sock.close()
-                self.failures.record("streamRefused", "stream connection refused",
-                                     Unavailable(f"{MAX_CONNECTIONS} connections are open "
-                                                 f"on {self.endpoint} (the most)"))
+            if not self.admission.admit(sock):
                 continue
             sock.setblocking(False)
             try:
                 sock.send(GREETING)  # a fresh socket's buffer: it all fits
             except OSError:  # gone already
+                self.admission.release(sock.fileno())
                 sock.close()
                 continue
             conn = StreamConnection(self, sock, self.limit)
@@ -400,6 +468,7 @@ class StreamEndpoint:
             self.pending.remove(conn)
         conn.out.clear()
         conn.queued = 0
+        self.admission.release(conn.fd)
         conn.sock.close()
         self._set_accepting(True)
 
