@@ -55,10 +55,11 @@ back and ``fdatasync``s it through its own descriptor, and sets the checkpoint's
 (an error kept for the loop to raise, as WalFailed). Every LMDB call (the snapshot's read
 transaction begun and aborted, commits, the replay) is made on the registry's loop thread.
 
-The log's own syncs are asynchronous (:class:`~.log_sync.LogSync`, :attr:`Checkpoints.syncs`):
-a write's record is written before LMDB commits it (:meth:`Checkpoints.write`), its
-``fdatasync`` submitted to the kernel meanwhile, a cancel record following when the commit
-fails (:meth:`Checkpoints.cancel`). Every other write to the log (the deferred window
+The log's own syncs (:class:`~.log_sync.LogSync`, :attr:`Checkpoints.syncs`): a write's
+record is written before LMDB commits it (:meth:`Checkpoints.write`), its pages handed to
+the disk at once, its ``fdatasync`` made by the turn's wait (or submitted to the kernel
+meanwhile, not deferred), a cancel record following when the commit fails
+(:meth:`Checkpoints.cancel`). Every other write to the log (the deferred window
 redo, a header with its records, a cancel record) is synced on the loop thread at once:
 its ``fdatasync`` covers the records of any sync in flight too, and a new generation's
 header copies their records (``since``) before it is durable. The log's blocks are given
@@ -93,7 +94,7 @@ import lmdb
 from ecsm_actors.errors import Internal, StoreFull
 from ecsm_actors.store import wal
 from ecsm_actors.store.log_sync import LogSync
-from ecsm_actors.store.wal import Header, WalFailed, WriteAheadLog, libc_function
+from ecsm_actors.store.wal import Header, WalFailed, WriteAheadLog, libc_sync_file_range
 
 logger = logging.getLogger(__name__)
 
@@ -124,19 +125,13 @@ WRITEBACK_CALLS = 1024
 #: sync_file_range(2): wait for writeback under way, start it, wait for it.
 _SYNC_FILE_RANGE_WAIT_ALL = 1 | 2 | 4
 
-def _libc_sync_file_range() -> Any:
-    """libc's ``sync_file_range``."""
-    return libc_function("sync_file_range",
-                         argtypes=(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint))
-
-
 def write_back(fd: int, chunk: int = WRITEBACK_CHUNK) -> None:
     """Write the dirty pages of ``fd`` back ``chunk`` bytes at a time (at most
     :data:`WRITEBACK_CALLS` chunks), each chunk waited for, so that the disk never queues
     more than a chunk of it ahead of another file's sync. Durable only after an
     ``fdatasync`` (which this is not). Raises OSError when the disk refuses; does nothing
     where ``sync_file_range`` is not to be had."""
-    fn = _libc_sync_file_range()
+    fn = libc_sync_file_range()
     if fn is None:
         return
     size = os.fstat(fd).st_size
@@ -176,7 +171,7 @@ class Checkpoints:
     def __init__(self, data_dir: Path, *, wal_size: int, interval: float,
                  page_budget: int = 0, boot_id: Callable[[], str] = wal.read_boot_id,
                  clock: Callable[[], float] = time.monotonic,
-                 volatile_dir: Path = VOLATILE_DIR) -> None:
+                 volatile_dir: Path = VOLATILE_DIR, deferred_sync: bool = True) -> None:
         self.data_file = data_dir / "data.mdb"
         self.volatile_dir = volatile_dir
         #: Why the store is recovered at open ('' when it is not).
@@ -196,8 +191,9 @@ class Checkpoints:
         self._clock = clock
         self.boot_id = boot_id()
         self.log = WriteAheadLog(data_dir / "wal", wal_size)
-        #: The log's syncs, in a thread (see :meth:`write`).
-        self.syncs = LogSync(self.log.fd)
+        #: The log's syncs (see :meth:`write`): made by the wait that follows each turn
+        #: (``deferred_sync``), or asynchronous, submitted as records are written.
+        self.syncs = LogSync(self.log.fd, deferred=deferred_sync)
         self.found = self.log.found
         if self.found is not None and self.found.region and self.found.region != (
                 WriteAheadLog.region_for(wal_size)):
@@ -357,10 +353,12 @@ class Checkpoints:
 
     def write(self, payload: bytes) -> bool:
         """Before LMDB commits the transaction of ``payload`` (from :meth:`reserve`):
-        write its record and ask for its sync (:attr:`syncs`, in a thread: durable once
-        :attr:`syncs` passes :attr:`LogSync.requested`). False (nothing written) when it
-        does not fit in the region: :meth:`logged` then checkpoints after the commit.
-        Raises WalFailed when the disk refuses (its space was reserved)."""
+        write its record, its pages handed to the disk at once (the data's write-back
+        runs while LMDB commits and the caller makes its replies), and ask for its sync
+        (:attr:`syncs`: made by the caller's wait, or submitted now when not deferred;
+        durable once :attr:`syncs` passes :attr:`LogSync.requested`). False (nothing
+        written) when it does not fit in the region: :meth:`logged` then checkpoints after
+        the commit. Raises WalFailed when the disk refuses (its space was reserved)."""
         try:
             if not self.log.write(payload):
                 return False

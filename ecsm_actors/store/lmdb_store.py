@@ -679,9 +679,9 @@ class Store:
 
     def execute_unsynced(self, writes: Sequence[Write]) -> list[Outcome | RegistryError]:
         """:meth:`execute`, returning once the transaction is committed in LMDB, its
-        record's sync under way: nothing of it — its replies, its events, a read that
-        sees it — may leave before the ticket :attr:`log_sync` ``.requested`` (taken after
-        this returns) is synced (:meth:`wait_synced`)."""
+        record written and on its way to the disk, its sync made by :meth:`wait_synced`:
+        nothing of it — its replies, its events, a read that sees it — may leave before
+        the ticket :attr:`log_sync` ``.requested`` (taken after this returns) is synced."""
         now = self._clock()
         staged = [(w.fields.get("requestId"), w.op, stage(w)) for w in writes]
         try:
@@ -838,8 +838,8 @@ class Store:
             # its replies (see Checkpoints.defer); any other: its record, space reserved.
             logged = bool(ops) and not _WINDOW.issuperset(ops[1::4])
             payload = self._ckpt.reserve(ops) if logged else None  # StoreFull: disk full
-            # The record first, its sync in a thread while LMDB commits (and the caller
-            # prepares its replies): see Checkpoints.write.
+            # The record first, its pages on their way to the disk while LMDB commits
+            # (and the caller makes its replies), its sync after: see Checkpoints.write.
             written = payload is not None and self._ckpt.write(payload)
             try:
                 txn.commit()

@@ -134,6 +134,30 @@ def libc_function(*names: str, argtypes: tuple[Any, ...]) -> Any:
     return None
 
 
+def libc_sync_file_range() -> Any:
+    """libc's ``sync_file_range``."""
+    return libc_function("sync_file_range",
+                         argtypes=(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint))
+
+
+#: sync_file_range(2): start the write-out of the range's dirty pages, wait for nothing.
+_SYNC_FILE_RANGE_WRITE = 2
+#: errno of a sync_file_range the file or kernel cannot do (the fdatasync writes it all).
+_CANNOT_START = (errno.ENOSYS, errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Hand the dirty pages of ``length`` bytes at ``offset`` of ``fd`` to the disk now,
+    waiting for nothing: an ``fdatasync`` issued later finds them written or under way
+    (waits for them) instead of writing them itself. Durable only after that
+    ``fdatasync``. Raises OSError when the disk refuses; nothing where the kernel cannot."""
+    fn = libc_sync_file_range()
+    if fn is not None and fn(fd, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
+        err = ctypes.get_errno()
+        if err not in _CANNOT_START:
+            raise OSError(err, os.strerror(err))
+
+
 def _libc_fallocate() -> Any:
     """libc's ``fallocate`` (Python has no punching one)."""
     return libc_function("fallocate64", "fallocate",
@@ -387,16 +411,18 @@ class WriteAheadLog:
             self._allocate(self.generation, self._offset + _REC.size + length + CANCEL_FRAME)
 
     def write(self, payload: bytes) -> bool:
-        """Write the record ``payload`` (:func:`encode`) after the last one, not synced
-        (durable once an ``fdatasync`` of the file that began after this returned);
-        False (nothing written) when it does not fit in the region with a cancel record
-        after it: the caller checkpoints."""
+        """Write the record ``payload`` (:func:`encode`) after the last one, its pages
+        handed to the disk at once (:func:`start_writeback`), not synced (durable once an
+        ``fdatasync`` of the file that began after this returned); False (nothing
+        written) when it does not fit in the region with a cancel record after it: the
+        caller checkpoints. Raises OSError when the disk refuses."""
         end = self._offset + _REC.size + len(payload)
         if end + CANCEL_FRAME > self._start + self.region:
             return False
         self._allocate(self.generation, end)
         os.pwrite(self._fd, _frame(self.generation, self.salt, payload), self._offset)
-        self._offset = end
+        start, self._offset = self._offset, end
+        start_writeback(self._fd, start, end - start)
         return True
 
     def append(self, payload: bytes) -> bool:

@@ -40,8 +40,8 @@ def update(store: Store, name: str, request_id: str, *, replicas: int | None = N
 
 @pytest.fixture
 def syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The descriptors ``os.fdatasync`` is called on, and the log's syncs (-1 each,
-    asynchronous), from now on."""
+    """The descriptors ``os.fdatasync`` is called on (the log's syncs made inline among
+    them), and the log's asynchronous syncs (-1 each), from now on."""
     calls: list[int] = []
     real, real_start = os.fdatasync, LogSync._start
 
@@ -50,7 +50,8 @@ def syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         real(fd)
 
     def start(self: LogSync) -> None:
-        calls.append(-1)
+        if self._aio is not None:
+            calls.append(-1)
         real_start(self)
 
     monkeypatch.setattr(os, "fdatasync", fdatasync)
