@@ -22,14 +22,15 @@ from __future__ import annotations
 import itertools
 import math
 import select
+import struct
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
-from ecsm_actors.curve import ClientKeys
+if TYPE_CHECKING:  # not imported: the supervisor's probe and event sender use this module
+    from ecsm_actors.curve import ClientKeys  # (through stream_socket) without zmq.auth
 
 _EVENTS = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
            | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -44,6 +45,9 @@ _NOBLOCK = int(zmq.NOBLOCK)
 #: pyzmq's own send, without the Python method around it (``zmq.Socket.send``, which only
 #: adds the draft sockets' ``routing_id`` and ``group``).
 _send = zmq.backend.Socket.send
+#: A monitor event's first frame: its 16-bit event, its 32-bit value (as pyzmq's
+#: ``parse_monitor_message`` reads it, without importing zmq.asyncio with it).
+_MONITOR_EVENT = struct.Struct("=H")
 #: How long closing a socket waits for its monitor's last events, seconds.
 _CLOSE_DRAIN = 0.05
 
@@ -173,7 +177,7 @@ class RequestSocket:
         monitor = self._monitor
         now = time.monotonic()
         while monitor is not None and monitor.get(_EVENTS_OPTION) & _POLLIN:
-            event = int(parse_monitor_message(monitor.recv_multipart())["event"])
+            event = _MONITOR_EVENT.unpack_from(monitor.recv_multipart()[0])[0]
             if event == zmq.EVENT_MONITOR_STOPPED:
                 return True
             self._on_event(event, now)

@@ -93,7 +93,10 @@ def builtin_children(cfg: Config, *, simulate: bool) -> list[ChildSpec]:
         before = (*before, SIMULATOR)
     specs.append(ChildSpec(
         name=REGISTRY, argv=(*python, "registry"), depends_on=before,
-        readiness=Readiness(kind=ReadinessKind.REGISTRY_PING, endpoint=cfg.registry_endpoint),
+        # Pinged through the stream endpoint when it is served: every local process
+        # talks to the registry there (a broken stream listener is a registry not ready).
+        readiness=Readiness(kind=ReadinessKind.REGISTRY_PING,
+                            endpoint=cfg.registry_stream_endpoint or cfg.registry_endpoint),
         **defaults))
     synced = Readiness(kind=ReadinessKind.LIVENESS, stat="synced")
     for name, which in ((SERVICE_CONTROLLER, "service"), (HPA_CONTROLLER, "hpa")):

@@ -19,6 +19,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 #: Pause between two failed attempts (bounded by the cancel event, never a busy loop): a
 #: forked registry serves within milliseconds, each of them counts in a restart.
 RETRY_INTERVAL = 0.005
+#: Seconds one registry PING may take to be answered (else: not ready, try again).
+PING_TIMEOUT = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,10 +126,14 @@ def _registry_ping(name: str, readiness: Readiness) -> Check:
     """One PING on a raw REQ socket (the registry client would bring asyncio, ssl and
     hashlib into the supervisor: 3 MiB for one request). Reconnects every millisecond
     (a connect to a socket file not bound yet), so a registry that binds while a ping
-    waits answers it at once."""
+    waits answers it at once. On a stream endpoint (``unix://``, what every local
+    process talks to): :func:`_stream_ping`."""
     import zmq
 
     from ecsm_actors import protocol
+
+    if readiness.endpoint.startswith(protocol.STREAM_SCHEME):
+        return _stream_ping(name, readiness)
 
     def check(pid: int) -> ProbeResult | None:
         sock = zmq.Context.instance().socket(zmq.REQ)
@@ -135,19 +142,49 @@ def _registry_ping(name: str, readiness: Readiness) -> Check:
             sock.setsockopt(zmq.RECONNECT_IVL, 1)
             sock.connect(readiness.endpoint)
             sock.send(protocol.encode_request(protocol.Op.PING, 1))
-            if not sock.poll(500):
+            if not sock.poll(int(PING_TIMEOUT * 1000)):
                 return None
             reply = protocol.decode_reply(sock.recv())
         except zmq.ZMQError as e:
             raise OSError(f"ping {readiness.endpoint}: {e}") from e
         finally:
             sock.close(linger=0)
-        answered_by = reply.result.get("pid") if isinstance(reply.result, dict) else None
-        if answered_by not in (None, pid):
-            return None  # someone else answers on that endpoint: not our child yet
-        return ProbeResult(name=name, pid=pid)
+        return _answered(name, pid, reply.result)
 
     return check
+
+
+def _stream_ping(name: str, readiness: Readiness) -> Check:
+    """One PING through the registry's stream endpoint, on the stream client's own socket
+    (:class:`~ecsm_actors.registry.stream_socket.StreamRequestSocket`, without the
+    registry client): connect, the registry's greeting, the framed PING, its framed
+    reply, all within :data:`PING_TIMEOUT`. A listener that does not greet or answer
+    (its loop stuck, or the file not bound yet) is not ready."""
+    from ecsm_actors import protocol
+    from ecsm_actors.registry.stream_socket import StreamRequestSocket
+
+    def check(pid: int) -> ProbeResult | None:
+        sock = StreamRequestSocket(readiness.endpoint)
+        try:
+            attempt = sock.exchange(protocol.encode_request(protocol.Op.PING, 1),
+                                    rto=PING_TIMEOUT,
+                                    until=time.monotonic() + PING_TIMEOUT)
+        finally:
+            sock.close()
+        if attempt.reply is None:
+            return None
+        return _answered(name, pid, protocol.decode_reply(attempt.reply).result)
+
+    return check
+
+
+def _answered(name: str, pid: int, result: object) -> ProbeResult | None:
+    """The probe's result for a PING answered with ``result``: ready unless another
+    process (not incarnation ``pid``) answered on that endpoint."""
+    answered_by = result.get("pid") if isinstance(result, dict) else None
+    if answered_by not in (None, pid):
+        return None  # someone else answers on that endpoint: not our child yet
+    return ProbeResult(name=name, pid=pid)
 
 
 def _address_file(name: str, readiness: Readiness) -> Check:

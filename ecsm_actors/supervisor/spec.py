@@ -46,7 +46,7 @@ class Readiness:
     kind: ReadinessKind = ReadinessKind.SPAWNED
     #: LIVENESS: the ``stats`` key that must be true (e.g. ``synced``); empty = any report.
     stat: str = ""
-    #: REGISTRY_PING: the registry endpoint.
+    #: REGISTRY_PING: the registry endpoint (ZeroMQ, or its ``unix://`` stream endpoint).
     endpoint: str = ""
     #: ADDRESS_FILE: the JSON file the child writes once it listens.
     path: str = ""
