@@ -9,10 +9,10 @@ commit: a refused write does not affect the others), publish their events, and o
 acknowledge them. So an acknowledged write is on disk, and every event is published after
 its commit, in ``seq`` order, without gaps.
 
-The LMDB store's log record of a turn is synced asynchronously
-(:mod:`ecsm_actors.store.log_sync`) while the turn makes its replies and events; the turn
-waits for that sync before it sends them, so no reply or event (nor a read of a later
-turn) ever shows a write a power loss could take back.
+The LMDB store's log record of a turn goes to the disk while the turn makes its replies
+and events; the turn's wait then syncs it (:mod:`ecsm_actors.store.log_sync`) before it
+sends them, so no reply or event (nor a read of a later turn) ever shows a write a power
+loss could take back.
 
 Hostile input — malformed msgpack, wrong types, unknown op or version, an oversized or
 too deeply nested frame, a wrong frame count — is answered ``BadRequest``; any unexpected

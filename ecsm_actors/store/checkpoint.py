@@ -57,13 +57,12 @@ transaction begun and aborted, commits, the replay) is made on the registry's lo
 
 The log's own syncs (:class:`~.log_sync.LogSync`, :attr:`Checkpoints.syncs`): a write's
 record is written before LMDB commits it (:meth:`Checkpoints.write`), its pages handed to
-the disk at once, its ``fdatasync`` made by the turn's wait (or submitted to the kernel
-meanwhile, not deferred), a cancel record following when the commit fails
-(:meth:`Checkpoints.cancel`). Every other write to the log (the deferred window
-redo, a header with its records, a cancel record) is synced on the loop thread at once:
-its ``fdatasync`` covers the records of any sync in flight too, and a new generation's
-header copies their records (``since``) before it is durable. The log's blocks are given
-back only once no sync is in flight.
+the disk at once, its ``fdatasync`` made by the turn's wait (:meth:`Checkpoints.wait`), a
+cancel record following when the commit fails (:meth:`Checkpoints.cancel`). Every other
+write to the log (the deferred window redo, a header with its records, a cancel record)
+is synced on the loop thread at once: its ``fdatasync`` covers the records still waiting
+for their sync too, and a new generation's header copies their records (``since``) before
+it is durable. The log's blocks are given back only once every record is synced.
 
 Writeback in chunks (:func:`write_back`): a checkpoint's ``fdatasync`` alone would put a
 second's worth of dirty pages (13-16 ms of writeback) in the disk's queue at once, and
@@ -171,7 +170,7 @@ class Checkpoints:
     def __init__(self, data_dir: Path, *, wal_size: int, interval: float,
                  page_budget: int = 0, boot_id: Callable[[], str] = wal.read_boot_id,
                  clock: Callable[[], float] = time.monotonic,
-                 volatile_dir: Path = VOLATILE_DIR, deferred_sync: bool = True) -> None:
+                 volatile_dir: Path = VOLATILE_DIR) -> None:
         self.data_file = data_dir / "data.mdb"
         self.volatile_dir = volatile_dir
         #: Why the store is recovered at open ('' when it is not).
@@ -191,9 +190,8 @@ class Checkpoints:
         self._clock = clock
         self.boot_id = boot_id()
         self.log = WriteAheadLog(data_dir / "wal", wal_size)
-        #: The log's syncs (see :meth:`write`): made by the wait that follows each turn
-        #: (``deferred_sync``), or asynchronous, submitted as records are written.
-        self.syncs = LogSync(self.log.fd, deferred=deferred_sync)
+        #: The log's syncs (see :meth:`write`): made by the wait that follows each turn.
+        self.syncs = LogSync(self.log.fd)
         self.found = self.log.found
         if self.found is not None and self.found.region and self.found.region != (
                 WriteAheadLog.region_for(wal_size)):
@@ -355,10 +353,10 @@ class Checkpoints:
         """Before LMDB commits the transaction of ``payload`` (from :meth:`reserve`):
         write its record, its pages handed to the disk at once (the data's write-back
         runs while LMDB commits and the caller makes its replies), and ask for its sync
-        (:attr:`syncs`: made by the caller's wait, or submitted now when not deferred;
-        durable once :attr:`syncs` passes :attr:`LogSync.requested`). False (nothing
-        written) when it does not fit in the region: :meth:`logged` then checkpoints after
-        the commit. Raises WalFailed when the disk refuses (its space was reserved)."""
+        (:attr:`syncs`: made by the caller's :meth:`wait`; durable once :attr:`syncs`
+        passes :attr:`LogSync.requested`). False (nothing written) when it does not fit
+        in the region: :meth:`logged` then checkpoints after the commit. Raises
+        WalFailed when the disk refuses (its space was reserved)."""
         try:
             if not self.log.write(payload):
                 return False
@@ -384,16 +382,10 @@ class Checkpoints:
         except OSError as e:
             self._failed("the write-ahead log failed", e)
 
-    def check_synced(self) -> int:
-        """The loop found :attr:`LogSync.ready` readable: every ticket up to the one
-        returned is durable. Raises WalFailed when a sync failed."""
-        try:
-            return self.syncs.check()
-        except OSError as e:
-            self._failed("the write-ahead log failed", e)
-
     def _failed(self, what: str, error: BaseException) -> NoReturn:
         self.failed = True
+        if self.syncs.error is None:  # nor may a later sync acknowledge a write
+            self.syncs.error = OSError(errno.EIO, f"{what}: {error}")
         self.distrust()
         logger.critical("store %s: %s (%s); stopping", self.data_file.parent, what, error)
         raise WalFailed(70) from error
@@ -584,5 +576,4 @@ class Checkpoints:
         self._stop()
         if self._data_fd is not None:
             os.close(self._data_fd)
-        self.syncs.close()
         self.log.close()

@@ -32,10 +32,10 @@ Durability: LMDB is committed without ``fsync`` (reads see a commit at once; a c
 the process loses nothing, the page cache holds it); a write transaction is durable once
 its redo — the puts and deletes it made — is ONE record of the write-ahead log
 (``<data dir>/wal``, :mod:`.wal`) and ``fdatasync``'d, and only then does :meth:`Store.execute`
-return. The record is written before LMDB commits, its ``fdatasync`` running meanwhile
-(:mod:`.log_sync`); :meth:`Store.execute_unsynced` returns once committed, and the
-registry holds the replies and events of the commit (and any read answered meanwhile)
-until :meth:`Store.wait_synced` or the log's ``ready`` descriptor says it is durable. A
+return. The record is written before LMDB commits, its pages on their way to the disk
+meanwhile; :meth:`Store.execute_unsynced` returns once committed, and the registry makes
+the replies and events of the commit, then sends them once :meth:`Store.wait_synced` made
+it durable (one ``fdatasync`` a turn, :mod:`.log_sync`). A
 transaction that wrote only the request window — the record of a refusal, or of a write
 that changed nothing — changed no object, event or resourceVersion: it is answered without
 a sync, its redo leading the next record (:meth:`.checkpoint.Checkpoints.defer`). A
@@ -662,15 +662,8 @@ class Store:
     @property
     def log_sync(self) -> LogSync:
         """The log's syncs: :attr:`LogSync.requested` is the ticket that covers every
-        commit made so far, :attr:`LogSync.synced` how far they are durable, and
-        :attr:`LogSync.ready` the descriptor to poll for their progress (then
-        :meth:`synced`)."""
+        commit made so far, :attr:`LogSync.synced` how far they are durable."""
         return self._ckpt.syncs
-
-    def synced(self) -> int:
-        """After :attr:`log_sync`'s ``ready`` was readable: the ticket up to which every
-        commit is durable. Raises WalFailed when a sync failed."""
-        return self._ckpt.check_synced()
 
     def wait_synced(self, ticket: int | None = None) -> None:
         """Return once the commits of ``ticket`` (default: all made so far) are durable.

@@ -22,9 +22,9 @@ two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new ex
   ``[CANCEL, None, None, None]``: the record before it is not redone (its transaction
   was logged, then LMDB's commit failed: :meth:`WriteAheadLog.cancel`).
 
-A record is written before its transaction commits in LMDB, and synced meanwhile by
-:class:`~.log_sync.LogSync` (:meth:`WriteAheadLog.write`); nothing is acknowledged before
-that sync. When the commit then fails, a cancel record follows, durable before the error
+A record is written before its transaction commits in LMDB, its pages handed to the disk
+at once (:meth:`WriteAheadLog.write`), and synced by the turn's wait
+(:class:`~.log_sync.LogSync`); nothing is acknowledged before that sync. When the commit then fails, a cancel record follows, durable before the error
 is answered; a ``kill -9`` between the record and LMDB's commit leaves the record orphaned
 in the log: a recovery in the same boot trusts data.mdb and starts a new generation
 without it; after a power loss it is redone — a write applied without an acknowledgement,

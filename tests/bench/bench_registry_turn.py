@@ -13,8 +13,8 @@ bench-only mode that leaves the disk out, to see the CPU of the rest of the path
 writes are then NOT durable (never anything but a benchmark).
 
 The parts nest: ``serve_batch`` holds decode, ``_write`` (which holds ``execute``: stage,
-``_commit`` with ``_apply``), ``_send_on`` (a reply sent), ``_publish_now`` (an event
-published, on each PUB socket); ``_recv`` and ``poll`` are apart.
+``_commit`` with ``_apply``), ``_send_on`` (a reply sent), ``_publish`` (an event
+published); ``_recv`` and ``poll`` are apart.
 Figures on a loaded machine are about twice the quiet ones; compare parts within a run.
 """
 
@@ -42,10 +42,6 @@ import json, os, sys, time
 sys.path.insert(0, sys.argv[2])
 if sys.argv[3] == "no-fsync":
     os.fdatasync = lambda fd: None  # bench only: nothing is durable
-    from ecsm_actors.store import log_sync
-    def no_aio(*args):  # the log's syncs inline (through the fdatasync above), not AIO
-        raise OSError("bench: no asynchronous sync")
-    log_sync._Aio = no_aio
 import zmq
 from ecsm_actors.registry import server as S
 from ecsm_actors.store import lmdb_store as L
@@ -59,7 +55,7 @@ def timed(owner, name):
         finally:
             e = parts.setdefault(name, [0, 0]); e[0] += clock() - t; e[1] += 1
     setattr(owner, name, wrapper)
-for name in ("serve_batch", "_write", "_recv", "_send_on", "_publish_now"):
+for name in ("serve_batch", "_write", "_recv", "_send_on", "_publish"):
     timed(S.RegistryServer, name)
 for name in ("execute", "_commit", "_apply"):
     timed(L.Store, name)

@@ -100,3 +100,20 @@ def test_a_disk_that_refuses_the_record_s_write_back_stops_the_store_unacknowled
     with pytest.raises(WalFailed):
         one(store, create("s0", request_id="r-0"))
     assert store._ckpt.failed
+
+
+def test_after_a_refused_write_back_no_later_sync_acknowledges_a_write(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = wal.start_writeback
+
+    def refused_once(fd: int, offset: int, length: int) -> None:
+        monkeypatch.setattr(wal, "start_writeback", real)  # the disk answers again after
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(wal, "start_writeback", refused_once)
+    with pytest.raises(WalFailed):
+        one(store, create("s0", request_id="r-0"))
+    synced = store.log_sync.synced
+    with pytest.raises(WalFailed):  # its pages may be lost: nothing more is acknowledged
+        one(store, create("s1", request_id="r-1"))
+    assert store.log_sync.synced == synced

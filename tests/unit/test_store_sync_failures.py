@@ -1,7 +1,6 @@
 """A failed sync stops the store's durability for good, whichever path met it: the sync of
 the request window's deferred redo before a checkpoint's snapshot, the sync of data.mdb
-by a checkpoint the store asked for itself (a full map, the environment opened again);
-and a kernel that refuses the log's asynchronous ``fdatasync`` gets its AIO context back
+by a checkpoint the store asked for itself (a full map, the environment opened again)
 (real LMDB, the kernel's syncs failing where the test says)."""
 
 from __future__ import annotations
@@ -10,13 +9,11 @@ import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ecsm_actors.errors import AlreadyExists
-from ecsm_actors.store import Outcome, Store, log_sync
-from ecsm_actors.store.log_sync import LogSync
+from ecsm_actors.store import Outcome, Store
 from ecsm_actors.store.wal import WalFailed
 from tests.store_writes import FakeClock, create, one
 
@@ -82,27 +79,3 @@ def test_after_a_failed_checkpoint_no_checkpoint_follows_and_no_write_is_acknowl
     finally:
         store.close()
 
-
-def test_a_kernel_that_refuses_the_asynchronous_sync_gets_its_aio_context_back(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o600)
-    closed: list[Any] = []
-    real_close = log_sync._Aio.close
-
-    def close(self: Any) -> None:
-        closed.append(self)
-        real_close(self)
-
-    monkeypatch.setattr(log_sync._Aio, "close", close)
-    monkeypatch.setattr(log_sync._Aio, "submit", lambda self, ticket: False)  # EINVAL
-    syncs = LogSync(fd)
-    try:
-        if syncs._aio is None:
-            pytest.skip("no Linux AIO context to be had here")
-        os.pwrite(fd, b"record", 0)
-        ticket = syncs.request()  # synced inline
-        assert syncs.synced == ticket and syncs._aio is None
-        assert len(closed) == 1, "the AIO context was left to the process's exit"
-    finally:
-        syncs.close()
-        os.close(fd)

@@ -137,37 +137,29 @@ def test_the_records_of_a_generation_skip_the_one_a_cancel_record_follows(
         log.close()
 
 
-class FailingDisk:
-    """Stands in for the kernel's asynchronous syncs of the log: each one fails (EIO)."""
-
-    def __init__(self, ready: int) -> None:
-        self.ready, self.tickets = ready, [0]
-
-    def submit(self, ticket: int) -> bool:
-        self.tickets.append(ticket)
-        os.eventfd_write(self.ready, 1)
-        return True
-
-    def completed(self, wait: bool = False) -> list[tuple[int, int]]:
-        return [(self.tickets[-1], -errno.EIO)]
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_record_whose_sync_fails_stops_the_store_and_the_next_open_recovers_from_the_log(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     volatile = tmp_path / "shm"
     volatile.mkdir()
     store = open_store(tmp_path / "data", "boot-1", volatile_dir=volatile)
     try:
         assert isinstance(one(store, create("s0", request_id="r-0")), Outcome)
-        store.log_sync._aio = FailingDisk(store.log_sync.ready)  # type: ignore[assignment]
+        log_fd, real, failed = store._ckpt.log.fd, os.fdatasync, []
+
+        def fdatasync(fd: int) -> None:  # the log's next sync fails (EIO), later ones not
+            if fd == log_fd and not failed:
+                failed.append(fd)
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            real(fd)
+
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+        synced = store.log_sync.synced
         with pytest.raises(WalFailed):  # never acknowledged
             one(store, create("s1", request_id="r-1"))
-        assert store._ckpt.failed and list(volatile.iterdir())
+        assert failed and store._ckpt.failed and list(volatile.iterdir())
         with pytest.raises(WalFailed):  # nothing more is durable, nothing acknowledged
             one(store, create("s2"))
+        assert store.log_sync.synced == synced
     finally:
         store.close()  # no checkpoint after the failure
     again = open_store(tmp_path / "data", "boot-1", volatile_dir=volatile)  # same boot

@@ -16,7 +16,6 @@ import pytest
 from ecsm_actors.errors import Conflict
 from ecsm_actors.protocol import Op
 from ecsm_actors.store import Outcome, Store, Write
-from ecsm_actors.store.log_sync import LogSync
 from tests.store_writes import FakeClock, create, one
 
 pytestmark = pytest.mark.timeout(30)
@@ -40,22 +39,16 @@ def update(store: Store, name: str, request_id: str, *, replicas: int | None = N
 
 @pytest.fixture
 def syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The descriptors ``os.fdatasync`` is called on (the log's syncs made inline among
-    them), and the log's asynchronous syncs (-1 each), from now on."""
+    """The descriptors ``os.fdatasync`` is called on (the log's syncs among them), from
+    now on."""
     calls: list[int] = []
-    real, real_start = os.fdatasync, LogSync._start
+    real = os.fdatasync
 
     def fdatasync(fd: int) -> None:
         calls.append(fd)
         real(fd)
 
-    def start(self: LogSync) -> None:
-        if self._aio is not None:
-            calls.append(-1)
-        real_start(self)
-
     monkeypatch.setattr(os, "fdatasync", fdatasync)
-    monkeypatch.setattr(LogSync, "_start", start)
     return calls
 
 
