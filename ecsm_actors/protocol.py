@@ -1272,3 +1272,55 @@ class FrameReader:
             frame = bytes(view[FRAME_HEAD_BYTES:end])
         del buf[:end]
         return frame
+
+
+# -- stream events: the registry's local event endpoint (``unix://PATH``) ---------------
+#
+# After the registry's greeting (an empty frame), the subscriber sends one frame, its
+# subscription (:func:`encode_subscription`); then every event and heartbeat it matches
+# comes as one frame whose payload is the message's two parts: the topic, preceded by its
+# own 4-byte length, then the body (:func:`frame_event`, :func:`split_event`).
+
+#: The longest subscription frame the registry reads; longer closes the connection.
+MAX_SUBSCRIPTION_BYTES = 4096
+#: Topic prefixes one subscription may name at most.
+MAX_SUBSCRIPTION_TOPICS = 64
+
+
+def frame_event(topic: bytes, body: bytes) -> bytes:
+    """One published message ``[topic, body]`` as a stream frame, its head included."""
+    return b"".join((frame_head(FRAME_HEAD_BYTES + len(topic) + len(body)),
+                     frame_head(len(topic)), topic, body))
+
+
+def split_event(payload: bytes | memoryview) -> list[bytes]:
+    """A stream event frame's payload (its head taken off) → ``[topic, body]``. Raises
+    BadRequest when its topic's length runs past it."""
+    if len(payload) < FRAME_HEAD_BYTES:
+        raise BadRequest(f"stream event of {len(payload)} bytes has no topic length")
+    end = FRAME_HEAD_BYTES + frame_size(payload)[0]
+    if end > len(payload):
+        raise BadRequest(f"stream event: a topic of {end - FRAME_HEAD_BYTES} bytes in a "
+                         f"frame of {len(payload)}")
+    return [bytes(payload[FRAME_HEAD_BYTES:end]), bytes(payload[end:])]
+
+
+def encode_subscription(topics: list[bytes], hwm: int) -> bytes:
+    """A stream subscriber's subscription: the topic prefixes of the events it wants (b""
+    = all), as a SUB socket subscribes, and the most events the registry may queue for it
+    before it drops some (its receive high-water mark)."""
+    return pack({"v": VERSION, "topics": list(topics), "hwm": int(hwm)})
+
+
+def decode_subscription(frame: bytes) -> tuple[tuple[bytes, ...], int]:
+    """``(topic prefixes, hwm)`` of a subscription frame. Raises BadRequest."""
+    doc = unpack(frame, MAX_SUBSCRIPTION_BYTES)
+    topics, hwm = doc.get("topics"), doc.get("hwm")
+    if (not isinstance(topics, list) or len(topics) > MAX_SUBSCRIPTION_TOPICS
+            or not all(isinstance(t, bytes) for t in topics)):
+        raise BadRequest(f"subscription: topics must be a list of at most "
+                         f"{MAX_SUBSCRIPTION_TOPICS} byte strings")
+    if type(hwm) is not int or hwm < 1:
+        raise BadRequest(f"subscription: hwm must be a positive integer, not "
+                         f"{describe_input(hwm)}")
+    return tuple(topics), hwm

@@ -122,7 +122,7 @@ def resolve(cfg: Config, *, flag_registry: str | None, context_name: str | None,
     events = environ.get(ENV_EVENTS) or environ.get(ENV_EVENTS + "_ENDPOINT") or (
         context.events if context and context.events else "") or cfg.registry.events_endpoint
     if not events and not endpoint.startswith("tcp://"):
-        events = cfg.events_endpoint
+        events = cfg.events_local_endpoint  # the instance's event stream, when served
     server_key = environ.get(ENV_SERVER_KEY) or (context.server_key if context else "")
     client_key = environ.get(ENV_CLIENT_KEY) or (context.client_key if context else "")
     if request_timeout is not None:

@@ -145,6 +145,12 @@ def _check(cfg: Config) -> None:
     checks.append(("registry.stream_endpoint", stream == "" or stream.lower() == "off" or (
         stream.startswith("unix://") and len(stream) > len("unix://")),
         "expected unix://PATH, or off"))
+    stream_events = cfg.registry.stream_events_endpoint.strip()
+    checks.append(("registry.stream_events_endpoint", stream_events == ""
+                   or stream_events.lower() == "off" or (
+                       stream_events.startswith("unix://") and len(stream_events) > 7
+                       and stream_events != stream),
+                   "expected unix://PATH (not registry.stream_endpoint's), or off"))
     for endpoint_key in ("registry.remote_endpoint", "registry.remote_events_endpoint"):
         ep = getattr(cfg.registry, endpoint_key.split(".")[1])
         checks.append((endpoint_key, ep == "" or ep.startswith("tcp://"),

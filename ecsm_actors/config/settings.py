@@ -80,6 +80,12 @@ class RegistrySettings:
     #: requests there; empty means ``unix://<run dir>/registry.stream``; ``off``: not
     #: served (they use ``endpoint``).
     stream_endpoint: str = ""
+    #: Local stream endpoint for events (``unix://PATH``: the same events and heartbeats
+    #: as on ``events_endpoint``, each one length-prefixed frame, over a plain AF_UNIX
+    #: stream socket, no ZeroMQ I/O thread woken on either side): the subscribers of this
+    #: computer receive there; empty means ``unix://<run dir>/events.stream``; ``off``:
+    #: not served (they use ``events_endpoint``).
+    stream_events_endpoint: str = ""
     #: LMDB directory; empty means ``<run dir>/data``.
     data_dir: str = ""
     #: LMDB map size: the hard ceiling of the store.
@@ -396,6 +402,24 @@ class Config:
     @property
     def events_endpoint(self) -> str:
         return self._ipc(self.registry.events_endpoint, "events.sock")
+
+    @property
+    def registry_stream_events_endpoint(self) -> str:
+        """The registry's local event stream endpoint, or "" when it is not served."""
+        configured = self.registry.stream_events_endpoint
+        if configured.strip().lower() == "off":
+            return ""
+        return configured or f"unix://{self.run_dir / 'events.stream'}"
+
+    @property
+    def events_local_endpoint(self) -> str:
+        """The endpoint the subscribers of this computer receive events from: the event
+        stream when it is served, else ``events_endpoint`` (also when
+        ``registry.events_endpoint`` is given and no ``registry.stream_events_endpoint``:
+        the default stream is this run dir's)."""
+        if self.registry.events_endpoint and not self.registry.stream_events_endpoint:
+            return self.events_endpoint
+        return self.registry_stream_events_endpoint or self.events_endpoint
 
     @property
     def data_dir(self) -> Path:

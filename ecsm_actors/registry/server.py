@@ -38,6 +38,11 @@ stream connections, whose descriptors the loop waits on in the same ``poll`` as 
 ROUTER's. A turn takes the requests of the ROUTER and of every connection with a complete
 frame, one from each in turn, and commits their writes together; each reply goes back on
 the connection its request came from. The ROUTER stays bound and served as before.
+Their subscribers receive the events on the local event stream
+(``registry.stream_events_endpoint``, ``unix://<run dir>/events.stream``;
+:mod:`ecsm_actors.registry.stream_events`): each event, as published on the PUB socket,
+is written by the loop straight to every subscriber whose topics it matches, whose
+descriptors the same ``poll`` waits on; the PUB socket stays bound and served.
 
 With ``registry.remote_endpoint`` / ``remote_events_endpoint`` set, the same requests
 and events are also served on TCP with CURVE, clients authenticated through ZAP and held
@@ -95,6 +100,7 @@ from ecsm_actors.protocol import ListView, Op, Request, describe_error
 from ecsm_actors.registry.authorized import Role
 from ecsm_actors.registry.remote import READ_OPS, RemoteEndpoints
 from ecsm_actors.registry.stream import StreamConnection, StreamEndpoint, from_zmq
+from ecsm_actors.registry.stream_events import StreamEventEndpoint
 from ecsm_actors.store import WRITE_OPS, Outcome, Store, Write
 from ecsm_actors.store.backends import open_event_store, open_store
 
@@ -244,6 +250,13 @@ class RegistryServer:
                                          max_frame=self.max_frame,
                                          queue_bytes=int(cfg.registry.peer_queue_bytes),
                                          failures=self.failures)
+        #: The local event stream endpoint (None: ``registry.stream_events_endpoint`` is
+        #: off), beside the PUB socket.
+        self.event_stream: StreamEventEndpoint | None = None
+        if cfg.registry_stream_events_endpoint:
+            self.event_stream = StreamEventEndpoint(
+                cfg.registry_stream_events_endpoint, hwm=self.queues.events,
+                queue_bytes=int(cfg.registry.peer_queue_bytes), failures=self.failures)
         #: Writes per commit (group commit), for ``ecsm-operator metrics``.
         self.batch_sizes = Histogram()
         # The socket the current turn serves: replies go back where requests came from.
@@ -305,10 +318,14 @@ class RegistryServer:
             if self.event_source is not None and self.event_source.socket in ready:
                 for frames in self.event_source.receive():
                     self._publish(frames)
-            if stream is not None:
-                for key, events in ready.items():
-                    if key.__class__ is int:
-                        stream.on_event(key, from_zmq(events))
+            event_stream = self.event_stream
+            for key, events in ready.items():
+                if key.__class__ is not int:
+                    continue
+                if event_stream is not None and event_stream.owns(key):
+                    event_stream.on_event(key, from_zmq(events))
+                elif stream is not None:
+                    stream.on_event(key, from_zmq(events))
             router_ready = self.router in ready
             if router_ready or (stream is not None and stream.has_frames):
                 self.serve_batch(router=router_ready)
@@ -340,7 +357,9 @@ class RegistryServer:
         poller.register(self.router, zmq.POLLIN)
         if self.stream is not None:
             self.stream.watch(poller, replacing=self._stream_poller)
-            self._stream_poller = poller
+        if self.event_stream is not None:
+            self.event_stream.watch(poller, replacing=self._stream_poller)
+        self._stream_poller = poller
         if self.event_source is not None:
             poller.register(self.event_source.socket, zmq.POLLIN)
         if self.remote is not None:
@@ -359,6 +378,8 @@ class RegistryServer:
         fds.register(self._router_fd, select.POLLIN)
         if self.stream is not None:
             self.stream.watch(fds)
+        if self.event_stream is not None:
+            self.event_stream.watch(fds)
         return fds
 
     def _serve_local(self, fds: select.poll, timeout: float) -> None:
@@ -370,8 +391,9 @@ class RegistryServer:
         it went idle): a turn that ended on such a look, nothing sent since, leaves it
         armed (``_router_armed``); otherwise ``EVENTS`` is asked first. With requests
         queued already, the stream's descriptors are still looked at (without waiting):
-        its requests join the same turn."""
-        stream = self.stream
+        its requests join the same turn. The event stream's descriptors (subscribers
+        connecting, reading what was queued for them) are served in the same wait."""
+        stream, event_stream = self.stream, self.event_stream
         router = not self._router_armed and bool(self.router.get(_EVENTS_OPTION) & _POLLIN)
         if not router:
             self._router_armed = True
@@ -389,6 +411,8 @@ class RegistryServer:
             if fd == router_fd:
                 self._router_armed = False  # the receive takes the pending commands
                 router = True
+            elif event_stream is not None and event_stream.owns(fd):
+                event_stream.on_event(fd, events)
             else:
                 stream.on_event(fd, events)  # type: ignore[union-attr]
         if router or (stream is not None and stream.has_frames):
@@ -405,6 +429,8 @@ class RegistryServer:
             self.event_source.close()
         if self.stream is not None:
             self.stream.shut()
+        if self.event_stream is not None:
+            self.event_stream.shut()
         self.router.close()
         self.pub.close()
         self.context.term()
@@ -790,6 +816,8 @@ class RegistryServer:
     def _publish(self, frames: Frames) -> None:
         """Publish an event (or a heartbeat) to every subscriber."""
         self._publish_on(self.pub, frames)
+        if self.event_stream is not None:
+            self.event_stream.publish(frames[0], frames[-1])
         if self.remote is not None and self.remote.pub is not None:
             self._publish_on(self.remote.pub, frames)
 
@@ -812,6 +840,10 @@ class RegistryServer:
         if self.stream is not None:
             self.stream.heartbeat()
             self.stats["streamConnections"] = len(self.stream.connections)
+        if self.event_stream is not None:
+            self.event_stream.heartbeat()
+            self.stats["streamSubscribers"] = len(self.event_stream.subscribed)
+            self.stats["streamEventsDropped"] = self.event_stream.dropped
         self._refresh_stats()
         self.store.release_pages()
         try:

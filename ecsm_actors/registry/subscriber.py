@@ -7,12 +7,23 @@ decode are logged and skipped. On a remote link it is a CURVE client with ZMTP h
 (:mod:`~ecsm_actors.registry.sockets`), so a silent connection is dropped and
 re-established; ZeroMQ re-sends the subscriptions. Re-exported by
 :mod:`ecsm_actors.registry.client`.
+
+The transport follows the endpoint's scheme: ``unix://`` is the registry's local event
+stream (:mod:`~ecsm_actors.registry.stream_events`; ``Config.events_local_endpoint``),
+read by :class:`StreamEvents` in the caller's own thread (no I/O thread woken by each
+event); ``ipc://`` and ``tcp://`` a SUB socket. The stream is made again, its
+subscription sent again, every :data:`RECONNECT_INTERVAL` while the registry is gone (a
+registry restarted: the events meanwhile are a gap its reader finds by the event chain,
+as on ZeroMQ).
 """
 
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Self, TypeVar
 
@@ -21,12 +32,119 @@ import zmq
 from ecsm_actors import protocol
 from ecsm_actors.curve import ClientKeys
 from ecsm_actors.errors import BadRequest
-from ecsm_actors.protocol import Event, EventHead, Heartbeat
+from ecsm_actors.protocol import FRAME_HEAD_BYTES, Event, EventHead, Heartbeat, frame_size
 from ecsm_actors.registry.sockets import LinkOptions, prepare
 
 logger = logging.getLogger(__name__)
 
 _Decoded = TypeVar("_Decoded")
+
+#: Seconds between two attempts to connect to a stream endpoint (ZeroMQ's default).
+RECONNECT_INTERVAL = 0.1
+#: Bytes one read of the stream takes at most.
+RECV_BYTES = 256 << 10
+
+
+class StreamEvents:
+    """The events of a ``unix://`` event stream endpoint matching ``topics`` (prefixes, as
+    a SUB socket's subscriptions), read as they come: connected at once and again whenever
+    the connection ends (see module docstring). ``hwm``: the most events the registry may
+    queue for it before it drops some. Never raises OSError."""
+
+    def __init__(self, endpoint: str, topics: list[bytes], hwm: int) -> None:
+        if not endpoint.startswith(protocol.STREAM_SCHEME):
+            raise ValueError(f"not a stream endpoint: {endpoint}")
+        self.endpoint = endpoint
+        self.path = endpoint[len(protocol.STREAM_SCHEME):]
+        subscription = protocol.encode_subscription(topics, hwm)
+        self._subscription = protocol.frame_head(len(subscription)) + subscription
+        self.sock: socket.socket | None = None
+        self._fds = select.poll()
+        self._buf = bytearray()
+        #: Messages read and not yet taken, in order.
+        self._ready: deque[list[bytes]] = deque()
+        self._retry_at = 0.0
+        self._connect()
+
+    def _connect(self) -> bool:
+        """Connect and subscribe (the subscription waits in the socket's buffer for the
+        registry's loop to accept it); False when the registry is not there."""
+        self._retry_at = time.monotonic() + RECONNECT_INTERVAL
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            sock.connect(self.path)
+            sock.send(self._subscription)  # a fresh socket's buffer: it all fits
+        except OSError:
+            sock.close()
+            return False
+        self.sock = sock
+        self._fds = select.poll()
+        self._fds.register(sock.fileno(), select.POLLIN)
+        self._buf = bytearray()
+        return True
+
+    def _drop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self._buf = bytearray()
+
+    def next(self, deadline: float | None) -> list[bytes] | None:
+        """The next message's frames ``[topic, body]``, or None once ``deadline``
+        (monotonic; None: no end) passed waiting."""
+        ready = self._ready
+        while not ready:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return None
+            if self.sock is None:
+                if now < self._retry_at or not self._connect():
+                    end = self._retry_at if deadline is None else min(deadline,
+                                                                      self._retry_at)
+                    time.sleep(max(0.0, end - time.monotonic()))
+                continue
+            wait = -1 if deadline is None else max(0, int((deadline - now) * 1000) + 1)
+            if self._fds.poll(wait):
+                self._read()
+        return ready.popleft()
+
+    def _read(self) -> None:
+        """What the socket has, split into messages (a message's rest waits for the next
+        read); the connection dropped at its end or at a frame that breaks the framing."""
+        sock = self.sock
+        assert sock is not None
+        try:
+            data = sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop()
+            return
+        buf = self._buf
+        if buf:
+            buf += data
+            data = buf
+        size, start, end = len(data), 0, 0
+        ready = self._ready
+        try:
+            while size - start >= FRAME_HEAD_BYTES:
+                end = start + FRAME_HEAD_BYTES + frame_size(data, start)[0]
+                if end > size:
+                    break
+                if end > start + FRAME_HEAD_BYTES:  # the greeting is empty
+                    with memoryview(data) as view:
+                        ready.append(protocol.split_event(view[start + FRAME_HEAD_BYTES:end]))
+                start = end
+        except BadRequest as e:
+            logger.warning("dropping the connection to %s: %s", self.endpoint, e)
+            self._drop()
+            return
+        self._buf = bytearray(data[start:]) if start < size else bytearray()
+
+    def close(self) -> None:
+        self._drop()
 
 
 class _Subscription:
@@ -37,12 +155,19 @@ class _Subscription:
                  context: zmq.Context[Any] | None = None, curve: ClientKeys | None = None,
                  heartbeat_interval: float = 2.0, heartbeat_timeout: float = 8.0) -> None:
         self.endpoint = endpoint
+        kinds = list(kinds)
+        self._stream: StreamEvents | None = None
+        if endpoint.startswith(protocol.STREAM_SCHEME):
+            topics = ([*map(protocol.kind_topic, kinds), protocol.HEARTBEAT_TOPIC]
+                      if kinds else [b""])
+            self._stream = StreamEvents(endpoint, topics, rcvhwm)
+            self._next = self._stream.next  # type: ignore[method-assign]
+            return
         self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
         prepare(self._socket, endpoint, LinkOptions(curve=curve,
                                                     heartbeat_interval=heartbeat_interval,
                                                     heartbeat_timeout=heartbeat_timeout))
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
-        kinds = list(kinds)
         if kinds:
             for kind in kinds:
                 self._socket.setsockopt(zmq.SUBSCRIBE, protocol.kind_topic(kind))
@@ -95,6 +220,9 @@ class _Subscription:
         return frames
 
     def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            return
         self._socket.close(linger=0)
 
     def __enter__(self) -> Self:

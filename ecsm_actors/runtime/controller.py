@@ -77,7 +77,8 @@ def _default_subscriber_factory(cfg: Config) -> Callable[[], EventSource]:
     # Every object kind: seq counts the mutations of all kinds, so gap detection needs
     # them all (but not the Event records, outside the count: topic ``Event.``).
     hwm = cfg.controller.event_buffer or cfg.registry.pub_hwm
-    return lambda: HeadSubscriber(cfg.events_endpoint, kinds=protocol.KINDS, rcvhwm=hwm)
+    return lambda: HeadSubscriber(cfg.events_local_endpoint, kinds=protocol.KINDS,
+                                  rcvhwm=hwm)
 
 
 def list_ahead(kind: str, cfg: Config) -> FirstList:

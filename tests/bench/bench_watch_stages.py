@@ -58,7 +58,7 @@ from tests.bench.bench_registry import PY, pct, value  # noqa: E402
 #: The registry, its stages timed (patched around, nothing else changed); the figures are
 #: written to argv[1] as JSON when it stops (SIGTERM).
 TRACED_REGISTRY = r"""
-import gc, json, sys, threading, time, collections
+import gc, json, os, sys, threading, time, collections
 sys.path.insert(0, sys.argv[2])
 mono = time.monotonic
 from ecsm_actors import protocol
@@ -161,7 +161,7 @@ def write_header(self, header, payloads=()):
 wal.WriteAheadLog.write_header = write_header
 
 orig_sync = checkpoint.Checkpoints._sync
-import ctypes, os
+import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 flag = os.environ.get("BENCH_CHUNKED_FLAG", "")
@@ -187,14 +187,26 @@ def _sync(pending, fd):
         syncs.append((t, mono(), mode))
 checkpoint.Checkpoints._sync = staticmethod(_sync)
 
-# An object event really sent (not held): the next resourceVersion's, in order.
-orig_publish_on = R._publish_on
-def _publish_on(pub, frames):
-    t = mono()
-    orig_publish_on(pub, frames)
-    if frames[0] != protocol.HEARTBEAT_TOPIC and unpublished:
-        by_rv[unpublished.popleft()].update(pub0=t, pub=mono())
-R._publish_on = staticmethod(_publish_on)
+# An object event really sent (not held): the next resourceVersion's, in order. Timed
+# on the socket the subscriber reads: the PUB socket, or the event stream (BENCH_EVENTS).
+if os.environ.get("BENCH_EVENTS") == "stream":
+    from ecsm_actors.registry import stream_events
+    E = stream_events.StreamEventEndpoint
+    orig_stream_publish = E.publish
+    def publish(self, topic, body):
+        t = mono()
+        orig_stream_publish(self, topic, body)
+        if topic != protocol.HEARTBEAT_TOPIC and unpublished:
+            by_rv[unpublished.popleft()].update(pub0=t, pub=mono())
+    E.publish = publish
+else:
+    orig_publish_on = R._publish_on
+    def _publish_on(pub, frames):
+        t = mono()
+        orig_publish_on(pub, frames)
+        if frames[0] != protocol.HEARTBEAT_TOPIC and unpublished:
+            by_rv[unpublished.popleft()].update(pub0=t, pub=mono())
+    R._publish_on = staticmethod(_publish_on)
 
 orig_write = R._write
 def _write(self, writes):
@@ -206,9 +218,9 @@ def _write(self, writes):
 R._write = _write
 
 orig_batch = R.serve_batch
-def serve_batch(self):
+def serve_batch(self, **kw):
     cur.clear()
-    orig_batch(self)
+    orig_batch(self, **kw)
 R.serve_batch = serve_batch
 
 orig_beat = R._heartbeat
@@ -300,15 +312,29 @@ seen = []
 cpu0 = None
 def watcher(event):  # the callback: what an informer's handler would be given
     seen.append(event.seq)
+stream = getattr(sub, "_stream", None)  # the event stream (unix://), or None: SUB
 print("ready", flush=True)
 while True:
-    if not sub._poller.poll(10_000):
-        break
-    if cpu0 is None:
-        cpu0 = sum(delays_cpu())
-    readable = mono()
-    frames = sub._recv_frames()
-    received = mono()
+    if stream is not None:
+        if not stream._ready:  # (events read together: readable and received at once)
+            if not stream._fds.poll(10_000):
+                break
+            if cpu0 is None:
+                cpu0 = sum(delays_cpu())
+            readable = mono()
+            stream._read()
+            if not stream._ready:
+                continue
+        received = mono()
+        frames = stream._ready.popleft()
+    else:
+        if not sub._poller.poll(10_000):
+            break
+        if cpu0 is None:
+            cpu0 = sum(delays_cpu())
+        readable = mono()
+        frames = sub._recv_frames()
+        received = mono()
     m = decode(frames)
     decoded = mono()
     if not isinstance(m, Heartbeat):
@@ -559,6 +585,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--no-etcd", action="store_true")
+    parser.add_argument("--zmq", action="store_true",
+                        help="the subscriber on the PUB socket (events.sock), not on the "
+                        "registry's local event stream (events.stream); also for a tree "
+                        "from before the event stream")
     parser.add_argument("--objects", action="store_true",
                         help="the subscriber decodes each event whole, its object included "
                         "(as the CLI's watch does), not its head alone (as an informer does)")
@@ -574,7 +604,9 @@ def main() -> int:
     run_dir = tmp / "run"
     run_dir.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECSM_ACTORS_")}
-    env.update(ECSM_ACTORS_RUN_DIR=str(run_dir), ECSM_ACTORS_LOG_LEVEL="WARNING")
+    env.update(ECSM_ACTORS_RUN_DIR=str(run_dir), ECSM_ACTORS_LOG_LEVEL="WARNING",
+               BENCH_EVENTS="zmq" if args.zmq else "stream")
+    events = f"ipc://{run_dir}/events.sock" if args.zmq else f"unix://{run_dir}/events.stream"
     trace = tmp / "trace.json"
     flag = tmp / "chunked"
     if args.ab_chunked_checkpoint:
@@ -617,7 +649,7 @@ def main() -> int:
                                                RECORD_BYTES))
                 cpu0 = task_cpu(registry.pid)
                 sent, seen = registry_round(
-                    client, f"ipc://{run_dir}/events.sock", args.writes, args.rate, f"s{r}",
+                    client, events, args.writes, args.rate, f"s{r}",
                     args.objects, int(args.ab_slice * 1e6) if mode else 0,
                     registry.pid if args.ab_slice > 0 else 0)
                 rounds_seen.append((sent, seen))

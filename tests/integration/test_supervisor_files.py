@@ -59,10 +59,10 @@ def test_the_run_dir_is_0700_and_every_socket_of_the_supervisor_0600(
     def sockets() -> dict[str, str]:
         return {p.name: oct(mode(p)) for p in run_dir.iterdir() if p.is_socket()}
 
-    wait_until(lambda: len(sockets()) == 5, timeout=15, what="the registry's sockets")
+    wait_until(lambda: len(sockets()) == 6, timeout=15, what="the registry's sockets")
     assert sockets() == {"control.sock": "0o600", "heartbeat.sock": "0o600",
                          "registry.sock": "0o600", "events.sock": "0o600",
-                         "registry.stream": "0o600"}
+                         "registry.stream": "0o600", "events.stream": "0o600"}
     assert client.ps()[0]["state"] == "RUNNING"
 
 

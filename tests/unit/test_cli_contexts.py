@@ -110,7 +110,7 @@ def test_a_named_local_instance_skips_the_current_context(home: Path,
     write_contexts(home, keys)
     t = target(home, {"ECSM_ACTORS_RUN_DIR": "/tmp/ea-run"})
     assert (t.endpoint, t.events) == ("unix:///tmp/ea-run/registry.stream",
-                                      "ipc:///tmp/ea-run/events.sock")
+                                      "unix:///tmp/ea-run/events.stream")
     assert (t.context, t.server_key) == (None, "")
 
 
