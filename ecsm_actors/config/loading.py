@@ -151,6 +151,20 @@ def _check(cfg: Config) -> None:
                        stream_events.startswith("unix://") and len(stream_events) > 7
                        and stream_events != stream),
                    "expected unix://PATH (not registry.stream_endpoint's), or off"))
+    # A stream endpoint's socket file shared with another socket's: each binding removes
+    # a stale file first (stream.listen, server.bind), so one would unlink the other's.
+    files = {key: _socket_file(endpoint) for key, endpoint in (
+        ("registry.endpoint", cfg.registry_endpoint),
+        ("registry.events_endpoint", cfg.events_endpoint),
+        ("supervisor.control_endpoint", cfg.control_endpoint),
+        ("supervisor.heartbeat_endpoint", cfg.heartbeat_endpoint),
+        ("registry.stream_endpoint", cfg.registry_stream_endpoint),
+        ("registry.stream_events_endpoint", cfg.registry_stream_events_endpoint))}
+    for key in ("registry.stream_endpoint", "registry.stream_events_endpoint"):
+        path = files[key]
+        other = next((k for k, p in files.items() if k != key and p and p == path), "")
+        checks.append((key, not other, f"its socket file {path} is also {other}'s (binding "
+                                       "one would remove the other's)"))
     for endpoint_key in ("registry.remote_endpoint", "registry.remote_events_endpoint"):
         ep = getattr(cfg.registry, endpoint_key.split(".")[1])
         checks.append((endpoint_key, ep == "" or ep.startswith("tcp://"),
@@ -168,6 +182,14 @@ def _check(cfg: Config) -> None:
             section, name = key.split(".")
             value = getattr(getattr(cfg, section), name)
             raise ConfigError(f"config key {key}: invalid value {value!r}: {why}")
+
+
+def _socket_file(endpoint: str) -> str:
+    """The socket file an ``ipc://`` or ``unix://`` endpoint binds (absolute), else ""."""
+    for scheme in ("ipc://", "unix://"):
+        if endpoint.startswith(scheme) and len(endpoint) > len(scheme):
+            return os.path.normpath(os.path.abspath(endpoint[len(scheme):]))
+    return ""
 
 
 def is_loopback(endpoint: str) -> bool:

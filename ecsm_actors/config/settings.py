@@ -78,7 +78,8 @@ class RegistrySettings:
     #: preceded by its 4-byte length, over a plain AF_UNIX stream socket, which costs a
     #: round trip about half of ZeroMQ's): the processes of this computer send their
     #: requests there; empty means ``unix://<run dir>/registry.stream``; ``off``: not
-    #: served (they use ``endpoint``).
+    #: served (they use ``endpoint``). A setting of ``endpoint`` alone (this one empty)
+    #: sends them to ``endpoint`` (ZeroMQ), the default stream being this run dir's.
     stream_endpoint: str = ""
     #: Local stream endpoint for events (``unix://PATH``: the same events and heartbeats
     #: as on ``events_endpoint``, each one length-prefixed frame, over a plain AF_UNIX

@@ -9,8 +9,9 @@ import logging
 import os
 import select
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from ecsm_actors.registry.stream import (
     StreamEndpoint,
     peer_pid,
 )
+from ecsm_actors.registry.stream_events import StreamEventEndpoint
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -87,12 +89,22 @@ def test_the_global_cap_still_holds(pairs: list[socket.socket],
     assert [admission.admit(accepted(pairs)) for _ in range(4)] == [True] * 3 + [False]
 
 
-def test_the_request_endpoint_refuses_a_process_past_its_cap(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def request_endpoint(path: Path, failures: FailureLog) -> StreamEndpoint:
+    return StreamEndpoint(f"unix://{path}", max_frame=1 << 20, queue_bytes=1 << 20,
+                          failures=failures)
+
+
+def event_endpoint(path: Path, failures: FailureLog) -> StreamEventEndpoint:
+    return StreamEventEndpoint(f"unix://{path}", hwm=10, queue_bytes=1 << 20,
+                               failures=failures)
+
+
+@pytest.mark.parametrize("make", [request_endpoint, event_endpoint], ids=["requests", "events"])
+def test_each_stream_endpoint_refuses_a_process_past_its_cap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[..., Any]) -> None:
     monkeypatch.setattr(stream_module, "MAX_CONNECTIONS_PER_PROCESS", 2)
     failures = FailureLog(logger)
-    endpoint = StreamEndpoint(f"unix://{tmp_path}/registry.stream", max_frame=1 << 20,
-                              queue_bytes=1 << 20, failures=failures)
+    endpoint = make(tmp_path / "registry.stream", failures)
     clients: list[socket.socket] = []
     try:
         for _ in range(3):
