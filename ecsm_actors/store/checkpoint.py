@@ -479,11 +479,12 @@ class Checkpoints:
         fit (the region or the disk is full), the checkpoint alone covers them."""
         ops, self._deferred = self._deferred, []
         if ops:
+            at = self.log.offset
             try:
                 written = self.log.write(wal.encode(ops))
             except OSError as e:  # no room for it: nothing to sync
-                if e.errno not in wal.NO_SPACE:
-                    raise
+                if e.errno not in wal.NO_SPACE or self.log.offset != at:
+                    raise  # written, its write-back refused: its pages may be lost
                 written = False
             if written:  # a sync that fails (ENOSPC too) fails the checkpoint
                 os.fdatasync(self.log.fd)

@@ -117,3 +117,26 @@ def test_after_a_refused_write_back_no_later_sync_acknowledges_a_write(
     with pytest.raises(WalFailed):  # its pages may be lost: nothing more is acknowledged
         one(store, create("s1", request_id="r-1"))
     assert store.log_sync.synced == synced
+
+
+def test_a_refused_write_back_of_the_deferred_redo_fails_the_checkpoint_and_every_later_write(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(one(store, create("s0", request_id="r-0")), Outcome)
+    # A refusal writes only the request window: its redo is deferred to the next record,
+    # or to a record of its own before the next checkpoint's snapshot.
+    assert not isinstance(one(store, create("s0", request_id="r-1")), Outcome)
+    assert store._ckpt._deferred
+    written: list[int] = []
+
+    def refused(fd: int, offset: int, length: int) -> None:
+        written.append(offset)  # the record is in the log: only its pages were refused
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(wal, "start_writeback", refused)
+    with pytest.raises(OSError):
+        store.checkpoint()
+    assert written
+    synced = store.log_sync.synced
+    with pytest.raises(WalFailed):  # its pages may be lost: nothing more is acknowledged
+        one(store, create("s1", request_id="r-2"))
+    assert store.log_sync.synced == synced
