@@ -313,7 +313,8 @@ def subscriber(ctx: CliContext, kinds: Iterable[str]) -> Subscriber:
     else:
         sub = Subscriber(r.target.events, kinds=kinds, rcvhwm=cfg.registry.pub_hwm,
                          curve=r.keys, heartbeat_interval=cfg.link.heartbeat_interval,
-                         heartbeat_timeout=cfg.link.heartbeat_timeout)
+                         heartbeat_timeout=cfg.link.heartbeat_timeout,
+                         max_frame=int(cfg.registry.max_frame_bytes))
     click.get_current_context().call_on_close(sub.close)
     return sub
 

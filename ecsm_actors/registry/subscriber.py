@@ -30,6 +30,7 @@ from typing import Any, Self, TypeVar
 import zmq
 
 from ecsm_actors import protocol
+from ecsm_actors.config.settings import RegistrySettings
 from ecsm_actors.curve import ClientKeys
 from ecsm_actors.errors import BadRequest
 from ecsm_actors.protocol import FRAME_HEAD_BYTES, Event, EventHead, Heartbeat, frame_size
@@ -43,19 +44,28 @@ _Decoded = TypeVar("_Decoded")
 RECONNECT_INTERVAL = 0.1
 #: Bytes one read of the stream takes at most.
 RECV_BYTES = 256 << 10
+#: ``registry.max_frame_bytes`` when the subscriber is not told the registry's.
+MAX_FRAME = int(RegistrySettings.max_frame_bytes)
 
 
 class StreamEvents:
     """The events of a ``unix://`` event stream endpoint matching ``topics`` (prefixes, as
     a SUB socket's subscriptions), read as they come: connected at once and again whenever
     the connection ends (see module docstring). ``hwm``: the most events the registry may
-    queue for it before it drops some. Never raises OSError."""
+    queue for it before it drops some; ``max_frame``: the registry's
+    ``registry.max_frame_bytes`` — a frame announcing more than
+    :func:`~ecsm_actors.protocol.stream_frame_limit` of it is not read (its connection is
+    dropped, one warning, and made again: the event lost is a gap, as any). Never raises
+    OSError."""
 
-    def __init__(self, endpoint: str, topics: list[bytes], hwm: int) -> None:
+    def __init__(self, endpoint: str, topics: list[bytes], hwm: int, *,
+                 max_frame: int = MAX_FRAME) -> None:
         if not endpoint.startswith(protocol.STREAM_SCHEME):
             raise ValueError(f"not a stream endpoint: {endpoint}")
         self.endpoint = endpoint
         self.path = endpoint[len(protocol.STREAM_SCHEME):]
+        #: The longest frame read.
+        self.limit = protocol.stream_frame_limit(max_frame)
         subscription = protocol.encode_subscription(topics, hwm)
         self._subscription = protocol.frame_head(len(subscription)) + subscription
         self.sock: socket.socket | None = None
@@ -91,11 +101,12 @@ class StreamEvents:
 
     def next(self, deadline: float | None) -> list[bytes] | None:
         """The next message's frames ``[topic, body]``, or None once ``deadline``
-        (monotonic; None: no end) passed waiting."""
-        ready = self._ready
+        (monotonic; None: no end) passed waiting (what the socket holds is still read
+        once: a deadline of now takes a message already come, as a SUB socket's)."""
+        ready, polled = self._ready, False
         while not ready:
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
+            if deadline is not None and now >= deadline and (polled or self.sock is None):
                 return None
             if self.sock is None:
                 if now < self._retry_at or not self._connect():
@@ -104,6 +115,7 @@ class StreamEvents:
                     time.sleep(max(0.0, end - time.monotonic()))
                 continue
             wait = -1 if deadline is None else max(0, int((deadline - now) * 1000) + 1)
+            polled = True
             if self._fds.poll(wait):
                 self._read()
         return ready.popleft()
@@ -127,10 +139,14 @@ class StreamEvents:
             buf += data
             data = buf
         size, start, end = len(data), 0, 0
-        ready = self._ready
+        ready, limit = self._ready, self.limit
         try:
             while size - start >= FRAME_HEAD_BYTES:
-                end = start + FRAME_HEAD_BYTES + frame_size(data, start)[0]
+                length = frame_size(data, start)[0]
+                if length > limit:
+                    raise BadRequest(f"a frame of {length} bytes announced (the most "
+                                     f"read is {limit})")
+                end = start + FRAME_HEAD_BYTES + length
                 if end > size:
                     break
                 if end > start + FRAME_HEAD_BYTES:  # the greeting is empty
@@ -141,7 +157,10 @@ class StreamEvents:
             logger.warning("dropping the connection to %s: %s", self.endpoint, e)
             self._drop()
             return
-        self._buf = bytearray(data[start:]) if start < size else bytearray()
+        if data is buf:  # a frame's rest came: the buffer kept, not copied at each read
+            del buf[:start]
+        else:
+            self._buf = bytearray(data[start:]) if start < size else bytearray()
 
     def close(self) -> None:
         self._drop()
@@ -149,18 +168,20 @@ class StreamEvents:
 
 class _Subscription:
     """The SUB socket of events of the given kinds (all kinds when empty) and every
-    heartbeat, and the wait for its next message."""
+    heartbeat, and the wait for its next message. ``max_frame``: the registry's
+    ``registry.max_frame_bytes``, which bounds what a stream subscriber reads."""
 
     def __init__(self, endpoint: str, *, kinds: Iterable[str] = (), rcvhwm: int = 100_000,
                  context: zmq.Context[Any] | None = None, curve: ClientKeys | None = None,
-                 heartbeat_interval: float = 2.0, heartbeat_timeout: float = 8.0) -> None:
+                 heartbeat_interval: float = 2.0, heartbeat_timeout: float = 8.0,
+                 max_frame: int = MAX_FRAME) -> None:
         self.endpoint = endpoint
         kinds = list(kinds)
         self._stream: StreamEvents | None = None
         if endpoint.startswith(protocol.STREAM_SCHEME):
             topics = ([*map(protocol.kind_topic, kinds), protocol.HEARTBEAT_TOPIC]
                       if kinds else [b""])
-            self._stream = StreamEvents(endpoint, topics, rcvhwm)
+            self._stream = StreamEvents(endpoint, topics, rcvhwm, max_frame=max_frame)
             self._next = self._stream.next  # type: ignore[method-assign]
             return
         self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
@@ -183,7 +204,8 @@ class _Subscription:
                     curve: ClientKeys | None = None) -> Self:
         return cls(cfg.events_endpoint, kinds=kinds, rcvhwm=cfg.registry.pub_hwm, curve=curve,
                    heartbeat_interval=cfg.link.heartbeat_interval,
-                   heartbeat_timeout=cfg.link.heartbeat_timeout)
+                   heartbeat_timeout=cfg.link.heartbeat_timeout,
+                   max_frame=int(cfg.registry.max_frame_bytes))
 
     def recv_frames(self, timeout: float | None) -> list[bytes] | None:
         """The next message's frames undecoded (``ecsm-cli get events -w`` reads Event

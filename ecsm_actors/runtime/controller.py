@@ -78,7 +78,7 @@ def _default_subscriber_factory(cfg: Config) -> Callable[[], EventSource]:
     # them all (but not the Event records, outside the count: topic ``Event.``).
     hwm = cfg.controller.event_buffer or cfg.registry.pub_hwm
     return lambda: HeadSubscriber(cfg.events_local_endpoint, kinds=protocol.KINDS,
-                                  rcvhwm=hwm)
+                                  rcvhwm=hwm, max_frame=int(cfg.registry.max_frame_bytes))
 
 
 def list_ahead(kind: str, cfg: Config) -> FirstList:
