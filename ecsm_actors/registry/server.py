@@ -398,10 +398,10 @@ class RegistryServer:
         if not router:
             self._router_armed = True
         if stream is None:
-            if router:
+            if router and event_stream is None:
                 self.serve_batch()
                 return
-            queued = False
+            queued = router  # the event stream's descriptors looked at all the same
         else:
             queued = router or stream.has_frames
         if not queued:
