@@ -44,6 +44,9 @@ _Decoded = TypeVar("_Decoded")
 RECONNECT_INTERVAL = 0.1
 #: Bytes one read of the stream takes at most.
 RECV_BYTES = 256 << 10
+#: The mark a subscription names when the subscriber has none of its own (``hwm`` 0:
+#: ``registry.pub_hwm`` 0, ZeroMQ's "no limit"): the registry's bounds hold alone.
+NO_MARK = 1 << 31
 #: ``registry.max_frame_bytes`` when the subscriber is not told the registry's.
 MAX_FRAME = int(RegistrySettings.max_frame_bytes)
 
@@ -52,7 +55,8 @@ class StreamEvents:
     """The events of a ``unix://`` event stream endpoint matching ``topics`` (prefixes, as
     a SUB socket's subscriptions), read as they come: connected at once and again whenever
     the connection ends (see module docstring). ``hwm``: the most events the registry may
-    queue for it before it drops some; ``max_frame``: the registry's
+    queue for it before it drops some (0 or less: no mark of its own, as ZeroMQ's
+    ``RCVHWM`` 0 — the registry's bounds alone); ``max_frame``: the registry's
     ``registry.max_frame_bytes`` — a frame announcing more than
     :func:`~ecsm_actors.protocol.stream_frame_limit` of it is not read (its connection is
     dropped, one warning, and made again: the event lost is a gap, as any). Never raises
@@ -66,7 +70,7 @@ class StreamEvents:
         self.path = endpoint[len(protocol.STREAM_SCHEME):]
         #: The longest frame read.
         self.limit = protocol.stream_frame_limit(max_frame)
-        subscription = protocol.encode_subscription(topics, hwm)
+        subscription = protocol.encode_subscription(topics, hwm if hwm > 0 else NO_MARK)
         self._subscription = protocol.frame_head(len(subscription)) + subscription
         self.sock: socket.socket | None = None
         self._fds = select.poll()

@@ -73,3 +73,14 @@ def test_a_deadline_already_passed_still_takes_a_message_already_come(
     registry.sendall(protocol.frame_event(b"HEARTBEAT", b"hb"))
     assert sub.next(time.monotonic()) == [b"HEARTBEAT", b"hb"]
     assert sub.next(time.monotonic()) is None  # nothing more: at once
+
+
+@pytest.mark.parametrize("hwm", [0, -1])
+def test_a_subscriber_without_a_mark_of_its_own_sends_a_subscription_the_registry_takes(
+        tmp_path: Path, hwm: int) -> None:
+    # registry.pub_hwm 0 (ZeroMQ's RCVHWM 0: no limit) is what the informers subscribe
+    # with then: a subscription refused would be closed and sent again every 0.1 s.
+    sub = StreamEvents(f"unix://{tmp_path / 'none.stream'}", [b""], hwm)
+    frame = sub._subscription[protocol.FRAME_HEAD_BYTES:]
+    topics, mark = protocol.decode_subscription(frame)
+    assert topics == (b"",) and mark >= 1 << 20
