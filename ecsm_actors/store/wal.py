@@ -24,11 +24,12 @@ two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new ex
 
 A record is written before its transaction commits in LMDB, its pages handed to the disk
 at once (:meth:`WriteAheadLog.write`), and synced by the turn's wait
-(:class:`~.log_sync.LogSync`); nothing is acknowledged before that sync. When the commit then fails, a cancel record follows, durable before the error
-is answered; a ``kill -9`` between the record and LMDB's commit leaves the record orphaned
-in the log: a recovery in the same boot trusts data.mdb and starts a new generation
-without it; after a power loss it is redone — a write applied without an acknowledgement,
-whose request-window record (in the same redo) answers a retry of its requestId.
+(:class:`~.log_sync.LogSync`); nothing is acknowledged before that sync. When the commit
+then fails, a cancel record follows, durable before the error is answered; a ``kill -9``
+between the record and LMDB's commit leaves the record orphaned in the log: a recovery
+in the same boot trusts data.mdb and starts a new generation without it; after a power
+loss it is redone — a write applied without an acknowledgement, whose request-window
+record (in the same redo) answers a retry of its requestId.
 
 Invariants: generations only grow; the header of ``g`` is written with the records it
 starts with (the transactions committed since its snapshot, copied from ``g - 1``'s
@@ -144,6 +145,16 @@ def libc_sync_file_range() -> Any:
 _SYNC_FILE_RANGE_WRITE = 2
 #: errno of a sync_file_range the file or kernel cannot do (the fdatasync writes it all).
 _CANNOT_START = (errno.ENOSYS, errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP)
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` of ``fd``, or raise OSError: a short write
+    (a disk filling or failing mid-write) would leave a torn record that a later
+    ``fdatasync`` makes durable and acknowledged, and recovery stop before it."""
+    written = os.pwrite(fd, data, offset)
+    if written != len(data):
+        raise OSError(errno.EIO, f"short write to the log: {written} of {len(data)} bytes "
+                      f"at {offset}")
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
@@ -365,8 +376,8 @@ class WriteAheadLog:
                 if e.errno in NO_SPACE:
                     return False
                 raise
-            os.pwrite(self._fd, frames, start)
-        os.pwrite(self._fd, raw, (gen % 2) * SLOT)
+            pwrite_all(self._fd, frames, start)
+        pwrite_all(self._fd, raw, (gen % 2) * SLOT)
         os.fdatasync(self._fd)
         self.generation, self.salt = gen, salt
         self._salts = {gen - 1: self._salts.get(gen - 1, b""), gen: salt}
@@ -420,7 +431,7 @@ class WriteAheadLog:
         if end + CANCEL_FRAME > self._start + self.region:
             return False
         self._allocate(self.generation, end)
-        os.pwrite(self._fd, _frame(self.generation, self.salt, payload), self._offset)
+        pwrite_all(self._fd, _frame(self.generation, self.salt, payload), self._offset)
         start, self._offset = self._offset, end
         start_writeback(self._fd, start, end - start)
         return True
@@ -439,7 +450,8 @@ class WriteAheadLog:
         was reserved with the record's (:meth:`reserve`)."""
         end = self._offset + CANCEL_FRAME
         self._allocate(self.generation, end)
-        os.pwrite(self._fd, _frame(self.generation, self.salt, CANCEL_PAYLOAD), self._offset)
+        pwrite_all(self._fd, _frame(self.generation, self.salt, CANCEL_PAYLOAD),
+                   self._offset)
         os.fdatasync(self._fd)
         self._offset = end
 

@@ -188,3 +188,14 @@ def test_a_recording_cursor_refuses_a_write_the_log_would_not_see(tmp_path: Path
         with pytest.raises(NotImplementedError):
             write()
     rec.abort()
+
+
+def test_a_record_the_disk_wrote_only_in_part_is_an_error_not_a_record_to_acknowledge(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = WriteAheadLog(tmp_path / "wal", 2 << 20)
+    log.write_header(header(1))
+    real = os.pwrite
+    monkeypatch.setattr(wal.os, "pwrite", lambda fd, data, offset: real(fd, data[:10], offset))
+    with pytest.raises(OSError, match="short write"):
+        log.write(wal.encode([PUT, "objects", b"k", b"v" * 1000]))
+    log.close()
