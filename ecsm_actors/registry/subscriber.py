@@ -82,9 +82,13 @@ class StreamEvents:
 
     def _connect(self) -> bool:
         """Connect and subscribe (the subscription waits in the socket's buffer for the
-        registry's loop to accept it); False when the registry is not there."""
+        registry's loop to accept it); False when the registry is not there (or the
+        process is out of descriptors: tried again as well)."""
         self._retry_at = time.monotonic() + RECONNECT_INTERVAL
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        except OSError:
+            return False
         try:
             sock.connect(self.path)
             sock.send(self._subscription)  # a fresh socket's buffer: it all fits

@@ -1,10 +1,12 @@
 """The stream subscriber's reads (``registry/subscriber.py``, ``StreamEvents``) against
 what the registry's side of its connection sends: a head announcing more than any event
 is not buffered toward it (the connection is dropped, one warning, and made again), and a
-deadline already passed still takes a message already come, as a SUB socket's does."""
+deadline already passed still takes a message already come, as a SUB socket's does; a
+mark of 0 subscribes as the registry takes it; a process out of descriptors is no error."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ecsm_actors import protocol
+from ecsm_actors.registry import subscriber as subscriber_module
 from ecsm_actors.registry.stream import GREETING
 from ecsm_actors.registry.subscriber import StreamEvents
 
@@ -84,3 +87,14 @@ def test_a_subscriber_without_a_mark_of_its_own_sends_a_subscription_the_registr
     frame = sub._subscription[protocol.FRAME_HEAD_BYTES:]
     topics, mark = protocol.decode_subscription(frame)
     assert topics == (b"",) and mark >= 1 << 20
+
+
+def test_a_process_out_of_descriptors_gets_no_event_yet_not_an_oserror(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def out_of_descriptors(*args: object, **kwargs: object) -> socket.socket:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(subscriber_module.socket, "socket", out_of_descriptors)
+    sub = StreamEvents(f"unix://{tmp_path / 'events.stream'}", [b""], 10)
+    sub._retry_at = 0.0  # the next wait tries again at once
+    assert sub.next(time.monotonic() + 0.05) is None and sub.sock is None
