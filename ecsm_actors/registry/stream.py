@@ -35,6 +35,10 @@ here:
   (:class:`Admission`, which the event stream endpoint shares);
 * a peer gone (end of stream, reset) loses its queued replies and the requests not yet
   taken, nothing else.
+
+:class:`Listener` holds what this endpoint and the event stream endpoint
+(:mod:`~ecsm_actors.registry.stream_events`) do alike: the listening socket, the pollers,
+accepting, closing.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import zmq
 
@@ -100,6 +104,38 @@ def from_zmq(events: int) -> int:
     """A ``zmq.Poller`` result for a plain descriptor, in ``select.poll``'s bits."""
     return ((_IN if events & _ZMQ_IN else 0) | (_OUT if events & _ZMQ_OUT else 0)
             | (select.POLLERR if events & _ZMQ_ERR else 0))
+
+
+def register(poller: Poller, fd: int, mask: int) -> None:
+    """Wait in ``poller`` for ``mask`` (``select.poll``'s bits) on ``fd``; 0 waits for
+    nothing (a ``zmq.Poller`` then forgets it)."""
+    if isinstance(poller, zmq.Poller):  # 0 unregisters
+        poller.register(fd, (_ZMQ_IN if mask & _IN else 0) | (_ZMQ_OUT if mask & _OUT else 0))
+    else:
+        poller.register(fd, mask)
+
+
+def write_queued(sock: socket.socket, out: collections.deque[Any]) -> int:
+    """Write ``out``'s buffers in order, as far as ``sock`` takes them (removing those
+    written whole; a buffer written in part keeps its rest first: a bytearray's start moved
+    in place, no copy); returns the bytes written. Raises ``OSError`` (not a full socket's
+    ``BlockingIOError``)."""
+    written = 0
+    try:
+        while out:
+            view = out[0]
+            sent = sock.send(view)
+            written += sent
+            if sent < len(view):
+                if isinstance(view, bytearray):
+                    del view[:sent]  # its start moves: no copy
+                else:
+                    out[0] = memoryview(view)[sent:]
+                break
+            out.popleft()
+    except BlockingIOError:
+        pass
+    return written
 
 
 def listen(endpoint: str) -> socket.socket:
@@ -184,6 +220,143 @@ class Admission:
                 del self._held[pid]
 
 
+class Served(Protocol):
+    """What :class:`Listener` needs of a connection."""
+
+    fd: int
+    open: bool
+    queued: int
+    sock: socket.socket
+    out: collections.deque[Any]
+
+    @property
+    def mask(self) -> int:
+        """The events the connection waits for."""
+        ...
+
+
+ConnT = TypeVar("ConnT", bound=Served)
+
+
+class Listener(Generic[ConnT]):
+    """What both stream endpoints do alike: the listening socket, the pollers kept in
+    step, the accept loop (:data:`ACCEPT_PER_WAKE` a wake-up, :class:`Admission`, the
+    :data:`GREETING`; out of descriptors: not accepting until a close or the next
+    heartbeat), closing a connection, and shutting down. An endpoint gives the connection
+    made of an accepted socket (:meth:`_connection`), what else a close forgets
+    (:meth:`_forget`), its logger and its name for a connection (``what``)."""
+
+    #: A connection's name in log lines and failures ("stream connection").
+    what = "stream connection"
+    log = logger
+
+    def __init__(self, endpoint: str, failures: FailureLog) -> None:
+        self.endpoint = endpoint
+        self.listener = listen(endpoint)
+        self.fd = self.listener.fileno()
+        self.failures = failures
+        self.admission = Admission(endpoint, self.what, failures)
+        self.connections: dict[int, ConnT] = {}
+        self._pollers: list[Poller] = []
+        self._accepting = True
+
+    def _connection(self, sock: socket.socket) -> ConnT:
+        """The connection served on ``sock`` (accepted, admitted, greeted)."""
+        raise NotImplementedError
+
+    def _forget(self, conn: ConnT) -> None:
+        """What else :meth:`close` forgets of ``conn`` (its lists)."""
+
+    # -- the pollers ------------------------------------------------------------------
+
+    def owns(self, fd: int) -> bool:
+        return fd == self.fd or fd in self.connections
+
+    def watch(self, poller: Poller, *, replacing: Poller | None = None) -> None:
+        """Register the listener and every connection in ``poller`` (a ``select.poll`` or
+        a ``zmq.Poller``), and keep it in step from now on (``replacing`` no longer)."""
+        if replacing is not None and replacing in self._pollers:
+            self._pollers.remove(replacing)
+        self._pollers.append(poller)
+        register(poller, self.fd, _IN if self._accepting else 0)
+        for conn in self.connections.values():
+            register(poller, conn.fd, conn.mask)
+
+    def _unregister(self, fd: int) -> None:
+        for poller in self._pollers:
+            try:
+                poller.unregister(fd)
+            except KeyError:
+                pass
+
+    # -- accepting ----------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_PER_WAKE):
+            try:
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:  # out of descriptors: try again after the next close
+                self.failures.record("streamRefused", f"cannot accept a {self.what}",
+                                     Unavailable(f"cannot accept a {self.what}: {e}"))
+                self._set_accepting(False)
+                return
+            if not self.admission.admit(sock):
+                continue
+            sock.setblocking(False)
+            try:
+                sock.send(GREETING)  # a fresh socket's buffer: it all fits
+            except OSError:  # gone already
+                self.admission.release(sock.fileno())
+                sock.close()
+                continue
+            conn = self._connection(sock)
+            self.connections[conn.fd] = conn
+            mask = conn.mask
+            for poller in self._pollers:
+                register(poller, conn.fd, mask)
+
+    def _set_accepting(self, accepting: bool) -> None:
+        if accepting != self._accepting:
+            self._accepting = accepting
+            for poller in self._pollers:
+                register(poller, self.fd, _IN if accepting else 0)
+
+    def heartbeat(self) -> None:
+        """Once a heartbeat: accept again after running out of descriptors."""
+        self._set_accepting(True)
+
+    # -- closing ------------------------------------------------------------------------
+
+    def close(self, conn: ConnT, why: str) -> None:
+        """Close ``conn``: what it sent and was not taken, and what is queued for it, go."""
+        if not conn.open:
+            return
+        conn.open = False
+        if why:
+            self.log.debug("%s closed: %s", self.what, why)
+        self._unregister(conn.fd)
+        self.connections.pop(conn.fd, None)
+        self._forget(conn)
+        conn.out.clear()
+        conn.queued = 0
+        self.admission.release(conn.fd)
+        conn.sock.close()
+        self._set_accepting(True)
+
+    def shut(self) -> None:
+        """Close every connection and the listener, and remove the socket file."""
+        for conn in list(self.connections.values()):
+            self.close(conn, "")
+        self._unregister(self.fd)
+        self.listener.close()
+        try:
+            stream_path(self.endpoint).unlink()
+        except OSError:
+            pass
+
+
 class StreamConnection:
     """One peer's connection: its input frames (:class:`~ecsm_actors.protocol.FrameReader`)
     and the reply bytes it has not read yet."""
@@ -256,19 +429,7 @@ class StreamConnection:
         """Write what is queued, as far as the peer's socket takes it."""
         out = self.out
         try:
-            while out:
-                view = out[0]
-                sent = self.sock.send(view)
-                self.queued -= sent
-                if sent < len(view):
-                    if isinstance(view, bytearray):
-                        del view[:sent]  # its start moves: no copy
-                    else:
-                        out[0] = view[sent:]
-                    break
-                out.popleft()
-        except BlockingIOError:
-            pass
+            self.queued -= write_queued(self.sock, out)
         except OSError as e:
             self.endpoint.close(self, f"replies not sent: {e}")
             return
@@ -307,60 +468,34 @@ class StreamConnection:
         return (0 if self.blocked else _IN) | (_OUT if self.out else 0)
 
 
-class StreamEndpoint:
+class StreamEndpoint(Listener[StreamConnection]):
     """The listener and its connections (see module docstring)."""
 
     def __init__(self, endpoint: str, *, max_frame: int, queue_bytes: int,
                  failures: FailureLog) -> None:
-        self.endpoint = endpoint
-        self.listener = listen(endpoint)
-        self.fd = self.listener.fileno()
+        super().__init__(endpoint, failures)
         self.limit = protocol.stream_frame_limit(max_frame)
         self.queue_bytes = queue_bytes
-        self.failures = failures
-        self.admission = Admission(endpoint, "stream connection", failures)
-        self.connections: dict[int, StreamConnection] = {}
         #: Connections with a complete frame (or a head beyond the limit) buffered.
         self.pending: list[StreamConnection] = []
-        self._pollers: list[Poller] = []
-        self._accepting = True
         #: Where every read lands first (one buffer, no allocation a read).
         self.scratch = bytearray(RECV_BYTES)
         self.scratch_view = memoryview(self.scratch)
 
-    # -- the pollers ------------------------------------------------------------------
+    def _connection(self, sock: socket.socket) -> StreamConnection:
+        return StreamConnection(self, sock, self.limit)
 
-    def watch(self, poller: Poller, *, replacing: Poller | None = None) -> None:
-        """Register the listener and every connection in ``poller`` (a ``select.poll`` or
-        a ``zmq.Poller``), and keep it in step from now on (``replacing`` no longer)."""
-        if replacing is not None and replacing in self._pollers:
-            self._pollers.remove(replacing)
-        self._pollers.append(poller)
-        self._register(poller, self.fd, _IN if self._accepting else 0)
-        for conn in self.connections.values():
-            self._register(poller, conn.fd, conn.mask)
-
-    @staticmethod
-    def _register(poller: Poller, fd: int, mask: int) -> None:
-        if isinstance(poller, zmq.Poller):  # 0 unregisters
-            poller.register(fd, (_ZMQ_IN if mask & _IN else 0)
-                            | (_ZMQ_OUT if mask & _OUT else 0))
-        else:
-            poller.register(fd, mask)
-
-    def _unregister(self, fd: int) -> None:
-        for poller in self._pollers:
-            try:
-                poller.unregister(fd)
-            except KeyError:
-                pass
+    def _forget(self, conn: StreamConnection) -> None:
+        if conn.pending:
+            conn.pending = False
+            self.pending.remove(conn)
 
     def update(self, conn: StreamConnection) -> None:
         """Wait for what ``conn`` now needs (reading unless blocked; writing while
         replies are queued)."""
         mask = conn.mask
         for poller in self._pollers:
-            self._register(poller, conn.fd, mask)
+            register(poller, conn.fd, mask)
 
     # -- events -----------------------------------------------------------------------
 
@@ -385,40 +520,6 @@ class StreamEndpoint:
             conn.read()
         elif events & _GONE and not conn.out:
             self.close(conn, "connection lost")
-
-    def _accept(self) -> None:
-        for _ in range(ACCEPT_PER_WAKE):
-            try:
-                sock, _ = self.listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as e:  # out of descriptors: try again after the next close
-                self.failures.record("streamRefused", "cannot accept a stream connection",
-                                     Unavailable(f"cannot accept a stream connection: {e}"))
-                self._set_accepting(False)
-                return
-            if not self.admission.admit(sock):
-                continue
-            sock.setblocking(False)
-            try:
-                sock.send(GREETING)  # a fresh socket's buffer: it all fits
-            except OSError:  # gone already
-                self.admission.release(sock.fileno())
-                sock.close()
-                continue
-            conn = StreamConnection(self, sock, self.limit)
-            self.connections[conn.fd] = conn
-            self.update(conn)
-
-    def _set_accepting(self, accepting: bool) -> None:
-        if accepting != self._accepting:
-            self._accepting = accepting
-            for poller in self._pollers:
-                self._register(poller, self.fd, _IN if accepting else 0)
-
-    def heartbeat(self) -> None:
-        """Once a heartbeat: accept again after running out of descriptors."""
-        self._set_accepting(True)
 
     # -- a turn of the loop -----------------------------------------------------------
 
@@ -453,32 +554,3 @@ class StreamEndpoint:
             except ValueError:
                 pass
         return frame
-
-    def close(self, conn: StreamConnection, why: str) -> None:
-        """Close ``conn``: what it sent and was not taken, and its unsent replies, go."""
-        if not conn.open:
-            return
-        conn.open = False
-        if why:
-            logger.debug("stream connection closed: %s", why)
-        self._unregister(conn.fd)
-        self.connections.pop(conn.fd, None)
-        if conn.pending:
-            conn.pending = False
-            self.pending.remove(conn)
-        conn.out.clear()
-        conn.queued = 0
-        self.admission.release(conn.fd)
-        conn.sock.close()
-        self._set_accepting(True)
-
-    def shut(self) -> None:
-        """Close every connection and the listener, and remove the socket file."""
-        for conn in list(self.connections.values()):
-            self.close(conn, "")
-        self._unregister(self.fd)
-        self.listener.close()
-        try:
-            stream_path(self.endpoint).unlink()
-        except OSError:
-            pass

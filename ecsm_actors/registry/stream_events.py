@@ -38,19 +38,14 @@ import logging
 import select
 import socket
 import time
-from typing import Any
-
-import zmq
 
 from ecsm_actors import protocol
-from ecsm_actors.errors import BadRequest, Unavailable
+from ecsm_actors.errors import BadRequest
 from ecsm_actors.failures import FailureLog
-from ecsm_actors.registry.stream import GREETING, Admission, listen, stream_path
+from ecsm_actors.registry.stream import Listener, register, write_queued
 
 logger = logging.getLogger(__name__)
 
-#: Connections accepted at most per wake-up of the listener (the rest at the next).
-ACCEPT_PER_WAKE = 64
 #: Seconds a connection may take to send its subscription (checked at each heartbeat).
 SUBSCRIBE_WITHIN = 10.0
 #: A subscriber's socket buffer is held to its high-water mark times this when that is
@@ -59,9 +54,6 @@ SOCKET_BYTES_PER_EVENT = 4096
 
 _IN, _OUT = select.POLLIN, select.POLLOUT
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
-_ZMQ_IN, _ZMQ_OUT = int(zmq.POLLIN), int(zmq.POLLOUT)
-
-Poller = Any  # select.poll or zmq.Poller
 
 
 class EventConnection:
@@ -115,16 +107,7 @@ class EventConnection:
         """Write what is queued, as far as the subscriber's socket takes it."""
         out = self.out
         try:
-            while out:
-                view = out[0]
-                sent = self.sock.send(view)
-                self.queued -= sent
-                if sent < len(view):
-                    out[0] = memoryview(view)[sent:]
-                    break
-                out.popleft()
-        except BlockingIOError:
-            pass
+            self.queued -= write_queued(self.sock, out)
         except OSError as e:
             self.endpoint.close(self, f"events not sent: {e}")
             return
@@ -177,41 +160,29 @@ class EventConnection:
         return _IN | (_OUT if self.out else 0)
 
 
-class StreamEventEndpoint:
+class StreamEventEndpoint(Listener[EventConnection]):
     """The listener and its subscribers (see module docstring). ``hwm``: the most events
     queued per subscriber (PeerQueues' events); ``queue_bytes``: peer_queue_bytes."""
 
+    what = "stream subscriber"
+    log = logger
+
     def __init__(self, endpoint: str, *, hwm: int, queue_bytes: int,
                  failures: FailureLog) -> None:
-        self.endpoint = endpoint
-        self.listener = listen(endpoint)
-        self.fd = self.listener.fileno()
+        super().__init__(endpoint, failures)
         self.hwm = hwm
         self.queue_bytes = queue_bytes
-        self.failures = failures
-        self.admission = Admission(endpoint, "stream subscriber", failures)
-        self.connections: dict[int, EventConnection] = {}
         #: The connections whose subscription came, in the order it came.
         self.subscribed: list[EventConnection] = []
         #: Events dropped whole for subscribers that did not read.
         self.dropped = 0
-        self._pollers: list[Poller] = []
-        self._accepting = True
 
-    # -- the pollers ------------------------------------------------------------------
+    def _connection(self, sock: socket.socket) -> EventConnection:
+        return EventConnection(self, sock)
 
-    def owns(self, fd: int) -> bool:
-        return fd == self.fd or fd in self.connections
-
-    def watch(self, poller: Poller, *, replacing: Poller | None = None) -> None:
-        """Register the listener and every connection in ``poller`` (a ``select.poll`` or
-        a ``zmq.Poller``), and keep it in step from now on (``replacing`` no longer)."""
-        if replacing is not None and replacing in self._pollers:
-            self._pollers.remove(replacing)
-        self._pollers.append(poller)
-        _register(poller, self.fd, _IN if self._accepting else 0)
-        for conn in self.connections.values():
-            _register(poller, conn.fd, conn.mask)
+    def _forget(self, conn: EventConnection) -> None:
+        if conn.reader is None:  # a new list: a publish going through the old goes on
+            self.subscribed = [c for c in self.subscribed if c is not conn]
 
     def update(self, conn: EventConnection) -> None:
         """Wait for room in ``conn``'s socket while events are queued for it."""
@@ -219,7 +190,7 @@ class StreamEventEndpoint:
         if waiting != conn.waiting:
             conn.waiting = waiting
             for poller in self._pollers:
-                _register(poller, conn.fd, conn.mask)
+                register(poller, conn.fd, conn.mask)
 
     # -- events -----------------------------------------------------------------------
 
@@ -245,87 +216,13 @@ class StreamEventEndpoint:
         if conn.open and events & (_IN | _GONE):
             conn.read()
 
-    def _accept(self) -> None:
-        for _ in range(ACCEPT_PER_WAKE):
-            try:
-                sock, _ = self.listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as e:  # out of descriptors: try again after the next close
-                self.failures.record("streamRefused", "cannot accept a stream subscriber",
-                                     Unavailable(f"cannot accept a stream subscriber: {e}"))
-                self._set_accepting(False)
-                return
-            if not self.admission.admit(sock):
-                continue
-            sock.setblocking(False)
-            try:
-                sock.send(GREETING)  # a fresh socket's buffer: it all fits
-            except OSError:  # gone already
-                self.admission.release(sock.fileno())
-                sock.close()
-                continue
-            conn = EventConnection(self, sock)
-            self.connections[conn.fd] = conn
-            for poller in self._pollers:
-                _register(poller, conn.fd, conn.mask)
-
-    def _set_accepting(self, accepting: bool) -> None:
-        if accepting != self._accepting:
-            self._accepting = accepting
-            for poller in self._pollers:
-                _register(poller, self.fd, _IN if accepting else 0)
-
     def heartbeat(self) -> None:
         """Once a heartbeat: accept again after running out of descriptors; close the
         connections that did not subscribe in time."""
-        self._set_accepting(True)
+        super().heartbeat()
         late = time.monotonic() - SUBSCRIBE_WITHIN
         for conn in [c for c in self.connections.values()
                      if c.reader is not None and c.accepted < late]:
             self.failures.record("streamCut", "stream subscriber closed", BadRequest(
                 f"no subscription within {SUBSCRIBE_WITHIN:.0f} s"))
             self.close(conn, "")
-
-    def close(self, conn: EventConnection, why: str) -> None:
-        """Close ``conn``: the events queued for it go."""
-        if not conn.open:
-            return
-        conn.open = False
-        if why:
-            logger.debug("stream subscriber closed: %s", why)
-        for poller in self._pollers:
-            try:
-                poller.unregister(conn.fd)
-            except KeyError:
-                pass
-        self.connections.pop(conn.fd, None)
-        if conn.reader is None:  # a new list: a publish going through the old goes on
-            self.subscribed = [c for c in self.subscribed if c is not conn]
-        conn.out.clear()
-        conn.queued = 0
-        self.admission.release(conn.fd)
-        conn.sock.close()
-        self._set_accepting(True)
-
-    def shut(self) -> None:
-        """Close every connection and the listener, and remove the socket file."""
-        for conn in list(self.connections.values()):
-            self.close(conn, "")
-        for poller in self._pollers:
-            try:
-                poller.unregister(self.fd)
-            except KeyError:
-                pass
-        self.listener.close()
-        try:
-            stream_path(self.endpoint).unlink()
-        except OSError:
-            pass
-
-
-def _register(poller: Poller, fd: int, mask: int) -> None:
-    if isinstance(poller, zmq.Poller):  # 0 unregisters
-        poller.register(fd, (_ZMQ_IN if mask & _IN else 0) | (_ZMQ_OUT if mask & _OUT else 0))
-    else:
-        poller.register(fd, mask)

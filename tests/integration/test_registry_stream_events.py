@@ -131,7 +131,7 @@ def test_events_go_to_the_subscribers_of_their_topic_in_order(
 
 def test_hostile_subscribers_are_cut_off_and_capped(endpoint: StreamEventEndpoint,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    path = str(stream_events.stream_path(endpoint.endpoint))
+    path = str(stream_module.stream_path(endpoint.endpoint))
 
     def connect() -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
