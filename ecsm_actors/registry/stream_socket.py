@@ -24,6 +24,12 @@ scheme). :class:`StreamRequestSocket` keeps the exchange contract of
   attempt;
 * per request, on the hot path: one ``send``, one ``poll`` for the reply, one ``recv``
   of its head and body when they came together;
+* a reply that does not come in one read is kept as the pieces read (each read at most
+  as large as what came before it, or ``RECV_BYTES``), never a buffer of the size its
+  head announces: a head announcing more than is sent costs what was sent, twice at most
+  (it once took the whole 2 GiB a head announced before a byte of it came); a reply
+  that came whole is joined once. No cap of its own: a LIST has none but the store's
+  size, nor has the ZeroMQ client; the head's 4 bytes bound a reply below 4 GiB;
 * a fork: a connection made before it is never used in the child (its registry would
   interleave both processes' frames); the child closes its copy and connects anew (an
   at-fork hook counts forks, as :mod:`~ecsm_actors.registry.retry` does for request ids).
@@ -83,8 +89,9 @@ class StreamRequestSocket:
         self.sent_at: float | None = None
         self._forks = _forks
         self._fds = select.poll()
-        #: A reply's bytes read so far (its head first), when it came in pieces.
-        self._buf = bytearray()
+        #: A reply's pieces read so far (its head first), when it came in pieces, and
+        #: their bytes.
+        self._parts: list[bytes] = []
         self._have = 0
 
     # -- the connection ---------------------------------------------------------------
@@ -124,7 +131,7 @@ class StreamRequestSocket:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        self._buf, self._have = bytearray(), 0
+        self._parts, self._have = [], 0
 
     def close(self) -> int:
         """Close the connection; returns :attr:`handshakes`."""
@@ -233,8 +240,9 @@ class StreamRequestSocket:
         return True
 
     def _receive(self) -> bytes | None:
-        """What the connection has: the reply when it is complete, else None (the rest to
-        come: kept, its bytes read straight into their place). Raises _Lost at its end."""
+        """What the connection has: the reply when it is complete, else None (the pieces
+        read so far kept, joined once the last came: they hold what came, never what the
+        head announced). Raises _Lost at its end."""
         sock = self.sock
         if sock is None:
             raise _Lost()
@@ -246,33 +254,32 @@ class StreamRequestSocket:
                     raise _Lost()
                 if len(data) >= _HEAD and len(data) == _HEAD + protocol.frame_size(data)[0]:
                     return data[_HEAD:]  # the whole reply in one read: the hot path
-                self._buf = bytearray(data)
+                self._parts = [data]
                 have = self._have = len(data)
-            buf = self._buf
+            parts = self._parts
             while True:
-                if have >= _HEAD:
-                    want = _HEAD + protocol.frame_size(buf)[0]
+                if len(parts[0]) >= _HEAD:
+                    want = _HEAD + protocol.frame_size(parts[0])[0]
                     if have >= want:
                         break
                 else:
                     want = _HEAD
-                if len(buf) < want:
-                    grown = bytearray(want)
-                    grown[:have] = buf
-                    buf = self._buf = grown
-                with memoryview(buf) as view:
-                    n = sock.recv_into(view[have:want])
-                if not n:
+                # At most what came so far: a head announcing more than comes costs
+                # what came (twice at most), never what it announced.
+                data = sock.recv(min(want - have, max(have, RECV_BYTES)))
+                if not data:
                     raise _Lost()
-                have = self._have = have + n
+                if want == _HEAD:
+                    parts[0] += data  # the rest of the head
+                else:
+                    parts.append(data)
+                have = self._have = have + len(data)
         except BlockingIOError:
             return None
         except OSError as e:
             raise _Lost() from e
-        end = want
-        if have > end:  # bytes past the reply: not this protocol (one request out)
+        if have > want:  # bytes past the reply: not this protocol (one request out)
             raise _Lost()
-        with memoryview(buf) as view:
-            reply = bytes(view[_HEAD:end])
-        self._buf, self._have = bytearray(), 0
-        return reply
+        pieces: list[bytes | memoryview] = [memoryview(parts[0])[_HEAD:], *parts[1:]]
+        self._parts, self._have = [], 0
+        return b"".join(pieces)
