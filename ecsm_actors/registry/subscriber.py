@@ -207,14 +207,6 @@ class _Subscription:
         self._poller = zmq.Poller()  # made once: Socket.poll makes one per call
         self._poller.register(self._socket, zmq.POLLIN)
 
-    @classmethod
-    def from_config(cls, cfg: Any, kinds: Iterable[str] = (), *,
-                    curve: ClientKeys | None = None) -> Self:
-        return cls(cfg.events_endpoint, kinds=kinds, rcvhwm=cfg.registry.pub_hwm, curve=curve,
-                   heartbeat_interval=cfg.link.heartbeat_interval,
-                   heartbeat_timeout=cfg.link.heartbeat_timeout,
-                   max_frame=int(cfg.registry.max_frame_bytes))
-
     def recv_frames(self, timeout: float | None) -> list[bytes] | None:
         """The next message's frames undecoded (``ecsm-cli get events -w`` reads Event
         records, which are no object events), or None when ``timeout`` seconds pass."""
