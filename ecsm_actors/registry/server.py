@@ -315,9 +315,9 @@ class RegistryServer:
             if stream is not None and stream.has_frames:
                 timeout = 0.0
             ready = dict(poller.poll(int(timeout * 1000)))
-            if self.event_source is not None and self.event_source.socket in ready:
-                for frames in self.event_source.receive():
-                    self._publish(frames)
+            # The descriptors first: serving one closes no other, so a connection
+            # accepted in the round never gets a result polled for the descriptor number
+            # of one closed before it (a publish can close a subscriber: after them).
             event_stream = self.event_stream
             for key, events in ready.items():
                 if key.__class__ is not int:
@@ -326,6 +326,9 @@ class RegistryServer:
                     event_stream.on_event(key, from_zmq(events))
                 elif stream is not None:
                     stream.on_event(key, from_zmq(events))
+            if self.event_source is not None and self.event_source.socket in ready:
+                for frames in self.event_source.receive():
+                    self._publish(frames)
             router_ready = self.router in ready
             if router_ready or (stream is not None and stream.has_frames):
                 self.serve_batch(router=router_ready)
