@@ -377,6 +377,13 @@ class Config:
     def _ipc(self, configured: str, name: str) -> str:
         return configured or f"ipc://{self.run_dir / name}"
 
+    def _stream(self, configured: str, name: str) -> str:
+        """A stream endpoint as configured, ``unix://<run dir>/name`` when empty, "" when
+        ``off`` (not served)."""
+        if configured.strip().lower() == "off":
+            return ""
+        return configured or f"unix://{self.run_dir / name}"
+
     @property
     def registry_endpoint(self) -> str:
         return self._ipc(self.registry.endpoint, "registry.sock")
@@ -384,10 +391,7 @@ class Config:
     @property
     def registry_stream_endpoint(self) -> str:
         """The registry's local stream endpoint, or "" when it is not served (``off``)."""
-        configured = self.registry.stream_endpoint
-        if configured.strip().lower() == "off":
-            return ""
-        return configured or f"unix://{self.run_dir / 'registry.stream'}"
+        return self._stream(self.registry.stream_endpoint, "registry.stream")
 
     @property
     def registry_local_endpoint(self) -> str:
@@ -407,10 +411,7 @@ class Config:
     @property
     def registry_stream_events_endpoint(self) -> str:
         """The registry's local event stream endpoint, or "" when it is not served."""
-        configured = self.registry.stream_events_endpoint
-        if configured.strip().lower() == "off":
-            return ""
-        return configured or f"unix://{self.run_dir / 'events.stream'}"
+        return self._stream(self.registry.stream_events_endpoint, "events.stream")
 
     @property
     def events_local_endpoint(self) -> str:
