@@ -96,8 +96,8 @@ def durable(ticket=None):
 
 # The store's write: execute_unsynced when the store has it (its sync under way when it
 # returns; durable once wait_synced or synced says so), else execute (durable on return).
-pipelined = hasattr(S, "execute_unsynced")
-name = "execute_unsynced" if pipelined else "execute"
+deferred = hasattr(S, "execute_unsynced")
+name = "execute_unsynced" if deferred else "execute"
 orig_execute = getattr(S, name)
 def execute(self, writes):
     rv0 = self.resource_version
@@ -112,7 +112,7 @@ def execute(self, writes):
             by_rv[rv] = {"recv": cur.get("recv", exec0), "exec0": exec0, "exec1": exec1,
                          "append0": cur.get("append0"), "writes": len(writes)}
             unpublished.append(rv)
-            if pipelined:
+            if deferred:
                 unsynced.append((ticket, rv))
             elif "append1" in cur:
                 by_rv[rv]["durable"] = cur["append1"]
@@ -121,7 +121,7 @@ def execute(self, writes):
         cur.pop("append0", None)
         cur.pop("append1", None)
 setattr(S, name, execute)
-if pipelined:
+if deferred:
     orig_wait = S.wait_synced
     def wait_synced(self, ticket=None):
         orig_wait(self, ticket)
@@ -135,7 +135,7 @@ if pipelined:
             return ticket
         S.synced = synced
 
-# The log record: written (and, before the pipelined sync, synced) by write or append.
+# The log record: written (synced too, before the turn's wait made the sync) by write or append.
 for meth in ("write", "append"):
     if not hasattr(wal.WriteAheadLog, meth):
         continue
