@@ -1,0 +1,80 @@
+"""The registry's PUB socket sends only while someone subscribes there: its XPUB reports
+each topic's first subscriber and last one gone, taken by the loop's waits
+(``RegistryServer._serve_local``); a subscriber whose subscription was taken gets every
+event published after it, and once it is gone nothing is sent there any more."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import zmq
+
+from ecsm_actors import protocol
+from ecsm_actors.config import load_config
+from ecsm_actors.registry.server import RegistryServer
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def server(run_dir: Path) -> Iterator[RegistryServer]:
+    """A registry of this process, not serving: the test runs its loop's waits."""
+    cfg = load_config(None, environ={"ECSM_ACTORS_RUN_DIR": str(run_dir)})
+    server = RegistryServer(cfg)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_the_pub_socket_is_sent_to_only_while_someone_subscribes(
+        server: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[list[bytes]] = []
+    publish_on = server._publish_on
+
+    def recorded(pub: zmq.Socket[Any], frames: list[bytes]) -> None:
+        sent.append(frames)
+        publish_on(pub, frames)
+
+    monkeypatch.setattr(server, "_publish_on", recorded)
+    # What serve() sets before its first wait.
+    monkeypatch.setattr(server, "_router_armed", False, raising=False)
+    monkeypatch.setattr(server, "_collector", SimpleNamespace(collect=lambda: None),
+                        raising=False)
+    fds = server._router_alone()
+    assert fds is not None
+    event = [b"ECSMService/ADDED", b"body"]
+    server._publish(event)
+    assert sent == []  # no one subscribes: nothing sent
+
+    sub = server.context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"ECSMService/")
+    sub.connect(server.cfg.events_endpoint)
+    try:
+        def taken() -> bool:
+            server._serve_local(fds, 0.05)
+            return bool(server._pub_topics)
+
+        wait_until(taken, timeout=5, what="the subscription taken by the loop's wait")
+        for i in range(3):
+            server._publish([event[0], b"body %d" % i])
+        assert [sub.recv_multipart() for _ in range(3)] == [
+            [event[0], b"body %d" % i] for i in range(3)]
+        server._publish(protocol.encode_heartbeat(server.store.epoch, 3))
+        assert len(sent) == 4  # the heartbeat too (its topic not subscribed: filtered)
+    finally:
+        sub.close()
+
+    def gone() -> bool:
+        server._serve_local(fds, 0.05)
+        return not server._pub_topics
+
+    wait_until(gone, timeout=5, what="the subscriber's leaving taken by the loop's wait")
+    server._publish(event)
+    assert len(sent) == 4
