@@ -143,6 +143,10 @@ class RegistrySettings:
     #: it, so data.mdb grows by the pages dirtied between two checkpoints: at 500 writes/s
     #: about 30 MiB of free pages, 15 with 2048 here, for a watcher p99 about 1.4× as long.
     checkpoint_pages: int = 0
+    #: Seconds the store's writes may gather in one LMDB transaction before it commits to
+    #: data.mdb (unsynced: each write is durable by its log record before it is
+    #: acknowledged), as etcd batches its backend's commits; 0: a commit every turn.
+    commit_interval: float = 0.025
     #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry
     #: queues per subscriber (see peer_queue_bytes); gaps are repaired by replay.
     pub_hwm: int = 100_000

@@ -36,16 +36,17 @@ snapshot C is ever overwritten, on disk or in the page cache, until the next che
 is durable.
 
 Recovery, before LMDB is opened: with no header (a new store, or one written before the
-log; the store refuses a data.mdb marked as written behind a log) nothing is done. When
-the header's boot id is this boot's, the OS has not gone down since, the page cache and
-so data.mdb are whole: nothing is replayed (LMDB may hold one committed but unlogged,
-never acknowledged transaction: kept, as after a ``kill -9`` before the reply) — unless a
-sync failed in this boot (:meth:`Checkpoints.distrust`: the page cache may have dropped
-pages it never wrote). Any other boot (a power loss, a crash or a reboot since), or such
-a failure: the saved meta pages are written back into data.mdb (``fdatasync``) before
+log; the store refuses a data.mdb marked as written behind a log) nothing is done.
+Otherwise the saved meta pages are written back into data.mdb (``fdatasync``) before
 LMDB opens it, so LMDB opens snapshot C, whose pages the held reader protected and the
 checkpoint made durable; then the records of the header's generation are replayed in
-order, and one INFO line says so. Either way a checkpoint follows at once.
+order, and one INFO line says so (why: after a reboot, a failed sync in this boot —
+:meth:`Checkpoints.distrust` — or in the same boot). In the same boot too: the store
+commits its turns to LMDB in batches (``registry.commit_interval``), before the snapshot
+of each checkpoint (:attr:`Checkpoints.before_snapshot`) but not before each
+acknowledgement, so after a ``kill -9`` data.mdb may lack acknowledged writes that only
+the log holds; C's pages are whole in the page cache (no commit since C overwrote them,
+the held reader saw to it). A checkpoint follows at once.
 
 Threads: one checkpoint thread lives as long as the store (started when it opens,
 stopped and joined when it closes; the registry never forks once its store is open, and a
@@ -170,8 +171,11 @@ class Checkpoints:
     def __init__(self, data_dir: Path, *, wal_size: int, interval: float,
                  page_budget: int = 0, boot_id: Callable[[], str] = wal.read_boot_id,
                  clock: Callable[[], float] = time.monotonic,
-                 volatile_dir: Path = VOLATILE_DIR) -> None:
+                 volatile_dir: Path = VOLATILE_DIR,
+                 before_snapshot: Callable[[], None] | None = None) -> None:
         self.data_file = data_dir / "data.mdb"
+        #: Called before a checkpoint's snapshot is taken: the store commits its batch.
+        self.before_snapshot = before_snapshot
         self.volatile_dir = volatile_dir
         #: Why the store is recovered at open ('' when it is not).
         self.recovering = ""
@@ -253,8 +257,8 @@ class Checkpoints:
             self.recovering = "after a failed sync in this boot"
         elif not self.boot_id or found.boot_id != self.boot_id:
             self.recovering = "after a reboot"
-        else:
-            return
+        else:  # acknowledged writes may be in the log only (the store's batch)
+            self.recovering = "in the same boot"
         fd = os.open(self.data_file, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.pwrite(fd, found.meta, 0)
@@ -382,6 +386,31 @@ class Checkpoints:
         except OSError as e:
             self._failed("the write-ahead log failed", e)
 
+    def fail(self, what: str, error: BaseException) -> NoReturn:
+        """Stop the store: ``what`` failed with ``error`` while writes were acknowledged
+        that only the log holds (raises :class:`~.wal.WalFailed`; the next open recovers
+        from the log)."""
+        self._failed(what, error)
+
+    def allocate_data(self, offset: int, length: int) -> None:
+        """Allocate the blocks of ``length`` bytes of data.mdb at ``offset`` without
+        changing its size (``fallocate`` KEEP_SIZE): LMDB's writes there need no new
+        block. Raises OSError (ENOSPC: the disk is full); nothing where the filesystem
+        cannot."""
+        assert self._data_fd is not None
+        fn = wal.libc_fallocate()
+        if fn is None or not self._can_allocate:
+            return
+        if fn(self._data_fd, wal.KEEP_SIZE, offset, length) != 0:
+            err = ctypes.get_errno()
+            if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                self._can_allocate = False
+                return
+            raise OSError(err, os.strerror(err))
+
+    #: data.mdb's blocks may be allocated ahead (False once the filesystem could not).
+    _can_allocate = True
+
     def _failed(self, what: str, error: BaseException) -> NoReturn:
         self.failed = True
         if self.syncs.error is None:  # nor may a later sync acknowledge a write
@@ -493,6 +522,8 @@ class Checkpoints:
         assert self._data_fd is not None and self._pending is None
         if self.failed:  # a sync that succeeds after a failed one proves nothing
             raise OSError(errno.EIO, "a sync failed before: no checkpoint may follow")
+        if self.before_snapshot is not None:
+            self.before_snapshot()  # the snapshot holds every commit the log recorded
         self._log_deferred()
         reader = env.begin()
         try:

@@ -28,14 +28,24 @@ The log is the counter: the current resourceVersion is the last key of ``events`
 the compaction floor is its first key minus one (compaction always keeps at least one
 event), so a write touches no meta record.
 
-Durability: LMDB is committed without ``fsync`` (reads see a commit at once; a crash of
-the process loses nothing, the page cache holds it); a write transaction is durable once
-its redo — the puts and deletes it made — is ONE record of the write-ahead log
+Durability: LMDB is committed without ``fsync``; a turn's write transaction is durable
+once its redo — the puts and deletes it made — is ONE record of the write-ahead log
 (``<data dir>/wal``, :mod:`.wal`) and ``fdatasync``'d, and only then does :meth:`Store.execute`
 return. The record is written before LMDB commits, its pages on their way to the disk
-meanwhile; :meth:`Store.execute_unsynced` returns once committed, and the registry makes
-the replies and events of the commit, then sends them once :meth:`Store.wait_synced` made
-it durable (one ``fdatasync`` a turn, :mod:`.log_sync`). A
+meanwhile; :meth:`Store.execute_unsynced` returns once it is written, and the registry
+makes the replies and events of the turn, then sends them once :meth:`Store.wait_synced`
+made it durable (one ``fdatasync`` a turn, :mod:`.log_sync`). With ``commit_interval``
+(registry.commit_interval) the turns write into one LMDB transaction kept open across
+them, the batch, committed to data.mdb once it is that old or dirtied about
+:data:`BATCH_PAGES`, before a checkpoint's snapshot, before a read that needs a snapshot
+(a GET reads in the batch), at the heartbeat and at close (:meth:`Store.flush`): so a
+``kill -9`` may leave acknowledged writes in the log only, and every open replays the log
+onto the last checkpoint (:mod:`.checkpoint`). A turn that fails midway is taken out of
+the batch by aborting it and redoing the turns before it; a batch that cannot be committed
+once its turns were acknowledged stops the process (:class:`~.wal.WalFailed`); data.mdb's
+blocks are allocated ahead of what the batch may write, so that a full disk refuses a
+write before its record, never at the batch's commit; near the map's end each turn
+commits alone, so a full map refuses the write that does not fit. A
 transaction that wrote only the request window — the record of a refusal, or of a write
 that changed nothing — changed no object, event or resourceVersion: it is answered without
 a sync, its redo leading the next record (:meth:`.checkpoint.Checkpoints.defer`). A
@@ -165,6 +175,16 @@ WAL_MARK = b"wal"
 #: oldest leaf and the pages above it (2 of a create's 14 dirtied pages).
 COMPACT_BATCH = 64
 
+#: Most LMDB pages (estimated from the redo, :func:`.wal.dirtied_pages`, plus the bytes
+#: of the values) that the batch (see :meth:`Store.flush`) may have dirtied before it is
+#: committed: its dirty pages are malloc'd until then, and LMDB keeps them for later
+#: transactions (1 MiB at most).
+BATCH_PAGES = 256
+
+#: Bytes of data.mdb allocated ahead of its last page (``fallocate`` KEEP_SIZE), so that
+#: a batch's commit never meets a full disk: a write that would need more is refused first.
+DATA_AHEAD = 256 << 10
+
 #: The request window's sub-databases (a transaction that wrote only them is not synced).
 _WINDOW = frozenset(("requests", "request_order"))
 
@@ -222,6 +242,7 @@ class Store:
                  event_log_limit: int = 100_000, request_window: int = 100_000,
                  request_window_age: float = 172_800.0, wal_size: int = 4 << 20,
                  checkpoint_interval: float = 1.0, checkpoint_pages: int = 0,
+                 commit_interval: float = 0.0,
                  clock: Callable[[], float] = time.time,
                  boot_id: Callable[[], str] = wal.read_boot_id,
                  volatile_dir: Path = VOLATILE_DIR) -> None:
@@ -234,6 +255,18 @@ class Store:
         self._pack = msgpack.Packer(use_bin_type=True).pack
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._window_bounds = (request_window, request_window_age)
+        #: How old the batch may grow before it is committed (0: every turn, see
+        #: :meth:`flush`).
+        self.commit_interval = float(commit_interval)
+        #: The batch: LMDB's write transaction kept open across turns (None: none open),
+        #: when it began, the redo of each turn in it, the pages it dirtied (estimated).
+        self._open_batch: lmdb.Transaction | None = None
+        self._batch_began = 0.0
+        self._batch_redo: list[list[Any]] = []
+        self._batch_pages = 0
+        #: data.mdb's bytes as of the last commit, and how far its blocks are allocated.
+        self._data_end = 0
+        self._data_reserved = 0
         #: The most events one transaction wrote since the environment was opened.
         self._largest = 0
         self._lock_fd = self._lock(self.path / "registry.lock")
@@ -241,7 +274,7 @@ class Store:
             self._ckpt = Checkpoints(self.path, wal_size=wal_size,
                                      interval=checkpoint_interval,
                                      page_budget=checkpoint_pages, boot_id=boot_id,
-                                     volatile_dir=volatile_dir)
+                                     volatile_dir=volatile_dir, before_snapshot=self.flush)
         except OSError as e:
             os.close(self._lock_fd)
             raise Internal(f"cannot open the write-ahead log of {self.path}: {e}") from e
@@ -299,11 +332,14 @@ class Store:
         except lmdb.NotFoundError:
             self._legacy_order = None
         self._ckpt.replay(self._env, names)
+        self._dbs = names
         size, age = self._window_bounds
         self.window = RequestWindow(self._env, size=size, age=age)
         self._names = {self._objects: "objects", self._events: "events",
                        self._meta: "meta", self.window.requests: "requests"}
         self._page_size = self._env.stat()["psize"]
+        self._data_end = (self._env.info()["last_pgno"] + 1) * self._page_size
+        self._data_reserved = 0
         self._pages = MapPages(self.path / "data.mdb")
         self._largest = 0
         #: Versions by key of the kinds listed by version (:mod:`.versions`), started over
@@ -320,7 +356,7 @@ class Store:
                    event_log_limit=r.event_log_limit, request_window=r.request_window,
                    request_window_age=r.request_window_age, wal_size=r.wal_size,
                    checkpoint_interval=r.checkpoint_interval,
-                   checkpoint_pages=r.checkpoint_pages)
+                   checkpoint_pages=r.checkpoint_pages, commit_interval=r.commit_interval)
 
     @staticmethod
     def _lock(path: Path) -> int:
@@ -404,7 +440,8 @@ class Store:
 
         Also checkpoints (:mod:`.checkpoint`): begins one in the background once
         ``checkpoint_interval`` has passed since the last one and something was written,
-        finishes one whose sync is done."""
+        finishes one whose sync is done. And commits the batch (:meth:`flush`)."""
+        self.flush()
         if self._largest > REOPEN_AFTER:
             self._ckpt.checkpoint(self._env)
             self._ckpt.release()
@@ -435,6 +472,7 @@ class Store:
         window = self.window
         if not window.over():
             return
+        self.flush()
         window.begin()
         ops: list[Any] = []
         txn = wal.Recording(self._env, self._env.begin(write=True), self._names, ops)
@@ -469,8 +507,11 @@ class Store:
     def close(self) -> None:
         try:
             if not self._ckpt.failed:
-                self._ckpt.checkpoint(self._env)
+                self._ckpt.checkpoint(self._env)  # the batch committed first
         finally:
+            if self._open_batch is not None:  # the store failed: the log has its turns
+                self._open_batch.abort()
+                self._open_batch = None
             self._ckpt.close()
             self._env.close()
             os.close(self._lock_fd)
@@ -479,8 +520,7 @@ class Store:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         target = Target(kind=kind, namespace=namespace, name=name)
-        with self._env.begin(db=self._objects) as txn:
-            raw = txn.get(target.store_key)
+        raw = self._get(target.store_key)
         if raw is None:
             raise NotFound(f"{target} not found")
         return unpack_stored(raw)
@@ -488,11 +528,19 @@ class Store:
     def get_raw(self, kind: str, namespace: str, name: str) -> bytes:
         """The object as stored (msgpack bytes): a GET is answered with them, not
         decoded and encoded again. Raises NotFound."""
-        with self._env.begin(db=self._objects) as txn:  # the key as Target.store_key makes it
-            raw = txn.get(f"{kind}/{namespace}/{name}".encode())
+        raw = self._get(f"{kind}/{namespace}/{name}".encode())  # as Target.store_key
         if raw is None:
             raise NotFound(f"{Target(kind=kind, namespace=namespace, name=name)} not found")
         return raw
+
+    def _get(self, store_key: bytes) -> bytes | None:
+        """The stored object of ``store_key``, read in the open batch when there is one
+        (it holds every acknowledged write: a point read costs less there than a commit)."""
+        batch = self._open_batch
+        if batch is not None:
+            return batch.get(store_key, db=self._objects)  # type: ignore[no-any-return]
+        with self._env.begin(db=self._objects) as txn:
+            return txn.get(store_key)  # type: ignore[no-any-return]
 
     def list_raw(self, kind: str, namespace: str | None = None, *,
                  head: Callable[[int, int], bytes] | None = None) -> RawList:
@@ -510,6 +558,7 @@ class Store:
         follows (10,000 objects in 3 ms instead of 6; a generator and a ``bytes`` of each
         key had taken 7 ms of 10,000's 11)."""
         prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
+        self.flush()  # read at a snapshot of the map's own buffers: the batch committed
         with self._env.begin(db=self._objects, buffers=True) as txn:
             rv, _ = self._log_bounds(txn)
             cursor = txn.cursor()
@@ -557,6 +606,7 @@ class Store:
         prefix = f"{kind}/".encode()
         skip = len(kind) + 1
         versions: list[tuple[str, int]] = []
+        self.flush()
         with self._env.begin(db=self._objects, buffers=True) as txn:
             cursor = txn.cursor()
             if cursor.set_range(prefix):
@@ -582,6 +632,7 @@ class Store:
         of objects (as :meth:`list_versions`). Raises BadRequest for a foreign token."""
         prefix = f"{kind}/{namespace}/".encode() if namespace else f"{kind}/".encode()
         after = paging.decode_token(continue_token, prefix) if continue_token else None
+        self.flush()
         with self._env.begin(db=self._objects, buffers=True) as txn:
             rv, _ = self._log_bounds(txn)
             return paging.read_page(txn.cursor(), prefix, after, limit, rv,
@@ -599,6 +650,7 @@ class Store:
         ``resource_version`` is the version the events are complete up to: the current
         one, or the last event's when the page was cut short. Raises Expired when the
         events are no longer all in the log (or the version is from the future)."""
+        self.flush()
         with self._env.begin(db=self._events, buffers=True) as txn:
             rv, floor = self._log_bounds(txn)
             if resource_version < floor or resource_version > rv:
@@ -641,7 +693,7 @@ class Store:
 
     def usage(self) -> float:
         """Fraction of the map held by live pages (freed pages are reusable)."""
-        with self._env.begin() as txn:
+        with self._env.begin() as txn:  # as committed (a turn may be under way)
             return self._usage(txn)
 
     def _usage(self, txn: wal.Txn) -> float:
@@ -708,6 +760,7 @@ class Store:
         The outcome's events are dropped (never to be published)."""
         staged = stage(write)
         self._changes = []  # its changes never reach the index (nor stay held)
+        self.flush()  # one write transaction at a time
         txn = wal.Recording(self._env, self._env.begin(write=True), self._names, None)
         try:
             result, _ = self._run(txn, staged, self._rv, self._clock(), self._nearly_full(txn))
@@ -727,6 +780,7 @@ class Store:
         event, as any write). No validation: the objects come from a store that took
         them. Returns the resourceVersion after them. Raises BadRequest when the store
         already holds objects or an object comes twice, StoreFull when they do not fit."""
+        self.flush()
         txn = wal.Recording(self._env, self._env.begin(write=True), self._names, None)
         try:
             held = txn.stat(self._objects)["entries"]
@@ -803,7 +857,15 @@ class Store:
         ops: list[Any] = []
         changes: list[VersionChange] = []
         self._changes = changes
-        txn = wal.Recording(self._env, self._env.begin(write=True), self._names, ops)
+        # Near the map's end, each turn commits alone (as with commit_interval 0), so a
+        # full map refuses the write that does not fit, never a batch acknowledged.
+        alone = not self.commit_interval or self.map_size < self._data_end + (
+            self._batch_pages + BATCH_PAGES + 64) * self._page_size
+        if alone:
+            self.flush()
+        batch = self._open_batch if self._open_batch is not None else self._begin_batch()
+        txn = wal.Recording(self._env, batch, self._names, ops)
+        pages = 0
         try:
             rv = self._rv
             full = self._nearly_full(txn)
@@ -831,12 +893,29 @@ class Store:
             # its replies (see Checkpoints.defer); any other: its record, space reserved.
             logged = bool(ops) and not _WINDOW.issuperset(ops[1::4])
             payload = self._ckpt.reserve(ops) if logged else None  # StoreFull: disk full
+            if ops:
+                pages = wal.dirtied_pages(ops)
+                if payload is not None:  # values beyond a page each: overflow pages
+                    pages += len(payload) // self._page_size
+                if self.commit_interval:
+                    self._reserve_data(pages)  # StoreFull: no room for data.mdb to grow
             # The record first, its pages on their way to the disk while LMDB commits
             # (and the caller makes its replies), its sync after: see Checkpoints.write.
             written = payload is not None and self._ckpt.write(payload)
+        except BaseException:
+            self._undo_turn()
+            raise
+        if ops:
+            self._batch_redo.append(ops)
+            self._batch_pages += pages
+        if (alone or self._batch_pages >= BATCH_PAGES
+                or time.monotonic() - self._batch_began >= self.commit_interval):
+            alone = len(self._batch_redo) == (1 if ops else 0)  # no earlier turn in it
             try:
-                txn.commit()
-            except BaseException as e:  # nothing committed
+                self._commit_batch()
+            except BaseException as e:  # nothing of the batch committed
+                if not alone:  # acknowledged writes with it: only the log has them now
+                    self._ckpt.fail("the commit of acknowledged writes failed", e)
                 if written:  # the record is not to be redone: durable before the error
                     self._ckpt.cancel()
                 if not isinstance(e, lmdb.Error) or not self._no_space(e):
@@ -844,9 +923,6 @@ class Store:
                 raise StoreFull(f"no space left for the registry's store {self.path}/data.mdb"
                                 f" ({e}): write refused (reads go on) — free space on that "
                                 "filesystem") from None
-        except BaseException:
-            txn.abort()
-            raise
         if payload is not None:
             self._ckpt.logged(self._env, payload, written,
                               wal.dirtied_pages(ops) if self._ckpt.page_budget else 0)
@@ -857,6 +933,86 @@ class Store:
         self._rv, self.compacted = rv, compacted
         self._versions.commit(changes)
         return results
+
+    def _begin_batch(self) -> lmdb.Transaction:
+        batch = self._open_batch = self._env.begin(write=True)
+        self._batch_began = time.monotonic()
+        return batch
+
+    def flush(self) -> None:
+        """Commit the batch to data.mdb (unsynced), if one is open.
+
+        The batch is one LMDB write transaction kept open across turns, as etcd's backend
+        batches its bbolt commits: each turn writes into it, its record written and synced
+        as ever before anything is acknowledged (the log makes it durable), and the batch
+        commits once it is ``commit_interval`` old (0: at every turn) or dirtied about
+        :data:`BATCH_PAGES`, before a checkpoint's snapshot, before a read that needs a
+        snapshot (a GET reads in the batch), at the heartbeat, and at close. A commit
+        costs the loop about 40 µs whatever its size, and every page it dirties is a fresh
+        one while a checkpoint's snapshot is held: the batch pays both once. A commit that
+        fails here holds acknowledged writes: fatal (:class:`~.wal.WalFailed`), the next
+        open replays them from the log."""
+        if self._open_batch is None:
+            return
+        try:
+            self._commit_batch()
+        except (lmdb.Error, OSError) as e:
+            self._ckpt.fail("the commit of acknowledged writes failed", e)
+
+    def _commit_batch(self) -> None:
+        batch, self._open_batch = self._open_batch, None
+        self._batch_redo, self._batch_pages = [], 0
+        assert batch is not None
+        batch.commit()  # LMDB aborts it when it fails
+        if self.commit_interval:
+            self._data_end = (self._env.info()["last_pgno"] + 1) * self._page_size
+
+    def _undo_turn(self) -> None:
+        """The turn under way failed midway (a full map or disk, any LMDB error): no half
+        of it may stay in the batch. The batch is aborted and the redo of the turns before
+        it in the batch applied again (they fitted, they fit again); failing that, the
+        store stops (they are acknowledged, and in the log)."""
+        batch, self._open_batch = self._open_batch, None
+        if batch is None:
+            return
+        batch.abort()
+        redo, began = self._batch_redo, self._batch_began
+        if not redo:
+            self._batch_pages = 0
+            return
+        try:
+            again = self._begin_batch()
+            for ops in redo:
+                wal.apply(again, self._dbs, ops)
+        except (lmdb.Error, OSError) as e:
+            self._ckpt.fail("the batch of acknowledged writes could not be made again", e)
+        self._batch_began = began
+
+    def _reserve_data(self, pages: int) -> None:
+        """Before a turn's record is written: allocate data.mdb's blocks for what the batch
+        may write beyond the file's last page (``fallocate`` KEEP_SIZE,
+        :data:`DATA_AHEAD` at a time), so that its commit, made after the turn is
+        acknowledged, never meets a full disk (and its pages need no delayed allocation).
+        Raises StoreFull when there is no room (the turn is undone, nothing lost)."""
+        need = self._data_end + (self._batch_pages + pages + 64) * self._page_size
+        if need <= self._data_reserved:
+            return
+        upto = need + DATA_AHEAD
+        try:
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]  # KEEP_SIZE passes it by
+            if limit != resource.RLIM_INFINITY:
+                if need > limit:
+                    raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+                upto = min(upto, limit)
+            self._ckpt.allocate_data(self._data_end, upto - self._data_end)
+        except OSError as e:
+            if e.errno in wal.NO_SPACE:
+                raise StoreFull(f"no space left for the registry's store {self.path}/"
+                                "data.mdb: write refused (reads go on) — free space on that "
+                                "filesystem") from None
+            raise Internal(f"cannot allocate {self.path}/data.mdb: {e}; write refused"
+                           ) from None
+        self._data_reserved = upto
 
     def _run(self, txn: wal.Recording, s: Staged | StagedBatch | RegistryError, rv: int,
              now: float, full: bool) -> tuple[Outcome | RegistryError, int]:

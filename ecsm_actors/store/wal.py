@@ -24,12 +24,15 @@ two checkpoints need, and a record's ``fdatasync`` seldom has to commit a new ex
 
 A record is written before its transaction commits in LMDB, its pages handed to the disk
 at once (:meth:`WriteAheadLog.write`), and synced by the turn's wait
-(:class:`~.log_sync.LogSync`); nothing is acknowledged before that sync. When the commit
-then fails, a cancel record follows, durable before the error is answered; a ``kill -9``
-between the record and LMDB's commit leaves the record orphaned in the log: a recovery
-in the same boot trusts data.mdb and starts a new generation without it; after a power
-loss it is redone — a write applied without an acknowledgement, whose request-window
-record (in the same redo) answers a retry of its requestId.
+(:class:`~.log_sync.LogSync`); nothing is acknowledged before that sync. LMDB's commit
+may come turns later (the store's batch, ``registry.commit_interval``): until then the
+log alone holds the acknowledged write, so every recovery, in the same boot too, replays
+the records of the checkpoint's generation onto its snapshot. When a commit fails before
+its turn is acknowledged, a cancel record follows, durable before the error is answered;
+one that fails after stops the process (:class:`WalFailed`). A ``kill -9`` between the
+record and LMDB's commit leaves the record orphaned in the log: the recovery redoes it —
+a write applied without an acknowledgement, whose request-window record (in the same
+redo) answers a retry of its requestId.
 
 Invariants: generations only grow; the header of ``g`` is written with the records it
 starts with (the transactions committed since its snapshot, copied from ``g - 1``'s
@@ -169,8 +172,12 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
             raise OSError(err, os.strerror(err))
 
 
-def _libc_fallocate() -> Any:
-    """libc's ``fallocate`` (Python has no punching one)."""
+#: fallocate(2) mode: allocate the range's blocks, keep the file size.
+KEEP_SIZE = 1
+
+
+def libc_fallocate() -> Any:
+    """libc's ``fallocate`` (Python has no punching one, nor one that keeps the size)."""
     return libc_function("fallocate64", "fallocate",
                          argtypes=(ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64))
 
@@ -179,7 +186,7 @@ def punch(fd: int, offset: int, length: int) -> bool:
     """Give back the blocks of ``length`` bytes at ``offset`` of ``fd`` (they read as
     zeros, the size stays). False where the filesystem cannot (nothing changed); OSError
     when it fails otherwise."""
-    fn = _libc_fallocate()
+    fn = libc_fallocate()
     if fn is None:
         return False
     if length > 0 and fn(fd, _PUNCH_HOLE, offset, length) != 0:

@@ -1,9 +1,9 @@
 """A write's log record is written before LMDB commits its transaction (the record's sync
 under way meanwhile): when that commit fails, a cancel record keeps every recovery from
-redoing it; when the process dies between the two, a recovery in the same boot never
-redoes the orphan record, and one after a power loss redoes it whole, request window
-included; when the record's sync fails, the store stops and the next open recovers from
-the log (real LMDB, the files as the kernel holds them)."""
+redoing it; when the process dies between the two, a recovery (in the same boot too:
+the log may hold acknowledged writes data.mdb lacks) redoes the orphan record whole,
+request window included; when the record's sync fails, the store stops and the next open
+recovers from the log (real LMDB, the files as the kernel holds them)."""
 
 from __future__ import annotations
 
@@ -37,15 +37,18 @@ def names(store: Store) -> list[str]:
 def failing_commit(monkeypatch: pytest.MonkeyPatch, before: Callable[[], None]) -> None:
     """The next LMDB commit of a write calls ``before`` (its record is in the log by
     then), then fails as on a full disk (nothing committed)."""
-    real = wal.Recording.commit
+    real = Store._commit_batch
 
-    def commit(self: wal.Recording) -> None:
-        monkeypatch.setattr(wal.Recording, "commit", real)
+    def commit(self: Store) -> None:
+        monkeypatch.setattr(Store, "_commit_batch", real)
         before()
-        self.txn.abort()
+        batch, self._open_batch = self._open_batch, None
+        self._batch_redo, self._batch_pages = [], 0
+        assert batch is not None
+        batch.abort()
         raise lmdb.Error(f"mdb_txn_commit: {os.strerror(errno.ENOSPC)}")
 
-    monkeypatch.setattr(wal.Recording, "commit", commit)
+    monkeypatch.setattr(Store, "_commit_batch", commit)
 
 
 def copy(store: Store, into: Path) -> Path:
@@ -98,16 +101,18 @@ def killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "killed"
 
 
-def test_after_a_kill_before_the_commit_the_same_boot_never_redoes_the_orphan_record(
+def test_after_a_kill_before_the_commit_the_same_boot_redoes_the_orphan_as_after_a_power_loss(
         killed: Path) -> None:
-    store = open_store(killed, "boot-1")  # data.mdb trusted: nothing replayed
+    store = open_store(killed, "boot-1")  # the log replayed: it may hold what data.mdb lacks
     try:
-        assert store.wal_stats()["replayed"] == 0 and names(store) == ["s0"]
+        assert store.wal_stats()["replayed"] == 2 and names(store) == ["orphan", "s0"]
+        retried = one(store, create("orphan", request_id="r-orphan"))
+        assert isinstance(retried, Outcome) and retried.replayed
     finally:
         store.close()
     store = open_store(killed, "boot-2")  # a power loss since: the open's generation
     try:
-        assert names(store) == ["s0"]
+        assert store.wal_stats()["replayed"] == 0 and names(store) == ["orphan", "s0"]
     finally:
         store.close()
 

@@ -1,0 +1,94 @@
+"""The store's writes gathered in one LMDB transaction across turns (``commit_interval``):
+every read sees each acknowledged write of the open batch, a turn that fails midway
+leaves no half of itself and keeps the turns before it, and the files as a ``kill -9``
+leaves them (the batch never committed) open with every acknowledged write (real LMDB,
+the files as the kernel holds them)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import pytest
+
+from ecsm_actors.errors import StoreFull
+from ecsm_actors.store import Outcome, Store
+from tests.store_writes import FakeClock, create, one
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def open_store(path: Path, **options: Any) -> Store:
+    return Store(path, map_size=16 << 20, clock=FakeClock(), boot_id=lambda: "boot-1",
+                 checkpoint_interval=3600, commit_interval=3600, **options)
+
+
+def names(store: Store) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in store.list_objects("ECSMService")[0])
+
+
+def test_every_read_sees_the_acknowledged_writes_of_the_open_batch(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "data")
+    try:
+        start = store.resource_version
+        for i in range(3):
+            assert isinstance(one(store, create(f"s{i}", request_id=f"r-{i}")), Outcome)
+        assert store._open_batch is not None  # noqa: SLF001 - nothing committed yet
+        assert store.get("ECSMService", "default", "s2")["metadata"]["name"] == "s2"
+        events, rv = store.watch_since(start)
+        assert [e.seq for e in events] == [start + 1, start + 2, start + 3] and rv == start + 3
+        assert names(store) == ["s0", "s1", "s2"]
+    finally:
+        store.close()
+
+
+def test_a_kill_with_the_batch_uncommitted_loses_no_acknowledged_write(
+        tmp_path: Path) -> None:
+    store = open_store(tmp_path / "data")
+    try:
+        for i in range(3):
+            assert isinstance(one(store, create(f"s{i}", request_id=f"r-{i}")), Outcome)
+        assert store._open_batch is not None  # noqa: SLF001
+        shutil.copytree(store.path, tmp_path / "killed",
+                        ignore=shutil.ignore_patterns("*.lock"))
+    finally:
+        store.close()
+    again = open_store(tmp_path / "killed")  # the same boot: the log replayed
+    try:
+        assert names(again) == ["s0", "s1", "s2"]
+        retried = one(again, create("s1", request_id="r-1"))
+        assert isinstance(retried, Outcome) and retried.replayed
+    finally:
+        again.close()
+
+
+def test_a_turn_that_fails_midway_leaves_no_half_of_itself_and_keeps_the_turns_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(tmp_path / "data")
+    real = Store._log_event
+
+    def log_event(self: Store, txn: Any, target: Any, *args: Any) -> Any:
+        if target.name == "bad":  # its object already put: a half turn
+            raise lmdb.MapFullError("mdb_put: MDB_MAP_FULL")
+        return real(self, txn, target, *args)
+
+    monkeypatch.setattr(Store, "_log_event", log_event)
+    try:
+        start = store.resource_version
+        assert isinstance(one(store, create("a", request_id="r-a")), Outcome)
+        results = store.execute([create("c", request_id="r-c"),
+                                 create("bad", request_id="r-bad")])
+        assert isinstance(results[0], Outcome) and isinstance(results[1], StoreFull)
+        assert names(store) == ["a", "c"]
+        events, rv = store.watch_since(start)
+        assert [e.seq for e in events] == [start + 1, start + 2] and rv == start + 2
+    finally:
+        store.close()
+    again = Store(tmp_path / "data", map_size=16 << 20, clock=FakeClock(),
+                  boot_id=lambda: "boot-2")
+    try:
+        assert names(again) == ["a", "c"] and again.resource_version == start + 2
+    finally:
+        again.close()
