@@ -1,14 +1,16 @@
 """Where the registry's CPU goes in one turn of its loop, per request: timed inside the registry.
 
 Run: ``.venv/bin/python tests/bench/bench_registry_turn.py [--op update|create|get]
-[--clients N] [--seconds S] [--no-fsync]``
+[--clients N] [--seconds S] [--subscribers M] [--no-fsync]``
 
 A real registry (its own process, ipc://) whose loop and store methods are wrapped with
 thread-CPU counters (``time.thread_time_ns``, about 1 µs of overhead each), driven by N
 client processes (``RegistryClient``, every write with its ``requestId``) for S seconds.
 Printed: the CPU per call of each part (receiving, request decode, staging = validation,
 apply, the commit around them, replies, events, poll), the batch sizes of the group
-commits, and requests/s. With ``--no-fsync`` the store's ``fdatasync`` does nothing — a
+commits, and requests/s. ``--subscribers M``: M processes read every event on the local
+event stream meanwhile (``HeadSubscriber``, as informers do; their CPU an event printed).
+With ``--no-fsync`` the store's ``fdatasync`` does nothing — a
 bench-only mode that leaves the disk out, to see the CPU of the rest of the path; the
 writes are then NOT durable (never anything but a benchmark).
 
@@ -97,6 +99,24 @@ while time.monotonic() < end:
 print(n)
 """
 
+#: One subscriber process on the event stream: ready once a heartbeat came, then reads for
+#: the given seconds; prints its events and its CPU.
+SUBSCRIBER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from ecsm_actors.protocol import Heartbeat
+from ecsm_actors.registry.subscriber import HeadSubscriber
+sub = HeadSubscriber(sys.argv[2])
+while not isinstance(sub.recv(30), Heartbeat):
+    pass
+print("ready", flush=True)
+n, end = 0, time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    if not isinstance(sub.recv(0.2), (Heartbeat, type(None))):
+        n += 1
+print(n, time.process_time())
+"""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -105,6 +125,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--zmq", action="store_true",
                         help="clients on the ZeroMQ endpoint (ipc://), not the local stream")
+    parser.add_argument("--subscribers", type=int, default=0,
+                        help="processes reading every event on the local event stream")
     parser.add_argument("--no-fsync", action="store_true",
                         help="the store's fdatasync does nothing (bench only: not durable)")
     args = parser.parse_args()
@@ -122,10 +144,18 @@ def main() -> int:
                 else f"unix://{run_dir}/registry.stream")
     try:
         RegistryClient(endpoint, timeout=30).request(Op.PING)
+        subscribers = [subprocess.Popen([PY, "-c", SUBSCRIBER, str(ROOT),
+                                         f"unix://{run_dir}/events.stream",
+                                         str(args.seconds + 2)], stdout=subprocess.PIPE,
+                                        text=True, cwd=ROOT)
+                       for _ in range(args.subscribers)]
+        for sub in subscribers:
+            assert sub.stdout is not None and sub.stdout.readline().strip() == "ready"
         clients = [subprocess.Popen([PY, "-c", CLIENT, str(ROOT), endpoint, args.op, f"c{i}",
                                      str(args.seconds)], stdout=subprocess.PIPE, cwd=ROOT)
                    for i in range(args.clients)]
         calls = sum(int(c.communicate(timeout=args.seconds + 60)[0]) for c in clients)
+        read = [sub.communicate(timeout=60)[0].split() for sub in subscribers]
     finally:
         registry.terminate()
         registry.wait(timeout=30)
@@ -138,6 +168,9 @@ def main() -> int:
           f"fsync {'off (bench only)' if args.no_fsync else 'on'}, load "
           f"{os.getloadavg()[0]:.2f}: {calls / args.seconds:,.0f} requests/s, registry "
           f"process CPU {figures['cpu'] / max(calls, 1) * 1e6:.0f} us a request")
+    for events, cpu in read:
+        per = float(cpu) / max(int(events), 1) * 1e6
+        print(f"subscriber: {int(events):,} events, CPU {per:.0f} us an event")
     print("thread CPU per call, us:")
     for name, (ns, n) in sorted(figures["parts"].items(), key=lambda kv: -kv[1][0]):
         print(f"  {name:16} {ns / n / 1e3:8.1f}  ({n:,} calls)")
