@@ -422,6 +422,9 @@ class RegistryServer:
             queued = router or stream.has_frames
         if not queued:
             self._collector.collect()  # idle: the GC's collection due, if any (see serve)
+            idle = getattr(self.store, "idle", None)  # LMDB: its batch committed when due
+            if idle is not None:
+                idle()
         router_fd, pub_fd = self._router_fd, self._pub_fd
         for fd, events in fds.poll(0 if queued else int(timeout * 1000)):
             if fd == router_fd:

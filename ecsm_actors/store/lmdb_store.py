@@ -36,11 +36,12 @@ meanwhile; :meth:`Store.execute_unsynced` returns once it is written, and the re
 makes the replies and events of the turn, then sends them once :meth:`Store.wait_synced`
 made it durable (one ``fdatasync`` a turn, :mod:`.log_sync`). With ``commit_interval``
 (registry.commit_interval) the turns write into one LMDB transaction kept open across
-them, the batch, committed to data.mdb once it is that old or dirtied about
-:data:`BATCH_PAGES`, before a checkpoint's snapshot, before a read that needs a snapshot
-(a GET reads in the batch), at the heartbeat and at close (:meth:`Store.flush`): so a
-``kill -9`` may leave acknowledged writes in the log only, and every open replays the log
-onto the last checkpoint (:mod:`.checkpoint`). A turn that fails midway is taken out of
+them, the batch, committed to data.mdb once it is that old and the loop idle
+(:meth:`Store.idle`) or dirtied about :data:`BATCH_PAGES`, before a checkpoint's
+snapshot, before a read that needs a snapshot (a GET reads in the batch), at the
+heartbeat and at close (:meth:`Store.flush`): so a ``kill -9`` may leave acknowledged
+writes in the log only, and every open replays the log onto the last checkpoint
+(:mod:`.checkpoint`). A turn that fails midway is taken out of
 the batch by aborting it and redoing the turns before it; a batch that cannot be committed
 once its turns were acknowledged stops the process (:class:`~.wal.WalFailed`); data.mdb's
 blocks are allocated ahead of what the batch may write, so that a full disk refuses a
@@ -908,8 +909,10 @@ class Store:
         if ops:
             self._batch_redo.append(ops)
             self._batch_pages += pages
+        # Once commit_interval old, the loop's idle moment commits it (:meth:`idle`), off
+        # the way of a reply; here only a loop never idle, or a batch grown large.
         if (alone or self._batch_pages >= BATCH_PAGES
-                or time.monotonic() - self._batch_began >= self.commit_interval):
+                or time.monotonic() - self._batch_began >= 2 * self.commit_interval):
             alone = len(self._batch_redo) == (1 if ops else 0)  # no earlier turn in it
             try:
                 self._commit_batch()
@@ -945,7 +948,8 @@ class Store:
         The batch is one LMDB write transaction kept open across turns, as etcd's backend
         batches its bbolt commits: each turn writes into it, its record written and synced
         as ever before anything is acknowledged (the log makes it durable), and the batch
-        commits once it is ``commit_interval`` old (0: at every turn) or dirtied about
+        commits once it is ``commit_interval`` old (0: at every turn), when the loop is
+        idle (:meth:`idle`; in a turn once twice that old), or dirtied about
         :data:`BATCH_PAGES`, before a checkpoint's snapshot, before a read that needs a
         snapshot (a GET reads in the batch), at the heartbeat, and at close. A commit
         costs the loop about 40 µs whatever its size, and every page it dirties is a fresh
@@ -958,6 +962,13 @@ class Store:
             self._commit_batch()
         except (lmdb.Error, OSError) as e:
             self._ckpt.fail("the commit of acknowledged writes failed", e)
+
+    def idle(self) -> None:
+        """The registry's loop is about to wait: commit the batch once it is
+        ``commit_interval`` old (off the way of any write's reply)."""
+        if (self._open_batch is not None
+                and time.monotonic() - self._batch_began >= self.commit_interval):
+            self.flush()
 
     def _commit_batch(self) -> None:
         batch, self._open_batch = self._open_batch, None

@@ -7,6 +7,7 @@ the files as the kernel holds them)."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,22 @@ def test_a_turn_that_fails_midway_leaves_no_half_of_itself_and_keeps_the_turns_b
         assert names(again) == ["a", "c"] and again.resource_version == start + 2
     finally:
         again.close()
+
+
+def test_the_loop_idle_commits_the_batch_once_it_is_due_and_not_before(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "data", map_size=16 << 20, clock=FakeClock(),
+                  checkpoint_interval=3600, commit_interval=0.05)
+    try:
+        assert isinstance(one(store, create("s0")), Outcome)
+        store.idle()
+        assert store._open_batch is not None  # noqa: SLF001 - younger than the interval
+        due = time.monotonic() + 0.05
+        while time.monotonic() < due:
+            time.sleep(0.01)
+        store.idle()
+        assert store._open_batch is None  # noqa: SLF001 - committed
+        with store._env.begin() as txn:  # noqa: SLF001 - as committed in data.mdb
+            assert txn.get(b"ECSMService/default/s0", db=store._objects) is not None  # noqa: SLF001
+    finally:
+        store.close()
