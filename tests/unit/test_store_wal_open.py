@@ -170,14 +170,16 @@ def test_after_a_failed_sync_of_the_data_file_the_next_open_in_the_same_boot_rec
         again.close()
 
 
-@pytest.mark.parametrize("full", ["wal", "data.mdb"])
+@pytest.mark.parametrize(("full", "commit_interval"),
+                         [("wal", 0.0), ("data.mdb", 0.0), ("wal", 3600.0),
+                          ("data.mdb", 3600.0)])
 def test_when_the_files_cannot_grow_writes_are_refused_with_store_full_and_reads_go_on(
-        tmp_path: Path, full: str) -> None:
+        tmp_path: Path, full: str, commit_interval: float) -> None:
     """A real limit on the files' growth (the process's file size limit: a full disk as
     far as the store can tell): the log (``wal``: its next MiB) or LMDB's file cannot grow,
     the write is refused, nothing acknowledged is lost, and once there is room writes go
-    on."""
-    store = open_store(tmp_path / "data", "boot-1")
+    on — also with the writes gathered in a batch not committed to data.mdb yet."""
+    store = open_store(tmp_path / "data", "boot-1", commit_interval=commit_interval)
     acknowledged: list[str] = []
     if full == "data.mdb":  # the log's first MiB allocated: LMDB's file is first to grow
         assert isinstance(one(store, create("first")), Outcome)
