@@ -17,6 +17,7 @@ import pytest
 from ecsm_actors.errors import StoreFull
 from ecsm_actors.store import Outcome, Store
 from tests.store_writes import FakeClock, create, one
+from tests.unit.test_store_power_loss import torn_data
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -112,3 +113,32 @@ def test_the_loop_idle_commits_the_batch_once_it_is_due_and_not_before(
             assert txn.get(b"ECSMService/default/s0", db=store._objects) is not None  # noqa: SLF001
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_after_a_power_loss_the_writes_of_committed_and_open_batches_are_back(
+        tmp_path: Path, seed: int) -> None:
+    store = open_store(tmp_path / "data")
+    try:
+        for i in range(10):
+            assert isinstance(one(store, create(f"s{i}", request_id=f"r-{i}")), Outcome)
+        store.checkpoint()
+        durable = (store.path / "data.mdb").read_bytes()
+        for i in range(10, 20):  # committed to data.mdb, never synced there
+            assert isinstance(one(store, create(f"s{i}", request_id=f"r-{i}")), Outcome)
+        store.flush()
+        for i in range(20, 25):  # acknowledged, in the open batch only
+            assert isinstance(one(store, create(f"s{i}", request_id=f"r-{i}")), Outcome)
+        assert store._open_batch is not None  # noqa: SLF001
+        torn_data(durable, (store.path / "data.mdb").read_bytes(), seed, tmp_path / "torn",
+                  log=(store.path / "wal").read_bytes())
+    finally:
+        store.close()
+    again = Store(tmp_path / "torn", map_size=16 << 20, clock=FakeClock(),
+                  boot_id=lambda: "boot-2", commit_interval=3600)
+    try:
+        assert names(again) == sorted(f"s{i}" for i in range(25))
+        retried = one(again, create("s22", request_id="r-22"))
+        assert isinstance(retried, Outcome) and retried.replayed
+    finally:
+        again.close()
