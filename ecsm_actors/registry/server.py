@@ -408,14 +408,17 @@ class RegistryServer:
         its requests join the same turn. The event stream's descriptors (subscribers
         connecting, reading what was queued for them) are served in the same wait, and the
         PUB socket's (its subscriptions: signalled reliably while nothing is sent there, so
-        while none is known; once one is, the heartbeat takes those a send went past)."""
+        while none is known, and taken before a turn made without a wait then; once one
+        is, libzmq's sends take them, and the heartbeat those a send went past)."""
         stream, event_stream = self.stream, self.event_stream
         router = not self._router_armed and bool(self.router.get(_EVENTS_OPTION) & _POLLIN)
         if not router:
             self._router_armed = True
         if stream is None:
             if router and event_stream is None:
-                self.serve_batch()  # the PUB socket's subscriptions at the next wait
+                if not self._pub_topics:  # a turn without a wait: taken here (no send does)
+                    self._take_pub_subscriptions()
+                self.serve_batch()
                 return
             queued = router  # the event stream's descriptors looked at all the same
         else:

@@ -78,3 +78,41 @@ def test_the_pub_socket_is_sent_to_only_while_someone_subscribes(
     wait_until(gone, timeout=5, what="the subscriber's leaving taken by the loop's wait")
     server._publish(event)
     assert len(sent) == 4
+
+
+def test_a_subscription_is_taken_while_requests_keep_the_loop_busy(
+        run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both stream endpoints off: the loop serves a queued request without waiting, so the
+    # PUB socket's subscriptions must be taken in its turns too, not at the heartbeat only.
+    cfg = load_config(None, environ={"ECSM_ACTORS_RUN_DIR": str(run_dir),
+                                     "ECSM_ACTORS_REGISTRY_STREAM_ENDPOINT": "off",
+                                     "ECSM_ACTORS_REGISTRY_STREAM_EVENTS_ENDPOINT": "off"})
+    server = RegistryServer(cfg)
+    client = server.context.socket(zmq.DEALER)
+    sub = server.context.socket(zmq.SUB)
+    try:
+        turns: list[bool] = []
+        # A request queued at every turn (this one is never taken).
+        monkeypatch.setattr(server, "serve_batch", lambda **kw: turns.append(True))
+        monkeypatch.setattr(server, "_router_armed", False, raising=False)
+        fds = server._router_alone()
+        assert fds is not None
+        for s in (client, sub):
+            s.setsockopt(zmq.LINGER, 0)
+        client.connect(cfg.registry_endpoint)
+        client.send_multipart([b"", b"a request"])
+        wait_until(lambda: server.router.get(zmq.EVENTS) & zmq.POLLIN, timeout=5,
+                   what="the request queued")
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(cfg.events_endpoint)
+
+        def taken() -> bool:
+            server._serve_local(fds, 0.05)
+            return bool(server._pub_topics)
+
+        wait_until(taken, timeout=1.5, what="the subscription taken in a busy loop's turns")
+        assert turns  # a turn at every call: the loop never waited
+    finally:
+        client.close()
+        sub.close()
+        server.close()
