@@ -230,6 +230,10 @@ class RegistryServer:
         self.pub = self.context.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.SNDHWM, self.queues.events)
+        # What a peer may send it: subscriptions only, each of a topic prefix (a larger
+        # message drops its peer; more than RCVHWM unread ones are dropped).
+        self.pub.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_SUBSCRIPTION_BYTES)
+        self.pub.setsockopt(zmq.RCVHWM, 1000)
         bind(self.router, cfg.registry_endpoint)
         bind(self.pub, cfg.events_endpoint)
         self._router_fd: int = self.router.getsockopt(zmq.FD)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import zmq
+import zmq.utils.monitor
 
 from ecsm_actors import protocol
 from ecsm_actors.config import load_config
@@ -116,3 +117,22 @@ def test_a_subscription_is_taken_while_requests_keep_the_loop_busy(
         client.close()
         sub.close()
         server.close()
+
+
+def test_a_peer_sending_the_pub_socket_more_than_a_subscription_is_dropped(
+        server: RegistryServer) -> None:
+    # The XPUB reads what peers send it: a message beyond a subscription's bound drops
+    # its peer instead of being buffered in the registry.
+    peer = server.context.socket(zmq.XSUB)
+    peer.setsockopt(zmq.LINGER, 0)
+    monitor = server.pub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    try:
+        peer.connect(server.cfg.events_endpoint)
+        peer.send(b"\x01" + b"x" * (protocol.MAX_SUBSCRIPTION_BYTES + 1))
+        assert monitor.poll(5000), "the peer was not dropped"
+        assert zmq.utils.monitor.recv_monitor_message(monitor)["event"] == \
+            zmq.EVENT_DISCONNECTED
+    finally:
+        server.pub.disable_monitor()
+        monitor.close(linger=0)
+        peer.close()
