@@ -124,18 +124,23 @@ def test_a_nearly_full_store_refuses_writes_but_stays_readable_and_deletable(
     store.close()
 
 
-def test_a_map_full_error_refuses_the_write_and_leaves_the_store_intact(tmp_path: Path) -> None:
-    store = open_store(tmp_path, map_size=1 * MiB, full_ratio=1.0, event_log_limit=1000)
+@pytest.mark.parametrize(("map_mib", "commit_interval"), [(1, 0.0), (4, 3600.0)])
+def test_a_map_full_error_refuses_the_write_and_leaves_the_store_intact(
+        tmp_path: Path, map_mib: int, commit_interval: float) -> None:
+    """Also with the writes gathered in a batch: the write that does not fit is taken out
+    of it and refused, the acknowledged ones before it kept."""
+    store = open_store(tmp_path, map_size=map_mib * MiB, full_ratio=1.0,
+                       event_log_limit=1000, commit_interval=commit_interval)
     names = []
     with pytest.raises(StoreFull):
-        for i in range(200):
+        for i in range(200 * map_mib):
             store.write(Op.CREATE, object=big_service(f"s{i}", 20))
             names.append(f"s{i}")
     rv, epoch = store.resource_version, store.epoch
     assert rv == len(names)
     assert store.get("ECSMService", "default", names[-1])["metadata"]["resourceVersion"] == rv
     store.close()
-    again = open_store(tmp_path, map_size=1 * MiB, full_ratio=1.0, event_log_limit=1000)
+    again = open_store(tmp_path, map_size=map_mib * MiB, full_ratio=1.0, event_log_limit=1000)
     assert (again.resource_version, again.epoch) == (rv, epoch)
     stored = again.list_objects("ECSMService")[0]
     assert sorted(o["metadata"]["name"] for o in stored) == sorted(names)
