@@ -6,8 +6,10 @@ nothing, a power loss may lose or tear any page written since the last ``fsync``
 makes a write durable is its record in the log. A checkpoint is what etcd's bbolt commit
 is to its WAL:
 
-1. open a read transaction: snapshot C, the latest commit; read data.mdb's two meta
-   pages (C's and the one before);
+1. commit the store's batch (:attr:`Checkpoints.before_snapshot`: the turns gathered in
+   one LMDB transaction, see :meth:`.lmdb_store.Store.flush`), then open a read
+   transaction: snapshot C, the latest commit; read data.mdb's two meta pages (C's and the
+   one before);
 2. ``fdatasync`` data.mdb — in a thread of its own, writes going on meanwhile (logged as
    ever, and kept aside as the records since C);
 3. once it is done, at the next write or idle turn: write the records since C into the
