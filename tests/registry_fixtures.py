@@ -135,6 +135,15 @@ class InProcessRegistry:
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         sub.connect("inproc://events")
         self._subscribers.append(sub)
+        # The registry sends on its PUB socket only once its loop took a subscription
+        # there; a test that runs the turns itself lets it take this one first.
+        server = self.server
+
+        def taken() -> bool:
+            server._take_pub_subscriptions()
+            return b"" in server._pub_topics
+
+        wait_until(taken, timeout=5, what="the subscription taken by the registry")
         return sub
 
     def send(self, *frames: bytes) -> None:
