@@ -42,8 +42,10 @@ log; the store refuses a data.mdb marked as written behind a log) nothing is don
 Otherwise the saved meta pages are written back into data.mdb (``fdatasync``) before
 LMDB opens it, so LMDB opens snapshot C, whose pages the held reader protected and the
 checkpoint made durable; then the records of the header's generation are replayed in
-order, and one INFO line says so (why: after a reboot, a failed sync in this boot —
-:meth:`Checkpoints.distrust` — or in the same boot). In the same boot too: the store
+order, in one LMDB transaction (as the batches wrote them: no more of data.mdb needed than
+they took), and one INFO line says so (why: after a reboot, a failed sync in this boot —
+:meth:`Checkpoints.distrust` — or in the same boot, then only when there were records to
+redo). In the same boot too: the store
 commits its turns to LMDB in batches (``registry.commit_interval``), before the snapshot
 of each checkpoint (:attr:`Checkpoints.before_snapshot`) but not before each
 acknowledgement, so after a ``kill -9`` data.mdb may lack acknowledged writes that only
@@ -103,6 +105,9 @@ logger = logging.getLogger(__name__)
 #: A directory that lives as long as this boot (tmpfs): it holds a file for each data.mdb
 #: whose page cache a failed sync made untrustworthy (see :meth:`Checkpoints.distrust`).
 VOLATILE_DIR = Path("/dev/shm")
+
+#: Why a store is recovered when its log was written in this boot (no sync failed).
+_SAME_BOOT = "in the same boot"
 
 #: Fraction of the interval after which a checkpoint is due (heartbeats come about once
 #: an interval: a few µs early must not skip one).
@@ -260,7 +265,7 @@ class Checkpoints:
         elif not self.boot_id or found.boot_id != self.boot_id:
             self.recovering = "after a reboot"
         else:  # acknowledged writes may be in the log only (the store's batch)
-            self.recovering = "in the same boot"
+            self.recovering = _SAME_BOOT
         fd = os.open(self.data_file, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.pwrite(fd, found.meta, 0)
@@ -284,14 +289,21 @@ class Checkpoints:
         if not self.replaying or self.found is None:
             return 0
         count = 0
-        for ops in self.log.records(self.found.generation):
-            with env.begin(write=True) as txn:
+        # One transaction for them all: the turns were committed in batches (the store's
+        # commit_interval), each page dirtied once a batch; one transaction a record
+        # would dirty fresh pages for each (the held snapshot), data.mdb then needing
+        # more blocks than the run that logged them had — on a full disk, an open that
+        # fails at every restart.
+        with env.begin(write=True) as txn:
+            for ops in self.log.records(self.found.generation):
                 wal.apply(txn, dbs, ops)
-            count += 1
+                count += 1
         self.replaying = False
         self.stats["replayed"] = count
-        logger.info("store %s recovered %s: checkpoint txn %d, replayed %d records",
-                    self.data_file.parent, self.recovering, self.found.txnid, count)
+        # A start after a clean stop (nothing to redo in this boot) is no recovery.
+        level = logging.DEBUG if not count and self.recovering == _SAME_BOOT else logging.INFO
+        logger.log(level, "store %s recovered %s: checkpoint txn %d, replayed %d records",
+                   self.data_file.parent, self.recovering, self.found.txnid, count)
         return count
 
     def _distrust_file(self) -> Path:
@@ -325,8 +337,8 @@ class Checkpoints:
         the redo of every commit after the checkpoint, in order. A power loss before then
         loses these window records only (and every commit after them, none acknowledged):
         each recorded an outcome that changed no object, no event, no resourceVersion, so
-        a retry of its request, evaluated again, cannot apply a write twice — and a
-        ``kill -9`` loses nothing (LMDB's commit is in the page cache)."""
+        a retry of its request, evaluated again, cannot apply a write twice — and so does
+        a ``kill -9`` (every open replays the log onto the checkpoint)."""
         self._deferred += ops
         if self.page_budget is not None:
             self._dirtied += wal.dirtied_pages(ops)

@@ -332,7 +332,7 @@ class Store:
                 b"request_order", create=False)
         except lmdb.NotFoundError:
             self._legacy_order = None
-        self._ckpt.replay(self._env, names)
+        replayed = self._ckpt.replay(self._env, names)
         self._dbs = names
         size, age = self._window_bounds
         self.window = RequestWindow(self._env, size=size, age=age)
@@ -342,7 +342,8 @@ class Store:
         self._data_end = (self._env.info()["last_pgno"] + 1) * self._page_size
         self._data_reserved = 0
         self._pages = MapPages(self.path / "data.mdb")
-        self._largest = 0
+        # A replay is one transaction: its dirty pages let go as a large one's are.
+        self._largest = replayed
         #: Versions by key of the kinds listed by version (:mod:`.versions`), started over
         #: at each open (a log replayed, or the environment opened again).
         self._versions = VersionIndex()

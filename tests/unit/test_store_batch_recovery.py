@@ -1,0 +1,98 @@
+"""The open that follows a ``kill -9`` of a store whose writes were committed in batches
+(``commit_interval``): the log's records replayed onto the last checkpoint need no more
+of the disk than the run that logged them (a full disk: the store opens, every
+acknowledged write back), and a start after a clean stop says no recovery (real LMDB,
+the files as the kernel holds them)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecsm_actors.errors import StoreFull
+from ecsm_actors.store import Outcome, Store
+from tests.store_writes import FakeClock, create, one
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def open_store(path: Path, **options: Any) -> Store:
+    return Store(path, map_size=64 << 20, clock=FakeClock(), boot_id=lambda: "boot-1",
+                 checkpoint_interval=3600, commit_interval=3600, **options)
+
+
+def names(store: Store) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in store.list_objects("ECSMService")[0])
+
+
+def killed(store: Store, into: Path) -> Path:
+    """The store's files as a ``kill -9`` leaves them (its lock let go)."""
+    shutil.copytree(store.path, into, ignore=shutil.ignore_patterns("*.lock"))
+    return into
+
+
+def test_a_kill_on_a_full_disk_opens_again_with_every_acknowledged_write(
+        tmp_path: Path) -> None:
+    """data.mdb filled up to the process's file size limit (a full disk as far as the
+    store can tell) by writes committed in batches since the checkpoint, then a kill: the
+    next open replays them onto the checkpoint within the same limit."""
+    store = open_store(tmp_path / "data")
+    acknowledged = ["first"]
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        assert isinstance(one(store, create("first")), Outcome)
+        store.checkpoint()
+        fd = os.open(store.path / "wal", os.O_RDWR)  # the log never the first to grow
+        try:
+            os.posix_fallocate(fd, 0, 4 << 20)
+        finally:
+            os.close(fd)
+        limit = max(os.path.getsize(store.path / name) for name in ("data.mdb", "wal"))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+        for i in range(5000):
+            result = one(store, create(f"s{i}", request_id=f"r-{i}"))
+            if isinstance(result, StoreFull):
+                break
+            assert isinstance(result, Outcome), result
+            acknowledged.append(f"s{i}")
+        assert len(acknowledged) > 100 and store.wal_stats()["bytes"] > 0
+        again = open_store(killed(store, tmp_path / "killed"))
+        try:
+            assert names(again) == sorted(acknowledged)
+            retried = one(again, create("s7", request_id="r-7"))
+            assert isinstance(retried, Outcome) and retried.replayed
+        finally:
+            again.close()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+        store.close()
+
+
+def test_only_a_start_with_records_to_redo_in_the_same_boot_says_it_recovered(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = open_store(tmp_path / "data")
+    for i in range(3):
+        assert isinstance(one(store, create(f"s{i}")), Outcome)
+    copy = killed(store, tmp_path / "killed")
+    store.close()
+    with caplog.at_level(logging.INFO, logger="ecsm_actors.store"):
+        open_store(tmp_path / "data").close()  # after a clean stop: nothing to redo
+        assert not [r for r in caplog.records if "recovered" in r.getMessage()]
+        again = open_store(copy)
+    try:
+        lines = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].endswith("recovered in the same boot: "
+                                                     f"checkpoint txn {again._ckpt.found.txnid}"
+                                                     ", replayed 3 records")
+        assert names(again) == ["s0", "s1", "s2"]
+    finally:
+        again.close()
