@@ -430,8 +430,9 @@ class RegistryServer:
         if not queued:
             self._collector.collect()  # idle: the GC's collection due, if any (see serve)
             idle = getattr(self.store, "idle", None)  # LMDB: its batch committed when due
-            if idle is not None:
-                idle()
+            due = idle() if idle is not None else None
+            if due is not None:  # woken once it is due (+1 ms: the wait is whole ms)
+                timeout = min(timeout, due + 0.001)
         router_fd, pub_fd = self._router_fd, self._pub_fd
         for fd, events in fds.poll(0 if queued else int(timeout * 1000)):
             if fd == router_fd:

@@ -964,12 +964,18 @@ class Store:
         except (lmdb.Error, OSError) as e:
             self._ckpt.fail("the commit of acknowledged writes failed", e)
 
-    def idle(self) -> None:
+    def idle(self) -> float | None:
         """The registry's loop is about to wait: commit the batch once it is
-        ``commit_interval`` old (off the way of any write's reply)."""
-        if (self._open_batch is not None
-                and time.monotonic() - self._batch_began >= self.commit_interval):
-            self.flush()
+        ``commit_interval`` old (off the way of any write's reply). Returns the seconds
+        until a batch still open is due, for the loop's wait to end then (else the next
+        write's turn would commit it); None when none is open."""
+        if self._open_batch is None:
+            return None
+        left = self._batch_began + self.commit_interval - time.monotonic()
+        if left > 0:
+            return left
+        self.flush()
+        return None
 
     def _commit_batch(self) -> None:
         batch, self._open_batch = self._open_batch, None
