@@ -38,6 +38,9 @@ stream connections, whose descriptors the loop waits on in the same ``poll`` as 
 ROUTER's. A turn takes the requests of the ROUTER and of every connection with a complete
 frame, one from each in turn, and commits their writes together; each reply goes back on
 the connection its request came from. The ROUTER stays bound and served as before.
+A turn whose writes come from fewer connections than wrote in the turn just before waits
+up to ``registry.commit_delay`` (100 µs) for the others' next writes, which one commit
+and one sync then serve too (:meth:`RegistryServer._gather`); a lone writer never waits.
 Their subscribers receive the events on the local event stream
 (``registry.stream_events_endpoint``, ``unix://<run dir>/events.stream``;
 :mod:`ecsm_actors.registry.stream_events`): each event, as published on the PUB socket,
@@ -137,6 +140,14 @@ MIN_PEER_MESSAGES = 4
 #: are published at once, faster than a subscriber that reads can take them.
 MIN_SUBSCRIBER_EVENTS = 1000
 
+#: The commit delay (see RegistryServer._gather) waits only for the writers of a turn
+#: that ended at most this long before, seconds: writers still busy, not a writer that
+#: wrote once a while ago.
+RECENT_WRITERS = 0.001
+#: select() takes descriptors below this only (the commit delay's wait uses it: poll
+#: and epoll wait in whole milliseconds).
+FD_SETSIZE = 1024
+
 Frames = list[bytes]
 #: Where a reply goes: a ZeroMQ request's routing frames (on the socket the turn serves),
 #: or a stream request's connection.
@@ -213,6 +224,7 @@ class RegistryServer:
         self._event_tokens, self._event_refill = EVENT_BURST, time.monotonic()
         self.max_frame = int(cfg.registry.max_frame_bytes)
         self.max_batch_bytes = int(cfg.registry.max_batch_bytes)
+        self.commit_delay = float(cfg.registry.commit_delay)
         self.queues = PeerQueues.from_settings(cfg.registry)
         check_served_endpoints(cfg)  # plain TCP beyond loopback is never opened
         self.context: zmq.Context[Any] = zmq.Context()
@@ -477,7 +489,7 @@ class RegistryServer:
         writes: list[tuple[Envelope, Request]] = []
         records: list[tuple[Envelope, Request]] = []
         taken = 0
-        for envelope, body in self._requests(router):
+        for envelope, body in self._requests(router, writes):
             taken += sum(map(len, body))
             self.stats["requests"] += 1
             try:
@@ -501,17 +513,21 @@ class RegistryServer:
                 break
         if writes:
             self._write(writes)
+            self._writers = [e for e, _ in writes if e.__class__ is StreamConnection]
+            self._writers_at = time.monotonic()
         if records:  # after the objects' writes are acknowledged: never delays them
             self._record_events(records)
 
-    def _requests(self, router: bool) -> Iterator[tuple[Envelope, Frames]]:
+    def _requests(self, router: bool, writes: list[tuple[Envelope, Request]],
+                  ) -> Iterator[tuple[Envelope, Frames]]:
         """The requests of a turn, at most MAX_BATCH: from the socket served (when
         ``router``) and, on the local router's turn, from the stream's connections with a
         complete frame, one from each source in turn (fair: a busy peer does not crowd
         the others out of a turn). Each is taken as it is served, so a turn that stops
-        early (``max_batch_bytes``) leaves the rest where they were."""
+        early (``max_batch_bytes``) leaves the rest where they were. Once none is left,
+        a turn holding ``writes`` may wait a little for more (:meth:`_gather`)."""
         stream = self.stream if self._serving is self.router else None
-        n, first = 0, True
+        n, first, deadline = 0, True, 0.0
         while n < MAX_BATCH:
             before = n
             if router:
@@ -532,7 +548,50 @@ class RegistryServer:
                         n += 1
                         yield conn, [frame]
             if n == before:
-                return
+                if stream is None or not writes or self.commit_delay <= 0:
+                    return
+                if not deadline:
+                    deadline = time.monotonic() + self.commit_delay
+                if not self._gather(stream, writes, deadline):
+                    return
+
+    #: The stream connections that wrote in the latest turn with writes, and when it
+    #: ended (see :meth:`_gather`).
+    _writers: list[StreamConnection] = []
+    _writers_at: float = 0.0
+
+    def _gather(self, stream: StreamEndpoint, writes: list[tuple[Envelope, Request]],
+                deadline: float) -> bool:
+        """The commit delay (``registry.commit_delay``), as PostgreSQL's ``commit_delay``
+        with ``commit_siblings``: a turn whose writes come from fewer stream connections
+        than wrote in the turn just before (ended at most :data:`RECENT_WRITERS` ago) waits
+        until ``deadline`` for the others, which were sent that turn's replies and are
+        likely about to write again, so that one commit and one sync serve them all. A
+        lone writer (its turn's writers all here already) and reads never wait; the
+        wait ends as soon as a frame is complete. Whether one is now (the turn takes it)."""
+        recent = self._writers
+        if len(writes) >= len(recent) or deadline - self.commit_delay \
+                - self._writers_at > RECENT_WRITERS:
+            return False
+        here = {e for e, _ in writes if e.__class__ is StreamConnection}
+        missing = {c.fd: c for c in recent
+                   if c not in here and c.open and not c.blocked and not c.pending}
+        if not missing or max(missing) >= FD_SETSIZE:
+            return False
+        fds, timeout = list(missing), 0.0  # first what came while the turn decoded
+        while True:
+            try:
+                ready = select.select(fds, (), (), timeout)[0]
+            except (OSError, ValueError):  # a connection closed meanwhile: commit now
+                return False
+            for fd in ready:
+                missing[fd].read()
+            if stream.has_frames:
+                return True
+            fds = [fd for fd, c in missing.items() if c.open and not c.pending]
+            timeout = deadline - time.monotonic()
+            if timeout <= 0 or not fds:
+                return False
 
     def _record_events(self, records: list[tuple[Envelope, Request]]) -> None:
         """Aggregate RECORD_EVENTS into the event store (one transaction each), publish

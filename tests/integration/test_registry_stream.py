@@ -21,6 +21,7 @@ import pytest
 
 from ecsm_actors import protocol
 from ecsm_actors.protocol import Op, frame_head
+from ecsm_actors.registry import server as server_module
 from ecsm_actors.registry import stream as stream_module
 from ecsm_actors.registry.client import RegistryClient
 from ecsm_actors.registry.stream import GREETING
@@ -106,6 +107,60 @@ def test_writes_from_several_connections_and_the_router_commit_together(
     assert [read_reply(a)["result"]["metadata"]["name"] for _ in range(2)] == ["a1", "a2"]
     assert read_reply(b)["result"]["metadata"]["name"] == "b1"
     assert here.replies(1)[7]["ok"] is True
+    a.close()
+    b.close()
+
+
+def create_on(sock: socket.socket, name: str) -> None:
+    sock.sendall(framed(protocol.encode_request(Op.CREATE, 1, object=service(name))))
+
+
+def test_a_turn_waits_for_the_writers_of_the_turn_before_and_commits_them_together(
+        here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)  # a slow test is recent
+    stream = here.server.stream
+    assert stream is not None
+    path = stream_module.stream_path(here.server.cfg.registry_stream_endpoint)
+    a, b = connect(path), connect(path)
+    create_on(a, "a1")
+    create_on(b, "b1")
+    pump(here, lambda: len(stream.pending) == 2)
+    here.server.serve_batch(router=False)
+    assert read_reply(a)["ok"] and read_reply(b)["ok"]
+    # Both wrote in the turn before: a turn holding a's next write takes b's as well,
+    # which came once the turn began (its bytes not read before the turn's wait).
+    create_on(a, "a2")
+    pump(here, lambda: len(stream.pending) == 1)
+    create_on(b, "b2")
+    commits = here.server.stats["commits"]
+    here.server.serve_batch(router=False)
+    assert here.server.stats["commits"] == commits + 1
+    assert here.server.stats["writes"] == 4
+    assert read_reply(a)["result"]["metadata"]["name"] == "a2"
+    assert read_reply(b)["result"]["metadata"]["name"] == "b2"
+    a.close()
+    b.close()
+
+
+def test_a_lone_writer_and_a_turn_of_as_many_writers_as_before_never_wait(
+        here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)
+    stream = here.server.stream
+    assert stream is not None
+    path = stream_module.stream_path(here.server.cfg.registry_stream_endpoint)
+    a, b = connect(path), connect(path)
+    waits: list[Any] = []
+    monkeypatch.setattr(select, "select", lambda *args: waits.append(args) or ([], [], []))
+    for i in range(3):
+        create_on(a, f"a{i}")  # b connected, never writing
+        pump(here, lambda: len(stream.pending) == 1)
+        here.server.serve_batch(router=False)
+        assert read_reply(a)["ok"]
+    create_on(b, "b0")
+    pump(here, lambda: len(stream.pending) == 1)
+    here.server.serve_batch(router=False)  # one writer after one writer
+    assert read_reply(b)["ok"]
+    assert waits == []
     a.close()
     b.close()
 
