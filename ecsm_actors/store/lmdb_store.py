@@ -859,6 +859,11 @@ class Store:
         ops: list[Any] = []
         changes: list[VersionChange] = []
         self._changes = changes
+        if self._open_batch is None and self.commit_interval:
+            # data.mdb's end as committed: a transaction of its own since the last batch
+            # (an idle prune of the request window, the open's) may have grown it, and
+            # what the batch writes is reserved beyond it (_reserve_data).
+            self._data_end = (self._env.info()["last_pgno"] + 1) * self._page_size
         # Near the map's end, each turn commits alone (as with commit_interval 0), so a
         # full map refuses the write that does not fit, never a batch acknowledged.
         alone = not self.commit_interval or self.map_size < self._data_end + (

@@ -1,24 +1,30 @@
-"""The open that follows a ``kill -9`` of a store whose writes were committed in batches
-(``commit_interval``): the log's records replayed onto the last checkpoint need no more
-of the disk than the run that logged them (a full disk: the store opens, every
-acknowledged write back), and a start after a clean stop says no recovery (real LMDB,
-the files as the kernel holds them)."""
+"""A store whose writes are committed in batches (``commit_interval``) on a full disk and
+after a ``kill -9``: the open replays the log's records onto the last checkpoint within
+no more of the disk than the run that logged them took (every acknowledged write back),
+a start after a clean stop says no recovery, and data.mdb's blocks reserved for a batch
+count from its end as committed by any transaction (an idle prune of the request window
+too), so a full disk refuses the write before its record, never at the batch's commit
+(real LMDB, the files as the kernel holds them, the process's file size limit as the
+full disk)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import resource
 import shutil
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ecsm_actors.errors import StoreFull
-from ecsm_actors.store import Outcome, Store
-from tests.store_writes import FakeClock, create, one
+from ecsm_actors.store import Outcome, Store, wal
+from tests.store_writes import NOW, FakeClock, create, one
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -96,3 +102,51 @@ def test_only_a_start_with_records_to_redo_in_the_same_boot_says_it_recovered(
         assert names(again) == ["s0", "s1", "s2"]
     finally:
         again.close()
+
+
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """The process's files cannot grow past ``limit`` bytes (a full disk)."""
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_after_an_idle_prune_grew_the_data_file_a_full_disk_refuses_the_next_write(
+        tmp_path: Path) -> None:
+    store = open_store(tmp_path / "data", wal_size=wal.MIN_SIZE)
+    rng = random.Random(1)
+    store.window.begin()  # 20,000 request records, their ids spread over the leaves
+    txn = wal.Recording(store._env, store._env.begin(write=True), store._names, None)  # noqa: SLF001
+    for _ in range(20_000):
+        store.window.record(txn, f"req-{rng.getrandbits(64):x}",
+                            {"op": "CREATE", "key": "ECSMService/default/x", "rv": 1}, NOW)
+    txn.commit()
+    store.window.committed()
+    store.close()
+    store = open_store(tmp_path / "data", wal_size=wal.MIN_SIZE, request_window=10)
+    try:
+        fd = os.open(store.path / "wal", os.O_RDWR)  # the log never the one to grow
+        try:
+            os.posix_fallocate(fd, 0, wal.MIN_SIZE)
+        finally:
+            os.close(fd)
+        page = store._page_size  # noqa: SLF001
+        before = os.path.getsize(store.path / "data.mdb")
+        store.release_pages()  # the window pruned in a transaction of its own
+        end = os.path.getsize(store.path / "data.mdb")
+        assert end - before > 128 * page  # more than the reserve's slack
+        assert end > os.path.getsize(store.path / "wal")
+        with file_size_limit(end + 8 * page):
+            refused = one(store, create("next", request_id="r-next"))
+            assert isinstance(refused, StoreFull), refused
+            store.flush()  # nothing acknowledged to commit, nothing fails
+            assert names(store) == []  # reads go on
+        assert isinstance(one(store, create("next", request_id="r-next")), Outcome)
+    finally:
+        store.close()
