@@ -44,42 +44,50 @@ def killed(store: Store, into: Path) -> Path:
     return into
 
 
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """The process's files cannot grow past ``limit`` bytes (a full disk)."""
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
 def test_a_kill_on_a_full_disk_opens_again_with_every_acknowledged_write(
         tmp_path: Path) -> None:
     """data.mdb filled up to the process's file size limit (a full disk as far as the
     store can tell) by writes committed in batches since the checkpoint, then a kill: the
     next open replays them onto the checkpoint within the same limit."""
-    store = open_store(tmp_path / "data")
+    store = open_store(tmp_path / "data", wal_size=wal.MIN_SIZE)
     acknowledged = ["first"]
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     try:
         assert isinstance(one(store, create("first")), Outcome)
         store.checkpoint()
-        fd = os.open(store.path / "wal", os.O_RDWR)  # the log never the first to grow
+        fd = os.open(store.path / "wal", os.O_RDWR)  # the log never the one to grow
         try:
-            os.posix_fallocate(fd, 0, 4 << 20)
+            os.posix_fallocate(fd, 0, wal.MIN_SIZE)
         finally:
             os.close(fd)
-        limit = max(os.path.getsize(store.path / name) for name in ("data.mdb", "wal"))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
-        for i in range(5000):
-            result = one(store, create(f"s{i}", request_id=f"r-{i}"))
-            if isinstance(result, StoreFull):
-                break
-            assert isinstance(result, Outcome), result
-            acknowledged.append(f"s{i}")
-        assert len(acknowledged) > 100 and store.wal_stats()["bytes"] > 0
-        again = open_store(killed(store, tmp_path / "killed"))
-        try:
-            assert names(again) == sorted(acknowledged)
-            retried = one(again, create("s7", request_id="r-7"))
-            assert isinstance(retried, Outcome) and retried.replayed
-        finally:
-            again.close()
+        with file_size_limit(os.path.getsize(store.path / "wal")):
+            for i in range(5000):
+                result = one(store, create(f"s{i}", request_id=f"r-{i}"))
+                if isinstance(result, StoreFull):
+                    break
+                assert isinstance(result, Outcome), result
+                acknowledged.append(f"s{i}")
+            assert len(acknowledged) > 100 and store.wal_stats()["bytes"] > 0
+            again = open_store(killed(store, tmp_path / "killed"), wal_size=wal.MIN_SIZE)
+            try:
+                assert names(again) == sorted(acknowledged)
+                retried = one(again, create("s7", request_id="r-7"))
+                assert isinstance(retried, Outcome) and retried.replayed
+            finally:
+                again.close()
     finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
-        signal.signal(signal.SIGXFSZ, old_handler)
         store.close()
 
 
@@ -102,19 +110,6 @@ def test_only_a_start_with_records_to_redo_in_the_same_boot_says_it_recovered(
         assert names(again) == ["s0", "s1", "s2"]
     finally:
         again.close()
-
-
-@contextmanager
-def file_size_limit(limit: int) -> Iterator[None]:
-    """The process's files cannot grow past ``limit`` bytes (a full disk)."""
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
-        signal.signal(signal.SIGXFSZ, old_handler)
 
 
 def test_after_an_idle_prune_grew_the_data_file_a_full_disk_refuses_the_next_write(
