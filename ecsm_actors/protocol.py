@@ -525,6 +525,17 @@ def decode_request(frame: bytes, max_bytes: int | None = None, *,
     BATCH's ``writes`` become a list of :class:`Request` (id: their index), each checked
     as a request of its own, at most ``max_writes`` of them."""
     doc = unpack(frame, max_bytes)
+    if len(doc) == 5:
+        # The common write, {v, id, op, object, requestId} and no other field: the checks
+        # below in fewer steps (in the registry, caches cold: 3.5-4 µs less a write).
+        raw_op, obj, rid, request_id = (doc.get("op"), doc.get("object"),
+                                        doc.get("requestId"), doc.get("id"))
+        if (type(raw_op) is str and type(obj) is dict and type(rid) is str
+                and (type(request_id) is int or type(request_id) is str)
+                and 0 < len(rid) <= MAX_REQUEST_ID and _REQUEST_ID_CHARS.issuperset(rid)):
+            op = _OBJECT_WRITES.get(raw_op)
+            if op is not None:
+                return _request(request_id, op, {"object": obj, "requestId": rid})
     request_id = doc.get("id")
     if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
         raise BadRequest("request id must be an integer or a string")
@@ -542,6 +553,10 @@ def decode_request(frame: bytes, max_bytes: int | None = None, *,
 
 
 _new = object.__new__
+#: The writes whose request is mostly {v, id, op, object, requestId} (decode_request's
+#: fast path), by their wire names.
+_OBJECT_WRITES: dict[str, Op] = {op.value: op for op in (
+    Op.CREATE, Op.UPDATE, Op.UPDATE_STATUS, Op.APPLY)}
 
 
 def _request(request_id: int | str, op: Op, fields: dict[str, Any]) -> Request:
