@@ -147,10 +147,10 @@ class RegistrySettings:
     #: data.mdb (unsynced: each write is durable by its log record before it is
     #: acknowledged), as etcd batches its backend's commits; 0: a commit every turn.
     commit_interval: float = 0.025
-    #: Seconds a turn's writes may wait for more before they commit when the turn before
-    #: had writes from more local connections than this one (those writers are about to
-    #: write again: one commit and one sync then serve them all), as PostgreSQL's
-    #: commit_delay; a lone writer and reads never wait; 0: never.
+    #: Seconds a turn's writes may wait for more before they commit when more local
+    #: connections wrote in the last millisecond than this turn holds (those writers are
+    #: about to write again: one commit and one sync then serve them all), as
+    #: PostgreSQL's commit_delay; a lone writer and reads never wait; 0: never.
     commit_delay: float = 0.0001
     #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry
     #: queues per subscriber (see peer_queue_bytes); gaps are repaired by replay.

@@ -38,7 +38,7 @@ stream connections, whose descriptors the loop waits on in the same ``poll`` as 
 ROUTER's. A turn takes the requests of the ROUTER and of every connection with a complete
 frame, one from each in turn, and commits their writes together; each reply goes back on
 the connection its request came from. The ROUTER stays bound and served as before.
-A turn whose writes come from fewer connections than wrote in the turn just before waits
+A turn whose writes come from fewer connections than wrote in the last millisecond waits
 up to ``registry.commit_delay`` (100 µs) for the others' next writes, which one commit
 and one sync then serve too (:meth:`RegistryServer._gather`); a lone writer never waits.
 Their subscribers receive the events on the local event stream
@@ -140,9 +140,9 @@ MIN_PEER_MESSAGES = 4
 #: are published at once, faster than a subscriber that reads can take them.
 MIN_SUBSCRIBER_EVENTS = 1000
 
-#: The commit delay (see RegistryServer._gather) waits only for the writers of a turn
-#: that ended at most this long before, seconds: writers still busy, not a writer that
-#: wrote once a while ago.
+#: The commit delay (see RegistryServer._gather) waits only for connections whose
+#: latest write's turn ended at most this long before, seconds: writers still busy, not
+#: one that wrote once a while ago.
 RECENT_WRITERS = 0.001
 #: select() takes descriptors below this only (the commit delay's wait uses it: poll
 #: and epoll wait in whole milliseconds).
@@ -225,6 +225,7 @@ class RegistryServer:
         self.max_frame = int(cfg.registry.max_frame_bytes)
         self.max_batch_bytes = int(cfg.registry.max_batch_bytes)
         self.commit_delay = float(cfg.registry.commit_delay)
+        self._writers = {}
         self.queues = PeerQueues.from_settings(cfg.registry)
         check_served_endpoints(cfg)  # plain TCP beyond loopback is never opened
         self.context: zmq.Context[Any] = zmq.Context()
@@ -513,8 +514,11 @@ class RegistryServer:
                 break
         if writes:
             self._write(writes)
-            self._writers = [e for e, _ in writes if e.__class__ is StreamConnection]
-            self._writers_at = time.monotonic()
+            if self.commit_delay > 0:
+                now, writers = time.monotonic(), self._writers
+                for envelope, _ in writes:
+                    if envelope.__class__ is StreamConnection:
+                        writers[envelope] = now
         if records:  # after the objects' writes are acknowledged: never delays them
             self._record_events(records)
 
@@ -555,27 +559,31 @@ class RegistryServer:
                 if not self._gather(stream, writes, deadline):
                     return
 
-    #: The stream connections that wrote in the latest turn with writes, and when it
-    #: ended (see :meth:`_gather`).
-    _writers: list[StreamConnection] = []
-    _writers_at: float = 0.0
+    #: The stream connections that wrote lately, each with when its latest write's turn
+    #: ended (see :meth:`_gather`; those not seen for RECENT_WRITERS are dropped there).
+    _writers: dict[StreamConnection, float]
 
     def _gather(self, stream: StreamEndpoint, writes: list[tuple[Envelope, Request]],
                 deadline: float) -> bool:
         """The commit delay (``registry.commit_delay``), as PostgreSQL's ``commit_delay``
         with ``commit_siblings``: a turn whose writes come from fewer stream connections
-        than wrote in the turn just before (ended at most :data:`RECENT_WRITERS` ago) waits
-        until ``deadline`` for the others, which were sent that turn's replies and are
-        likely about to write again, so that one commit and one sync serve them all. A
-        lone writer (its turn's writers all here already) and reads never wait; the
-        wait ends as soon as a frame is complete. Whether one is now (the turn takes it)."""
+        than wrote in the turns of the last :data:`RECENT_WRITERS` seconds waits until
+        ``deadline`` for the others, which were sent their replies and are likely about
+        to write again, so that one commit and one sync serve them all (without it, 4
+        writers settle in two pairs that take turns, 2 writes a commit). A lone writer
+        (every recent writer here already) and reads never wait; the wait ends as soon
+        as a frame is complete. Whether one is now (the turn takes it)."""
         recent = self._writers
-        if len(writes) >= len(recent) or deadline - self.commit_delay \
-                - self._writers_at > RECENT_WRITERS:
+        if len(writes) >= len(recent):
             return False
+        since = deadline - self.commit_delay - RECENT_WRITERS
         here = {e for e, _ in writes if e.__class__ is StreamConnection}
-        missing = {c.fd: c for c in recent
-                   if c not in here and c.open and not c.blocked and not c.pending}
+        missing: dict[int, StreamConnection] = {}
+        for c, at in list(recent.items()):
+            if at < since or not c.open:
+                del recent[c]
+            elif c not in here and not c.blocked and not c.pending:
+                missing[c.fd] = c
         if not missing or max(missing) >= FD_SETSIZE:
             return False
         fds, timeout = list(missing), 0.0  # first what came while the turn decoded

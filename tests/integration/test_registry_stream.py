@@ -115,7 +115,7 @@ def create_on(sock: socket.socket, name: str) -> None:
     sock.sendall(framed(protocol.encode_request(Op.CREATE, 1, object=service(name))))
 
 
-def test_a_turn_waits_for_the_writers_of_the_turn_before_and_commits_them_together(
+def test_a_turn_waits_for_the_recent_writers_and_commits_them_together(
         here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)  # a slow test is recent
     stream = here.server.stream
@@ -127,8 +127,8 @@ def test_a_turn_waits_for_the_writers_of_the_turn_before_and_commits_them_togeth
     pump(here, lambda: len(stream.pending) == 2)
     here.server.serve_batch(router=False)
     assert read_reply(a)["ok"] and read_reply(b)["ok"]
-    # Both wrote in the turn before: a turn holding a's next write takes b's as well,
-    # which came once the turn began (its bytes not read before the turn's wait).
+    # Both wrote just before: a turn holding a's next write takes b's as well, which
+    # came once the turn began (its bytes not read before the turn's wait).
     create_on(a, "a2")
     pump(here, lambda: len(stream.pending) == 1)
     create_on(b, "b2")
@@ -142,7 +142,7 @@ def test_a_turn_waits_for_the_writers_of_the_turn_before_and_commits_them_togeth
     b.close()
 
 
-def test_a_lone_writer_and_a_turn_of_as_many_writers_as_before_never_wait(
+def test_a_lone_writer_and_a_turn_of_every_recent_writer_never_wait(
         here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)
     stream = here.server.stream
@@ -160,6 +160,29 @@ def test_a_lone_writer_and_a_turn_of_as_many_writers_as_before_never_wait(
     pump(here, lambda: len(stream.pending) == 1)
     here.server.serve_batch(router=False)  # one writer after one writer
     assert read_reply(b)["ok"]
+    assert waits == []
+    a.close()
+    b.close()
+
+
+def test_a_writer_not_seen_lately_is_not_waited_for(
+        here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "RECENT_WRITERS", 0.0)  # every writer is stale
+    stream = here.server.stream
+    assert stream is not None
+    path = stream_module.stream_path(here.server.cfg.registry_stream_endpoint)
+    a, b = connect(path), connect(path)
+    create_on(a, "a1")
+    create_on(b, "b1")
+    pump(here, lambda: len(stream.pending) == 2)
+    here.server.serve_batch(router=False)
+    assert read_reply(a)["ok"] and read_reply(b)["ok"]
+    waits: list[Any] = []
+    monkeypatch.setattr(select, "select", lambda *args: waits.append(args) or ([], [], []))
+    create_on(a, "a2")
+    pump(here, lambda: len(stream.pending) == 1)
+    here.server.serve_batch(router=False)
+    assert read_reply(a)["ok"]
     assert waits == []
     a.close()
     b.close()
