@@ -106,6 +106,8 @@ def _check(cfg: Config) -> None:
         ("registry.map_size", cfg.registry.map_size >= 1 << 20, "expected at least 1Mi"),
         ("registry.full_ratio", 0 < cfg.registry.full_ratio <= 1, "expected 0 < ratio <= 1"),
         ("registry.event_log_limit", cfg.registry.event_log_limit >= 1, "expected >= 1"),
+        ("registry.commit_delay", cfg.registry.commit_delay <= 0.01,
+         "expected at most 0.01 (seconds a turn of several writers may wait)"),
         ("controller.workers", cfg.controller.workers >= 1, "expected at least 1"),
         ("controller.backoff_cap", cfg.controller.backoff_cap >= cfg.controller.backoff_base,
          "must be >= controller.backoff_base"),

@@ -63,6 +63,9 @@ def test_registry_alias_variable_sets_the_registry_endpoint() -> None:
         ("ECSM_ACTORS_LOG_LEVEL", "LOUD", "log.level"),
         ("ECSM_ACTORS_HPA_SYNC_PERIOD", "-1", "hpa.sync_period"),
         ("ECSM_ACTORS_REGISTRY_ENDPOINT", "http://x", "registry.endpoint"),
+        # a turn's wait: inf crashed the loop's select, a second froze every turn
+        ("ECSM_ACTORS_REGISTRY_COMMIT_DELAY", "inf", "registry.commit_delay"),
+        ("ECSM_ACTORS_REGISTRY_COMMIT_DELAY", "1", "registry.commit_delay"),
     ],
 )
 def test_a_bad_value_is_refused_with_the_key_named(var: str, value: str, key: str) -> None:
