@@ -958,6 +958,12 @@ class RegistryServer:
         if self.stream is not None:
             self.stream.heartbeat()
             self.stats["streamConnections"] = len(self.stream.connections)
+            # The commit delay's writers: one closed since, or not seen lately, let go
+            # (a closed connection keeps what it sent of a frame; else only a turn that
+            # waits would drop it).
+            since = time.monotonic() - RECENT_WRITERS
+            self._writers = {c: at for c, at in self._writers.items()
+                             if at >= since and c.open}
         if self.event_stream is not None:
             self.event_stream.heartbeat()
             self.stats["streamSubscribers"] = len(self.event_stream.subscribed)

@@ -188,6 +188,25 @@ def test_a_writer_not_seen_lately_is_not_waited_for(
     b.close()
 
 
+def test_a_writer_closed_since_is_let_go_at_the_next_heartbeat(
+        here: InProcessRegistry) -> None:
+    # What it sent of a frame stays with its connection: up to max_frame_bytes each.
+    stream = here.server.stream
+    assert stream is not None
+    path = stream_module.stream_path(here.server.cfg.registry_stream_endpoint)
+    a = connect(path)
+    create_on(a, "a1")
+    pump(here, lambda: len(stream.pending) == 1)
+    here.server.serve_batch(router=False)
+    assert read_reply(a)["ok"]
+    (conn,) = here.server._writers
+    a.sendall(frame_head(1 << 20) + b"x" * (1 << 16))
+    a.close()
+    pump(here, lambda: not conn.open)
+    here.server._heartbeat()
+    assert conn not in here.server._writers
+
+
 def test_a_peer_that_never_reads_is_no_longer_served_past_its_queue(
         here: InProcessRegistry) -> None:
     stream = here.server.stream
