@@ -39,12 +39,18 @@ class Write(NamedTuple):
     fields: dict[str, Any]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class StoredEvent:
     """A committed event as its wire frames (the body is the bytes kept in the log)."""
 
     topic: bytes
     body: bytes
+
+    def __init__(self, *, topic: bytes, body: bytes) -> None:
+        # Its fields set in its __dict__ at once (the frozen dataclass's own __init__
+        # sets them a field at a time through object.__setattr__): one a write.
+        fields = self.__dict__
+        fields["topic"], fields["body"] = topic, body
 
     @functools.cached_property
     def event(self) -> Event:
@@ -52,7 +58,7 @@ class StoredEvent:
         return Event.from_wire(unpack_stored(self.body))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class Outcome:
     """A write that succeeded: the reply payload (also msgpack-encoded, as it was stored)
     and the events to publish after commit. ``record`` is what the request window keeps
@@ -64,6 +70,13 @@ class Outcome:
     events: tuple[StoredEvent, ...] = ()
     record: dict[str, Any] | None = None
     replayed: bool = False
+
+    def __init__(self, *, result: Any, encoded: bytes, events: tuple[StoredEvent, ...] = (),
+                 record: dict[str, Any] | None = None, replayed: bool = False) -> None:
+        # As StoredEvent's: one a write, its five fields set at once.
+        fields = self.__dict__
+        fields["result"], fields["encoded"], fields["events"] = result, encoded, events
+        fields["record"], fields["replayed"] = record, replayed
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,14 @@ def test_a_create_with_a_request_id_is_counted_as_the_pages_it_dirties() -> None
     assert wal.dirtied_pages(ops) == 2 + 2 * wal.PATH_PAGES + 2 * 2
 
 
+def test_appended_values_count_the_pages_their_bytes_fill_and_put_values_do_not() -> None:
+    ops = [wal.PUT, "objects", b"k", b"v" * 9000, wal.DELETE, "events", b"1", None,
+           wal.APPEND, "events", b"1", b"w" * 5000, wal.APPEND, "events", b"2", b"s" * 4000]
+    # main and free, two paths of two sub-databases, the put's and the delete's leaves,
+    # and the 9,000 appended bytes: two whole pages
+    assert wal.dirtied_pages(ops) == 2 + 2 * (wal.PATH_PAGES - 1) + 2 + 9000 // 4096
+
+
 def test_writes_that_dirty_the_page_budget_begin_a_checkpoint_before_the_interval(
         tmp_path: Path) -> None:
     store = Store(tmp_path / "data", map_size=64 << 20, clock=FakeClock(),
