@@ -295,10 +295,6 @@ class Store:
                         "may be torn alone: put the wal file back beside it, or restore the "
                         "store from a backup (ecsm-operator store migrate)")
                 self._ckpt.checkpoint(self._env)
-            elif not self._ckpt.recovering and self._meta_to_write():
-                # Opened as it stands (this boot): the snapshot held is the latest, not the
-                # checkpoint's, whose pages an unsynced commit could reuse: sync it first.
-                self._ckpt.checkpoint(self._env)
             self.epoch, self._rv, self.compacted = self._load_meta()
             self._bodies = _EventBodies(self.epoch)
             self._ckpt.checkpoint(self._env)
@@ -378,14 +374,6 @@ class Store:
                 return txn.get(WAL_MARK) is not None
         except lmdb.Error:
             return True
-
-    def _meta_to_write(self) -> bool:
-        """Will :meth:`_load_meta` write (the epoch or :data:`WAL_MARK` missing, the
-        request window to migrate)?"""
-        if self._legacy_order is not None:
-            return True
-        with self._env.begin(db=self._meta) as txn:
-            return txn.get(b"epoch") is None or txn.get(WAL_MARK) is None
 
     def _load_meta(self) -> tuple[str, int, int]:
         with self._env.begin(write=True, db=self._meta) as txn:
