@@ -24,7 +24,7 @@ from ecsm_actors.protocol import Op, frame_head
 from ecsm_actors.registry import server as server_module
 from ecsm_actors.registry import stream as stream_module
 from ecsm_actors.registry.client import RegistryClient
-from ecsm_actors.registry.stream import GREETING
+from ecsm_actors.registry.stream import GREETING, StreamEndpoint
 from ecsm_actors.registry.stream_socket import StreamRequestSocket
 from tests.helpers import Processes, wait_until
 from tests.registry_fixtures import InProcessRegistry, registry_config, start_registry
@@ -115,13 +115,27 @@ def create_on(sock: socket.socket, name: str) -> None:
     sock.sendall(framed(protocol.encode_request(Op.CREATE, 1, object=service(name))))
 
 
-def test_a_turn_waits_for_the_recent_writers_and_commits_them_together(
-        here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)  # a slow test is recent
+#: The registry's stream endpoint and two connections to it.
+Writers = tuple[StreamEndpoint, socket.socket, socket.socket]
+
+
+@pytest.fixture
+def writers(here: InProcessRegistry) -> Iterator[Writers]:
+    """The registry's stream endpoint and two connections to it (closed after)."""
     stream = here.server.stream
     assert stream is not None
     path = stream_module.stream_path(here.server.cfg.registry_stream_endpoint)
     a, b = connect(path), connect(path)
+    yield stream, a, b
+    a.close()
+    b.close()
+
+
+def test_a_turn_waits_for_the_recent_writers_and_commits_them_together(
+        here: InProcessRegistry, writers: Writers,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)  # a slow test is recent
+    stream, a, b = writers
     create_on(a, "a1")
     create_on(b, "b1")
     pump(here, lambda: len(stream.pending) == 2)
@@ -138,17 +152,13 @@ def test_a_turn_waits_for_the_recent_writers_and_commits_them_together(
     assert here.server.stats["writes"] == 4
     assert read_reply(a)["result"]["metadata"]["name"] == "a2"
     assert read_reply(b)["result"]["metadata"]["name"] == "b2"
-    a.close()
-    b.close()
 
 
 def test_a_lone_writer_and_a_turn_of_every_recent_writer_never_wait(
-        here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+        here: InProcessRegistry, writers: Writers,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)
-    stream = here.server.stream
-    assert stream is not None
-    path = stream_module.stream_path(here.server.cfg.registry_stream_endpoint)
-    a, b = connect(path), connect(path)
+    stream, a, b = writers
     waits: list[Any] = []
     monkeypatch.setattr(select, "select", lambda *args: waits.append(args) or ([], [], []))
     for i in range(3):
@@ -161,17 +171,13 @@ def test_a_lone_writer_and_a_turn_of_every_recent_writer_never_wait(
     here.server.serve_batch(router=False)  # one writer after one writer
     assert read_reply(b)["ok"]
     assert waits == []
-    a.close()
-    b.close()
 
 
 def test_a_writer_not_seen_lately_is_not_waited_for(
-        here: InProcessRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+        here: InProcessRegistry, writers: Writers,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server_module, "RECENT_WRITERS", 0.0)  # every writer is stale
-    stream = here.server.stream
-    assert stream is not None
-    path = stream_module.stream_path(here.server.cfg.registry_stream_endpoint)
-    a, b = connect(path), connect(path)
+    stream, a, b = writers
     create_on(a, "a1")
     create_on(b, "b1")
     pump(here, lambda: len(stream.pending) == 2)
@@ -184,8 +190,6 @@ def test_a_writer_not_seen_lately_is_not_waited_for(
     here.server.serve_batch(router=False)
     assert read_reply(a)["ok"]
     assert waits == []
-    a.close()
-    b.close()
 
 
 def test_a_writer_closed_since_is_let_go_at_the_next_heartbeat(
