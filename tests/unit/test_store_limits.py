@@ -10,6 +10,7 @@ import pytest
 from ecsm_actors.errors import Expired, Internal, StoreFull
 from ecsm_actors.protocol import Op
 from ecsm_actors.store import Outcome, Store, Write
+from ecsm_actors.store.lmdb_store import REOPEN_AFTER
 from tests.registry_samples import service
 
 MiB = 1 << 20
@@ -167,3 +168,72 @@ def test_in_a_batch_only_the_write_that_does_not_fit_is_refused(tmp_path: Path) 
     assert [r.result["metadata"]["resourceVersion"] for r in (first, third)] == [11, 12]
     assert [e.seq for e in store.watch_since(10)[0]] == [11, 12]
     store.close()
+
+
+def checking_data_end(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Each data.mdb end the nearly-full check is handed: True when it is the end as
+    last committed, else (handed, committed)."""
+    checked: list[object] = []
+    nearly_full = Store._nearly_full  # noqa: SLF001
+
+    def checking(self: Store, txn: object, high_water: int | None = None) -> bool:
+        if high_water is not None:
+            committed = (self._env.info()["last_pgno"] + 1) * self._page_size  # noqa: SLF001
+            checked.append(high_water == committed or (high_water, committed))
+        return nearly_full(self, txn, high_water)
+
+    monkeypatch.setattr(Store, "_nearly_full", checking)
+    return checked
+
+
+def test_the_nearly_full_check_sees_data_mdb_end_as_committed_after_every_commit_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With batched commits the store keeps data.mdb's end itself (not read each turn):
+    after a restore, a flush, a dry run, the idle prune of the request window, the
+    environment opened again and a checkpoint, it is still the end as last committed."""
+    checked = checking_data_end(monkeypatch)
+    store = open_store(tmp_path, commit_interval=3600.0, request_window=200)
+    try:
+        store.restore([{**service(f"r{i}"), "metadata": {
+            "name": f"r{i}", "namespace": "default", "uid": f"u{i}",
+            "creationTimestamp": "2023-11-14T22:13:20Z", "generation": 1}}
+            for i in range(200)])
+        store.write(Op.CREATE, object=big_service("after-restore", 20))
+        store.write(Op.CREATE, object=big_service("in-the-batch", 20))
+        store.flush()
+        store.write(Op.CREATE, object=big_service("after-flush", 20))
+        assert isinstance(store.dry_run(Write(op=Op.CREATE, fields={
+            "object": big_service("dry", 20)})), Outcome)
+        store.write(Op.CREATE, object=big_service("after-dry-run", 20))
+        store.execute([Write(op=Op.CREATE, fields={"object": big_service(f"w{i}", 4),
+                                                   "requestId": f"req-{i}"})
+                       for i in range(REOPEN_AFTER + 8)])  # a large transaction
+        store.release_pages()  # the environment opened again
+        store.write(Op.CREATE, object=big_service("after-reopen", 20))
+        for i in range(201 - (REOPEN_AFTER + 8)):  # over by less than the writes prune
+            store.write(Op.CREATE, object=service(f"x{i}"), requestId=f"again-{i}")
+        assert store.window.over()
+        store.release_pages()  # the window pruned in a transaction of its own
+        assert not store.window.over()
+        store.write(Op.CREATE, object=big_service("after-prune", 20))
+        store.checkpoint()
+        store.write(Op.CREATE, object=big_service("after-checkpoint", 20))
+    finally:
+        store.close()
+    assert len(checked) >= 7 and all(c is True for c in checked), checked
+
+
+def test_the_nearly_full_check_sees_data_mdb_end_as_committed_once_turns_commit_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Near the map's end a turn commits the batch before it and then its own: the
+    check after that commit sees data.mdb's end as it committed, up to a full map."""
+    checked = checking_data_end(monkeypatch)
+    store = open_store(tmp_path, map_size=4 * MiB, full_ratio=0.9, event_log_limit=4,
+                       commit_interval=3600.0)
+    try:
+        with pytest.raises(StoreFull, match="map_size"):
+            for i in range(400):
+                store.write(Op.CREATE, object=big_service(f"s{i}", 20))
+    finally:
+        store.close()
+    assert len(checked) > 50 and all(c is True for c in checked), checked
