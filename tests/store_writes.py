@@ -61,6 +61,11 @@ def occurrence(name: str, *, message: str = "back-off restarting", at: float = N
             "source": {"component": "service-controller"}}
 
 
+def names(store: Store | EtcdStore) -> list[str]:
+    """The names of the ECSMServices the store holds, sorted."""
+    return sorted(o["metadata"]["name"] for o in store.list_objects("ECSMService")[0])
+
+
 def one(store: Store | EtcdStore, write: Write) -> Outcome | RegistryError:
     """The outcome of ``write`` executed alone."""
     return store.execute([write])[0]

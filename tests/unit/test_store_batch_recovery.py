@@ -24,7 +24,7 @@ import pytest
 
 from ecsm_actors.errors import StoreFull
 from ecsm_actors.store import Outcome, Store, wal
-from tests.store_writes import NOW, FakeClock, create, one
+from tests.store_writes import NOW, FakeClock, create, names, one
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -32,10 +32,6 @@ pytestmark = pytest.mark.timeout(30)
 def open_store(path: Path, **options: Any) -> Store:
     return Store(path, map_size=64 << 20, clock=FakeClock(), boot_id=lambda: "boot-1",
                  checkpoint_interval=3600, commit_interval=3600, **options)
-
-
-def names(store: Store) -> list[str]:
-    return sorted(o["metadata"]["name"] for o in store.list_objects("ECSMService")[0])
 
 
 def killed(store: Store, into: Path) -> Path:

@@ -16,7 +16,7 @@ import pytest
 
 from ecsm_actors.errors import StoreFull
 from ecsm_actors.store import Outcome, Store
-from tests.store_writes import FakeClock, create, one
+from tests.store_writes import FakeClock, create, names, one
 from tests.unit.test_store_power_loss import torn_data
 
 pytestmark = pytest.mark.timeout(30)
@@ -25,10 +25,6 @@ pytestmark = pytest.mark.timeout(30)
 def open_store(path: Path, **options: Any) -> Store:
     return Store(path, map_size=16 << 20, clock=FakeClock(), boot_id=lambda: "boot-1",
                  checkpoint_interval=3600, commit_interval=3600, **options)
-
-
-def names(store: Store) -> list[str]:
-    return sorted(o["metadata"]["name"] for o in store.list_objects("ECSMService")[0])
 
 
 def test_every_read_sees_the_acknowledged_writes_of_the_open_batch(tmp_path: Path) -> None:

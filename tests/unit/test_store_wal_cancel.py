@@ -20,7 +20,7 @@ import pytest
 from ecsm_actors.errors import StoreFull
 from ecsm_actors.store import Outcome, Store, wal
 from ecsm_actors.store.wal import WalFailed
-from tests.store_writes import FakeClock, create, one
+from tests.store_writes import FakeClock, create, names, one
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -28,10 +28,6 @@ pytestmark = pytest.mark.timeout(30)
 def open_store(path: Path, boot: str, **options: Any) -> Store:
     return Store(path, map_size=16 << 20, clock=FakeClock(), boot_id=lambda: boot,
                  checkpoint_interval=3600, **options)
-
-
-def names(store: Store) -> list[str]:
-    return sorted(o["metadata"]["name"] for o in store.list_objects("ECSMService")[0])
 
 
 def failing_commit(monkeypatch: pytest.MonkeyPatch, before: Callable[[], None]) -> None:

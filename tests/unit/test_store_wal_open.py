@@ -18,7 +18,7 @@ import pytest
 from ecsm_actors.errors import Internal, StoreFull
 from ecsm_actors.store import Outcome, Store, wal
 from ecsm_actors.store.lmdb_store import WAL_MARK
-from tests.store_writes import FakeClock, create, one
+from tests.store_writes import FakeClock, create, names, one
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -26,10 +26,6 @@ pytestmark = pytest.mark.timeout(30)
 def open_store(path: Path, boot: str = "boot-1", **options: Any) -> Store:
     return Store(path, map_size=16 << 20, clock=FakeClock(), boot_id=lambda: boot,
                  **options)
-
-
-def names(store: Store) -> list[str]:
-    return sorted(o["metadata"]["name"] for o in store.list_objects("ECSMService")[0])
 
 
 @pytest.fixture
