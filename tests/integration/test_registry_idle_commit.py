@@ -6,28 +6,15 @@ the next write's turn commits it, in the way of that write's reply)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from ecsm_actors.config import load_config
 from ecsm_actors.registry.server import RegistryServer
 from ecsm_actors.store import Store
 from tests.store_writes import create
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def server(run_dir: Path) -> Iterator[RegistryServer]:
-    """A registry of this process, not serving: the test runs its loop's waits."""
-    server = RegistryServer(load_config(None, environ={"ECSM_ACTORS_RUN_DIR": str(run_dir)}))
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_an_idle_loop_commits_the_batch_once_it_is_due_not_at_the_end_of_its_wait(

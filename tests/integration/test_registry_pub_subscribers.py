@@ -5,7 +5,6 @@ event published after it, and once it is gone nothing is sent there any more."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,17 +19,6 @@ from ecsm_actors.registry.server import RegistryServer
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def server(run_dir: Path) -> Iterator[RegistryServer]:
-    """A registry of this process, not serving: the test runs its loop's waits."""
-    cfg = load_config(None, environ={"ECSM_ACTORS_RUN_DIR": str(run_dir)})
-    server = RegistryServer(cfg)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_the_pub_socket_is_sent_to_only_while_someone_subscribes(

@@ -6,19 +6,15 @@ same round could then be given its descriptor number, and the dead subscriber's 
 
 from __future__ import annotations
 
-import gc
 import os
 import select
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import zmq
 
 from ecsm_actors import lifecycle, protocol
-from ecsm_actors.config import load_config
 from ecsm_actors.registry.server import RegistryServer
 from ecsm_actors.registry.stream import stream_path
 
@@ -58,17 +54,6 @@ class WatchEvents:
     def close(self) -> None:
         self.sender.close(linger=0)
         self.socket.close(linger=0)
-
-
-@pytest.fixture
-def server(run_dir: Path) -> Iterator[RegistryServer]:
-    cfg = load_config(None, environ={"ECSM_ACTORS_RUN_DIR": str(run_dir)})
-    server = RegistryServer(cfg)
-    try:
-        yield server
-    finally:
-        server.close()
-        gc.unfreeze()
 
 
 def test_a_connection_accepted_in_a_round_gets_no_poll_result_of_the_round(
