@@ -150,7 +150,8 @@ class RegistrySettings:
     #: Seconds a turn's writes may wait for more before they commit when more local
     #: connections wrote in the last millisecond than this turn holds (those writers are
     #: about to write again: one commit and one sync then serve them all), as
-    #: PostgreSQL's commit_delay; a lone writer and reads never wait; 0: never.
+    #: PostgreSQL's commit_delay; a lone writer and reads never wait; 0: never; at most
+    #: 0.01.
     commit_delay: float = 0.0001
     #: Messages a subscriber buffers before ZeroMQ drops some, and the most the registry
     #: queues per subscriber (see peer_queue_bytes); gaps are repaired by replay.
