@@ -379,7 +379,7 @@ class Checkpoints:
             if not self.log.write(payload):
                 return False
         except OSError as e:
-            self._failed("the write-ahead log failed", e)
+            self.fail("the write-ahead log failed", e)
         self.syncs.request()
         return True
 
@@ -390,7 +390,7 @@ class Checkpoints:
         try:
             self.log.cancel()
         except OSError as e:
-            self._failed("the write-ahead log failed", e)
+            self.fail("the write-ahead log failed", e)
 
     def wait(self, ticket: int | None = None) -> None:
         """Return once the record of ``ticket`` (default: every record written) is
@@ -398,13 +398,7 @@ class Checkpoints:
         try:
             self.syncs.wait(self.syncs.requested if ticket is None else ticket)
         except OSError as e:
-            self._failed("the write-ahead log failed", e)
-
-    def fail(self, what: str, error: BaseException) -> NoReturn:
-        """Stop the store: ``what`` failed with ``error`` while writes were acknowledged
-        that only the log holds (raises :class:`~.wal.WalFailed`; the next open recovers
-        from the log)."""
-        self._failed(what, error)
+            self.fail("the write-ahead log failed", e)
 
     def allocate_data(self, offset: int, length: int) -> None:
         """Allocate the blocks of ``length`` bytes of data.mdb at ``offset`` without
@@ -425,7 +419,10 @@ class Checkpoints:
     #: data.mdb's blocks may be allocated ahead (False once the filesystem could not).
     _can_allocate = True
 
-    def _failed(self, what: str, error: BaseException) -> NoReturn:
+    def fail(self, what: str, error: BaseException) -> NoReturn:
+        """Stop the store: ``what`` failed with ``error``, and writes may be acknowledged
+        that only the log holds (raises :class:`~.wal.WalFailed`; the next open recovers
+        from the log)."""
         self.failed = True
         if self.syncs.error is None:  # nor may a later sync acknowledge a write
             self.syncs.error = OSError(errno.EIO, f"{what}: {error}")
@@ -459,7 +456,7 @@ class Checkpoints:
                   or (self.page_budget is not None and self._dirtied >= self.page_budget)):
                 self._begin(env, background=True)
         except (OSError, lmdb.Error) as e:
-            self._failed("the write-ahead log failed", e)
+            self.fail("the write-ahead log failed", e)
 
     def written(self) -> None:
         """Something was committed that the next checkpoint must cover."""
@@ -482,7 +479,7 @@ class Checkpoints:
                     and self._clock() - self._last >= self.interval * _DUE):
                 self._trim()
         except (OSError, lmdb.Error) as e:  # a sync of data.mdb or of the log failed
-            self._failed("a checkpoint failed", e)
+            self.fail("a checkpoint failed", e)
 
     def _trim(self) -> None:
         """The latest checkpoint is complete and writes have paused: punch the log's
