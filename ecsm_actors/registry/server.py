@@ -563,6 +563,10 @@ class RegistryServer:
     #: ended (see :meth:`_gather`; those not seen for RECENT_WRITERS are dropped there).
     _writers: dict[StreamConnection, float]
 
+    def _drop_writers(self, since: float) -> None:
+        """Let go of the commit delay's writers closed, or not seen since ``since``."""
+        self._writers = {c: at for c, at in self._writers.items() if at >= since and c.open}
+
     def _gather(self, stream: StreamEndpoint, writes: list[tuple[Envelope, Request]],
                 deadline: float) -> bool:
         """The commit delay (``registry.commit_delay``), as PostgreSQL's ``commit_delay``
@@ -573,17 +577,12 @@ class RegistryServer:
         writers settle in two pairs that take turns, 2 writes a commit). A lone writer
         (every recent writer here already) and reads never wait; the wait ends as soon
         as a frame is complete. Whether one is now (the turn takes it)."""
-        recent = self._writers
-        if len(writes) >= len(recent):
+        if len(writes) >= len(self._writers):
             return False
-        since = deadline - self.commit_delay - RECENT_WRITERS
+        self._drop_writers(since=deadline - self.commit_delay - RECENT_WRITERS)
         here = {e for e, _ in writes if e.__class__ is StreamConnection}
-        missing: dict[int, StreamConnection] = {}
-        for c, at in list(recent.items()):
-            if at < since or not c.open:
-                del recent[c]
-            elif c not in here and not c.blocked and not c.pending:
-                missing[c.fd] = c
+        missing = {c.fd: c for c in self._writers
+                   if c not in here and not c.blocked and not c.pending}
         if not missing or max(missing) >= FD_SETSIZE:
             return False
         fds, timeout = list(missing), 0.0  # first what came while the turn decoded
@@ -961,9 +960,7 @@ class RegistryServer:
             # The commit delay's writers: one closed since, or not seen lately, let go
             # (a closed connection keeps what it sent of a frame; else only a turn that
             # waits would drop it).
-            since = time.monotonic() - RECENT_WRITERS
-            self._writers = {c: at for c, at in self._writers.items()
-                             if at >= since and c.open}
+            self._drop_writers(since=time.monotonic() - RECENT_WRITERS)
         if self.event_stream is not None:
             self.event_stream.heartbeat()
             self.stats["streamSubscribers"] = len(self.event_stream.subscribed)
