@@ -131,16 +131,22 @@ def writers(here: InProcessRegistry) -> Iterator[Writers]:
     b.close()
 
 
-def test_a_turn_waits_for_the_recent_writers_and_commits_them_together(
-        here: InProcessRegistry, writers: Writers,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)  # a slow test is recent
+def both_write_once(here: InProcessRegistry, writers: Writers) -> None:
+    """A turn in which both writers create (a1, b1), each answered."""
     stream, a, b = writers
     create_on(a, "a1")
     create_on(b, "b1")
     pump(here, lambda: len(stream.pending) == 2)
     here.server.serve_batch(router=False)
     assert read_reply(a)["ok"] and read_reply(b)["ok"]
+
+
+def test_a_turn_waits_for_the_recent_writers_and_commits_them_together(
+        here: InProcessRegistry, writers: Writers,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "RECENT_WRITERS", 60.0)  # a slow test is recent
+    stream, a, b = writers
+    both_write_once(here, writers)
     # Both wrote just before: a turn holding a's next write takes b's as well, which
     # came once the turn began (its bytes not read before the turn's wait).
     create_on(a, "a2")
@@ -178,11 +184,7 @@ def test_a_writer_not_seen_lately_is_not_waited_for(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server_module, "RECENT_WRITERS", 0.0)  # every writer is stale
     stream, a, b = writers
-    create_on(a, "a1")
-    create_on(b, "b1")
-    pump(here, lambda: len(stream.pending) == 2)
-    here.server.serve_batch(router=False)
-    assert read_reply(a)["ok"] and read_reply(b)["ok"]
+    both_write_once(here, writers)
     waits: list[Any] = []
     monkeypatch.setattr(select, "select", lambda *args: waits.append(args) or ([], [], []))
     create_on(a, "a2")
